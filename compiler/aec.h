@@ -1,0 +1,250 @@
+// aec.h — the compiler: graph IR, the op table, lowering from the AST,
+// autodiff, passes and the C emitter. One section per .c file.
+#ifndef AEC_COMPILER_H
+#define AEC_COMPILER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dsl.h"
+
+#define AEC_VERSION "0.1.0"
+
+// -------------------------------------------------------------- graph.c
+// Shapes leave the batch axis out: a batched value of shape [784] holds
+// n x 784 elements at run time. Unbatched values are parameters, their
+// gradients, and scalars (rank 0: losses and numbers).
+enum { MAX_RANK = 4, MAX_INPUTS = 4 };
+
+typedef struct Shape {
+  bool batched;
+  int rank;
+  int dims[MAX_RANK];
+} Shape;
+
+typedef enum OpKind {
+#define OP(kind, name) kind,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} OpKind;
+
+typedef struct Node {
+  int id;
+  OpKind op;
+  int inputs[MAX_INPUTS];
+  int n_inputs;
+  Shape shape;
+  Loc loc;            // the .ae place it comes from
+  char *name;         // unique C identifier: encoder_dense_1, recon_grad_...
+  double value;       // OP_CONSTANT
+  double alpha;       // leaky_relu slope
+  int param_index;    // OP_PARAM: index into Graph.params
+  bool is_backward;   // made by autodiff
+  int step;           // backward nodes: the step that made them; -1 otherwise
+} Node;
+
+typedef struct Param {
+  char *name;         // encoder.dense_1.kernel
+  int node;           // its OP_PARAM node
+  int net;            // index into Graph.nets
+  Shape shape;
+  size_t offset;      // into the parameter buffer, in elements
+  size_t size;
+  bool is_kernel;     // kernels get Glorot init and count in l2(); biases don't
+  int fan_in, fan_out;
+} Param;
+
+typedef struct Layer {
+  char *name;         // encoder.dense_1
+  char *description;  // dense(32, relu)
+  int node;           // its output node
+  long params;
+  double flops;       // forward, per sample
+  Loc loc;
+} Layer;
+
+typedef struct Net {
+  char *name;
+  Loc loc;
+  const Stmt *stmt;
+  bool applied;        // applied at least once (its weights exist)
+  bool applying;       // recursion guard
+  int *param_ids;      // params it owns
+  int n_params;
+} Net;
+
+typedef enum OptimizerKind { OPTIMIZER_SGD, OPTIMIZER_ADAM } OptimizerKind;
+
+typedef struct Step {
+  Loc loc;
+  char *loss_name;
+  int loss_index;      // into Graph.losses
+  int *nets;           // net indices
+  int n_nets;
+  char *nets_text;     // "encoder, decoder"
+  OptimizerKind optimizer;
+  double lr, momentum, beta1, beta2, eps;
+  int *params;         // param indices it updates, in buffer order
+  int n_params;
+  int *grad_nodes;     // [n_params] autodiff's result for each, or -1 (no dependence: zero)
+  size_t n_elems;      // elements over its params
+} Step;
+
+typedef struct Loss {
+  char *name;
+  int node;
+  Loc loc;
+} Loss;
+
+typedef struct TrainConfig {
+  char *data, *test;
+  int batch, epochs;
+  uint64_t seed;
+} TrainConfig;
+
+typedef struct Graph {
+  Node *nodes;
+  int n_nodes, cap_nodes;
+  Param *params;
+  int n_params, cap_params;
+  size_t n_param_elems;
+  Layer *layers;
+  int n_layers, cap_layers;
+  Net *nets;
+  int n_nets;
+  Loss *losses;
+  int n_losses;
+  Step *steps;
+  int n_steps;
+  TrainConfig train;
+  int input_node;          // the one `input`
+  char *input_name;
+  int code_node;           // -1 when the model has none
+  int reconstruction_node; // -1 when the model has none
+} Graph;
+
+Graph *graph_new(void);
+void graph_free(Graph *graph);
+// Adds a node after checking its inputs' shapes with the op's shape rule.
+// Returns its id, an identical existing node's id (pure ops are shared), or
+// -1 after reporting a shape error at `loc`.
+int graph_add(Graph *graph, OpKind op, const int *inputs, int n_inputs, Loc loc);
+int graph_add_constant(Graph *graph, double value, Loc loc);
+int graph_add_leaky_relu(Graph *graph, int input, double alpha, Loc loc);
+int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool is_kernel,
+                    int fan_in, int fan_out, Loc loc);
+void graph_set_name(Graph *graph, int node, const char *base);  // made unique
+Node *graph_node(Graph *graph, int id);
+bool shape_is_scalar(Shape shape);
+size_t shape_size(Shape shape);  // per sample for batched shapes
+void shape_format(Shape shape, char *out, size_t size);  // "[784]", "[]"
+
+// ---------------------------------------------------------------- ops.c
+// One entry per IR op: its name, arity, shape rule, how its forward kernel is
+// written, and its vector-Jacobian rule. Adding an op is one entry.
+typedef struct Emitter Emitter;
+
+typedef enum KernelKind {
+  KERNEL_NONE,         // input, param, constant: storage only
+  KERNEL_CUSTOM,       // the op's own emit function
+  KERNEL_ELEMENTWISE,  // one loop over the output: out[i] = expr
+  KERNEL_REDUCE,       // a scalar: sum over input 0's elements of expr, then divided
+} KernelKind;
+
+typedef enum Divisor {
+  DIVIDE_BY_ONE,
+  DIVIDE_BY_COUNT,  // every element, batch included ($count)
+  DIVIDE_BY_ROWS,   // the batch size n for batched values, else 1 ($rows)
+} Divisor;
+
+typedef struct OpInfo {
+  const char *name;
+  KernelKind kernel;
+  Divisor divisor;
+  int n_inputs;
+  // Checks input shapes; returns the output shape, or reports at the node's
+  // location and returns false.
+  bool (*shape)(Graph *graph, Node *node, Shape *out);
+  // KERNEL_CUSTOM: writes the node's kernel function.
+  void (*emit)(Emitter *emitter, const Node *node);
+  // Adds backward nodes: given the gradient `grad` of the loss with respect
+  // to the node's output, sets grads_in[i] to the gradient with respect to
+  // input i (or -1), for the inputs whose needs_grad[i] is set.
+  void (*vjp)(Graph *graph, const Node *node, int grad, const bool *needs_grad, int *grads_in);
+  double (*flops)(const Graph *graph, const Node *node);  // per sample (batched) or per call
+  // KERNEL_ELEMENTWISE: the C expression for one output element;
+  // KERNEL_REDUCE: the term summed. $0 $1 $2 stand for the inputs' elements
+  // (a scalar input is broadcast), $alpha for Node.alpha, $count and $rows
+  // for the divisors above.
+  const char *expr;
+  bool pure;  // identical nodes may be shared
+} OpInfo;
+
+const OpInfo *op_info(OpKind op);
+
+// --------------------------------------------------------------- lower.c
+// Builds the graph from the AST: evaluates params (with -D overrides),
+// applies nets (instantiating weights on first use), checks shapes,
+// collects losses and the train block. Reports errors through diag_*;
+// returns NULL when any was found.
+typedef struct Define {
+  const char *name;
+  double value;
+} Define;
+
+Graph *lower_program(const Program *program, const Define *defines, int n_defines);
+
+// ------------------------------------------------------------ autodiff.c
+// Adds backward nodes for each step: the gradient of its loss with respect
+// to each parameter of its nets (Step.grad_nodes). Returns false after
+// reporting a step whose loss depends on none of a named net's parameters.
+bool autodiff(Graph *graph);
+
+// ---------------------------------------------------------- schedule.c
+// A schedule is the ordered list of nodes one generated function computes:
+// dead-code elimination from its outputs, in topological (id) order.
+typedef struct Schedule {
+  int *nodes;
+  int n_nodes;
+} Schedule;
+
+Schedule schedule_for(const Graph *graph, const int *outputs, int n_outputs);
+void schedule_free(Schedule *schedule);
+
+// ------------------------------------------------------------ emit.c
+typedef enum DType { DTYPE_F32, DTYPE_F64 } DType;
+
+typedef struct EmitOptions {
+  const char *source_path;
+  const char *model_name;
+  const char *source_hash;
+  DType dtype;
+  const char *command_line;
+} EmitOptions;
+
+struct Emitter {
+  FILE *out;
+  Graph *graph;
+  const EmitOptions *options;
+};
+
+// Writes the whole C program for the graph.
+bool emit_program(FILE *out, Graph *graph, const EmitOptions *options);
+// Helpers op emitters use.
+void emit_line(Emitter *emitter, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Opens a kernel: the comment naming its .ae place and formula, then
+// `static void NAME(int n, const real *restrict NAMES[0], ..., real *restrict
+// NAMES[n_inputs]) {`. `n` is there when anything is batched.
+void emit_kernel_open(Emitter *emitter, const Node *node, const char *const *arg_names, const char *formula);
+// The per-sample size constant of a node: ENCODER_DENSE_1_SIZE.
+const char *size_const(const Graph *graph, int node, char *buf, size_t size);
+bool node_uses_batch(const Graph *graph, const Node *node);
+
+// ------------------------------------------------------------ summary.c
+void print_summary(FILE *out, const Graph *graph);
+void dump_ir(FILE *out, const Graph *graph);
+
+#endif

@@ -1,0 +1,285 @@
+// main.c — the aec driver: reads a .ae file, lowers it to the graph, adds
+// the backward pass, and writes C (-o model.c) or also compiles it with the
+// runtime into a program (-o model).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aec.h"
+
+extern char **environ;
+
+#ifndef AEC_RUNTIME_LIBS
+#define AEC_RUNTIME_LIBS "-lcairo -lz"
+#endif
+
+enum { MAX_DEFINES = 64 };
+
+typedef struct Options {
+  const char *input;
+  const char *output;
+  Define defines[MAX_DEFINES];
+  int n_defines;
+  DType dtype;
+  bool summary, dump_ir, verbose;
+} Options;
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: aec MODEL.ae [-o OUT] [options]\n"
+          "\n"
+          "Compiles an autoencoder description into one C program that trains and applies it.\n"
+          "  -o OUT.c         write the generated C\n"
+          "  -o OUT           write the C and compile it with the runtime into the program OUT\n"
+          "                   (default: MODEL.c in the current directory)\n"
+          "  -D NAME=VALUE    override `param NAME` of the file\n"
+          "  --dtype f32|f64  element type of the generated code (f64 for gradient checks)\n"
+          "  --summary        print the layers, shapes and parameter counts; write nothing\n"
+          "  --dump-ir        print the graph after autodiff; write nothing\n"
+          "  -v               print the C compiler command\n"
+          "  --version, --help\n"
+          "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
+          "AEC_RUNTIME_DIR (where libaert.a and include/aert.h are; default: next to aec).\n");
+}
+
+static bool parse_define(const char *text, Define *out) {
+  const char *eq = strchr(text, '=');
+  if (!eq || eq == text) return false;
+  char *end;
+  errno = 0;
+  double v = strtod(eq + 1, &end);
+  if (errno || end == eq + 1 || *end) return false;
+  out->name = strndup(text, (size_t)(eq - text));
+  out->value = v;
+  return true;
+}
+
+static int parse_options(int argc, char **argv, Options *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      exit(0);
+    } else if (strcmp(a, "--version") == 0) {
+      printf("aec %s\n", AEC_VERSION);
+      exit(0);
+    } else if (strcmp(a, "-o") == 0) {
+      if (++i >= argc) return diag_error_plain("-o needs a file name"), 2;
+      o->output = argv[i];
+    } else if (strncmp(a, "-D", 2) == 0) {
+      const char *def = a[2] ? a + 2 : (++i < argc ? argv[i] : NULL);
+      if (!def) return diag_error_plain("-D needs NAME=VALUE"), 2;
+      if (o->n_defines == MAX_DEFINES) return diag_error_plain("too many -D options"), 2;
+      if (!parse_define(def, &o->defines[o->n_defines]))
+        return diag_error_plain("-D %s: expected NAME=NUMBER, like -D code=16", def), 2;
+      o->n_defines++;
+    } else if (strcmp(a, "--dtype") == 0 || strncmp(a, "--dtype=", 8) == 0) {
+      const char *v = a[7] == '=' ? a + 8 : (++i < argc ? argv[i] : "");
+      if (strcmp(v, "f32") == 0) o->dtype = DTYPE_F32;
+      else if (strcmp(v, "f64") == 0) o->dtype = DTYPE_F64;
+      else return diag_error_plain("--dtype takes f32 or f64, not '%s'", v), 2;
+    } else if (strcmp(a, "--summary") == 0) {
+      o->summary = true;
+    } else if (strcmp(a, "--dump-ir") == 0) {
+      o->dump_ir = true;
+    } else if (strcmp(a, "-v") == 0) {
+      o->verbose = true;
+    } else if (a[0] == '-' && a[1]) {
+      return diag_error_plain("unknown option '%s' (see aec --help)", a), 2;
+    } else if (o->input) {
+      return diag_error_plain("one .ae file at a time: '%s' and '%s'", o->input, a), 2;
+    } else {
+      o->input = a;
+    }
+  }
+  if (!o->input) {
+    usage(stderr);
+    return 2;
+  }
+  return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static char *model_name_of(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  char *name = strdup(base);
+  if (ends_with(name, ".ae")) name[strlen(name) - 3] = '\0';
+  for (char *c = name; *c; c++)
+    if (!(*c == '-' || *c == '_' || *c == '.' || (*c >= '0' && *c <= '9') || ((*c | 32) >= 'a' && (*c | 32) <= 'z')))
+      *c = '_';
+  return name;
+}
+
+static void hash_source(const Source *src, const Options *o, char *out, size_t size) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a, 64 bits
+  for (size_t i = 0; i < src->length; i++) h = (h ^ (unsigned char)src->text[i]) * 1099511628211ull;
+  h = (h ^ (uint64_t)o->dtype) * 1099511628211ull;
+  for (int i = 0; i < o->n_defines; i++) {
+    for (const char *c = o->defines[i].name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    uint64_t bits;
+    memcpy(&bits, &o->defines[i].value, sizeof bits);
+    h = (h ^ bits) * 1099511628211ull;
+  }
+  snprintf(out, size, "%016llx", (unsigned long long)h);
+}
+
+static char *join_args(int argc, char **argv) {
+  size_t n = 1;
+  for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+  char *s = calloc(n, 1);
+  for (int i = 0; i < argc; i++) {
+    if (i) strcat(s, " ");
+    strcat(s, argv[i]);
+  }
+  for (char *c = s; *c; c++)
+    if (*c == '\n') *c = ' ';
+  return s;
+}
+
+// Where libaert.a and include/aert.h live: $AEC_RUNTIME_DIR or aec's own directory.
+static char *runtime_dir(void) {
+  const char *env = getenv("AEC_RUNTIME_DIR");
+  if (env && *env) return strdup(env);
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return strdup(".");
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  return strdup(exe);
+}
+
+static bool write_c_file(const char *path, Graph *g, const EmitOptions *eo) {
+  char *tmp = NULL;
+  if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) return false;
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    diag_error_plain("cannot write '%s': %s", tmp, strerror(errno));
+    free(tmp);
+    return false;
+  }
+  bool ok = emit_program(out, g, eo);
+  ok &= fflush(out) == 0;
+  ok &= fclose(out) == 0;
+  if (!ok || rename(tmp, path) != 0) {
+    diag_error_plain("cannot write '%s': %s", path, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+    return false;
+  }
+  free(tmp);
+  return true;
+}
+
+// Splits a string of flags on spaces into argv entries.
+static int split_flags(const char *flags, char **argv, int max) {
+  int n = 0;
+  char *copy = strdup(flags), *save = NULL;
+  for (char *tok = strtok_r(copy, " \t", &save); tok && n < max; tok = strtok_r(NULL, " \t", &save)) argv[n++] = strdup(tok);
+  free(copy);
+  return n;
+}
+
+static int compile_program(const char *c_path, const char *output, DType dtype, bool verbose) {
+  char *dir = runtime_dir();
+  char *lib = NULL, *include = NULL;
+  if (asprintf(&lib, "%s/%s", dir, dtype == DTYPE_F64 ? "libaert_f64.a" : "libaert.a") < 0 ||
+      asprintf(&include, "-I%s/include", dir) < 0)
+    return 1;
+  struct stat st;
+  if (stat(lib, &st) != 0) {
+    diag_error_plain("cannot find the runtime library '%s'; build it with `make`, or set AEC_RUNTIME_DIR", lib);
+    return 1;
+  }
+  const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+  const char *cflags = getenv("AEC_CFLAGS") ? getenv("AEC_CFLAGS") : "-O3 -march=native";
+  char *argv[96];
+  int n = split_flags(cc, argv, 8);
+  n += split_flags("-std=gnu11 -fopenmp -Wall -Wextra", argv + n, 8);
+  n += split_flags(cflags, argv + n, 32);
+  argv[n++] = include;
+  argv[n++] = (char *)c_path;
+  argv[n++] = lib;
+  n += split_flags(AEC_RUNTIME_LIBS " -lm", argv + n, 24);
+  argv[n++] = "-o";
+  argv[n++] = (char *)output;
+  argv[n] = NULL;
+  if (verbose) {
+    for (int i = 0; i < n; i++) fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
+    fputc('\n', stderr);
+  }
+  pid_t pid;
+  int status = 0;
+  int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+  if (rc != 0) {
+    diag_error_plain("cannot run the C compiler '%s': %s", argv[0], strerror(rc));
+    return 1;
+  }
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    diag_error_plain("the C compiler failed on '%s' (the generated C is kept there)", c_path);
+    return 1;
+  }
+  free(lib), free(include), free(dir);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  Options o = {0};
+  int rc = parse_options(argc, argv, &o);
+  if (rc) return rc;
+  Source *src = source_load(o.input);
+  if (!src) return 1;
+  Program *program = parse_program(src);
+  Graph *g = NULL;
+  if (program && diag_error_count() == 0) g = lower_program(program, o.defines, o.n_defines);
+  if (g && diag_error_count() == 0) autodiff(g);
+  if (!g || diag_error_count() > 0) {
+    graph_free(g);
+    ast_free_all();
+    source_free(src);
+    return 1;
+  }
+  int status = 0;
+  if (o.summary || o.dump_ir) {
+    if (o.summary) print_summary(stdout, g);
+    if (o.dump_ir) dump_ir(stdout, g);
+  } else {
+    char hash[32];
+    hash_source(src, &o, hash, sizeof hash);
+    char *name = model_name_of(o.input);
+    char *command = join_args(argc, argv);
+    EmitOptions eo = {.source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
+                      .command_line = command};
+    char *c_path = NULL;
+    bool compile = o.output && !ends_with(o.output, ".c");
+    if (!o.output) {
+      if (asprintf(&c_path, "%s.c", name) < 0) return 1;
+    } else if (compile) {
+      if (asprintf(&c_path, "%s.aec-%d.c", o.output, (int)getpid()) < 0) return 1;
+    } else {
+      c_path = strdup(o.output);
+    }
+    if (!write_c_file(c_path, g, &eo)) status = 1;
+    else if (compile) {
+      status = compile_program(c_path, o.output, o.dtype, o.verbose);
+      if (status == 0) unlink(c_path);
+    }
+    free(c_path), free(command), free(name);
+  }
+  graph_free(g);
+  ast_free_all();
+  source_free(src);
+  for (int i = 0; i < o.n_defines; i++) free((char *)o.defines[i].name);
+  return status;
+}

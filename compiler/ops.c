@@ -1,0 +1,418 @@
+// ops.c — the op table. Each IR op is described here once: its shape rule,
+// its kernel (a custom emitter, or an elementwise/reduction expression that
+// emit.c turns into a loop), its vector-Jacobian rule and its FLOPs.
+#include <stdlib.h>
+#include <string.h>
+
+#include "aec.h"
+
+static Shape input_shape(Graph *graph, const Node *node, int i) { return graph->nodes[node->inputs[i]].shape; }
+
+// The name a user wrote for an op, for messages.
+static const char *user_name(OpKind op) {
+  switch (op) {
+  case OP_ADD: return "'+'";
+  case OP_SUB: return "'-'";
+  case OP_MUL: return "'*'";
+  case OP_DIV: return "'/'";
+  case OP_BCE_LOGITS: return "bce";
+  default: return op_info(op)->name;
+  }
+}
+
+static void shape_error(Graph *graph, const Node *node, int a, int b) {
+  char sa[64], sb[64];
+  shape_format(input_shape(graph, node, a), sa, sizeof sa);
+  shape_format(input_shape(graph, node, b), sb, sizeof sb);
+  diag_error(node->loc, "%s: the shapes %s and %s differ; both sides need the same shape, or one side must be a number",
+             user_name(node->op), sa, sb);
+}
+
+// ------------------------------------------------------------- shape rules
+static bool shape_same(Graph *graph, Node *node, Shape *out) {
+  *out = input_shape(graph, node, 0);
+  return true;
+}
+
+static bool shapes_equal(Shape a, Shape b) {
+  if (a.batched != b.batched || a.rank != b.rank) return false;
+  for (int i = 0; i < a.rank; i++)
+    if (a.dims[i] != b.dims[i]) return false;
+  return true;
+}
+
+// Elementwise on two values: equal shapes, or one side a scalar.
+static bool shape_broadcast(Graph *graph, Node *node, Shape *out) {
+  Shape a = input_shape(graph, node, 0), b = input_shape(graph, node, 1);
+  if (shapes_equal(a, b) || shape_is_scalar(b)) return *out = a, true;
+  if (shape_is_scalar(a)) return *out = b, true;
+  shape_error(graph, node, 0, 1);
+  return false;
+}
+
+static bool shape_scalar(Graph *graph, Node *node, Shape *out) {
+  (void)graph, (void)node;
+  *out = (Shape){0};
+  return true;
+}
+
+// A loss of (prediction, target): equal shapes or a numeric target.
+static bool shape_loss(Graph *graph, Node *node, Shape *out) {
+  Shape p = input_shape(graph, node, 0), t = input_shape(graph, node, 1);
+  if (!shapes_equal(p, t) && !shape_is_scalar(t)) {
+    char sp[64], st[64];
+    shape_format(p, sp, sizeof sp), shape_format(t, st, sizeof st);
+    diag_error(node->loc,
+               "%s: the prediction has shape %s but the target has shape %s; make the prediction's last layer "
+               "produce %s, or compare with a target of shape %s (a target may also be a number)",
+               user_name(node->op), sp, st, st, sp);
+    return false;
+  }
+  *out = (Shape){0};
+  return true;
+}
+
+// The gradient of a (prediction, target) loss, given the scalar gradient.
+static bool shape_loss_grad(Graph *graph, Node *node, Shape *out) {
+  *out = input_shape(graph, node, 0);
+  return true;
+}
+
+// dense(x[K], kernel[K, N], bias[N]) -> [N]
+static bool shape_dense(Graph *graph, Node *node, Shape *out) {
+  Shape x = input_shape(graph, node, 0), w = input_shape(graph, node, 1);
+  if (!x.batched || x.rank != 1) {
+    char sx[64];
+    shape_format(x, sx, sizeof sx);
+    diag_error(node->loc, "dense needs a flat input of shape [features] per sample, but got %s%s", sx,
+               x.batched ? "; add flatten() before it" : "");
+    return false;
+  }
+  if (w.dims[0] != x.dims[0]) {
+    diag_error(node->loc, "dense: its weights were made for inputs of %d features, but this input has %d "
+               "(a net keeps the shapes of its first application)", w.dims[0], x.dims[0]);
+    return false;
+  }
+  *out = (Shape){.batched = true, .rank = 1, .dims = {w.dims[1]}};
+  return true;
+}
+
+// dense_grad_input(dy[N], kernel[K, N]) -> [K]
+static bool shape_dense_grad_input(Graph *graph, Node *node, Shape *out) {
+  *out = (Shape){.batched = true, .rank = 1, .dims = {input_shape(graph, node, 1).dims[0]}};
+  return true;
+}
+
+// dense_grad_kernel(x[K], dy[N]) -> [K, N]
+static bool shape_dense_grad_kernel(Graph *graph, Node *node, Shape *out) {
+  *out = (Shape){.rank = 2, .dims = {input_shape(graph, node, 0).dims[0], input_shape(graph, node, 1).dims[0]}};
+  return true;
+}
+
+// bias_grad(dy[N]) -> [N]
+static bool shape_bias_grad(Graph *graph, Node *node, Shape *out) {
+  *out = input_shape(graph, node, 0);
+  out->batched = false;
+  return true;
+}
+
+// sum_grad(g, like), mean_grad(g, like): the shape of `like`
+static bool shape_like_second(Graph *graph, Node *node, Shape *out) {
+  *out = input_shape(graph, node, 1);
+  return true;
+}
+
+// ---------------------------------------------------------------- kernels
+static void emit_dense(Emitter *e, const Node *node) {
+  char in[512], out[512];
+  size_const(e->graph, node->inputs[0], in, sizeof in);
+  size_const(e->graph, node->id, out, sizeof out);
+  emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
+                   "y[n][OUT] = x[n][IN] . kernel[IN][OUT] + bias[OUT]");
+  emit_line(e, "  enum { IN = %s, OUT = %s };", in, out);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int i = 0; i < n; i++) {");
+  emit_line(e, "    const real *restrict xi = x + (size_t)i * IN;");
+  emit_line(e, "    real *restrict yi = y + (size_t)i * OUT;");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) yi[j] = bias[j];");
+  emit_line(e, "    for (int k = 0; k < IN; k++) {");
+  emit_line(e, "      const real xik = xi[k];");
+  emit_line(e, "      for (int j = 0; j < OUT; j++) yi[j] += xik * kernel[(size_t)k * OUT + j];");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+static void emit_dense_grad_input(Emitter *e, const Node *node) {
+  char in[512], out[512];
+  size_const(e->graph, node->id, in, sizeof in);
+  size_const(e->graph, node->inputs[0], out, sizeof out);
+  emit_kernel_open(e, node, (const char *const[]){"dy", "kernel", "dx"},
+                   "dx[n][IN] = dy[n][OUT] . kernel[IN][OUT]^T");
+  emit_line(e, "  enum { IN = %s, OUT = %s };", in, out);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int i = 0; i < n; i++) {");
+  emit_line(e, "    const real *restrict dyi = dy + (size_t)i * OUT;");
+  emit_line(e, "    for (int k = 0; k < IN; k++) {");
+  emit_line(e, "      const real *restrict wk = kernel + (size_t)k * OUT;");
+  emit_line(e, "      real sum = 0;");
+  emit_line(e, "#pragma omp simd reduction(+ : sum)");
+  emit_line(e, "      for (int j = 0; j < OUT; j++) sum += dyi[j] * wk[j];");
+  emit_line(e, "      dx[(size_t)i * IN + k] = sum;");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+static void emit_dense_grad_kernel(Emitter *e, const Node *node) {
+  char in[512], out[512];
+  size_const(e->graph, node->inputs[0], in, sizeof in);
+  size_const(e->graph, node->inputs[1], out, sizeof out);
+  emit_kernel_open(e, node, (const char *const[]){"x", "dy", "dkernel"},
+                   "dkernel[IN][OUT] = x[n][IN]^T . dy[n][OUT]");
+  emit_line(e, "  enum { IN = %s, OUT = %s };", in, out);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int k = 0; k < IN; k++) {");
+  emit_line(e, "    real *restrict dwk = dkernel + (size_t)k * OUT;");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) dwk[j] = 0;");
+  emit_line(e, "    for (int i = 0; i < n; i++) {");
+  emit_line(e, "      const real xik = x[(size_t)i * IN + k];");
+  emit_line(e, "      const real *restrict dyi = dy + (size_t)i * OUT;");
+  emit_line(e, "      for (int j = 0; j < OUT; j++) dwk[j] += xik * dyi[j];");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+static void emit_bias_grad(Emitter *e, const Node *node) {
+  char out[512];
+  size_const(e->graph, node->id, out, sizeof out);
+  emit_kernel_open(e, node, (const char *const[]){"dy", "dbias"}, "dbias[OUT] = sum over the batch of dy[n][OUT]");
+  emit_line(e, "  enum { OUT = %s };", out);
+  emit_line(e, "  for (int j = 0; j < OUT; j++) dbias[j] = 0;");
+  emit_line(e, "  for (int i = 0; i < n; i++)");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];");
+  emit_line(e, "}");
+}
+
+// ------------------------------------------------ vector-Jacobian rules
+static int add1(Graph *g, OpKind op, int a, Loc loc) { return graph_add(g, op, (int[]){a}, 1, loc); }
+static int add2(Graph *g, OpKind op, int a, int b, Loc loc) { return graph_add(g, op, (int[]){a, b}, 2, loc); }
+static int add3(Graph *g, OpKind op, int a, int b, int c, Loc loc) {
+  return graph_add(g, op, (int[]){a, b, c}, 3, loc);
+}
+
+// A gradient computed at the output's shape, reduced to an input that was
+// broadcast (a scalar operand of a tensor op).
+static int reduce_to(Graph *g, int grad, int input, Loc loc) {
+  if (grad < 0) return grad;
+  if (shape_is_scalar(g->nodes[input].shape) && !shape_is_scalar(g->nodes[grad].shape))
+    return add1(g, OP_SUM, grad, loc);
+  return grad;
+}
+
+static void vjp_dense(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int x = node->inputs[0], w = node->inputs[1];
+  if (needs[0]) out[0] = add2(g, OP_DENSE_GRAD_INPUT, grad, w, node->loc);
+  if (needs[1]) out[1] = add2(g, OP_DENSE_GRAD_KERNEL, x, grad, node->loc);
+  if (needs[2]) out[2] = add1(g, OP_BIAS_GRAD, grad, node->loc);
+}
+
+// Activations whose derivative is a function of their output y.
+static void vjp_from_output(Graph *g, const Node *node, int grad, OpKind grad_op, int *out) {
+  int id = graph_add(g, grad_op, (int[]){node->id, grad}, 2, node->loc);
+  if (id >= 0) g->nodes[id].alpha = node->alpha;
+  out[0] = id;
+}
+
+static void vjp_relu(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_from_output(g, node, grad, OP_RELU_GRAD, out);
+}
+static void vjp_sigmoid(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_from_output(g, node, grad, OP_SIGMOID_GRAD, out);
+}
+static void vjp_tanh(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_from_output(g, node, grad, OP_TANH_GRAD, out);
+}
+static void vjp_leaky_relu(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_from_output(g, node, grad, OP_LEAKY_RELU_GRAD, out);  // keeps the slope
+}
+static void vjp_softplus(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_SOFTPLUS_GRAD, node->inputs[0], grad, node->loc);
+}
+
+static void vjp_add(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = reduce_to(g, grad, node->inputs[0], node->loc);
+  if (needs[1]) out[1] = reduce_to(g, grad, node->inputs[1], node->loc);
+}
+static void vjp_sub(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = reduce_to(g, grad, node->inputs[0], node->loc);
+  if (needs[1]) out[1] = reduce_to(g, add1(g, OP_NEG, grad, node->loc), node->inputs[1], node->loc);
+}
+static void vjp_mul(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int a = node->inputs[0], b = node->inputs[1];
+  if (needs[0]) out[0] = reduce_to(g, add2(g, OP_MUL, grad, b, node->loc), a, node->loc);
+  if (needs[1]) out[1] = reduce_to(g, add2(g, OP_MUL, grad, a, node->loc), b, node->loc);
+}
+static void vjp_div(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int a = node->inputs[0], b = node->inputs[1];
+  if (needs[0]) out[0] = reduce_to(g, add2(g, OP_DIV, grad, b, node->loc), a, node->loc);
+  if (needs[1]) {  // d(a/b)/db = -a/b^2 = -(a/b)/b
+    int quotient_over_b = add2(g, OP_DIV, node->id, b, node->loc);
+    out[1] = reduce_to(g, add1(g, OP_NEG, add2(g, OP_MUL, grad, quotient_over_b, node->loc), node->loc), b,
+                       node->loc);
+  }
+}
+static void vjp_neg(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add1(g, OP_NEG, grad, node->loc);
+}
+
+static void vjp_sum(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_SUM_GRAD, grad, node->inputs[0], node->loc);
+}
+static void vjp_mean(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_MEAN_GRAD, grad, node->inputs[0], node->loc);
+}
+static void vjp_l1(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_L1_GRAD, node->inputs[0], grad, node->loc);
+}
+static void vjp_sum_squares(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_SUM_SQUARES_GRAD, node->inputs[0], grad, node->loc);
+}
+
+// Losses of (prediction, target): each has a gradient op for the prediction
+// and one for the target (used when the target depends on trained weights).
+static void vjp_loss(Graph *g, const Node *node, int grad, const bool *needs, int *out, OpKind pred_op,
+                     OpKind target_op) {
+  int p = node->inputs[0], t = node->inputs[1];
+  if (needs[0]) out[0] = add3(g, pred_op, p, t, grad, node->loc);
+  if (needs[1]) {
+    int target_grad = target_op == OP_MSE_GRAD ? add1(g, OP_NEG, add3(g, OP_MSE_GRAD, p, t, grad, node->loc), node->loc)
+                                               : add3(g, target_op, p, t, grad, node->loc);
+    out[1] = reduce_to(g, target_grad, t, node->loc);
+  }
+}
+static void vjp_mse(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  vjp_loss(g, node, grad, needs, out, OP_MSE_GRAD, OP_MSE_GRAD);
+}
+static void vjp_bce(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  vjp_loss(g, node, grad, needs, out, OP_BCE_GRAD, OP_BCE_GRAD_TARGET);
+}
+static void vjp_bce_logits(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  vjp_loss(g, node, grad, needs, out, OP_BCE_LOGITS_GRAD, OP_BCE_LOGITS_GRAD_TARGET);
+}
+
+// ------------------------------------------------------------------ FLOPs
+static double flops_dense(const Graph *g, const Node *node) {
+  Shape w = g->nodes[node->inputs[1]].shape;
+  return 2.0 * w.dims[0] * w.dims[1] + w.dims[1];
+}
+// dense_grad_input(dy[N], kernel[K, N]) and dense_grad_kernel(x[K], dy[N]):
+// 2 K N per sample either way.
+static double flops_dense_grad(const Graph *g, const Node *node) {
+  Shape a = g->nodes[node->inputs[0]].shape, b = g->nodes[node->inputs[1]].shape;
+  return node->op == OP_DENSE_GRAD_INPUT ? 2.0 * (double)shape_size(b)
+                                         : 2.0 * (double)shape_size(a) * (double)shape_size(b);
+}
+static double flops_elements(const Graph *g, const Node *node) {
+  (void)g;
+  return (double)shape_size(node->shape);
+}
+static double flops_input_elements(const Graph *g, const Node *node) {
+  return 2.0 * (double)shape_size(g->nodes[node->inputs[0]].shape);
+}
+
+// ------------------------------------------------------------------ table
+#define ELEMENTWISE(expression) .kernel = KERNEL_ELEMENTWISE, .expr = expression, .flops = flops_elements, .pure = true
+#define REDUCE(expression, by) \
+  .kernel = KERNEL_REDUCE, .expr = expression, .divisor = by, .flops = flops_input_elements, .pure = true
+
+static const OpInfo op_table[OP_COUNT] = {
+    [OP_INPUT] = {.name = "input", .kernel = KERNEL_NONE},
+    [OP_PARAM] = {.name = "param", .kernel = KERNEL_NONE},
+    [OP_CONSTANT] = {.name = "constant", .kernel = KERNEL_NONE, .shape = shape_scalar, .pure = true},
+
+    [OP_DENSE] = {.name = "dense", .n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_dense, .emit = emit_dense,
+                  .vjp = vjp_dense, .flops = flops_dense, .pure = true},
+    [OP_DENSE_GRAD_INPUT] = {.name = "dense_grad_input", .n_inputs = 2, .kernel = KERNEL_CUSTOM,
+                             .shape = shape_dense_grad_input, .emit = emit_dense_grad_input,
+                             .flops = flops_dense_grad, .pure = true},
+    [OP_DENSE_GRAD_KERNEL] = {.name = "dense_grad_kernel", .n_inputs = 2, .kernel = KERNEL_CUSTOM,
+                              .shape = shape_dense_grad_kernel, .emit = emit_dense_grad_kernel,
+                              .flops = flops_dense_grad, .pure = true},
+    [OP_BIAS_GRAD] = {.name = "bias_grad", .n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_bias_grad,
+                      .emit = emit_bias_grad, .flops = flops_elements, .pure = true},
+
+    [OP_RELU] = {.name = "relu", .n_inputs = 1, ELEMENTWISE("$0 > 0 ? $0 : 0"), .shape = shape_same, .vjp = vjp_relu},
+    [OP_RELU_GRAD] = {.name = "relu_grad", .n_inputs = 2, ELEMENTWISE("$0 > 0 ? $1 : 0"), .shape = shape_same},
+    [OP_LEAKY_RELU] = {.name = "leaky_relu", .n_inputs = 1, ELEMENTWISE("$0 > 0 ? $0 : $alpha * $0"),
+                       .shape = shape_same, .vjp = vjp_leaky_relu},
+    [OP_LEAKY_RELU_GRAD] = {.name = "leaky_relu_grad", .n_inputs = 2, ELEMENTWISE("$0 > 0 ? $1 : $alpha * $1"),
+                            .shape = shape_same},
+    [OP_SIGMOID] = {.name = "sigmoid", .n_inputs = 1, ELEMENTWISE("1 / (1 + exp(-$0))"), .shape = shape_same,
+                    .vjp = vjp_sigmoid},
+    [OP_SIGMOID_GRAD] = {.name = "sigmoid_grad", .n_inputs = 2, ELEMENTWISE("$1 * $0 * (1 - $0)"),
+                         .shape = shape_same},
+    [OP_TANH] = {.name = "tanh", .n_inputs = 1, ELEMENTWISE("tanh($0)"), .shape = shape_same, .vjp = vjp_tanh},
+    [OP_TANH_GRAD] = {.name = "tanh_grad", .n_inputs = 2, ELEMENTWISE("$1 * (1 - $0 * $0)"), .shape = shape_same},
+    [OP_SOFTPLUS] = {.name = "softplus", .n_inputs = 1, ELEMENTWISE("fmax($0, 0) + log1p(exp(-fabs($0)))"),
+                     .shape = shape_same, .vjp = vjp_softplus},
+    [OP_SOFTPLUS_GRAD] = {.name = "softplus_grad", .n_inputs = 2, ELEMENTWISE("$1 / (1 + exp(-$0))"),
+                          .shape = shape_same},
+
+    [OP_ADD] = {.name = "add", .n_inputs = 2, ELEMENTWISE("$0 + $1"), .shape = shape_broadcast, .vjp = vjp_add},
+    [OP_SUB] = {.name = "sub", .n_inputs = 2, ELEMENTWISE("$0 - $1"), .shape = shape_broadcast, .vjp = vjp_sub},
+    [OP_MUL] = {.name = "mul", .n_inputs = 2, ELEMENTWISE("$0 * $1"), .shape = shape_broadcast, .vjp = vjp_mul},
+    [OP_DIV] = {.name = "div", .n_inputs = 2, ELEMENTWISE("$0 / $1"), .shape = shape_broadcast, .vjp = vjp_div},
+    [OP_NEG] = {.name = "neg", .n_inputs = 1, ELEMENTWISE("-$0"), .shape = shape_same, .vjp = vjp_neg},
+
+    [OP_SUM] = {.name = "sum", .n_inputs = 1, REDUCE("$0", DIVIDE_BY_ONE), .shape = shape_scalar, .vjp = vjp_sum},
+    [OP_MEAN] = {.name = "mean", .n_inputs = 1, REDUCE("$0", DIVIDE_BY_COUNT), .shape = shape_scalar, .vjp = vjp_mean},
+    [OP_SUM_GRAD] = {.name = "sum_grad", .n_inputs = 2, ELEMENTWISE("$0"), .shape = shape_like_second},
+    [OP_MEAN_GRAD] = {.name = "mean_grad", .n_inputs = 2, ELEMENTWISE("$0 / $count"), .divisor = DIVIDE_BY_COUNT,
+                      .shape = shape_like_second},
+    [OP_L1] = {.name = "l1", .n_inputs = 1, REDUCE("fabs($0)", DIVIDE_BY_ROWS), .shape = shape_scalar, .vjp = vjp_l1},
+    [OP_L1_GRAD] = {.name = "l1_grad", .n_inputs = 2, ELEMENTWISE("(($0 > 0) - ($0 < 0)) * $1 / $rows"),
+                    .divisor = DIVIDE_BY_ROWS, .shape = shape_same},
+    [OP_SUM_SQUARES] = {.name = "sum_squares", .n_inputs = 1, REDUCE("$0 * $0", DIVIDE_BY_ROWS),
+                        .shape = shape_scalar, .vjp = vjp_sum_squares},
+    [OP_SUM_SQUARES_GRAD] = {.name = "sum_squares_grad", .n_inputs = 2, ELEMENTWISE("2 * $0 * $1 / $rows"),
+                             .divisor = DIVIDE_BY_ROWS, .shape = shape_same},
+
+    [OP_MSE] = {.name = "mse", .n_inputs = 2, REDUCE("($0 - $1) * ($0 - $1)", DIVIDE_BY_COUNT), .shape = shape_loss,
+                .vjp = vjp_mse},
+    [OP_MSE_GRAD] = {.name = "mse_grad", .n_inputs = 3, ELEMENTWISE("2 * ($0 - $1) * $2 / $count"),
+                     .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
+    // As PyTorch's BCELoss: each log clamped at -100, so p = 0 or 1 is finite.
+    [OP_BCE] = {.name = "bce", .n_inputs = 2,
+                REDUCE("-($1 * fmax(log($0), -100) + (1 - $1) * fmax(log(1 - $0), -100))", DIVIDE_BY_COUNT),
+                .shape = shape_loss, .vjp = vjp_bce},
+    [OP_BCE_GRAD] = {.name = "bce_grad", .n_inputs = 3,
+                     ELEMENTWISE("$2 * ($0 - $1) / (fmax($0 * (1 - $0), 1e-12) * $count)"),
+                     .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
+    [OP_BCE_GRAD_TARGET] = {.name = "bce_grad_target", .n_inputs = 3,
+                            ELEMENTWISE("$2 * (fmax(log(1 - $0), -100) - fmax(log($0), -100)) / $count"),
+                            .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
+    // bce(sigmoid(z), t) computed from the logits z: never takes log(0).
+    [OP_BCE_LOGITS] = {.name = "bce_logits", .n_inputs = 2,
+                       REDUCE("fmax($0, 0) - $0 * $1 + log1p(exp(-fabs($0)))", DIVIDE_BY_COUNT),
+                       .shape = shape_loss, .vjp = vjp_bce_logits},
+    [OP_BCE_LOGITS_GRAD] = {.name = "bce_logits_grad", .n_inputs = 3,
+                            ELEMENTWISE("$2 * (1 / (1 + exp(-$0)) - $1) / $count"), .divisor = DIVIDE_BY_COUNT,
+                            .shape = shape_loss_grad},
+    [OP_BCE_LOGITS_GRAD_TARGET] = {.name = "bce_logits_grad_target", .n_inputs = 3,
+                                   ELEMENTWISE("-$2 * $0 / $count"), .divisor = DIVIDE_BY_COUNT,
+                                   .shape = shape_loss_grad},
+};
+
+const OpInfo *op_info(OpKind op) { return &op_table[op]; }

@@ -1,0 +1,41 @@
+// summary.c — what `aec --summary` and `aec --dump-ir` print: the model's
+// layers like Keras's model.summary(), and the graph node by node.
+#include <string.h>
+
+#include "aec.h"
+
+void print_summary(FILE *out, const Graph *g) {
+  fprintf(out, "%-28s %-24s %-16s %12s %14s\n", "Layer", "Op", "Output shape", "Params", "FLOPs/sample");
+  long params = 0;
+  double flops = 0;
+  for (int i = 0; i < g->n_layers; i++) {
+    const Layer *l = &g->layers[i];
+    char shape[64];
+    shape_format(g->nodes[l->node].shape, shape, sizeof shape);
+    fprintf(out, "%-28s %-24s %-16s %12ld %14.0f\n", l->name, l->description, shape, l->params, l->flops);
+    params += l->params;
+    flops += l->flops;
+  }
+  fprintf(out, "Total params: %ld (%zu in the parameter buffer)\n", params, g->n_param_elems);
+  fprintf(out, "Forward FLOPs per sample: %.0f\n", flops);
+  for (int i = 0; i < g->n_steps; i++) {
+    const Step *s = &g->steps[i];
+    fprintf(out, "step %d: minimize %s over %s with %s(lr=%g)\n", i, s->loss_name, s->nets_text,
+            s->optimizer == OPTIMIZER_ADAM ? "adam" : "sgd", s->lr);
+  }
+}
+
+void dump_ir(FILE *out, const Graph *g) {
+  for (int id = 0; id < g->n_nodes; id++) {
+    const Node *n = &g->nodes[id];
+    char shape[64];
+    shape_format(n->shape, shape, sizeof shape);
+    fprintf(out, "%%%d = %s", id, op_info(n->op)->name);
+    for (int i = 0; i < n->n_inputs; i++) fprintf(out, "%s%%%d", i ? ", " : " ", n->inputs[i]);
+    if (n->op == OP_CONSTANT) fprintf(out, " %g", n->value);
+    fprintf(out, " : %s%s  ; %s", shape, n->shape.batched ? "xN" : "", n->name);
+    if (n->loc.source) fprintf(out, " @ %s:%d:%d", n->loc.source->path, n->loc.line, n->loc.col);
+    if (n->is_backward) fprintf(out, " (backward, step %d)", n->step);
+    fputc('\n', out);
+  }
+}

@@ -1,0 +1,66 @@
+// source.c — loading `.ae` texts. The text is kept whole and NUL-terminated
+// so that the lexer can use the terminator as its sentinel and diagnostics
+// can echo any line; NUL bytes inside it are the lexer's business.
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsl.h"
+
+// Columns are ints, so a larger file could not be located exactly.
+enum { MAX_SOURCE_SIZE = 1 << 30 };
+
+static void *checked(void *pointer) {
+  if (!pointer) {
+    fputs("aec: out of memory\n", stderr);
+    exit(EXIT_FAILURE);
+  }
+  return pointer;
+}
+
+static Source *new_source(const char *path, char *text, size_t length) {
+  Source *source = checked(malloc(sizeof(Source)));
+  source->path = checked(strdup(path));
+  source->text = text;
+  source->length = length;
+  return source;
+}
+
+Source *source_load(const char *path) {
+  FILE *file = fopen(path, "rb");
+  if (!file) {
+    diag_error_plain("cannot read '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t length = 0, capacity = 1 << 16;
+  char *text = checked(malloc(capacity));
+  for (;;) {
+    if (capacity - length < 2) text = checked(realloc(text, capacity *= 2));
+    size_t got = fread(text + length, 1, capacity - length - 1, file);
+    length += got;
+    if (got == 0 || length > MAX_SOURCE_SIZE) break;
+  }
+  const char *problem = ferror(file) ? strerror(errno) : length > MAX_SOURCE_SIZE ? "file too large" : NULL;
+  fclose(file);
+  if (problem) {
+    diag_error_plain("cannot read '%s': %s", path, problem);
+    free(text);
+    return NULL;
+  }
+  text[length] = '\0';
+  return new_source(path, text, length);
+}
+
+Source *source_from_string(const char *path, const char *text) {
+  size_t length = strlen(text);
+  char *copy = checked(malloc(length + 1));
+  memcpy(copy, text, length + 1);
+  return new_source(path, copy, length);
+}
+
+void source_free(Source *source) {
+  if (!source) return;
+  free((char *)source->path);
+  free(source->text);
+  free(source);
+}

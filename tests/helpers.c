@@ -1,0 +1,92 @@
+// helpers.c — running commands, temporary directories and figures for the
+// Check suites (see tests.h).
+#define _GNU_SOURCE
+#include <ftw.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+enum { CAPTURE_LIMIT = 512 * 1024 };
+
+static char *read_capped(const char *path) {
+  FILE *file = fopen(path, "rb");
+  char *text = calloc(CAPTURE_LIMIT + 1, 1);
+  ck_assert_ptr_nonnull(text);
+  if (file) {
+    size_t got = fread(text, 1, CAPTURE_LIMIT, file);
+    text[got] = '\0';
+    fclose(file);
+  }
+  return text;
+}
+
+CommandResult run_command(const char *fmt, ...) {
+  char *command = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  ck_assert_int_ge(vasprintf(&command, fmt, ap), 0);
+  va_end(ap);
+  char *dir = make_temp_dir("cmd");
+  char *wrapped = NULL;
+  ck_assert_int_ge(asprintf(&wrapped, "( %s ) >%s/out 2>%s/err </dev/null", command, dir, dir), 0);
+  int raw = system(wrapped);
+  CommandResult result;
+  result.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
+  char *path = NULL;
+  ck_assert_int_ge(asprintf(&path, "%s/out", dir), 0);
+  result.out = read_capped(path);
+  free(path);
+  ck_assert_int_ge(asprintf(&path, "%s/err", dir), 0);
+  result.err = read_capped(path);
+  free(path);
+  remove_tree(dir);
+  free(dir);
+  free(wrapped);
+  free(command);
+  return result;
+}
+
+void command_result_free(CommandResult *result) {
+  free(result->out);
+  free(result->err);
+  result->out = result->err = NULL;
+}
+
+char *make_temp_dir(const char *tag) {
+  const char *base = getenv("TMPDIR");
+  char *path = NULL;
+  ck_assert_int_ge(asprintf(&path, "%s/aec-test-%s-XXXXXX", base && *base ? base : "/tmp", tag), 0);
+  ck_assert_msg(mkdtemp(path) != NULL, "cannot make a temporary directory %s", path);
+  return path;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+void write_file(const char *path, const void *data, size_t size) {
+  FILE *file = fopen(path, "wb");
+  ck_assert_msg(file != NULL, "cannot write %s", path);
+  ck_assert_uint_eq(fwrite(data, 1, size, file), size);
+  ck_assert_int_eq(fclose(file), 0);
+}
+
+double figure(const char *stdout_text, const char *name) {
+  size_t length = strlen(name);
+  double value = NAN;  // the last occurrence wins: train prints per epoch
+  for (const char *line = stdout_text; line && *line;) {
+    if (strncmp(line, name, length) == 0 && line[length] == ' ') value = strtod(line + length + 1, NULL);
+    const char *next = strchr(line, '\n');
+    line = next ? next + 1 : NULL;
+  }
+  return value;
+}

@@ -1,0 +1,276 @@
+// test_compiler.c — lowering, shapes, weight sharing, autodiff and the
+// compiler's diagnostics, in process, on small .ae texts.
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aec.h"
+#include "tests.h"
+
+// Compiles text up to autodiff; returns the graph (or NULL) and the
+// diagnostics printed on the way in *messages.
+static Graph *compile_text(const char *text, char **messages) {
+  char *buffer = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&buffer, &size);
+  diag_set_output(out);
+  diag_reset();
+  Source *src = source_from_string("t.ae", text);
+  Program *program = parse_program(src);
+  Graph *g = NULL;
+  if (program && diag_error_count() == 0) g = lower_program(program, NULL, 0);
+  if (g && !autodiff(g)) {
+    graph_free(g);
+    g = NULL;
+  }
+  fclose(out);
+  diag_set_output(stderr);
+  *messages = buffer;
+  // The source must outlive the graph's locations; tests free both.
+  return g;
+}
+
+static void expect_error(const char *text, const char *message) {
+  char *messages = NULL;
+  Graph *g = compile_text(text, &messages);
+  ck_assert_msg(g == NULL, "expected an error for:\n%s", text);
+  ck_assert_msg(strstr(messages, message) != NULL, "expected\n  %s\nin\n%s", message, messages);
+  free(messages);
+}
+
+static Graph *expect_ok(const char *text) {
+  char *messages = NULL;
+  Graph *g = compile_text(text, &messages);
+  ck_assert_msg(g != NULL, "unexpected errors:\n%s", messages);
+  ck_assert_str_eq(messages, "");
+  free(messages);
+  return g;
+}
+
+static int find_node(const Graph *g, const char *name) {
+  for (int i = 0; i < g->n_nodes; i++)
+    if (strcmp(g->nodes[i].name, name) == 0) return i;
+  return -1;
+}
+
+static const char *simple_ae =
+    "param code = 32\n"
+    "input x: [784]\n"
+    "net encoder = dense(code, relu)\n"
+    "net decoder = dense(784, sigmoid)\n"
+    "loss recon = bce(decoder(encoder(x)), x)\n"
+    "train { batch 64 epochs 3 seed 7 step minimize recon over encoder, decoder with adam(lr=0.002) }\n";
+
+START_TEST(shapes_of_a_dense_autoencoder) {
+  Graph *g = expect_ok(simple_ae);
+  int code = find_node(g, "encoder_dense_1_relu");
+  ck_assert_int_ge(code, 0);
+  ck_assert(g->nodes[code].shape.batched);
+  ck_assert_int_eq(g->nodes[code].shape.rank, 1);
+  ck_assert_int_eq(g->nodes[code].shape.dims[0], 32);
+  ck_assert_int_eq(g->n_params, 4);
+  ck_assert_str_eq(g->params[0].name, "encoder.dense_1.kernel");
+  ck_assert_int_eq(g->params[0].shape.dims[0], 784);
+  ck_assert_int_eq(g->params[0].shape.dims[1], 32);
+  ck_assert_uint_eq(g->n_param_elems, 784 * 32 + 32 + 32 * 784 + 784);
+  ck_assert_int_eq(g->code_node, code);
+  ck_assert_int_eq(g->nodes[g->reconstruction_node].op, OP_SIGMOID);
+  ck_assert_int_eq(g->train.batch, 64);
+  ck_assert_int_eq(g->train.epochs, 3);
+  ck_assert_uint_eq(g->train.seed, 7);
+  ck_assert_double_eq(g->steps[0].lr, 0.002);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(bce_of_a_sigmoid_uses_the_logits) {
+  Graph *g = expect_ok(simple_ae);
+  const Node *loss = &g->nodes[g->losses[0].node];
+  ck_assert_int_eq(loss->op, OP_BCE_LOGITS);
+  ck_assert_int_eq(g->nodes[loss->inputs[0]].op, OP_DENSE);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(a_second_call_shares_weights) {
+  Graph *g = expect_ok("input x: [10]\n"
+                       "net f = dense(10, tanh)\n"
+                       "loss l = mse(f(f(x)), x)\n");
+  ck_assert_int_eq(g->n_params, 2);
+  int dense = 0;
+  for (int i = 0; i < g->n_nodes; i++) dense += g->nodes[i].op == OP_DENSE;
+  ck_assert_int_eq(dense, 2);
+  // Both applications feed the one kernel's gradient: it is a sum.
+  ck_assert_int_eq(g->nodes[g->steps[0].grad_nodes[0]].op, OP_ADD);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(functional_nets_and_params_in_shapes) {
+  Graph *g = expect_ok("param width = 6\n"
+                       "input x: [width * 2]\n"
+                       "net ae(v) {\n  h = dense(v, width, relu)\n  return dense(h, 12, sigmoid)\n}\n"
+                       "loss l = mse(ae(x), x) + 0.001 * l2(ae)\n");
+  ck_assert_int_eq(g->nodes[g->input_node].shape.dims[0], 12);
+  ck_assert_int_eq(g->params[0].shape.dims[1], 6);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(defaults_without_a_train_block) {
+  Graph *g = expect_ok("input x: [4]\nnet e = dense(2)\nnet d = dense(4)\nloss l = mse(d(e(x)), x)\n");
+  ck_assert_int_eq(g->n_steps, 1);
+  ck_assert_int_eq(g->steps[0].optimizer, OPTIMIZER_ADAM);
+  ck_assert_int_eq(g->steps[0].n_nets, 2);
+  ck_assert_str_eq(g->train.data, "fashion-mnist:train");
+  ck_assert_str_eq(g->train.test, "fashion-mnist:test");
+  ck_assert_uint_eq(g->train.seed, 1);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(a_step_only_differentiates_its_nets) {
+  Graph *g = expect_ok("input x: [4]\nnet e = dense(2)\nnet d = dense(4)\nloss l = mse(d(e(x)), x)\n"
+                       "train { step minimize l over d with sgd(lr=0.1, momentum=0.9) }\n");
+  ck_assert_int_eq(g->steps[0].n_params, 2);
+  ck_assert_str_eq(g->params[g->steps[0].params[0]].name, "d.dense_1.kernel");
+  for (int i = 0; i < g->n_nodes; i++)  // nothing computes the gradient of e's kernel
+    ck_assert(!(g->nodes[i].is_backward && g->nodes[i].op == OP_DENSE_GRAD_INPUT));
+  ck_assert_double_eq(g->steps[0].momentum, 0.9);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(shape_errors_name_both_shapes) {
+  expect_error("input x: [784]\nnet e = dense(16)\nnet d = dense(700, sigmoid)\nloss l = bce(d(e(x)), x)\n",
+               "t.ae:4:10: error: bce: the prediction has shape [700] but the target has shape [784]; make the "
+               "prediction's last layer produce [784], or compare with a target of shape [700]");
+  expect_error("input x: [4]\nnet e = dense(2)\nloss l = mean(e(x) + x)\n",
+               "t.ae:3:20: error: '+': the shapes [2] and [4] differ");
+  expect_error("input x: [1, 28, 28]\nnet e = dense(2)\nloss l = mean(e(x))\n",
+               "dense needs a flat input of shape [features] per sample, but got [1, 28, 28]; add flatten() before it");
+}
+END_TEST
+
+START_TEST(a_net_keeps_its_first_shapes) {
+  expect_error("input x: [4]\nnet e = dense(4)\nnet f = dense(2)\nloss l = mean(f(x)) + mean(f(f(x)))\n",
+               "dense: its weights were made for inputs of 4 features, but this input has 2");
+}
+END_TEST
+
+START_TEST(names_and_arity_errors) {
+  expect_error("input x: [4]\nnet e = dense(2)\nloss l = mse(e(y), x)\n", "t.ae:3:16: error: unknown name 'y'");
+  expect_error("input x: [4]\nnet e = dense(2, relu, 3)\nloss l = mean(e(x))\n",
+               "t.ae:2:24: error: dense takes at most 2 arguments after its input, but 3 were given");
+  expect_error("input x: [4]\nnet e = dense(units=2, act=relu)\nloss l = mean(e(x))\n",
+               "t.ae:2:24: error: dense has no argument named 'act'");
+  expect_error("input x: [4]\nnet e = dense()\nloss l = mean(e(x))\n", "t.ae:2:9: error: dense needs its argument 'units'");
+  expect_error("input x: [4]\nnet e = frobnicate(3)\nloss l = mean(e(x))\n",
+               "t.ae:2:9: error: unknown operation 'frobnicate'");
+  expect_error("input x: [4]\nnet e = dense(2)\nloss l = mean(e(x, x))\n", "net 'e' takes 1 input, but 2 were given");
+  expect_error("input x: [4]\nnet e = dense(2)\nloss l = mean(e(x))\nloss l = sum(e(x))\n",
+               "t.ae:4:6: error: loss 'l' is already defined");
+}
+END_TEST
+
+START_TEST(unsupported_ops_say_so) {
+  expect_error("input x: [1, 28, 28]\nnet e = conv(16, 3, relu) -> maxpool(2)\nloss l = mean(e(x))\n",
+               "t.ae:2:9: error: conv is not supported yet");
+  expect_error("input x: [4]\nn = gaussian_noise(x, 0.5)\nnet e = dense(4)\nloss l = mse(e(n), x)\n",
+               "t.ae:2:5: error: gaussian_noise is not supported yet");
+}
+END_TEST
+
+START_TEST(train_block_errors) {
+  const char *model = "input x: [4]\nnet e = dense(2)\nnet d = dense(4)\nnet c = dense(1)\nloss l = mse(d(e(x)), x)\n";
+  char text[1024];
+  snprintf(text, sizeof text, "%strain { step minimize nope over e with adam() }\n", model);
+  expect_error(text, "t.ae:6:23: error: unknown loss 'nope'");
+  snprintf(text, sizeof text, "%strain { step minimize l over e, q with adam() }\n", model);
+  expect_error(text, "t.ae:6:33: error: unknown net 'q'");
+  snprintf(text, sizeof text, "%strain { step minimize l over c with adam() }\n", model);
+  expect_error(text, "t.ae:6:30: error: net 'c' is never applied, so it has no weights to train");
+  snprintf(text, sizeof text, "%strain { step minimize l over e with rmsprop(lr=1) }\n", model);
+  expect_error(text, "the optimizer must be adam(...) or sgd(...)");
+  snprintf(text, sizeof text, "%strain { batch 0 step minimize l over e with adam() }\n", model);
+  expect_error(text, "t.ae:6:15: error: batch must be a whole number from 1 to 1048576");
+  snprintf(text, sizeof text, "%strain { step minimize l over e with adam(lr=-1) }\n", model);
+  expect_error(text, "adam: lr = -1 is out of range");
+}
+END_TEST
+
+START_TEST(a_loss_must_depend_on_its_step_nets) {
+  expect_error("input x: [4]\nnet e = dense(4)\nnet c = dense(1)\nloss l = mse(e(x), x)\nloss k = mean(c(x))\n"
+               "train { step minimize l over e, c with adam() step minimize k over c with adam() }\n",
+               "loss 'l' does not depend on the parameters of net 'c', so this step cannot train it");
+}
+END_TEST
+
+START_TEST(several_errors_in_one_run) {
+  char *messages = NULL;
+  Graph *g = compile_text("input x: [4]\nnet e = dense(2)\nloss a = mean(e(y))\nloss b = mean(e(z))\nloss c = mean(q)\n",
+                          &messages);
+  ck_assert_ptr_null(g);
+  ck_assert_ptr_nonnull(strstr(messages, "unknown name 'y'"));
+  ck_assert_ptr_nonnull(strstr(messages, "unknown name 'z'"));
+  ck_assert_ptr_nonnull(strstr(messages, "unknown name 'q'"));
+  ck_assert_int_eq(diag_error_count(), 3);
+  free(messages);
+}
+END_TEST
+
+START_TEST(missing_input_or_loss) {
+  expect_error("net e = dense(2)\n", "t.ae:1:1: error: the file declares no input");
+  expect_error("input x: [4]\nnet e = dense(2)\n", "t.ae:1:1: error: the file defines no loss");
+  expect_error("input x: [4]\nloss l = 3 * 2\n", "a loss must be a scalar");
+  expect_error("input x: [4]\nnet e = dense(2)\nloss l = e(x)\n",
+               "a loss must be a scalar, but this is of shape [2]; mse, bce, mean and sum make scalars");
+}
+END_TEST
+
+START_TEST(recursion_is_refused) {
+  expect_error("input x: [4]\nnet f(v) {\n  return f(v)\n}\nloss l = mean(f(x))\n",
+               "net 'f' applies itself; nets cannot be recursive");
+}
+END_TEST
+
+START_TEST(every_example_parses) {
+  static const char *const examples[] = {"simple", "deep", "denoise", "sparse", "conv", "unpool", "adversarial"};
+  for (size_t i = 0; i < sizeof examples / sizeof *examples; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/examples/%s.ae", AEC_SOURCE_DIR, examples[i]);
+    diag_reset();
+    Source *src = source_load(path);
+    ck_assert_ptr_nonnull(src);
+    Program *program = parse_program(src);
+    ck_assert_ptr_nonnull(program);
+    ck_assert_msg(diag_error_count() == 0, "%s does not parse", path);
+  }
+}
+END_TEST
+
+Suite *compiler_suite(void) {
+  Suite *s = suite_create("compiler");
+  TCase *t = tcase_create("lowering");
+  tcase_add_test(t, shapes_of_a_dense_autoencoder);
+  tcase_add_test(t, bce_of_a_sigmoid_uses_the_logits);
+  tcase_add_test(t, a_second_call_shares_weights);
+  tcase_add_test(t, functional_nets_and_params_in_shapes);
+  tcase_add_test(t, defaults_without_a_train_block);
+  tcase_add_test(t, a_step_only_differentiates_its_nets);
+  tcase_add_test(t, every_example_parses);
+  suite_add_tcase(s, t);
+  TCase *e = tcase_create("diagnostics");
+  tcase_add_test(e, shape_errors_name_both_shapes);
+  tcase_add_test(e, a_net_keeps_its_first_shapes);
+  tcase_add_test(e, names_and_arity_errors);
+  tcase_add_test(e, unsupported_ops_say_so);
+  tcase_add_test(e, train_block_errors);
+  tcase_add_test(e, a_loss_must_depend_on_its_step_nets);
+  tcase_add_test(e, several_errors_in_one_run);
+  tcase_add_test(e, missing_input_or_loss);
+  tcase_add_test(e, recursion_is_refused);
+  suite_add_tcase(s, e);
+  return s;
+}

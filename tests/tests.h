@@ -1,0 +1,35 @@
+// tests.h — shared helpers for the Check suites. Each tests/test_NAME.c
+// defines `Suite *NAME_suite(void)`; the Makefile lists the files and
+// check_main.c runs every suite it finds there.
+#ifndef AEC_TESTS_H
+#define AEC_TESTS_H
+
+#include <check.h>
+
+#ifndef AEC_SOURCE_DIR
+#error "AEC_SOURCE_DIR must name the repository root"
+#endif
+#ifndef AEC_BUILD_DIR
+#error "AEC_BUILD_DIR must name the build directory"
+#endif
+
+// Runs a shell command, capturing standard output and standard error
+// (each truncated to a few hundred KiB). Returns the exit status, or -1.
+typedef struct CommandResult {
+  int status;
+  char *out;
+  char *err;
+} CommandResult;
+CommandResult run_command(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void command_result_free(CommandResult *result);
+
+// A fresh directory under $TMPDIR for one test; removed by the caller with
+// remove_tree() when the test passes.
+char *make_temp_dir(const char *tag);
+void remove_tree(const char *path);
+// Writes a file (creating it) or fails the test.
+void write_file(const char *path, const void *data, size_t size);
+// Reads a `name value` figure from a program's standard output; NAN if absent.
+double figure(const char *stdout_text, const char *name);
+
+#endif
