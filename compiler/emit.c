@@ -290,6 +290,17 @@ static void emit_schedule_head(Emitter *e, const Layout *layout, const Schedule 
   emit_buffers(e, layout, s);
 }
 
+// The prefix of a step's functions: its loss's name, with the step's number
+// when another step minimizes the same loss.
+static const char *step_name(const Graph *g, int s_index, char *buf, size_t size) {
+  const Step *step = &g->steps[s_index];
+  bool shared = false;
+  for (int i = 0; i < g->n_steps; i++) shared |= i != s_index && strcmp(g->steps[i].loss_name, step->loss_name) == 0;
+  if (shared) snprintf(buf, size, "%s_step%d", step->loss_name, s_index);
+  else snprintf(buf, size, "%s", step->loss_name);
+  return buf;
+}
+
 static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
   Graph *g = e->graph;
   const Step *step = &g->steps[s_index];
@@ -306,7 +317,9 @@ static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
   emit_line(e, "// ---- step %d: %s:%d: %s", s_index, file_base(step->loc.source->path), step->loc.line, line);
   emit_line(e, "// Forward pass, then the gradient of '%s' with respect to the parameters of %s.",
             step->loss_name, step->nets_text);
-  emit_line(e, "static double %s_loss_and_grad(aert_ctx *ctx, const real *input, int n) {", step->loss_name);
+  char name[300];
+  step_name(g, s_index, name, sizeof name);
+  emit_line(e, "static double %s_loss_and_grad(aert_ctx *ctx, const real *input, int n) {", name);
   emit_schedule_head(e, layout, &s);
   emit_calls(e, &s);
   for (int i = 0; i < step->n_params; i++) {
@@ -331,7 +344,7 @@ static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
   if (step->optimizer == OPTIMIZER_ADAM) {
     emit_line(e, "// adam(lr=%g, beta1=%g, beta2=%g, eps=%g) over %s: %zu parameters; state: m then v", step->lr,
               step->beta1, step->beta2, step->eps, step->nets_text, step->n_elems);
-    emit_line(e, "static void %s_update(aert_ctx *ctx) {", step->loss_name);
+    emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
     emit_line(e, "  real *m = ctx->opt_state[%d], *v = m + %zu;", s_index, step->n_elems);
     emit_line(e, "  const double t = (double)++ctx->opt_t[%d];", s_index);
     emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
@@ -347,7 +360,7 @@ static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
   } else {
     emit_line(e, "// sgd(lr=%g, momentum=%g) over %s: %zu parameters; state: the velocity", step->lr,
               step->momentum, step->nets_text, step->n_elems);
-    emit_line(e, "static void %s_update(aert_ctx *ctx) {", step->loss_name);
+    emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
     emit_line(e, "  real *velocity = ctx->opt_state[%d];", s_index);
     emit_line(e, "  ctx->opt_t[%d]++;", s_index);
     emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
@@ -442,15 +455,16 @@ static void emit_dispatchers(Emitter *e) {
   emit_blank(e);
   emit_line(e, "static double loss_and_grad(aert_ctx *ctx, int step, const real *input, int n) {");
   emit_line(e, "  switch (step) {");
+  char name[300];
   for (int i = 0; i < g->n_steps; i++)
-    emit_line(e, "  case %d: return %s_loss_and_grad(ctx, input, n);", i, g->steps[i].loss_name);
+    emit_line(e, "  case %d: return %s_loss_and_grad(ctx, input, n);", i, step_name(g, i, name, sizeof name));
   emit_line(e, "  }");
   emit_line(e, "  return NAN;");
   emit_line(e, "}");
   emit_blank(e);
   emit_line(e, "static void apply_update(aert_ctx *ctx, int step) {");
   emit_line(e, "  switch (step) {");
-  for (int i = 0; i < g->n_steps; i++) emit_line(e, "  case %d: %s_update(ctx); break;", i, g->steps[i].loss_name);
+  for (int i = 0; i < g->n_steps; i++) emit_line(e, "  case %d: %s_update(ctx); break;", i, step_name(g, i, name, sizeof name));
   emit_line(e, "  }");
   emit_line(e, "}");
 }
