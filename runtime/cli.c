@@ -1,0 +1,218 @@
+// cli.c — aert_main: the generated program's command line. Parses the
+// command and its options, then runs the command (train.c, commands.c,
+// gradcheck.c). Usage errors exit with status 2, other failures with 1.
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aert_internal.h"
+
+typedef enum option_id {
+  OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
+  OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, N_OPTIONS
+} option_id;
+
+typedef struct option_spec {
+  const char *name;      // "--data"
+  const char *alias;     // "-o", or NULL
+  const char *metavar;
+  const char *help;
+} option_spec;
+
+static const option_spec option_specs[N_OPTIONS] = {
+    [OPT_DATA] = {"--data", NULL, "FILE", "data set: fashion-mnist:train|test, .idx[.gz], .csv or .npy"},
+    [OPT_TEST] = {"--test", NULL, "FILE", "test set evaluated at each epoch's end"},
+    [OPT_EPOCHS] = {"--epochs", NULL, "N", "total epochs (a resumed run continues up to N; 0 saves the initial parameters)"},
+    [OPT_BATCH] = {"--batch", NULL, "N", "samples a batch"},
+    [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step (overrides the model's)"},
+    [OPT_SEED] = {"--seed", NULL, "N", "run seed: initialisation, shuffling, noise"},
+    [OPT_THREADS] = {"--threads", NULL, "N", "OpenMP threads (default: all cores)"},
+    [OPT_CHECKPOINT] = {"--checkpoint", NULL, "FILE", "checkpoint (.safetensors)"},
+    [OPT_RESUME] = {"--resume", NULL, "FILE", "continue training from this checkpoint"},
+    [OPT_LOG] = {"--log", NULL, "FILE", "append per-epoch losses to this CSV file"},
+    [OPT_OUTPUT] = {"--output", "-o", "FILE", "output file"},
+    [OPT_COUNT] = {"--count", NULL, "N", "number of samples to show (default 10)"},
+    [OPT_SAMPLES] = {"--samples", NULL, "K", "elements checked per parameter tensor (default 20)"},
+};
+
+#define BIT(o) (1u << (o))
+
+typedef struct command_spec {
+  const char *name;
+  int (*run)(const aert_model *, const aert_options *);
+  unsigned options;  // BIT(option_id) of those it takes
+  const char *usage;
+  const char *help;
+} command_spec;
+
+static const command_spec commands[] = {
+    {"train", aert_cmd_train,
+     BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
+         BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG),
+     "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
+     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv]",
+     "train the model, saving a checkpoint at each epoch's end"},
+    {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
+    {"summary", aert_cmd_summary, 0, "", "print the layers, output shapes, parameters and FLOPs"},
+    {"reconstruct", aert_cmd_reconstruct,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o grid.png [--count N]", "draw originals over their reconstructions"},
+    {"encode", aert_cmd_encode,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o codes.csv", "write each sample's code (label first when known)"},
+    {"gradcheck", aert_cmd_gradcheck,
+     BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_SAMPLES) | BIT(OPT_THREADS),
+     "[--data F] [--batch N] [--seed N] [--samples K]",
+     "compare gradients with finite differences (a developer check)"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof *commands)
+
+static void print_usage(FILE *out, const aert_model *model) {
+  fprintf(out, "usage: %s COMMAND [OPTIONS]\n\n%s: an autoencoder compiled by aec from %s\n\ncommands:\n",
+          aert_program(), model->name, model->source_file ? model->source_file : "?");
+  for (int i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+  fprintf(out, "\n'%s COMMAND --help' lists a command's options.\n", aert_program());
+}
+
+static void print_command_help(FILE *out, const command_spec *c) {
+  fprintf(out, "usage: %s %s %s\n\n%s\n", aert_program(), c->name, c->usage, c->help);
+  if (c->options) fprintf(out, "\noptions:\n");
+  for (int o = 0; o < N_OPTIONS; o++) {
+    if (!(c->options & BIT(o))) continue;
+    const option_spec *s = &option_specs[o];
+    char flag[64];
+    snprintf(flag, sizeof flag, "%s%s%s %s", s->alias ? s->alias : "", s->alias ? ", " : "", s->name, s->metavar);
+    fprintf(out, "  %-22s %s\n", flag, s->help);
+  }
+  fprintf(out, "  %-22s %s\n", "-h, --help", "show this help");
+}
+
+static bool parse_int(const char *option, const char *text, int min, int *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (!*text || *end || errno || v < min || v > INT32_MAX) {
+    aert_error("%s needs an integer of at least %d, not '%s'", option, min, text);
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+static bool parse_u64(const char *option, const char *text, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (!*text || *end || errno || text[0] == '-') {
+    aert_error("%s needs a non-negative integer, not '%s'", option, text);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+static bool parse_positive(const char *option, const char *text, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (!*text || *end || errno || !isfinite(v) || v <= 0) {
+    aert_error("%s needs a positive number, not '%s'", option, text);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+// Stores one option's value in `o`; false after a message.
+static bool set_option(aert_options *o, option_id id, const char *name, const char *value) {
+  switch (id) {
+  case OPT_DATA: o->data = value, o->has_data = true; return true;
+  case OPT_TEST: o->test = value, o->has_test = true; return true;
+  case OPT_CHECKPOINT: o->checkpoint = value; return true;
+  case OPT_RESUME: o->resume = value; return true;
+  case OPT_LOG: o->log = value; return true;
+  case OPT_OUTPUT: o->output = value; return true;
+  case OPT_EPOCHS: return o->has_epochs = parse_int(name, value, 0, &o->epochs);
+  case OPT_BATCH: return o->has_batch = parse_int(name, value, 1, &o->batch);
+  case OPT_THREADS: return o->has_threads = parse_int(name, value, 1, &o->threads);
+  case OPT_COUNT: return o->has_count = parse_int(name, value, 1, &o->count);
+  case OPT_SAMPLES: return o->has_samples = parse_int(name, value, 1, &o->samples);
+  case OPT_LR: return o->has_lr = parse_positive(name, value, &o->lr);
+  case OPT_SEED: return o->has_seed = parse_u64(name, value, &o->seed);
+  case N_OPTIONS: break;
+  }
+  return false;
+}
+
+static int find_option(const char *arg, size_t length) {
+  for (int o = 0; o < N_OPTIONS; o++) {
+    const option_spec *s = &option_specs[o];
+    if ((strlen(s->name) == length && strncmp(arg, s->name, length) == 0) ||
+        (s->alias && strlen(s->alias) == length && strncmp(arg, s->alias, length) == 0))
+      return o;
+  }
+  return -1;
+}
+
+// Parses argv[2..] for command c. Returns -1 to go on, else an exit status.
+static int parse_options(const command_spec *c, int argc, char **argv, aert_options *o) {
+  for (int i = 2; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      print_command_help(stdout, c);
+      return AERT_EXIT_OK;
+    }
+    if (arg[0] != '-' || arg[1] == 0) {
+      aert_error("%s: unexpected argument '%s' (see '%s %s --help')", c->name, arg, aert_program(), c->name);
+      return AERT_EXIT_USAGE;
+    }
+    const char *eq = strchr(arg, '=');
+    size_t length = eq && arg[1] == '-' ? (size_t)(eq - arg) : strlen(arg);
+    int id = find_option(arg, length);
+    if (id < 0 || !(c->options & BIT(id))) {
+      aert_error("%s: unknown option '%.*s' (see '%s %s --help')", c->name, (int)length, arg, aert_program(), c->name);
+      return AERT_EXIT_USAGE;
+    }
+    const char *value = eq && arg[1] == '-' ? eq + 1 : NULL;
+    if (!value) {
+      if (i + 1 >= argc) {
+        aert_error("%s: option %s needs a value (%s)", c->name, option_specs[id].name, option_specs[id].metavar);
+        return AERT_EXIT_USAGE;
+      }
+      value = argv[++i];
+    }
+    if (!set_option(o, (option_id)id, option_specs[id].name, value)) return AERT_EXIT_USAGE;
+  }
+  return -1;
+}
+
+int aert_main(const aert_model *model, int argc, char **argv) {
+  aert_set_program(argc > 0 ? argv[0] : NULL);
+  if (!model || model->abi_version != AERT_ABI_VERSION) {
+    aert_error("this program was generated for libaert ABI %d, the runtime is ABI %d; regenerate it with aec",
+               model ? model->abi_version : -1, AERT_ABI_VERSION);
+    return AERT_EXIT_FAILURE;
+  }
+  if (argc < 2) {
+    print_usage(stderr, model);
+    return AERT_EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    print_usage(stdout, model);
+    return AERT_EXIT_OK;
+  }
+  for (int i = 0; i < N_COMMANDS; i++) {
+    if (strcmp(argv[1], commands[i].name) != 0) continue;
+    aert_options options = {.command = commands[i].name};
+    int status = parse_options(&commands[i], argc, argv, &options);
+    if (status >= 0) return status;
+    status = commands[i].run(model, &options);
+    fflush(stdout);
+    return status;
+  }
+  aert_error("unknown command '%s' (see '%s --help')", argv[1], aert_program());
+  return AERT_EXIT_USAGE;
+}

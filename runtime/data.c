@@ -1,0 +1,211 @@
+// data.c — aert_dataset_load: names a data set, reads its bytes (plain or
+// gzip) and hands them to the IDX, CSV or .npy parser.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "aert_internal.h"
+
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+// Decompressed data larger than this is refused rather than read.
+#define MAX_FILE_BYTES ((size_t)16 << 30)
+
+bool aert_mul_size(size_t a, size_t b, size_t limit, size_t *out) {
+  if (a != 0 && b > limit / a) return false;
+  *out = a * b;
+  return true;
+}
+
+bool aert_check_sample_size(const char *path, size_t got, size_t expect, const char *expect_what) {
+  if (expect == 0 || got == expect) return true;
+  if (expect_what)
+    aert_error("%s: each sample has %zu values, %s", path, got, expect_what);
+  else
+    aert_error("%s: each sample has %zu values, the model expects %zu", path, got, expect);
+  return false;
+}
+
+aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels) {
+  if (rank < 1 || rank > 3) abort();  // callers flatten
+  aert_dataset *d = calloc(1, sizeof *d);
+  size_t sample = 1, total;
+  for (int i = 0; i < rank; i++) sample *= shape[i];  // callers checked overflow
+  if (!d || !(d->path = strdup(path))) {
+    free(d);
+    aert_error("%s: out of memory", path);
+    return NULL;
+  }
+  if (sample == 0 || sample > INT32_MAX) {
+    aert_error("%s: samples of %zu values are not supported", path, sample);
+    aert_dataset_free(d);
+    return NULL;
+  }
+  d->n = n;
+  d->sample_size = sample;
+  d->rank = rank;
+  for (int i = 0; i < rank; i++) d->shape[i] = (int)shape[i];
+  if (!aert_mul_size(n, sample, SIZE_MAX / sizeof(aert_real), &total)) {
+    aert_error("%s: %zu samples of %zu values are too many to hold in memory", path, n, sample);
+    aert_dataset_free(d);
+    return NULL;
+  }
+  d->x = malloc(total ? total * sizeof(aert_real) : 1);
+  if (with_labels) d->labels = malloc(n ? n * sizeof(int32_t) : 1);
+  if (!d->x || (with_labels && !d->labels)) {
+    aert_error("%s: out of memory for %zu samples of %zu values", path, n, sample);
+    aert_dataset_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+void aert_dataset_free(aert_dataset *d) {
+  if (!d) return;
+  free(d->path);
+  free(d->x);
+  free(d->labels);
+  free(d);
+}
+
+static bool grow(unsigned char **data, size_t *capacity, size_t need) {
+  if (need <= *capacity) return true;
+  size_t c = *capacity ? *capacity : 1 << 20;
+  while (c < need) c *= 2;
+  unsigned char *p = realloc(*data, c);
+  if (!p) return false;
+  *data = p;
+  *capacity = c;
+  return true;
+}
+
+static bool check_readable(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    aert_error("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    aert_error("%s: is a directory, not a data file", path);
+    return false;
+  }
+  return true;
+}
+
+int aert_read_file(const char *path, unsigned char **out, size_t *out_size) {
+  if (!check_readable(path)) return -1;
+  gzFile file = gzopen(path, "rb");
+  if (!file) {
+    aert_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    return -1;
+  }
+  unsigned char *data = NULL;
+  size_t size = 0, capacity = 0;
+  const unsigned chunk = 1u << 20;
+  for (;;) {
+    if (size > MAX_FILE_BYTES || !grow(&data, &capacity, size + chunk + 1)) {
+      aert_error("%s: too large to read (%zu bytes so far)", path, size);
+      goto fail;
+    }
+    int got = gzread(file, data + size, chunk);
+    if (got < 0) break;
+    size += (size_t)got;
+    if (got == 0) break;
+  }
+  int code = Z_OK;
+  const char *message = gzerror(file, &code);
+  if (code != Z_OK && code != Z_STREAM_END) {
+    const char *what = code == Z_BUF_ERROR ? "the gzip data is truncated" : "cannot decompress";
+    aert_error("%s: %s (zlib: %s)", path, what, message && *message ? message : zError(code));
+    goto fail;
+  }
+  if (gzclose_r(file) != Z_OK) {
+    file = NULL;
+    aert_error("%s: read error", path);
+    goto fail;
+  }
+  if (size == 0) {
+    aert_error("%s: the file is empty", path);
+    free(data);
+    return -1;
+  }
+  data[size] = 0;
+  *out = data;
+  *out_size = size;
+  return 0;
+fail:
+  if (file) gzclose_r(file);
+  free(data);
+  return -1;
+}
+
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+static bool has_suffix_gz(const char *s, const char *suffix) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%s.gz", suffix);
+  return has_suffix(s, suffix) || has_suffix(s, buf);
+}
+
+// "fashion-mnist:train" -> the Debian package's file; NULL (after a message)
+// for an unknown split; a copy of spec otherwise.
+static char *resolve_spec(const char *spec) {
+  const char *prefix = "fashion-mnist:";
+  char *path = NULL;
+  if (strncmp(spec, prefix, strlen(prefix)) != 0) return strdup(spec);
+  const char *split = spec + strlen(prefix);
+  const char *file = strcmp(split, "train") == 0 ? "train" : strcmp(split, "test") == 0 ? "t10k" : NULL;
+  if (!file) {
+    aert_error("%s: unknown data set (fashion-mnist:train or fashion-mnist:test)", spec);
+    return NULL;
+  }
+  const char *dir = getenv("AERT_FASHION_MNIST_DIR");
+  if (asprintf(&path, "%s/%s-images-idx3-ubyte.gz", dir && *dir ? dir : FASHION_MNIST_DIR, file) < 0) return NULL;
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    aert_error("%s: not found; %s needs the Debian package dataset-fashion-mnist "
+               "(apt-get install dataset-fashion-mnist)", path, spec);
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+static bool is_idx_magic(const unsigned char *d, size_t size) {
+  return size >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0x08;
+}
+
+aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what) {
+  if (!spec || !*spec) {
+    aert_error("no data file given");
+    return NULL;
+  }
+  char *path = resolve_spec(spec);
+  if (!path) return NULL;
+  unsigned char *data = NULL;
+  size_t size = 0;
+  aert_dataset *d = NULL;
+  if (aert_read_file(path, &data, &size) == 0) {
+    bool npy = size >= 6 && memcmp(data, "\x93NUMPY", 6) == 0;
+    if (has_suffix_gz(path, ".csv") || has_suffix_gz(path, ".txt"))
+      d = aert_parse_csv(path, (const char *)data, size, expect_size, expect_what);
+    else if (has_suffix_gz(path, ".npy") || npy)
+      d = aert_parse_npy(path, data, size, expect_size, expect_what);
+    else if (strstr(path, "idx") || strstr(path, "ubyte") || is_idx_magic(data, size))
+      d = aert_parse_idx(path, data, size, expect_size, expect_what);
+    else
+      aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
+  }
+  free(data);
+  free(path);
+  return d;
+}
+
+aert_dataset *aert_dataset_load(const char *spec, size_t expect_size) {
+  return aert_dataset_load_described(spec, expect_size, NULL);
+}
