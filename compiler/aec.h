@@ -16,7 +16,7 @@
 // Shapes leave the batch axis out: a batched value of shape [784] holds
 // n x 784 elements at run time. Unbatched values are parameters, their
 // gradients, and scalars (rank 0: losses and numbers).
-enum { MAX_RANK = 4, MAX_INPUTS = 4 };
+enum { MAX_RANK = 4, MAX_INPUTS = 4, MAX_ATTRS = 3 };
 
 typedef struct Shape {
   bool batched;
@@ -39,8 +39,10 @@ typedef struct Node {
   Shape shape;
   Loc loc;            // the .ae place it comes from
   char *name;         // unique C identifier: encoder_dense_1, recon_grad_...
-  double value;       // OP_CONSTANT
-  double alpha;       // leaky_relu slope
+  // Numbers the op needs, by op: a constant's value, leaky_relu's slope,
+  // clip's bounds, a noise's std or p. Part of a node's identity.
+  double attr[MAX_ATTRS];
+  int rng_node;       // random ops and their gradients: the node whose draws they use, else -1
   int param_index;    // OP_PARAM: index into Graph.params
   bool is_backward;   // made by autodiff
   int step;           // backward nodes: the step that made them; -1 otherwise
@@ -132,8 +134,9 @@ void graph_free(Graph *graph);
 // Returns its id, an identical existing node's id (pure ops are shared), or
 // -1 after reporting a shape error at `loc`.
 int graph_add(Graph *graph, OpKind op, const int *inputs, int n_inputs, Loc loc);
+// The same for ops with numeric attributes (attrs: MAX_ATTRS numbers).
+int graph_add_attr(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc);
 int graph_add_constant(Graph *graph, double value, Loc loc);
-int graph_add_leaky_relu(Graph *graph, int input, double alpha, Loc loc);
 int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool is_kernel,
                     int fan_in, int fan_out, Loc loc);
 void graph_set_name(Graph *graph, int node, const char *base);  // made unique
@@ -177,10 +180,14 @@ typedef struct OpInfo {
   double (*flops)(const Graph *graph, const Node *node);  // per sample (batched) or per call
   // KERNEL_ELEMENTWISE: the C expression for one output element;
   // KERNEL_REDUCE: the term summed. $0 $1 $2 stand for the inputs' elements
-  // (a scalar input is broadcast), $alpha for Node.alpha, $count and $rows
-  // for the divisors above.
+  // (a scalar input is broadcast), $attr0 $attr1 $attr2 for Node.attr,
+  // $count and $rows for the divisors above, $i for the element's index;
+  // random ops also have $uniform0 and $uniform1 (two independent U[0,1)
+  // draws for the element) and $normal (an N(0,1) draw).
   const char *expr;
-  bool pure;  // identical nodes may be shared
+  bool pure;    // identical nodes may be shared
+  bool random;  // draws from the run's counter-based generator: its kernel takes a key
+  bool identity_at_inference;  // corruption: in evaluation, encode and reconstruct it passes its input through
 } OpInfo;
 
 const OpInfo *op_info(OpKind op);
@@ -229,6 +236,7 @@ struct Emitter {
   FILE *out;
   Graph *graph;
   const EmitOptions *options;
+  bool inference;  // writing an evaluation function: corruption passes its input through
 };
 
 // Writes the whole C program for the graph.

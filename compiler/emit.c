@@ -78,12 +78,13 @@ void emit_kernel_open(Emitter *e, const Node *node, const char *const *arg_names
   fprintf(e->out, "static void compute_%s(", node->name);
   bool batch = node_uses_batch(g, node);
   if (batch) fprintf(e->out, "int n, ");
+  if (node->rng_node >= 0) fprintf(e->out, "uint64_t key, ");
   for (int i = 0; i < node->n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", arg_names[i]);
   fprintf(e->out, "real *restrict %s) {\n", arg_names[node->n_inputs]);
 }
 
 // ------------------------------------------------ expression templates
-// Expands $0 $1 $2 (input elements), $alpha, $count, $rows.
+// Expands an op's expression template (see OpInfo.expr in aec.h).
 static void expand_template(Emitter *e, const Node *node, const char *tmpl, const char *index,
                             const char *count_expr, const char *rows_expr) {
   static const char *names[] = {"a", "b", "c", "d"};
@@ -92,23 +93,33 @@ static void expand_template(Emitter *e, const Node *node, const char *tmpl, cons
       fputc(*p, e->out);
       continue;
     }
-    if (p[1] >= '0' && p[1] <= '3') {
-      int i = p[1] - '0';
+    const char *word = p + 1;
+    size_t length = 0;
+    while (word[length] && (word[length] == '_' || (word[length] | 32) >= 'a') && (word[length] | 32) <= 'z') length++;
+    while (word[length] >= '0' && word[length] <= '9') length++;
+    char key[32];
+    snprintf(key, sizeof key, "%.*s", (int)length, word);
+    if (key[0] >= '0' && key[0] <= '3' && key[1] == '\0') {
+      int i = key[0] - '0';
       bool scalar = shape_is_scalar(e->graph->nodes[node->inputs[i]].shape);
       fprintf(e->out, "%s[%s]", names[i], scalar ? "0" : index);
-      p++;
-    } else if (strncmp(p + 1, "alpha", 5) == 0) {
-      fprintf(e->out, "(real)%.17g", node->alpha);
-      p += 5;
-    } else if (strncmp(p + 1, "count", 5) == 0) {
+    } else if (strncmp(key, "attr", 4) == 0 && key[4] >= '0' && key[4] < '0' + MAX_ATTRS && !key[5]) {
+      fprintf(e->out, "(real)%.17g", node->attr[key[4] - '0']);
+    } else if (strcmp(key, "count") == 0) {
       fprintf(e->out, "%s", count_expr);
-      p += 5;
-    } else if (strncmp(p + 1, "rows", 4) == 0) {
+    } else if (strcmp(key, "rows") == 0) {
       fprintf(e->out, "%s", rows_expr);
-      p += 4;
+    } else if (strcmp(key, "i") == 0) {
+      fprintf(e->out, "%s", index);
+    } else if (strcmp(key, "uniform0") == 0 || strcmp(key, "uniform1") == 0) {
+      fprintf(e->out, "(real)aert_uniform01(key, 2 * (uint64_t)%s + %c)", index, key[7]);
+    } else if (strcmp(key, "normal") == 0) {
+      fprintf(e->out, "(real)aert_normal(key, (uint64_t)%s)", index);
     } else {
-      fputc(*p, e->out);
+      fprintf(stderr, "aec: internal error: op %s's template has an unknown $%s\n", op_info(node->op)->name, key);
+      exit(3);
     }
+    p += length;
   }
 }
 
@@ -216,9 +227,19 @@ static void param_const(const Graph *g, int param, const char *suffix, char *buf
   snprintf(buf, size, "%s_%s", upper, suffix);
 }
 
+// In an evaluation function, corruption is skipped: its readers read its input.
+static bool skipped(const Emitter *e, const Node *node) {
+  return e->inference && op_info(node->op)->identity_at_inference;
+}
+
+static int resolve(const Emitter *e, int id) {
+  while (skipped(e, &e->graph->nodes[id])) id = e->graph->nodes[id].inputs[0];
+  return id;
+}
+
 // The C expression for a node's storage inside a schedule function.
 static void value_ref(const Emitter *e, int id, char *buf, size_t size) {
-  const Node *node = &e->graph->nodes[id];
+  const Node *node = &e->graph->nodes[resolve(e, id)];
   if (node->op == OP_INPUT)
     snprintf(buf, size, "input");
   else if (node->op == OP_PARAM) {
@@ -238,7 +259,7 @@ static void emit_buffers(Emitter *e, const Layout *layout, const Schedule *s) {
   for (int i = 0; i < s->n_nodes; i++) {
     const Node *node = &e->graph->nodes[s->nodes[i]];
     const Slot *slot = &layout->slots[node->id];
-    if (!slot->has_slot) continue;
+    if (!slot->has_slot || skipped(e, node)) continue;
     if (node->shape.batched)
       emit_line(e, "  real *%s = arena + cap * %zu;", node->name, slot->offset);
     else
@@ -250,16 +271,17 @@ static void emit_constants_for(Emitter *e, const Schedule *s) {
   for (int i = 0; i < s->n_nodes; i++) {
     const Node *node = &e->graph->nodes[s->nodes[i]];
     if (node->op == OP_CONSTANT)
-      emit_line(e, "  static const real %s[1] = {(real)%.17g};", node->name, node->value);
+      emit_line(e, "  static const real %s[1] = {(real)%.17g};", node->name, node->attr[0]);
   }
 }
 
 static void emit_calls(Emitter *e, const Schedule *s) {
   for (int i = 0; i < s->n_nodes; i++) {
     const Node *node = &e->graph->nodes[s->nodes[i]];
-    if (!needs_slot(node)) continue;
+    if (!needs_slot(node) || skipped(e, node)) continue;
     fprintf(e->out, "  compute_%s(", node->name);
     if (node_uses_batch(e->graph, node)) fprintf(e->out, "n, ");
+    if (node->rng_node >= 0) fprintf(e->out, "aert_hash64(batch_key, %d), ", node->rng_node);
     for (int j = 0; j < node->n_inputs; j++) {
       char ref[640];
       value_ref(e, node->inputs[j], ref, sizeof ref);
@@ -276,9 +298,18 @@ static bool schedule_uses_input(const Emitter *e, const Schedule *s) {
 }
 
 static bool schedule_uses_batch(const Emitter *e, const Schedule *s) {
-  for (int i = 0; i < s->n_nodes; i++)
-    if (needs_slot(&e->graph->nodes[s->nodes[i]]) && node_uses_batch(e->graph, &e->graph->nodes[s->nodes[i]]))
-      return true;
+  for (int i = 0; i < s->n_nodes; i++) {
+    const Node *node = &e->graph->nodes[s->nodes[i]];
+    if (needs_slot(node) && !skipped(e, node) && node_uses_batch(e->graph, node)) return true;
+  }
+  return false;
+}
+
+static bool schedule_draws(const Emitter *e, const Schedule *s) {
+  for (int i = 0; i < s->n_nodes; i++) {
+    const Node *node = &e->graph->nodes[s->nodes[i]];
+    if (node->rng_node >= 0 && !skipped(e, node)) return true;
+  }
   return false;
 }
 
@@ -288,6 +319,10 @@ static void emit_schedule_head(Emitter *e, const Layout *layout, const Schedule 
   if (!schedule_uses_batch(e, s)) emit_line(e, "  (void)n;");
   emit_constants_for(e, s);
   emit_buffers(e, layout, s);
+  if (schedule_draws(e, s)) {
+    emit_line(e, "  // Random draws depend only on (seed, batch, node, element): the same in every step of a batch.");
+    emit_line(e, "  const uint64_t batch_key = aert_stream_key(ctx->seed, AERT_STREAM_CORRUPT, ctx->batch_counter);");
+  }
 }
 
 // The prefix of a step's functions: its loss's name, with the step's number
@@ -421,6 +456,7 @@ static void emit_eval(Emitter *e, const Layout *layout) {
   emit_blank(e);
   emit_line(e, "// Every named loss on a batch, in inference mode.");
   emit_line(e, "static void eval_losses(aert_ctx *ctx, const real *input, int n, double *losses) {");
+  e->inference = true;
   emit_schedule_head(e, layout, &s);
   emit_calls(e, &s);
   for (int i = 0; i < g->n_losses; i++) {
@@ -428,6 +464,7 @@ static void emit_eval(Emitter *e, const Layout *layout) {
     value_ref(e, g->losses[i].node, ref, sizeof ref);
     emit_line(e, "  losses[%d] = %s[0];  // %s", i, ref, g->losses[i].name);
   }
+  e->inference = false;
   emit_line(e, "}");
   schedule_free(&s);
 }
@@ -438,6 +475,7 @@ static void emit_apply(Emitter *e, const Layout *layout, const char *fn, int nod
   Graph *g = e->graph;
   Schedule s = schedule_for(g, &node, 1);
   char size[512], ref[640];
+  e->inference = true;
   size_const(g, node, size, sizeof size);
   value_ref(e, node, ref, sizeof ref);
   emit_blank(e);
@@ -447,6 +485,7 @@ static void emit_apply(Emitter *e, const Layout *layout, const char *fn, int nod
   emit_calls(e, &s);
   emit_line(e, "  memcpy(out, %s, sizeof(real) * (size_t)n * %s);", ref, size);
   emit_line(e, "}");
+  e->inference = false;
   schedule_free(&s);
 }
 
@@ -584,6 +623,7 @@ static void emit_header(Emitter *e, const bool *used, const Layout *layout) {
   emit_blank(e);
   if (o->dtype == DTYPE_F64) emit_line(e, "#define AERT_REAL double");
   emit_line(e, "#include <stddef.h>");
+  emit_line(e, "#include <stdint.h>");
   emit_line(e, "#include <string.h>");
   emit_line(e, "#include <tgmath.h>");
   emit_blank(e);

@@ -58,21 +58,22 @@ void shape_format(Shape shape, char *out, size_t size) {
   if (used < size) snprintf(out + used, size - used, "]");
 }
 
-static bool same_node(const Node *a, OpKind op, const int *inputs, int n_inputs, double value, double alpha) {
-  if (a->op != op || a->n_inputs != n_inputs || a->value != value || a->alpha != alpha) return false;
+static bool same_node(const Node *a, OpKind op, const int *inputs, int n_inputs, const double *attrs) {
+  if (a->op != op || a->n_inputs != n_inputs || memcmp(a->attr, attrs, sizeof a->attr) != 0) return false;
   for (int i = 0; i < n_inputs; i++)
     if (a->inputs[i] != inputs[i]) return false;
   return true;
 }
 
-static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, double value, double alpha,
-                    Loc loc) {
+static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc) {
+  static const double no_attrs[MAX_ATTRS];
+  if (!attrs) attrs = no_attrs;
   for (int i = 0; i < n_inputs; i++)
     if (inputs[i] < 0) return -1;  // an input already failed and was reported
   const OpInfo *info = op_info(op);
   if (info->pure) {
     for (int id = graph->n_nodes - 1; id >= 0; id--)
-      if (same_node(&graph->nodes[id], op, inputs, n_inputs, value, alpha)) return id;
+      if (same_node(&graph->nodes[id], op, inputs, n_inputs, attrs)) return id;
   }
   graph->nodes = grow(graph->nodes, &graph->cap_nodes, graph->n_nodes + 1, sizeof(Node));
   Node *node = &graph->nodes[graph->n_nodes];
@@ -81,10 +82,10 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, do
   node->op = op;
   node->n_inputs = n_inputs;
   memcpy(node->inputs, inputs, (size_t)n_inputs * sizeof(int));
-  node->value = value;
-  node->alpha = alpha;
+  memcpy(node->attr, attrs, sizeof node->attr);
   node->loc = loc;
   node->param_index = -1;
+  node->rng_node = info->random ? node->id : -1;
   node->step = -1;
   if (info->shape && !info->shape(graph, node, &node->shape)) return -1;
   graph->n_nodes++;
@@ -93,20 +94,20 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, do
 }
 
 int graph_add(Graph *graph, OpKind op, const int *inputs, int n_inputs, Loc loc) {
-  return add_node(graph, op, inputs, n_inputs, 0, 0, loc);
+  return add_node(graph, op, inputs, n_inputs, NULL, loc);
+}
+
+int graph_add_attr(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc) {
+  return add_node(graph, op, inputs, n_inputs, attrs, loc);
 }
 
 int graph_add_constant(Graph *graph, double value, Loc loc) {
-  return add_node(graph, OP_CONSTANT, NULL, 0, value, 0, loc);
-}
-
-int graph_add_leaky_relu(Graph *graph, int input, double alpha, Loc loc) {
-  return add_node(graph, OP_LEAKY_RELU, &input, 1, 0, alpha, loc);
+  return add_node(graph, OP_CONSTANT, NULL, 0, (double[MAX_ATTRS]){value}, loc);
 }
 
 int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool is_kernel, int fan_in,
                     int fan_out, Loc loc) {
-  int id = add_node(graph, OP_PARAM, NULL, 0, graph->n_params, 0, loc);  // value keeps params distinct
+  int id = add_node(graph, OP_PARAM, NULL, 0, NULL, loc);
   Node *node = &graph->nodes[id];
   node->shape = shape;
   node->param_index = graph->n_params;

@@ -122,7 +122,7 @@ static int apply_activation(Lowerer *L, int node, OpKind act, double slope, Loc 
   snprintf(suffix, sizeof suffix, "%s%s%s", layer_name ? layer_name : "", layer_name ? "_" : "", activation_name(act));
   if (act == OP_LEAKY_RELU) {
     int before = L->graph->n_nodes;
-    int id = graph_add_leaky_relu(L->graph, node, slope, loc);
+    int id = graph_add_attr(L->graph, OP_LEAKY_RELU, &node, 1, (double[MAX_ATTRS]){slope}, loc);
     if (id >= before) {
       char name[sizeof L->prefix + sizeof suffix + 2];
       snprintf(name, sizeof name, "%s%s%s", L->prefix, L->prefix[0] ? "_" : "", suffix);

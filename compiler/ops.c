@@ -220,9 +220,7 @@ static void vjp_dense(Graph *g, const Node *node, int grad, const bool *needs, i
 
 // Activations whose derivative is a function of their output y.
 static void vjp_from_output(Graph *g, const Node *node, int grad, OpKind grad_op, int *out) {
-  int id = graph_add(g, grad_op, (int[]){node->id, grad}, 2, node->loc);
-  if (id >= 0) g->nodes[id].alpha = node->alpha;
-  out[0] = id;
+  out[0] = graph_add_attr(g, grad_op, (int[]){node->id, grad}, 2, node->attr, node->loc);  // keeps a slope
 }
 
 static void vjp_relu(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
@@ -355,9 +353,9 @@ static const OpInfo op_table[OP_COUNT] = {
 
     [OP_RELU] = {.name = "relu", .n_inputs = 1, ELEMENTWISE("$0 > 0 ? $0 : 0"), .shape = shape_same, .vjp = vjp_relu},
     [OP_RELU_GRAD] = {.name = "relu_grad", .n_inputs = 2, ELEMENTWISE("$0 > 0 ? $1 : 0"), .shape = shape_same},
-    [OP_LEAKY_RELU] = {.name = "leaky_relu", .n_inputs = 1, ELEMENTWISE("$0 > 0 ? $0 : $alpha * $0"),
+    [OP_LEAKY_RELU] = {.name = "leaky_relu", .n_inputs = 1, ELEMENTWISE("$0 > 0 ? $0 : $attr0 * $0"),
                        .shape = shape_same, .vjp = vjp_leaky_relu},
-    [OP_LEAKY_RELU_GRAD] = {.name = "leaky_relu_grad", .n_inputs = 2, ELEMENTWISE("$0 > 0 ? $1 : $alpha * $1"),
+    [OP_LEAKY_RELU_GRAD] = {.name = "leaky_relu_grad", .n_inputs = 2, ELEMENTWISE("$0 > 0 ? $1 : $attr0 * $1"),
                             .shape = shape_same},
     [OP_SIGMOID] = {.name = "sigmoid", .n_inputs = 1, ELEMENTWISE("1 / (1 + exp(-$0))"), .shape = shape_same,
                     .vjp = vjp_sigmoid},

@@ -32,7 +32,7 @@ void dump_ir(FILE *out, const Graph *g) {
     shape_format(n->shape, shape, sizeof shape);
     fprintf(out, "%%%d = %s", id, op_info(n->op)->name);
     for (int i = 0; i < n->n_inputs; i++) fprintf(out, "%s%%%d", i ? ", " : " ", n->inputs[i]);
-    if (n->op == OP_CONSTANT) fprintf(out, " %g", n->value);
+    if (n->op == OP_CONSTANT) fprintf(out, " %g", n->attr[0]);
     fprintf(out, " : %s%s  ; %s", shape, n->shape.batched ? "xN" : "", n->name);
     if (n->loc.source) fprintf(out, " @ %s:%d:%d", n->loc.source->path, n->loc.line, n->loc.col);
     if (n->is_backward) fprintf(out, " (backward, step %d)", n->step);
