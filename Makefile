@@ -28,7 +28,7 @@ TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 AEC     := $(BUILD)/aec
 LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h
 
-.PHONY: all deps demo check clean
+.PHONY: all deps demo check check-torch clean
 all: $(AEC) $(LIBAERT)
 
 deps:
@@ -94,6 +94,16 @@ $(BUILD)/run-tests: $(TEST_OBJS) $(filter-out $(BUILD)/compiler/main.o,$(DSL_OBJ
 check: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/run-tests
 	$(BUILD)/run-tests
+
+# --- step-by-step agreement with PyTorch (tests/torch/check_torch.py): every
+# trainable example and tests/torch/*.ae, 20 steps, losses and weights. Needs
+# Debian's python3-torch, which installs into /usr/bin/python3 (not whatever
+# python3 comes first on PATH); TORCH_PYTHON picks another interpreter.
+TORCH_PYTHON ?= /usr/bin/python3
+check-torch:
+	@sh scripts/install-deps.sh --torch
+	@$(MAKE) --no-print-directory all
+	$(TORCH_PYTHON) tests/torch/check_torch.py --aec $(AEC)
 
 # --- the demo: train examples/simple.ae briefly and draw its reconstructions
 DEMO_EPOCHS ?= 2

@@ -126,6 +126,9 @@ typedef struct Graph {
   char *input_name;
   int code_node;           // -1 when the model has none
   int reconstruction_node; // -1 when the model has none
+  int *eval_losses;        // [n_losses] each loss at inference (plan_inference), else NULL
+  int corrupt_node;        // the corrupted input fed to the model in training (roles.c), or -1
+  int first_kernel_param;  // the first layer's kernel, an index into params (roles.c), or -1
 } Graph;
 
 Graph *graph_new(void);
@@ -188,6 +191,9 @@ typedef struct OpInfo {
   bool pure;    // identical nodes may be shared
   bool random;  // draws from the run's counter-based generator: its kernel takes a key
   bool identity_at_inference;  // corruption: in evaluation, encode and reconstruct it passes its input through
+  // A loss (KERNEL_REDUCE) whose gradient op reads the same two inputs: the
+  // fusion pass computes both in one pass. OP_INPUT (0) for none.
+  OpKind gradient_op;
 } OpInfo;
 
 const OpInfo *op_info(OpKind op);
@@ -204,19 +210,81 @@ typedef struct Define {
 
 Graph *lower_program(const Program *program, const Define *defines, int n_defines);
 
+// --------------------------------------------------------------- roles.c
+// Sets Graph.corrupt_node and Graph.first_kernel_param (after lowering, before
+// autodiff): what `denoise` and `filters` use.
+void find_roles(Graph *graph);
+
 // ------------------------------------------------------------ autodiff.c
 // Adds backward nodes for each step: the gradient of its loss with respect
 // to each parameter of its nets (Step.grad_nodes). Returns false after
 // reporting a step whose loss depends on none of a named net's parameters.
 bool autodiff(Graph *graph);
 
+// ------------------------------------------------------- pass_inference.c
+// Adds the inference versions of the losses (Graph.eval_losses), the code
+// and the reconstruction: corruption replaced by its input.
+void plan_inference(Graph *graph);
+
+// ---------------------------------------------------------- pass_fuse.c
+// Which nodes of a schedule one kernel computes together.
+typedef enum GroupKind {
+  GROUP_SINGLE,       // one node, its own kernel
+  GROUP_GEMM,         // a matrix product with an elementwise epilogue
+  GROUP_LOSS,         // a loss and its gradient in one pass
+  GROUP_ELEMENTWISE,  // a chain of elementwise ops in one loop
+} GroupKind;
+
+enum { MAX_GROUP = 8 };
+
+typedef struct Group {
+  GroupKind kind;
+  int members[MAX_GROUP];  // in order; members[0] leads
+  int n_members;
+  int output;              // the value written to memory (a loss group: the gradient)
+  int scalar_output;       // GROUP_LOSS: the loss value; else -1
+  int position;            // where in the schedule it runs
+} Group;
+
+typedef struct FusionPlan {
+  Group *groups;  // in execution order
+  int n_groups;
+  int *group_of;  // [n_nodes] each scheduled node's group, or -1
+} FusionPlan;
+
+typedef struct Schedule Schedule;
+// `outputs` must be written to memory; `fuse` false gives one group per node.
+FusionPlan fuse_schedule(const Graph *graph, const Schedule *schedule, const int *outputs, int n_outputs, bool fuse);
+bool group_materializes(const Group *group, int node);
+void fusion_plan_free(FusionPlan *plan);
+
+// --------------------------------------------------------- pass_memory.c
+// Arena offsets for the values a schedule writes: each value lives from the
+// group that writes it to the last group that reads it, and a slot is
+// reused once its value is dead (first fit). Batched values take offsets
+// per sample (times the batch capacity), the others a fixed part after them.
+typedef struct MemoryPlan {
+  bool *has_slot;     // [n_nodes]
+  size_t *offset;     // [n_nodes] per sample (batched) or within the fixed part
+  size_t per_sample, fixed;                  // planned sizes
+  size_t unplanned_per_sample, unplanned_fixed;  // one slot per value, for --stats
+  size_t *scratch;    // [n_groups] fixed-part offset of a group's scratch, if any
+} MemoryPlan;
+
+// `pinned` values live to the end (the schedule's outputs); `scratch_size`
+// gives each group's scratch need in elements (0 for none).
+// `outside` (or NULL) marks values stored elsewhere (weight gradients).
+MemoryPlan plan_memory(const Graph *graph, const FusionPlan *plan, const int *pinned, int n_pinned,
+                       const bool *outside, const size_t *scratch_size, bool reuse);
+void memory_plan_free(MemoryPlan *plan);
+
 // ---------------------------------------------------------- schedule.c
 // A schedule is the ordered list of nodes one generated function computes:
 // dead-code elimination from its outputs, in topological (id) order.
-typedef struct Schedule {
+struct Schedule {
   int *nodes;
   int n_nodes;
-} Schedule;
+};
 
 Schedule schedule_for(const Graph *graph, const int *outputs, int n_outputs);
 void schedule_free(Schedule *schedule);
@@ -225,6 +293,7 @@ void schedule_free(Schedule *schedule);
 typedef enum DType { DTYPE_F32, DTYPE_F64 } DType;
 
 typedef struct EmitOptions {
+  int opt_level;  // 0: one kernel per node, plain loops, no reuse (the reference); 2: everything
   const char *source_path;
   const char *model_name;
   const char *source_hash;
@@ -236,8 +305,16 @@ struct Emitter {
   FILE *out;
   Graph *graph;
   const EmitOptions *options;
-  bool inference;  // writing an evaluation function: corruption passes its input through
+  const char *kernel_name;  // the name emit_kernel_open gives the kernel being written
 };
+
+// ----------------------------------------------------------- emit_gemm.c
+// Matrix products specialized to their shapes, with fused epilogues.
+typedef struct FunctionPlan FunctionPlan;
+void emit_gemm_support(Emitter *emitter);  // the shared micro-kernel, once per file
+void emit_gemm_group(Emitter *emitter, const char *name, const Group *group);
+// Scratch elements a group's kernel needs (a transposed kernel), or 0.
+size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
 
 // Writes the whole C program for the graph.
 bool emit_program(FILE *out, Graph *graph, const EmitOptions *options);
@@ -250,6 +327,14 @@ void emit_kernel_open(Emitter *emitter, const Node *node, const char *const *arg
 // The per-sample size constant of a node: ENCODER_DENSE_1_SIZE.
 const char *size_const(const Graph *graph, int node, char *buf, size_t size);
 bool node_uses_batch(const Graph *graph, const Node *node);
+
+// ----------------------------------------------------------- describe.c
+// The model as JSON (format in describe.c): the forward graph, parameters,
+// losses, steps and random nodes; what `./model describe` prints and
+// tests/torch/ rebuilds the model from. Returns malloc'd text, or NULL.
+char *describe_graph(const Graph *graph, const char *model_name, const char *source_path);
+// Writes `static const char description[] = "...";` for the model table.
+void emit_description(Emitter *emitter);
 
 // ------------------------------------------------------------ summary.c
 void print_summary(FILE *out, const Graph *graph);

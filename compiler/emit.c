@@ -10,7 +10,6 @@
 
 #include "aec.h"
 
-enum { ALIGN_ELEMS = 16 };  // arena slots start on 64-byte boundaries (float)
 
 void emit_line(Emitter *e, const char *fmt, ...) {
   va_list ap;
@@ -75,7 +74,10 @@ void emit_kernel_open(Emitter *e, const Node *node, const char *const *arg_names
   emit_line(e, "// %s%s -> %s%s%s", node->is_backward ? "backward: " : "", op_info(node->op)->name, shape,
             node->shape.batched ? " per sample" : "", "");
   if (formula) emit_line(e, "// %s", formula);
-  fprintf(e->out, "static void compute_%s(", node->name);
+  if (e->kernel_name)
+    fprintf(e->out, "static void %s(", e->kernel_name);
+  else
+    fprintf(e->out, "static void compute_%s(", node->name);
   bool batch = node_uses_batch(g, node);
   if (batch) fprintf(e->out, "int n, ");
   if (node->rng_node >= 0) fprintf(e->out, "uint64_t key, ");
@@ -185,61 +187,323 @@ static void emit_kernel(Emitter *e, const Node *node) {
   }
 }
 
-// ---------------------------------------------------------------- arena
-// Each computed node owns one arena slot (no reuse yet: the memory planner
-// is a later pass). Batched slots scale with the batch capacity.
-typedef struct Slot {
-  bool has_slot;
-  size_t offset;  // per sample (batched) or absolute within the fixed part
-} Slot;
-
-static size_t round_up(size_t x) { return (x + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS; }
-
-static bool needs_slot(const Node *node) { return op_info(node->op)->kernel != KERNEL_NONE; }
-
-typedef struct Layout {
-  Slot *slots;
-  size_t per_sample, fixed;
-} Layout;
-
-static Layout plan_arena(const Graph *g, const bool *used) {
-  Layout layout = {.slots = calloc((size_t)g->n_nodes, sizeof(Slot))};
-  for (int id = 0; id < g->n_nodes; id++) {
-    const Node *node = &g->nodes[id];
-    if (!used[id] || !needs_slot(node)) continue;
-    layout.slots[id].has_slot = true;
-    size_t size = round_up(shape_size(node->shape));
-    if (node->shape.batched) {
-      layout.slots[id].offset = layout.per_sample;
-      layout.per_sample += size;
-    } else {
-      layout.slots[id].offset = layout.fixed;
-      layout.fixed += size;
+// -------------------------------------------------------- fused kernels
+// The values a group reads from outside itself, in order of first use.
+static int group_inputs(const Graph *g, const Group *group, int *inputs) {
+  int n = 0;
+  for (int m = 0; m < group->n_members; m++) {
+    const Node *node = &g->nodes[group->members[m]];
+    for (int i = 0; i < node->n_inputs; i++) {
+      int in = node->inputs[i];
+      bool seen = false;
+      for (int k = 0; k < group->n_members; k++) seen |= group->members[k] == in;
+      for (int k = 0; k < n; k++) seen |= inputs[k] == in;
+      if (!seen) inputs[n++] = in;
     }
   }
-  return layout;
+  return n;
 }
 
-// ------------------------------------------------------------ functions
+static const char *const param_letters[] = {"a", "b", "c", "d", "e", "f", "g", "h", "p", "q", "r", "s", "u", "w",
+                                            "y", "z"};
+enum { MAX_GROUP_INPUTS = 16 };
+
+static bool group_uses_batch(const Graph *g, const Group *group) {
+  for (int m = 0; m < group->n_members; m++)
+    if (node_uses_batch(g, &g->nodes[group->members[m]])) return true;
+  return false;
+}
+
+static void emit_group_comment(Emitter *e, const Group *group, const int *inputs, int n_inputs) {
+  const Graph *g = e->graph;
+  const Node *lead = &g->nodes[group->members[0]];
+  char line[160];
+  source_line(lead->loc, line, sizeof line);
+  emit_blank(e);
+  if (lead->loc.source) emit_line(e, "// %s:%d: %s", file_base(lead->loc.source->path), lead->loc.line, line);
+  fprintf(e->out, "// fused%s:", lead->is_backward ? " (backward)" : "");
+  for (int m = 0; m < group->n_members; m++)
+    fprintf(e->out, "%s %s", m ? " ->" : "", op_info(g->nodes[group->members[m]].op)->name);
+  fprintf(e->out, "\n");
+  if (n_inputs) {
+    fprintf(e->out, "// reads");
+    for (int i = 0; i < n_inputs; i++) fprintf(e->out, "%s %s = %s", i ? "," : "", param_letters[i], g->nodes[inputs[i]].name);
+    fprintf(e->out, "\n");
+  }
+}
+
+// `static void NAME(int n, uint64_t key, const real *restrict a, ..., real *restrict out...)`
+static void emit_group_signature(Emitter *e, const char *name, const Group *group, int n_inputs,
+                                 const char *const *outputs, int n_outputs) {
+  const Graph *g = e->graph;
+  bool key = false;
+  for (int m = 0; m < group->n_members; m++) key |= g->nodes[group->members[m]].rng_node >= 0;
+  fprintf(e->out, "static void %s(", name);
+  if (group_uses_batch(g, group)) fprintf(e->out, "int n, ");
+  if (key) fprintf(e->out, "uint64_t key, ");
+  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", param_letters[i]);
+  for (int o = 0; o < n_outputs; o++) fprintf(e->out, "real *restrict %s%s", outputs[o], o + 1 < n_outputs ? ", " : ") {\n");
+}
+
+// The expressions a member's template reads: earlier members' temporaries,
+// or the group's input arrays at `index` (element 0 for scalars).
+static void member_operands(const Graph *g, const Group *group, int member, const int *inputs, int n_inputs,
+                            const char *index, char operands[MAX_INPUTS][64]) {
+  const Node *node = &g->nodes[group->members[member]];
+  for (int i = 0; i < node->n_inputs; i++) {
+    int in = node->inputs[i];
+    snprintf(operands[i], 64, "?");
+    for (int m = 0; m < member; m++)
+      if (group->members[m] == in) snprintf(operands[i], 64, "v%d", m);
+    for (int k = 0; k < n_inputs; k++)
+      if (inputs[k] == in)
+        snprintf(operands[i], 64, "%s[%s]", param_letters[k], shape_is_scalar(g->nodes[in].shape) ? "0" : index);
+  }
+}
+
+// Like expand_template, with each $k replaced by operands[k].
+static void expand_with(Emitter *e, const Node *node, const char *tmpl, char operands[MAX_INPUTS][64],
+                        const char *index, const char *count_expr, const char *rows_expr) {
+  for (const char *p = tmpl; *p; p++) {
+    if (*p == '$' && p[1] >= '0' && p[1] <= '3' && !(p[2] >= '0' && p[2] <= '9')) {
+      fputs(operands[p[1] - '0'], e->out);
+      p++;
+      continue;
+    }
+    if (*p != '$') {
+      fputc(*p, e->out);
+      continue;
+    }
+    const char *end = p + 1;
+    while ((*end | 32) >= 'a' && (*end | 32) <= 'z') end++;
+    while (*end >= '0' && *end <= '9') end++;
+    char piece[40];
+    snprintf(piece, sizeof piece, "%.*s", (int)(end - p), p);
+    expand_template(e, node, piece, index, count_expr, rows_expr);
+    p = end - 1;
+  }
+}
+
+// Writes `const real vK = ...;` for members from..to-1 at `index`.
+static void emit_member_chain(Emitter *e, const Group *group, int from, int to, const int *inputs, int n_inputs,
+                              const char *index, const char *indent) {
+  const Graph *g = e->graph;
+  for (int m = from; m < to; m++) {
+    const Node *node = &g->nodes[group->members[m]];
+    char operands[MAX_INPUTS][64];
+    member_operands(g, group, m, inputs, n_inputs, index, operands);
+    fprintf(e->out, "%sconst real v%d = ", indent, m);
+    expand_with(e, node, op_info(node->op)->expr, operands, index, "(real)count",
+                node->shape.batched ? "(real)n" : "1");
+    fprintf(e->out, ";  // %s\n", op_info(node->op)->name);
+  }
+}
+
+static void emit_count(Emitter *e, int node) {
+  char size[512];
+  size_const(e->graph, node, size, sizeof size);
+  if (e->graph->nodes[node].shape.batched)
+    emit_line(e, "  const size_t count = (size_t)n * %s;", size);
+  else
+    emit_line(e, "  const size_t count = %s;", size);
+}
+
+static void void_unused_batch(Emitter *e, const Group *group, int counted) {
+  if (group_uses_batch(e->graph, group) && !e->graph->nodes[counted].shape.batched) emit_line(e, "  (void)n;");
+}
+
+static void void_unused_inputs(Emitter *e, int n_inputs, const char *body) {
+  for (int i = 0; i < n_inputs; i++) {
+    char needle[8];
+    snprintf(needle, sizeof needle, "%s[", param_letters[i]);
+    if (!strstr(body, needle)) emit_line(e, "  (void)%s;  // gives a shape only", param_letters[i]);
+  }
+}
+
+// A chain of elementwise ops: one loop, one store.
+static void emit_elementwise_group(Emitter *e, const char *name, const Group *group) {
+  int inputs[MAX_GROUP_INPUTS];
+  int n_inputs = group_inputs(e->graph, group, inputs);
+  emit_group_comment(e, group, inputs, n_inputs);
+  emit_group_signature(e, name, group, n_inputs, (const char *const[]){"out"}, 1);
+  emit_count(e, group->output);
+  void_unused_batch(e, group, group->output);
+  // The body goes to a buffer first so unused inputs can be voided above it.
+  char *body = NULL;
+  size_t size = 0;
+  FILE *saved = e->out;
+  e->out = open_memstream(&body, &size);
+  emit_line(e, "#pragma omp parallel for simd schedule(static) if (count >= 65536)");
+  emit_line(e, "  for (size_t i = 0; i < count; i++) {");
+  emit_member_chain(e, group, 0, group->n_members, inputs, n_inputs, "i", "    ");
+  emit_line(e, "    out[i] = v%d;", group->n_members - 1);
+  emit_line(e, "  }");
+  fclose(e->out);
+  e->out = saved;
+  void_unused_inputs(e, n_inputs, body);
+  fputs(body, e->out);
+  free(body);
+  emit_line(e, "}");
+}
+
+// A loss and its gradient in one pass over the prediction. The sum is
+// split in fixed chunks added in order, so it does not depend on threads.
+static void emit_loss_group(Emitter *e, const char *name, const Group *group) {
+  const Graph *g = e->graph;
+  const Node *loss = &g->nodes[group->members[0]], *grad = &g->nodes[group->members[1]];
+  int inputs[MAX_GROUP_INPUTS];
+  int n_inputs = group_inputs(g, group, inputs);
+  emit_group_comment(e, group, inputs, n_inputs);
+  emit_group_signature(e, name, group, n_inputs, (const char *const[]){"loss", "out"}, 2);
+  emit_count(e, loss->inputs[0]);
+  void_unused_batch(e, group, loss->inputs[0]);
+  emit_line(e, "  enum { CHUNKS = 64 };");
+  emit_line(e, "  double partial[CHUNKS];");
+  emit_line(e, "#pragma omp parallel for schedule(static) if (count >= 65536)");
+  emit_line(e, "  for (int chunk = 0; chunk < CHUNKS; chunk++) {");
+  emit_line(e, "    double sum = 0;");
+  emit_line(e, "#pragma omp simd reduction(+ : sum)");
+  emit_line(e, "    for (size_t i = count * chunk / CHUNKS; i < count * (chunk + 1) / CHUNKS; i++) {");
+  char operands[MAX_INPUTS][64];
+  member_operands(g, group, 0, inputs, n_inputs, "i", operands);
+  fprintf(e->out, "      sum += ");
+  bool batched = g->nodes[loss->inputs[0]].shape.batched;
+  expand_with(e, loss, op_info(loss->op)->expr, operands, "i", "(real)count", batched ? "(real)n" : "1");
+  fprintf(e->out, ";\n");
+  member_operands(g, group, 1, inputs, n_inputs, "i", operands);
+  fprintf(e->out, "      out[i] = ");
+  expand_with(e, grad, op_info(grad->op)->expr, operands, "i", "(real)count", batched ? "(real)n" : "1");
+  fprintf(e->out, ";\n");
+  emit_line(e, "    }");
+  emit_line(e, "    partial[chunk] = sum;");
+  emit_line(e, "  }");
+  emit_line(e, "  double sum = 0;");
+  emit_line(e, "  for (int chunk = 0; chunk < CHUNKS; chunk++) sum += partial[chunk];");
+  switch (op_info(loss->op)->divisor) {
+  case DIVIDE_BY_ONE: emit_line(e, "  loss[0] = (real)sum;"); break;
+  case DIVIDE_BY_COUNT: emit_line(e, "  loss[0] = (real)(sum / (double)count);"); break;
+  case DIVIDE_BY_ROWS: emit_line(e, batched ? "  loss[0] = (real)(sum / n);" : "  loss[0] = (real)sum;"); break;
+  }
+  emit_line(e, "}");
+}
+
+// ---------------------------------------------------------- function plans
+// One generated function (a step's forward and backward, evaluation,
+// encode, reconstruct, corrupt): its schedule, kernels and memory.
+struct FunctionPlan {
+  Schedule schedule;
+  FusionPlan fusion;
+  MemoryPlan memory;
+  bool *outside;      // values stored outside the arena (weight gradients)
+  char **kernel;      // [n_groups] the kernel each group calls
+  size_t *scratch;    // [n_groups] scratch elements each group needs
+};
+
 static void param_const(const Graph *g, int param, const char *suffix, char *buf, size_t size) {
   char upper[320];
   upper_name(g->nodes[g->params[param].node].name, upper, sizeof upper);
   snprintf(buf, size, "%s_%s", upper, suffix);
 }
 
-// In an evaluation function, corruption is skipped: its readers read its input.
-static bool skipped(const Emitter *e, const Node *node) {
-  return e->inference && op_info(node->op)->identity_at_inference;
+// The param whose gradient a step's node is, or -1.
+static int gradient_param(const Graph *g, int step, int node) {
+  if (step < 0) return -1;
+  const Step *s = &g->steps[step];
+  for (int i = 0; i < s->n_params; i++)
+    if (s->grad_nodes[i] == node) return s->params[i];
+  return -1;
 }
 
-static int resolve(const Emitter *e, int id) {
-  while (skipped(e, &e->graph->nodes[id])) id = e->graph->nodes[id].inputs[0];
-  return id;
+static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs, int step) {
+  Graph *g = e->graph;
+  bool optimize = e->options->opt_level > 0;
+  FunctionPlan *fp = calloc(1, sizeof *fp);
+  fp->schedule = schedule_for(g, outputs, n_outputs);
+  fp->fusion = fuse_schedule(g, &fp->schedule, outputs, n_outputs, optimize);
+  fp->outside = calloc((size_t)g->n_nodes, sizeof(bool));
+  for (int i = 0; i < g->n_nodes; i++)
+    if (op_info(g->nodes[i].op)->kernel != KERNEL_NONE && gradient_param(g, step, i) >= 0) fp->outside[i] = true;
+  fp->scratch = calloc((size_t)fp->fusion.n_groups + 1, sizeof(size_t));
+  for (int i = 0; i < fp->fusion.n_groups; i++) fp->scratch[i] = gemm_scratch(g, &fp->fusion.groups[i], optimize);
+  fp->memory = plan_memory(g, &fp->fusion, outputs, n_outputs, fp->outside, fp->scratch, optimize);
+  fp->kernel = calloc((size_t)fp->fusion.n_groups + 1, sizeof(char *));
+  return fp;
 }
 
-// The C expression for a node's storage inside a schedule function.
+static void function_plan_free(FunctionPlan *fp) {
+  if (!fp) return;
+  for (int i = 0; i < fp->fusion.n_groups; i++) free(fp->kernel[i]);
+  free(fp->kernel), free(fp->scratch), free(fp->outside);
+  memory_plan_free(&fp->memory);
+  fusion_plan_free(&fp->fusion);
+  schedule_free(&fp->schedule);
+  free(fp);
+}
+
+// Kernels are shared between functions: one per distinct group.
+typedef struct KernelRegistry {
+  char **signature, **name;
+  int n, cap;
+} KernelRegistry;
+
+static void group_signature(const Graph *g, const Group *group, bool optimize, char *buf, size_t size) {
+  size_t used = (size_t)snprintf(buf, size, "%d:%d", group->kind, optimize);
+  for (int m = 0; m < group->n_members && used < size; m++)
+    used += (size_t)snprintf(buf + used, size - used, ",%d", group->members[m]);
+  (void)g;
+}
+
+// Emits the kernel of each group not seen before and names every group's kernel.
+static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *registry) {
+  const Graph *g = e->graph;
+  bool optimize = e->options->opt_level > 0;
+  for (int gi = 0; gi < fp->fusion.n_groups; gi++) {
+    const Group *group = &fp->fusion.groups[gi];
+    char signature[512];
+    group_signature(g, group, optimize, signature, sizeof signature);
+    int found = -1;
+    for (int k = 0; k < registry->n; k++)
+      if (strcmp(registry->signature[k], signature) == 0) found = k;
+    if (found >= 0) {
+      fp->kernel[gi] = strdup(registry->name[found]);
+      continue;
+    }
+    char name[400];
+    snprintf(name, sizeof name, "compute_%s", g->nodes[group->output].name);
+    for (int version = 2;; version++) {
+      bool taken = false;
+      for (int k = 0; k < registry->n; k++) taken |= strcmp(registry->name[k], name) == 0;
+      if (!taken) break;
+      snprintf(name, sizeof name, "compute_%s_v%d", g->nodes[group->output].name, version);
+    }
+    if (registry->n == registry->cap) {
+      registry->cap = registry->cap ? registry->cap * 2 : 32;
+      registry->signature = realloc(registry->signature, (size_t)registry->cap * sizeof(char *));
+      registry->name = realloc(registry->name, (size_t)registry->cap * sizeof(char *));
+    }
+    registry->signature[registry->n] = strdup(signature);
+    registry->name[registry->n++] = strdup(name);
+    fp->kernel[gi] = strdup(name);
+    e->kernel_name = name;
+    switch (group->kind) {
+    case GROUP_SINGLE: emit_kernel(e, &g->nodes[group->members[0]]); break;
+    case GROUP_GEMM: emit_gemm_group(e, name, group); break;
+    case GROUP_LOSS: emit_loss_group(e, name, group); break;
+    case GROUP_ELEMENTWISE: emit_elementwise_group(e, name, group); break;
+    }
+    e->kernel_name = NULL;
+  }
+}
+
+static void registry_free(KernelRegistry *registry) {
+  for (int k = 0; k < registry->n; k++) free(registry->signature[k]), free(registry->name[k]);
+  free(registry->signature), free(registry->name);
+}
+
+// --------------------------------------------------------- function bodies
+// The C expression for a value's storage inside a generated function.
 static void value_ref(const Emitter *e, int id, char *buf, size_t size) {
-  const Node *node = &e->graph->nodes[resolve(e, id)];
+  const Node *node = &e->graph->nodes[id];
   if (node->op == OP_INPUT)
     snprintf(buf, size, "input");
   else if (node->op == OP_PARAM) {
@@ -250,20 +514,28 @@ static void value_ref(const Emitter *e, int id, char *buf, size_t size) {
     snprintf(buf, size, "%s", node->name);
 }
 
-static void emit_buffers(Emitter *e, const Layout *layout, const Schedule *s) {
+static void emit_buffers(Emitter *e, const FunctionPlan *fp, int step) {
+  const Graph *g = e->graph;
   bool any = false;
-  for (int i = 0; i < s->n_nodes; i++) any |= layout->slots[s->nodes[i]].has_slot;
-  if (!any) return;
-  emit_line(e, "  real *arena = ctx->arena;");
-  emit_line(e, "  const size_t cap = (size_t)ctx->capacity;");
-  for (int i = 0; i < s->n_nodes; i++) {
-    const Node *node = &e->graph->nodes[s->nodes[i]];
-    const Slot *slot = &layout->slots[node->id];
-    if (!slot->has_slot || skipped(e, node)) continue;
-    if (node->shape.batched)
-      emit_line(e, "  real *%s = arena + cap * %zu;", node->name, slot->offset);
-    else
-      emit_line(e, "  real *%s = arena + cap * ARENA_PER_SAMPLE + %zu;", node->name, slot->offset);
+  for (int i = 0; i < fp->schedule.n_nodes; i++) any |= fp->memory.has_slot[fp->schedule.nodes[i]];
+  for (int i = 0; i < fp->fusion.n_groups; i++) any |= fp->scratch[i] > 0;
+  if (any) {
+    emit_line(e, "  real *arena = ctx->arena;");
+    emit_line(e, "  const size_t cap = (size_t)ctx->capacity;");
+  }
+  for (int i = 0; i < fp->schedule.n_nodes; i++) {
+    const Node *node = &g->nodes[fp->schedule.nodes[i]];
+    int param = gradient_param(g, step, node->id);
+    if (fp->outside[node->id] && param >= 0) {
+      char off[512];
+      param_const(g, param, "OFFSET", off, sizeof off);
+      emit_line(e, "  real *%s = ctx->grads + %s;", node->name, off);
+    } else if (fp->memory.has_slot[node->id]) {
+      if (node->shape.batched)
+        emit_line(e, "  real *%s = arena + cap * %zu;", node->name, fp->memory.offset[node->id]);
+      else
+        emit_line(e, "  real *%s = arena + cap * ARENA_PER_SAMPLE + %zu;", node->name, fp->memory.offset[node->id]);
+    }
   }
 }
 
@@ -275,19 +547,33 @@ static void emit_constants_for(Emitter *e, const Schedule *s) {
   }
 }
 
-static void emit_calls(Emitter *e, const Schedule *s) {
-  for (int i = 0; i < s->n_nodes; i++) {
-    const Node *node = &e->graph->nodes[s->nodes[i]];
-    if (!needs_slot(node) || skipped(e, node)) continue;
-    fprintf(e->out, "  compute_%s(", node->name);
-    if (node_uses_batch(e->graph, node)) fprintf(e->out, "n, ");
-    if (node->rng_node >= 0) fprintf(e->out, "aert_hash64(batch_key, %d), ", node->rng_node);
-    for (int j = 0; j < node->n_inputs; j++) {
+static void emit_calls(Emitter *e, const FunctionPlan *fp) {
+  const Graph *g = e->graph;
+  for (int gi = 0; gi < fp->fusion.n_groups; gi++) {
+    const Group *group = &fp->fusion.groups[gi];
+    const Node *lead = &g->nodes[group->members[0]];
+    fprintf(e->out, "  %s(", fp->kernel[gi]);
+    if (group_uses_batch(g, group)) fprintf(e->out, "n, ");
+    int rng = -1;
+    for (int m = 0; m < group->n_members; m++)
+      if (g->nodes[group->members[m]].rng_node >= 0) rng = g->nodes[group->members[m]].rng_node;
+    if (rng >= 0) fprintf(e->out, "aert_hash64(batch_key, %d), ", rng);
+    int inputs[MAX_GROUP_INPUTS], n_inputs;
+    if (group->kind == GROUP_SINGLE) {
+      n_inputs = lead->n_inputs;
+      memcpy(inputs, lead->inputs, sizeof(int) * (size_t)n_inputs);
+    } else {
+      n_inputs = group_inputs(g, group, inputs);
+    }
+    for (int j = 0; j < n_inputs; j++) {
       char ref[640];
-      value_ref(e, node->inputs[j], ref, sizeof ref);
+      value_ref(e, inputs[j], ref, sizeof ref);
       fprintf(e->out, "%s, ", ref);
     }
-    fprintf(e->out, "%s);\n", node->name);
+    if (group->scalar_output >= 0) fprintf(e->out, "%s, ", g->nodes[group->scalar_output].name);
+    fprintf(e->out, "%s", g->nodes[group->output].name);
+    if (fp->scratch[gi] > 0) fprintf(e->out, ", arena + cap * ARENA_PER_SAMPLE + %zu", fp->memory.scratch[gi]);
+    fprintf(e->out, ");\n");
   }
 }
 
@@ -297,29 +583,25 @@ static bool schedule_uses_input(const Emitter *e, const Schedule *s) {
   return false;
 }
 
-static bool schedule_uses_batch(const Emitter *e, const Schedule *s) {
-  for (int i = 0; i < s->n_nodes; i++) {
-    const Node *node = &e->graph->nodes[s->nodes[i]];
-    if (needs_slot(node) && !skipped(e, node) && node_uses_batch(e->graph, node)) return true;
-  }
+static bool plan_uses_batch(const Emitter *e, const FunctionPlan *fp) {
+  for (int i = 0; i < fp->fusion.n_groups; i++)
+    if (group_uses_batch(e->graph, &fp->fusion.groups[i])) return true;
   return false;
 }
 
-static bool schedule_draws(const Emitter *e, const Schedule *s) {
-  for (int i = 0; i < s->n_nodes; i++) {
-    const Node *node = &e->graph->nodes[s->nodes[i]];
-    if (node->rng_node >= 0 && !skipped(e, node)) return true;
-  }
+static bool plan_draws(const Emitter *e, const FunctionPlan *fp) {
+  for (int i = 0; i < fp->schedule.n_nodes; i++)
+    if (e->graph->nodes[fp->schedule.nodes[i]].rng_node >= 0) return true;
   return false;
 }
 
-// The head of a schedule function taking (ctx, x, n), with unused ones voided.
-static void emit_schedule_head(Emitter *e, const Layout *layout, const Schedule *s) {
-  if (!schedule_uses_input(e, s)) emit_line(e, "  (void)input;");
-  if (!schedule_uses_batch(e, s)) emit_line(e, "  (void)n;");
-  emit_constants_for(e, s);
-  emit_buffers(e, layout, s);
-  if (schedule_draws(e, s)) {
+// The head of a generated function taking (ctx, input, n), unused ones voided.
+static void emit_schedule_head(Emitter *e, const FunctionPlan *fp, int step) {
+  if (!schedule_uses_input(e, &fp->schedule)) emit_line(e, "  (void)input;");
+  if (!plan_uses_batch(e, fp)) emit_line(e, "  (void)n;");
+  emit_constants_for(e, &fp->schedule);
+  emit_buffers(e, fp, step);
+  if (plan_draws(e, fp)) {
     emit_line(e, "  // Random draws depend only on (seed, batch, node, element): the same in every step of a batch.");
     emit_line(e, "  const uint64_t batch_key = aert_stream_key(ctx->seed, AERT_STREAM_CORRUPT, ctx->batch_counter);");
   }
@@ -336,15 +618,21 @@ static const char *step_name(const Graph *g, int s_index, char *buf, size_t size
   return buf;
 }
 
-static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
+static FunctionPlan *plan_step(Emitter *e, int s_index) {
   Graph *g = e->graph;
   const Step *step = &g->steps[s_index];
   int n_out = step->n_params + 1;
   int *outputs = malloc((size_t)n_out * sizeof(int));
   outputs[0] = g->losses[step->loss_index].node;
   for (int i = 0; i < step->n_params; i++) outputs[i + 1] = step->grad_nodes[i];
-  Schedule s = schedule_for(g, outputs, n_out);
+  FunctionPlan *fp = plan_function(e, outputs, n_out, s_index);
   free(outputs);
+  return fp;
+}
+
+static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index) {
+  Graph *g = e->graph;
+  const Step *step = &g->steps[s_index];
 
   char line[160];
   source_line(step->loc, line, sizeof line);
@@ -355,8 +643,8 @@ static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
   char name[300];
   step_name(g, s_index, name, sizeof name);
   emit_line(e, "static double %s_loss_and_grad(aert_ctx *ctx, const real *input, int n) {", name);
-  emit_schedule_head(e, layout, &s);
-  emit_calls(e, &s);
+  emit_schedule_head(e, fp, s_index);
+  emit_calls(e, fp);
   for (int i = 0; i < step->n_params; i++) {
     char off[512], size[512], ref[640];
     param_const(g, step->params[i], "OFFSET", off, sizeof off);
@@ -365,6 +653,7 @@ static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
       emit_line(e, "  memset(ctx->grads + %s, 0, sizeof(real) * %s);  // the loss does not depend on it", off, size);
       continue;
     }
+    if (fp->outside[step->grad_nodes[i]]) continue;  // written in place
     value_ref(e, step->grad_nodes[i], ref, sizeof ref);
     emit_line(e, "  memcpy(ctx->grads + %s, %s, sizeof(real) * %s);", off, ref, size);
   }
@@ -372,7 +661,6 @@ static void emit_step_functions(Emitter *e, const Layout *layout, int s_index) {
   value_ref(e, g->losses[step->loss_index].node, loss_ref, sizeof loss_ref);
   emit_line(e, "  return %s[0];", loss_ref);
   emit_line(e, "}");
-  schedule_free(&s);
 
   // The optimizer update, one loop per parameter tensor.
   emit_blank(e);
@@ -447,46 +735,42 @@ static void emit_optimizers(Emitter *e) {
   }
 }
 
-static void emit_eval(Emitter *e, const Layout *layout) {
+static FunctionPlan *plan_eval(Emitter *e) {
+  return plan_function(e, e->graph->eval_losses, e->graph->n_losses, -1);
+}
+
+static void emit_eval(Emitter *e, const FunctionPlan *fp) {
   Graph *g = e->graph;
-  int *outputs = malloc((size_t)(g->n_losses + 1) * sizeof(int));
-  for (int i = 0; i < g->n_losses; i++) outputs[i] = g->losses[i].node;
-  Schedule s = schedule_for(g, outputs, g->n_losses);
-  free(outputs);
   emit_blank(e);
   emit_line(e, "// Every named loss on a batch, in inference mode.");
   emit_line(e, "static void eval_losses(aert_ctx *ctx, const real *input, int n, double *losses) {");
-  e->inference = true;
-  emit_schedule_head(e, layout, &s);
-  emit_calls(e, &s);
+  emit_schedule_head(e, fp, -1);
+  emit_calls(e, fp);
   for (int i = 0; i < g->n_losses; i++) {
     char ref[640];
-    value_ref(e, g->losses[i].node, ref, sizeof ref);
+    value_ref(e, g->eval_losses[i], ref, sizeof ref);
     emit_line(e, "  losses[%d] = %s[0];  // %s", i, ref, g->losses[i].name);
   }
-  e->inference = false;
   emit_line(e, "}");
-  schedule_free(&s);
 }
 
 // encode and reconstruct: one value per sample, copied out.
-static void emit_apply(Emitter *e, const Layout *layout, const char *fn, int node, const char *what) {
+// encode, reconstruct and corrupt compute one value per sample.
+static FunctionPlan *plan_apply(Emitter *e, int node) { return node < 0 ? NULL : plan_function(e, &node, 1, -1); }
+
+static void emit_apply(Emitter *e, const FunctionPlan *fp, const char *fn, int node, const char *what) {
   if (node < 0) return;
   Graph *g = e->graph;
-  Schedule s = schedule_for(g, &node, 1);
   char size[512], ref[640];
-  e->inference = true;
   size_const(g, node, size, sizeof size);
   value_ref(e, node, ref, sizeof ref);
   emit_blank(e);
-  emit_line(e, "// %s, in inference mode.", what);
+  emit_line(e, "// %s.", what);
   emit_line(e, "static void %s(aert_ctx *ctx, const real *input, int n, real *out) {", fn);
-  emit_schedule_head(e, layout, &s);
-  emit_calls(e, &s);
+  emit_schedule_head(e, fp, -1);
+  emit_calls(e, fp);
   emit_line(e, "  memcpy(out, %s, sizeof(real) * (size_t)n * %s);", ref, size);
   emit_line(e, "}");
-  e->inference = false;
-  schedule_free(&s);
 }
 
 static void emit_dispatchers(Emitter *e) {
@@ -559,7 +843,7 @@ static void emit_tables(Emitter *e) {
   emit_line(e, "};");
 }
 
-static void emit_model(Emitter *e, const Layout *layout) {
+static void emit_model(Emitter *e) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
   Shape in = g->nodes[g->input_node].shape;
@@ -606,20 +890,23 @@ static void emit_model(Emitter *e, const Layout *layout) {
   emit_line(e, "  .eval_losses = eval_losses,");
   emit_line(e, "  .reconstruct = %s,", g->reconstruction_node >= 0 ? "reconstruct" : "NULL");
   emit_line(e, "  .encode = %s,", g->code_node >= 0 ? "encode" : "NULL");
+  emit_line(e, "  .corrupt = %s,", g->corrupt_node >= 0 ? "corrupt" : "NULL");
+  if (g->first_kernel_param >= 0)
+    emit_line(e, "  .first_kernel = \"%s\",", g->params[g->first_kernel_param].name);
+  emit_line(e, "  .description = description,");
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
-  (void)layout;
 }
 
-static void emit_header(Emitter *e, const bool *used, const Layout *layout) {
+static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
   emit_line(e, "// %s.c — generated by aec %s from %s (source hash %s).", o->model_name, AEC_VERSION, o->source_path,
             o->source_hash);
   emit_line(e, "// Command: %s", o->command_line);
   emit_line(e, "// Element type: %s. Regenerate rather than edit; see the kernels below for what", o->dtype == DTYPE_F64 ? "double" : "float");
-  emit_line(e, "// each .ae line became. Build: cc -O3 -march=native -fopenmp %s.c -laert -lcairo -lz -lm", o->model_name);
+  emit_line(e, "// each .ae line became. Build: cc -O3 -march=native -fopenmp -fno-math-errno -DAEC_LIBMVEC %s.c -laert -lcairo -lz -lmvec -lm", o->model_name);
   emit_blank(e);
   if (o->dtype == DTYPE_F64) emit_line(e, "#define AERT_REAL double");
   emit_line(e, "#include <stddef.h>");
@@ -630,6 +917,23 @@ static void emit_header(Emitter *e, const bool *used, const Layout *layout) {
   emit_line(e, "#include \"aert.h\"");
   emit_blank(e);
   emit_line(e, "typedef aert_real real;");
+  static const char *const vector_math[] = {
+      "",
+      "// With AEC_LIBMVEC (aec sets it, with -fno-math-errno and -lmvec), glibc's vector",
+      "// math library computes exp, log and tanh 16 lanes at a time inside simd loops.",
+      "#if defined(AEC_LIBMVEC) && defined(__GLIBC__) && defined(__x86_64__)",
+      "#define AEC_VECTOR_MATH __attribute__((simd(\"notinbranch\")))",
+      "AEC_VECTOR_MATH float (expf)(float);",
+      "AEC_VECTOR_MATH float (logf)(float);",
+      "AEC_VECTOR_MATH float (log1pf)(float);",
+      "AEC_VECTOR_MATH float (tanhf)(float);",
+      "AEC_VECTOR_MATH double (exp)(double);",
+      "AEC_VECTOR_MATH double (log)(double);",
+      "AEC_VECTOR_MATH double (log1p)(double);",
+      "AEC_VECTOR_MATH double (tanh)(double);",
+      "#endif",
+      NULL};
+  for (int i = 0; vector_math[i]; i++) emit_line(e, "%s", vector_math[i]);
   emit_blank(e);
   emit_line(e, "// ---- shapes: elements per sample of each batched value, or in all of an unbatched one");
   emit_line(e, "enum {");
@@ -657,40 +961,57 @@ static void emit_header(Emitter *e, const bool *used, const Layout *layout) {
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "// ---- the arena: batched values take `capacity` x their per-sample size each");
-  emit_line(e, "enum { ARENA_PER_SAMPLE = %zu, ARENA_FIXED = %zu };", layout->per_sample, layout->fixed);
+  emit_line(e, "enum { ARENA_PER_SAMPLE = %zu, ARENA_FIXED = %zu };", arena_per_sample, arena_fixed);
 }
 
 bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   Emitter e = {.out = out, .graph = graph, .options = options};
-  // Everything any generated function computes.
-  bool *used = calloc((size_t)graph->n_nodes, sizeof(bool));
-  int n_outputs = 0, *outputs = malloc((size_t)(graph->n_nodes + 8) * sizeof(int));
-  for (int i = 0; i < graph->n_losses; i++) outputs[n_outputs++] = graph->losses[i].node;
-  for (int i = 0; i < graph->n_steps; i++)
-    for (int j = 0; j < graph->steps[i].n_params; j++) outputs[n_outputs++] = graph->steps[i].grad_nodes[j];
-  if (graph->code_node >= 0) outputs[n_outputs++] = graph->code_node;
-  if (graph->reconstruction_node >= 0) outputs[n_outputs++] = graph->reconstruction_node;
-  for (int i = 0; i < graph->n_params; i++) outputs[n_outputs++] = graph->params[i].node;
-  outputs[n_outputs++] = graph->input_node;
-  Schedule all = schedule_for(graph, outputs, n_outputs);
-  free(outputs);
-  for (int i = 0; i < all.n_nodes; i++) used[all.nodes[i]] = true;
-  Layout layout = plan_arena(graph, used);
+  plan_inference(graph);
+  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt.
+  int n_plans = graph->n_steps + 4;
+  FunctionPlan **plans = calloc((size_t)n_plans, sizeof(FunctionPlan *));
+  for (int i = 0; i < graph->n_steps; i++) plans[i] = plan_step(&e, i);
+  FunctionPlan **eval = &plans[graph->n_steps], **recon = eval + 1, **code = eval + 2, **corrupt = eval + 3;
+  *eval = plan_eval(&e);
+  *recon = plan_apply(&e, graph->reconstruction_node);
+  *code = plan_apply(&e, graph->code_node);
+  *corrupt = plan_apply(&e, graph->corrupt_node);
 
-  emit_header(&e, used, &layout);
+  // Every value any function computes gets a shape constant; the arena is
+  // as large as the largest function needs.
+  bool *used = calloc((size_t)graph->n_nodes, sizeof(bool));
+  size_t per_sample = 0, fixed = 0;
+  bool any_gemm = false;
+  for (int p = 0; p < n_plans; p++) {
+    if (!plans[p]) continue;
+    for (int i = 0; i < plans[p]->schedule.n_nodes; i++) used[plans[p]->schedule.nodes[i]] = true;
+    if (plans[p]->memory.per_sample > per_sample) per_sample = plans[p]->memory.per_sample;
+    if (plans[p]->memory.fixed > fixed) fixed = plans[p]->memory.fixed;
+    for (int g = 0; g < plans[p]->fusion.n_groups; g++) any_gemm |= plans[p]->fusion.groups[g].kind == GROUP_GEMM;
+  }
+  for (int i = 0; i < graph->n_params; i++) used[graph->params[i].node] = true;
+  used[graph->input_node] = true;
+  emit_header(&e, used, per_sample, fixed);
+  if (any_gemm && options->opt_level > 0) emit_gemm_support(&e);
   emit_blank(&e);
-  emit_line(&e, "// ---- kernels, one per node, in the order they run");
-  for (int i = 0; i < all.n_nodes; i++) emit_kernel(&e, &graph->nodes[all.nodes[i]]);
+  emit_line(&e, "// ---- kernels, in the order they first run");
+  KernelRegistry registry = {0};
+  for (int p = 0; p < n_plans; p++)
+    if (plans[p]) emit_kernels_of(&e, plans[p], &registry);
   emit_optimizers(&e);
-  for (int i = 0; i < graph->n_steps; i++) emit_step_functions(&e, &layout, i);
-  emit_eval(&e, &layout);
-  emit_apply(&e, &layout, "reconstruct", graph->reconstruction_node, "The reconstruction of each sample");
-  emit_apply(&e, &layout, "encode", graph->code_node, "The code of each sample");
+  for (int i = 0; i < graph->n_steps; i++) emit_step_functions(&e, plans[i], i);
+  emit_eval(&e, *eval);
+  emit_apply(&e, *recon, "reconstruct", graph->reconstruction_node, "The reconstruction of each sample, in inference mode");
+  emit_apply(&e, *code, "encode", graph->code_node, "The code of each sample, in inference mode");
+  emit_apply(&e, *corrupt, "corrupt", graph->corrupt_node,
+             "The corrupted input, in training mode: what the model is fed while it learns");
   emit_dispatchers(&e);
   emit_tables(&e);
-  emit_model(&e, &layout);
-  schedule_free(&all);
-  free(layout.slots);
+  emit_description(&e);
+  emit_model(&e);
+  registry_free(&registry);
+  for (int p = 0; p < n_plans; p++) function_plan_free(plans[p]);
+  free(plans);
   free(used);
   return !ferror(out);
 }

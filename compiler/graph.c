@@ -21,6 +21,7 @@ static void *grow(void *items, int *cap, int need, size_t item_size) {
 Graph *graph_new(void) {
   Graph *graph = calloc(1, sizeof *graph);
   graph->input_node = graph->code_node = graph->reconstruction_node = -1;
+  graph->corrupt_node = graph->first_kernel_param = -1;
   return graph;
 }
 
@@ -37,7 +38,7 @@ void graph_free(Graph *graph) {
   }
   free(graph->nodes), free(graph->params), free(graph->layers), free(graph->nets);
   free(graph->losses), free(graph->steps);
-  free(graph->train.data), free(graph->train.test), free(graph->input_name);
+  free(graph->train.data), free(graph->train.test), free(graph->input_name), free(graph->eval_losses);
   free(graph);
 }
 
@@ -132,7 +133,7 @@ int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool i
 static const char *const reserved_names[] = {
     "n", "input", "ctx", "arena", "cap", "losses", "out", "a", "b", "c", "i", "j", "k", "m", "v", "t", "lr", "sum",
     "count", "velocity", "real", "model", "params", "layers", "steps", "loss_names", "adam", "sgd", "main",
-    "eval_losses", "encode", "reconstruct", "loss_and_grad", "apply_update", "auto", "break", "case", "char",
+    "eval_losses", "encode", "reconstruct", "corrupt", "loss_and_grad", "apply_update", "auto", "break", "case", "char",
     "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if",
     "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
     "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "exp", "log", "tanh", "fabs", "fmax",

@@ -409,6 +409,51 @@ static Value lower_l2(Lowerer *L, Scope *scope, const Expr *call) {
   return total < 0 ? tensor_value(number_node(L, 0, call->loc)) : tensor_value(total);
 }
 
+// gaussian_noise(v, std), masking_noise(v, p), salt_pepper(v, p), clip(v, lo, hi)
+// and kl_sparsity(h, rho): a tensor, and numbers that become the node's attributes.
+static Value lower_with_numbers(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  static const struct {
+    const char *name;
+    OpKind op;
+  } ops[] = {{"gaussian_noise", OP_GAUSSIAN_NOISE}, {"masking_noise", OP_MASKING_NOISE},
+             {"salt_pepper", OP_SALT_PEPPER},       {"clip", OP_CLIP},
+             {"kl_sparsity", OP_KL_SPARSITY}};
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  double attrs[MAX_ATTRS] = {0};
+  for (int i = 1; i < builtin_arity(b); i++) {
+    if (args->value[i].kind != VAL_NUMBER) {
+      diag_error(arg_loc(args, i, call), "%s: argument '%s' must be a number", b->name, b->params[i]);
+      return error_value;
+    }
+    attrs[i - 1] = args->value[i].number;
+  }
+  OpKind op = OP_INPUT;
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+    if (strcmp(ops[i].name, b->name) == 0) op = ops[i].op;
+  const char *problem = NULL;
+  switch (op) {
+  case OP_GAUSSIAN_NOISE: problem = attrs[0] >= 0 && isfinite(attrs[0]) ? NULL : "the std must be at least 0"; break;
+  case OP_MASKING_NOISE:
+  case OP_SALT_PEPPER: problem = attrs[0] >= 0 && attrs[0] <= 1 ? NULL : "the fraction p must be from 0 to 1"; break;
+  case OP_CLIP: problem = attrs[0] < attrs[1] ? NULL : "lo must be below hi"; break;
+  case OP_KL_SPARSITY: problem = attrs[0] > 0 && attrs[0] < 1 ? NULL : "rho must lie strictly between 0 and 1"; break;
+  default: return error_value;
+  }
+  if (problem) {
+    diag_error(arg_loc(args, 1, call), "%s: %s", b->name, problem);
+    return error_value;
+  }
+  int before = L->graph->n_nodes;
+  int id = graph_add_attr(L->graph, op, &x, 1, attrs, call->loc);
+  if (id >= before) {
+    char name[sizeof L->prefix + 40];
+    snprintf(name, sizeof name, "%s%s%s", L->prefix, L->prefix[0] ? "_" : "", b->name);
+    graph_set_name(L->graph, id, name);
+  }
+  return tensor_value(id);
+}
+
 // ------------------------------------------------------------- builtins
 static const Builtin builtins[] = {
     {"dense", {"input", "units", "activation?"}, lower_dense, "fully connected layer with optional activation"},
@@ -426,10 +471,10 @@ static const Builtin builtins[] = {
     {"tanh", {"input"}, lower_activation_call, "hyperbolic tangent"},
     {"softplus", {"input"}, lower_activation_call, "log(1 + exp(v))"},
     {"linear", {"input"}, lower_activation_call, "the identity"},
-    {"gaussian_noise", {"input", "std"}, NULL, "adds N(0, std^2) noise while training"},
-    {"masking_noise", {"input", "p"}, NULL, "zeroes a fraction p while training"},
-    {"salt_pepper", {"input", "p"}, NULL, "sets a fraction p to 0 or 1 while training"},
-    {"clip", {"input", "lo", "hi"}, NULL, "clamps to [lo, hi]"},
+    {"gaussian_noise", {"input", "std"}, lower_with_numbers, "adds N(0, std^2) noise while training"},
+    {"masking_noise", {"input", "p"}, lower_with_numbers, "zeroes a fraction p while training"},
+    {"salt_pepper", {"input", "p"}, lower_with_numbers, "sets a fraction p to 0 or 1 while training"},
+    {"clip", {"input", "lo", "hi"}, lower_with_numbers, "clamps to [lo, hi]"},
     {"gaussian", {"shape", "std?"}, NULL, "a Gaussian prior sample per batch row"},
     {"uniform", {"shape", "lo", "hi"}, NULL, "a uniform prior sample per batch row"},
     {"mixture", {"shape", "k", "std", "radius?"}, NULL, "a mixture-of-Gaussians prior sample per batch row"},
@@ -437,7 +482,7 @@ static const Builtin builtins[] = {
     {"bce", {"pred", "target"}, lower_pair_loss, "binary cross-entropy over all elements"},
     {"l1", {"input"}, lower_reduction, "sum of |v| per sample, averaged over the batch (or of a net's weights)"},
     {"l2", {"nets"}, NULL, "sum of squared weights of nets"},
-    {"kl_sparsity", {"input", "rho"}, NULL, "KL sparsity penalty"},
+    {"kl_sparsity", {"input", "rho"}, lower_with_numbers, "KL sparsity penalty"},
     {"mean", {"input"}, lower_reduction, "mean over all elements"},
     {"sum", {"input"}, lower_reduction, "sum over all elements"},
 };
@@ -967,6 +1012,7 @@ Graph *lower_program(const Program *program, const Define *defines, int n_define
   if (L.train) lower_train(&L, L.train);
   if (diag_error_count() == errors_before) default_step(&L);
   if (diag_error_count() == errors_before) find_code_and_reconstruction(&L);
+  if (diag_error_count() == errors_before) find_roles(g);
   free(define_used);
   free(L.globals.items);
   free(L.slots);

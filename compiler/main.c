@@ -27,6 +27,7 @@ typedef struct Options {
   Define defines[MAX_DEFINES];
   int n_defines;
   DType dtype;
+  int opt_level;
   bool summary, dump_ir, verbose;
 } Options;
 
@@ -40,6 +41,8 @@ static void usage(FILE *out) {
           "                   (default: MODEL.c in the current directory)\n"
           "  -D NAME=VALUE    override `param NAME` of the file\n"
           "  --dtype f32|f64  element type of the generated code (f64 for gradient checks)\n"
+          "  -O0              one plain kernel per node, no fusion, no buffer reuse: the reference\n"
+          "  -O2              fused, shape-specialized matrix kernels and a planned arena (default)\n"
           "  --summary        print the layers, shapes and parameter counts; write nothing\n"
           "  --dump-ir        print the graph after autodiff; write nothing\n"
           "  -v               print the C compiler command\n"
@@ -84,6 +87,8 @@ static int parse_options(int argc, char **argv, Options *o) {
       if (strcmp(v, "f32") == 0) o->dtype = DTYPE_F32;
       else if (strcmp(v, "f64") == 0) o->dtype = DTYPE_F64;
       else return diag_error_plain("--dtype takes f32 or f64, not '%s'", v), 2;
+    } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0 || strcmp(a, "-O3") == 0) {
+      o->opt_level = a[2] - '0';
     } else if (strcmp(a, "--summary") == 0) {
       o->summary = true;
     } else if (strcmp(a, "--dump-ir") == 0) {
@@ -206,12 +211,12 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
   const char *cflags = getenv("AEC_CFLAGS") ? getenv("AEC_CFLAGS") : "-O3 -march=native";
   char *argv[96];
   int n = split_flags(cc, argv, 8);
-  n += split_flags("-std=gnu11 -fopenmp -Wall -Wextra", argv + n, 8);
+  n += split_flags("-std=gnu11 -fopenmp -fno-math-errno -DAEC_LIBMVEC -Wall -Wextra", argv + n, 8);
   n += split_flags(cflags, argv + n, 32);
   argv[n++] = include;
   argv[n++] = (char *)c_path;
   argv[n++] = lib;
-  n += split_flags(AEC_RUNTIME_LIBS " -lm", argv + n, 24);
+  n += split_flags(AEC_RUNTIME_LIBS " -lmvec -lm", argv + n, 24);
   argv[n++] = "-o";
   argv[n++] = (char *)output;
   argv[n] = NULL;
@@ -235,7 +240,7 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
 }
 
 int main(int argc, char **argv) {
-  Options o = {0};
+  Options o = {.opt_level = 2};
   int rc = parse_options(argc, argv, &o);
   if (rc) return rc;
   Source *src = source_load(o.input);
@@ -259,7 +264,7 @@ int main(int argc, char **argv) {
     hash_source(src, &o, hash, sizeof hash);
     char *name = model_name_of(o.input);
     char *command = join_args(argc, argv);
-    EmitOptions eo = {.source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
+    EmitOptions eo = {.opt_level = o.opt_level, .source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
                       .command_line = command};
     char *c_path = NULL;
     bool compile = o.output && !ends_with(o.output, ".c");

@@ -122,6 +122,20 @@ static bool shape_like_second(Graph *graph, Node *node, Shape *out) {
   return true;
 }
 
+// kl_sparsity(h) -> a scalar: h needs a batch to average over
+static bool shape_batched_to_scalar(Graph *graph, Node *node, Shape *out) {
+  Shape h = input_shape(graph, node, 0);
+  if (!h.batched) {
+    char sh[64];
+    shape_format(h, sh, sizeof sh);
+    diag_error(node->loc, "%s needs an activation per sample (a value with a batch), but got %s",
+               user_name(node->op), sh);
+    return false;
+  }
+  *out = (Shape){0};
+  return true;
+}
+
 // ---------------------------------------------------------------- kernels
 static void emit_dense(Emitter *e, const Node *node) {
   char in[512], out[512];
@@ -192,6 +206,45 @@ static void emit_bias_grad(Emitter *e, const Node *node) {
   emit_line(e, "  for (int j = 0; j < OUT; j++) dbias[j] = 0;");
   emit_line(e, "  for (int i = 0; i < n; i++)");
   emit_line(e, "    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];");
+  emit_line(e, "}");
+}
+
+// kl_sparsity: each unit's mean over the batch, clamped into (1e-7, 1 - 1e-7),
+// against the target rate rho.
+static void emit_kl_sparsity(Emitter *e, const Node *node) {
+  char units[512];
+  size_const(e->graph, node->inputs[0], units, sizeof units);
+  emit_kernel_open(e, node, (const char *const[]){"h", "out"},
+                   "out = sum over units j of KL(rho || mean over the batch of h[n][j])");
+  emit_line(e, "  enum { UNITS = %s };", units);
+  emit_line(e, "  const double rho = %.17g;", node->attr[0]);
+  emit_line(e, "  double kl = 0;");
+  emit_line(e, "  for (int j = 0; j < UNITS; j++) {");
+  emit_line(e, "    double mean = 0;");
+  emit_line(e, "    for (int i = 0; i < n; i++) mean += h[(size_t)i * UNITS + j];");
+  emit_line(e, "    mean = fmin(fmax(mean / n, 1e-7), 1 - 1e-7);");
+  emit_line(e, "    kl += rho * log(rho / mean) + (1 - rho) * log((1 - rho) / (1 - mean));");
+  emit_line(e, "  }");
+  emit_line(e, "  out[0] = (real)kl;");
+  emit_line(e, "}");
+}
+
+// d/dh[n][j] = g * (-rho / mean_j + (1 - rho) / (1 - mean_j)) / n, zero where the mean was clamped.
+static void emit_kl_sparsity_grad(Emitter *e, const Node *node) {
+  char units[512];
+  size_const(e->graph, node->id, units, sizeof units);
+  emit_kernel_open(e, node, (const char *const[]){"h", "g", "dh"},
+                   "dh[n][j] = g * ((1 - rho) / (1 - mean_j) - rho / mean_j) / n");
+  emit_line(e, "  enum { UNITS = %s };", units);
+  emit_line(e, "  const double rho = %.17g;", node->attr[0]);
+  emit_line(e, "  for (int j = 0; j < UNITS; j++) {");
+  emit_line(e, "    double mean = 0;");
+  emit_line(e, "    for (int i = 0; i < n; i++) mean += h[(size_t)i * UNITS + j];");
+  emit_line(e, "    mean /= n;");
+  emit_line(e, "    const real d = mean <= 1e-7 || mean >= 1 - 1e-7 ? 0");
+  emit_line(e, "                 : (real)(g[0] * ((1 - rho) / (1 - mean) - rho / mean) / n);");
+  emit_line(e, "    for (int i = 0; i < n; i++) dh[(size_t)i * UNITS + j] = d;");
+  emit_line(e, "  }");
   emit_line(e, "}");
 }
 
@@ -310,6 +363,35 @@ static void vjp_bce_logits(Graph *g, const Node *node, int grad, const bool *nee
   vjp_loss(g, node, grad, needs, out, OP_BCE_LOGITS_GRAD, OP_BCE_LOGITS_GRAD_TARGET);
 }
 
+// Corruption. Gaussian noise adds to its input, so the gradient passes
+// through; masks recompute the forward node's draws (rng_node) and let the
+// gradient through where the input was kept.
+static void vjp_gaussian_noise(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)g, (void)node, (void)needs;
+  out[0] = grad;
+}
+static void vjp_with_mask(Graph *g, const Node *node, int grad, OpKind grad_op, int *out) {
+  int id = graph_add_attr(g, grad_op, (int[]){grad}, 1, node->attr, node->loc);
+  if (id >= 0) g->nodes[id].rng_node = node->id;  // the same draws as the forward node
+  out[0] = id;
+}
+static void vjp_masking_noise(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_with_mask(g, node, grad, OP_MASKING_NOISE_GRAD, out);
+}
+static void vjp_salt_pepper(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_with_mask(g, node, grad, OP_SALT_PEPPER_GRAD, out);
+}
+static void vjp_clip(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = graph_add_attr(g, OP_CLIP_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
+}
+static void vjp_kl_sparsity(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = graph_add_attr(g, OP_KL_SPARSITY_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
+}
+
 // ------------------------------------------------------------------ FLOPs
 static double flops_dense(const Graph *g, const Node *node) {
   Shape w = g->nodes[node->inputs[1]].shape;
@@ -363,7 +445,7 @@ static const OpInfo op_table[OP_COUNT] = {
                          .shape = shape_same},
     [OP_TANH] = {.name = "tanh", .n_inputs = 1, ELEMENTWISE("tanh($0)"), .shape = shape_same, .vjp = vjp_tanh},
     [OP_TANH_GRAD] = {.name = "tanh_grad", .n_inputs = 2, ELEMENTWISE("$1 * (1 - $0 * $0)"), .shape = shape_same},
-    [OP_SOFTPLUS] = {.name = "softplus", .n_inputs = 1, ELEMENTWISE("fmax($0, 0) + log1p(exp(-fabs($0)))"),
+    [OP_SOFTPLUS] = {.name = "softplus", .n_inputs = 1, ELEMENTWISE("($0 > 0 ? $0 : 0) + log1p(exp(-fabs($0)))"),
                      .shape = shape_same, .vjp = vjp_softplus},
     [OP_SOFTPLUS_GRAD] = {.name = "softplus_grad", .n_inputs = 2, ELEMENTWISE("$1 / (1 + exp(-$0))"),
                           .shape = shape_same},
@@ -388,29 +470,59 @@ static const OpInfo op_table[OP_COUNT] = {
                              .divisor = DIVIDE_BY_ROWS, .shape = shape_same},
 
     [OP_MSE] = {.name = "mse", .n_inputs = 2, REDUCE("($0 - $1) * ($0 - $1)", DIVIDE_BY_COUNT), .shape = shape_loss,
-                .vjp = vjp_mse},
+                .vjp = vjp_mse, .gradient_op = OP_MSE_GRAD},
     [OP_MSE_GRAD] = {.name = "mse_grad", .n_inputs = 3, ELEMENTWISE("2 * ($0 - $1) * $2 / $count"),
                      .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     // As PyTorch's BCELoss: each log clamped at -100, so p = 0 or 1 is finite.
     [OP_BCE] = {.name = "bce", .n_inputs = 2,
-                REDUCE("-($1 * fmax(log($0), -100) + (1 - $1) * fmax(log(1 - $0), -100))", DIVIDE_BY_COUNT),
-                .shape = shape_loss, .vjp = vjp_bce},
+                REDUCE("-($1 * fmax(log($0), (real)-100) + (1 - $1) * fmax(log(1 - $0), (real)-100))", DIVIDE_BY_COUNT),
+                .shape = shape_loss, .vjp = vjp_bce, .gradient_op = OP_BCE_GRAD},
     [OP_BCE_GRAD] = {.name = "bce_grad", .n_inputs = 3,
-                     ELEMENTWISE("$2 * ($0 - $1) / (fmax($0 * (1 - $0), 1e-12) * $count)"),
+                     ELEMENTWISE("$2 * ($0 - $1) / (fmax($0 * (1 - $0), (real)1e-12) * $count)"),
                      .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     [OP_BCE_GRAD_TARGET] = {.name = "bce_grad_target", .n_inputs = 3,
-                            ELEMENTWISE("$2 * (fmax(log(1 - $0), -100) - fmax(log($0), -100)) / $count"),
+                            ELEMENTWISE("$2 * (fmax(log(1 - $0), (real)-100) - fmax(log($0), (real)-100)) / $count"),
                             .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     // bce(sigmoid(z), t) computed from the logits z: never takes log(0).
     [OP_BCE_LOGITS] = {.name = "bce_logits", .n_inputs = 2,
-                       REDUCE("fmax($0, 0) - $0 * $1 + log1p(exp(-fabs($0)))", DIVIDE_BY_COUNT),
-                       .shape = shape_loss, .vjp = vjp_bce_logits},
+                       REDUCE("($0 > 0 ? $0 : 0) - $0 * $1 + log1p(exp(-fabs($0)))", DIVIDE_BY_COUNT),
+                       .shape = shape_loss, .vjp = vjp_bce_logits, .gradient_op = OP_BCE_LOGITS_GRAD},
     [OP_BCE_LOGITS_GRAD] = {.name = "bce_logits_grad", .n_inputs = 3,
                             ELEMENTWISE("$2 * (1 / (1 + exp(-$0)) - $1) / $count"), .divisor = DIVIDE_BY_COUNT,
                             .shape = shape_loss_grad},
     [OP_BCE_LOGITS_GRAD_TARGET] = {.name = "bce_logits_grad_target", .n_inputs = 3,
                                    ELEMENTWISE("-$2 * $0 / $count"), .divisor = DIVIDE_BY_COUNT,
                                    .shape = shape_loss_grad},
+
+    // Corruption: not pure (two calls draw differently), random (the kernel
+    // takes a key), skipped at inference. Their mask gradients are random too,
+    // keyed by the forward node (rng_node), so they see the same draws.
+    [OP_GAUSSIAN_NOISE] = {.name = "gaussian_noise", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                           .expr = "$0 + $attr0 * $normal", .flops = flops_elements, .shape = shape_same,
+                           .vjp = vjp_gaussian_noise, .random = true, .identity_at_inference = true},
+    [OP_MASKING_NOISE] = {.name = "masking_noise", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                          .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements, .shape = shape_same,
+                          .vjp = vjp_masking_noise, .random = true, .identity_at_inference = true},
+    [OP_MASKING_NOISE_GRAD] = {.name = "masking_noise_grad", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                               .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements, .shape = shape_same,
+                               .random = true},
+    [OP_SALT_PEPPER] = {.name = "salt_pepper", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                        .expr = "$uniform0 < $attr0 ? ($uniform1 < (real)0.5 ? 0 : 1) : $0", .flops = flops_elements,
+                        .shape = shape_same, .vjp = vjp_salt_pepper, .random = true, .identity_at_inference = true},
+    [OP_SALT_PEPPER_GRAD] = {.name = "salt_pepper_grad", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                             .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements, .shape = shape_same,
+                             .random = true},
+    [OP_CLIP] = {.name = "clip", .n_inputs = 1, ELEMENTWISE("fmin(fmax($0, $attr0), $attr1)"), .shape = shape_same,
+                 .vjp = vjp_clip},
+    [OP_CLIP_GRAD] = {.name = "clip_grad", .n_inputs = 2, ELEMENTWISE("$0 > $attr0 && $0 < $attr1 ? $1 : 0"),
+                      .shape = shape_like_second},
+
+    [OP_KL_SPARSITY] = {.name = "kl_sparsity", .n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_kl_sparsity,
+                        .shape = shape_batched_to_scalar, .vjp = vjp_kl_sparsity, .flops = flops_input_elements,
+                        .pure = true},
+    [OP_KL_SPARSITY_GRAD] = {.name = "kl_sparsity_grad", .n_inputs = 2, .kernel = KERNEL_CUSTOM,
+                             .emit = emit_kl_sparsity_grad, .shape = shape_same, .flops = flops_elements,
+                             .pure = true},
 };
 
 const OpInfo *op_info(OpKind op) { return &op_table[op]; }

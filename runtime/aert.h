@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 1
+#define AERT_ABI_VERSION 2
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -134,6 +134,17 @@ typedef struct aert_model {
   // (n * code_size). NULL when the model has none.
   void (*reconstruct)(aert_ctx *ctx, const aert_real *x, int n, aert_real *out);
   void (*encode)(aert_ctx *ctx, const aert_real *x, int n, aert_real *out);
+  // The model as JSON (aec's compiler/describe.c gives the format): the
+  // forward graph, parameters, losses, steps and random nodes. `describe`
+  // prints it; tests/torch/ rebuilds the model in PyTorch from it.
+  const char *description;
+  // Training mode: the corrupted input the model is fed (n * input_size),
+  // its draws keyed by (ctx->seed, ctx->batch_counter) as in a training step;
+  // `denoise` shows it. NULL when the model corrupts nothing.
+  void (*corrupt)(aert_ctx *ctx, const aert_real *x, int n, aert_real *out);
+  // The checkpoint name of the first layer's kernel ([in, out]), which
+  // `filters` draws; NULL when the model has none.
+  const char *first_kernel;
 } aert_model;
 
 // The whole command line of a generated program: `int main(int argc, char

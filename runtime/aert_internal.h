@@ -110,11 +110,17 @@ void aert_optimizer_key(const aert_model *model, int step, char *out, size_t siz
 // ---------------------------------------------------------- the commands
 typedef struct aert_options {
   const char *command;
-  const char *data, *test, *checkpoint, *resume, *log, *output;
+  const char *data, *test, *checkpoint, *resume, *log, *output, *trace, *dump_random;
   int epochs, batch, threads, count, samples;
   double lr;
   uint64_t seed;
   bool has_data, has_test, has_epochs, has_batch, has_lr, has_seed, has_threads, has_count, has_samples;
+  // The applications (apps.c): encode --plot, denoise --noise, retrieve
+  // --db/--queries/-k/--binary, probe --labels-fraction, pca --dim, plot-xy --csv.
+  const char *plot, *noise, *db, *queries, *csv;
+  int k, dim;
+  double labels_fraction;
+  bool binary, has_k, has_dim, has_labels_fraction;
 } aert_options;
 
 int aert_cmd_train(const aert_model *model, const aert_options *options);
@@ -123,6 +129,19 @@ int aert_cmd_summary(const aert_model *model, const aert_options *options);
 int aert_cmd_reconstruct(const aert_model *model, const aert_options *options);
 int aert_cmd_encode(const aert_model *model, const aert_options *options);
 int aert_cmd_gradcheck(const aert_model *model, const aert_options *options);
+int aert_cmd_describe(const aert_model *model, const aert_options *options);
+
+// ------------------------------------------------------------------ trace.c
+// train --trace FILE: one JSON line a batch (epoch, batch, batch_counter,
+// each step's loss, the sample indices); train --dump-random DIR: each random
+// node's draws as DIR/<node>.<draw>.npy. NULL when neither was asked for, or
+// after a message (check options first to tell the two apart).
+typedef struct aert_trace aert_trace;
+aert_trace *aert_trace_open(const aert_model *model, const aert_options *options);
+// After every step of a batch ran, before ctx->batch_counter moves on.
+bool aert_trace_batch(aert_trace *trace, const aert_model *model, const aert_ctx *ctx, int epoch, size_t batch,
+                      const uint32_t *samples, int n, const double *losses);
+bool aert_trace_close(aert_trace *trace);
 
 // commands.c, shared by the commands: the data set a command works on, checked
 // against the model's input; the threads setting; the test losses of a data
@@ -135,5 +154,51 @@ bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *d
 aert_ctx *aert_open_checkpoint(const aert_model *model, const aert_options *options);
 // Copies samples order[first .. first+n) (or first.. when order is NULL) into batch.
 void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch);
+
+// ------------------------------------------------------------------ apps.c
+int aert_cmd_denoise(const aert_model *model, const aert_options *options);
+int aert_cmd_retrieve(const aert_model *model, const aert_options *options);
+int aert_cmd_filters(const aert_model *model, const aert_options *options);
+int aert_cmd_histogram(const aert_model *model, const aert_options *options);
+int aert_cmd_probe(const aert_model *model, const aert_options *options);
+int aert_cmd_pca(const aert_model *model, const aert_options *options);
+int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
+// encode's extras: FILE.npy (float32 [n, code]; the labels, when known, in
+// FILE.labels.npy as int32 [n]), and --plot (a scatter coloured by label).
+bool aert_write_codes_npy(const char *path, const aert_dataset *data, const aert_real *codes, int code_size);
+bool aert_plot_codes(const char *path, const aert_model *model, const aert_dataset *data, const aert_real *codes);
+
+// ------------------------------------------------------------------ plot.c
+// Charts through cairo; 0, or -1 after a message. A scatter of n points
+// (xy[2i], xy[2i+1]) coloured by label (labels may be NULL), with a legend
+// naming labels 0..n_names-1 when label_names is given.
+int aert_plot_scatter(const char *path, const double *xy, const int32_t *labels, size_t n, const char *xlabel,
+                      const char *ylabel, const char *title, const char *const *label_names, int n_names);
+// y against x as a line through points; x on a log2 scale when it spans a factor of 16 or more.
+int aert_plot_xy(const char *path, const double *x, const double *y, size_t n, const char *xlabel, const char *ylabel,
+                 const char *title);
+// One histogram per dimension of n samples of `dims` values, small multiples on a shared range.
+int aert_plot_histograms(const char *path, const aert_real *values, size_t n, int dims, const char *title);
+
+// ------------------------------------------------------------------- pca.c
+typedef struct aert_pca {
+  int dim, k;
+  double *mean;            // [dim]
+  double *components;      // [k][dim]: orthonormal rows, by decreasing variance
+  double *variances;       // [k]: the variance along each
+  double total_variance;   // the covariance's trace
+} aert_pca;
+// Fits the top k principal components of n samples of d values (the
+// covariance, then subspace iteration with Rayleigh-Ritz steps; Jacobi when
+// k is near d). 0, or -1 after a message.
+int aert_pca_fit(const aert_real *x, size_t n, int d, int k, aert_pca *out);
+void aert_pca_free(aert_pca *pca);
+// coords[k] = the components' inner products with x - mean.
+void aert_pca_project(const aert_pca *pca, const aert_real *x, double *coords);
+// The squared error of x's reconstruction from its k coordinates (coords: scratch of k).
+double aert_pca_squared_error(const aert_pca *pca, const aert_real *x, double *coords);
+// Eigen-decomposition of a symmetric m x m matrix by cyclic Jacobi rotations
+// (a is destroyed): values descending, vectors[i * m ..] the unit eigenvector of values[i].
+void aert_eigen_symmetric(double *a, int m, double *values, double *vectors);
 
 #endif

@@ -11,13 +11,14 @@
 
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
-  OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, N_OPTIONS
+  OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
   const char *name;      // "--data"
   const char *alias;     // "-o", or NULL
-  const char *metavar;
+  const char *metavar;   // NULL: a flag, which takes no value
   const char *help;
 } option_spec;
 
@@ -35,6 +36,17 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_OUTPUT] = {"--output", "-o", "FILE", "output file"},
     [OPT_COUNT] = {"--count", NULL, "N", "number of samples to show (default 10)"},
     [OPT_SAMPLES] = {"--samples", NULL, "K", "elements checked per parameter tensor (default 20)"},
+    [OPT_TRACE] = {"--trace", NULL, "FILE", "write each batch's sample indices and step losses (JSON lines)"},
+    [OPT_DUMP_RANDOM] = {"--dump-random", NULL, "DIR", "write each random node's draws, batch by batch, as .npy"},
+    [OPT_PLOT] = {"--plot", NULL, "FILE", "also draw the codes as a 2-D scatter coloured by label (PNG)"},
+    [OPT_NOISE] = {"--noise", NULL, "SPEC", "gaussian:STD, masking:P or salt_pepper:P instead of the model's corruption"},
+    [OPT_DB] = {"--db", NULL, "FILE", "the database searched (default: the training set)"},
+    [OPT_QUERIES] = {"--queries", NULL, "FILE", "the queries (default: the test set)"},
+    [OPT_K] = {"-k", NULL, "N", "neighbours retrieved per query (default 10)"},
+    [OPT_BINARY] = {"--binary", NULL, NULL, "codes thresholded at 0.5, Hamming distance (semantic hashing)"},
+    [OPT_LABELS_FRACTION] = {"--labels-fraction", NULL, "X", "the fraction of the training set with labels (default 0.1)"},
+    [OPT_DIM] = {"--dim", NULL, "D", "principal components kept"},
+    [OPT_CSV] = {"--csv", NULL, "FILE", "a CSV file with a header line: x, then y"},
 };
 
 #define BIT(o) (1u << (o))
@@ -50,19 +62,49 @@ typedef struct command_spec {
 static const command_spec commands[] = {
     {"train", aert_cmd_train,
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
-         BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG),
+         BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
+         BIT(OPT_DUMP_RANDOM),
      "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
-     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv]",
+     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR]",
      "train the model, saving a checkpoint at each epoch's end"},
     {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
     {"summary", aert_cmd_summary, 0, "", "print the layers, output shapes, parameters and FLOPs"},
+    {"describe", aert_cmd_describe, 0, "", "print the model as JSON: its forward graph, losses and steps"},
     {"reconstruct", aert_cmd_reconstruct,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F] -o grid.png [--count N]", "draw originals over their reconstructions"},
     {"encode", aert_cmd_encode,
-     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
-     "--checkpoint C [--data F] -o codes.csv", "write each sample's code (label first when known)"},
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_PLOT),
+     "--checkpoint C [--data F] -o codes.csv|codes.npy [--plot codes.png]",
+     "write each sample's code (label first when known)"},
+    {"denoise", aert_cmd_denoise,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_NOISE) | BIT(OPT_SEED) |
+         BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o grid.png [--count N] [--noise SPEC] [--seed N]",
+     "corrupt images as in training (or by --noise), reconstruct them, and draw noisy / denoised / clean rows"},
+    {"retrieve", aert_cmd_retrieve,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DB) | BIT(OPT_QUERIES) | BIT(OPT_K) | BIT(OPT_BINARY) | BIT(OPT_COUNT) |
+         BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--db F] [--queries F] [-k 10] [--binary] [--count N queries]",
+     "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
+    {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
+     "--checkpoint C -o filters.png [--count N units]", "draw each first-layer unit's incoming weights as a tile"},
+    {"histogram", aert_cmd_histogram,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o hist.png [--count N dimensions]",
+     "draw the distribution of each code dimension; print the codes' mean and spread"},
+    {"probe", aert_cmd_probe,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_LABELS_FRACTION) | BIT(OPT_EPOCHS) |
+         BIT(OPT_SEED) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] [--test F] [--labels-fraction 0.1] [--epochs 30] [--seed N]",
+     "train a softmax classifier on the codes of a labelled fraction, and the same on raw inputs; test accuracy"},
+    {"pca", aert_cmd_pca,
+     BIT(OPT_DIM) | BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_CHECKPOINT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--dim D [--data F] [--test F] [--checkpoint C]",
+     "the test reconstruction MSE of a D-component PCA fitted on the data, and the autoencoder's with --checkpoint"},
+    {"plot-xy", aert_cmd_plot_xy, BIT(OPT_CSV) | BIT(OPT_OUTPUT), "--csv F -o plot.png",
+     "draw the second column of a CSV file against the first (needs no model)"},
     {"gradcheck", aert_cmd_gradcheck,
      BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_SAMPLES) | BIT(OPT_THREADS),
      "[--data F] [--batch N] [--seed N] [--samples K]",
@@ -84,7 +126,8 @@ static void print_command_help(FILE *out, const command_spec *c) {
     if (!(c->options & BIT(o))) continue;
     const option_spec *s = &option_specs[o];
     char flag[64];
-    snprintf(flag, sizeof flag, "%s%s%s %s", s->alias ? s->alias : "", s->alias ? ", " : "", s->name, s->metavar);
+    snprintf(flag, sizeof flag, "%s%s%s%s%s", s->alias ? s->alias : "", s->alias ? ", " : "", s->name,
+             s->metavar ? " " : "", s->metavar ? s->metavar : "");
     fprintf(out, "  %-22s %s\n", flag, s->help);
   }
   fprintf(out, "  %-22s %s\n", "-h, --help", "show this help");
@@ -135,6 +178,17 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_RESUME: o->resume = value; return true;
   case OPT_LOG: o->log = value; return true;
   case OPT_OUTPUT: o->output = value; return true;
+  case OPT_TRACE: o->trace = value; return true;
+  case OPT_DUMP_RANDOM: o->dump_random = value; return true;
+  case OPT_PLOT: o->plot = value; return true;
+  case OPT_NOISE: o->noise = value; return true;
+  case OPT_DB: o->db = value; return true;
+  case OPT_QUERIES: o->queries = value; return true;
+  case OPT_CSV: o->csv = value; return true;
+  case OPT_BINARY: o->binary = true; return true;
+  case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
+  case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
+  case OPT_LABELS_FRACTION: return o->has_labels_fraction = parse_positive(name, value, &o->labels_fraction);
   case OPT_EPOCHS: return o->has_epochs = parse_int(name, value, 0, &o->epochs);
   case OPT_BATCH: return o->has_batch = parse_int(name, value, 1, &o->batch);
   case OPT_THREADS: return o->has_threads = parse_int(name, value, 1, &o->threads);
@@ -177,6 +231,14 @@ static int parse_options(const command_spec *c, int argc, char **argv, aert_opti
       return AERT_EXIT_USAGE;
     }
     const char *value = eq && arg[1] == '-' ? eq + 1 : NULL;
+    if (!option_specs[id].metavar) {  // a flag
+      if (value) {
+        aert_error("%s: option %s takes no value", c->name, option_specs[id].name);
+        return AERT_EXIT_USAGE;
+      }
+      set_option(o, (option_id)id, option_specs[id].name, NULL);
+      continue;
+    }
     if (!value) {
       if (i + 1 >= argc) {
         aert_error("%s: option %s needs a value (%s)", c->name, option_specs[id].name, option_specs[id].metavar);

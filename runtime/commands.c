@@ -242,10 +242,12 @@ int aert_cmd_encode(const aert_model *model, const aert_options *options) {
   int status = AERT_EXIT_FAILURE;
   aert_real *codes = data ? aert_alloc_reals(data->n, (size_t)model->code_size, "codes") : NULL;
   if (codes && apply_in_batches(model, ctx, data, data->n, model->encode, (size_t)model->code_size, codes) &&
-      write_codes(options->output, data, codes, model->code_size)) {
+      (strlen(options->output) > 4 && strcmp(options->output + strlen(options->output) - 4, ".npy") == 0
+           ? aert_write_codes_npy(options->output, data, codes, model->code_size)
+           : write_codes(options->output, data, codes, model->code_size))) {
     fprintf(stderr, "%s: wrote %s (%zu codes of %d values)\n", aert_program(), options->output, data->n,
             model->code_size);
-    status = AERT_EXIT_OK;
+    status = options->plot && !aert_plot_codes(options->plot, model, data, codes) ? AERT_EXIT_FAILURE : AERT_EXIT_OK;
   }
   aert_free(codes);
   aert_dataset_free(data);

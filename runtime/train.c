@@ -24,6 +24,8 @@ typedef struct train_run {
   aert_real *xb;
   double *step_loss;    // [n_steps] sums of loss * n this epoch
   double *test_losses;  // [n_losses]
+  double *batch_loss;   // [n_steps] each step's loss on the current batch, for --trace
+  aert_trace *trace;    // --trace, --dump-random
   size_t epoch_samples;
   FILE *log;
   bool tty;
@@ -158,7 +160,8 @@ static bool load_data(train_run *r) {
   r->xb = aert_alloc_reals((size_t)r->batch, r->train->sample_size, "batch");
   r->step_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->step_loss);
   r->test_losses = calloc((size_t)r->model->n_losses + 1, sizeof *r->test_losses);
-  if (!r->order || !r->xb || !r->step_loss || !r->test_losses) {
+  r->batch_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->batch_loss);
+  if (!r->order || !r->xb || !r->step_loss || !r->test_losses || !r->batch_loss) {
     aert_error("out of memory for training buffers");
     return false;
   }
@@ -183,7 +186,10 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n) {
     }
     m->apply_update(r->ctx, s);
     r->step_loss[s] += loss * n;
+    r->batch_loss[s] = loss;
   }
+  if (!aert_trace_batch(r->trace, m, r->ctx, epoch, b, r->order + b * (size_t)r->batch, n, r->batch_loss))
+    return false;
   r->ctx->batch_counter++;
   return true;
 }
@@ -234,6 +240,8 @@ static void free_run(train_run *r) {
   aert_free(r->xb);
   free(r->step_loss);
   free(r->test_losses);
+  free(r->batch_loss);
+  aert_trace_close(r->trace);
   free(r->checkpoint);
   if (r->log) fclose(r->log);
 }
@@ -256,12 +264,17 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
     goto done;
   }
   if (!load_data(&r) || !open_log(&r, options->resume != NULL)) goto done;
+  r.trace = aert_trace_open(model, options);
+  if (!r.trace && (options->trace || options->dump_random)) goto done;
   fprintf(stderr, "%s: training on %s (%zu samples), %d threads, batch %d, epochs %d to %d\n", aert_program(),
           r.train->path, r.train->n, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
   }
+  bool traced = aert_trace_close(r.trace);
+  r.trace = NULL;
+  if (!traced) goto done;
   printf("samples_per_s %.6g\n", (double)r.samples_trained / (r.train_seconds > 0 ? r.train_seconds : 1e-9));
   status = AERT_EXIT_OK;
 done:

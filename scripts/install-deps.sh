@@ -1,8 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages aec needs, only those that are missing.
-# Used by `make demo`, `make check` and CI; safe to run again.
+# Used by `make demo`, `make check` and CI; safe to run again. With --torch
+# it also installs the PyTorch oracle's packages (`make check-torch`).
 set -e
 PACKAGES="gcc make re2c check pkg-config zlib1g-dev libcairo2-dev dataset-fashion-mnist"
+# tests/torch/check_torch.py: Debian's PyTorch, and the OpenMP OpenBLAS it runs on.
+TORCH_PACKAGES="python3-torch libopenblas0-openmp"
+if [ "$1" = "--torch" ]; then PACKAGES="$PACKAGES $TORCH_PACKAGES"; fi
 if [ -n "$AEC_EXTRA_PACKAGES" ]; then PACKAGES="$PACKAGES $AEC_EXTRA_PACKAGES"; fi
 
 missing=""

@@ -87,6 +87,10 @@ START_TEST(shared_weights) { check_model("shared"); }
 END_TEST
 START_TEST(targets_and_several_steps) { check_model("targets"); }
 END_TEST
+START_TEST(corruption) { check_model("corruption"); }
+END_TEST
+START_TEST(sparsity) { check_model("sparsity"); }
+END_TEST
 
 // The check itself must be able to fail: a wrong factor in the emitted MSE
 // gradient is caught.
@@ -118,6 +122,8 @@ Suite *gradcheck_suite(void) {
   tcase_add_test(t, arithmetic);
   tcase_add_test(t, shared_weights);
   tcase_add_test(t, targets_and_several_steps);
+  tcase_add_test(t, corruption);
+  tcase_add_test(t, sparsity);
   tcase_add_test(t, a_wrong_gradient_is_caught);
   suite_add_tcase(s, t);
   return s;

@@ -1,0 +1,225 @@
+// emit_gemm.c — matrix products specialized to their shapes. The three
+// products of a dense layer (forward, input gradient, kernel gradient) are
+// written as one register-blocked micro-kernel (gemm_tile: a 14 x 2-vector
+// block of accumulators, GNU C vector types, no intrinsics) called with
+// literal sizes from a per-shape function whose OpenMP loop splits output
+// blocks between threads. Each output element is computed by one thread in
+// one fixed order, so results do not depend on the thread count. The
+// elementwise ops fused after a product (bias, activation, the activation's
+// derivative) run on each block while it is in cache.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aec.h"
+
+size_t gemm_scratch(const Graph *g, const Group *group, bool optimize) {
+  if (!optimize || group->kind != GROUP_GEMM) return 0;
+  const Node *lead = &g->nodes[group->members[0]];
+  if (lead->op != OP_DENSE_GRAD_INPUT) return 0;
+  return shape_size(g->nodes[lead->inputs[1]].shape);  // the kernel, transposed
+}
+
+void emit_gemm_support(Emitter *e) {
+  static const char *const text[] = {
+      "",
+      "// ---- the matrix micro-kernel every dense layer's products use",
+      "typedef real vreal __attribute__((vector_size(64)));",
+      "typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));",
+      "enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };",
+      "",
+      "// c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where",
+      "// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k. Full",
+      "// blocks keep 14 x 2 vectors of sums in registers; edges go a row at a time.",
+      "static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int depth,",
+      "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
+      "    real *restrict c, size_t ldc) {",
+      "  if (rows == GEMM_ROWS && cols == GEMM_COLS) {",
+      "    vreal acc[GEMM_ROWS][2];",
+      "    for (int r = 0; r < GEMM_ROWS; r++) acc[r][0] = acc[r][1] = (vreal){0};",
+      "    for (int k = 0; k < depth; k++) {",
+      "      const vreal b0 = *(const vreal_unaligned *)(b + (size_t)k * b_k);",
+      "      const vreal b1 = *(const vreal_unaligned *)(b + (size_t)k * b_k + VL);",
+      "#pragma GCC unroll 16",
+      "      for (int r = 0; r < GEMM_ROWS; r++) {",
+      "        const real ar = a[(size_t)r * a_row + (size_t)k * a_k];",
+      "        acc[r][0] += ar * b0;",
+      "        acc[r][1] += ar * b1;",
+      "      }",
+      "    }",
+      "    for (int r = 0; r < GEMM_ROWS; r++) {",
+      "      *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];",
+      "      *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];",
+      "    }",
+      "    return;",
+      "  }",
+      "  for (int r = 0; r < rows; r++) {",
+      "    int j = 0;",
+      "    for (; j + VL <= cols; j += VL) {",
+      "      vreal acc = {0};",
+      "      for (int k = 0; k < depth; k++)",
+      "        acc += a[(size_t)r * a_row + (size_t)k * a_k] * *(const vreal_unaligned *)(b + (size_t)k * b_k + j);",
+      "      *(vreal_unaligned *)(c + (size_t)r * ldc + j) = acc;",
+      "    }",
+      "    for (; j < cols; j++) {",
+      "      real acc = 0;",
+      "      for (int k = 0; k < depth; k++) acc += a[(size_t)r * a_row + (size_t)k * a_k] * b[(size_t)k * b_k + j];",
+      "      c[(size_t)r * ldc + j] = acc;",
+      "    }",
+      "  }",
+      "}",
+      NULL};
+  for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
+}
+
+// The loop over output blocks: `rows` is a C expression (n, or a constant).
+static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constant) {
+  if (rows_constant) {
+    emit_line(e, "  enum { ROW_BLOCKS = (%s + GEMM_ROWS - 1) / GEMM_ROWS };", rows_expr);
+    emit_line(e, "  const int row_blocks = ROW_BLOCKS;");
+  } else {
+    emit_line(e, "  const int row_blocks = (%s + GEMM_ROWS - 1) / GEMM_ROWS;", rows_expr);
+  }
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {");
+  emit_line(e, "    const int j0 = block / row_blocks * GEMM_COLS, i0 = block %% row_blocks * GEMM_ROWS;");
+  emit_line(e, "    const int rows = %s - i0 < GEMM_ROWS ? %s - i0 : GEMM_ROWS;", rows_expr, rows_expr);
+  emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
+}
+
+// Group inputs in the order emit.c passes them.
+static int inputs_of(const Graph *g, const Group *group, int *inputs) {
+  int n = 0;
+  for (int m = 0; m < group->n_members; m++) {
+    const Node *node = &g->nodes[group->members[m]];
+    for (int i = 0; i < node->n_inputs; i++) {
+      int in = node->inputs[i];
+      bool seen = false;
+      for (int k = 0; k < group->n_members; k++) seen |= group->members[k] == in;
+      for (int k = 0; k < n; k++) seen |= inputs[k] == in;
+      if (!seen) inputs[n++] = in;
+    }
+  }
+  return n;
+}
+
+static const char *letter(int i) {
+  static const char *const letters[] = {"a", "b", "c", "d", "e", "f", "g", "h", "p", "q", "r", "s", "u", "w", "y", "z"};
+  return letters[i];
+}
+
+// The epilogue: members 1.. of the group applied to v0 at element `at`.
+static void emit_epilogue(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *first_value) {
+  const Graph *g = e->graph;
+  emit_line(e, "    for (int r = 0; r < rows; r++)");
+  emit_line(e, "      for (int j = 0; j < cols; j++) {");
+  emit_line(e, "        const size_t at = (size_t)(i0 + r) * N + j0 + j;");
+  emit_line(e, "        const real v0 = %s;", first_value);
+  for (int m = 1; m < group->n_members; m++) {
+    const Node *node = &g->nodes[group->members[m]];
+    fprintf(e->out, "        const real v%d = ", m);
+    // Operands: earlier members' values, or the group's inputs at `at`.
+    const char *tmpl = op_info(node->op)->expr;
+    for (const char *p = tmpl; *p; p++) {
+      if (*p == '$' && p[1] >= '0' && p[1] <= '3') {
+        int in = node->inputs[p[1] - '0'];
+        bool done = false;
+        for (int k = 0; k < m && !done; k++)
+          if (group->members[k] == in) fprintf(e->out, "v%d", k), done = true;
+        for (int k = 0; k < n_inputs && !done; k++)
+          if (inputs[k] == in)
+            fprintf(e->out, "%s[%s]", letter(k), shape_is_scalar(g->nodes[in].shape) ? "0" : "at"), done = true;
+        p++;
+      } else if (*p == '$' && strncmp(p + 1, "attr", 4) == 0) {
+        fprintf(e->out, "(real)%.17g", node->attr[p[5] - '0']);
+        p += 5;
+      } else {
+        fputc(*p, e->out);
+      }
+    }
+    fprintf(e->out, ";  // %s\n", op_info(node->op)->name);
+  }
+  emit_line(e, "        out[at] = v%d;", group->n_members - 1);
+  emit_line(e, "      }");
+}
+
+static void emit_signature(Emitter *e, const char *name, const Group *group, int n_inputs, bool batch, bool scratch) {
+  (void)group;
+  fprintf(e->out, "static void %s(", name);
+  if (batch) fprintf(e->out, "int n, ");
+  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
+  fprintf(e->out, "real *restrict out%s) {\n", scratch ? ", real *restrict scratch" : "");
+}
+
+static void emit_comment(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *formula) {
+  const Graph *g = e->graph;
+  const Node *lead = &g->nodes[group->members[0]];
+  fputc('\n', e->out);
+  if (lead->loc.source) {
+    const char *path = strrchr(lead->loc.source->path, '/');
+    path = path ? path + 1 : lead->loc.source->path;
+    const char *text = lead->loc.source->text, *end = text + lead->loc.source->length;
+    for (int line = 1; line < lead->loc.line && text < end; text++)
+      if (*text == '\n') line++;
+    while (text < end && (*text == ' ' || *text == '\t')) text++;
+    int length = 0;
+    while (text + length < end && text[length] != '\n' && length < 150) length++;
+    fprintf(e->out, "// %s:%d: %.*s\n", path, lead->loc.line, length, text);
+  }
+  fprintf(e->out, "// %s%s", lead->is_backward ? "backward: " : "", op_info(lead->op)->name);
+  for (int m = 1; m < group->n_members; m++) fprintf(e->out, " -> %s", op_info(g->nodes[group->members[m]].op)->name);
+  fprintf(e->out, ", %.0f FLOPs per sample\n// %s\n// reads", op_info(lead->op)->flops(g, lead), formula);
+  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "%s %s = %s", i ? "," : "", letter(i), g->nodes[inputs[i]].name);
+  fprintf(e->out, "\n");
+}
+
+void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
+  const Graph *g = e->graph;
+  const Node *lead = &g->nodes[group->members[0]];
+  int inputs[32];
+  int n_inputs = inputs_of(g, group, inputs);
+  char in[512], out[512];
+  switch (lead->op) {
+  case OP_DENSE:  // out[n][N] = a[n][K] . b[K][N] + c[N], then the epilogue
+    size_const(g, lead->inputs[0], in, sizeof in);
+    size_const(g, lead->id, out, sizeof out);
+    emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])");
+    emit_signature(e, name, group, n_inputs, true, false);
+    emit_line(e, "  enum { K = %s, N = %s };", in, out);
+    emit_block_loop(e, "n", false);
+    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+    emit_epilogue(e, group, inputs, n_inputs, "out[at] + c[j0 + j]");
+    emit_line(e, "  }");
+    emit_line(e, "}");
+    return;
+  case OP_DENSE_GRAD_INPUT:  // out[n][N] = a[n][K] . b[N][K]^T, b transposed into scratch first
+    size_const(g, lead->inputs[0], in, sizeof in);
+    size_const(g, lead->id, out, sizeof out);
+    emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]");
+    emit_signature(e, name, group, n_inputs, true, true);
+    emit_line(e, "  enum { K = %s, N = %s };", in, out);
+    emit_line(e, "#pragma omp parallel for schedule(static)");
+    emit_line(e, "  for (int col = 0; col < N; col++)");
+    emit_line(e, "    for (int k = 0; k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];");
+    emit_block_loop(e, "n", false);
+    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);");
+    emit_epilogue(e, group, inputs, n_inputs, "out[at]");
+    emit_line(e, "  }");
+    emit_line(e, "}");
+    return;
+  case OP_DENSE_GRAD_KERNEL:  // out[M][N] = a[n][M]^T . b[n][N]
+    size_const(g, lead->inputs[0], in, sizeof in);
+    size_const(g, lead->inputs[1], out, sizeof out);
+    emit_comment(e, group, inputs, n_inputs, "out[M][N] = a[n][M]^T . b[n][N], summed over the batch");
+    emit_signature(e, name, group, n_inputs, true, false);
+    emit_line(e, "  enum { M = %s, N = %s };", in, out);
+    emit_block_loop(e, "M", true);
+    emit_line(e, "    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
+    emit_line(e, "  }");
+    emit_line(e, "}");
+    return;
+  default:
+    fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_info(lead->op)->name);
+    exit(3);
+  }
+}

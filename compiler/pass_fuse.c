@@ -1,0 +1,170 @@
+// pass_fuse.c — groups a schedule's nodes into kernels. A matrix product
+// (dense forward, or the input gradient of dense) takes the elementwise ops
+// that follow it as its epilogue (bias, activation, activation derivative);
+// a loss and its gradient are computed in one pass over the prediction;
+// chains of elementwise ops become one loop. A value inside a group that no
+// one outside it reads is never written to memory. With fusion off (-O0)
+// every node is its own group: the reference the fused code must match.
+#include <stdlib.h>
+#include <string.h>
+
+#include "aec.h"
+
+static bool is_gemm_leader(OpKind op) { return op == OP_DENSE || op == OP_DENSE_GRAD_INPUT; }
+
+static bool is_elementwise(const Node *node) {
+  const OpInfo *info = op_info(node->op);
+  return info->kernel == KERNEL_ELEMENTWISE && node->rng_node < 0;
+}
+
+typedef struct Context {
+  const Graph *graph;
+  const Schedule *schedule;
+  int *position;   // [n_nodes] index in the schedule, -1 if absent
+  int *consumers;  // [n_nodes] readers within the schedule
+  bool *required;  // [n_nodes] outputs of the schedule: must be materialized
+  FusionPlan *plan;
+} Context;
+
+// A node another group can read: computed earlier and written to memory.
+static bool available(const Context *c, int id, int before) {
+  const Node *node = &c->graph->nodes[id];
+  if (op_info(node->op)->kernel == KERNEL_NONE) return true;
+  int group = c->plan->group_of[id];
+  return c->position[id] >= 0 && c->position[id] < before && group >= 0 && c->plan->groups[group].output == id;
+}
+
+// The single reader of `id` in the schedule, or -1.
+static int only_consumer(const Context *c, int id) {
+  if (c->consumers[id] != 1 || c->required[id]) return -1;
+  for (int p = c->position[id] + 1; p < c->schedule->n_nodes; p++) {
+    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+    for (int i = 0; i < node->n_inputs; i++)
+      if (node->inputs[i] == id) return node->id;
+  }
+  return -1;
+}
+
+static bool same_elements(Shape a, Shape b) { return a.batched == b.batched && shape_size(a) == shape_size(b); }
+
+// Ops a matrix product's epilogue can apply: their templates read only
+// operands and attributes (no batch-wide counts, no random draws).
+static bool fits_epilogue(const Node *node) {
+  const char *expr = op_info(node->op)->expr;
+  for (const char *p = strchr(expr, '$'); p; p = strchr(p + 1, '$'))
+    if (!(p[1] >= '0' && p[1] <= '9') && strncmp(p + 1, "attr", 4) != 0) return false;
+  return true;
+}
+
+// Extends a group with the elementwise ops that alone read its last value.
+static void extend_chain(Context *c, Group *group) {
+  while (group->n_members < MAX_GROUP) {
+    int tail = group->members[group->n_members - 1];
+    int next = only_consumer(c, tail);
+    if (next < 0 || c->plan->group_of[next] >= 0) return;
+    const Node *node = &c->graph->nodes[next];
+    if (!is_elementwise(node) || !same_elements(node->shape, c->graph->nodes[tail].shape)) return;
+    if (group->kind == GROUP_GEMM && !fits_epilogue(node)) return;
+    for (int i = 0; i < node->n_inputs; i++) {
+      int in = node->inputs[i];
+      if (in == tail) continue;
+      bool inside = false;
+      for (int m = 0; m < group->n_members; m++) inside |= group->members[m] == in;
+      if (inside || !available(c, in, c->position[group->members[0]])) return;
+      if (!shape_is_scalar(c->graph->nodes[in].shape) && !same_elements(c->graph->nodes[in].shape, node->shape)) return;
+    }
+    group->members[group->n_members++] = next;
+  }
+}
+
+// A loss and its gradient in one pass: the gradient op reads the loss's two
+// inputs and a scalar already computed.
+static int loss_gradient_partner(Context *c, int reduce) {
+  const Node *loss = &c->graph->nodes[reduce];
+  OpKind grad_op = op_info(loss->op)->gradient_op;
+  if (grad_op == OP_INPUT) return -1;  // none
+  for (int p = c->position[reduce] + 1; p < c->schedule->n_nodes; p++) {
+    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+    if (node->op != grad_op || node->inputs[0] != loss->inputs[0] || node->inputs[1] != loss->inputs[1]) continue;
+    if (c->plan->group_of[node->id] >= 0) continue;
+    int g = node->inputs[2];
+    if (op_info(c->graph->nodes[g].op)->kernel != KERNEL_NONE && !available(c, g, c->position[reduce])) continue;
+    return node->id;
+  }
+  return -1;
+}
+
+static Group *new_group(Context *c, GroupKind kind, int leader) {
+  FusionPlan *plan = c->plan;
+  Group *group = &plan->groups[plan->n_groups++];
+  *group = (Group){.kind = kind, .members = {leader}, .n_members = 1, .scalar_output = -1};
+  return group;
+}
+
+static void seal(Context *c, Group *group) {
+  int index = (int)(group - c->plan->groups);
+  for (int m = 0; m < group->n_members; m++) c->plan->group_of[group->members[m]] = index;
+  if (group->kind != GROUP_LOSS) group->output = group->members[group->n_members - 1];
+  // It runs where its last member stands, or (a loss) where the loss does.
+  group->position = group->kind == GROUP_LOSS ? c->position[group->members[0]]
+                                              : c->position[group->members[group->n_members - 1]];
+}
+
+static int compare_groups(const void *a, const void *b) {
+  return ((const Group *)a)->position - ((const Group *)b)->position;
+}
+
+FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, int n_outputs, bool fuse) {
+  FusionPlan plan = {.groups = calloc((size_t)s->n_nodes + 1, sizeof(Group)),
+                     .group_of = malloc((size_t)g->n_nodes * sizeof(int))};
+  Context c = {.graph = g, .schedule = s, .plan = &plan,
+               .position = malloc((size_t)g->n_nodes * sizeof(int)),
+               .consumers = calloc((size_t)g->n_nodes, sizeof(int)),
+               .required = calloc((size_t)g->n_nodes, sizeof(bool))};
+  for (int i = 0; i < g->n_nodes; i++) plan.group_of[i] = c.position[i] = -1;
+  for (int p = 0; p < s->n_nodes; p++) {
+    const Node *node = &g->nodes[s->nodes[p]];
+    c.position[node->id] = p;
+    for (int i = 0; i < node->n_inputs; i++) c.consumers[node->inputs[i]]++;
+  }
+  for (int i = 0; i < n_outputs; i++)
+    if (outputs[i] >= 0) c.required[outputs[i]] = true;
+
+  for (int p = 0; p < s->n_nodes; p++) {
+    int id = s->nodes[p];
+    const Node *node = &g->nodes[id];
+    if (plan.group_of[id] >= 0 || op_info(node->op)->kernel == KERNEL_NONE) continue;
+    if (fuse && is_gemm_leader(node->op)) {
+      Group *group = new_group(&c, GROUP_GEMM, id);
+      extend_chain(&c, group);
+      seal(&c, group);
+    } else if (fuse && op_info(node->op)->kernel == KERNEL_REDUCE && loss_gradient_partner(&c, id) >= 0) {
+      Group *group = new_group(&c, GROUP_LOSS, id);
+      group->output = loss_gradient_partner(&c, id);
+      group->members[group->n_members++] = group->output;
+      group->scalar_output = id;
+      seal(&c, group);
+    } else if (fuse && is_elementwise(node)) {
+      Group *group = new_group(&c, GROUP_ELEMENTWISE, id);
+      extend_chain(&c, group);
+      seal(&c, group);
+    } else {
+      Group *group = new_group(&c, node->op == OP_DENSE_GRAD_KERNEL && fuse ? GROUP_GEMM : GROUP_SINGLE, id);
+      seal(&c, group);
+    }
+  }
+  qsort(plan.groups, (size_t)plan.n_groups, sizeof(Group), compare_groups);
+  for (int i = 0; i < plan.n_groups; i++)
+    for (int m = 0; m < plan.groups[i].n_members; m++) plan.group_of[plan.groups[i].members[m]] = i;
+  free(c.position), free(c.consumers), free(c.required);
+  return plan;
+}
+
+bool group_materializes(const Group *group, int node) {
+  return group->output == node || group->scalar_output == node;
+}
+
+void fusion_plan_free(FusionPlan *plan) {
+  free(plan->groups), free(plan->group_of);
+  memset(plan, 0, sizeof *plan);
+}

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Step-by-step agreement of aec's generated programs with PyTorch.
+
+For each model (every examples/*.ae that aec can compile, and the test models
+in tests/torch/*.ae), this script
+
+  1. compiles it with aec and reads the program's own description of the model
+     (`./model describe`: the forward graph, parameters, losses and steps, as
+     JSON) -- there is no hand-written PyTorch code per model: the graph is
+     interpreted op by op (OPS below, one function per IR op name);
+  2. writes a small data set (Fashion-MNIST's first samples when the input has
+     784 elements and the Debian package is there, else uniform noise in
+     [0, 1]) sized for ten batches an epoch, the last one partial;
+  3. has the program save its initial weights (`train --epochs 0`) and train
+     two epochs (20 batches) with `--trace` (each batch's samples and each
+     step's loss) and `--dump-random` (the draws of every random node);
+  4. replays the same batches in PyTorch from the same initial weights, with
+     torch.optim.Adam / torch.optim.SGD set as each step says, and compares
+     every step's loss (relative difference at most 1e-4) and every weight
+     after the last batch (see WEIGHT_TOLERANCE).
+
+A model that aec rejects with "... is not supported yet" is skipped (and
+named); it is covered as soon as it compiles. The first step or tensor that
+disagrees is printed. The last line is "N passed, N failed, N skipped"; the
+exit status is 1 when anything failed.
+
+Usage: check_torch.py [--aec build/aec] [--keep DIR] [MODEL.ae ...]
+Works with Debian's python3-torch (1.13) and newer PyTorch from PyPI; needs
+numpy (a PyTorch dependency) and nothing else.
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 20                 # batches compared: two epochs of ten
+LOSS_TOLERANCE = 1e-4      # relative, per step
+# Weights after the last step: |aec - torch| <= 1e-3 * (|torch| + scale),
+# with scale = 1e-2 * the tensor's largest |torch| value, so that elements
+# near zero (biases start at 0) are held to the tensor's own magnitude.
+WEIGHT_TOLERANCE = 1e-3
+WEIGHT_SCALE = 1e-2
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+NOT_SUPPORTED = "is not supported yet"
+
+
+class Disagreement(Exception):
+    pass
+
+
+# ------------------------------------------------------------ safetensors
+def read_safetensors(path):
+    """Tensors of a safetensors file as float32 torch tensors, by name."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    base = 8 + length
+    dtypes = {"F32": np.float32, "F64": np.float64}
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        array = np.frombuffer(data[base + begin:base + end], dtype=dtypes[info["dtype"]])
+        tensors[name] = torch.from_numpy(array.reshape(info["shape"]).astype(np.float32))
+    return tensors
+
+
+# ------------------------------------------------------------ the ops
+# One function per IR op name (compiler/ops.def): f(node, inputs, run) ->
+# tensor. Batched values have the batch axis first; scalars are 0-d tensors.
+# `run` is the Replay (the batch size, the random draws).
+def rows_divisor(node, run, value):
+    return run.n if run.batched(node["inputs"][0]) else 1
+
+
+def bce(node, inputs, run):
+    p, t = inputs
+    t = t.expand_as(p)
+    if not t.requires_grad:  # BCELoss: logs clamped at -100, gradient (p - t) / max(p (1 - p), 1e-12)
+        return F.binary_cross_entropy(p, t)
+    return -(t * torch.clamp(torch.log(p), min=-100) + (1 - t) * torch.clamp(torch.log(1 - p), min=-100)).mean()
+
+
+def kl_sparsity(node, inputs, run):
+    """Sum over units of KL(rho || the unit's mean activation over the batch)."""
+    rho = node["attr"][0]
+    mean = torch.clamp(inputs[0].mean(dim=0), 1e-7, 1 - 1e-7)
+    return (rho * torch.log(rho / mean) + (1 - rho) * torch.log((1 - rho) / (1 - mean))).sum()
+
+
+OPS = {
+    "dense": lambda node, x, run: x[0] @ x[1] + x[2],
+    "relu": lambda node, x, run: torch.relu(x[0]),
+    "leaky_relu": lambda node, x, run: F.leaky_relu(x[0], node["attr"][0]),
+    "sigmoid": lambda node, x, run: torch.sigmoid(x[0]),
+    "tanh": lambda node, x, run: torch.tanh(x[0]),
+    "softplus": lambda node, x, run: F.softplus(x[0]),
+    "add": lambda node, x, run: x[0] + x[1],
+    "sub": lambda node, x, run: x[0] - x[1],
+    "mul": lambda node, x, run: x[0] * x[1],
+    "div": lambda node, x, run: x[0] / x[1],
+    "neg": lambda node, x, run: -x[0],
+    "sum": lambda node, x, run: x[0].sum(),
+    "mean": lambda node, x, run: x[0].mean(),
+    # per sample, averaged over the batch; a parameter's plain sum
+    "l1": lambda node, x, run: x[0].abs().sum() / rows_divisor(node, run, x[0]),
+    "sum_squares": lambda node, x, run: (x[0] * x[0]).sum() / rows_divisor(node, run, x[0]),
+    "mse": lambda node, x, run: ((x[0] - x[1]) ** 2).mean(),
+    "bce": bce,
+    "bce_logits": lambda node, x, run: F.binary_cross_entropy_with_logits(x[0], x[1].expand_as(x[0])),
+    "clip": lambda node, x, run: torch.clamp(x[0], node["attr"][0], node["attr"][1]),
+    "kl_sparsity": kl_sparsity,
+}
+
+# Random ops (corruption, priors): f(node, inputs, draws, run) -> tensor,
+# where draws maps each draw the description lists for the node ("uniform0",
+# "uniform1", "normal") to this batch's values, shaped like the node's output
+# -- aec's own draws, from `train --dump-random` (uniform in [0, 1) and N(0, 1)).
+RANDOM_OPS = {
+    "gaussian_noise": lambda node, x, d, run: x[0] + node["attr"][0] * d["normal"],
+    "masking_noise": lambda node, x, d, run: torch.where(d["uniform0"] < node["attr"][0], torch.zeros_like(x[0]), x[0]),
+    "salt_pepper": lambda node, x, d, run: torch.where(
+        d["uniform0"] < node["attr"][0], (d["uniform1"] >= 0.5).to(x[0].dtype), x[0]),
+}
+
+
+# ------------------------------------------------------------ the replay
+class Replay:
+    """Evaluates the described graph in PyTorch for one batch."""
+
+    def __init__(self, description, params):
+        self.d = description
+        self.nodes = {node["id"]: node for node in description["nodes"]}
+        self.params = params
+        self.n = 0
+
+    def batched(self, node_id):
+        return self.nodes[node_id]["batched"]
+
+    def evaluate(self, node_id, x, draws):
+        self.n = x.shape[0]
+        memo = {}
+
+        def value(i):
+            if i in memo:
+                return memo[i]
+            node = self.nodes.get(i)
+            if node is None:
+                raise Disagreement(f"node {i} is not in the description (a backward node used forward?)")
+            op = node["op"]
+            if op == "input":
+                v = x.reshape([self.n] + node["shape"])
+            elif op == "param":
+                v = self.params[node["param"]]
+            elif op == "constant":
+                v = torch.tensor(node["attr"][0], dtype=torch.float32)
+            else:
+                inputs = [value(j) for j in node["inputs"]]
+                if "random" in node:
+                    rule = RANDOM_OPS.get(op)
+                    if rule is None:
+                        raise Disagreement(f"no PyTorch rule for the random op '{op}' (node {i}, {node['name']}): "
+                                           "add one to RANDOM_OPS in tests/torch/check_torch.py")
+                    v = rule(node, inputs, draws[i], self)
+                else:
+                    rule = OPS.get(op)
+                    if rule is None:
+                        raise Disagreement(f"no PyTorch rule for the op '{op}' (node {i}, {node['name']}): "
+                                           "add one to OPS in tests/torch/check_torch.py")
+                    v = rule(node, inputs, self)
+            memo[i] = v
+            return v
+
+        return value(node_id)
+
+
+def make_optimizer(step, tensors):
+    if step["optimizer"] == "adam":
+        return torch.optim.Adam(tensors, lr=step["lr"], betas=(step["beta1"], step["beta2"]), eps=step["eps"])
+    if step["optimizer"] == "sgd":
+        return torch.optim.SGD(tensors, lr=step["lr"], momentum=step["momentum"])
+    raise Disagreement(f"no PyTorch optimizer for '{step['optimizer']}'")
+
+
+def load_draws(description, directory, trace):
+    """Per batch: {node id: {draw: tensor shaped like the node}}, from --dump-random."""
+    per_batch = [dict() for _ in trace]
+    for node_id in description["random"]:
+        node = next(n for n in description["nodes"] if n["id"] == node_id)
+        for draw in node["random"]["draws"]:
+            array = np.load(os.path.join(directory, f"{node['name']}.{draw}.npy"))
+            row = 0
+            for b, record in enumerate(trace):
+                rows = len(record["samples"]) if node["batched"] else 1
+                chunk = torch.from_numpy(array[row:row + rows].astype(np.float32))
+                if not node["batched"]:
+                    chunk = chunk[0]
+                per_batch[b].setdefault(node_id, {})[draw] = chunk
+                row += rows
+    return per_batch
+
+
+def replay(description, data, trace, draws, init):
+    """Trains in PyTorch along the trace; returns the final parameters."""
+    params = {name: t.clone().requires_grad_(True) for name, t in init.items() if not name.startswith("optimizer.")}
+    model = Replay(description, params)
+    steps = description["steps"]
+    optimizers = [make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
+    losses = {loss["name"]: loss["node"] for loss in description["losses"]}
+    max_rel = 0.0
+    for b, record in enumerate(trace):
+        x = data[record["samples"]]
+        for s, step in enumerate(steps):
+            for p in params.values():
+                p.grad = None
+            loss = model.evaluate(losses[step["loss"]], x, draws[b])
+            ours, theirs = loss.item(), float(record["losses"][s])
+            rel = abs(ours - theirs) / max(abs(theirs), 1e-30)
+            max_rel = max(max_rel, rel)
+            if not rel <= LOSS_TOLERANCE:
+                raise Disagreement(f"batch {b + 1} (epoch {record['epoch']}, batch {record['batch']}), step {s} "
+                                   f"'{step['loss']}': aec loss {theirs:.9g}, PyTorch {ours:.9g}, "
+                                   f"relative difference {rel:.3g} > {LOSS_TOLERANCE:g}")
+            loss.backward()
+            for name in step["params"]:  # aec updates a parameter the loss does not reach with a zero gradient
+                if params[name].grad is None:
+                    params[name].grad = torch.zeros_like(params[name])
+            optimizers[s].step()
+    return {name: p.detach() for name, p in params.items()}, max_rel
+
+
+def compare_weights(final_aec, final_torch, order):
+    """One line a tensor; raises at the first tensor out of tolerance."""
+    lines = []
+    for name in order:
+        a, t = final_aec[name].flatten(), final_torch[name].flatten()
+        if a.shape != t.shape:
+            raise Disagreement(f"weight {name}: aec has {a.numel()} elements, PyTorch {t.numel()}")
+        diff = (a - t).abs()
+        scale = WEIGHT_SCALE * float(t.abs().max()) if t.numel() else 0.0
+        rel = diff / (t.abs() + scale + 1e-30)
+        i = int(torch.argmax(rel))
+        line = (f"{name}: largest difference {float(diff.max()):.3g}, largest relative {float(rel[i]):.3g} "
+                f"at element {i} (aec {float(a[i]):.9g}, PyTorch {float(t[i]):.9g})")
+        if not float(rel[i]) <= WEIGHT_TOLERANCE:
+            raise Disagreement(f"after step {STEPS}, weight {line} > {WEIGHT_TOLERANCE:g}")
+        lines.append("    " + line)
+    return lines, max(float((final_aec[n] - final_torch[n]).abs().max()) for n in order)
+
+
+# ------------------------------------------------------------ running aec
+def run(command, cwd, what):
+    result = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise Disagreement(f"{what} failed ({result.returncode}): {' '.join(command)}\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def make_data(description, path):
+    """A .npy of ten batches (the last one partial) scaled to [0, 1]."""
+    batch = description["train"]["batch"]
+    n = 9 * batch + (3 * batch + 3) // 4
+    shape = description["input"]["shape"]
+    size = math.prod(shape)
+    if size == 784 and os.path.exists(FASHION_MNIST):
+        with gzip.open(FASHION_MNIST, "rb") as f:
+            raw = f.read(16 + n * 784)
+        x = np.frombuffer(raw[16:], dtype=np.uint8).astype(np.float32) / np.float32(255)
+    else:
+        x = np.random.default_rng(1).random(n * size, dtype=np.float32)
+    x = x.reshape([n] + shape)
+    np.save(path, x)
+    return torch.from_numpy(x.reshape(n, size).copy())
+
+
+def check_model(aec, source, work):
+    name = os.path.splitext(os.path.basename(source))[0]
+    os.makedirs(work, exist_ok=True)
+    program = os.path.join(work, name)
+    compiled = subprocess.run([aec, source, "-o", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if compiled.returncode != 0:
+        reason = next((line for line in compiled.stderr.splitlines() if NOT_SUPPORTED in line), None)
+        if reason is not None:
+            return "skip", reason.strip()
+        raise Disagreement(f"aec failed ({compiled.returncode}) on {source}:\n{compiled.stderr.strip()}")
+    description = json.loads(run([program, "describe"], work, "describe"))
+    data = make_data(description, os.path.join(work, "data.npy"))
+    common = ["--data", "data.npy", "--test", "none", "--threads", "2"]
+    run([program, "train", "--epochs", "0", "--checkpoint", "init.safetensors"] + common, work, "train --epochs 0")
+    run([program, "train", "--epochs", str(STEPS // 10), "--checkpoint", "final.safetensors", "--trace",
+         "trace.jsonl", "--dump-random", "random"] + common, work, "train")
+    with open(os.path.join(work, "trace.jsonl")) as f:
+        trace = [json.loads(line) for line in f]
+    if len(trace) != STEPS:
+        raise Disagreement(f"the trace has {len(trace)} batches, expected {STEPS}")
+    draws = load_draws(description, os.path.join(work, "random"), trace)
+    init = read_safetensors(os.path.join(work, "init.safetensors"))
+    final_aec = read_safetensors(os.path.join(work, "final.safetensors"))
+    final_torch, max_loss_rel = replay(description, data, trace, draws, init)
+    order = [p["name"] for p in description["params"]]
+    lines, max_diff = compare_weights(final_aec, final_torch, order)
+    steps = ", ".join(f"{s['optimizer']}({s['loss']})" for s in description["steps"])
+    summary = (f"{STEPS} batches x {len(description['steps'])} steps [{steps}], largest loss relative difference "
+               f"{max_loss_rel:.3g}, largest weight difference {max_diff:.3g}")
+    return "pass", summary + "\n" + "\n".join(lines)
+
+
+def default_models():
+    models = []
+    for directory in ("examples", "tests/torch"):
+        path = os.path.join(ROOT, directory)
+        models += sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".ae"))
+    return models
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--aec", default=os.path.join(ROOT, "build", "aec"))
+    parser.add_argument("--keep", help="work in this directory and keep it (default: a temporary one)")
+    parser.add_argument("models", nargs="*", help=".ae files (default: examples/*.ae and tests/torch/*.ae)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    print(f"check_torch: PyTorch {torch.__version__}, numpy {np.__version__}, Python {sys.version.split()[0]}")
+    models = args.models or default_models()
+    passed = failed = skipped = 0
+    with tempfile.TemporaryDirectory(prefix="aec-torch-") as tmp:
+        base = args.keep or tmp
+        for source in models:
+            label = os.path.relpath(source, ROOT)
+            work = os.path.join(base, os.path.splitext(os.path.basename(source))[0])
+            try:
+                status, detail = check_model(os.path.abspath(args.aec), os.path.abspath(source), work)
+            except Disagreement as e:
+                failed += 1
+                print(f"FAIL {label}: {e}", flush=True)
+                continue
+            if status == "skip":
+                skipped += 1
+                print(f"skip {label}: not trainable yet ({detail})", flush=True)
+            else:
+                passed += 1
+                print(f"ok   {label}: {detail}", flush=True)
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed or passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
