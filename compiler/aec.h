@@ -294,6 +294,7 @@ typedef enum DType { DTYPE_F32, DTYPE_F64 } DType;
 
 typedef struct EmitOptions {
   int opt_level;  // 0: one kernel per node, plain loops, no reuse (the reference); 2: everything
+  FILE *stats;    // when set, `aec --stats` figures are written there
   const char *source_path;
   const char *model_name;
   const char *source_hash;

@@ -964,6 +964,47 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
   emit_line(e, "enum { ARENA_PER_SAMPLE = %zu, ARENA_FIXED = %zu };", arena_per_sample, arena_fixed);
 }
 
+// aec --stats: per generated function, kernels before and after fusion,
+// arena bytes before and after planning (at the train block's batch), FLOPs
+// per sample; a table on stderr, `name value` figures on `stats`.
+static void print_stats(Emitter *e, FunctionPlan **plans, int n_plans, size_t per_sample, size_t fixed) {
+  const Graph *g = e->graph;
+  FILE *out = e->options->stats;
+  static const char *const extra[] = {"eval", "reconstruct", "encode", "corrupt"};
+  size_t bytes = sizeof(float) * (e->options->dtype == DTYPE_F64 ? 2 : 1);
+  int batch = g->train.batch;
+  fprintf(stderr, "%-24s %8s %8s %14s %14s %14s\n", "function", "nodes", "kernels", "arena_unplanned", "arena_planned",
+          "flops/sample");
+  for (int p = 0; p < n_plans; p++) {
+    const FunctionPlan *fp = plans[p];
+    if (!fp) continue;
+    char name[300];
+    if (p < g->n_steps) snprintf(name, sizeof name, "step %s", g->steps[p].loss_name);
+    else snprintf(name, sizeof name, "%s", extra[p - g->n_steps]);
+    int nodes = 0;
+    double flops = 0;
+    for (int i = 0; i < fp->schedule.n_nodes; i++) {
+      const Node *node = &g->nodes[fp->schedule.nodes[i]];
+      if (op_info(node->op)->kernel == KERNEL_NONE) continue;
+      nodes++;
+      if (op_info(node->op)->flops) {
+        double f = op_info(node->op)->flops(g, node);
+        flops += node_uses_batch(g, node) ? f : f / batch;
+      }
+    }
+    size_t unplanned = (fp->memory.unplanned_per_sample * (size_t)batch + fp->memory.unplanned_fixed) * bytes;
+    size_t planned = (fp->memory.per_sample * (size_t)batch + fp->memory.fixed) * bytes;
+    fprintf(stderr, "%-24s %8d %8d %14zu %14zu %14.0f\n", name, nodes, fp->fusion.n_groups, unplanned, planned, flops);
+    char key[300];
+    snprintf(key, sizeof key, "%s", name);
+    for (char *c = key; *c; c++)
+      if (*c == ' ') *c = '.';
+    fprintf(out, "kernels_before.%s %d\nkernels_after.%s %d\narena_bytes_before.%s %zu\narena_bytes_after.%s %zu\n"
+            "flops_per_sample.%s %.0f\n", key, nodes, key, fp->fusion.n_groups, key, unplanned, key, planned, key, flops);
+  }
+  fprintf(out, "arena_bytes %zu\n", (per_sample * (size_t)batch + fixed) * bytes);
+}
+
 bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   Emitter e = {.out = out, .graph = graph, .options = options};
   plan_inference(graph);
@@ -991,6 +1032,7 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   }
   for (int i = 0; i < graph->n_params; i++) used[graph->params[i].node] = true;
   used[graph->input_node] = true;
+  if (options->stats) print_stats(&e, plans, n_plans, per_sample, fixed);
   emit_header(&e, used, per_sample, fixed);
   if (any_gemm && options->opt_level > 0) emit_gemm_support(&e);
   emit_blank(&e);

@@ -28,7 +28,7 @@ typedef struct Options {
   int n_defines;
   DType dtype;
   int opt_level;
-  bool summary, dump_ir, verbose;
+  bool summary, dump_ir, stats, verbose;
 } Options;
 
 static void usage(FILE *out) {
@@ -45,6 +45,8 @@ static void usage(FILE *out) {
           "  -O2              fused, shape-specialized matrix kernels and a planned arena (default)\n"
           "  --summary        print the layers, shapes and parameter counts; write nothing\n"
           "  --dump-ir        print the graph after autodiff; write nothing\n"
+          "  --stats          print kernels before/after fusion, arena bytes before/after planning\n"
+          "                   and FLOPs per sample of each generated function; write nothing\n"
           "  -v               print the C compiler command\n"
           "  --version, --help\n"
           "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
@@ -89,6 +91,8 @@ static int parse_options(int argc, char **argv, Options *o) {
       else return diag_error_plain("--dtype takes f32 or f64, not '%s'", v), 2;
     } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0 || strcmp(a, "-O3") == 0) {
       o->opt_level = a[2] - '0';
+    } else if (strcmp(a, "--stats") == 0) {
+      o->stats = true;
     } else if (strcmp(a, "--summary") == 0) {
       o->summary = true;
     } else if (strcmp(a, "--dump-ir") == 0) {
@@ -256,9 +260,16 @@ int main(int argc, char **argv) {
     return 1;
   }
   int status = 0;
-  if (o.summary || o.dump_ir) {
+  if (o.summary || o.dump_ir || o.stats) {
     if (o.summary) print_summary(stdout, g);
     if (o.dump_ir) dump_ir(stdout, g);
+    if (o.stats) {
+      FILE *sink = fopen("/dev/null", "w");
+      EmitOptions eo = {.opt_level = o.opt_level, .stats = stdout, .source_path = o.input, .model_name = "stats",
+                        .source_hash = "", .dtype = o.dtype, .command_line = ""};
+      if (!sink || !emit_program(sink, g, &eo)) status = 1;
+      if (sink) fclose(sink);
+    }
   } else {
     char hash[32];
     hash_source(src, &o, hash, sizeof hash);
