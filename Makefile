@@ -28,7 +28,7 @@ TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 AEC     := $(BUILD)/aec
 LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h
 
-.PHONY: all deps demo check check-torch clean
+.PHONY: all deps demo check check-torch bench clean
 all: $(AEC) $(LIBAERT)
 
 deps:
@@ -114,6 +114,11 @@ demo: deps
 	cd $(BUILD)/demo && ./simple train --epochs $(DEMO_EPOCHS) --checkpoint simple.safetensors
 	cd $(BUILD)/demo && ./simple reconstruct --checkpoint simple.safetensors --data fashion-mnist:test -o reconstruction.png
 	@echo "demo: wrote $(BUILD)/demo/reconstruction.png"
+
+# --- aec against PyTorch on this machine (bench/bench.py says what it measures)
+bench: deps
+	@$(MAKE) --no-print-directory all
+	bash bench/bench.sh
 
 clean:
 	rm -rf $(BUILD)

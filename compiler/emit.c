@@ -396,6 +396,7 @@ struct FunctionPlan {
   MemoryPlan memory;
   bool *outside;      // values stored outside the arena (weight gradients)
   char **kernel;      // [n_groups] the kernel each group calls
+  int *kernel_index;  // [n_groups] its index in the model's kernel table
   size_t *scratch;    // [n_groups] scratch elements each group needs
 };
 
@@ -427,13 +428,14 @@ static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs
   for (int i = 0; i < fp->fusion.n_groups; i++) fp->scratch[i] = gemm_scratch(g, &fp->fusion.groups[i], optimize);
   fp->memory = plan_memory(g, &fp->fusion, outputs, n_outputs, fp->outside, fp->scratch, optimize);
   fp->kernel = calloc((size_t)fp->fusion.n_groups + 1, sizeof(char *));
+  fp->kernel_index = calloc((size_t)fp->fusion.n_groups + 1, sizeof(int));
   return fp;
 }
 
 static void function_plan_free(FunctionPlan *fp) {
   if (!fp) return;
   for (int i = 0; i < fp->fusion.n_groups; i++) free(fp->kernel[i]);
-  free(fp->kernel), free(fp->scratch), free(fp->outside);
+  free(fp->kernel), free(fp->kernel_index), free(fp->scratch), free(fp->outside);
   memory_plan_free(&fp->memory);
   fusion_plan_free(&fp->fusion);
   schedule_free(&fp->schedule);
@@ -443,6 +445,9 @@ static void function_plan_free(FunctionPlan *fp) {
 // Kernels are shared between functions: one per distinct group.
 typedef struct KernelRegistry {
   char **signature, **name;
+  double *flops_per_sample, *flops_per_call;
+  int *line;
+  bool *is_gemm;
   int n, cap;
 } KernelRegistry;
 
@@ -466,6 +471,7 @@ static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *regist
       if (strcmp(registry->signature[k], signature) == 0) found = k;
     if (found >= 0) {
       fp->kernel[gi] = strdup(registry->name[found]);
+      fp->kernel_index[gi] = found;
       continue;
     }
     char name[400];
@@ -480,10 +486,26 @@ static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *regist
       registry->cap = registry->cap ? registry->cap * 2 : 32;
       registry->signature = realloc(registry->signature, (size_t)registry->cap * sizeof(char *));
       registry->name = realloc(registry->name, (size_t)registry->cap * sizeof(char *));
+      registry->flops_per_sample = realloc(registry->flops_per_sample, (size_t)registry->cap * sizeof(double));
+      registry->flops_per_call = realloc(registry->flops_per_call, (size_t)registry->cap * sizeof(double));
+      registry->line = realloc(registry->line, (size_t)registry->cap * sizeof(int));
+      registry->is_gemm = realloc(registry->is_gemm, (size_t)registry->cap * sizeof(bool));
     }
-    registry->signature[registry->n] = strdup(signature);
-    registry->name[registry->n++] = strdup(name);
+    int k = registry->n++;
+    registry->signature[k] = strdup(signature);
+    registry->name[k] = strdup(name);
+    registry->flops_per_sample[k] = registry->flops_per_call[k] = 0;
+    for (int m = 0; m < group->n_members; m++) {
+      const Node *node = &g->nodes[group->members[m]];
+      double f = op_info(node->op)->flops ? op_info(node->op)->flops(g, node) : 0;
+      if (node_uses_batch(g, node)) registry->flops_per_sample[k] += f;
+      else registry->flops_per_call[k] += f;
+    }
+    registry->line[k] = g->nodes[group->members[0]].loc.line;
+    OpKind lead = g->nodes[group->members[0]].op;
+    registry->is_gemm[k] = lead == OP_DENSE || lead == OP_DENSE_GRAD_INPUT || lead == OP_DENSE_GRAD_KERNEL;
     fp->kernel[gi] = strdup(name);
+    fp->kernel_index[gi] = k;
     e->kernel_name = name;
     switch (group->kind) {
     case GROUP_SINGLE: emit_kernel(e, &g->nodes[group->members[0]]); break;
@@ -497,7 +519,8 @@ static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *regist
 
 static void registry_free(KernelRegistry *registry) {
   for (int k = 0; k < registry->n; k++) free(registry->signature[k]), free(registry->name[k]);
-  free(registry->signature), free(registry->name);
+  free(registry->signature), free(registry->name), free(registry->flops_per_sample), free(registry->flops_per_call);
+  free(registry->line), free(registry->is_gemm);
 }
 
 // --------------------------------------------------------- function bodies
@@ -552,7 +575,7 @@ static void emit_calls(Emitter *e, const FunctionPlan *fp) {
   for (int gi = 0; gi < fp->fusion.n_groups; gi++) {
     const Group *group = &fp->fusion.groups[gi];
     const Node *lead = &g->nodes[group->members[0]];
-    fprintf(e->out, "  %s(", fp->kernel[gi]);
+    fprintf(e->out, "  TIMED(%d, %s(", fp->kernel_index[gi], fp->kernel[gi]);
     if (group_uses_batch(g, group)) fprintf(e->out, "n, ");
     int rng = -1;
     for (int m = 0; m < group->n_members; m++)
@@ -573,7 +596,7 @@ static void emit_calls(Emitter *e, const FunctionPlan *fp) {
     if (group->scalar_output >= 0) fprintf(e->out, "%s, ", g->nodes[group->scalar_output].name);
     fprintf(e->out, "%s", g->nodes[group->output].name);
     if (fp->scratch[gi] > 0) fprintf(e->out, ", arena + cap * ARENA_PER_SAMPLE + %zu", fp->memory.scratch[gi]);
-    fprintf(e->out, ");\n");
+    fprintf(e->out, "));\n");
   }
 }
 
@@ -869,6 +892,8 @@ static void emit_model(Emitter *e) {
   emit_line(e, "  .params = params,");
   emit_line(e, "  .n_layers = %d,", g->n_layers);
   emit_line(e, "  .layers = layers,");
+  emit_line(e, "  .n_kernels = (int)(sizeof kernels / sizeof *kernels),");
+  emit_line(e, "  .kernels = kernels,");
   emit_line(e, "  .n_losses = %d,", g->n_losses);
   emit_line(e, "  .loss_names = loss_names,");
   emit_line(e, "  .n_steps = %d,", g->n_steps);
@@ -1036,6 +1061,20 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   emit_header(&e, used, per_sample, fixed);
   if (any_gemm && options->opt_level > 0) emit_gemm_support(&e);
   emit_blank(&e);
+  emit_line(&e, "// train --profile times each kernel call; otherwise TIMED costs one test.");
+  emit_line(&e, "#define TIMED(kernel, call)                                 \\");
+  emit_line(&e, "  do {                                                      \\");
+  emit_line(&e, "    if (!ctx->kernel_seconds) {                             \\");
+  emit_line(&e, "      call;                                                 \\");
+  emit_line(&e, "      break;                                                \\");
+  emit_line(&e, "    }                                                       \\");
+  emit_line(&e, "    const double start_ = aert_seconds();                   \\");
+  emit_line(&e, "    call;                                                   \\");
+  emit_line(&e, "    ctx->kernel_seconds[kernel] += aert_seconds() - start_; \\");
+  emit_line(&e, "    ctx->kernel_calls[kernel] += 1;                         \\");
+  emit_line(&e, "    ctx->kernel_samples[kernel] += n;                       \\");
+  emit_line(&e, "  } while (0)");
+  emit_blank(&e);
   emit_line(&e, "// ---- kernels, in the order they first run");
   KernelRegistry registry = {0};
   for (int p = 0; p < n_plans; p++)
@@ -1049,6 +1088,13 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
              "The corrupted input, in training mode: what the model is fed while it learns");
   emit_dispatchers(&e);
   emit_tables(&e);
+  emit_blank(&e);
+  emit_line(&e, "static const aert_kernel kernels[] = {");
+  for (int k = 0; k < registry.n; k++)
+    emit_line(&e, "  {\"%s\", %d, %.0f, %.0f, %d},", registry.name[k], registry.line[k], registry.flops_per_sample[k],
+              registry.flops_per_call[k], registry.is_gemm[k]);
+  if (registry.n == 0) emit_line(&e, "  {\"none\", 0, 0, 0, 0},");
+  emit_line(&e, "};");
   emit_description(&e);
   emit_model(&e);
   registry_free(&registry);

@@ -198,9 +198,12 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]");
     emit_signature(e, name, group, n_inputs, true, true);
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
+    emit_line(e, "  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.");
     emit_line(e, "#pragma omp parallel for schedule(static)");
-    emit_line(e, "  for (int col = 0; col < N; col++)");
-    emit_line(e, "    for (int k = 0; k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];");
+    emit_line(e, "  for (int col0 = 0; col0 < N; col0 += 16)");
+    emit_line(e, "    for (int k0 = 0; k0 < K; k0 += 16)");
+    emit_line(e, "      for (int col = col0; col < col0 + 16 && col < N; col++)");
+    emit_line(e, "        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];");
     emit_block_loop(e, "n", false);
     emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_epilogue(e, group, inputs, n_inputs, "out[at]");

@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 2
+#define AERT_ABI_VERSION 3
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -53,6 +53,15 @@ typedef struct aert_layer {
   int line;              // its line in the .ae file
 } aert_layer;
 
+// One generated kernel, for `train --profile` and the benchmarks.
+typedef struct aert_kernel {
+  const char *name;         // compute_encoder_dense_1_relu
+  int line;                 // the .ae line it implements
+  double flops_per_sample;  // FLOPs a call does per sample of its batch
+  double flops_per_call;    // FLOPs a call does whatever the batch (unbatched work)
+  int is_gemm;              // a matrix product
+} aert_kernel;
+
 typedef enum aert_optimizer { AERT_SGD, AERT_ADAM } aert_optimizer;
 
 // One `step minimize LOSS over NETS with OPT(...)`, all defaults filled in.
@@ -80,6 +89,9 @@ typedef struct aert_ctx {
   uint64_t seed;          // run seed (corruption and priors draw from it)
   uint64_t batch_counter; // batches trained so far, the counter for per-step randomness
   int threads;
+  // train --profile: seconds, calls and samples of each kernel (indexes of
+  // aert_model.kernels); NULL when not profiling.
+  double *kernel_seconds, *kernel_calls, *kernel_samples;
 } aert_ctx;
 
 typedef struct aert_model {
@@ -98,6 +110,9 @@ typedef struct aert_model {
 
   int n_layers;
   const aert_layer *layers;
+
+  int n_kernels;
+  const aert_kernel *kernels;
 
   int n_losses;
   const char *const *loss_names;  // in the order the file names them
@@ -150,6 +165,9 @@ typedef struct aert_model {
 // The whole command line of a generated program: `int main(int argc, char
 // **argv) { return aert_main(&model, argc, argv); }`.
 int aert_main(const aert_model *model, int argc, char **argv);
+
+// Wall-clock seconds from a monotonic clock (kernel timing).
+double aert_seconds(void);
 
 // ------------------------------------------------------------------ rng.c
 // Counter-based generator (Philox-style): a value depends only on

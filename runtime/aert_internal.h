@@ -111,6 +111,7 @@ void aert_optimizer_key(const aert_model *model, int step, char *out, size_t siz
 typedef struct aert_options {
   const char *command;
   const char *data, *test, *checkpoint, *resume, *log, *output, *trace, *dump_random;
+  bool profile;  // train --profile
   int epochs, batch, threads, count, samples;
   double lr;
   uint64_t seed;
@@ -130,6 +131,11 @@ int aert_cmd_reconstruct(const aert_model *model, const aert_options *options);
 int aert_cmd_encode(const aert_model *model, const aert_options *options);
 int aert_cmd_gradcheck(const aert_model *model, const aert_options *options);
 int aert_cmd_describe(const aert_model *model, const aert_options *options);
+
+// ---------------------------------------------------------------- profile.c
+// train --profile: per-kernel times (see aert_ctx.kernel_seconds).
+bool aert_profile_start(const aert_model *model, aert_ctx *ctx);
+void aert_profile_report(const aert_model *model, aert_ctx *ctx);  // prints and frees
 
 // ------------------------------------------------------------------ trace.c
 // train --trace FILE: one JSON line a batch (epoch, batch, batch_counter,

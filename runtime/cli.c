@@ -12,7 +12,7 @@
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
-  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, N_OPTIONS
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -47,6 +47,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_LABELS_FRACTION] = {"--labels-fraction", NULL, "X", "the fraction of the training set with labels (default 0.1)"},
     [OPT_DIM] = {"--dim", NULL, "D", "principal components kept"},
     [OPT_CSV] = {"--csv", NULL, "FILE", "a CSV file with a header line: x, then y"},
+    [OPT_PROFILE] = {"--profile", NULL, NULL, "time every generated kernel; a table on stderr, totals on stdout"},
 };
 
 #define BIT(o) (1u << (o))
@@ -63,9 +64,9 @@ static const command_spec commands[] = {
     {"train", aert_cmd_train,
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
          BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
-         BIT(OPT_DUMP_RANDOM),
+         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE),
      "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
-     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR]",
+     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile]",
      "train the model, saving a checkpoint at each epoch's end"},
     {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
@@ -186,6 +187,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_QUERIES: o->queries = value; return true;
   case OPT_CSV: o->csv = value; return true;
   case OPT_BINARY: o->binary = true; return true;
+  case OPT_PROFILE: o->profile = true; return true;
   case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
   case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
   case OPT_LABELS_FRACTION: return o->has_labels_fraction = parse_positive(name, value, &o->labels_fraction);

@@ -26,6 +26,7 @@ typedef struct train_run {
   double *test_losses;  // [n_losses]
   double *batch_loss;   // [n_steps] each step's loss on the current batch, for --trace
   aert_trace *trace;    // --trace, --dump-random
+  double *profile[3];   // --profile: the kernel timing arrays, lent to ctx during training steps only
   size_t epoch_samples;
   FILE *log;
   bool tty;
@@ -172,6 +173,7 @@ static bool load_data(train_run *r) {
 // Every step on one batch. False (after the message) when a loss is not finite.
 static bool train_batch(train_run *r, int epoch, size_t b, int n) {
   const aert_model *m = r->model;
+  r->ctx->kernel_seconds = r->profile[0], r->ctx->kernel_calls = r->profile[1], r->ctx->kernel_samples = r->profile[2];
   for (int s = 0; s < m->n_steps; s++) {
     double loss = m->loss_and_grad(r->ctx, s, r->xb, n);
     if (!isfinite(loss)) {
@@ -188,6 +190,7 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n) {
     r->step_loss[s] += loss * n;
     r->batch_loss[s] = loss;
   }
+  r->ctx->kernel_seconds = r->ctx->kernel_calls = r->ctx->kernel_samples = NULL;
   if (!aert_trace_batch(r->trace, m, r->ctx, epoch, b, r->order + b * (size_t)r->batch, n, r->batch_loss))
     return false;
   r->ctx->batch_counter++;
@@ -233,6 +236,7 @@ static bool finish_epoch(train_run *r, int epoch) {
 }
 
 static void free_run(train_run *r) {
+  for (int i = 0; i < 3; i++) free(r->profile[i]);
   aert_ctx_free(r->model, r->ctx);
   aert_dataset_free(r->train);
   aert_dataset_free(r->test);
@@ -266,6 +270,11 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   if (!load_data(&r) || !open_log(&r, options->resume != NULL)) goto done;
   r.trace = aert_trace_open(model, options);
   if (!r.trace && (options->trace || options->dump_random)) goto done;
+  if (options->profile) {
+    if (!aert_profile_start(model, r.ctx)) goto done;
+    r.profile[0] = r.ctx->kernel_seconds, r.profile[1] = r.ctx->kernel_calls, r.profile[2] = r.ctx->kernel_samples;
+    r.ctx->kernel_seconds = r.ctx->kernel_calls = r.ctx->kernel_samples = NULL;
+  }
   fprintf(stderr, "%s: training on %s (%zu samples), %d threads, batch %d, epochs %d to %d\n", aert_program(),
           r.train->path, r.train->n, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
@@ -276,6 +285,11 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   r.trace = NULL;
   if (!traced) goto done;
   printf("samples_per_s %.6g\n", (double)r.samples_trained / (r.train_seconds > 0 ? r.train_seconds : 1e-9));
+  if (options->profile) {
+    r.ctx->kernel_seconds = r.profile[0], r.ctx->kernel_calls = r.profile[1], r.ctx->kernel_samples = r.profile[2];
+    r.profile[0] = r.profile[1] = r.profile[2] = NULL;
+    aert_profile_report(model, r.ctx);
+  }
   status = AERT_EXIT_OK;
 done:
   free_run(&r);

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""aec against PyTorch, side by side on this machine (`make bench`).
+
+For each model (examples/simple.ae, examples/deep.ae, bench/big.ae,
+examples/conv.ae; a model aec cannot compile yet is named and skipped):
+
+  * aec compiles it; the program writes its initial weights (train --epochs 0);
+  * aec trains a fixed number of batches of Fashion-MNIST (BATCHES of BATCH),
+    with --profile for the time spent in its matrix kernels;
+  * PyTorch trains the same model -- built from the program's own description
+    (`./model describe`, interpreted op by op as tests/torch/check_torch.py
+    does), from the same initial weights, on the same batches, with the same
+    optimizer, batch size and thread count;
+  * runs alternate (aec, PyTorch, aec, ...), RUNS of each, in fresh processes;
+    the table shows medians, the ratio, GFLOP/s, the share of the machine's
+    measured sgemm peak (numpy/OpenBLAS on 2048^3) and each run's peak memory;
+  * aec's matrix kernels are compared with OpenBLAS (numpy) on the model's own
+    products: the forward, input-gradient and weight-gradient products of each
+    dense layer at the batch size.
+
+Figures for scripts go to standard output: speedup.<model>,
+gemm_vs_openblas.<model>, peak_fraction.<model>, and a few more; the table
+and notes go to standard error.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "torch"))
+MODELS = ["examples/simple.ae", "examples/deep.ae", "bench/big.ae", "examples/conv.ae"]
+FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+
+def note(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def figure(text, name):
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return float(parts[1])
+    return None
+
+
+def peak_mib_of(command, cwd, env=None):
+    """Runs a command; returns (stdout, stderr, its peak resident MiB from wait4)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(cwd)
+            out = os.open(os.path.join(cwd, ".bench.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            err = os.open(os.path.join(cwd, ".bench.err"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            os.execvpe(command[0], command, env or os.environ)
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    with open(os.path.join(cwd, ".bench.out")) as f:
+        out = f.read()
+    with open(os.path.join(cwd, ".bench.err")) as f:
+        err = f.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{err}")
+    return out, err, usage.ru_maxrss / 1024.0
+
+
+def write_data(path, samples):
+    with gzip.open(FASHION, "rb") as f:
+        raw = f.read()
+    images = np.frombuffer(raw[16:16 + samples * 784], dtype=np.uint8).reshape(samples, 784)
+    np.save(path, images.astype(np.float32) / 255.0)
+
+
+# ------------------------------------------------------------ PyTorch side
+def torch_worker(args):
+    """One PyTorch measurement in its own process; prints samples_per_s."""
+    import torch
+    import check_torch
+    torch.set_num_threads(args.threads)
+    with open(args.description) as f:
+        description = json.load(f)
+    init = check_torch.read_safetensors(args.init)
+    data = torch.from_numpy(np.load(args.data))
+    params = {n: t.clone().requires_grad_(True) for n, t in init.items() if not n.startswith("optimizer.")}
+    model = check_torch.Replay(description, params)
+    steps = description["steps"]
+    optimizers = [check_torch.make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
+    losses = {loss["name"]: loss["node"] for loss in description["losses"]}
+    order = np.random.default_rng(args.seed).permutation(len(data))
+    batches = [data[order[b * args.batch:(b + 1) * args.batch]] for b in range(args.batches)]
+
+    def train(batch_list):
+        for x in batch_list:
+            for s, step in enumerate(steps):
+                optimizers[s].zero_grad(set_to_none=True)
+                loss = model.evaluate(losses[step["loss"]], x, {})
+                loss.backward()
+                optimizers[s].step()
+
+    train(batches[:2])  # warm-up, as aec's first batches touch fresh memory too
+    start = time.perf_counter()
+    train(batches)
+    seconds = time.perf_counter() - start
+    print(f"samples_per_s {args.batches * args.batch / seconds:.6g}")
+    print(f"torch_version {torch.__version__}")
+
+
+# ------------------------------------------------------------- OpenBLAS side
+def sgemm_peak(threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env.pop("OPENBLAS_CORETYPE", None)  # both together, as the machine notes ask
+    env.pop("OPENBLAS_L2_SIZE", None)
+    code = ("import numpy as np, time\n"
+            "a = np.random.rand(2048, 2048).astype(np.float32); b = np.random.rand(2048, 2048).astype(np.float32)\n"
+            "a @ b\nbest = 0\n"
+            "for _ in range(5):\n    t = time.perf_counter(); a @ b; best = max(best, 2 * 2048**3 / (time.perf_counter() - t) / 1e9)\n"
+            "print(best)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
+def openblas_gflops_on(shapes, threads, repeats=20):
+    """GFLOP/s of numpy (OpenBLAS) over a model's products [(m, k, n), ...]."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    code = ("import numpy as np, time, json, sys\n"
+            f"shapes = {json.dumps(shapes)}\n"
+            "pairs = [(np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)) for m, k, n in shapes]\n"
+            "flops = sum(2.0 * m * k * n for m, k, n in shapes)\n"
+            "for a, b in pairs: a @ b\n"
+            "best = 0\n"
+            f"for _ in range({repeats}):\n"
+            "    t = time.perf_counter()\n"
+            "    for a, b in pairs: a @ b\n"
+            "    best = max(best, flops / (time.perf_counter() - t) / 1e9)\n"
+            "print(best)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
+def dense_shapes(description, batch):
+    """The (m, k, n) products of every dense layer in one training step."""
+    nodes = {n["id"]: n for n in description["nodes"]}
+    shapes = []
+    for node in description["nodes"]:
+        if node["op"] != "dense":
+            continue
+        k, n = nodes[node["inputs"][1]]["shape"]
+        shapes.append((batch, k, n))          # forward
+        shapes.append((k, batch, n))          # weight gradient
+        if nodes[node["inputs"][0]]["op"] != "input":
+            shapes.append((batch, n, k))      # input gradient
+    return shapes
+
+
+# ---------------------------------------------------------------- the bench
+def bench_model(args, source, work, peak):
+    name = os.path.splitext(os.path.basename(source))[0]
+    program = os.path.join(work, name)
+    compiled = subprocess.run([args.aec, os.path.join(ROOT, source), "-o", program], capture_output=True, text=True)
+    if compiled.returncode != 0:
+        reason = "not supported yet" if "not supported yet" in compiled.stderr else compiled.stderr.strip()
+        note(f"{name}: skipped, aec cannot compile it yet ({reason})")
+        return None
+    stats = subprocess.run([args.aec, os.path.join(ROOT, source), "--stats"], capture_output=True, text=True,
+                           check=True).stdout
+    flops = sum(float(line.split()[1]) for line in stats.splitlines() if line.startswith("flops_per_sample.step."))
+    description = os.path.join(work, f"{name}.json")
+    with open(description, "w") as f:
+        f.write(subprocess.run([program, "describe"], capture_output=True, text=True, check=True).stdout)
+    with open(description) as f:
+        desc = json.load(f)
+    init = os.path.join(work, f"{name}.init.safetensors")
+    subprocess.run([program, "train", "--epochs", "0", "--checkpoint", init], capture_output=True, check=True)
+    data = os.path.join(work, "data.npy")
+
+    aec_rates, torch_rates, aec_mem, torch_mem, gemm_rates = [], [], [], [], []
+    torch_version = "?"
+    for r in range(args.runs):
+        out, _, mib = peak_mib_of([program, "train", "--data", data, "--test", "none", "--epochs", "1", "--batch",
+                                   str(args.batch), "--threads", str(args.threads), "--resume", init,
+                                   "--checkpoint", os.path.join(work, f"{name}.run.safetensors"), "--profile"], work)
+        aec_rates.append(figure(out, "samples_per_s"))
+        gemm_rates.append(figure(out, "gemm_gflops") or 0.0)
+        aec_mem.append(mib)
+        out, _, mib = peak_mib_of([args.python, os.path.abspath(__file__), "--torch-worker", "--description",
+                                   description, "--init", init, "--data", data, "--batch", str(args.batch),
+                                   "--batches", str(args.batches), "--threads", str(args.threads), "--seed", str(r)],
+                                  work, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+        torch_rates.append(figure(out, "samples_per_s"))
+        torch_version = next((line.split()[1] for line in out.splitlines() if line.startswith("torch_version")), "?")
+        torch_mem.append(mib)
+    aec_rate, torch_rate = statistics.median(aec_rates), statistics.median(torch_rates)
+    gemm_aec = statistics.median(gemm_rates)
+    gemm_blas = openblas_gflops_on(dense_shapes(desc, args.batch), args.threads)
+    gflops = aec_rate * flops / 1e9
+    return {"name": name, "aec": aec_rate, "torch": torch_rate, "ratio": aec_rate / torch_rate, "gflops": gflops,
+            "torch_gflops": torch_rate * flops / 1e9, "peak": gflops / peak, "aec_mib": max(aec_mem),
+            "torch_mib": max(torch_mem), "gemm_aec": gemm_aec, "gemm_blas": gemm_blas,
+            "gemm_ratio": gemm_aec / gemm_blas if gemm_blas else 0.0, "torch_version": torch_version,
+            "aec_runs": aec_rates, "torch_runs": torch_rates}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--aec", default=os.path.join(ROOT, "build", "aec"))
+    parser.add_argument("--python", default=sys.executable, help="the Python that runs PyTorch")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--torch-worker", action="store_true")
+    parser.add_argument("--description")
+    parser.add_argument("--init")
+    parser.add_argument("--data")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("models", nargs="*")
+    args = parser.parse_args()
+    if args.torch_worker:
+        return torch_worker(args)
+
+    work = tempfile.mkdtemp(prefix="aec-bench-")
+    write_data(os.path.join(work, "data.npy"), args.batch * args.batches)
+    peak = sgemm_peak(args.threads)
+    note(f"bench: {args.threads} threads, batch {args.batch}, {args.batches} batches a run, "
+         f"medians of {args.runs} alternating runs; sgemm 2048^3 (numpy/OpenBLAS): {peak:.0f} GFLOP/s")
+    print(f"sgemm_peak_gflops {peak:.6g}")
+    results = [r for r in (bench_model(args, m, work, peak) for m in (args.models or MODELS)) if r]
+    if results:
+        note(f"PyTorch {results[0]['torch_version']} ({args.python})")
+    header = (f"{'model':<10} {'aec/s':>10} {'torch/s':>10} {'ratio':>6} {'aec GF/s':>9} {'torch GF/s':>10} "
+              f"{'peak':>6} {'gemm GF/s':>9} {'BLAS GF/s':>9} {'gemm':>6} {'aec MiB':>8} {'torch MiB':>9}")
+    note(header)
+    for r in results:
+        note(f"{r['name']:<10} {r['aec']:>10.0f} {r['torch']:>10.0f} {r['ratio']:>6.2f} {r['gflops']:>9.1f} "
+             f"{r['torch_gflops']:>10.1f} {100 * r['peak']:>5.0f}% {r['gemm_aec']:>9.1f} {r['gemm_blas']:>9.1f} "
+             f"{r['gemm_ratio']:>6.2f} {r['aec_mib']:>8.0f} {r['torch_mib']:>9.0f}")
+        print(f"speedup.{r['name']} {r['ratio']:.6g}")
+        print(f"gemm_vs_openblas.{r['name']} {r['gemm_ratio']:.6g}")
+        print(f"peak_fraction.{r['name']} {r['peak']:.6g}")
+        print(f"samples_per_s.aec.{r['name']} {r['aec']:.6g}")
+        print(f"samples_per_s.torch.{r['name']} {r['torch']:.6g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# make bench: aec against the newest PyTorch from PyPI (in build/bench-venv;
+# it brings large CUDA libraries), or against Debian's python3-torch with
+# OpenBLAS when PyPI cannot be reached. Says which it used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=build/bench-venv
+python=""
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then
+  python="$venv/bin/python"
+elif python3 -m venv "$venv" >/dev/null 2>&1 && "$venv/bin/pip" install -q --upgrade torch numpy; then
+  python="$venv/bin/python"
+else
+  echo "bench: PyPI is out of reach; falling back to Debian's python3-torch with OpenBLAS" >&2
+  AEC_EXTRA_PACKAGES="python3-torch python3-numpy libopenblas0-openmp" sh scripts/install-deps.sh
+  python=/usr/bin/python3
+fi
+echo "bench: PyTorch from $("$python" -c 'import torch; print(torch.__version__, torch.__file__)')" >&2
+exec "$python" bench/bench.py "$@"
