@@ -641,6 +641,23 @@ static const char *step_name(const Graph *g, int s_index, char *buf, size_t size
   return buf;
 }
 
+// The step's parameters from index `first` that lie back to back in the
+// parameter buffer: one optimizer loop covers them. Writes their element
+// count (a literal, or the one tensor's SIZE constant) and returns how many.
+static int contiguous_run(const Graph *g, const Step *step, int first, char *size, size_t cap) {
+  int run = 1;
+  size_t total = g->params[step->params[first]].size;
+  while (first + run < step->n_params) {
+    const Param *prev = &g->params[step->params[first + run - 1]], *next = &g->params[step->params[first + run]];
+    if (prev->offset + prev->size != next->offset) break;
+    total += next->size;
+    run++;
+  }
+  if (run == 1) param_const(g, step->params[first], "SIZE", size, cap);
+  else snprintf(size, cap, "%zu", total);
+  return run;
+}
+
 static FunctionPlan *plan_step(Emitter *e, int s_index) {
   Graph *g = e->graph;
   const Step *step = &g->steps[s_index];
@@ -695,13 +712,14 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
     emit_line(e, "  const double t = (double)++ctx->opt_t[%d];", s_index);
     emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
     size_t state = 0;
-    for (int i = 0; i < step->n_params; i++) {
+    for (int i = 0; i < step->n_params;) {
       char off[512], size[512];
+      int run = contiguous_run(g, step, i, size, sizeof size);
       param_const(g, step->params[i], "OFFSET", off, sizeof off);
-      param_const(g, step->params[i], "SIZE", size, sizeof size);
       emit_line(e, "  adam(ctx->params + %s, ctx->grads + %s, m + %zu, v + %zu, %s, lr, %.17g, %.17g, %.17g, t);", off,
                 off, state, state, size, step->beta1, step->beta2, step->eps);
-      state += g->params[step->params[i]].size;
+      for (int k = i; k < i + run; k++) state += g->params[step->params[k]].size;
+      i += run;
     }
   } else {
     emit_line(e, "// sgd(lr=%g, momentum=%g) over %s: %zu parameters; state: the velocity", step->lr,
@@ -711,13 +729,14 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
     emit_line(e, "  ctx->opt_t[%d]++;", s_index);
     emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
     size_t state = 0;
-    for (int i = 0; i < step->n_params; i++) {
+    for (int i = 0; i < step->n_params;) {
       char off[512], size[512];
+      int run = contiguous_run(g, step, i, size, sizeof size);
       param_const(g, step->params[i], "OFFSET", off, sizeof off);
-      param_const(g, step->params[i], "SIZE", size, sizeof size);
       emit_line(e, "  sgd(ctx->params + %s, ctx->grads + %s, velocity + %zu, %s, lr, %.17g);", off, off, state, size,
                 step->momentum);
-      state += g->params[step->params[i]].size;
+      for (int k = i; k < i + run; k++) state += g->params[step->params[k]].size;
+      i += run;
     }
   }
   emit_line(e, "}");
@@ -738,6 +757,7 @@ static void emit_optimizers(Emitter *e) {
     emit_line(e, "  const real bias_correction1 = (real)(1 - pow((double)beta1, t));");
     emit_line(e, "  const real bias_correction2_sqrt = (real)sqrt(1 - pow((double)beta2, t));");
     emit_line(e, "  const real step_size = lr / bias_correction1;");
+    emit_line(e, "#pragma omp parallel for simd schedule(static) if (size >= 65536)");
     emit_line(e, "  for (size_t i = 0; i < size; i++) {");
     emit_line(e, "    m[i] += (1 - beta1) * (g[i] - m[i]);");
     emit_line(e, "    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];");
@@ -750,6 +770,7 @@ static void emit_optimizers(Emitter *e) {
     emit_line(e, "// SGD with momentum, as PyTorch: velocity = momentum * velocity + g; p -= lr * velocity.");
     emit_line(e, "static void sgd(real *restrict p, const real *restrict g, real *restrict velocity, size_t size,");
     emit_line(e, "                real lr, real momentum) {");
+    emit_line(e, "#pragma omp parallel for simd schedule(static) if (size >= 65536)");
     emit_line(e, "  for (size_t i = 0; i < size; i++) {");
     emit_line(e, "    velocity[i] = momentum * velocity[i] + g[i];");
     emit_line(e, "    p[i] -= lr * velocity[i];");
