@@ -483,12 +483,14 @@ static const OpInfo op_table[OP_COUNT] = {
     [OP_BCE_GRAD_TARGET] = {.name = "bce_grad_target", .n_inputs = 3,
                             ELEMENTWISE("$2 * (fmax(log(1 - $0), (real)-100) - fmax(log($0), (real)-100)) / $count"),
                             .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
-    // bce(sigmoid(z), t) computed from the logits z: never takes log(0).
+    // bce(sigmoid(z), t) computed from the logits z: never takes log(0). Its
+    // gradient writes sigmoid(z) with the same exp(-|z|) as the loss, so the
+    // fused loss-and-gradient loop computes one exponential per element.
     [OP_BCE_LOGITS] = {.name = "bce_logits", .n_inputs = 2,
                        REDUCE("($0 > 0 ? $0 : 0) - $0 * $1 + log1p(exp(-fabs($0)))", DIVIDE_BY_COUNT),
                        .shape = shape_loss, .vjp = vjp_bce_logits, .gradient_op = OP_BCE_LOGITS_GRAD},
     [OP_BCE_LOGITS_GRAD] = {.name = "bce_logits_grad", .n_inputs = 3,
-                            ELEMENTWISE("$2 * (1 / (1 + exp(-$0)) - $1) / $count"), .divisor = DIVIDE_BY_COUNT,
+                            ELEMENTWISE("$2 * (($0 >= 0 ? 1 : exp(-fabs($0))) / (1 + exp(-fabs($0))) - $1) / $count"), .divisor = DIVIDE_BY_COUNT,
                             .shape = shape_loss_grad},
     [OP_BCE_LOGITS_GRAD_TARGET] = {.name = "bce_logits_grad_target", .n_inputs = 3,
                                    ELEMENTWISE("-$2 * $0 / $count"), .divisor = DIVIDE_BY_COUNT,
