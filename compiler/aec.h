@@ -232,6 +232,7 @@ typedef enum GroupKind {
   GROUP_SINGLE,       // one node, its own kernel
   GROUP_GEMM,         // a matrix product with an elementwise epilogue
   GROUP_LOSS,         // a loss and its gradient in one pass
+  GROUP_GEMM_LOSS,    // the last dense product with the loss and its gradient as epilogue
   GROUP_ELEMENTWISE,  // a chain of elementwise ops in one loop
 } GroupKind;
 
@@ -299,7 +300,11 @@ typedef struct EmitOptions {
   const char *model_name;
   const char *source_hash;
   DType dtype;
-  const char *command_line;
+  const char *command_line;  // the header's "Options:" line: what shapes the code, canonical (not argv)
+  FILE *dump_ir;             // when set, `aec --dump-ir`'s per-function sections go there (inspect.c)
+  FILE *dot;                 // when set, `aec --dot`'s Graphviz text goes there (inspect.c)
+  bool line_directives;      // aec --line: #line directives point each kernel at its .ae line
+  const char *c_name;        // the .c file's name, for the #line directives that point back at it
 } EmitOptions;
 
 struct Emitter {
@@ -340,5 +345,33 @@ void emit_description(Emitter *emitter);
 // ------------------------------------------------------------ summary.c
 void print_summary(FILE *out, const Graph *graph);
 void dump_ir(FILE *out, const Graph *graph);
+
+// ------------------------------------------------------------ inspect.c
+// What `aec --dump-ir`, `aec --dot`, `aec --line` and the generated file's
+// header show. A FunctionView is one generated function as emit.c planned it.
+typedef struct FunctionView {
+  const char *name;          // the C function: recon_loss_and_grad, eval_losses, encode, ...
+  int step;                  // the step it computes the gradients of, or -1
+  const Schedule *schedule;
+  const FusionPlan *fusion;
+  const MemoryPlan *memory;
+  const bool *outside;       // [n_nodes] values stored outside the arena (weight gradients), or NULL
+  char *const *kernel;       // [n_groups] the kernel function each group calls
+} FunctionView;
+
+// One node a line, in one stable form: `%ID = OP %IN, ... : SHAPE  name=... at=FILE:LINE:COL ...`.
+void dump_node(FILE *out, const Graph *graph, int node);
+void dump_graph(FILE *out, const Graph *graph, const char *after_pass);
+void dump_function(FILE *out, const Graph *graph, const FunctionView *fn);
+void write_dot(FILE *out, const Graph *graph, const FunctionView *fns, int n_fns);
+// The generated file's table of a function's buffers: shape, storage, writer kernel, layer.
+void emit_buffer_table(Emitter *emitter, const FunctionView *fn);
+// The layer (a dense stage of a net) a node belongs to by its .ae place, or NULL.
+const Layer *node_layer(const Graph *graph, int node);
+// Copies generated C to `out`, turning each `#line 0 "@aec-restore"` marker into
+// a directive naming `c_name` at the real line.
+bool write_with_line_directives(FILE *out, const char *text, size_t size, const char *c_name);
+// lower.c: every language-level operation, `name(arguments)  summary`, one a line.
+void list_ops(FILE *out);
 
 #endif

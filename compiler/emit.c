@@ -509,7 +509,8 @@ static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *regist
     e->kernel_name = name;
     switch (group->kind) {
     case GROUP_SINGLE: emit_kernel(e, &g->nodes[group->members[0]]); break;
-    case GROUP_GEMM: emit_gemm_group(e, name, group); break;
+    case GROUP_GEMM:
+    case GROUP_GEMM_LOSS: emit_gemm_group(e, name, group); break;
     case GROUP_LOSS: emit_loss_group(e, name, group); break;
     case GROUP_ELEMENTWISE: emit_elementwise_group(e, name, group); break;
     }
@@ -1074,7 +1075,8 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
     for (int i = 0; i < plans[p]->schedule.n_nodes; i++) used[plans[p]->schedule.nodes[i]] = true;
     if (plans[p]->memory.per_sample > per_sample) per_sample = plans[p]->memory.per_sample;
     if (plans[p]->memory.fixed > fixed) fixed = plans[p]->memory.fixed;
-    for (int g = 0; g < plans[p]->fusion.n_groups; g++) any_gemm |= plans[p]->fusion.groups[g].kind == GROUP_GEMM;
+    for (int g = 0; g < plans[p]->fusion.n_groups; g++)
+      any_gemm |= plans[p]->fusion.groups[g].kind == GROUP_GEMM || plans[p]->fusion.groups[g].kind == GROUP_GEMM_LOSS;
   }
   for (int i = 0; i < graph->n_params; i++) used[graph->params[i].node] = true;
   used[graph->input_node] = true;

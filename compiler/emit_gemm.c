@@ -108,6 +108,33 @@ static const char *letter(int i) {
   return letters[i];
 }
 
+// Member m's expression at element `at`: its template with operands that are
+// earlier members' values (vK) or the group's inputs (a letter, [at] or [0]).
+static void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
+  const Graph *g = e->graph;
+  const Node *node = &g->nodes[group->members[m]];
+  for (const char *p = op_info(node->op)->expr; *p; p++) {
+    if (*p == '$' && p[1] >= '0' && p[1] <= '3') {
+      int in = node->inputs[p[1] - '0'];
+      bool done = false;
+      for (int k = 0; k < m && !done; k++)
+        if (group->members[k] == in) fprintf(e->out, "v%d", k), done = true;
+      for (int k = 0; k < n_inputs && !done; k++)
+        if (inputs[k] == in)
+          fprintf(e->out, "%s[%s]", letter(k), shape_is_scalar(g->nodes[in].shape) ? "0" : "at"), done = true;
+      p++;
+    } else if (*p == '$' && strncmp(p + 1, "attr", 4) == 0) {
+      fprintf(e->out, "(real)%.17g", node->attr[p[5] - '0']);
+      p += 5;
+    } else if (*p == '$' && strncmp(p + 1, "count", 5) == 0) {
+      fprintf(e->out, "(real)count");
+      p += 5;
+    } else {
+      fputc(*p, e->out);
+    }
+  }
+}
+
 // The epilogue: members 1.. of the group applied to v0 at element `at`.
 static void emit_epilogue(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *first_value) {
   const Graph *g = e->graph;
@@ -116,31 +143,61 @@ static void emit_epilogue(Emitter *e, const Group *group, const int *inputs, int
   emit_line(e, "        const size_t at = (size_t)(i0 + r) * N + j0 + j;");
   emit_line(e, "        const real v0 = %s;", first_value);
   for (int m = 1; m < group->n_members; m++) {
-    const Node *node = &g->nodes[group->members[m]];
     fprintf(e->out, "        const real v%d = ", m);
-    // Operands: earlier members' values, or the group's inputs at `at`.
-    const char *tmpl = op_info(node->op)->expr;
-    for (const char *p = tmpl; *p; p++) {
-      if (*p == '$' && p[1] >= '0' && p[1] <= '3') {
-        int in = node->inputs[p[1] - '0'];
-        bool done = false;
-        for (int k = 0; k < m && !done; k++)
-          if (group->members[k] == in) fprintf(e->out, "v%d", k), done = true;
-        for (int k = 0; k < n_inputs && !done; k++)
-          if (inputs[k] == in)
-            fprintf(e->out, "%s[%s]", letter(k), shape_is_scalar(g->nodes[in].shape) ? "0" : "at"), done = true;
-        p++;
-      } else if (*p == '$' && strncmp(p + 1, "attr", 4) == 0) {
-        fprintf(e->out, "(real)%.17g", node->attr[p[5] - '0']);
-        p += 5;
-      } else {
-        fputc(*p, e->out);
-      }
-    }
-    fprintf(e->out, ";  // %s\n", op_info(node->op)->name);
+    expand_member(e, group, m, inputs, n_inputs);
+    fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[m]].op)->name);
   }
   emit_line(e, "        out[at] = v%d;", group->n_members - 1);
   emit_line(e, "      }");
+}
+
+// The last layer with its loss: each block adds its share of the loss to
+// its own partial sum (summed in block order afterwards, whatever the
+// threads) and writes the loss's gradient in place of the layer's output.
+static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, const int *inputs, int n_inputs) {
+  const Graph *g = e->graph;
+  const Node *lead = &g->nodes[group->members[0]];
+  const Node *loss = &g->nodes[group->members[1]];
+  char in[512], out[512];
+  size_const(g, lead->inputs[0], in, sizeof in);
+  size_const(g, lead->id, out, sizeof out);
+  fprintf(e->out, "static void %s(int n, ", name);
+  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
+  fprintf(e->out, "real *restrict loss, real *restrict out) {\n");
+  emit_line(e, "  enum { K = %s, N = %s };", in, out);
+  emit_line(e, "  const size_t count = (size_t)n * N;");
+  emit_line(e, "  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;");
+  emit_line(e, "  const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;");
+  emit_line(e, "  double partial[blocks];");
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int block = 0; block < blocks; block++) {");
+  emit_line(e, "    const int j0 = block / row_blocks * GEMM_COLS, i0 = block %% row_blocks * GEMM_ROWS;");
+  emit_line(e, "    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;");
+  emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
+  emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+  emit_line(e, "    double sum = 0;");
+  emit_line(e, "    for (int r = 0; r < rows; r++) {");
+  emit_line(e, "#pragma omp simd reduction(+ : sum)");
+  emit_line(e, "      for (int j = 0; j < cols; j++) {");
+  emit_line(e, "        const size_t at = (size_t)(i0 + r) * N + j0 + j;");
+  emit_line(e, "        const real v0 = out[at] + c[j0 + j];");
+  fprintf(e->out, "        sum += ");
+  expand_member(e, group, 1, inputs, n_inputs);
+  fprintf(e->out, ";  // %s\n        out[at] = ", op_info(loss->op)->name);
+  expand_member(e, group, 2, inputs, n_inputs);
+  fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[2]].op)->name);
+  emit_line(e, "      }");
+  emit_line(e, "    }");
+  emit_line(e, "    partial[block] = sum;");
+  emit_line(e, "  }");
+  emit_line(e, "  double sum = 0;");
+  emit_line(e, "  for (int block = 0; block < blocks; block++) sum += partial[block];");
+  switch (op_info(loss->op)->divisor) {
+  case DIVIDE_BY_ONE: emit_line(e, "  loss[0] = (real)sum;"); break;
+  case DIVIDE_BY_COUNT: emit_line(e, "  loss[0] = (real)(sum / (double)count);"); break;
+  case DIVIDE_BY_ROWS: emit_line(e, "  loss[0] = (real)(sum / n);"); break;
+  }
+  emit_line(e, "}");
 }
 
 static void emit_signature(Emitter *e, const char *name, const Group *group, int n_inputs, bool batch, bool scratch) {
@@ -179,6 +236,11 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
   int inputs[32];
   int n_inputs = inputs_of(g, group, inputs);
   char in[512], out[512];
+  if (group->kind == GROUP_GEMM_LOSS) {
+    emit_comment(e, group, inputs, n_inputs, "loss = sum of the loss over out[n][N] = a[n][K] . b[K][N] + c[N]; out = its gradient");
+    emit_gemm_loss(e, name, group, inputs, n_inputs);
+    return;
+  }
   switch (lead->op) {
   case OP_DENSE:  // out[n][N] = a[n][K] . b[K][N] + c[N], then the epilogue
     size_const(g, lead->inputs[0], in, sizeof in);

@@ -481,7 +481,7 @@ static const Builtin builtins[] = {
     {"mse", {"pred", "target"}, lower_pair_loss, "mean squared error over all elements"},
     {"bce", {"pred", "target"}, lower_pair_loss, "binary cross-entropy over all elements"},
     {"l1", {"input"}, lower_reduction, "sum of |v| per sample, averaged over the batch (or of a net's weights)"},
-    {"l2", {"nets"}, NULL, "sum of squared weights of nets"},
+    {"l2", {"nets..."}, NULL, "sum of squared kernel weights of the nets (or of squares of a value, per sample)"},
     {"kl_sparsity", {"input", "rho"}, lower_with_numbers, "KL sparsity penalty"},
     {"mean", {"input"}, lower_reduction, "mean over all elements"},
     {"sum", {"input"}, lower_reduction, "sum over all elements"},
@@ -491,6 +491,21 @@ static const Builtin *find_builtin(const char *name) {
   for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
     if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
   return NULL;
+}
+
+// aec --list-ops: `name(arg, opt?, nets...)`, the summary, and whether this
+// build lowers it; docs/language.md is checked against this list.
+void list_ops(FILE *out) {
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
+    const Builtin *b = &builtins[i];
+    char signature[160];
+    int used = snprintf(signature, sizeof signature, "%s(", b->name);
+    for (int p = 0; p < MAX_BUILTIN_ARGS && b->params[p] && used < (int)sizeof signature; p++)
+      used += snprintf(signature + used, sizeof signature - (size_t)used, "%s%s", p ? ", " : "", b->params[p]);
+    if (used < (int)sizeof signature) snprintf(signature + used, sizeof signature - (size_t)used, ")");
+    bool supported = b->lower || strcmp(b->name, "l2") == 0;
+    fprintf(out, "%-48s  %s%s\n", signature, b->summary, supported ? "" : " (not supported yet)");
+  }
 }
 
 static bool find_activation(const char *name, OpKind *op) {

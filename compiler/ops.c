@@ -525,6 +525,16 @@ static const OpInfo op_table[OP_COUNT] = {
     [OP_KL_SPARSITY_GRAD] = {.name = "kl_sparsity_grad", .n_inputs = 2, .kernel = KERNEL_CUSTOM,
                              .emit = emit_kl_sparsity_grad, .shape = shape_same, .flops = flops_elements,
                              .pure = true},
+
+    // Priors (ops_prior.c): no input; the batched shape is set when the node
+    // is made; random (the same draws in every step of a batch), not pure
+    // (two calls draw differently), and still drawn at inference.
+    [OP_PRIOR_GAUSSIAN] = {.name = "gaussian", .kernel = KERNEL_ELEMENTWISE, .expr = "$attr0 * $normal",
+                           .flops = flops_elements, .random = true},
+    [OP_PRIOR_UNIFORM] = {.name = "uniform", .kernel = KERNEL_ELEMENTWISE,
+                          .expr = "$attr0 + ($attr1 - $attr0) * $uniform0", .flops = flops_elements, .random = true},
+    [OP_PRIOR_MIXTURE] = {.name = "mixture", .kernel = KERNEL_CUSTOM, .emit = emit_prior_mixture,
+                          .flops = flops_elements, .random = true},
 };
 
 const OpInfo *op_info(OpKind op) { return &op_table[op]; }

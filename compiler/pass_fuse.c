@@ -94,6 +94,25 @@ static int loss_gradient_partner(Context *c, int reduce) {
   return -1;
 }
 
+// The loss fused into the last layer: a dense product read only by a loss
+// and that loss's gradient, whose other inputs are ready before the product.
+static bool gemm_loss_partners(Context *c, int dense, int *loss, int *grad) {
+  if (c->required[dense] || c->consumers[dense] != 2) return false;
+  for (int p = c->position[dense] + 1; p < c->schedule->n_nodes; p++) {
+    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+    if (op_info(node->op)->kernel != KERNEL_REDUCE || node->inputs[0] != dense || c->plan->group_of[node->id] >= 0)
+      continue;
+    int partner = loss_gradient_partner(c, node->id);
+    if (partner < 0) return false;
+    const Node *g = &c->graph->nodes[partner];
+    if (!available(c, node->inputs[1], c->position[dense]) || !available(c, g->inputs[2], c->position[dense]))
+      return false;
+    *loss = node->id, *grad = partner;
+    return true;
+  }
+  return false;
+}
+
 static Group *new_group(Context *c, GroupKind kind, int leader) {
   FusionPlan *plan = c->plan;
   Group *group = &plan->groups[plan->n_groups++];
@@ -106,8 +125,9 @@ static void seal(Context *c, Group *group) {
   for (int m = 0; m < group->n_members; m++) c->plan->group_of[group->members[m]] = index;
   if (group->kind != GROUP_LOSS) group->output = group->members[group->n_members - 1];
   // It runs where its last member stands, or (a loss) where the loss does.
-  group->position = group->kind == GROUP_LOSS ? c->position[group->members[0]]
-                                              : c->position[group->members[group->n_members - 1]];
+  group->position = group->kind == GROUP_LOSS || group->kind == GROUP_GEMM_LOSS
+                        ? c->position[group->members[0]]
+                        : c->position[group->members[group->n_members - 1]];
 }
 
 static int compare_groups(const void *a, const void *b) {
@@ -134,7 +154,15 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
     int id = s->nodes[p];
     const Node *node = &g->nodes[id];
     if (plan.group_of[id] >= 0 || op_info(node->op)->kernel == KERNEL_NONE) continue;
-    if (fuse && is_gemm_leader(node->op)) {
+    int loss, grad;
+    if (fuse && node->op == OP_DENSE && gemm_loss_partners(&c, id, &loss, &grad)) {
+      Group *group = new_group(&c, GROUP_GEMM_LOSS, id);
+      group->members[group->n_members++] = loss;
+      group->members[group->n_members++] = grad;
+      group->output = grad;
+      group->scalar_output = loss;
+      seal(&c, group);
+    } else if (fuse && is_gemm_leader(node->op)) {
       Group *group = new_group(&c, GROUP_GEMM, id);
       extend_chain(&c, group);
       seal(&c, group);
