@@ -87,27 +87,6 @@ static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constan
   emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
 }
 
-// Group inputs in the order emit.c passes them.
-static int inputs_of(const Graph *g, const Group *group, int *inputs) {
-  int n = 0;
-  for (int m = 0; m < group->n_members; m++) {
-    const Node *node = &g->nodes[group->members[m]];
-    for (int i = 0; i < node->n_inputs; i++) {
-      int in = node->inputs[i];
-      bool seen = false;
-      for (int k = 0; k < group->n_members; k++) seen |= group->members[k] == in;
-      for (int k = 0; k < n; k++) seen |= inputs[k] == in;
-      if (!seen) inputs[n++] = in;
-    }
-  }
-  return n;
-}
-
-static const char *letter(int i) {
-  static const char *const letters[] = {"a", "b", "c", "d", "e", "f", "g", "h", "p", "q", "r", "s", "u", "w", "y", "z"};
-  return letters[i];
-}
-
 // Member m's expression at element `at`: its template with operands that are
 // earlier members' values (vK) or the group's inputs (a letter, [at] or [0]).
 static void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
@@ -234,7 +213,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
   const Graph *g = e->graph;
   const Node *lead = &g->nodes[group->members[0]];
   int inputs[32];
-  int n_inputs = inputs_of(g, group, inputs);
+  int n_inputs = group_inputs(g, group, inputs);
   char in[512], out[512];
   if (group->kind == GROUP_GEMM_LOSS) {
     emit_comment(e, group, inputs, n_inputs, "loss = sum of the loss over out[n][N] = a[n][K] . b[K][N] + c[N]; out = its gradient");
