@@ -28,7 +28,7 @@ TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 AEC     := $(BUILD)/aec
 LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h
 
-.PHONY: all deps demo check check-torch bench clean
+.PHONY: all deps demo check check-torch bench clean golden
 all: $(AEC) $(LIBAERT)
 
 deps:
@@ -119,6 +119,12 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	bash bench/bench.sh
+
+# --- the reviewed generated C of tests/golden/*.ae (tests/test_golden.c compares
+# against it): regenerate on purpose after an intended emitter change, then review
+# `git diff tests/golden`. Says which files changed.
+golden: $(AEC)
+	@sh scripts/golden.sh $(AEC)
 
 clean:
 	rm -rf $(BUILD)

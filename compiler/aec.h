@@ -312,12 +312,17 @@ struct Emitter {
   Graph *graph;
   const EmitOptions *options;
   const char *kernel_name;  // the name emit_kernel_open gives the kernel being written
+  const struct SharePlan *share;  // values the steps of a batch share (pass_share.c), or NULL
 };
 
 // ----------------------------------------------------------- emit_gemm.c
 // Matrix products specialized to their shapes, with fused epilogues.
 typedef struct FunctionPlan FunctionPlan;
 void emit_gemm_support(Emitter *emitter);  // the shared micro-kernel, once per file
+// The values a group reads from outside itself, in order of first use, and
+// the parameter name a fused kernel gives the i-th of them (a, b, c, ...).
+int group_inputs(const Graph *graph, const Group *group, int *inputs);
+const char *group_param_name(int i);
 void emit_gemm_group(Emitter *emitter, const char *name, const Group *group);
 // Scratch elements a group's kernel needs (a transposed kernel), or 0.
 size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
@@ -371,7 +376,92 @@ const Layer *node_layer(const Graph *graph, int node);
 // Copies generated C to `out`, turning each `#line 0 "@aec-restore"` marker into
 // a directive naming `c_name` at the real line.
 bool write_with_line_directives(FILE *out, const char *text, size_t size, const char *c_name);
+// The comment above each kernel: its nodes (op, .ae place, layer, shape) and FLOPs.
+void emit_kernel_note(Emitter *emitter, const char *kernel, const Group *group);
+// Writes a kernel emit.c wrote to `text`: a blank line, the note, the text (its
+// leading blank line dropped), each code line pointed at its .ae line under aec --line.
+void emit_kernel_with_note(Emitter *emitter, const char *kernel, const Group *group, const char *text);
 // lower.c: every language-level operation, `name(arguments)  summary`, one a line.
 void list_ops(FILE *out);
+
+
+// ----------------------------------------------------------- ops_prior.c
+// Priors: gaussian([d], std=1), uniform([d], lo, hi), mixture([d], k, std,
+// radius=4). lower_prior makes the node (numbers/present/locs: the arguments
+// after the shape) or reports and returns -1.
+bool op_is_prior(OpKind op);
+int lower_prior(Graph *graph, const char *name, int dims, const double *numbers, const bool *present, const Loc *locs,
+                Loc loc);
+void emit_prior_mixture(Emitter *emitter, const Node *node);
+// The prior the code is matched against (the first of the code's size), or -1.
+int find_prior(const Graph *graph);
+// The model table's `.prior = {...},` line.
+void emit_prior_entry(Emitter *emitter);
+
+// ------------------------------------------------------------ ops_conv.c
+// conv, deconv, maxpool, unpool, upsample, reshape: shape rules, kernels and
+// vector-Jacobian rules (layouts and attributes at the top of ops_conv.c).
+// A vjp rule sets VJP_ZERO for an input whose gradient is zero (unpool's switches).
+enum { VJP_ZERO = -2 };
+int conv_output_size(int in, int k, int stride, bool valid);
+int deconv_output_size(int in, int k, int stride, bool valid);
+bool shape_conv(Graph *graph, Node *node, Shape *out);
+bool shape_deconv(Graph *graph, Node *node, Shape *out);
+bool shape_like_third(Graph *graph, Node *node, Shape *out);
+bool shape_conv_grad_kernel(Graph *graph, Node *node, Shape *out);
+bool shape_conv_grad_bias(Graph *graph, Node *node, Shape *out);
+bool shape_maxpool(Graph *graph, Node *node, Shape *out);
+bool shape_unpool(Graph *graph, Node *node, Shape *out);
+bool shape_unpool_grad(Graph *graph, Node *node, Shape *out);
+bool shape_upsample(Graph *graph, Node *node, Shape *out);
+bool shape_upsample_grad(Graph *graph, Node *node, Shape *out);
+bool shape_reshape(Graph *graph, Node *node, Shape *out);
+void emit_conv(Emitter *emitter, const Node *node);
+void emit_conv_grad_input(Emitter *emitter, const Node *node);
+void emit_conv_grad_kernel(Emitter *emitter, const Node *node);
+void emit_conv_grad_bias(Emitter *emitter, const Node *node);
+void emit_deconv(Emitter *emitter, const Node *node);
+void emit_deconv_grad_input(Emitter *emitter, const Node *node);
+void emit_maxpool(Emitter *emitter, const Node *node);
+void emit_unpool(Emitter *emitter, const Node *node);
+void emit_unpool_grad(Emitter *emitter, const Node *node);
+void emit_upsample(Emitter *emitter, const Node *node);
+void emit_upsample_grad(Emitter *emitter, const Node *node);
+void vjp_conv(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
+void vjp_deconv(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
+void vjp_maxpool(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
+void vjp_unpool(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
+void vjp_upsample(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
+void vjp_reshape(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
+double flops_conv_family(const Graph *graph, const Node *node);
+double flops_pool(const Graph *graph, const Node *node);
+
+
+// ---------------------------------------------------------- pass_share.c
+// Values computed once per batch and read by later steps: a step reads a
+// batched forward value from an earlier step when no step in between (the
+// earlier one's own update included) changed a parameter it depends on.
+typedef struct SharePlan {
+  int n_steps, n_nodes;
+  bool **given;     // [step][node] read from an earlier step instead of computed
+  bool **stored;    // [step][node] computed and left in its shared slot for later steps
+  int **from;       // [step][node] for given values, the step that computed them
+  int **stale_by;   // [step][node] computed again because this step's update made an earlier copy stale, or -1
+  bool *shared;     // [node] has a shared slot
+  size_t *offset;   // [node] its slot, per sample, from the shared region's start
+  size_t per_sample;  // the shared region, per sample
+  size_t base;        // where the region starts in the arena, per sample (set by the emitter)
+} SharePlan;
+
+// `enable` false (-O0) shares nothing.
+SharePlan plan_sharing(const Graph *graph, bool enable);
+void share_plan_free(SharePlan *plan);
+bool share_step_reads(const SharePlan *plan, int step);
+// schedule_for, treating `given` values as computed elsewhere: neither they
+// nor what only they need are scheduled.
+Schedule schedule_given(const Graph *graph, const int *outputs, int n_outputs, const bool *given);
+// The comment above a step's function: what it reads from earlier steps, what
+// it computes again and why, what it leaves for later ones.
+void emit_share_comment(Emitter *emitter, const SharePlan *plan, int step);
 
 #endif

@@ -80,6 +80,7 @@ static bool differentiate_step(Graph *g, int s_index) {
     for (int i = 0; i < node.n_inputs; i++) {
       if (!needs[i]) continue;
       int input = node.inputs[i], contribution = in_grads[i];
+      if (contribution == VJP_ZERO) continue;  // a zero gradient adds nothing
       if (contribution < 0) {
         ok = false;
         continue;

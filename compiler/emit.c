@@ -400,6 +400,8 @@ struct FunctionPlan {
   char **kernel;      // [n_groups] the kernel each group calls
   int *kernel_index;  // [n_groups] its index in the model's kernel table
   size_t *scratch;    // [n_groups] scratch elements each group needs
+  const bool *given;  // [n_nodes] values earlier steps of the batch left in shared slots (pass_share.c), or NULL
+  const bool *stored; // [n_nodes] values it writes to shared slots, or NULL
 };
 
 static void param_const(const Graph *g, int param, const char *suffix, char *buf, size_t size) {
@@ -417,18 +419,28 @@ static int gradient_param(const Graph *g, int step, int node) {
   return -1;
 }
 
-static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs, int step) {
+// `given` (or NULL): values read from shared slots, not computed; `stored`
+// (or NULL): values written to shared slots for later steps (pass_share.c).
+static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs, int step, const bool *given,
+                                   const bool *stored) {
   Graph *g = e->graph;
   bool optimize = e->options->opt_level > 0;
   FunctionPlan *fp = calloc(1, sizeof *fp);
-  fp->schedule = schedule_for(g, outputs, n_outputs);
-  fp->fusion = fuse_schedule(g, &fp->schedule, outputs, n_outputs, optimize);
+  fp->given = given, fp->stored = stored;
+  fp->schedule = given ? schedule_given(g, outputs, n_outputs, given) : schedule_for(g, outputs, n_outputs);
+  int *keep = malloc(((size_t)n_outputs + (size_t)fp->schedule.n_nodes + 1) * sizeof(int)), n_keep = n_outputs;
+  memcpy(keep, outputs, (size_t)n_outputs * sizeof(int));
+  for (int i = 0; stored && i < fp->schedule.n_nodes; i++)  // shared values are written to memory
+    if (stored[fp->schedule.nodes[i]]) keep[n_keep++] = fp->schedule.nodes[i];
+  fp->fusion = fuse_schedule(g, &fp->schedule, keep, n_keep, optimize);
   fp->outside = calloc((size_t)g->n_nodes, sizeof(bool));
   for (int i = 0; i < g->n_nodes; i++)
-    if (op_info(g->nodes[i].op)->kernel != KERNEL_NONE && gradient_param(g, step, i) >= 0) fp->outside[i] = true;
+    if (op_info(g->nodes[i].op)->kernel != KERNEL_NONE && (gradient_param(g, step, i) >= 0 || (stored && stored[i])))
+      fp->outside[i] = true;
   fp->scratch = calloc((size_t)fp->fusion.n_groups + 1, sizeof(size_t));
   for (int i = 0; i < fp->fusion.n_groups; i++) fp->scratch[i] = gemm_scratch(g, &fp->fusion.groups[i], optimize);
-  fp->memory = plan_memory(g, &fp->fusion, outputs, n_outputs, fp->outside, fp->scratch, optimize);
+  fp->memory = plan_memory(g, &fp->fusion, keep, n_keep, fp->outside, fp->scratch, optimize);
+  free(keep);
   fp->kernel = calloc((size_t)fp->fusion.n_groups + 1, sizeof(char *));
   fp->kernel_index = calloc((size_t)fp->fusion.n_groups + 1, sizeof(int));
   return fp;
@@ -572,6 +584,11 @@ static void emit_buffers(Emitter *e, const FunctionPlan *fp, int step) {
         emit_line(e, "  real *%s = arena + cap * ARENA_PER_SAMPLE + %zu;", node->name, fp->memory.offset[node->id]);
     }
   }
+  // Shared slots (pass_share.c): after every function's planned part of the arena.
+  for (int id = 0; (fp->given || fp->stored) && id < g->n_nodes; id++)
+    if ((fp->given && fp->given[id]) || (fp->stored && fp->stored[id] && fp->outside[id]))
+      emit_line(e, "  real *%s = ctx->arena + (size_t)ctx->capacity * %zu;  // shared: %s", g->nodes[id].name,
+                e->share->base + e->share->offset[id], fp->given && fp->given[id] ? "left by an earlier step" : "read by a later step");
 }
 
 static void emit_constants_for(Emitter *e, const Schedule *s) {
@@ -677,9 +694,25 @@ static FunctionPlan *plan_step(Emitter *e, int s_index) {
   int *outputs = malloc((size_t)n_out * sizeof(int));
   outputs[0] = g->losses[step->loss_index].node;
   for (int i = 0; i < step->n_params; i++) outputs[i + 1] = step->grad_nodes[i];
-  FunctionPlan *fp = plan_function(e, outputs, n_out, s_index);
+  const SharePlan *share = e->share;
+  const bool *given = share && share_step_reads(share, s_index) ? share->given[s_index] : NULL;
+  const bool *stored = share && share->n_steps > 1 ? share->stored[s_index] : NULL;
+  FunctionPlan *fp = plan_function(e, outputs, n_out, s_index, given, stored);
   free(outputs);
   return fp;
+}
+
+// A step's shared inputs computed here, for a call out of order (gradcheck,
+// train --steps): what earlier steps of the batch would have left.
+static void emit_shared_inputs(Emitter *e, const FunctionPlan *fp, int s_index) {
+  char name[300];
+  emit_blank(e);
+  emit_line(e, "// Step %d's shared inputs, computed afresh when the step does not run right after the earlier", s_index);
+  emit_line(e, "// steps of its batch (aert_ctx.batch_step): gradcheck, or train --steps without them.");
+  emit_line(e, "static void %s_shared_inputs(aert_ctx *ctx, const real *input, int n) {", step_name(e->graph, s_index, name, sizeof name));
+  emit_schedule_head(e, fp, -1);
+  emit_calls(e, fp);
+  emit_line(e, "}");
 }
 
 static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index) {
@@ -694,7 +727,10 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
             step->loss_name, step->nets_text);
   char name[300];
   step_name(g, s_index, name, sizeof name);
+  emit_share_comment(e, e->share, s_index);
   emit_line(e, "static double %s_loss_and_grad(aert_ctx *ctx, const real *input, int n) {", name);
+  if (fp->given)
+    emit_line(e, "  if (ctx->batch_step != %d) %s_shared_inputs(ctx, input, n);  // not right after the earlier steps", s_index, name);
   emit_schedule_head(e, fp, s_index);
   emit_calls(e, fp);
   for (int i = 0; i < step->n_params; i++) {
@@ -792,7 +828,7 @@ static void emit_optimizers(Emitter *e) {
 }
 
 static FunctionPlan *plan_eval(Emitter *e) {
-  return plan_function(e, e->graph->eval_losses, e->graph->n_losses, -1);
+  return plan_function(e, e->graph->eval_losses, e->graph->n_losses, -1, NULL, NULL);
 }
 
 static void emit_eval(Emitter *e, const FunctionPlan *fp) {
@@ -812,7 +848,9 @@ static void emit_eval(Emitter *e, const FunctionPlan *fp) {
 
 // encode and reconstruct: one value per sample, copied out.
 // encode, reconstruct and corrupt compute one value per sample.
-static FunctionPlan *plan_apply(Emitter *e, int node) { return node < 0 ? NULL : plan_function(e, &node, 1, -1); }
+static FunctionPlan *plan_apply(Emitter *e, int node) {
+  return node < 0 ? NULL : plan_function(e, &node, 1, -1, NULL, NULL);
+}
 
 static void emit_apply(Emitter *e, const FunctionPlan *fp, const char *fn, int node, const char *what) {
   if (node < 0) return;
@@ -952,6 +990,7 @@ static void emit_model(Emitter *e) {
   if (g->first_kernel_param >= 0)
     emit_line(e, "  .first_kernel = \"%s\",", g->params[g->first_kernel_param].name);
   emit_line(e, "  .description = description,");
+  emit_prior_entry(e);  // ops_prior.c
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
@@ -1092,7 +1131,19 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt.
   int n_plans = graph->n_steps + 4;
   FunctionPlan **plans = calloc((size_t)n_plans, sizeof(FunctionPlan *));
+  SharePlan share = plan_sharing(graph, options->opt_level > 0);  // pass_share.c
+  e.share = &share;
   for (int i = 0; i < graph->n_steps; i++) plans[i] = plan_step(&e, i);
+  // Each step that reads shared values can also compute them itself (called out of order).
+  FunctionPlan **shared_inputs = calloc((size_t)graph->n_steps + 1, sizeof(FunctionPlan *));
+  for (int i = 0; i < graph->n_steps; i++) {
+    if (!plans[i]->given) continue;
+    int *outs = malloc(((size_t)graph->n_nodes + 1) * sizeof(int)), n_outs = 0;
+    for (int id = 0; id < graph->n_nodes; id++)
+      if (share.given[i][id]) outs[n_outs++] = id;
+    shared_inputs[i] = plan_function(&e, outs, n_outs, -1, NULL, share.given[i]);
+    free(outs);
+  }
   FunctionPlan **eval = &plans[graph->n_steps], **recon = eval + 1, **code = eval + 2, **corrupt = eval + 3;
   *eval = plan_eval(&e);
   *recon = plan_apply(&e, graph->reconstruction_node);
@@ -1112,6 +1163,16 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
     for (int g = 0; g < plans[p]->fusion.n_groups; g++)
       any_gemm |= plans[p]->fusion.groups[g].kind == GROUP_GEMM || plans[p]->fusion.groups[g].kind == GROUP_GEMM_LOSS;
   }
+  for (int i = 0; i < graph->n_steps; i++) {
+    const FunctionPlan *fp = shared_inputs[i];
+    for (int k = 0; fp && k < fp->schedule.n_nodes; k++) used[fp->schedule.nodes[k]] = true;
+    if (fp && fp->memory.per_sample > per_sample) per_sample = fp->memory.per_sample;
+    if (fp && fp->memory.fixed > fixed) fixed = fp->memory.fixed;
+    for (int k = 0; fp && k < fp->fusion.n_groups; k++)
+      any_gemm |= fp->fusion.groups[k].kind == GROUP_GEMM || fp->fusion.groups[k].kind == GROUP_GEMM_LOSS;
+  }
+  share.base = per_sample;  // the shared slots follow every function's planned part
+  per_sample += share.per_sample;
   for (int i = 0; i < graph->n_params; i++) used[graph->params[i].node] = true;
   used[graph->input_node] = true;
   if (options->stats) print_stats(&e, plans, n_plans, per_sample, fixed);
@@ -1122,6 +1183,8 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   KernelRegistry registry = {0};
   for (int p = 0; p < n_plans; p++)
     if (plans[p]) emit_kernels_of(&e, plans[p], &registry);
+  for (int i = 0; i < graph->n_steps; i++)
+    if (shared_inputs[i]) emit_kernels_of(&e, shared_inputs[i], &registry);
   fclose(e.out);
   e.out = out;
   FunctionView *views = calloc((size_t)n_plans, sizeof(FunctionView));
@@ -1153,7 +1216,10 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   fputs(kernel_text, out);
   free(kernel_text);
   emit_optimizers(&e);
-  for (int i = 0; i < graph->n_steps; i++) emit_step_functions(&e, plans[i], i);
+  for (int i = 0; i < graph->n_steps; i++) {
+    if (shared_inputs[i]) emit_shared_inputs(&e, shared_inputs[i], i);
+    emit_step_functions(&e, plans[i], i);
+  }
   emit_eval(&e, *eval);
   emit_apply(&e, *recon, "reconstruct", graph->reconstruction_node, "The reconstruction of each sample, in inference mode");
   emit_apply(&e, *code, "encode", graph->code_node, "The code of each sample, in inference mode");
@@ -1175,6 +1241,9 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   free(views);
   for (int p = 0; p < n_plans; p++) function_plan_free(plans[p]);
   free(plans);
+  for (int i = 0; i < graph->n_steps; i++) function_plan_free(shared_inputs[i]);
+  free(shared_inputs);
+  share_plan_free(&share);
   free(used);
   bool ok = !ferror(out);
   if (options->line_directives) {

@@ -87,6 +87,8 @@ static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constan
   emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
 }
 
+static const char *letter(int i) { return group_param_name(i); }
+
 // Member m's expression at element `at`: its template with operands that are
 // earlier members' values (vK) or the group's inputs (a letter, [at] or [0]).
 static void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {

@@ -15,6 +15,7 @@ typedef enum ValueKind {
   VAL_TENSOR,
   VAL_NET,
   VAL_ACTIVATION,  // relu, sigmoid, ... used as a value (a layer argument)
+  VAL_LIST,        // a list literal given as an argument (a prior's shape); its expr holds the items
 } ValueKind;
 
 typedef struct Value {
@@ -52,6 +53,8 @@ typedef struct Lowerer {
   int n_slots;
   int current_net;       // the net being applied, or -1
   int *dense_count;      // per net: dense layers made so far
+  struct ConvSite *conv_sites;  // conv-family layer call sites seen, per net (lower_conv_family)
+  int n_conv_sites;
   char prefix[128];      // names of the nodes being made start with it
   int first_recon_pred;  // the prediction of the first mse/bce whose target is the input
   const char *failed_losses[64];  // losses already reported, so steps naming them stay quiet
@@ -169,6 +172,14 @@ static bool param_named(const char *param, const char *name) {
   return strncmp(param, name, n) == 0 && (param[n] == '\0' || param[n] == '?');
 }
 
+// pad=same | pad=valid: the number 0 or 1 (another name is an error value).
+static Value pad_value(const Expr *e) {
+  if (strcmp(e->name, "same") == 0) return (Value){.kind = VAL_NUMBER, .number = 0};
+  if (strcmp(e->name, "valid") == 0) return (Value){.kind = VAL_NUMBER, .number = 1};
+  diag_error(e->loc, "pad must be same or valid, not '%s'", e->name);
+  return error_value;
+}
+
 // Binds a call's arguments, `implicit` (when not NULL) being the pipeline's
 // input. Returns false after reporting.
 static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit,
@@ -208,7 +219,10 @@ static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *ca
     }
     out->expr[slot] = arg->value;
     out->present[slot] = true;
-    out->value[slot] = eval_expr(L, scope, arg->value);
+    out->value[slot] = arg->value->kind == EXPR_LIST ? (Value){.kind = VAL_LIST}
+                       : param_named(b->params[slot], "pad") && arg->value->kind == EXPR_NAME
+                           ? pad_value(arg->value)
+                           : eval_expr(L, scope, arg->value);
     if (out->value[slot].kind == VAL_ERROR) ok = false;
   }
   for (int p = 0; p < arity && ok; p++) {
@@ -454,16 +468,215 @@ static Value lower_with_numbers(Lowerer *L, const Builtin *b, const Expr *call, 
   return tensor_value(id);
 }
 
+// gaussian([d], std), uniform([d], lo, hi), mixture([d], k, std, radius):
+// a sample of the prior per batch row (ops_prior.c).
+static bool eval_whole(Lowerer *L, const Expr *e, const char *what, long lo, long hi, long *out);
+
+static Value lower_prior_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  const Expr *list = args->value[0].kind == VAL_LIST ? args->expr[0] : NULL;
+  if (!list || list->n_items != 1) {
+    diag_error(arg_loc(args, 0, call), "%s: the first argument is the shape of one sample, a list of one size like [2]",
+               b->name);
+    return error_value;
+  }
+  long dims;
+  if (!eval_whole(L, list->items[0], "a prior's size", 1, 1 << 20, &dims)) return error_value;
+  double numbers[MAX_BUILTIN_ARGS] = {0};
+  bool present[MAX_BUILTIN_ARGS] = {false};
+  Loc locs[MAX_BUILTIN_ARGS];
+  for (int i = 1; i < builtin_arity(b); i++) {
+    locs[i - 1] = arg_loc(args, i, call);
+    present[i - 1] = args->present[i];
+    if (!args->present[i]) continue;
+    if (args->value[i].kind != VAL_NUMBER) {
+      diag_error(locs[i - 1], "%s: argument '%s' must be a number", b->name, b->params[i]);
+      return error_value;
+    }
+    numbers[i - 1] = args->value[i].number;
+  }
+  int id = lower_prior(L->graph, b->name, (int)dims, numbers, present, locs, call->loc);
+  if (id >= 0) {
+    char name[sizeof L->prefix + 40];
+    snprintf(name, sizeof name, "%s%s%s", L->prefix, L->prefix[0] ? "_" : "", b->name);
+    graph_set_name(L->graph, id, name);
+  }
+  return tensor_value(id);
+}
+
+// ------------------------------------------------- convolutional layers
+// conv, deconv, maxpool, upsample, unpool, flatten, reshape (ops_conv.c has
+// the ops). Each call site of a net is one layer: `<net>.<kind>_<i>` in the
+// summary, its weights `<net>.conv_<i>.kernel` [filters, in, k, k] (PyTorch's
+// Conv2d layout) or `<net>.deconv_<i>.kernel` [in, filters, k, k]
+// (ConvTranspose2d's), and `.bias` [filters]; a later application of the net
+// shares them.
+typedef struct ConvSite {
+  int net;
+  const Expr *site;
+  char layer[48];
+  int kernel, bias;  // param nodes, or -1
+} ConvSite;
+
+static int whole_arg(const Bound *args, int i, const Builtin *b, const Expr *call, int lo, int fallback, bool *ok) {
+  int v = fallback;
+  if (args->present[i] && !want_int(args, i, b, call, lo, &v)) *ok = false;
+  return v;
+}
+
+static Value lower_conv_family(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  Graph *g = L->graph;
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  int before = g->n_nodes;
+  const char *kind = b->name;
+  bool is_conv = strcmp(kind, "conv") == 0, is_deconv = strcmp(kind, "deconv") == 0;
+  bool ok = true;
+  double attr[MAX_ATTRS] = {0};
+  int filters = 0, k = 0;
+  OpKind act = OP_INPUT;
+  Shape in = g->nodes[x].shape;
+  char description[200];
+  if (is_conv || is_deconv) {
+    filters = whole_arg(args, 1, b, call, 1, 0, &ok);
+    k = whole_arg(args, 2, b, call, 1, 0, &ok);
+    int stride = whole_arg(args, 4, b, call, 1, is_deconv ? 2 : 1, &ok);
+    int pad = whole_arg(args, 5, b, call, 0, 0, &ok);
+    if (args->present[3]) {
+      if (args->value[3].kind != VAL_ACTIVATION) {
+        diag_error(arg_loc(args, 3, call), "%s: the activation must be one of relu, leaky_relu, sigmoid, tanh, softplus, linear", kind);
+        return error_value;
+      }
+      act = args->value[3].activation;
+    }
+    if (!ok) return error_value;
+    attr[0] = stride, attr[1] = pad;
+    if (!in.batched || in.rank != 3) {
+      char s[64];
+      shape_format(in, s, sizeof s);
+      diag_error(call->loc, "%s needs an image input of shape [channels, height, width] per sample, but got %s%s", kind, s,
+                 in.batched && in.rank == 1 ? "; add reshape([c, h, w]) before it" : "");
+      return error_value;
+    }
+    if (L->current_net < 0) {
+      diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", kind, kind);
+      return error_value;
+    }
+    char stride_text[32] = "";
+    if (stride != (is_deconv ? 2 : 1)) snprintf(stride_text, sizeof stride_text, ", stride=%d", stride);
+    snprintf(description, sizeof description, "%s(%d, %d%s%s%s%s)", kind, filters, k, act == OP_INPUT ? "" : ", ",
+             act == OP_INPUT ? "" : activation_name(act), stride_text, pad ? ", pad=valid" : "");
+  } else if (strcmp(kind, "maxpool") == 0 || strcmp(kind, "upsample") == 0) {
+    attr[0] = whole_arg(args, 1, b, call, 1, 0, &ok);
+    if (strcmp(kind, "maxpool") == 0) attr[1] = whole_arg(args, 2, b, call, 0, 1, &ok);  // valid unless pad=same
+    if (!ok) return error_value;
+    snprintf(description, sizeof description, "%s(%d%s)", kind, (int)attr[0],
+             strcmp(kind, "maxpool") == 0 && attr[1] == 0 ? ", pad=same" : "");
+  } else if (strcmp(kind, "unpool") == 0) {
+    int pool = -1;
+    if (!want_tensor(args, 1, b, call, &pool)) return error_value;
+    if (g->nodes[pool].op != OP_MAXPOOL) {
+      diag_error(arg_loc(args, 1, call), "unpool: its second argument must be a value made by maxpool (its switches)");
+      return error_value;
+    }
+    memcpy(attr, g->nodes[pool].attr, sizeof attr);
+    snprintf(description, sizeof description, "unpool(%s)", args->expr[1] && args->expr[1]->kind == EXPR_NAME ? args->expr[1]->name : "pool");
+    int y = graph_add_attr(g, OP_UNPOOL, (int[]){x, g->nodes[pool].inputs[0]}, 2, attr, call->loc);
+    x = y;  // made below like the others: the node exists already
+    if (y < 0) return error_value;
+  } else if (strcmp(kind, "flatten") == 0) {
+    attr[0] = (double)shape_size(in);
+    snprintf(description, sizeof description, "flatten()");
+  } else {  // reshape([..])
+    const Expr *list = args->value[1].kind == VAL_LIST ? args->expr[1] : NULL;
+    if (!list || list->n_items < 1 || list->n_items > 3) {
+      diag_error(arg_loc(args, 1, call), "reshape: the shape is a list of 1 to 3 sizes, like [8, 4, 4]");
+      return error_value;
+    }
+    size_t used = (size_t)snprintf(description, sizeof description, "reshape([");
+    for (int i = 0; i < list->n_items; i++) {
+      long d;
+      if (!eval_whole(L, list->items[i], "a dimension", 1, 1 << 24, &d)) return error_value;
+      attr[i] = (double)d;
+      used += (size_t)snprintf(description + used, sizeof description - used, "%s%ld", i ? ", " : "", d);
+    }
+    snprintf(description + used, sizeof description - used, "])");
+  }
+
+  // The call site's layer: made on the net's first application, found after.
+  ConvSite *site = NULL;
+  for (int i = 0; i < L->n_conv_sites; i++)
+    if (L->conv_sites[i].net == L->current_net && L->conv_sites[i].site == call) site = &L->conv_sites[i];
+  bool first = !site;
+  if (first) {
+    L->conv_sites = realloc(L->conv_sites, (size_t)(L->n_conv_sites + 1) * sizeof(ConvSite));
+    site = &L->conv_sites[L->n_conv_sites++];
+    *site = (ConvSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1};
+    int index = 1;
+    for (int i = 0; i + 1 < L->n_conv_sites; i++)
+      index += L->conv_sites[i].net == L->current_net && strncmp(L->conv_sites[i].layer, kind, strlen(kind)) == 0 &&
+               L->conv_sites[i].layer[strlen(kind)] == '_';
+    snprintf(site->layer, sizeof site->layer, "%s_%d", kind, index);
+    if (is_conv || is_deconv) {
+      Net *net = &g->nets[L->current_net];
+      char name[300];
+      int c = in.dims[0];
+      Shape ks = {.rank = 4, .dims = {is_conv ? filters : c, is_conv ? c : filters, k, k}};
+      int fan_in = c * k * k, fan_out = filters * k * k;  // Keras: the receptive field times the channels
+      if (is_deconv) fan_in = filters * k * k, fan_out = c * k * k;
+      snprintf(name, sizeof name, "%s.%s.kernel", net->name, site->layer);
+      site->kernel = graph_add_param(g, name, L->current_net, ks, true, fan_in, fan_out, call->loc);
+      snprintf(name, sizeof name, "%s.%s.bias", net->name, site->layer);
+      site->bias = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {filters}}, false, fan_in,
+                                   fan_out, call->loc);
+    }
+  }
+  int y;
+  if (is_conv || is_deconv) {
+    y = graph_add_attr(g, is_conv ? OP_CONV : OP_DECONV, (int[]){x, site->kernel, site->bias}, 3, attr, call->loc);
+  } else if (strcmp(kind, "unpool") == 0) {
+    y = x;
+  } else {
+    OpKind op = strcmp(kind, "maxpool") == 0 ? OP_MAXPOOL : strcmp(kind, "upsample") == 0 ? OP_UPSAMPLE : OP_RESHAPE;
+    y = graph_add_attr(g, op, &x, 1, attr, call->loc);
+  }
+  if (y < 0) return error_value;
+  if (y >= before) {
+    char name[300];
+    snprintf(name, sizeof name, "%s%s%s", L->prefix, L->prefix[0] ? "_" : "", site->layer);
+    graph_set_name(g, y, name);
+  }
+  y = apply_activation(L, y, act, LEAKY_RELU_DEFAULT_SLOPE_X100 / 100.0, call->loc, site->layer);
+  if (y < 0) return error_value;
+  if (first) {
+    Shape out = g->nodes[y].shape;
+    long params = 0;
+    double flops = 0;
+    if (is_conv || is_deconv) {
+      int c = in.dims[0];
+      params = (long)filters * c * k * k + filters;
+      flops = is_conv ? 2.0 * (double)shape_size(out) * c * k * k + (double)shape_size(out)
+                      : 2.0 * (double)shape_size(in) * filters * k * k + (double)shape_size(out);
+    }
+    g->layers = realloc(g->layers, (size_t)(g->n_layers + 1) * sizeof(Layer));
+    char full[300];
+    snprintf(full, sizeof full, "%s.%s", g->nets[L->current_net].name, site->layer);
+    g->layers[g->n_layers++] = (Layer){.name = strdup(full), .description = strdup(description), .node = y,
+                                       .params = params, .flops = flops, .loc = call->loc};
+  }
+  return tensor_value(y);
+}
+
 // ------------------------------------------------------------- builtins
 static const Builtin builtins[] = {
     {"dense", {"input", "units", "activation?"}, lower_dense, "fully connected layer with optional activation"},
-    {"conv", {"input", "filters", "k", "activation?", "stride?", "pad?"}, NULL, "2-D convolution"},
-    {"deconv", {"input", "filters", "k", "activation?", "stride?", "pad?"}, NULL, "transposed 2-D convolution"},
-    {"maxpool", {"input", "k", "pad?"}, NULL, "max pooling that records its switches"},
-    {"upsample", {"input", "k"}, NULL, "nearest-neighbour upsampling"},
-    {"unpool", {"input", "pool"}, NULL, "max-unpooling with a maxpool's switches"},
-    {"flatten", {"input"}, NULL, "flattens a sample to one axis"},
-    {"reshape", {"input", "shape"}, NULL, "gives a sample a new shape"},
+    {"conv", {"input", "filters", "k", "activation?", "stride?", "pad?"}, lower_conv_family, "2-D convolution"},
+    {"deconv", {"input", "filters", "k", "activation?", "stride?", "pad?"}, lower_conv_family,
+     "transposed 2-D convolution"},
+    {"maxpool", {"input", "k", "pad?"}, lower_conv_family, "max pooling that records its switches"},
+    {"upsample", {"input", "k"}, lower_conv_family, "nearest-neighbour upsampling"},
+    {"unpool", {"input", "pool"}, lower_conv_family, "max-unpooling with a maxpool's switches"},
+    {"flatten", {"input"}, lower_conv_family, "flattens a sample to one axis"},
+    {"reshape", {"input", "shape"}, lower_conv_family, "gives a sample a new shape"},
     {"dropout", {"input", "p"}, NULL, "zeroes a fraction p while training"},
     {"relu", {"input"}, lower_activation_call, "max(v, 0)"},
     {"leaky_relu", {"input", "slope?"}, lower_activation_call, "v if v > 0 else slope * v (slope 0.2)"},
@@ -475,9 +688,9 @@ static const Builtin builtins[] = {
     {"masking_noise", {"input", "p"}, lower_with_numbers, "zeroes a fraction p while training"},
     {"salt_pepper", {"input", "p"}, lower_with_numbers, "sets a fraction p to 0 or 1 while training"},
     {"clip", {"input", "lo", "hi"}, lower_with_numbers, "clamps to [lo, hi]"},
-    {"gaussian", {"shape", "std?"}, NULL, "a Gaussian prior sample per batch row"},
-    {"uniform", {"shape", "lo", "hi"}, NULL, "a uniform prior sample per batch row"},
-    {"mixture", {"shape", "k", "std", "radius?"}, NULL, "a mixture-of-Gaussians prior sample per batch row"},
+    {"gaussian", {"shape", "std?"}, lower_prior_call, "a Gaussian prior sample per batch row"},
+    {"uniform", {"shape", "lo", "hi"}, lower_prior_call, "a uniform prior sample per batch row"},
+    {"mixture", {"shape", "k", "std", "radius?"}, lower_prior_call, "a mixture-of-Gaussians prior sample per batch row"},
     {"mse", {"pred", "target"}, lower_pair_loss, "mean squared error over all elements"},
     {"bce", {"pred", "target"}, lower_pair_loss, "binary cross-entropy over all elements"},
     {"l1", {"input"}, lower_reduction, "sum of |v| per sample, averaged over the batch (or of a net's weights)"},
@@ -1032,6 +1245,7 @@ Graph *lower_program(const Program *program, const Define *defines, int n_define
   free(L.globals.items);
   free(L.slots);
   free(L.dense_count);
+  free(L.conv_sites);
   if (diag_error_count() != errors_before) {
     graph_free(g);
     return NULL;

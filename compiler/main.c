@@ -29,6 +29,7 @@ typedef struct Options {
   DType dtype;
   int opt_level;
   bool summary, dump_ir, stats, verbose;
+  bool dot, list_ops, line_directives;  // inspect.c
 } Options;
 
 static void usage(FILE *out) {
@@ -44,7 +45,13 @@ static void usage(FILE *out) {
           "  -O0              one plain kernel per node, no fusion, no buffer reuse: the reference\n"
           "  -O2              fused, shape-specialized matrix kernels and a planned arena (default)\n"
           "  --summary        print the layers, shapes and parameter counts; write nothing\n"
-          "  --dump-ir        print the graph after autodiff; write nothing\n"
+          "  --dump-ir        print the graph after each pass, then each generated function's\n"
+          "                   schedule, fusion groups (kernels) and arena offsets; write nothing\n"
+          "  --dot            print the training steps' graphs as Graphviz (render: dot -Tpng):\n"
+          "                   forward nodes blue, backward orange, one box per kernel; write nothing\n"
+          "  --line           put #line directives in the C so compiler messages and debuggers\n"
+          "                   point each kernel at its .ae line\n"
+          "  --list-ops       print every operation of the language with its arguments\n"
           "  --stats          print kernels before/after fusion, arena bytes before/after planning\n"
           "                   and FLOPs per sample of each generated function; write nothing\n"
           "  -v               print the C compiler command\n"
@@ -97,6 +104,13 @@ static int parse_options(int argc, char **argv, Options *o) {
       o->summary = true;
     } else if (strcmp(a, "--dump-ir") == 0) {
       o->dump_ir = true;
+    } else if (strcmp(a, "--dot") == 0) {
+      o->dot = true;
+    } else if (strcmp(a, "--line") == 0) {
+      o->line_directives = true;
+    } else if (strcmp(a, "--list-ops") == 0) {
+      list_ops(stdout);
+      exit(0);
     } else if (strcmp(a, "-v") == 0) {
       o->verbose = true;
     } else if (a[0] == '-' && a[1]) {
@@ -143,17 +157,17 @@ static void hash_source(const Source *src, const Options *o, char *out, size_t s
   snprintf(out, size, "%016llx", (unsigned long long)h);
 }
 
-static char *join_args(int argc, char **argv) {
-  size_t n = 1;
-  for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-  char *s = calloc(n, 1);
-  for (int i = 0; i < argc; i++) {
-    if (i) strcat(s, " ");
-    strcat(s, argv[i]);
-  }
-  for (char *c = s; *c; c++)
-    if (*c == '\n') *c = ' ';
-  return s;
+// The header's "Options:" line: the options that shape the generated code,
+// spelled the same way wherever aec runs (argv would name paths and binaries).
+static char *canonical_options(const Options *o) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  fprintf(out, "-O%d --dtype %s", o->opt_level, o->dtype == DTYPE_F64 ? "f64" : "f32");
+  for (int i = 0; i < o->n_defines; i++) fprintf(out, " -D %s=%.17g", o->defines[i].name, o->defines[i].value);
+  if (o->line_directives) fprintf(out, " --line");
+  fclose(out);
+  return text;
 }
 
 // Where libaert.a and include/aert.h live: $AEC_RUNTIME_DIR or aec's own directory.
@@ -252,7 +266,9 @@ int main(int argc, char **argv) {
   Program *program = parse_program(src);
   Graph *g = NULL;
   if (program && diag_error_count() == 0) g = lower_program(program, o.defines, o.n_defines);
+  if (g && o.dump_ir && diag_error_count() == 0) dump_graph(stdout, g, "lower_program (shapes, weights, losses)");
   if (g && diag_error_count() == 0) autodiff(g);
+  if (g && o.dump_ir && diag_error_count() == 0) dump_graph(stdout, g, "autodiff (backward nodes per step)");
   if (!g || diag_error_count() > 0) {
     graph_free(g);
     ast_free_all();
@@ -260,13 +276,13 @@ int main(int argc, char **argv) {
     return 1;
   }
   int status = 0;
-  if (o.summary || o.dump_ir || o.stats) {
+  if (o.summary || o.dump_ir || o.stats || o.dot) {
     if (o.summary) print_summary(stdout, g);
-    if (o.dump_ir) dump_ir(stdout, g);
-    if (o.stats) {
+    if (o.stats || o.dump_ir || o.dot) {
       FILE *sink = fopen("/dev/null", "w");
-      EmitOptions eo = {.opt_level = o.opt_level, .stats = stdout, .source_path = o.input, .model_name = "stats",
-                        .source_hash = "", .dtype = o.dtype, .command_line = ""};
+      EmitOptions eo = {.opt_level = o.opt_level, .stats = o.stats ? stdout : NULL, .source_path = o.input,
+                        .model_name = "stats", .source_hash = "", .dtype = o.dtype, .command_line = "",
+                        .dump_ir = o.dump_ir ? stdout : NULL, .dot = o.dot ? stdout : NULL};
       if (!sink || !emit_program(sink, g, &eo)) status = 1;
       if (sink) fclose(sink);
     }
@@ -274,7 +290,7 @@ int main(int argc, char **argv) {
     char hash[32];
     hash_source(src, &o, hash, sizeof hash);
     char *name = model_name_of(o.input);
-    char *command = join_args(argc, argv);
+    char *command = canonical_options(&o);
     EmitOptions eo = {.opt_level = o.opt_level, .source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
                       .command_line = command};
     char *c_path = NULL;
@@ -286,6 +302,8 @@ int main(int argc, char **argv) {
     } else {
       c_path = strdup(o.output);
     }
+    eo.line_directives = o.line_directives;
+    eo.c_name = c_path;
     if (!write_c_file(c_path, g, &eo)) status = 1;
     else if (compile) {
       status = compile_program(c_path, o.output, o.dtype, o.verbose);

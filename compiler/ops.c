@@ -535,6 +535,32 @@ static const OpInfo op_table[OP_COUNT] = {
                           .expr = "$attr0 + ($attr1 - $attr0) * $uniform0", .flops = flops_elements, .random = true},
     [OP_PRIOR_MIXTURE] = {.name = "mixture", .kernel = KERNEL_CUSTOM, .emit = emit_prior_mixture,
                           .flops = flops_elements, .random = true},
+
+    // Convolutional layers (ops_conv.c). attr: conv/deconv and their
+    // gradients {stride, pad (0 same, 1 valid), k}; maxpool/unpool {k, pad};
+    // upsample {k}; reshape the new dims (0 ends them).
+#define CONV_OP(n, arity, shape_fn, emit_fn) \
+  .name = n, .n_inputs = arity, .kernel = KERNEL_CUSTOM, .shape = shape_fn, .emit = emit_fn, .pure = true
+    [OP_CONV] = {CONV_OP("conv", 3, shape_conv, emit_conv), .vjp = vjp_conv, .flops = flops_conv_family},
+    [OP_CONV_GRAD_INPUT] = {CONV_OP("conv_grad_input", 3, shape_like_third, emit_conv_grad_input),
+                            .flops = flops_conv_family},
+    [OP_CONV_GRAD_KERNEL] = {CONV_OP("conv_grad_kernel", 2, shape_conv_grad_kernel, emit_conv_grad_kernel),
+                             .flops = flops_conv_family},
+    [OP_CONV_GRAD_BIAS] = {CONV_OP("conv_grad_bias", 1, shape_conv_grad_bias, emit_conv_grad_bias),
+                           .flops = flops_input_elements},
+    [OP_DECONV] = {CONV_OP("deconv", 3, shape_deconv, emit_deconv), .vjp = vjp_deconv, .flops = flops_conv_family},
+    [OP_DECONV_GRAD_INPUT] = {CONV_OP("deconv_grad_input", 3, shape_like_third, emit_deconv_grad_input),
+                              .flops = flops_conv_family},
+    [OP_MAXPOOL] = {CONV_OP("maxpool", 1, shape_maxpool, emit_maxpool), .vjp = vjp_maxpool, .flops = flops_pool},
+    [OP_UNPOOL] = {CONV_OP("unpool", 2, shape_unpool, emit_unpool), .vjp = vjp_unpool, .flops = flops_pool},
+    [OP_UNPOOL_GRAD] = {CONV_OP("unpool_grad", 2, shape_unpool_grad, emit_unpool_grad), .flops = flops_pool},
+    [OP_UPSAMPLE] = {CONV_OP("upsample", 1, shape_upsample, emit_upsample), .vjp = vjp_upsample,
+                     .flops = flops_pool},
+    [OP_UPSAMPLE_GRAD] = {CONV_OP("upsample_grad", 1, shape_upsample_grad, emit_upsample_grad), .flops = flops_pool},
+#undef CONV_OP
+    // A reshape is a copy: the memory layout of a sample does not change.
+    [OP_RESHAPE] = {.name = "reshape", .n_inputs = 1, ELEMENTWISE("$0"), .shape = shape_reshape,
+                    .vjp = vjp_reshape},
 };
 
 const OpInfo *op_info(OpKind op) { return &op_table[op]; }

@@ -54,7 +54,7 @@ static int find_corrupt_node(const Graph *g) {
   return best >= 0 ? best : first;
 }
 
-// The first dense layer applied to the input (or to a value computed from
+// The first dense or conv layer applied to the input (or to a value computed from
 // the input alone, such as its corruption): its kernel's param index.
 static int find_first_kernel(const Graph *g) {
   bool *has_param = calloc((size_t)g->n_nodes + 1, sizeof(bool));
@@ -63,7 +63,7 @@ static int find_first_kernel(const Graph *g) {
     const Node *node = &g->nodes[id];
     has_param[id] = node->op == OP_PARAM;
     for (int i = 0; i < node->n_inputs; i++) has_param[id] |= has_param[node->inputs[i]];
-    if (node->op == OP_DENSE && !node->is_backward && !has_param[node->inputs[0]])
+    if ((node->op == OP_DENSE || node->op == OP_CONV) && !node->is_backward && !has_param[node->inputs[0]])
       found = g->nodes[node->inputs[1]].param_index;
   }
   free(has_param);

@@ -25,17 +25,5 @@ void print_summary(FILE *out, const Graph *g) {
   }
 }
 
-void dump_ir(FILE *out, const Graph *g) {
-  for (int id = 0; id < g->n_nodes; id++) {
-    const Node *n = &g->nodes[id];
-    char shape[64];
-    shape_format(n->shape, shape, sizeof shape);
-    fprintf(out, "%%%d = %s", id, op_info(n->op)->name);
-    for (int i = 0; i < n->n_inputs; i++) fprintf(out, "%s%%%d", i ? ", " : " ", n->inputs[i]);
-    if (n->op == OP_CONSTANT) fprintf(out, " %g", n->attr[0]);
-    fprintf(out, " : %s%s  ; %s", shape, n->shape.batched ? "xN" : "", n->name);
-    if (n->loc.source) fprintf(out, " @ %s:%d:%d", n->loc.source->path, n->loc.line, n->loc.col);
-    if (n->is_backward) fprintf(out, " (backward, step %d)", n->step);
-    fputc('\n', out);
-  }
-}
+// The graph as it stands, in inspect.c's stable form (aec --dump-ir prints it after each pass).
+void dump_ir(FILE *out, const Graph *g) { dump_graph(out, g, "autodiff"); }

@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 3
+#define AERT_ABI_VERSION 4
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -64,6 +64,17 @@ typedef struct aert_kernel {
 
 typedef enum aert_optimizer { AERT_SGD, AERT_ADAM } aert_optimizer;
 
+// The prior the code is matched against (an adversarial autoencoder's), for
+// histogram, encode --plot and prior-match (prior.c samples it as the
+// generated kernels do).
+typedef enum aert_prior_kind { AERT_PRIOR_NONE, AERT_PRIOR_GAUSSIAN, AERT_PRIOR_UNIFORM, AERT_PRIOR_MIXTURE } aert_prior_kind;
+typedef struct aert_prior {
+  aert_prior_kind kind;
+  int dim;        // values a sample
+  double p[3];    // gaussian: std; uniform: lo, hi; mixture: k, std, radius
+  int node;       // its graph node: training draws it with key aert_hash64(batch key, node)
+} aert_prior;
+
 // One `step minimize LOSS over NETS with OPT(...)`, all defaults filled in.
 typedef struct aert_step {
   const char *loss;     // the named loss it minimizes
@@ -88,6 +99,11 @@ typedef struct aert_ctx {
   int capacity;           // largest batch the arena holds
   uint64_t seed;          // run seed (corruption and priors draw from it)
   uint64_t batch_counter; // batches trained so far, the counter for per-step randomness
+  // The step of the current batch about to run when every earlier step ran
+  // on the same batch just before it (the training loop sets it), else -1:
+  // a step then reads the values earlier steps left for it in the arena
+  // instead of computing them again (the generated code lists them).
+  int batch_step;
   int threads;
   // train --profile: seconds, calls and samples of each kernel (indexes of
   // aert_model.kernels); NULL when not profiling.
@@ -160,6 +176,8 @@ typedef struct aert_model {
   // The checkpoint name of the first layer's kernel ([in, out]), which
   // `filters` draws; NULL when the model has none.
   const char *first_kernel;
+  // The prior the code is matched against; kind AERT_PRIOR_NONE when none.
+  aert_prior prior;
 } aert_model;
 
 // The whole command line of a generated program: `int main(int argc, char
@@ -178,6 +196,15 @@ double aert_normal(uint64_t key, uint64_t counter);           // N(0, 1)
 // Stream keys for the separate uses of the run seed.
 enum { AERT_STREAM_INIT = 1, AERT_STREAM_SHUFFLE = 2, AERT_STREAM_CORRUPT = 3, AERT_STREAM_PRIOR = 4 };
 uint64_t aert_stream_key(uint64_t seed, uint64_t stream, uint64_t index);
+// ---------------------------------------------------------------- prior.c
+// Sample `row` of the prior (dim values into out), with the generated
+// kernels' formulas: draws of counters row * dim + d under `key`.
+void aert_prior_sample(const aert_prior *prior, uint64_t key, uint64_t row, double *out);
+// The density of dimension d's marginal at x, and its mean and standard deviation.
+double aert_prior_density(const aert_prior *prior, int d, double x);
+void aert_prior_moments(const aert_prior *prior, int d, double *mean, double *std);
+// "gaussian([2], std=1)" into out.
+void aert_prior_format(const aert_prior *prior, char *out, size_t size);
 // Fisher–Yates permutation of 0..n-1 for an epoch, from (seed, epoch).
 void aert_shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch);
 

@@ -112,6 +112,8 @@ typedef struct aert_options {
   const char *command;
   const char *data, *test, *checkpoint, *resume, *log, *output, *trace, *dump_random;
   bool profile;  // train --profile
+  const char *steps;     // train --steps recon,disc: the steps to run (by loss name); NULL: all
+  const char *baseline;  // prior-match --baseline CKPT
   int epochs, batch, threads, count, samples;
   double lr;
   uint64_t seed;
@@ -169,6 +171,15 @@ int aert_cmd_histogram(const aert_model *model, const aert_options *options);
 int aert_cmd_probe(const aert_model *model, const aert_options *options);
 int aert_cmd_pca(const aert_model *model, const aert_options *options);
 int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
+
+// ------------------------------------------------------------ prior_match.c
+// prior-match: the codes' moments against the prior's and the energy
+// distance between codes and prior samples (and a baseline checkpoint's).
+int aert_cmd_prior_match(const aert_model *model, const aert_options *options);
+// The steps `train --steps LIST` selects into run[model->n_steps]; false after a message.
+bool aert_select_steps(const aert_model *model, const char *list, bool *run);
+// The energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between n rows of x and n rows of y (dim values each).
+double aert_energy_distance(const double *x, const double *y, size_t n, int dim);
 // encode's extras: FILE.npy (float32 [n, code]; the labels, when known, in
 // FILE.labels.npy as int32 [n]), and --plot (a scatter coloured by label).
 bool aert_write_codes_npy(const char *path, const aert_dataset *data, const aert_real *codes, int code_size);
@@ -185,6 +196,13 @@ int aert_plot_xy(const char *path, const double *x, const double *y, size_t n, c
                  const char *title);
 // One histogram per dimension of n samples of `dims` values, small multiples on a shared range.
 int aert_plot_histograms(const char *path, const aert_real *values, size_t n, int dims, const char *title);
+// The same with each dimension's prior density drawn over its histogram (bars as densities); prior may be NULL.
+int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t n, int dims, const char *title,
+                               const aert_prior *prior);
+// aert_plot_scatter over `n_under` grey points under_xy (prior samples); under_xy may be NULL.
+int aert_plot_scatter_over(const char *path, const double *xy, const int32_t *labels, size_t n, const double *under_xy,
+                           size_t n_under, const char *xlabel, const char *ylabel, const char *title,
+                           const char *const *label_names, int n_names);
 
 // ------------------------------------------------------------------- pca.c
 typedef struct aert_pca {
@@ -206,5 +224,9 @@ double aert_pca_squared_error(const aert_pca *pca, const aert_real *x, double *c
 // Eigen-decomposition of a symmetric m x m matrix by cyclic Jacobi rotations
 // (a is destroyed): values descending, vectors[i * m ..] the unit eigenvector of values[i].
 void aert_eigen_symmetric(double *a, int m, double *values, double *vectors);
+
+// apps_conv.c: `filters` for a first conv layer (kernel [filters, in, k, k]):
+// one k x k tile per filter and input channel.
+int aert_draw_conv_filters(const aert_model *model, const aert_options *options, const aert_param *kernel);
 
 #endif

@@ -125,7 +125,24 @@ bool aert_plot_codes(const char *path, const aert_model *model, const aert_datas
   }
   int n_names;
   const char *const *names = label_names(data, &n_names);
-  int status = aert_plot_scatter(path, xy, data->labels, data->n, xlabel, ylabel, title, names, n_names);
+  // An adversarial autoencoder's prior: as many samples in grey under the codes (dims <= 2: its first values).
+  double *under = NULL;
+  size_t n_under = 0;
+  if (model->prior.kind != AERT_PRIOR_NONE && model->prior.dim == dims && dims <= 2 &&
+      (under = malloc((data->n ? data->n : 1) * 2 * sizeof *under)) != NULL) {
+    double sample[2];
+    uint64_t key = aert_stream_key(model->default_seed, AERT_STREAM_PRIOR, 0);
+    for (n_under = 0; n_under < data->n; n_under++) {
+      aert_prior_sample(&model->prior, key, n_under, sample);
+      under[2 * n_under] = sample[0], under[2 * n_under + 1] = dims == 2 ? sample[1] : 0;
+    }
+    size_t used = (size_t)snprintf(title, sizeof title, "%s: codes of %zu samples over as many prior samples (grey)",
+                                   model->name, data->n);
+    (void)used;
+  }
+  int status = aert_plot_scatter_over(path, xy, data->labels, data->n, under, n_under, xlabel, ylabel, title, names,
+                                      n_names);
+  free(under);
   free(xy);
   if (status == 0) fprintf(stderr, "%s: wrote %s\n", aert_program(), path);
   return status == 0;
@@ -412,8 +429,9 @@ int aert_cmd_filters(const aert_model *model, const aert_options *options) {
   const aert_param *kernel = NULL;
   for (int i = 0; model->first_kernel && i < model->n_params; i++)
     if (strcmp(model->params[i].name, model->first_kernel) == 0) kernel = &model->params[i];
+  if (kernel && kernel->rank == 4) return aert_draw_conv_filters(model, options, kernel);
   if (!kernel || kernel->rank != 2) {
-    aert_error("model '%s' has no dense layer applied to its input, so no filters to draw", model->name);
+    aert_error("model '%s' has no dense or conv layer applied to its input, so no filters to draw", model->name);
     return AERT_EXIT_FAILURE;
   }
   int height, width;
@@ -474,7 +492,8 @@ int aert_cmd_histogram(const aert_model *model, const aert_options *options) {
       char title[256];
       snprintf(title, sizeof title, "%s: the distribution of each code dimension over %zu samples%s", model->name,
                data->n, count < dims ? " (the first dimensions)" : "");
-      if (aert_plot_histograms(options->output, shown, data->n, count, title) == 0) {
+      const aert_prior *prior = model->prior.kind != AERT_PRIOR_NONE && model->prior.dim == dims ? &model->prior : NULL;
+      if (aert_plot_histograms_prior(options->output, shown, data->n, count, title, prior) == 0) {
         fprintf(stderr, "%s: wrote %s (%d of %d code dimensions)\n", aert_program(), options->output, count, dims);
         status = AERT_EXIT_OK;
       }

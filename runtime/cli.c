@@ -12,7 +12,7 @@
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
-  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, N_OPTIONS
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -48,6 +48,8 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_DIM] = {"--dim", NULL, "D", "principal components kept"},
     [OPT_CSV] = {"--csv", NULL, "FILE", "a CSV file with a header line: x, then y"},
     [OPT_PROFILE] = {"--profile", NULL, NULL, "time every generated kernel; a table on stderr, totals on stdout"},
+    [OPT_STEPS] = {"--steps", NULL, "LIST", "run only these steps, by loss name, comma-separated (default: every step)"},
+    [OPT_BASELINE] = {"--baseline", NULL, "CKPT", "also measure this checkpoint (a plain autoencoder's) the same way"},
 };
 
 #define BIT(o) (1u << (o))
@@ -64,9 +66,10 @@ static const command_spec commands[] = {
     {"train", aert_cmd_train,
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
          BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
-         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE),
+         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS),
      "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
-     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile]",
+     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile] "
+     "[--steps recon,...]",
      "train the model, saving a checkpoint at each epoch's end"},
     {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
@@ -106,6 +109,12 @@ static const command_spec commands[] = {
      "the test reconstruction MSE of a D-component PCA fitted on the data, and the autoencoder's with --checkpoint"},
     {"plot-xy", aert_cmd_plot_xy, BIT(OPT_CSV) | BIT(OPT_OUTPUT), "--csv F -o plot.png",
      "draw the second column of a CSV file against the first (needs no model)"},
+    {"prior-match", aert_cmd_prior_match,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BASELINE) | BIT(OPT_COUNT) | BIT(OPT_SEED) | BIT(OPT_BATCH) |
+         BIT(OPT_THREADS),
+     "--checkpoint C [--data F] [--baseline CKPT] [--count N] [--seed N]",
+     "how well the codes match the prior: each dimension's mean and std against the prior's, and the energy "
+     "distance between codes and as many prior samples"},
     {"gradcheck", aert_cmd_gradcheck,
      BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_SAMPLES) | BIT(OPT_THREADS),
      "[--data F] [--batch N] [--seed N] [--samples K]",
@@ -188,6 +197,8 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_CSV: o->csv = value; return true;
   case OPT_BINARY: o->binary = true; return true;
   case OPT_PROFILE: o->profile = true; return true;
+  case OPT_STEPS: o->steps = value; return true;
+  case OPT_BASELINE: o->baseline = value; return true;
   case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
   case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
   case OPT_LABELS_FRACTION: return o->has_labels_fraction = parse_positive(name, value, &o->labels_fraction);

@@ -68,6 +68,7 @@ aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed) 
   }
   ctx->capacity = capacity;
   ctx->seed = seed;
+  ctx->batch_step = -1;  // no step reads values of earlier ones unless the training loop says so
   int steps = model->n_steps > 0 ? model->n_steps : 1;
   size_t arena = 0;
   bool ok = aert_mul_size(model->arena_per_sample, (size_t)capacity, SIZE_MAX / sizeof(aert_real), &arena) &&

@@ -124,6 +124,12 @@ static int finish_png(const char *path, cairo_surface_t *surface, cairo_t *cr) {
 
 int aert_plot_scatter(const char *path, const double *xy, const int32_t *labels, size_t n, const char *xlabel,
                       const char *ylabel, const char *title, const char *const *label_names, int n_names) {
+  return aert_plot_scatter_over(path, xy, labels, n, NULL, 0, xlabel, ylabel, title, label_names, n_names);
+}
+
+int aert_plot_scatter_over(const char *path, const double *xy, const int32_t *labels, size_t n, const double *under_xy,
+                           size_t n_under, const char *xlabel, const char *ylabel, const char *title,
+                           const char *const *label_names, int n_names) {
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   int32_t max_label = -1;
   for (size_t i = 0; i < n; i++) {
@@ -131,6 +137,11 @@ int aert_plot_scatter(const char *path, const double *xy, const int32_t *labels,
     xlo = fmin(xlo, xy[2 * i]), xhi = fmax(xhi, xy[2 * i]);
     ylo = fmin(ylo, xy[2 * i + 1]), yhi = fmax(yhi, xy[2 * i + 1]);
     if (labels && labels[i] > max_label) max_label = labels[i];
+  }
+  for (size_t i = 0; under_xy && i < n_under; i++) {
+    if (!isfinite(under_xy[2 * i]) || !isfinite(under_xy[2 * i + 1])) continue;
+    xlo = fmin(xlo, under_xy[2 * i]), xhi = fmax(xhi, under_xy[2 * i]);
+    ylo = fmin(ylo, under_xy[2 * i + 1]), yhi = fmax(yhi, under_xy[2 * i + 1]);
   }
   if (!(xhi >= xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;  // nothing finite to show
   pad_range(&xlo, &xhi), pad_range(&ylo, &yhi);
@@ -143,6 +154,12 @@ int aert_plot_scatter(const char *path, const double *xy, const int32_t *labels,
   cairo_rectangle(cr, a.x0, a.y0, a.w, a.h);
   cairo_clip(cr);
   double radius = n > 20000 ? 1.2 : n > 2000 ? 1.8 : 3;
+  cairo_set_source_rgba(cr, 0.55, 0.55, 0.55, 0.35);  // the prior's samples, under the codes
+  for (size_t i = 0; under_xy && i < n_under; i++) {
+    if (!isfinite(under_xy[2 * i]) || !isfinite(under_xy[2 * i + 1])) continue;
+    cairo_arc(cr, map_x(&a, under_xy[2 * i]), map_y(&a, under_xy[2 * i + 1]), radius, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
   for (size_t i = 0; i < n; i++) {
     if (!isfinite(xy[2 * i]) || !isfinite(xy[2 * i + 1])) continue;
     const double *c = palette[labels && labels[i] >= 0 ? labels[i] % 10 : 0];
@@ -203,17 +220,29 @@ int aert_plot_xy(const char *path, const double *x, const double *y, size_t n, c
 }
 
 int aert_plot_histograms(const char *path, const aert_real *values, size_t n, int dims, const char *title) {
+  return aert_plot_histograms_prior(path, values, n, dims, title, NULL);
+}
+
+int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t n, int dims, const char *title,
+                               const aert_prior *prior) {
   enum { BINS = 40, PANEL_W = 150, PANEL_H = 90, GAP_X = 14, GAP_Y = 30, MARGIN = 30, TOP = 60 };
   double lo = INFINITY, hi = -INFINITY;
   for (size_t i = 0; i < n * (size_t)dims; i++)
     if (isfinite(values[i])) lo = fmin(lo, values[i]), hi = fmax(hi, values[i]);
+  for (int d = 0; prior && d < dims && d < prior->dim; d++) {  // the prior's bulk is in view too
+    double mean, std;
+    aert_prior_moments(prior, d, &mean, &std);
+    lo = fmin(lo, mean - 3.5 * std), hi = fmax(hi, mean + 3.5 * std);
+  }
   if (!(hi >= lo)) lo = 0, hi = 1;
   if (hi == lo) hi = lo + 1;
   int cols = (int)ceil(sqrt((double)dims * 1.5));
   if (cols > dims) cols = dims;
   if (cols < 1) cols = 1;
   int rows = (dims + cols - 1) / cols;
-  int width = 2 * MARGIN + cols * PANEL_W + (cols - 1) * GAP_X, height = TOP + MARGIN + rows * (PANEL_H + GAP_Y);
+  int panels = 2 * MARGIN + cols * PANEL_W + (cols - 1) * GAP_X, height = TOP + MARGIN + rows * (PANEL_H + GAP_Y);
+  int width = panels < 820 ? 820 : panels;  // room for the title lines; the panels centred
+  double left = (width - panels) / 2.0;
   if (width > 32767 || height > 32767) {
     aert_error("%s: %d histograms do not fit in one image", path, dims);
     return -1;
@@ -227,8 +256,14 @@ int aert_plot_histograms(const char *path, const aert_real *values, size_t n, in
   cairo_set_font_size(cr, 15);
   if (title) text_at(cr, width / 2.0, 12, title, 0.5, 0);
   char range[160];
-  snprintf(range, sizeof range, "each panel: one code dimension over [%.3g, %.3g], %d bins, bar height relative", lo,
-           hi, BINS);
+  char prior_text[128] = "";
+  if (prior) aert_prior_format(prior, prior_text, sizeof prior_text);
+  if (prior)
+    snprintf(range, sizeof range, "each panel: one code dimension over [%.3g, %.3g], %d bins as a density; line: the prior %s",
+             lo, hi, BINS, prior_text);
+  else
+    snprintf(range, sizeof range, "each panel: one code dimension over [%.3g, %.3g], %d bins, bar height relative", lo,
+             hi, BINS);
   cairo_set_font_size(cr, 12);
   text_at(cr, width / 2.0, 36, range, 0.5, 0);
   for (int d = 0; d < dims; d++) {
@@ -244,17 +279,32 @@ int aert_plot_histograms(const char *path, const aert_real *values, size_t n, in
       if (b < 0) b = 0;
       if (++counts[b] > most) most = counts[b];
     }
-    double x0 = MARGIN + (d % cols) * (PANEL_W + GAP_X), y0 = TOP + (d / cols) * (PANEL_H + GAP_Y) + 16;
+    double x0 = left + MARGIN + (d % cols) * (PANEL_W + GAP_X), y0 = TOP + (d / cols) * (PANEL_H + GAP_Y) + 16;
     cairo_set_source_rgb(cr, 0.94, 0.94, 0.94);
     cairo_rectangle(cr, x0, y0, PANEL_W, PANEL_H);
     cairo_fill(cr);
     const double *c = palette[0];
     cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+    // With a prior, bars and curve share a density scale: the taller of the two fills the panel.
+    bool curve = prior && d < prior->dim && n > 0;
+    double width = (hi - lo) / BINS, top = curve ? (double)most / ((double)n * width) : (double)most;
+    for (int k = 0; curve && k <= 200; k++) top = fmax(top, aert_prior_density(prior, d, lo + (hi - lo) * k / 200));
     for (int b = 0; b < BINS; b++) {
-      double h = (double)counts[b] / (double)most * (PANEL_H - 4);
+      double value = curve ? (double)counts[b] / ((double)n * width) : (double)counts[b];
+      double h = value / top * (PANEL_H - 4);
       cairo_rectangle(cr, x0 + b * (double)PANEL_W / BINS, y0 + PANEL_H - h, (double)PANEL_W / BINS - 0.5, h);
     }
     cairo_fill(cr);
+    if (curve) {
+      cairo_set_source_rgb(cr, 0.85, 0.1, 0.1);
+      cairo_set_line_width(cr, 1.5);
+      for (int k = 0; k <= 200; k++) {
+        double x = lo + (hi - lo) * k / 200, h = aert_prior_density(prior, d, x) / top * (PANEL_H - 4);
+        if (k == 0) cairo_move_to(cr, x0 + PANEL_W * k / 200.0, y0 + PANEL_H - h);
+        else cairo_line_to(cr, x0 + PANEL_W * k / 200.0, y0 + PANEL_H - h);
+      }
+      cairo_stroke(cr);
+    }
     cairo_set_source_rgb(cr, 0, 0, 0);
     char label[64];
     snprintf(label, sizeof label, "z%d  mean %.3g", d, n ? sum / (double)n : 0.0);

@@ -25,6 +25,7 @@ typedef struct train_run {
   double *step_loss;    // [n_steps] sums of loss * n this epoch
   double *test_losses;  // [n_losses]
   double *batch_loss;   // [n_steps] each step's loss on the current batch, for --trace
+  bool *run_step;       // [n_steps] the steps --steps selects (all by default)
   aert_trace *trace;    // --trace, --dump-random
   double *profile[3];   // --profile: the kernel timing arrays, lent to ctx during training steps only
   size_t epoch_samples;
@@ -51,7 +52,7 @@ static void draw_progress(train_run *r, int epoch, size_t batch, bool force) {
   int n = snprintf(line, sizeof line, "\repoch %d/%d  batch %zu/%zu ", epoch + 1, r->epochs, batch,
                    r->batches_per_epoch);
   for (int s = 0; s < r->model->n_steps && n < (int)sizeof line; s++)
-    n += snprintf(line + n, sizeof line - (size_t)n, " %s %.4f", r->model->steps[s].loss,
+    if (r->run_step[s]) n += snprintf(line + n, sizeof line - (size_t)n, " %s %.4f", r->model->steps[s].loss,
                   r->epoch_samples ? r->step_loss[s] / (double)r->epoch_samples : 0.0);
   double elapsed = r->batch_time;
   double rate = elapsed > 0 ? (double)r->epoch_samples / elapsed : 0;
@@ -73,7 +74,7 @@ static void print_epoch_line(train_run *r, int epoch, double seconds, double tra
   end_progress_line(r);
   fprintf(stderr, "epoch %d/%d ", epoch + 1, r->epochs);
   for (int s = 0; s < r->model->n_steps; s++)
-    fprintf(stderr, " train %s %.4f", r->model->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
+    if (r->run_step[s]) fprintf(stderr, " train %s %.4f", r->model->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < r->model->n_losses; l++)
     fprintf(stderr, "  test %s %.4f", r->model->loss_names[l], r->test_losses[l]);
   fprintf(stderr, "  %.0f samples/s  %.1f s\n", (double)r->epoch_samples / train_seconds, seconds);
@@ -93,7 +94,8 @@ static bool open_log(train_run *r, bool resuming) {
   }
   if (!fresh) return true;
   fprintf(r->log, "epoch");
-  for (int s = 0; s < r->model->n_steps; s++) fprintf(r->log, ",train.%s", r->model->steps[s].loss);
+  for (int s = 0; s < r->model->n_steps; s++)
+    if (r->run_step[s]) fprintf(r->log, ",train.%s", r->model->steps[s].loss);
   for (int l = 0; r->test && l < r->model->n_losses; l++) fprintf(r->log, ",test.%s", r->model->loss_names[l]);
   fprintf(r->log, ",seconds\n");
   fflush(r->log);
@@ -103,7 +105,8 @@ static bool open_log(train_run *r, bool resuming) {
 static bool write_log_row(train_run *r, int epoch, double seconds) {
   if (!r->log) return true;
   fprintf(r->log, "%d", epoch + 1);
-  for (int s = 0; s < r->model->n_steps; s++) fprintf(r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
+  for (int s = 0; s < r->model->n_steps; s++)
+    if (r->run_step[s]) fprintf(r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < r->model->n_losses; l++) fprintf(r->log, ",%.9g", r->test_losses[l]);
   fprintf(r->log, ",%.3f\n", seconds);
   if (fflush(r->log) != 0 || ferror(r->log)) {
@@ -117,6 +120,8 @@ static bool write_log_row(train_run *r, int epoch, double seconds) {
 static bool configure(train_run *r) {
   const aert_model *m = r->model;
   const aert_options *o = r->options;
+  r->run_step = calloc((size_t)m->n_steps + 1, sizeof *r->run_step);
+  if (!r->run_step || !aert_select_steps(m, o->steps, r->run_step)) return false;
   r->epochs = o->has_epochs ? o->epochs : m->default_epochs;
   r->batch = o->has_batch ? o->batch : m->default_batch;
   if (r->epochs < 0 || r->batch < 1) {
@@ -174,8 +179,15 @@ static bool load_data(train_run *r) {
 static bool train_batch(train_run *r, int epoch, size_t b, int n) {
   const aert_model *m = r->model;
   r->ctx->kernel_seconds = r->profile[0], r->ctx->kernel_calls = r->profile[1], r->ctx->kernel_samples = r->profile[2];
+  bool in_order = true;  // every earlier step ran on this batch: a step may read what they left (aert_ctx.batch_step)
   for (int s = 0; s < m->n_steps; s++) {
+    if (!r->run_step[s]) {
+      in_order = false;
+      continue;
+    }
+    r->ctx->batch_step = in_order ? s : -1;
     double loss = m->loss_and_grad(r->ctx, s, r->xb, n);
+    r->ctx->batch_step = -1;
     if (!isfinite(loss)) {
       end_progress_line(r);
       if (r->last_saved)
@@ -224,7 +236,8 @@ static bool finish_epoch(train_run *r, int epoch) {
   end_progress_line(r);  // stdout may be the same terminal
   if (r->test && !aert_evaluate(m, r->ctx, r->test, r->test_losses)) return false;
   printf("epoch %d\n", epoch + 1);
-  for (int s = 0; s < m->n_steps; s++) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
+  for (int s = 0; s < m->n_steps; s++)
+    if (r->run_step[s]) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < m->n_losses; l++) printf("test.%s %.9g\n", m->loss_names[l], r->test_losses[l]);
   fflush(stdout);
   aert_progress_state state = {epoch + 1, r->ctx->batch_counter};
@@ -245,6 +258,7 @@ static void free_run(train_run *r) {
   free(r->step_loss);
   free(r->test_losses);
   free(r->batch_loss);
+  free(r->run_step);
   aert_trace_close(r->trace);
   free(r->checkpoint);
   if (r->log) fclose(r->log);
@@ -294,4 +308,28 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
 done:
   free_run(&r);
   return status;
+}
+
+bool aert_select_steps(const aert_model *model, const char *list, bool *run) {
+  for (int s = 0; s < model->n_steps; s++) run[s] = list == NULL;
+  if (!list) return true;
+  bool any = false;
+  for (const char *at = list; *at;) {
+    size_t length = strcspn(at, ",");
+    bool found = false;
+    for (int s = 0; s < model->n_steps; s++)
+      if (strlen(model->steps[s].loss) == length && strncmp(model->steps[s].loss, at, length) == 0)
+        run[s] = found = any = true;
+    if (!found) {
+      char known[512] = "";
+      for (int s = 0, used = 0; s < model->n_steps && used < (int)sizeof known; s++)
+        used += snprintf(known + used, sizeof known - (size_t)used, "%s%s", s ? ", " : "", model->steps[s].loss);
+      aert_error("--steps: the model has no step minimizing '%.*s' (its steps minimize %s)", (int)length, at, known);
+      return false;
+    }
+    at += length;
+    if (*at == ',') at++;
+  }
+  if (!any) aert_error("--steps: name at least one step");
+  return any;
 }

@@ -96,7 +96,7 @@ static const char *tiny_model =
     "train { data \"train.csv\" test \"test.csv\" batch 32 epochs 40\n"
     "        step minimize recon over encoder, decoder with adam(lr=0.01) }\n";
 
-// The tiny denoising model, trained (a second or so).
+// The tiny denoising model, trained (a second or so), once for the test case.
 static void setup(void) {
   dir = make_temp_dir("apps");
   write_clusters("train.csv", 300, 1);
@@ -105,6 +105,8 @@ static void setup(void) {
   must_succeed(AEC " tiny.ae -o tiny");
   must_succeed("./tiny train --checkpoint tiny.safetensors");
 }
+
+static void setup_empty(void) { dir = make_temp_dir("apps"); }
 
 static void teardown(void) {
   remove_tree(dir);
@@ -316,8 +318,9 @@ END_TEST
 Suite *apps_suite(void) {
   Suite *s = suite_create("apps");
   TCase *t = tcase_create("applications");
-  tcase_set_timeout(t, 120);
-  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_set_timeout(t, 300);
+  // One trained tiny model for every test of the case (the tests write distinct files).
+  tcase_add_unchecked_fixture(t, setup, teardown);
   tcase_add_test(t, denoise_shows_the_models_own_corruption);
   tcase_add_test(t, a_missing_or_wrong_checkpoint_is_one_clear_error);
   tcase_add_test(t, retrieve_finds_neighbours_with_the_same_label);
@@ -333,7 +336,7 @@ Suite *apps_suite(void) {
   suite_add_tcase(s, unit);
   TCase *examples = tcase_create("examples");
   tcase_set_timeout(examples, 600);
-  tcase_add_checked_fixture(examples, setup, teardown);
+  tcase_add_checked_fixture(examples, setup_empty, teardown);
   tcase_add_test(examples, denoise_example_trains_and_denoises);
   tcase_add_test(examples, sparse_example_trains_sparse_codes);
   suite_add_tcase(s, examples);

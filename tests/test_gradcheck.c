@@ -19,18 +19,21 @@
 static char *work_dir;
 static char *data_csv;
 
-// 16 samples of 6 values in (0.05, 0.95), the same every run.
-static void write_data(void) {
+// 16 samples of `cols` values in (0.05, 0.95), the same every run.
+static void write_data_cols(int cols) {
   work_dir = make_temp_dir("gradcheck");
   ck_assert_int_ge(asprintf(&data_csv, "%s/data.csv", work_dir), 0);
-  char text[4096];
+  static char text[16 * 128 * 8];
   size_t used = 0;
+  ck_assert_int_le(cols, 128);
   for (int row = 0; row < 16; row++)
-    for (int col = 0; col < 6; col++)
+    for (int col = 0; col < cols; col++)
       used += (size_t)snprintf(text + used, sizeof text - used, "%.4f%s", 0.05 + 0.9 * fmod(0.37 * row + 0.61 * col * col + 0.13, 1.0),
-                               col == 5 ? "\n" : ",");
+                               col == cols - 1 ? "\n" : ",");
   write_file(data_csv, text, used);
 }
+
+static void write_data(void) { write_data_cols(6); }
 
 // Compiles a gradcheck model in f64 and returns the path of its program.
 static char *build_model(const char *name) {
@@ -67,8 +70,8 @@ static double max_gradcheck_error(const char *program, char **log) {
   return worst;
 }
 
-static void check_model(const char *name) {
-  write_data();
+static void check_model_cols(const char *name, int cols) {
+  write_data_cols(cols);
   char *program = build_model(name), *log = NULL;
   double error = max_gradcheck_error(program, &log);
   ck_assert_msg(error < GRADCHECK_TOLERANCE, "%s: gradient error %g\n%s", name, error, log);
@@ -76,6 +79,8 @@ static void check_model(const char *name) {
   free(program);
   remove_tree(work_dir);
 }
+
+static void check_model(const char *name) { check_model_cols(name, 6); }
 
 START_TEST(activations) { check_model("activations"); }
 END_TEST
@@ -90,6 +95,18 @@ END_TEST
 START_TEST(corruption) { check_model("corruption"); }
 END_TEST
 START_TEST(sparsity) { check_model("sparsity"); }
+END_TEST
+START_TEST(priors_and_shared_values) { check_model("adversarial"); }
+END_TEST
+
+// Convolutional models: images of [2, 7, 5] (70 values) or [1, 9, 8] (72).
+START_TEST(conv_and_deconv) { check_model_cols("conv", 70); }
+END_TEST
+START_TEST(strided_conv_and_deconv) { check_model_cols("conv_strided", 72); }
+END_TEST
+START_TEST(pooling_and_upsampling) { check_model_cols("pool", 70); }
+END_TEST
+START_TEST(max_unpooling) { check_model_cols("unpool", 70); }
 END_TEST
 
 // The check itself must be able to fail: a wrong factor in the emitted MSE
@@ -124,6 +141,11 @@ Suite *gradcheck_suite(void) {
   tcase_add_test(t, targets_and_several_steps);
   tcase_add_test(t, corruption);
   tcase_add_test(t, sparsity);
+  tcase_add_test(t, priors_and_shared_values);
+  tcase_add_test(t, conv_and_deconv);
+  tcase_add_test(t, strided_conv_and_deconv);
+  tcase_add_test(t, pooling_and_upsampling);
+  tcase_add_test(t, max_unpooling);
   tcase_add_test(t, a_wrong_gradient_is_caught);
   suite_add_tcase(s, t);
   return s;

@@ -101,8 +101,72 @@ def kl_sparsity(node, inputs, run):
     return (rho * torch.log(rho / mean) + (1 - rho) * torch.log((1 - rho) / (1 - mean))).sum()
 
 
+# Convolutional ops (compiler/ops_conv.c). Images are NCHW; a conv kernel is
+# [out, in, k, k] (Conv2d's), a deconv kernel [in, out, k, k]
+# (ConvTranspose2d's); attr is {stride, pad (0 same, 1 valid)} for conv and
+# deconv, {k, pad} for maxpool and unpool, {k} for upsample. "same" pads as
+# Keras: max((out - 1) * stride + k - in, 0) in all, half (rounded down) before.
+def conv_pads(size, out, k, stride, valid):
+    if valid:
+        return 0, 0
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv(node, inputs, run):
+    x, w, b = inputs
+    stride, valid, k = int(node["attr"][0]), node["attr"][1] != 0, w.shape[2]
+    oh, ow = node["shape"][1], node["shape"][2]
+    pt, pb = conv_pads(x.shape[2], oh, k, stride, valid)
+    pl, pr = conv_pads(x.shape[3], ow, k, stride, valid)
+    return F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, b, stride=stride)[:, :, :oh, :ow]
+
+
+def deconv(node, inputs, run):
+    """The data gradient of the conv from the output back to x: conv_transpose2d, cropped."""
+    x, w, b = inputs
+    stride, valid, k = int(node["attr"][0]), node["attr"][1] != 0, w.shape[2]
+    h, wd = node["shape"][1], node["shape"][2]
+    pt, _ = conv_pads(h, x.shape[2], k, stride, valid)
+    pl, _ = conv_pads(wd, x.shape[3], k, stride, valid)
+    full = F.conv_transpose2d(x, w, None, stride=stride)
+    full = F.pad(full, (0, max(pl + wd - full.shape[3], 0), 0, max(pt + h - full.shape[2], 0)))
+    return full[:, :, pt:pt + h, pl:pl + wd] + b.view(1, -1, 1, 1)
+
+
+def pool_padded(node, x):
+    """x padded with -inf as Keras pads a pooling window (same), and the padding before."""
+    k, same = int(node["attr"][0]), node["attr"][1] == 0
+    pads = []
+    for size in (x.shape[3], x.shape[2]):
+        total = max(-(-size // k) * k - size, 0) if same else 0
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, tuple(pads), value=-math.inf), k, pads[2], pads[0]
+
+
+def maxpool(node, inputs, run):
+    padded, k, _, _ = pool_padded(node, inputs[0])
+    return F.max_pool2d(padded, k, k)
+
+
+def unpool(node, inputs, run):
+    """Each value of v back where its window of x (the maxpool's input) was largest."""
+    v, x = inputs
+    padded, k, pt, pl = pool_padded(node, x)
+    _, switches = F.max_pool2d(padded, k, k, return_indices=True)
+    out = F.max_unpool2d(v, switches, k, k, output_size=padded.shape[2:])
+    return out[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]]
+
+
 OPS = {
     "dense": lambda node, x, run: x[0] @ x[1] + x[2],
+    "conv": conv,
+    "deconv": deconv,
+    "maxpool": maxpool,
+    "unpool": unpool,
+    "upsample": lambda node, x, run: x[0].repeat_interleave(int(node["attr"][0]), 2).repeat_interleave(
+        int(node["attr"][0]), 3),
+    "reshape": lambda node, x, run: x[0].reshape([x[0].shape[0]] + node["shape"]),
     "relu": lambda node, x, run: torch.relu(x[0]),
     "leaky_relu": lambda node, x, run: F.leaky_relu(x[0], node["attr"][0]),
     "sigmoid": lambda node, x, run: torch.sigmoid(x[0]),
@@ -134,7 +198,26 @@ RANDOM_OPS = {
     "masking_noise": lambda node, x, d, run: torch.where(d["uniform0"] < node["attr"][0], torch.zeros_like(x[0]), x[0]),
     "salt_pepper": lambda node, x, d, run: torch.where(
         d["uniform0"] < node["attr"][0], (d["uniform1"] >= 0.5).to(x[0].dtype), x[0]),
+    # priors (compiler/ops_prior.c): one sample a batch row, no input
+    "gaussian": lambda node, x, d, run: node["attr"][0] * d["normal"],
+    "uniform": lambda node, x, d, run: node["attr"][0] + (node["attr"][1] - node["attr"][0]) * d["uniform0"],
+    "mixture": lambda node, x, d, run: mixture_prior(node, d),
 }
+
+
+def mixture_prior(node, d):
+    """Row r: component floor(K * uniform0[r, 1]); dims 0 and 1 add std times the
+    Box-Muller pair of element [r, 0] (its cosine half is normal[r, 0]); the
+    other dims take std * normal."""
+    k, std, radius = int(node["attr"][0]), node["attr"][1], node["attr"][2]
+    u0, u1, normal = d["uniform0"].double(), d["uniform1"].double(), d["normal"].double()
+    c = torch.clamp(torch.floor(u0[:, 1] * k), max=k - 1)
+    centre = 2 * math.pi * c / k
+    length = torch.sqrt(-2 * torch.log(u0[:, 0] + 2.0 ** -53))
+    out = std * normal.clone()
+    out[:, 0] = radius * torch.cos(centre) + std * normal[:, 0]
+    out[:, 1] = radius * torch.sin(centre) + std * length * torch.sin(2 * math.pi * u1[:, 0])
+    return out.to(d["normal"].dtype)
 
 
 # ------------------------------------------------------------ the replay

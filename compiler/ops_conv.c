@@ -1,0 +1,675 @@
+// ops_conv.c — the convolutional ops: shape rules, kernels and
+// vector-Jacobian rules of conv, deconv (transposed convolution), maxpool,
+// unpool (max-unpooling with a maxpool's switches), upsample and reshape
+// (flatten is a reshape). ops.c's table points here.
+//
+// Layouts. Batched values are NCHW: one sample is [channels, height, width].
+// A conv kernel is [filters, in_channels, k, k] (PyTorch's Conv2d.weight); a
+// deconv kernel is [in_channels, filters, k, k] (PyTorch's
+// ConvTranspose2d.weight). Both are the same array: a deconv is the data
+// gradient of the conv that maps its output back to its input, and its
+// kernel is that conv's kernel.
+//
+// Geometry (Keras's): "same" gives ceil(in / stride) outputs and pads
+// pad_total = max((out - 1) * stride + k - in, 0), pad_total / 2 before and
+// the rest after (more at the bottom/right for even kernels or stride 2);
+// "valid" gives (in - k) / stride + 1 and pads nothing. A deconv's output is
+// in * stride (same) or (in - 1) * stride + k (valid): the input of the conv
+// whose output it is given. maxpool(k) has stride k; with pad=same it gives
+// ceil(in / k) and its windows that run off the edge use the pixels inside.
+//
+// Switches. maxpool does not store its argmax: unpool and maxpool's gradient
+// recompute it from the pooled input (the first largest value of a window in
+// row-major order, as PyTorch's max_pool2d), which costs one compare per
+// pixel and no memory. maxpool's gradient is unpool(dy, x); unpool's is the
+// gather unpool_grad(dy, x).
+//
+// Kernels. -O0 gets plain loops (the reference). -O2 gets, for stride 1,
+// direct convolution specialized to the shapes (DESIGN.md part 5): each
+// input plane is copied into a zero-padded plane of width W + k - 1, the
+// output is computed over rows of that width (the extra columns are thrown
+// away), the k*k taps are shifted unaligned vector loads, and a block of
+// output channels x pixel vectors stays in registers. The data gradient is the
+// same kernel over the padded output gradient with flipped, transposed
+// weights. Weight gradients reduce, per (filter, channel, tap), over pixels and
+// samples in fixed chunks of the batch summed in order, so the result does
+// not depend on the number of threads.
+#include <stdlib.h>
+#include <string.h>
+
+#include "aec.h"
+
+static Shape in_shape(const Graph *g, const Node *node, int i) { return g->nodes[node->inputs[i]].shape; }
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+int conv_output_size(int in, int k, int stride, bool valid) {
+  return valid ? (in < k ? 0 : (in - k) / stride + 1) : ceil_div(in, stride);
+}
+
+int deconv_output_size(int in, int k, int stride, bool valid) { return valid ? (in - 1) * stride + k : in * stride; }
+
+static int conv_pad_before(int in, int out, int k, int stride, bool valid) {
+  if (valid) return 0;
+  int total = (out - 1) * stride + k - in;
+  return total > 0 ? total / 2 : 0;
+}
+
+// A convolution's geometry: its input [C, H, W], output [F, OH, OW], kernel
+// k, stride and the padding before (top, left).
+typedef struct ConvGeom {
+  int c, h, w, f, oh, ow, k, s, pt, pl;
+} ConvGeom;
+
+static ConvGeom geom_of(Shape in, Shape out, int k, int s, bool valid) {
+  ConvGeom g = {.c = in.dims[0], .h = in.dims[1], .w = in.dims[2], .f = out.dims[0], .oh = out.dims[1],
+                .ow = out.dims[2], .k = k, .s = s};
+  g.pt = conv_pad_before(g.h, g.oh, k, s, valid);
+  g.pl = conv_pad_before(g.w, g.ow, k, s, valid);
+  return g;
+}
+
+static bool is_valid(const Node *node) { return node->attr[1] != 0; }
+static int stride_of(const Node *node) { return (int)node->attr[0]; }
+
+// The geometry of the conv behind each op (for a deconv: the conv whose
+// data gradient it is).
+static ConvGeom node_geom(const Graph *g, const Node *node) {
+  switch (node->op) {
+  case OP_CONV: {
+    Shape w = in_shape(g, node, 1);
+    return geom_of(in_shape(g, node, 0), node->shape, w.dims[2], stride_of(node), is_valid(node));
+  }
+  case OP_CONV_GRAD_INPUT: {  // (dy, kernel, x) -> dx
+    Shape w = in_shape(g, node, 1);
+    return geom_of(node->shape, in_shape(g, node, 0), w.dims[2], stride_of(node), is_valid(node));
+  }
+  case OP_CONV_GRAD_KERNEL:  // (x, dy) -> dkernel
+    return geom_of(in_shape(g, node, 0), in_shape(g, node, 1), (int)node->attr[2], stride_of(node), is_valid(node));
+  case OP_DECONV: {  // (x, kernel, bias) -> y: the conv maps y to x
+    Shape w = in_shape(g, node, 1);
+    return geom_of(node->shape, in_shape(g, node, 0), w.dims[2], stride_of(node), is_valid(node));
+  }
+  case OP_DECONV_GRAD_INPUT: {  // (dy, kernel, x) -> dx: a conv of dy
+    Shape w = in_shape(g, node, 1);
+    return geom_of(in_shape(g, node, 0), node->shape, w.dims[2], stride_of(node), is_valid(node));
+  }
+  default: return (ConvGeom){0};
+  }
+}
+
+// ------------------------------------------------------------- shape rules
+static bool want_image(Graph *g, const Node *node, Shape x, const char *what) {
+  if (x.batched && x.rank == 3) return true;
+  char s[64];
+  shape_format(x, s, sizeof s);
+  diag_error(node->loc, "%s needs an image input of shape [channels, height, width] per sample, but got %s%s", what, s,
+             x.batched && x.rank == 1 ? "; add reshape([c, h, w]) before it" : "");
+  (void)g;
+  return false;
+}
+
+static Shape image(int c, int h, int w) { return (Shape){.batched = true, .rank = 3, .dims = {c, h, w}}; }
+
+// conv(x[C, H, W], kernel[F, C, k, k], bias[F]) -> [F, OH, OW]
+bool shape_conv(Graph *g, Node *node, Shape *out) {
+  Shape x = in_shape(g, node, 0), w = in_shape(g, node, 1);
+  if (!want_image(g, node, x, "conv")) return false;
+  if (w.dims[1] != x.dims[0]) {
+    diag_error(node->loc, "conv: its weights were made for %d input channels, but this input has %d "
+               "(a net keeps the shapes of its first application)", w.dims[1], x.dims[0]);
+    return false;
+  }
+  int k = w.dims[2], s = stride_of(node);
+  int oh = conv_output_size(x.dims[1], k, s, is_valid(node)), ow = conv_output_size(x.dims[2], k, s, is_valid(node));
+  if (oh < 1 || ow < 1) {
+    diag_error(node->loc, "conv: a %dx%d kernel with pad=valid does not fit the %dx%d input; use pad=same or a smaller k",
+               k, k, x.dims[1], x.dims[2]);
+    return false;
+  }
+  *out = image(w.dims[0], oh, ow);
+  return true;
+}
+
+// deconv(x[C, H, W], kernel[C, F, k, k], bias[F]) -> [F, H', W']
+bool shape_deconv(Graph *g, Node *node, Shape *out) {
+  Shape x = in_shape(g, node, 0), w = in_shape(g, node, 1);
+  if (!want_image(g, node, x, "deconv")) return false;
+  if (w.dims[0] != x.dims[0]) {
+    diag_error(node->loc, "deconv: its weights were made for %d input channels, but this input has %d "
+               "(a net keeps the shapes of its first application)", w.dims[0], x.dims[0]);
+    return false;
+  }
+  int k = w.dims[2], s = stride_of(node);
+  *out = image(w.dims[1], deconv_output_size(x.dims[1], k, s, is_valid(node)),
+               deconv_output_size(x.dims[2], k, s, is_valid(node)));
+  return true;
+}
+
+// conv_grad_input(dy, kernel, x), deconv_grad_input(dy, kernel, x): x's shape
+bool shape_like_third(Graph *g, Node *node, Shape *out) {
+  *out = in_shape(g, node, 2);
+  return true;
+}
+
+// conv_grad_kernel(x[C, ...], dy[F, ...]) -> [F, C, k, k]
+bool shape_conv_grad_kernel(Graph *g, Node *node, Shape *out) {
+  int k = (int)node->attr[2];
+  *out = (Shape){.rank = 4, .dims = {in_shape(g, node, 1).dims[0], in_shape(g, node, 0).dims[0], k, k}};
+  return true;
+}
+
+// conv_grad_bias(dy[F, OH, OW]) -> [F]
+bool shape_conv_grad_bias(Graph *g, Node *node, Shape *out) {
+  *out = (Shape){.rank = 1, .dims = {in_shape(g, node, 0).dims[0]}};
+  return true;
+}
+
+static int pool_size(int in, int k, bool same) { return same ? ceil_div(in, k) : in / k; }
+
+static Shape pooled(Shape x, const Node *node) {
+  int k = (int)node->attr[0];
+  bool same = node->attr[1] == 0;
+  return image(x.dims[0], pool_size(x.dims[1], k, same), pool_size(x.dims[2], k, same));
+}
+
+// maxpool(x[C, H, W]) -> [C, H/k, W/k] (rounded down for valid, up for same)
+bool shape_maxpool(Graph *g, Node *node, Shape *out) {
+  Shape x = in_shape(g, node, 0);
+  if (!want_image(g, node, x, "maxpool")) return false;
+  *out = pooled(x, node);
+  if (out->dims[1] < 1 || out->dims[2] < 1) {
+    diag_error(node->loc, "maxpool: a %dx%d window with pad=valid does not fit the %dx%d input; use pad=same",
+               (int)node->attr[0], (int)node->attr[0], x.dims[1], x.dims[2]);
+    return false;
+  }
+  return true;
+}
+
+// unpool(v[pooled], x[C, H, W]) -> [C, H, W], x being the pooled input
+bool shape_unpool(Graph *g, Node *node, Shape *out) {
+  Shape v = in_shape(g, node, 0), x = in_shape(g, node, 1), p = pooled(x, node);
+  bool same = v.batched && v.rank == 3;
+  for (int d = 0; d < 3 && same; d++) same = v.dims[d] == p.dims[d];
+  if (!same) {
+    char sv[64], sp[64];
+    shape_format(v, sv, sizeof sv), shape_format(p, sp, sizeof sp);
+    diag_error(node->loc, "unpool: the value has shape %s but the maxpool's output has %s; unpool a value shaped like "
+               "the pooled one (the decoder layer before unpool must produce %s)", sv, sp, sp);
+    return false;
+  }
+  *out = x;
+  return true;
+}
+
+// unpool_grad(dy[C, H, W], x[C, H, W]) -> pooled
+bool shape_unpool_grad(Graph *g, Node *node, Shape *out) {
+  *out = pooled(in_shape(g, node, 1), node);
+  return true;
+}
+
+// upsample(x[C, H, W]) -> [C, H*k, W*k]
+bool shape_upsample(Graph *g, Node *node, Shape *out) {
+  Shape x = in_shape(g, node, 0);
+  if (!want_image(g, node, x, "upsample")) return false;
+  int k = (int)node->attr[0];
+  *out = image(x.dims[0], x.dims[1] * k, x.dims[2] * k);
+  return true;
+}
+
+// upsample_grad(dy[C, H*k, W*k]) -> [C, H, W]
+bool shape_upsample_grad(Graph *g, Node *node, Shape *out) {
+  Shape dy = in_shape(g, node, 0);
+  int k = (int)node->attr[0];
+  *out = image(dy.dims[0], dy.dims[1] / k, dy.dims[2] / k);
+  return true;
+}
+
+// reshape(x) -> the dims in attr (0 ends them), the same number of elements
+bool shape_reshape(Graph *g, Node *node, Shape *out) {
+  Shape x = in_shape(g, node, 0);
+  Shape s = {.batched = x.batched};
+  for (int d = 0; d < MAX_ATTRS && node->attr[d] > 0; d++) s.dims[s.rank++] = (int)node->attr[d];
+  if (shape_size(s) != shape_size(x) || !x.batched) {
+    char sx[64], ss[64];
+    shape_format(x, sx, sizeof sx), shape_format(s, ss, sizeof ss);
+    diag_error(node->loc, "reshape: a value of shape %s (%zu elements per sample) cannot become %s (%zu elements)", sx,
+               shape_size(x), ss, shape_size(s));
+    return false;
+  }
+  *out = s;
+  return true;
+}
+
+// ---------------------------------------------------------------- FLOPs
+double flops_conv_family(const Graph *g, const Node *node) {
+  ConvGeom c = node_geom(g, node);
+  double macs = (double)c.f * c.oh * c.ow * c.c * c.k * c.k;
+  bool bias = node->op == OP_CONV || node->op == OP_DECONV;
+  double per = 2.0 * macs + (bias ? (node->op == OP_CONV ? (double)c.f * c.oh * c.ow : (double)c.c * c.h * c.w) : 0);
+  return per;  // conv_grad_kernel: per sample of the batch as well
+}
+
+// One compare or add per element of the larger side.
+double flops_pool(const Graph *g, const Node *node) {
+  Shape a = g->nodes[node->inputs[0]].shape, b = node->shape;
+  return (double)(shape_size(a) > shape_size(b) ? shape_size(a) : shape_size(b));
+}
+
+// ------------------------------------------------------------ VJP rules
+static int add_attr(Graph *g, OpKind op, const int *inputs, int n, const double *attr, Loc loc) {
+  return graph_add_attr(g, op, inputs, n, attr, loc);
+}
+
+void vjp_conv(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int x = node->inputs[0], w = node->inputs[1];
+  double attr[MAX_ATTRS] = {node->attr[0], node->attr[1], g->nodes[w].shape.dims[2]};
+  if (needs[0]) out[0] = add_attr(g, OP_CONV_GRAD_INPUT, (int[]){grad, w, x}, 3, attr, node->loc);
+  if (needs[1]) out[1] = add_attr(g, OP_CONV_GRAD_KERNEL, (int[]){x, grad}, 2, attr, node->loc);
+  if (needs[2]) out[2] = graph_add(g, OP_CONV_GRAD_BIAS, (int[]){grad}, 1, node->loc);
+}
+
+// deconv(x) = conv_grad_input(x) of the conv from y to x: its data gradient
+// is that conv, its kernel gradient that conv's kernel gradient with the
+// roles of input and output exchanged.
+void vjp_deconv(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int x = node->inputs[0], w = node->inputs[1];
+  double attr[MAX_ATTRS] = {node->attr[0], node->attr[1], g->nodes[w].shape.dims[2]};
+  if (needs[0]) out[0] = add_attr(g, OP_DECONV_GRAD_INPUT, (int[]){grad, w, x}, 3, attr, node->loc);
+  if (needs[1]) out[1] = add_attr(g, OP_CONV_GRAD_KERNEL, (int[]){grad, x}, 2, attr, node->loc);
+  if (needs[2]) out[2] = graph_add(g, OP_CONV_GRAD_BIAS, (int[]){grad}, 1, node->loc);
+}
+
+void vjp_maxpool(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add_attr(g, OP_UNPOOL, (int[]){grad, node->inputs[0]}, 2, node->attr, node->loc);
+}
+
+// The switches (input 1) are piecewise constant: no gradient flows to them.
+void vjp_unpool(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = add_attr(g, OP_UNPOOL_GRAD, (int[]){grad, node->inputs[1]}, 2, node->attr, node->loc);
+  if (needs[1]) out[1] = VJP_ZERO;
+}
+
+void vjp_upsample(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add_attr(g, OP_UPSAMPLE_GRAD, (int[]){grad}, 1, node->attr, node->loc);
+}
+
+void vjp_reshape(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  Shape x = g->nodes[node->inputs[0]].shape;
+  double attr[MAX_ATTRS] = {0};
+  for (int d = 0; d < x.rank && d < MAX_ATTRS; d++) attr[d] = x.dims[d];
+  out[0] = add_attr(g, OP_RESHAPE, (int[]){grad}, 1, attr, node->loc);
+}
+
+// ---------------------------------------------------------------- kernels
+static void emit_geom_enum(Emitter *e, ConvGeom c) {
+  emit_line(e, "  enum { C = %d, H = %d, W = %d, F = %d, OH = %d, OW = %d, K = %d, S = %d, PT = %d, PL = %d };", c.c,
+            c.h, c.w, c.f, c.oh, c.ow, c.k, c.s, c.pt, c.pl);
+}
+
+static bool fast(const Emitter *e, ConvGeom c) { return e->options->opt_level > 0 && c.s == 1; }
+
+static int largest_divisor_at_most(int n, int cap) {
+  for (int d = cap; d > 1; d--)
+    if (n % d == 0) return d;
+  return 1;
+}
+
+// The -O2 direct convolution at stride 1 (see the top of the file): `in`
+// [CI][IH][IW] per sample placed at (TOP, LEFT) in a zero plane of
+// PH x PW = (OH + K - 1) x (OW + K - 1); `out` [CO][OH][OW]. The weights are
+// packed first into wp[CO][CI][K*K]: as given (w[CO][CI][K][K]), or flipped
+// and transposed (w[CI][CO][K][K], for a data gradient).
+static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
+                        bool transposed, const char *bias, const char *in, const char *w, const char *out) {
+  int ob = largest_divisor_at_most(co, 8);
+  int pb = 24 / ob > 4 ? 4 : 24 / ob;
+  emit_line(e, "  enum { CI = %d, IH = %d, IW = %d, CO = %d, OH = %d, OW = %d, K = %d, TOP = %d, LEFT = %d };", ci, ih,
+            iw, co, oh, ow, k, top, left);
+  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real), OB = %d, PB = %d };", ob, pb);
+  emit_line(e, "  // output pixels on rows of width PW, in blocks of PB vectors; the plane has room for every tap's read");
+  emit_line(e, "  enum { NP = (OH * PW + VL * PB - 1) / (VL * PB) * (VL * PB), PLANE = NP + (K - 1) * PW + K - 1 + VL };");
+  emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");
+  emit_line(e, "  real wp[CO * CI * K * K];");
+  emit_line(e, "  for (int o = 0; o < CO; o++)");
+  emit_line(e, "    for (int c = 0; c < CI; c++)");
+  emit_line(e, "      for (int t = 0; t < K * K; t++)");
+  if (transposed)
+    emit_line(e, "        wp[(o * CI + c) * K * K + t] = %s[(c * CO + o) * K * K + K * K - 1 - t];", w);
+  else
+    emit_line(e, "        wp[(o * CI + c) * K * K + t] = %s[(o * CI + c) * K * K + t];", w);
+  emit_line(e, "#pragma omp parallel");
+  emit_line(e, "  {");
+  emit_line(e, "    real plane[CI][PLANE] __attribute__((aligned(64)));");
+  emit_line(e, "    real wide[OB][NP] __attribute__((aligned(64)));");
+  emit_line(e, "    memset(plane, 0, sizeof plane);  // the borders stay zero");
+  emit_line(e, "#pragma omp for schedule(static)");
+  emit_line(e, "    for (int i = 0; i < n; i++) {");
+  emit_line(e, "      const real *restrict xi = %s + (size_t)i * CI * IH * IW;", in);
+  emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
+  emit_line(e, "      for (int c = 0; c < CI; c++)");
+  emit_line(e, "        for (int y = 0; y < IH; y++)");
+  emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW, sizeof(real) * IW);");
+  emit_line(e, "      for (int o0 = 0; o0 < CO; o0 += OB) {");
+  emit_line(e, "        for (int p0 = 0; p0 < NP; p0 += VL * PB) {");
+  emit_line(e, "          vec acc[OB][PB];");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "          for (int b = 0; b < OB; b++)");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s;", bias ? "bias[o0 + b]" : "(real)0");
+  emit_line(e, "          for (int c = 0; c < CI; c++) {");
+  emit_line(e, "            const real *restrict wc = wp + (o0 * CI + c) * K * K;");
+  emit_line(e, "#pragma GCC unroll 9");
+  emit_line(e, "            for (int t = 0; t < K * K; t++) {");
+  emit_line(e, "              const real *src = &plane[c][p0 + t / K * PW + t %% K];");
+  emit_line(e, "              vec xv[PB];");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "              for (int j = 0; j < PB; j++) memcpy(&xv[j], src + j * VL, sizeof(vec));");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "              for (int b = 0; b < OB; b++) {");
+  emit_line(e, "                const real wv = wc[b * CI * K * K + t];");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "                for (int j = 0; j < PB; j++) acc[b][j] += wv * xv[j];");
+  emit_line(e, "              }");
+  emit_line(e, "            }");
+  emit_line(e, "          }");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "          for (int b = 0; b < OB; b++)");
+  emit_line(e, "#pragma GCC unroll 8");
+  emit_line(e, "            for (int j = 0; j < PB; j++) memcpy(&wide[b][p0 + j * VL], &acc[b][j], sizeof(vec));");
+  emit_line(e, "        }");
+  emit_line(e, "        for (int b = 0; b < OB; b++)");
+  emit_line(e, "          for (int y = 0; y < OH; y++)");
+  emit_line(e, "            memcpy(yi + ((o0 + b) * OH + y) * OW, &wide[b][y * PW], sizeof(real) * OW);");
+  emit_line(e, "      }");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+}
+
+// The plain forward convolution: out[F][OH][OW] from in[C][H][W] and
+// w[F][C][K][K], plus bias[F] when given.
+static void emit_conv_ref(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
+  emit_geom_enum(e, c);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int i = 0; i < n; i++)");
+  emit_line(e, "    for (int f = 0; f < F; f++)");
+  emit_line(e, "      for (int oy = 0; oy < OH; oy++)");
+  emit_line(e, "        for (int ox = 0; ox < OW; ox++) {");
+  emit_line(e, "          real sum = %s;", bias ? "bias[f]" : "0");
+  emit_line(e, "          for (int c = 0; c < C; c++)");
+  emit_line(e, "            for (int ky = 0; ky < K; ky++) {");
+  emit_line(e, "              const int iy = oy * S + ky - PT;");
+  emit_line(e, "              if (iy < 0 || iy >= H) continue;");
+  emit_line(e, "              for (int kx = 0; kx < K; kx++) {");
+  emit_line(e, "                const int ix = ox * S + kx - PL;");
+  emit_line(e, "                if (ix < 0 || ix >= W) continue;");
+  emit_line(e, "                sum += %s[((f * C + c) * K + ky) * K + kx] * %s[(((size_t)i * C + c) * H + iy) * W + ix];", w, in);
+  emit_line(e, "              }");
+  emit_line(e, "            }");
+  emit_line(e, "          %s[(((size_t)i * F + f) * OH + oy) * OW + ox] = sum;", out);
+  emit_line(e, "        }");
+}
+
+// The plain transposed convolution: out[C][H][W] from in[F][OH][OW] (the
+// conv's output side) and w[F][C][K][K], plus bias[C] when given.
+static void emit_conv_transpose_ref(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w,
+                                    const char *out) {
+  emit_geom_enum(e, c);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int i = 0; i < n; i++) {");
+  emit_line(e, "    real *restrict xo = %s + (size_t)i * C * H * W;", out);
+  emit_line(e, "    for (int c = 0; c < C; c++)");
+  emit_line(e, "      for (int p = 0; p < H * W; p++) xo[c * H * W + p] = %s;", bias ? "bias[c]" : "0");
+  emit_line(e, "    for (int f = 0; f < F; f++)");
+  emit_line(e, "      for (int oy = 0; oy < OH; oy++)");
+  emit_line(e, "        for (int ox = 0; ox < OW; ox++) {");
+  emit_line(e, "          const real g = %s[(((size_t)i * F + f) * OH + oy) * OW + ox];", in);
+  emit_line(e, "          for (int c = 0; c < C; c++)");
+  emit_line(e, "            for (int ky = 0; ky < K; ky++) {");
+  emit_line(e, "              const int iy = oy * S + ky - PT;");
+  emit_line(e, "              if (iy < 0 || iy >= H) continue;");
+  emit_line(e, "              for (int kx = 0; kx < K; kx++) {");
+  emit_line(e, "                const int ix = ox * S + kx - PL;");
+  emit_line(e, "                if (ix < 0 || ix >= W) continue;");
+  emit_line(e, "                xo[(c * H + iy) * W + ix] += g * %s[((f * C + c) * K + ky) * K + kx];", w);
+  emit_line(e, "              }");
+  emit_line(e, "            }");
+  emit_line(e, "        }");
+  emit_line(e, "  }");
+}
+
+// A forward convolution (conv, or a deconv's data gradient).
+static void emit_forward(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
+  if (fast(e, c))
+    emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, bias, in, w, out);
+  else
+    emit_conv_ref(e, c, bias, in, w, out);
+}
+
+// A transposed convolution (a conv's data gradient, or a deconv): at stride
+// 1, the forward kernel over the output side padded by K - 1 - PT on top.
+static void emit_transpose(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
+  if (fast(e, c))
+    emit_direct(e, c.f, c.oh, c.ow, c.c, c.h, c.w, c.k, c.k - 1 - c.pt, c.k - 1 - c.pl, true, bias, in, w, out);
+  else
+    emit_conv_transpose_ref(e, c, bias, in, w, out);
+}
+
+void emit_conv(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
+                   "y[n][F][OH][OW] = bias[F] + sum over C, K, K of kernel[F][C][K][K] * x[n][C][OH*S+K-PT][OW*S+K-PL]");
+  emit_forward(e, node_geom(e->graph, node), "bias", "x", "kernel", "y");
+  emit_line(e, "}");
+}
+
+void emit_conv_grad_input(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"dy", "kernel", "x", "dx"},
+                   "dx[n][C][H][W] = the transposed convolution of dy[n][F][OH][OW] with kernel[F][C][K][K]");
+  emit_line(e, "  (void)x;  // gives the shape only");
+  emit_transpose(e, node_geom(e->graph, node), NULL, "dy", "kernel", "dx");
+  emit_line(e, "}");
+}
+
+void emit_deconv(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
+                   "y[n][C][H][W] = bias[C] + the transposed convolution of x[n][F][OH][OW] with kernel[F][C][K][K]");
+  emit_transpose(e, node_geom(e->graph, node), "bias", "x", "kernel", "y");
+  emit_line(e, "}");
+}
+
+void emit_deconv_grad_input(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"dy", "kernel", "x", "dx"},
+                   "dx[n][F][OH][OW] = the convolution of dy[n][C][H][W] with kernel[F][C][K][K]");
+  emit_line(e, "  (void)x;  // gives the shape only");
+  emit_forward(e, node_geom(e->graph, node), NULL, "dy", "kernel", "dx");
+  emit_line(e, "}");
+}
+
+// dkernel[F][C][K][K] = sum over samples and output pixels of dy * x at the
+// tap. Samples are split in CHUNKS fixed ranges summed in order: the result
+// does not depend on the number of threads.
+void emit_conv_grad_kernel(Emitter *e, const Node *node) {
+  ConvGeom c = node_geom(e->graph, node);
+  emit_kernel_open(e, node, (const char *const[]){"x", "dy", "dkernel"},
+                   "dkernel[F][C][K][K] = sum over n, OH, OW of dy[n][F][OH][OW] * x[n][C][OH*S+K-PT][OW*S+K-PL]");
+  emit_geom_enum(e, c);
+  if (!fast(e, c)) {
+    emit_line(e, "#pragma omp parallel for schedule(static)");
+    emit_line(e, "  for (int j = 0; j < F * C * K * K; j++) {");
+    emit_line(e, "    const int f = j / (C * K * K), c = j / (K * K) %% C, ky = j / K %% K, kx = j %% K;");
+    emit_line(e, "    real sum = 0;");
+    emit_line(e, "    for (int i = 0; i < n; i++)");
+    emit_line(e, "      for (int oy = 0; oy < OH; oy++) {");
+    emit_line(e, "        const int iy = oy * S + ky - PT;");
+    emit_line(e, "        if (iy < 0 || iy >= H) continue;");
+    emit_line(e, "        for (int ox = 0; ox < OW; ox++) {");
+    emit_line(e, "          const int ix = ox * S + kx - PL;");
+    emit_line(e, "          if (ix < 0 || ix >= W) continue;");
+    emit_line(e, "          sum += dy[(((size_t)i * F + f) * OH + oy) * OW + ox] * x[(((size_t)i * C + c) * H + iy) * W + ix];");
+    emit_line(e, "        }");
+    emit_line(e, "      }");
+    emit_line(e, "    dkernel[j] = sum;");
+    emit_line(e, "  }");
+    emit_line(e, "}");
+    return;
+  }
+  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real) };");
+  emit_line(e, "  enum { NP = (OH * PW + VL - 1) / VL * VL, PLANE = NP + (K - 1) * PW + K - 1 + VL, CHUNKS = 16 };");
+  emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");
+  emit_line(e, "  static real partial[CHUNKS * F * C * K * K];  // each chunk's sums");
+  emit_line(e, "#pragma omp parallel");
+  emit_line(e, "  {");
+  emit_line(e, "    real plane[C][PLANE] __attribute__((aligned(64)));");
+  emit_line(e, "    real wide[F][NP] __attribute__((aligned(64)));");
+  emit_line(e, "    memset(plane, 0, sizeof plane);  // the borders stay zero");
+  emit_line(e, "    memset(wide, 0, sizeof wide);    // the columns past OW stay zero");
+  emit_line(e, "#pragma omp for schedule(static)");
+  emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) {");
+  emit_line(e, "      real *restrict sums = partial + (size_t)chunk * F * C * K * K;");
+  emit_line(e, "      memset(sums, 0, sizeof(real) * F * C * K * K);");
+  emit_line(e, "      for (int i = n * chunk / CHUNKS; i < n * (chunk + 1) / CHUNKS; i++) {");
+  emit_line(e, "        for (int c = 0; c < C; c++)");
+  emit_line(e, "          for (int y = 0; y < H; y++)");
+  emit_line(e, "            memcpy(&plane[c][(y + PT) * PW + PL], x + (((size_t)i * C + c) * H + y) * W, sizeof(real) * W);");
+  emit_line(e, "        for (int f = 0; f < F; f++)");
+  emit_line(e, "          for (int y = 0; y < OH; y++)");
+  emit_line(e, "            memcpy(&wide[f][y * PW], dy + (((size_t)i * F + f) * OH + y) * OW, sizeof(real) * OW);");
+  emit_line(e, "        for (int f = 0; f < F; f++)");
+  emit_line(e, "          for (int c = 0; c < C; c++) {");
+  emit_line(e, "            vec acc[K * K];");
+  emit_line(e, "#pragma GCC unroll 25");
+  emit_line(e, "            for (int t = 0; t < K * K; t++) acc[t] = (vec){0};");
+  emit_line(e, "            for (int p = 0; p < NP; p += VL) {");
+  emit_line(e, "              vec g;");
+  emit_line(e, "              memcpy(&g, &wide[f][p], sizeof g);");
+  emit_line(e, "#pragma GCC unroll 25");
+  emit_line(e, "              for (int t = 0; t < K * K; t++) {");
+  emit_line(e, "                vec v;");
+  emit_line(e, "                memcpy(&v, &plane[c][p + t / K * PW + t %% K], sizeof v);");
+  emit_line(e, "                acc[t] += g * v;");
+  emit_line(e, "              }");
+  emit_line(e, "            }");
+  emit_line(e, "            for (int t = 0; t < K * K; t++) {");
+  emit_line(e, "              real s = 0;");
+  emit_line(e, "              for (int l = 0; l < VL; l++) s += acc[t][l];");
+  emit_line(e, "              sums[(f * C + c) * K * K + t] += s;");
+  emit_line(e, "            }");
+  emit_line(e, "          }");
+  emit_line(e, "      }");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+  emit_line(e, "  for (int j = 0; j < F * C * K * K; j++) {");
+  emit_line(e, "    real s = 0;");
+  emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) s += partial[(size_t)chunk * F * C * K * K + j];");
+  emit_line(e, "    dkernel[j] = s;");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+void emit_conv_grad_bias(Emitter *e, const Node *node) {
+  Shape dy = in_shape(e->graph, node, 0);
+  emit_kernel_open(e, node, (const char *const[]){"dy", "dbias"}, "dbias[F] = sum over n, OH, OW of dy[n][F][OH][OW]");
+  emit_line(e, "  enum { F = %d, P = %d };", dy.dims[0], dy.dims[1] * dy.dims[2]);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int f = 0; f < F; f++) {");
+  emit_line(e, "    real sum = 0;");
+  emit_line(e, "    for (int i = 0; i < n; i++) {");
+  emit_line(e, "      const real *restrict d = dy + ((size_t)i * F + f) * P;");
+  emit_line(e, "      real s = 0;");
+  emit_line(e, "#pragma omp simd reduction(+ : s)");
+  emit_line(e, "      for (int p = 0; p < P; p++) s += d[p];");
+  emit_line(e, "      sum += s;");
+  emit_line(e, "    }");
+  emit_line(e, "    dbias[f] = sum;");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+// The pooling geometry of a maxpool/unpool/unpool_grad node, x being the pooled input.
+static void emit_pool_enum(Emitter *e, const Node *node, Shape x) {
+  int k = (int)node->attr[0];
+  Shape p = pooled(x, node);
+  int pt = (p.dims[1] * k - x.dims[1]) / 2, pl = (p.dims[2] * k - x.dims[2]) / 2;
+  if (pt < 0) pt = 0;
+  if (pl < 0) pl = 0;
+  emit_line(e, "  enum { C = %d, H = %d, W = %d, OH = %d, OW = %d, K = %d, PT = %d, PL = %d };", x.dims[0], x.dims[1],
+            x.dims[2], p.dims[1], p.dims[2], k, pt, pl);
+}
+
+// The loop over windows that finds each one's switch: `at`, the index in
+// the plane of its first largest value. `body` uses at and o (the window).
+static void emit_switch_loop(Emitter *e, const char *plane_of_x, const char *body) {
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int ic = 0; ic < n * C; ic++) {");
+  emit_line(e, "    const real *restrict xp = %s + (size_t)ic * H * W;", plane_of_x);
+  emit_line(e, "    for (int oy = 0; oy < OH; oy++)");
+  emit_line(e, "      for (int ox = 0; ox < OW; ox++) {");
+  emit_line(e, "        const int y0 = oy * K - PT < 0 ? 0 : oy * K - PT, y1 = oy * K - PT + K > H ? H : oy * K - PT + K;");
+  emit_line(e, "        const int x0 = ox * K - PL < 0 ? 0 : ox * K - PL, x1 = ox * K - PL + K > W ? W : ox * K - PL + K;");
+  emit_line(e, "        int at = y0 * W + x0;");
+  emit_line(e, "        for (int yy = y0; yy < y1; yy++)");
+  emit_line(e, "          for (int xx = x0; xx < x1; xx++)");
+  emit_line(e, "            if (xp[yy * W + xx] > xp[at]) at = yy * W + xx;");
+  emit_line(e, "        const size_t o = (size_t)ic * OH * OW + oy * OW + ox;");
+  emit_line(e, "        %s", body);
+  emit_line(e, "      }");
+  emit_line(e, "  }");
+}
+
+void emit_maxpool(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"x", "y"}, "y = the largest x of each K x K window (stride K)");
+  emit_pool_enum(e, node, in_shape(e->graph, node, 0));
+  emit_switch_loop(e, "x", "y[o] = xp[at];");
+  emit_line(e, "}");
+}
+
+void emit_unpool(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"v", "x", "out"},
+                   "out = zero but at each window's switch (where x is largest), which gets v");
+  emit_pool_enum(e, node, in_shape(e->graph, node, 1));
+  emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
+  emit_switch_loop(e, "x", "out[(size_t)ic * H * W + at] = v[o];");
+  emit_line(e, "}");
+}
+
+void emit_unpool_grad(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"dy", "x", "out"},
+                   "out = dy at each window's switch (where x is largest)");
+  emit_pool_enum(e, node, in_shape(e->graph, node, 1));
+  emit_switch_loop(e, "x", "out[o] = dy[(size_t)ic * H * W + at];");
+  emit_line(e, "}");
+}
+
+void emit_upsample(Emitter *e, const Node *node) {
+  Shape x = in_shape(e->graph, node, 0);
+  emit_kernel_open(e, node, (const char *const[]){"x", "y"}, "y[n][C][H*K][W*K] = x[n][C][H][W] (nearest)");
+  emit_line(e, "  enum { C = %d, H = %d, W = %d, K = %d };", x.dims[0], x.dims[1], x.dims[2], (int)node->attr[0]);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int ic = 0; ic < n * C; ic++)");
+  emit_line(e, "    for (int yy = 0; yy < H; yy++) {");
+  emit_line(e, "      real *restrict row = y + ((size_t)ic * H + yy) * K * W * K;");
+  emit_line(e, "      const real *restrict src = x + ((size_t)ic * H + yy) * W;");
+  emit_line(e, "      for (int xx = 0; xx < W * K; xx++) row[xx] = src[xx / K];");
+  emit_line(e, "      for (int a = 1; a < K; a++) memcpy(row + a * W * K, row, sizeof(real) * W * K);");
+  emit_line(e, "    }");
+  emit_line(e, "}");
+}
+
+void emit_upsample_grad(Emitter *e, const Node *node) {
+  Shape x = node->shape;
+  emit_kernel_open(e, node, (const char *const[]){"dy", "dx"}, "dx[n][C][H][W] = the sum of dy over each K x K block");
+  emit_line(e, "  enum { C = %d, H = %d, W = %d, K = %d };", x.dims[0], x.dims[1], x.dims[2], (int)node->attr[0]);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int ic = 0; ic < n * C; ic++)");
+  emit_line(e, "    for (int yy = 0; yy < H; yy++)");
+  emit_line(e, "      for (int xx = 0; xx < W; xx++) {");
+  emit_line(e, "        real sum = 0;");
+  emit_line(e, "        for (int a = 0; a < K; a++)");
+  emit_line(e, "          for (int b = 0; b < K; b++) sum += dy[((size_t)ic * H * K + yy * K + a) * W * K + xx * K + b];");
+  emit_line(e, "        dx[((size_t)ic * H + yy) * W + xx] = sum;");
+  emit_line(e, "      }");
+  emit_line(e, "}");
+}

@@ -1,0 +1,123 @@
+// ops_prior.c — priors: gaussian([d], std=1), uniform([d], lo, hi) and
+// mixture([d], k, std, radius=4), one sample a batch row. A prior node has
+// no input; its batched shape [d] is set when it is made (as the input's
+// is). Its draws come from the counter-based generator keyed by (seed,
+// batch, node), so every step of a batch sees the same samples, and a prior
+// is drawn at inference too (evaluation needs it). The model table carries
+// the prior the code is matched against, for histogram, encode --plot and
+// prior-match.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aec.h"
+
+static OpKind prior_op(const char *name) {
+  if (strcmp(name, "gaussian") == 0) return OP_PRIOR_GAUSSIAN;
+  if (strcmp(name, "uniform") == 0) return OP_PRIOR_UNIFORM;
+  if (strcmp(name, "mixture") == 0) return OP_PRIOR_MIXTURE;
+  return OP_INPUT;
+}
+
+bool op_is_prior(OpKind op) { return op == OP_PRIOR_GAUSSIAN || op == OP_PRIOR_UNIFORM || op == OP_PRIOR_MIXTURE; }
+
+int lower_prior(Graph *g, const char *name, int dims, const double *numbers, const bool *present, const Loc *locs,
+                Loc loc) {
+  OpKind op = prior_op(name);
+  double attrs[MAX_ATTRS] = {0};
+  switch (op) {
+  case OP_PRIOR_GAUSSIAN:  // std
+    attrs[0] = present[0] ? numbers[0] : 1;
+    if (!(attrs[0] > 0) || !isfinite(attrs[0])) {
+      diag_error(locs[0], "gaussian: the std must be a positive number");
+      return -1;
+    }
+    break;
+  case OP_PRIOR_UNIFORM:  // lo, hi
+    attrs[0] = numbers[0], attrs[1] = numbers[1];
+    if (!(attrs[0] < attrs[1]) || !isfinite(attrs[0]) || !isfinite(attrs[1])) {
+      diag_error(locs[1], "uniform: lo must be below hi");
+      return -1;
+    }
+    break;
+  case OP_PRIOR_MIXTURE:  // k, std, radius
+    attrs[0] = numbers[0], attrs[1] = numbers[1], attrs[2] = present[2] ? numbers[2] : 4;
+    if (attrs[0] != floor(attrs[0]) || attrs[0] < 1 || attrs[0] > 1 << 20) {
+      diag_error(locs[0], "mixture: k (the number of gaussians) must be a whole number of at least 1");
+      return -1;
+    }
+    if (!(attrs[1] > 0) || !isfinite(attrs[1])) {
+      diag_error(locs[1], "mixture: the std must be a positive number");
+      return -1;
+    }
+    if (!(attrs[2] >= 0) || !isfinite(attrs[2])) {
+      diag_error(locs[2], "mixture: the radius must be a number of at least 0");
+      return -1;
+    }
+    if (dims < 2) {
+      diag_error(loc, "mixture spaces its gaussians on a circle in the first two dimensions, so it needs at least "
+                      "2 dimensions, like mixture([2], 10, 0.5)");
+      return -1;
+    }
+    break;
+  default: return -1;
+  }
+  int id = graph_add_attr(g, op, NULL, 0, attrs, loc);
+  if (id >= 0) g->nodes[id].shape = (Shape){.batched = true, .rank = 1, .dims = {dims}};
+  return id;
+}
+
+// mixture: row r's component c from its second element's uniform0; the first
+// two dimensions' noise is the Box–Muller pair of its first element (the
+// cosine half is that element's $normal draw); further dimensions take their
+// own $normal. So every value is a function of the draws `train
+// --dump-random` writes (uniform0, uniform1, normal of each element).
+void emit_prior_mixture(Emitter *e, const Node *node) {
+  char size[512];
+  size_const(e->graph, node->id, size, sizeof size);
+  emit_kernel_open(e, node, (const char *const[]){"out"},
+                   "out[n][D]: k gaussians of std s centred on a circle of radius r in dims 0, 1; N(0, s^2) beyond");
+  emit_line(e, "  enum { D = %s, K = %d };", size, (int)node->attr[0]);
+  emit_line(e, "  const double s = %.17g, radius = %.17g;", node->attr[1], node->attr[2]);
+  emit_line(e, "  for (int row = 0; row < n; row++) {");
+  emit_line(e, "    const uint64_t at = (uint64_t)row * D;");
+  emit_line(e, "    int c = (int)(aert_uniform01(key, 2 * (at + 1)) * K);  // the component");
+  emit_line(e, "    if (c >= K) c = K - 1;");
+  emit_line(e, "    const double u1 = (double)((aert_hash64(key, 2 * at) >> 11) + 1) * 0x1.0p-53;  // (0, 1]");
+  emit_line(e, "    const double u2 = aert_uniform01(key, 2 * at + 1);");
+  emit_line(e, "    const double length = sqrt(-2 * log(u1)), angle = 2 * M_PI * u2, centre = 2 * M_PI * c / K;");
+  emit_line(e, "    out[at] = (real)(radius * cos(centre) + s * length * cos(angle));");
+  emit_line(e, "    out[at + 1] = (real)(radius * sin(centre) + s * length * sin(angle));");
+  emit_line(e, "    for (int d = 2; d < D; d++) out[at + d] = (real)(s * aert_normal(key, at + d));");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+// The prior the code is matched against: the first prior of the code's size
+// (the first prior when the model has no code), or -1.
+int find_prior(const Graph *g) {
+  int first = -1;
+  size_t code = g->code_node >= 0 ? shape_size(g->nodes[g->code_node].shape) : 0;
+  for (int id = 0; id < g->n_nodes; id++) {
+    const Node *node = &g->nodes[id];
+    if (!op_is_prior(node->op) || node->is_backward) continue;
+    if (code && shape_size(node->shape) == code) return id;
+    if (first < 0) first = id;
+  }
+  return code ? -1 : first;
+}
+
+void emit_prior_entry(Emitter *e) {
+  const Graph *g = e->graph;
+  int id = find_prior(g);
+  if (id < 0) {
+    emit_line(e, "  .prior = {AERT_PRIOR_NONE, 0, {0, 0, 0}, -1},");
+    return;
+  }
+  const Node *node = &g->nodes[id];
+  const char *kind = node->op == OP_PRIOR_GAUSSIAN ? "AERT_PRIOR_GAUSSIAN"
+                     : node->op == OP_PRIOR_UNIFORM ? "AERT_PRIOR_UNIFORM"
+                                                    : "AERT_PRIOR_MIXTURE";
+  emit_line(e, "  .prior = {%s, %zu, {%.17g, %.17g, %.17g}, %d},  // %s, line %d", kind, shape_size(node->shape),
+            node->attr[0], node->attr[1], node->attr[2], id, node->name, node->loc.line);
+}
