@@ -378,10 +378,15 @@ static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, c
 // backward: bias_grad -> [48]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_grad_decoder_dense_2_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_DECODER_DENSE_2_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GRAD_DECODER_DENSE_2_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_grad_decoder_dense_1: backward (step 0), dense2.ae:4:34
@@ -444,10 +449,15 @@ static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, c
 // backward: bias_grad -> [16]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_grad_decoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_DECODER_DENSE_1_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GRAD_DECODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_grad_encoder_dense_2: backward (step 0), dense2.ae:4:15
@@ -510,10 +520,15 @@ static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, c
 // backward: bias_grad -> [8]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_grad_encoder_dense_2_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_ENCODER_DENSE_2_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GRAD_ENCODER_DENSE_2_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_grad_encoder_dense_1: backward (step 0), dense2.ae:3:34
@@ -576,10 +591,15 @@ static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, c
 // backward: bias_grad -> [16]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_grad_encoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_ENCODER_DENSE_1_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GRAD_ENCODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_decoder_dense_2: forward, dense2.ae:4:34

@@ -494,10 +494,15 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
 // backward: bias_grad -> [32]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_recon_grad_decoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = RECON_GRAD_DECODER_DENSE_1_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = RECON_GRAD_DECODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_recon_grad_decoder_dense_1_kernel_2: backward (step 0), twostep.ae:4:15
@@ -575,10 +580,15 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
 // backward: bias_grad -> [8]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_recon_grad_encoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = RECON_GRAD_ENCODER_DENSE_1_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = RECON_GRAD_ENCODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_recon_grad_encoder_dense_1_kernel_2: backward (step 0), twostep.ae:3:15
@@ -688,10 +698,15 @@ static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a
 // backward: bias_grad -> [1]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_gen_grad_critic_dense_2_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GEN_GRAD_CRITIC_DENSE_2_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GEN_GRAD_CRITIC_DENSE_2_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_gen_grad_critic_dense_1: backward (step 1), twostep.ae:5:39
@@ -754,10 +769,15 @@ static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a
 // backward: bias_grad -> [4]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_gen_grad_critic_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GEN_GRAD_CRITIC_DENSE_1_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GEN_GRAD_CRITIC_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_gen_grad_encoder_dense_1: backward (step 1), twostep.ae:5:15
@@ -820,10 +840,15 @@ static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict 
 // backward: bias_grad -> [8]
 // dbias[OUT] = sum over the batch of dy[n][OUT]
 static void compute_gen_grad_encoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GEN_GRAD_ENCODER_DENSE_1_BIAS_SIZE };
-  for (int j = 0; j < OUT; j++) dbias[j] = 0;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < OUT; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  enum { OUT = GEN_GRAD_ENCODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
+  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
+    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
+    for (int j = j0; j < j1; j++) dbias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
+  }
 }
 
 // ==== compute_recon_mse: forward, twostep.ae:7:14
