@@ -126,5 +126,21 @@ bench: deps
 golden: $(AEC)
 	@sh scripts/golden.sh $(AEC)
 
+# --- the whole suite, generated programs included, under AddressSanitizer and
+# UndefinedBehaviorSanitizer: everything is built into build-asan/, and aec
+# there compiles generated programs with the same flags against the sanitized
+# libaert next to it (-Wno-error: -O1 brings gcc warnings the -O2 build has
+# not, like format-truncation). Leak checking is off here (the test runner forks and
+# exits on purpose); valgrind checks aec for leaks: scripts/valgrind-aec.sh.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+.PHONY: check-asan
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS) -Wno-error' all build-asan/run-tests
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  AEC_CFLAGS='$(ASAN_FLAGS)' CK_DEFAULT_TIMEOUT=1200 build-asan/run-tests
+
+# --- fuzzing (libFuzzer, clang): make fuzz FUZZ_SECONDS=N; see fuzz/fuzz.mk
+include fuzz/fuzz.mk
+
 clean:
 	rm -rf $(BUILD)

@@ -129,6 +129,7 @@ typedef struct Graph {
   int *eval_losses;        // [n_losses] each loss at inference (plan_inference), else NULL
   int corrupt_node;        // the corrupted input fed to the model in training (roles.c), or -1
   int first_kernel_param;  // the first layer's kernel, an index into params (roles.c), or -1
+  struct NameIndex *name_index;  // graph.c: the nodes' names hashed, so naming stays O(1) (graph_set_name)
 } Graph;
 
 Graph *graph_new(void);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aec.h"
 
@@ -1118,6 +1119,31 @@ static int function_views(Emitter *e, FunctionPlan **plans, int n_plans, Functio
   return n;
 }
 
+// Refuses a model whose training memory — the arena at the train block's
+// batch, plus parameters, gradients and optimizer state — exceeds this
+// machine's physical memory (AEC_MEMORY_LIMIT, in bytes, stands in for it).
+static bool fits_in_memory(const Graph *g, const EmitOptions *options, size_t per_sample, size_t fixed) {
+  double real = options->dtype == DTYPE_F64 ? 8 : 4;
+  double batch = g->train.batch > 0 ? g->train.batch : 1;
+  double arena = ((double)per_sample * batch + (double)fixed) * real;
+  double state = 0;
+  for (int s = 0; s < g->n_steps; s++) state += (double)g->steps[s].n_elems * (g->steps[s].optimizer == OPTIMIZER_ADAM ? 2 : 1);
+  double params = (2.0 * (double)g->n_param_elems + state) * real;
+  double limit = 0;
+  const char *env = getenv("AEC_MEMORY_LIMIT");
+  if (env && *env) limit = strtod(env, NULL);
+  else {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) limit = (double)pages * (double)page;
+  }
+  if (limit <= 0 || arena + params <= limit) return true;
+  diag_error_plain("the model needs %.4g GB to train (activations %.4g GB: %zu values a sample at batch %d, plus %zu; "
+                   "parameters, gradients and optimizer state %.4g GB), more than this machine's %.4g GB of memory; "
+                   "use smaller layers or a smaller batch",
+                   (arena + params) / 1e9, arena / 1e9, per_sample, (int)batch, fixed, params / 1e9, limit / 1e9);
+  return false;
+}
+
 bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   // aec --line writes to a buffer first: the directives pointing back at the
   // .c file need its real line numbers.
@@ -1173,6 +1199,7 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   }
   share.base = per_sample;  // the shared slots follow every function's planned part
   per_sample += share.per_sample;
+  bool fits = fits_in_memory(graph, options, per_sample, fixed);
   for (int i = 0; i < graph->n_params; i++) used[graph->params[i].node] = true;
   used[graph->input_node] = true;
   if (options->stats) print_stats(&e, plans, n_plans, per_sample, fixed);
@@ -1245,7 +1272,7 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   free(shared_inputs);
   share_plan_free(&share);
   free(used);
-  bool ok = !ferror(out);
+  bool ok = fits && !ferror(out);
   if (options->line_directives) {
     ok &= fclose(out) == 0;
     ok &= write_with_line_directives(final_out, whole, whole_size, options->c_name ? options->c_name : "model.c");

@@ -18,6 +18,114 @@ static void *grow(void *items, int *cap, int need, size_t item_size) {
   return items;
 }
 
+// ------------------------------------------------------------ name index
+// Open addressing over the nodes' names (the strings the nodes own), and
+// per base name the next suffix to try: every suffix below it is taken.
+typedef struct NameEntry {
+  char *base;  // owned
+  int next;    // 1: try the bare base first
+} NameEntry;
+
+typedef struct NameIndex {
+  const char **names;  // NULL: empty; TOMBSTONE: removed
+  size_t cap, used;    // used counts tombstones too
+  NameEntry *hints;    // open addressing on base
+  size_t hint_cap, n_hints;
+} NameIndex;
+
+static const char tombstone[1];
+#define TOMBSTONE ((const char *)tombstone)
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;  // FNV's low bits barely change with the last byte
+  return h;
+}
+
+// The slot holding `name`, or NULL's slot where it would go (never a tombstone's).
+static const char **name_slot(const NameIndex *index, const char *name) {
+  static const char *empty = NULL;
+  if (!index || !index->cap) return &empty;
+  size_t mask = index->cap - 1;
+  for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    const char *s = index->names[i];
+    if (!s) return &index->names[i];
+    if (s != TOMBSTONE && strcmp(s, name) == 0) return &index->names[i];
+  }
+}
+
+static void name_insert(NameIndex *index, const char *name) {
+  if ((index->used + 1) * 2 > index->cap) {
+    NameIndex bigger = *index;
+    bigger.cap = index->cap ? index->cap * 2 : 64;
+    bigger.names = calloc(bigger.cap, sizeof *bigger.names);
+    bigger.used = 0;
+    if (!bigger.names) fputs("aec: out of memory\n", stderr), exit(1);
+    for (size_t i = 0; i < index->cap; i++)
+      if (index->names[i] && index->names[i] != TOMBSTONE) *name_slot(&bigger, index->names[i]) = index->names[i], bigger.used++;
+    free(index->names);
+    *index = bigger;
+  }
+  const char **slot = name_slot(index, name);
+  if (!*slot) index->used++;
+  *slot = name;
+}
+
+// The hint entry of `base`, created (next = 1) when missing.
+static NameEntry *name_hint(NameIndex *index, const char *base) {
+  if ((index->n_hints + 1) * 2 > index->hint_cap) {
+    size_t cap = index->hint_cap ? index->hint_cap * 2 : 64;
+    NameEntry *hints = calloc(cap, sizeof *hints);
+    if (!hints) fputs("aec: out of memory\n", stderr), exit(1);
+    for (size_t i = 0; i < index->hint_cap; i++) {
+      if (!index->hints[i].base) continue;
+      size_t j = name_hash(index->hints[i].base) & (cap - 1);
+      while (hints[j].base) j = (j + 1) & (cap - 1);
+      hints[j] = index->hints[i];
+    }
+    free(index->hints);
+    index->hints = hints, index->hint_cap = cap;
+  }
+  size_t mask = index->hint_cap - 1, i = name_hash(base) & mask;
+  for (; index->hints[i].base; i = (i + 1) & mask)
+    if (strcmp(index->hints[i].base, base) == 0) return &index->hints[i];
+  index->hints[i] = (NameEntry){.base = strdup(base), .next = 1};
+  index->n_hints++;
+  return &index->hints[i];
+}
+
+static NameEntry *name_find_hint(const NameIndex *index, const char *base, size_t length) {
+  if (!index->hint_cap) return NULL;
+  char key[300];
+  snprintf(key, sizeof key, "%.*s", (int)length, base);
+  size_t mask = index->hint_cap - 1;
+  for (size_t i = name_hash(key) & mask; index->hints[i].base; i = (i + 1) & mask)
+    if (strcmp(index->hints[i].base, key) == 0) return &index->hints[i];
+  return NULL;
+}
+
+// Frees `name` for reuse: the hints of the bases it could have come from go back to it.
+static void name_remove(NameIndex *index, const char *name) {
+  const char **slot = name_slot(index, name);
+  if (*slot) *slot = TOMBSTONE;
+  NameEntry *self = name_find_hint(index, name, strlen(name));
+  if (self) self->next = 1;
+  const char *underscore = strrchr(name, '_');
+  if (!underscore || !underscore[1]) return;
+  char *end;
+  long k = strtol(underscore + 1, &end, 10);
+  if (*end || k < 2 || underscore[1] == '0' || underscore[1] == '+' || underscore[1] == '-') return;
+  NameEntry *base = name_find_hint(index, name, (size_t)(underscore - name));
+  if (base && base->next > k) base->next = (int)k;
+}
+
+static void name_index_free(NameIndex *index) {
+  if (!index) return;
+  for (size_t i = 0; i < index->hint_cap; i++) free(index->hints[i].base);
+  free(index->hints), free(index->names), free(index);
+}
+
 Graph *graph_new(void) {
   Graph *graph = calloc(1, sizeof *graph);
   graph->input_node = graph->code_node = graph->reconstruction_node = -1;
@@ -39,6 +147,7 @@ void graph_free(Graph *graph) {
   free(graph->nodes), free(graph->params), free(graph->layers), free(graph->nets);
   free(graph->losses), free(graph->steps);
   free(graph->train.data), free(graph->train.test), free(graph->input_name), free(graph->eval_losses);
+  name_index_free(graph->name_index);
   free(graph);
 }
 
@@ -82,7 +191,7 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, co
   node->id = graph->n_nodes;
   node->op = op;
   node->n_inputs = n_inputs;
-  memcpy(node->inputs, inputs, (size_t)n_inputs * sizeof(int));
+  if (n_inputs > 0) memcpy(node->inputs, inputs, (size_t)n_inputs * sizeof(int));
   memcpy(node->attr, attrs, sizeof node->attr);
   node->loc = loc;
   node->param_index = -1;
@@ -139,18 +248,28 @@ static const char *const reserved_names[] = {
     "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "exp", "log", "tanh", "fabs", "fmax",
     "pow", "sqrt", "log1p", "memcpy", "memset", NULL};
 
-static bool name_taken(const Graph *graph, const char *name, int except) {
+static bool name_taken(const Graph *graph, const char *name) {
   for (int i = 0; reserved_names[i]; i++)
     if (strcmp(reserved_names[i], name) == 0) return true;
-  for (int i = 0; i < graph->n_nodes; i++)
-    if (i != except && graph->nodes[i].name && strcmp(graph->nodes[i].name, name) == 0) return true;
-  return false;
+  return *name_slot(graph->name_index, name) != NULL;
 }
 
+// A node gets the first free name of base, base_2, base_3, ... (its own
+// current name counts as free). The index keeps, per base, a suffix below
+// which every name is taken, so a model with thousands of `relu` nodes
+// does not scan them all for each new one.
 void graph_set_name(Graph *graph, int node, const char *base) {
+  if (!graph->name_index) graph->name_index = calloc(1, sizeof *graph->name_index);
+  NameIndex *index = graph->name_index;
+  if (graph->nodes[node].name) name_remove(index, graph->nodes[node].name);
   char name[300];
   snprintf(name, sizeof name, "%s", base);
-  for (int suffix = 2; name_taken(graph, name, node); suffix++) snprintf(name, sizeof name, "%s_%d", base, suffix);
+  NameEntry *hint = name_hint(index, name);
+  int suffix = hint ? hint->next : 1;
+  if (suffix > 1) snprintf(name, sizeof name, "%s_%d", base, suffix);
+  while (name_taken(graph, name)) snprintf(name, sizeof name, "%s_%d", base, ++suffix);
+  if (hint) hint->next = suffix + 1;
   free(graph->nodes[node].name);
   graph->nodes[node].name = strdup(name);
+  name_insert(index, graph->nodes[node].name);
 }

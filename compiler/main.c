@@ -192,11 +192,13 @@ static bool write_c_file(const char *path, Graph *g, const EmitOptions *eo) {
     free(tmp);
     return false;
   }
+  int errors_before = diag_error_count();
   bool ok = emit_program(out, g, eo);
   ok &= fflush(out) == 0;
   ok &= fclose(out) == 0;
   if (!ok || rename(tmp, path) != 0) {
-    diag_error_plain("cannot write '%s': %s", path, strerror(errno));
+    if (diag_error_count() == errors_before)  // else emit_program said why (a model too large for memory)
+      diag_error_plain("cannot write '%s': %s", path, strerror(errno));
     unlink(tmp);
     free(tmp);
     return false;

@@ -240,6 +240,7 @@ void aert_dataset_free(aert_dataset *dataset);
 typedef struct aert_progress_state {
   int64_t epoch;          // completed epochs
   uint64_t batch_counter; // ctx->batch_counter at save time
+  uint64_t epoch_batch;   // batches done of epoch `epoch` + 1 (train --checkpoint-every saves mid-epoch)
 } aert_progress_state;
 
 int aert_checkpoint_save(const char *path, const aert_model *model, const aert_ctx *ctx,

@@ -114,6 +114,7 @@ typedef struct aert_options {
   bool profile;  // train --profile
   const char *steps;     // train --steps recon,disc: the steps to run (by loss name); NULL: all
   const char *baseline;  // prior-match --baseline CKPT
+  int checkpoint_every;  // train --checkpoint-every N batches (0: only at each epoch's end)
   int epochs, batch, threads, count, samples;
   double lr;
   uint64_t seed;

@@ -56,6 +56,10 @@ static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *c
   add_meta(h, "epoch", value);
   snprintf(value, sizeof value, "%" PRIu64, st->batch_counter);
   add_meta(h, "batch_counter", value);
+  if (st->epoch_batch) {
+    snprintf(value, sizeof value, "%" PRIu64, st->epoch_batch);
+    add_meta(h, "epoch_batch", value);
+  }
   snprintf(value, sizeof value, "%" PRIu64, ctx->seed);
   add_meta(h, "seed", value);
   for (int s = 0; s < model->n_steps; s++) {
@@ -472,10 +476,11 @@ int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx 
     aert_error("%s: cannot open the checkpoint: %s", path, strerror(errno));
     return -1;
   }
-  uint64_t epoch = 0, batches = 0, seed = ctx->seed;
+  uint64_t epoch = 0, batches = 0, epoch_batch = 0, seed = ctx->seed;
   bool ok = read_header(&c) && read_entries(&c) && load_parameters(&c, model, ctx) &&
             load_optimizer(&c, model, ctx, want_optimizer) && check_all_used(&c, model) &&
-            meta_u64(&c, "epoch", &epoch) && meta_u64(&c, "batch_counter", &batches) && meta_u64(&c, "seed", &seed);
+            meta_u64(&c, "epoch", &epoch) && meta_u64(&c, "batch_counter", &batches) && meta_u64(&c, "seed", &seed) &&
+            meta_u64(&c, "epoch_batch", &epoch_batch);
   if (ok && epoch > INT32_MAX) {
     aert_error("%s: corrupt checkpoint: epoch %" PRIu64 " is out of range", path, epoch);
     ok = false;
@@ -486,7 +491,7 @@ int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx 
       aert_note("%s: written by another build of model '%s' (source hash %.12s, this program %.12s)", path,
                 model_of(&c), hash, model->source_hash);
     ctx->seed = seed;
-    if (state) state->epoch = (int64_t)epoch, state->batch_counter = batches;
+    if (state) state->epoch = (int64_t)epoch, state->batch_counter = batches, state->epoch_batch = epoch_batch;
   }
   json_free(c.header);
   free(c.tensors);

@@ -12,7 +12,7 @@
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
-  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, N_OPTIONS
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -50,6 +50,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_PROFILE] = {"--profile", NULL, NULL, "time every generated kernel; a table on stderr, totals on stdout"},
     [OPT_STEPS] = {"--steps", NULL, "LIST", "run only these steps, by loss name, comma-separated (default: every step)"},
     [OPT_BASELINE] = {"--baseline", NULL, "CKPT", "also measure this checkpoint (a plain autoencoder's) the same way"},
+    [OPT_CHECKPOINT_EVERY] = {"--checkpoint-every", NULL, "N", "also save the checkpoint every N batches (--resume continues from that batch)"},
 };
 
 #define BIT(o) (1u << (o))
@@ -66,7 +67,7 @@ static const command_spec commands[] = {
     {"train", aert_cmd_train,
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
          BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
-         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS),
+         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY),
      "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
      "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile] "
      "[--steps recon,...]",
@@ -198,6 +199,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_BINARY: o->binary = true; return true;
   case OPT_PROFILE: o->profile = true; return true;
   case OPT_STEPS: o->steps = value; return true;
+  case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);
   case OPT_BASELINE: o->baseline = value; return true;
   case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
   case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);

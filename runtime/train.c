@@ -17,6 +17,7 @@ typedef struct train_run {
   aert_ctx *ctx;
   aert_dataset *train, *test;
   int epochs, batch, first_epoch;
+  size_t first_batch;  // --resume from a mid-epoch checkpoint (--checkpoint-every): batches of first_epoch done
   size_t batches_per_epoch;
   char *checkpoint;
   const char *last_saved;  // the last good checkpoint, for the message when a loss turns NaN
@@ -141,11 +142,12 @@ static bool prepare_context(train_run *r) {
   if (!r->ctx) return false;
   aert_apply_threads(o, r->ctx);
   if (o->resume) {
-    aert_progress_state state = {0, 0};
+    aert_progress_state state = {0, 0, 0};
     if (aert_checkpoint_load_ex(o->resume, r->model, r->ctx, &state, true) != 0) return false;
     if (o->has_seed) r->ctx->seed = o->seed;
     r->first_epoch = (int)state.epoch;
     r->ctx->batch_counter = state.batch_counter;
+    r->first_batch = (size_t)state.epoch_batch;
     r->last_saved = o->resume;
   }
   for (int s = 0; o->has_lr && s < r->model->n_steps; s++) r->ctx->lr[s] = o->lr;
@@ -162,6 +164,11 @@ static bool load_data(train_run *r) {
     if (!r->test) return false;
   }
   r->batches_per_epoch = (r->train->n + (size_t)r->batch - 1) / (size_t)r->batch;
+  if (r->first_batch >= r->batches_per_epoch) {
+    aert_error("%s was saved after batch %zu of epoch %d, but an epoch of %s has %zu batches of %d (train with the same data and --batch)",
+               o->resume, r->first_batch, r->first_epoch + 1, r->train->path, r->batches_per_epoch, r->batch);
+    return false;
+  }
   r->order = malloc(r->train->n * sizeof *r->order);
   r->xb = aert_alloc_reals((size_t)r->batch, r->train->sample_size, "batch");
   r->step_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->step_loss);
@@ -215,7 +222,7 @@ static bool train_epoch(train_run *r, int epoch) {
   memset(r->step_loss, 0, (size_t)r->model->n_steps * sizeof *r->step_loss);
   r->epoch_samples = 0;
   r->batch_time = 0;
-  for (size_t b = 0; b < r->batches_per_epoch; b++) {
+  for (size_t b = epoch == r->first_epoch ? r->first_batch : 0; b < r->batches_per_epoch; b++) {
     size_t first = b * (size_t)r->batch;
     int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch);
     double start = aert_now();
@@ -224,6 +231,12 @@ static bool train_epoch(train_run *r, int epoch) {
     r->batch_time += aert_now() - start;
     r->epoch_samples += (size_t)n;
     draw_progress(r, epoch, b + 1, false);
+    int every = r->options->checkpoint_every;
+    if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
+      aert_progress_state state = {epoch, r->ctx->batch_counter, b + 1};
+      if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, &state) != 0) return false;
+      r->last_saved = r->checkpoint;
+    }
   }
   r->train_seconds += r->batch_time;
   r->samples_trained += r->epoch_samples;
@@ -240,7 +253,7 @@ static bool finish_epoch(train_run *r, int epoch) {
     if (r->run_step[s]) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < m->n_losses; l++) printf("test.%s %.9g\n", m->loss_names[l], r->test_losses[l]);
   fflush(stdout);
-  aert_progress_state state = {epoch + 1, r->ctx->batch_counter};
+  aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
   if (aert_checkpoint_save(r->checkpoint, m, r->ctx, &state) != 0) return false;
   r->last_saved = r->checkpoint;
   double seconds = aert_now() - r->epoch_start;
@@ -275,7 +288,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
     goto done;
   }
   if (r.epochs == 0) {  // --epochs 0: the initialised parameters only
-    aert_progress_state state = {0, 0};
+    aert_progress_state state = {0, 0, 0};
     if (aert_checkpoint_save(r.checkpoint, model, r.ctx, &state) != 0) goto done;
     fprintf(stderr, "%s: wrote the initial parameters to %s (0 epochs)\n", aert_program(), r.checkpoint);
     status = AERT_EXIT_OK;

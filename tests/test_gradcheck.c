@@ -116,7 +116,7 @@ START_TEST(a_wrong_gradient_is_caught) {
   CommandResult r = run_command("cd %s && %s/aec %s/tests/gradcheck/arithmetic.ae --dtype f64 -o model.c && "
                                 "grep -q '2 \\* (a\\[i\\] - b\\[i\\])' model.c && "
                                 "sed -i 's/2 \\* (a\\[i\\] - b\\[i\\])/2.02 * (a[i] - b[i])/' model.c && "
-                                "cc -std=gnu11 -fopenmp -I%s/include model.c %s/libaert_f64.a $(pkg-config --libs cairo zlib) -lm -o broken",
+                                "${CC:-cc} $AEC_CFLAGS -std=gnu11 -fopenmp -I%s/include model.c %s/libaert_f64.a $(pkg-config --libs cairo zlib) -lm -o broken",
                                 work_dir, AEC_BUILD_DIR, AEC_SOURCE_DIR, AEC_BUILD_DIR, AEC_BUILD_DIR);
   ck_assert_msg(r.status == 0, "could not build the sabotaged model:\n%s", r.err);
   command_result_free(&r);
