@@ -58,6 +58,14 @@ void command_result_free(CommandResult *result) {
   result->out = result->err = NULL;
 }
 
+CommandResult run_in(const char *dir, const char *command) { return run_command("cd %s && %s", dir, command); }
+
+void must_succeed_in(const char *dir, const char *command) {
+  CommandResult r = run_in(dir, command);
+  ck_assert_msg(r.status == 0, "`%s` failed (%d):\n%s", command, r.status, r.err);
+  command_result_free(&r);
+}
+
 char *make_temp_dir(const char *tag) {
   const char *base = getenv("TMPDIR");
   char *path = NULL;

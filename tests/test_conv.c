@@ -21,13 +21,8 @@ static void teardown(void) {
   free(dir);
 }
 
-static CommandResult in_dir(const char *command) { return run_command("cd %s && %s", dir, command); }
-
-static void must_succeed(const char *command) {
-  CommandResult r = in_dir(command);
-  ck_assert_msg(r.status == 0, "`%s` failed (%d):\n%s", command, r.status, r.err);
-  command_result_free(&r);
-}
+static CommandResult in_dir(const char *command) { return run_in(dir, command); }
+static void must_succeed(const char *command) { must_succeed_in(dir, command); }
 
 // The Keras Conv2DTranspose denoiser: 320 + 9248 + 9248 + 9248 + 289.
 START_TEST(denoiser_counts_parameters_like_keras) {

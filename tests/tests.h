@@ -22,6 +22,10 @@ typedef struct CommandResult {
 } CommandResult;
 CommandResult run_command(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void command_result_free(CommandResult *result);
+// Runs a shell command in a directory; the second fails the test, with the
+// command's standard error, unless it exits 0.
+CommandResult run_in(const char *dir, const char *command);
+void must_succeed_in(const char *dir, const char *command);
 
 // A fresh directory under $TMPDIR for one test; removed by the caller with
 // remove_tree() when the test passes.
