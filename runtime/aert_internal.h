@@ -120,11 +120,11 @@ typedef struct aert_options {
   uint64_t seed;
   bool has_data, has_test, has_epochs, has_batch, has_lr, has_seed, has_threads, has_count, has_samples;
   // The applications (apps.c): encode --plot, denoise --noise, retrieve
-  // --db/--queries/-k/--binary, probe --labels-fraction, pca --dim, plot-xy --csv.
+  // --db/--queries/-k/--binary/--cosine, probe --labels-fraction, pca --dim, plot-xy --csv.
   const char *plot, *noise, *db, *queries, *csv;
   int k, dim;
   double labels_fraction;
-  bool binary, has_k, has_dim, has_labels_fraction;
+  bool binary, cosine, has_k, has_dim, has_labels_fraction;
 } aert_options;
 
 int aert_cmd_train(const aert_model *model, const aert_options *options);

@@ -249,20 +249,25 @@ done:
 }
 
 // ---------------------------------------------------------------- retrieve
-// The k nearest rows of db (n_db x d) to each query (n_q x d) by Euclidean
-// distance: neighbours[q * k ..], nearest first. Queries go 4 at a time
+// The k nearest rows of db (n_db x d) to each query (n_q x d), by Euclidean
+// or by cosine distance: neighbours[q * k ..], nearest first. Both rank by
+// a - 2 b . q with a per-row a and b, the query's own norm being the same
+// for every row: Euclidean a = |x|^2, b = 1; cosine a = 0, b = 1 / (2 |x|)
+// (a zero row is at distance 0 from everything). Queries go 4 at a time
 // against each database row, so a row is read once per 4 queries.
 // `skip_self`: the query set is the database, and a query does not find itself.
-static void knn_euclidean(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
-                          bool skip_self, uint32_t *neighbours) {
+static void knn_search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
+                       bool cosine, bool skip_self, uint32_t *neighbours) {
   float *norms = malloc((n_db ? n_db : 1) * sizeof *norms);
+  float *scales = malloc((n_db ? n_db : 1) * sizeof *scales);
 #pragma omp parallel for schedule(static)
   for (size_t j = 0; j < n_db; j++) {
     const aert_real *x = db + j * (size_t)d;
     float s = 0;
 #pragma omp simd reduction(+ : s)
     for (int t = 0; t < d; t++) s += (float)x[t] * (float)x[t];
-    norms[j] = s;
+    norms[j] = cosine ? 0 : s;
+    scales[j] = !cosine ? 1 : s > 0 ? 0.5f / sqrtf(s) : 0;
   }
 #pragma omp parallel
   {
@@ -282,7 +287,8 @@ static void knn_euclidean(const aert_real *db, size_t n_db, const aert_real *que
           float v = (float)x[t];
           s0 += v * (float)qs[0][t], s1 += v * (float)qs[1][t], s2 += v * (float)qs[2][t], s3 += v * (float)qs[3][t];
         }
-        float dist[4] = {norms[j] - 2 * s0, norms[j] - 2 * s1, norms[j] - 2 * s2, norms[j] - 2 * s3};
+        float b = 2 * scales[j];
+        float dist[4] = {norms[j] - b * s0, norms[j] - b * s1, norms[j] - b * s2, norms[j] - b * s3};
         for (int a = 0; a < m; a++) {
           float *b = best + (size_t)a * k;
           if (!(dist[a] < b[k - 1]) || (skip_self && j == q0 + (size_t)a)) continue;
@@ -296,7 +302,7 @@ static void knn_euclidean(const aert_real *db, size_t n_db, const aert_real *que
     }
     free(best), free(index);
   }
-  free(norms);
+  free(norms), free(scales);
 }
 
 // Codes thresholded at 0.5, packed 64 to a word (semantic hashing).
@@ -353,6 +359,9 @@ static double precision_at_k(const uint32_t *neighbours, size_t n_q, int k, cons
 
 int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   if (!options->checkpoint) return aert_error("retrieve needs --checkpoint FILE"), AERT_EXIT_USAGE;
+  if (options->binary && options->cosine)
+    return aert_error("retrieve: --binary (Hamming distance) and --cosine are two different distances; choose one"),
+           AERT_EXIT_USAGE;
   int k = options->has_k ? options->k : 10;
   if (!need_code(model)) return AERT_EXIT_FAILURE;
   aert_ctx *ctx = aert_open_checkpoint(model, options);
@@ -394,20 +403,21 @@ int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
     if (!db_bits || !query_bits) goto done;
     knn_hamming(db_bits, db->n, query_bits, n_q, words, k, same, neighbours);
   } else {
-    knn_euclidean(db_codes, db->n, query_codes, n_q, dims, k, same, neighbours);
+    knn_search(db_codes, db->n, query_codes, n_q, dims, k, options->cosine, same, neighbours);
   }
   double search_s = aert_now() - start;
   double precision = precision_at_k(neighbours, n_q, k, db->labels, queries->labels);
   start = aert_now();
-  knn_euclidean(db->x, db->n, queries->x, n_q, (int)db->sample_size, k, same, neighbours);
+  knn_search(db->x, db->n, queries->x, n_q, (int)db->sample_size, k, options->cosine, same, neighbours);
   double raw_search_s = aert_now() - start;
   double raw_precision = precision_at_k(neighbours, n_q, k, db->labels, queries->labels);
   fprintf(stderr, "%s: %zu queries against %zu samples, k = %d\n", aert_program(), n_q, db->n, k);
   fprintf(stderr, "  %-34s %12s %12s\n", "", "precision", "search s");
   char what[64];
-  snprintf(what, sizeof what, "codes (%d values, %s)", dims, options->binary ? "Hamming on bits" : "Euclidean");
+  const char *metric = options->cosine ? "cosine" : "Euclidean";
+  snprintf(what, sizeof what, "codes (%d values, %s)", dims, options->binary ? "Hamming on bits" : metric);
   fprintf(stderr, "  %-34s %12.4f %12.3f\n", what, precision, search_s);
-  snprintf(what, sizeof what, "raw input (%zu values, Euclidean)", db->sample_size);
+  snprintf(what, sizeof what, "raw input (%zu values, %s)", db->sample_size, metric);
   fprintf(stderr, "  %-34s %12.4f %12.3f\n", what, raw_precision, raw_search_s);
   fprintf(stderr, "  encoding the database took %.3f s (not counted); the codes search %.1fx faster\n", index_s,
           raw_search_s / fmax(search_s, 1e-9));

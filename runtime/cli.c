@@ -12,7 +12,7 @@
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
-  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, N_OPTIONS
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -44,6 +44,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_QUERIES] = {"--queries", NULL, "FILE", "the queries (default: the test set)"},
     [OPT_K] = {"-k", NULL, "N", "neighbours retrieved per query (default 10)"},
     [OPT_BINARY] = {"--binary", NULL, NULL, "codes thresholded at 0.5, Hamming distance (semantic hashing)"},
+    [OPT_COSINE] = {"--cosine", NULL, NULL, "cosine distance instead of Euclidean, for codes and raw inputs alike"},
     [OPT_LABELS_FRACTION] = {"--labels-fraction", NULL, "X", "the fraction of the training set with labels (default 0.1)"},
     [OPT_DIM] = {"--dim", NULL, "D", "principal components kept"},
     [OPT_CSV] = {"--csv", NULL, "FILE", "a CSV file with a header line: x, then y"},
@@ -89,9 +90,9 @@ static const command_spec commands[] = {
      "--checkpoint C [--data F] -o grid.png [--count N] [--noise SPEC] [--seed N]",
      "corrupt images as in training (or by --noise), reconstruct them, and draw noisy / denoised / clean rows"},
     {"retrieve", aert_cmd_retrieve,
-     BIT(OPT_CHECKPOINT) | BIT(OPT_DB) | BIT(OPT_QUERIES) | BIT(OPT_K) | BIT(OPT_BINARY) | BIT(OPT_COUNT) |
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DB) | BIT(OPT_QUERIES) | BIT(OPT_K) | BIT(OPT_BINARY) | BIT(OPT_COSINE) | BIT(OPT_COUNT) |
          BIT(OPT_BATCH) | BIT(OPT_THREADS),
-     "--checkpoint C [--db F] [--queries F] [-k 10] [--binary] [--count N queries]",
+     "--checkpoint C [--db F] [--queries F] [-k 10] [--binary | --cosine] [--count N queries]",
      "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
     {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
      "--checkpoint C -o filters.png [--count N units]", "draw each first-layer unit's incoming weights as a tile"},
@@ -197,6 +198,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_QUERIES: o->queries = value; return true;
   case OPT_CSV: o->csv = value; return true;
   case OPT_BINARY: o->binary = true; return true;
+  case OPT_COSINE: o->cosine = true; return true;
   case OPT_PROFILE: o->profile = true; return true;
   case OPT_STEPS: o->steps = value; return true;
   case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);

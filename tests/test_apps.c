@@ -177,8 +177,37 @@ START_TEST(retrieve_finds_neighbours_with_the_same_label) {
   ck_assert(figure(r.out, "raw_precision@1") > 0.99);
   command_result_free(&r);
   expect_failure("./tiny retrieve --checkpoint tiny.safetensors -k 1000", 1, "-k 1000");
+  expect_failure("./tiny retrieve --checkpoint tiny.safetensors --binary --cosine", 2, "choose one");
   write_text("unlabelled.csv", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8\n");
   expect_failure("./tiny retrieve --checkpoint tiny.safetensors --db unlabelled.csv", 1, "needs labels");
+}
+END_TEST
+
+// The query is a bright top half (label 0). Euclidean distance finds the
+// brighter top-and-a-little-left image (label 1) nearer than a dim copy of
+// the query; cosine distance, blind to brightness, finds the dim copy.
+START_TEST(retrieve_cosine_ranks_by_direction_not_brightness) {
+  char row[3][256];
+  for (int i = 0; i < 3; i++) {
+    int used = snprintf(row[i], sizeof row[i], "%d", i == 2 ? 1 : 0);
+    for (int p = 0; p < 16; p++) {
+      bool top = p < 8, left = p % 4 < 2;
+      double v = i == 0 ? (top ? 1.0 : 0) : i == 1 ? (top ? 0.2 : 0) : (top ? 0.9 : 0) + (left && !top ? 0.25 : 0);
+      used += snprintf(row[i] + used, sizeof row[i] - (size_t)used, ",%.2f", v);
+    }
+  }
+  char text[1024];
+  snprintf(text, sizeof text, "%s\n", row[0]);
+  write_text("query.csv", text);
+  snprintf(text, sizeof text, "%s\n%s\n", row[1], row[2]);
+  write_text("db.csv", text);
+  CommandResult r = run_ok("./tiny retrieve --checkpoint tiny.safetensors --db db.csv --queries query.csv -k 1");
+  ck_assert_msg(figure(r.out, "raw_precision@1") == 0, "Euclidean should find the brighter image\n%s", r.out);
+  command_result_free(&r);
+  r = run_ok("./tiny retrieve --checkpoint tiny.safetensors --db db.csv --queries query.csv -k 1 --cosine");
+  ck_assert_msg(figure(r.out, "raw_precision@1") == 1, "cosine should find the dim copy\n%s", r.out);
+  ck_assert_ptr_nonnull(strstr(r.err, "raw input (16 values, cosine)"));
+  command_result_free(&r);
 }
 END_TEST
 
@@ -324,6 +353,7 @@ Suite *apps_suite(void) {
   tcase_add_test(t, denoise_shows_the_models_own_corruption);
   tcase_add_test(t, a_missing_or_wrong_checkpoint_is_one_clear_error);
   tcase_add_test(t, retrieve_finds_neighbours_with_the_same_label);
+  tcase_add_test(t, retrieve_cosine_ranks_by_direction_not_brightness);
   tcase_add_test(t, encode_writes_npy_and_a_scatter);
   tcase_add_test(t, filters_and_histogram_draw);
   tcase_add_test(t, probe_classifies_codes_and_pixels);
