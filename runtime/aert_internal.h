@@ -116,7 +116,7 @@ typedef struct aert_options {
   const char *baseline;  // prior-match --baseline CKPT
   int checkpoint_every;  // train --checkpoint-every N batches (0: only at each epoch's end)
   int epochs, batch, threads, count, samples;
-  double lr;
+  const char *lr_spec;  // train --lr: X for every step, or LOSS=X,... for named steps
   uint64_t seed;
   bool has_data, has_test, has_epochs, has_batch, has_lr, has_seed, has_threads, has_count, has_samples;
   // The applications (apps.c): encode --plot, denoise --noise, retrieve
@@ -179,6 +179,10 @@ int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
 int aert_cmd_prior_match(const aert_model *model, const aert_options *options);
 // The steps `train --steps LIST` selects into run[model->n_steps]; false after a message.
 bool aert_select_steps(const aert_model *model, const char *list, bool *run);
+// train --lr: spec is one rate for every step or LOSS=RATE,...; sets lr[step]; false after a message.
+bool aert_override_lr(const aert_model *model, const char *spec, double *lr);
+// A positive finite number in text, or false after a message naming the option.
+bool aert_parse_positive(const char *option, const char *text, double *out);
 // The energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between n rows of x and n rows of y (dim values each).
 double aert_energy_distance(const double *x, const double *y, size_t n, int dim);
 // encode's extras: FILE.npy (float32 [n, code]; the labels, when known, in

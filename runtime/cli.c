@@ -27,7 +27,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_TEST] = {"--test", NULL, "FILE", "test set evaluated at each epoch's end"},
     [OPT_EPOCHS] = {"--epochs", NULL, "N", "total epochs (a resumed run continues up to N; 0 saves the initial parameters)"},
     [OPT_BATCH] = {"--batch", NULL, "N", "samples a batch"},
-    [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step (overrides the model's)"},
+    [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step, or LOSS=X,... of named steps (overrides the model's)"},
     [OPT_SEED] = {"--seed", NULL, "N", "run seed: initialisation, shuffling, noise"},
     [OPT_THREADS] = {"--threads", NULL, "N", "OpenMP threads (default: all cores)"},
     [OPT_CHECKPOINT] = {"--checkpoint", NULL, "FILE", "checkpoint (.safetensors)"},
@@ -169,7 +169,7 @@ static bool parse_u64(const char *option, const char *text, uint64_t *out) {
   return true;
 }
 
-static bool parse_positive(const char *option, const char *text, double *out) {
+bool aert_parse_positive(const char *option, const char *text, double *out) {
   char *end;
   errno = 0;
   double v = strtod(text, &end);
@@ -205,13 +205,13 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_BASELINE: o->baseline = value; return true;
   case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
   case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
-  case OPT_LABELS_FRACTION: return o->has_labels_fraction = parse_positive(name, value, &o->labels_fraction);
+  case OPT_LABELS_FRACTION: return o->has_labels_fraction = aert_parse_positive(name, value, &o->labels_fraction);
   case OPT_EPOCHS: return o->has_epochs = parse_int(name, value, 0, &o->epochs);
   case OPT_BATCH: return o->has_batch = parse_int(name, value, 1, &o->batch);
   case OPT_THREADS: return o->has_threads = parse_int(name, value, 1, &o->threads);
   case OPT_COUNT: return o->has_count = parse_int(name, value, 1, &o->count);
   case OPT_SAMPLES: return o->has_samples = parse_int(name, value, 1, &o->samples);
-  case OPT_LR: return o->has_lr = parse_positive(name, value, &o->lr);
+  case OPT_LR: o->lr_spec = value; return o->has_lr = true;  // checked against the model's steps by train
   case OPT_SEED: return o->has_seed = parse_u64(name, value, &o->seed);
   case N_OPTIONS: break;
   }
@@ -268,6 +268,14 @@ static int parse_options(const command_spec *c, int argc, char **argv, aert_opti
   return -1;
 }
 
+// --lr names the model's steps, so it is checked once the model is known.
+static bool check_lr(const aert_model *model, const char *spec) {
+  double *lr = calloc((size_t)model->n_steps + 1, sizeof *lr);
+  bool ok = lr && aert_override_lr(model, spec, lr);
+  free(lr);
+  return ok;
+}
+
 int aert_main(const aert_model *model, int argc, char **argv) {
   aert_set_program(argc > 0 ? argv[0] : NULL);
   if (!model || model->abi_version != AERT_ABI_VERSION) {
@@ -288,6 +296,7 @@ int aert_main(const aert_model *model, int argc, char **argv) {
     aert_options options = {.command = commands[i].name};
     int status = parse_options(&commands[i], argc, argv, &options);
     if (status >= 0) return status;
+    if (options.has_lr && !check_lr(model, options.lr_spec)) return AERT_EXIT_USAGE;
     status = commands[i].run(model, &options);
     fflush(stdout);
     return status;

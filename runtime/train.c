@@ -150,8 +150,7 @@ static bool prepare_context(train_run *r) {
     r->first_batch = (size_t)state.epoch_batch;
     r->last_saved = o->resume;
   }
-  for (int s = 0; o->has_lr && s < r->model->n_steps; s++) r->ctx->lr[s] = o->lr;
-  return true;
+  return !o->has_lr || aert_override_lr(r->model, o->lr_spec, r->ctx->lr);
 }
 
 static bool load_data(train_run *r) {
@@ -323,26 +322,53 @@ done:
   return status;
 }
 
+// The step minimizing the loss named by the `length` characters at `name`;
+// -1 after a message naming `option` and the model's steps.
+static int find_step(const aert_model *model, const char *name, size_t length, const char *option) {
+  for (int s = 0; s < model->n_steps; s++)
+    if (strlen(model->steps[s].loss) == length && strncmp(model->steps[s].loss, name, length) == 0) return s;
+  char known[512] = "";
+  for (int s = 0, used = 0; s < model->n_steps && used < (int)sizeof known; s++)
+    used += snprintf(known + used, sizeof known - (size_t)used, "%s%s", s ? ", " : "", model->steps[s].loss);
+  aert_error("%s: the model has no step minimizing '%.*s' (its steps minimize %s)", option, (int)length, name, known);
+  return -1;
+}
+
 bool aert_select_steps(const aert_model *model, const char *list, bool *run) {
   for (int s = 0; s < model->n_steps; s++) run[s] = list == NULL;
   if (!list) return true;
   bool any = false;
   for (const char *at = list; *at;) {
     size_t length = strcspn(at, ",");
-    bool found = false;
-    for (int s = 0; s < model->n_steps; s++)
-      if (strlen(model->steps[s].loss) == length && strncmp(model->steps[s].loss, at, length) == 0)
-        run[s] = found = any = true;
-    if (!found) {
-      char known[512] = "";
-      for (int s = 0, used = 0; s < model->n_steps && used < (int)sizeof known; s++)
-        used += snprintf(known + used, sizeof known - (size_t)used, "%s%s", s ? ", " : "", model->steps[s].loss);
-      aert_error("--steps: the model has no step minimizing '%.*s' (its steps minimize %s)", (int)length, at, known);
-      return false;
-    }
+    int s = find_step(model, at, length, "--steps");
+    if (s < 0) return false;
+    run[s] = any = true;
     at += length;
     if (*at == ',') at++;
   }
   if (!any) aert_error("--steps: name at least one step");
   return any;
+}
+
+bool aert_override_lr(const aert_model *model, const char *spec, double *lr) {
+  if (!strchr(spec, '=')) {
+    double every;
+    if (!aert_parse_positive("--lr", spec, &every)) return false;
+    for (int s = 0; s < model->n_steps; s++) lr[s] = every;
+    return true;
+  }
+  for (const char *at = spec; *at;) {
+    size_t length = strcspn(at, ","), name_length = strcspn(at, "=");
+    if (name_length >= length) {
+      aert_error("--lr: '%.*s' is not LOSS=RATE (give one rate for every step, or LOSS=RATE,...)", (int)length, at);
+      return false;
+    }
+    int s = find_step(model, at, name_length, "--lr");
+    char rate[64];
+    snprintf(rate, sizeof rate, "%.*s", (int)(length - name_length - 1), at + name_length + 1);
+    if (s < 0 || !aert_parse_positive("--lr", rate, &lr[s])) return false;
+    at += length;
+    if (*at == ',') at++;
+  }
+  return true;
 }

@@ -195,6 +195,36 @@ START_TEST(a_step_changes_only_its_nets) {
 }
 END_TEST
 
+// --lr LOSS=X sets one step's rate: a rate of 1e-30 moves no kernel element
+// (each is far larger than its Adam step), while the other step still trains.
+START_TEST(lr_overrides_one_named_step) {
+  setup_dir();
+  build("adv", "");
+  must(in_dir("./adv train --data data.csv --test none --batch 16 --epochs 0 --checkpoint %s", "init.st"), "init");
+  must(in_dir("./adv train --data data.csv --test none --batch 16 --epochs 2 --steps disc,gen --lr %s "
+              "--checkpoint slow.st", "disc=1e-30"), "--lr disc=1e-30");
+  const char *critic_kernels[] = {"critic.dense_1.kernel", "critic.dense_2.kernel"};
+  expect("init.st", "slow.st", critic_kernels, 2, true, "disc at a rate of 1e-30");
+  expect("init.st", "slow.st", encoder, 4, false, "gen at the model's rate");
+  must(in_dir("./adv train --data data.csv --test none --batch 16 --epochs 2 --steps disc,gen --lr %s "
+              "--checkpoint both.st", "gen=1e-30,disc=0.01"), "--lr gen=1e-30,disc=0.01");
+  expect("init.st", "both.st", critic_kernels, 2, false, "disc at 0.01");
+  const char *encoder_kernels[] = {"encoder.dense_1.kernel", "encoder.dense_2.kernel"};
+  expect("init.st", "both.st", encoder_kernels, 2, true, "gen at a rate of 1e-30");
+  static const char *const bad[][2] = {{"nope=1", "no step minimizing 'nope'"},
+                                       {"gen=fast", "needs a positive number, not 'fast'"},
+                                       {"gen", "needs a positive number, not 'gen'"},
+                                       {"recon=0.1,disc", "'disc' is not LOSS=RATE"}};
+  for (int i = 0; i < 4; i++) {
+    CommandResult r = in_dir("./adv train --data data.csv --test none --epochs 1 --lr %s", bad[i][0]);
+    ck_assert_msg(r.status == 2, "--lr %s exited %d", bad[i][0], r.status);
+    ck_assert_msg(strstr(r.err, bad[i][1]) != NULL, "--lr %s: %s", bad[i][0], r.err);
+    command_result_free(&r);
+  }
+  remove_tree(dir);
+}
+END_TEST
+
 static int read_losses(const char *file, double *losses, int max) {
   char path[700];
   snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -306,6 +336,7 @@ Suite *prior_suite(void) {
   tcase_add_test(t, prior_samples_have_the_prior_moments);
   tcase_add_test(t, mixture_components_sit_on_the_circle);
   tcase_add_test(t, a_step_changes_only_its_nets);
+  tcase_add_test(t, lr_overrides_one_named_step);
   tcase_add_test(t, shared_values_match_fresh_computation);
   tcase_add_test(t, an_adversarial_model_trains_and_matches_its_prior);
   tcase_add_test(t, prior_match_separates_distributions);
