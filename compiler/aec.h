@@ -127,6 +127,8 @@ typedef struct Graph {
   int code_node;           // -1 when the model has none
   int reconstruction_node; // -1 when the model has none
   int *eval_losses;        // [n_losses] each loss at inference (plan_inference), else NULL
+  int *layer_eval_nodes;   // [n_layers] each layer's output at inference (plan_inference), or -1 where
+                           // the input alone does not determine it (a net applied first to a prior)
   int corrupt_node;        // the corrupted input fed to the model in training (roles.c), or -1
   int first_kernel_param;  // the first layer's kernel, an index into params (roles.c), or -1
   struct NameIndex *name_index;  // graph.c: the nodes' names hashed, so naming stays O(1) (graph_set_name)
@@ -223,8 +225,9 @@ void find_roles(Graph *graph);
 bool autodiff(Graph *graph);
 
 // ------------------------------------------------------- pass_inference.c
-// Adds the inference versions of the losses (Graph.eval_losses), the code
-// and the reconstruction: corruption replaced by its input.
+// Adds the inference versions of the losses (Graph.eval_losses), the code,
+// the reconstruction and each layer's output (Graph.layer_eval_nodes):
+// corruption replaced by its input.
 void plan_inference(Graph *graph);
 
 // ---------------------------------------------------------- pass_fuse.c

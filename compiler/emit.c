@@ -422,8 +422,10 @@ static int gradient_param(const Graph *g, int step, int node) {
 
 // `given` (or NULL): values read from shared slots, not computed; `stored`
 // (or NULL): values written to shared slots for later steps (pass_share.c).
-static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs, int step, const bool *given,
-                                   const bool *stored) {
+// The outputs are written to memory; `pin` keeps them alive to the end (a
+// function that copies each one out as soon as it is written needs not).
+static FunctionPlan *plan_function_pinned(Emitter *e, const int *outputs, int n_outputs, int step, const bool *given,
+                                          const bool *stored, bool pin) {
   Graph *g = e->graph;
   bool optimize = e->options->opt_level > 0;
   FunctionPlan *fp = calloc(1, sizeof *fp);
@@ -440,11 +442,16 @@ static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs
       fp->outside[i] = true;
   fp->scratch = calloc((size_t)fp->fusion.n_groups + 1, sizeof(size_t));
   for (int i = 0; i < fp->fusion.n_groups; i++) fp->scratch[i] = gemm_scratch(g, &fp->fusion.groups[i], optimize);
-  fp->memory = plan_memory(g, &fp->fusion, keep, n_keep, fp->outside, fp->scratch, optimize);
+  fp->memory = plan_memory(g, &fp->fusion, keep, pin ? n_keep : 0, fp->outside, fp->scratch, optimize);
   free(keep);
   fp->kernel = calloc((size_t)fp->fusion.n_groups + 1, sizeof(char *));
   fp->kernel_index = calloc((size_t)fp->fusion.n_groups + 1, sizeof(int));
   return fp;
+}
+
+static FunctionPlan *plan_function(Emitter *e, const int *outputs, int n_outputs, int step, const bool *given,
+                                   const bool *stored) {
+  return plan_function_pinned(e, outputs, n_outputs, step, given, stored, true);
 }
 
 static void function_plan_free(FunctionPlan *fp) {
@@ -600,34 +607,37 @@ static void emit_constants_for(Emitter *e, const Schedule *s) {
   }
 }
 
-static void emit_calls(Emitter *e, const FunctionPlan *fp) {
+// The call of group gi's kernel.
+static void emit_call(Emitter *e, const FunctionPlan *fp, int gi) {
   const Graph *g = e->graph;
-  for (int gi = 0; gi < fp->fusion.n_groups; gi++) {
-    const Group *group = &fp->fusion.groups[gi];
-    const Node *lead = &g->nodes[group->members[0]];
-    fprintf(e->out, "  TIMED(%d, %s(", fp->kernel_index[gi], fp->kernel[gi]);
-    if (group_uses_batch(g, group)) fprintf(e->out, "n, ");
-    int rng = -1;
-    for (int m = 0; m < group->n_members; m++)
-      if (g->nodes[group->members[m]].rng_node >= 0) rng = g->nodes[group->members[m]].rng_node;
-    if (rng >= 0) fprintf(e->out, "aert_hash64(batch_key, %d), ", rng);
-    int inputs[MAX_GROUP_INPUTS], n_inputs;
-    if (group->kind == GROUP_SINGLE) {
-      n_inputs = lead->n_inputs;
-      memcpy(inputs, lead->inputs, sizeof(int) * (size_t)n_inputs);
-    } else {
-      n_inputs = group_inputs(g, group, inputs);
-    }
-    for (int j = 0; j < n_inputs; j++) {
-      char ref[640];
-      value_ref(e, inputs[j], ref, sizeof ref);
-      fprintf(e->out, "%s, ", ref);
-    }
-    if (group->scalar_output >= 0) fprintf(e->out, "%s, ", g->nodes[group->scalar_output].name);
-    fprintf(e->out, "%s", g->nodes[group->output].name);
-    if (fp->scratch[gi] > 0) fprintf(e->out, ", arena + cap * ARENA_PER_SAMPLE + %zu", fp->memory.scratch[gi]);
-    fprintf(e->out, "));\n");
+  const Group *group = &fp->fusion.groups[gi];
+  const Node *lead = &g->nodes[group->members[0]];
+  fprintf(e->out, "  TIMED(%d, %s(", fp->kernel_index[gi], fp->kernel[gi]);
+  if (group_uses_batch(g, group)) fprintf(e->out, "n, ");
+  int rng = -1;
+  for (int m = 0; m < group->n_members; m++)
+    if (g->nodes[group->members[m]].rng_node >= 0) rng = g->nodes[group->members[m]].rng_node;
+  if (rng >= 0) fprintf(e->out, "aert_hash64(batch_key, %d), ", rng);
+  int inputs[MAX_GROUP_INPUTS], n_inputs;
+  if (group->kind == GROUP_SINGLE) {
+    n_inputs = lead->n_inputs;
+    memcpy(inputs, lead->inputs, sizeof(int) * (size_t)n_inputs);
+  } else {
+    n_inputs = group_inputs(g, group, inputs);
   }
+  for (int j = 0; j < n_inputs; j++) {
+    char ref[640];
+    value_ref(e, inputs[j], ref, sizeof ref);
+    fprintf(e->out, "%s, ", ref);
+  }
+  if (group->scalar_output >= 0) fprintf(e->out, "%s, ", g->nodes[group->scalar_output].name);
+  fprintf(e->out, "%s", g->nodes[group->output].name);
+  if (fp->scratch[gi] > 0) fprintf(e->out, ", arena + cap * ARENA_PER_SAMPLE + %zu", fp->memory.scratch[gi]);
+  fprintf(e->out, "));\n");
+}
+
+static void emit_calls(Emitter *e, const FunctionPlan *fp) {
+  for (int gi = 0; gi < fp->fusion.n_groups; gi++) emit_call(e, fp, gi);
 }
 
 static bool schedule_uses_input(const Emitter *e, const Schedule *s) {
@@ -868,6 +878,54 @@ static void emit_apply(Emitter *e, const FunctionPlan *fp, const char *fn, int n
   emit_line(e, "}");
 }
 
+// layer_output (the `activations` command): the forward pass in inference
+// mode up to the kernel that writes the asked layer's output, then a copy.
+// Every layer's output is written to memory but none is kept alive beyond
+// its readers: it is copied out right after its kernel.
+static FunctionPlan *plan_layer_output(Emitter *e) {
+  const Graph *g = e->graph;
+  int *outputs = malloc(((size_t)g->n_layers + 1) * sizeof(int)), n_outputs = 0;
+  for (int i = 0; i < g->n_layers; i++)
+    if (g->layer_eval_nodes[i] >= 0) outputs[n_outputs++] = g->layer_eval_nodes[i];
+  FunctionPlan *fp = n_outputs ? plan_function_pinned(e, outputs, n_outputs, -1, NULL, NULL, false) : NULL;
+  free(outputs);
+  return fp;
+}
+
+// The early return of each layer whose output is `node`, after the kernel that writes it.
+static void emit_layer_returns(Emitter *e, int node) {
+  const Graph *g = e->graph;
+  for (int i = 0; i < g->n_layers; i++) {
+    if (g->layer_eval_nodes[i] != node) continue;
+    char size[512], ref[640];
+    size_const(g, node, size, sizeof size);
+    value_ref(e, node, ref, sizeof ref);
+    emit_line(e, "  if (layer == %d) {  // %s", i, g->layers[i].name);
+    emit_line(e, "    memcpy(out, %s, sizeof(real) * (size_t)n * %s);", ref, size);
+    emit_line(e, "    return;");
+    emit_line(e, "  }");
+  }
+}
+
+static void emit_layer_output(Emitter *e, const FunctionPlan *fp) {
+  if (!fp) return;
+  const Graph *g = e->graph;
+  emit_blank(e);
+  emit_line(e, "// The output of layers[layer] for each sample, in inference mode (`activations`):");
+  emit_line(e, "// the forward pass up to the kernel that writes it, then a copy.");
+  emit_line(e, "static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, real *out) {");
+  emit_schedule_head(e, fp, -1);
+  for (int i = 0; i < g->n_layers; i++) {  // outputs no kernel writes (the input itself)
+    int node = g->layer_eval_nodes[i];
+    if (node >= 0 && fp->fusion.group_of[node] < 0) emit_layer_returns(e, node);
+  }
+  for (int gi = 0; gi < fp->fusion.n_groups; gi++) {
+    emit_call(e, fp, gi);
+    emit_layer_returns(e, fp->fusion.groups[gi].output);
+  }
+  emit_line(e, "}");
+}
+
 static void emit_dispatchers(Emitter *e) {
   Graph *g = e->graph;
   emit_blank(e);
@@ -925,6 +983,12 @@ static void emit_tables(Emitter *e) {
   }
   emit_line(e, "};");
   emit_blank(e);
+  emit_line(e, "// Each layer's output at inference: a node of the description, or -1 (not from the input alone).");
+  fprintf(e->out, "static const int layer_nodes[] = {");
+  for (int i = 0; i < g->n_layers; i++) fprintf(e->out, "%s%d", i ? ", " : "", g->layer_eval_nodes[i]);
+  if (g->n_layers == 0) fprintf(e->out, "-1");
+  fprintf(e->out, "};\n");
+  emit_blank(e);
   fprintf(e->out, "static const char *const loss_names[] = {");
   for (int i = 0; i < g->n_losses; i++) fprintf(e->out, "%s\"%s\"", i ? ", " : "", g->losses[i].name);
   fprintf(e->out, "};\n\n");
@@ -938,7 +1002,7 @@ static void emit_tables(Emitter *e) {
   emit_line(e, "};");
 }
 
-static void emit_model(Emitter *e) {
+static void emit_model(Emitter *e, bool has_layer_output) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
   Shape in = g->nodes[g->input_node].shape;
@@ -992,6 +1056,8 @@ static void emit_model(Emitter *e) {
     emit_line(e, "  .first_kernel = \"%s\",", g->params[g->first_kernel_param].name);
   emit_line(e, "  .description = description,");
   emit_prior_entry(e);  // ops_prior.c
+  emit_line(e, "  .layer_output = %s,", has_layer_output ? "layer_output" : "NULL");
+  emit_line(e, "  .layer_nodes = layer_nodes,");
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
@@ -1068,7 +1134,7 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
 static void print_stats(Emitter *e, FunctionPlan **plans, int n_plans, size_t per_sample, size_t fixed) {
   const Graph *g = e->graph;
   FILE *out = e->options->stats;
-  static const char *const extra[] = {"eval", "reconstruct", "encode", "corrupt"};
+  static const char *const extra[] = {"eval", "reconstruct", "encode", "corrupt", "layer_output"};
   size_t bytes = sizeof(float) * (e->options->dtype == DTYPE_F64 ? 2 : 1);
   int batch = g->train.batch;
   fprintf(stderr, "%-24s %8s %8s %14s %14s %14s\n", "function", "nodes", "kernels", "arena_unplanned", "arena_planned",
@@ -1105,7 +1171,7 @@ static void print_stats(Emitter *e, FunctionPlan **plans, int n_plans, size_t pe
 
 // The FunctionViews inspect.c reads (aec --dump-ir, --dot, the header's tables).
 static int function_views(Emitter *e, FunctionPlan **plans, int n_plans, FunctionView *views) {
-  static const char *const extra[] = {"eval_losses", "reconstruct", "encode", "corrupt"};
+  static const char *const extra[] = {"eval_losses", "reconstruct", "encode", "corrupt", "layer_output"};
   int n = 0;
   for (int p = 0; p < n_plans; p++) {
     if (!plans[p]) continue;
@@ -1154,8 +1220,8 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   Emitter e = {.out = out, .graph = graph, .options = options};
   plan_inference(graph);
   if (options->dump_ir) dump_graph(options->dump_ir, graph, "plan_inference (inference versions of losses, code, reconstruction)");
-  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt.
-  int n_plans = graph->n_steps + 4;
+  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt, layer_output.
+  int n_plans = graph->n_steps + 5;
   FunctionPlan **plans = calloc((size_t)n_plans, sizeof(FunctionPlan *));
   SharePlan share = plan_sharing(graph, options->opt_level > 0);  // pass_share.c
   e.share = &share;
@@ -1170,11 +1236,13 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
     shared_inputs[i] = plan_function(&e, outs, n_outs, -1, NULL, share.given[i]);
     free(outs);
   }
-  FunctionPlan **eval = &plans[graph->n_steps], **recon = eval + 1, **code = eval + 2, **corrupt = eval + 3;
+  FunctionPlan **eval = &plans[graph->n_steps], **recon = eval + 1, **code = eval + 2, **corrupt = eval + 3,
+               **layer_out = eval + 4;
   *eval = plan_eval(&e);
   *recon = plan_apply(&e, graph->reconstruction_node);
   *code = plan_apply(&e, graph->code_node);
   *corrupt = plan_apply(&e, graph->corrupt_node);
+  *layer_out = plan_layer_output(&e);
 
   // Every value any function computes gets a shape constant; the arena is
   // as large as the largest function needs.
@@ -1252,6 +1320,7 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   emit_apply(&e, *code, "encode", graph->code_node, "The code of each sample, in inference mode");
   emit_apply(&e, *corrupt, "corrupt", graph->corrupt_node,
              "The corrupted input, in training mode: what the model is fed while it learns");
+  emit_layer_output(&e, *layer_out);
   emit_dispatchers(&e);
   emit_tables(&e);
   emit_blank(&e);
@@ -1262,7 +1331,7 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   if (registry.n == 0) emit_line(&e, "  {\"none\", 0, 0, 0, 0},");
   emit_line(&e, "};");
   emit_description(&e);
-  emit_model(&e);
+  emit_model(&e, *layer_out != NULL);
   registry_free(&registry);
   for (int v = 0; v < n_views; v++) free((char *)views[v].name);
   free(views);

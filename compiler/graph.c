@@ -147,6 +147,7 @@ void graph_free(Graph *graph) {
   free(graph->nodes), free(graph->params), free(graph->layers), free(graph->nets);
   free(graph->losses), free(graph->steps);
   free(graph->train.data), free(graph->train.test), free(graph->input_name), free(graph->eval_losses);
+  free(graph->layer_eval_nodes);
   name_index_free(graph->name_index);
   free(graph);
 }
@@ -242,7 +243,8 @@ int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool i
 static const char *const reserved_names[] = {
     "n", "input", "ctx", "arena", "cap", "losses", "out", "a", "b", "c", "i", "j", "k", "m", "v", "t", "lr", "sum",
     "count", "velocity", "real", "model", "params", "layers", "steps", "loss_names", "adam", "sgd", "main",
-    "eval_losses", "encode", "reconstruct", "corrupt", "loss_and_grad", "apply_update", "auto", "break", "case", "char",
+    "eval_losses", "encode", "reconstruct", "corrupt", "loss_and_grad", "apply_update", "layer_output", "layer",
+    "layer_nodes", "auto", "break", "case", "char",
     "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if",
     "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
     "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "exp", "log", "tanh", "fabs", "fmax",

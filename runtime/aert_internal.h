@@ -114,6 +114,7 @@ typedef struct aert_options {
   bool profile;  // train --profile
   const char *steps;     // train --steps recon,disc: the steps to run (by loss name); NULL: all
   const char *baseline;  // prior-match --baseline CKPT
+  const char *layer;     // activations --layer NAME
   int checkpoint_every;  // train --checkpoint-every N batches (0: only at each epoch's end)
   int epochs, batch, threads, count, samples;
   const char *lr_spec;  // train --lr: X for every step, or LOSS=X,... for named steps
@@ -165,6 +166,11 @@ aert_ctx *aert_open_checkpoint(const aert_model *model, const aert_options *opti
 void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch);
 
 // ------------------------------------------------------------------ apps.c
+// The displayed height and width of a sample: channel 0 of [c, h, w], else a
+// square when the size is one, else one row.
+void aert_display_size(const aert_model *model, int *height, int *width);
+// Label names when the data set is Fashion-MNIST's (*count of them), else NULL.
+const char *const *aert_label_names(const aert_dataset *data, int *count);
 int aert_cmd_denoise(const aert_model *model, const aert_options *options);
 int aert_cmd_retrieve(const aert_model *model, const aert_options *options);
 int aert_cmd_filters(const aert_model *model, const aert_options *options);
@@ -172,6 +178,11 @@ int aert_cmd_histogram(const aert_model *model, const aert_options *options);
 int aert_cmd_probe(const aert_model *model, const aert_options *options);
 int aert_cmd_pca(const aert_model *model, const aert_options *options);
 int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
+
+// ----------------------------------------------------------- activations.c
+// activations: a layer's feature maps for a few samples, and the input
+// patches (receptive fields) that activate each of its channels most.
+int aert_cmd_activations(const aert_model *model, const aert_options *options);
 
 // ------------------------------------------------------------ prior_match.c
 // prior-match: the codes' moments against the prior's and the energy
@@ -209,6 +220,27 @@ int aert_plot_scatter_over(const char *path, const double *xy, const int32_t *la
                            size_t n_under, const char *xlabel, const char *ylabel, const char *title,
                            const char *const *label_names, int n_names);
 
+// ----------------------------------------------------------------- image.c
+// A figure: a white page of width x height pixels drawn through cairo, then
+// written as PNG. aert_figure_new and aert_figure_write return NULL / -1
+// after a message; aert_figure_write frees the figure.
+typedef struct aert_figure aert_figure;
+aert_figure *aert_figure_new(int width, int height);
+int aert_figure_write(aert_figure *figure, const char *path);
+void aert_figure_free(aert_figure *figure);
+// Text with its baseline at y; align_x 0 puts its start at x, 0.5 its middle, 1 its end.
+// aert_text_width: how wide it is drawn, in pixels.
+double aert_text_width(const char *text, double size, bool bold);
+void aert_figure_text(aert_figure *figure, double x, double y, const char *text, double size, bool bold, double align_x);
+// A grey image (values in [0, 1]; NaN: no pixel, drawn pale blue) fitted into
+// the box at (x, y), centred: enlarged by a whole factor (sharp pixels) or
+// shrunk to fit, and framed.
+void aert_figure_tile(aert_figure *figure, double x, double y, int box_w, int box_h, const aert_real *pixels,
+                      int height, int width);
+// n values as bars filling the box, on the scale [lo, hi], with the zero line.
+void aert_figure_bars(aert_figure *figure, double x, double y, int box_w, int box_h, const double *values, int n,
+                      double lo, double hi);
+
 // ------------------------------------------------------------------- pca.c
 typedef struct aert_pca {
   int dim, k;
@@ -229,6 +261,23 @@ double aert_pca_squared_error(const aert_pca *pca, const aert_real *x, double *c
 // Eigen-decomposition of a symmetric m x m matrix by cyclic Jacobi rotations
 // (a is destroyed): values descending, vectors[i * m ..] the unit eigenvector of values[i].
 void aert_eigen_symmetric(double *a, int m, double *values, double *vectors);
+
+// ------------------------------------------------------------- receptive.c
+// The receptive field of a layer's units, walked back through the model
+// description's graph from node `node` (aert_model.layer_nodes): for a unit at
+// row r and column c of an [channels, rows, cols] output, the input rows
+// row_lo[r]..row_hi[r] and columns col_lo[c]..col_hi[c] (inclusive, nominal:
+// they run past the image where a layer padded). `whole` (arrays NULL) when
+// the input is flat or a dense or reshape lies on the way: every unit sees the
+// whole input. height x width: the largest field (the image's size when whole).
+typedef struct aert_receptive_field {
+  bool whole;
+  int *row_lo, *row_hi, *col_lo, *col_hi;
+  int height, width;
+} aert_receptive_field;
+// false after a message (a malformed description).
+bool aert_receptive_field_of(const aert_model *model, int node, aert_receptive_field *rf);
+void aert_receptive_field_free(aert_receptive_field *rf);
 
 // apps_conv.c: `filters` for a first conv layer (kernel [filters, in, k, k]):
 // one k x k tile per filter and input channel.

@@ -13,15 +13,13 @@
 static const char *const fashion_names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-// Label names when the data set is Fashion-MNIST's (the labels alone otherwise).
-static const char *const *label_names(const aert_dataset *data, int *count) {
+const char *const *aert_label_names(const aert_dataset *data, int *count) {
   bool fashion = data->path && strstr(data->path, "fashion-mnist") != NULL;
   *count = fashion ? 10 : 0;
   return fashion ? fashion_names : NULL;
 }
 
-// The displayed height and width of a sample (as commands.c's reconstruct).
-static void display_size(const aert_model *model, int *height, int *width) {
+void aert_display_size(const aert_model *model, int *height, int *width) {
   if (model->input_rank == 3) {
     *height = model->input_shape[1], *width = model->input_shape[2];
     return;
@@ -124,7 +122,7 @@ bool aert_plot_codes(const char *path, const aert_model *model, const aert_datas
     aert_pca_free(&pca);
   }
   int n_names;
-  const char *const *names = label_names(data, &n_names);
+  const char *const *names = aert_label_names(data, &n_names);
   // An adversarial autoencoder's prior: as many samples in grey under the codes (dims <= 2: its first values).
   double *under = NULL;
   size_t n_under = 0;
@@ -229,7 +227,7 @@ int aert_cmd_denoise(const aert_model *model, const aert_options *options) {
   size_t count = options->has_count ? (size_t)options->count : 10;
   if (count > data->n) count = data->n;
   int height, width;
-  display_size(model, &height, &width);
+  aert_display_size(model, &height, &width);
   size_t pixels = (size_t)height * (size_t)width;
   grid = aert_alloc_reals(3 * count, pixels, "image grid");
   if (!grid) goto done;
@@ -445,7 +443,7 @@ int aert_cmd_filters(const aert_model *model, const aert_options *options) {
     return AERT_EXIT_FAILURE;
   }
   int height, width;
-  display_size(model, &height, &width);
+  aert_display_size(model, &height, &width);
   int in = kernel->shape[0], units = kernel->shape[1];
   size_t pixels = (size_t)height * (size_t)width;
   if ((size_t)in < pixels) height = 1, width = in, pixels = (size_t)in;

@@ -12,7 +12,7 @@
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
-  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, N_OPTIONS
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -52,6 +52,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_STEPS] = {"--steps", NULL, "LIST", "run only these steps, by loss name, comma-separated (default: every step)"},
     [OPT_BASELINE] = {"--baseline", NULL, "CKPT", "also measure this checkpoint (a plain autoencoder's) the same way"},
     [OPT_CHECKPOINT_EVERY] = {"--checkpoint-every", NULL, "N", "also save the checkpoint every N batches (--resume continues from that batch)"},
+    [OPT_LAYER] = {"--layer", NULL, "NAME", "a layer as `summary` names it (encoder.conv_1)"},
 };
 
 #define BIT(o) (1u << (o))
@@ -96,6 +97,13 @@ static const command_spec commands[] = {
      "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
     {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
      "--checkpoint C -o filters.png [--count N units]", "draw each first-layer unit's incoming weights as a tile"},
+    {"activations", aert_cmd_activations,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_LAYER) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) |
+         BIT(OPT_THREADS),
+     "--checkpoint C [--data F] --layer NAME [--count N samples, default 4] -o maps.png",
+     "draw a layer's feature maps for the first N samples, and the input patches (each cropped to the unit's "
+     "receptive field) that activate each channel most over the first 5000 samples of the data (default: the test "
+     "set); a dense layer's units as bars, with their strongest whole inputs"},
     {"histogram", aert_cmd_histogram,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F] -o hist.png [--count N dimensions]",
@@ -203,6 +211,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_STEPS: o->steps = value; return true;
   case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);
   case OPT_BASELINE: o->baseline = value; return true;
+  case OPT_LAYER: o->layer = value; return true;
   case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
   case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
   case OPT_LABELS_FRACTION: return o->has_labels_fraction = aert_parse_positive(name, value, &o->labels_fraction);

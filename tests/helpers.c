@@ -1,6 +1,7 @@
 // helpers.c — running commands, temporary directories and figures for the
 // Check suites (see tests.h).
 #define _GNU_SOURCE
+#include <cairo.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
@@ -97,4 +98,13 @@ double figure(const char *stdout_text, const char *name) {
     line = next ? next + 1 : NULL;
   }
   return value;
+}
+
+bool read_png_size(const char *path, int *width, int *height) {
+  cairo_surface_t *png = cairo_image_surface_create_from_png(path);
+  bool ok = cairo_surface_status(png) == CAIRO_STATUS_SUCCESS;
+  *width = ok ? cairo_image_surface_get_width(png) : 0;
+  *height = ok ? cairo_image_surface_get_height(png) : 0;
+  cairo_surface_destroy(png);
+  return ok;
 }

@@ -1,7 +1,8 @@
 // test_apps.c — corruption, sparsity and what users do with a trained model:
-// denoise, retrieve, encode (.npy, --plot), filters, histogram, probe, pca
-// and plot-xy, on a small labelled data set made here (three clusters of
-// 4x4 images), plus one epoch of examples/denoise.ae and examples/sparse.ae.
+// denoise, retrieve, encode (.npy, --plot), filters, activations, histogram,
+// probe, pca and plot-xy, on a small labelled data set made here (three
+// clusters of 4x4 images), plus one epoch of examples/denoise.ae and
+// examples/sparse.ae.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdbool.h>
@@ -138,6 +139,7 @@ END_TEST
 
 START_TEST(a_missing_or_wrong_checkpoint_is_one_clear_error) {
   static const char *const commands[] = {"denoise -o g.png", "retrieve", "filters -o f.png", "histogram -o h.png",
+                                         "activations --layer encoder.dense_1 -o a.png",
                                          "probe", "encode -o c.npy"};
   write_text("other.ae", "input x: [16]\nnet encoder = dense(3, relu)\nnet decoder = dense(16, sigmoid)\n"
                          "loss recon = mse(decoder(encoder(x)), x)\n");
@@ -237,6 +239,45 @@ START_TEST(filters_and_histogram_draw) {
   ck_assert_msg(mean > 0 && mean < 1, "sigmoid codes have mean %g", mean);
   command_result_free(&r);
   ck_assert(is_png("hist.png"));
+}
+END_TEST
+
+// A dense layer's units are 1 x 1 maps: bars for the shown samples, and the
+// whole inputs that activate each unit most (of the 90 test samples).
+START_TEST(activations_of_a_dense_layer) {
+  CommandResult r = run_ok("./tiny activations --checkpoint tiny.safetensors --layer encoder.dense_2 --threads 1 "
+                           "-o dense.png");
+  ck_assert_msg(strstr(r.out, "layer encoder.dense_2\n") != NULL, "%s", r.out);
+  ck_assert_double_eq(figure(r.out, "channels"), 4);
+  ck_assert_double_eq(figure(r.out, "map_height"), 1);
+  ck_assert_double_eq(figure(r.out, "map_width"), 1);
+  ck_assert_double_eq(figure(r.out, "receptive_field_height"), 4);  // the whole 16-value input, drawn 4 x 4
+  ck_assert_double_eq(figure(r.out, "receptive_field_width"), 4);
+  ck_assert_double_eq(figure(r.out, "samples_searched"), 90);
+  double max = figure(r.out, "max_activation"), mean = figure(r.out, "mean_activation");
+  ck_assert_msg(max > 0.5 && max < 1 && mean > 0 && mean < max, "sigmoid units: max %g, mean %g", max, mean);
+  ck_assert_ptr_nonnull(strstr(r.err, "the activations of 4 samples"));
+  command_result_free(&r);
+  // The minimum width (900); title 44, two column heads of 16, 4 sample rows
+  // of 64 + 6, the section's title 44, 4 rows of strongest inputs 64 + 14 + 6.
+  char path[1024];
+  int width, height;
+  snprintf(path, sizeof path, "%s/dense.png", dir);
+  ck_assert(read_png_size(path, &width, &height));
+  ck_assert_int_eq(width, 900);
+  ck_assert_int_eq(height, 2 * 16 + 44 + 2 * 16 + 4 * 70 + 44 + 4 * 84);
+}
+END_TEST
+
+START_TEST(activations_names_the_layers_there_are) {
+  expect_failure("./tiny activations --checkpoint tiny.safetensors --layer encoder.conv_1 -o a.png", 1,
+                 "model 'tiny' has no layer 'encoder.conv_1'; its layers: encoder.dense_1, encoder.dense_2, "
+                 "decoder.dense_1, decoder.dense_2");
+  expect_failure("./tiny activations --checkpoint tiny.safetensors -o a.png", 2,
+                 "activations needs --layer NAME, one of: encoder.dense_1, encoder.dense_2");
+  expect_failure("./tiny activations --checkpoint tiny.safetensors --layer encoder.dense_1 --data missing.csv -o a.png",
+                 1, "missing.csv");
+  ck_assert_int_eq(file_size("a.png"), -1);
 }
 END_TEST
 
@@ -356,6 +397,8 @@ Suite *apps_suite(void) {
   tcase_add_test(t, retrieve_cosine_ranks_by_direction_not_brightness);
   tcase_add_test(t, encode_writes_npy_and_a_scatter);
   tcase_add_test(t, filters_and_histogram_draw);
+  tcase_add_test(t, activations_of_a_dense_layer);
+  tcase_add_test(t, activations_names_the_layers_there_are);
   tcase_add_test(t, probe_classifies_codes_and_pixels);
   tcase_add_test(t, pca_recovers_a_plane);
   tcase_add_test(t, plot_xy_draws_a_csv);

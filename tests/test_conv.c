@@ -1,8 +1,10 @@
 // test_conv.c — convolutional models end to end: parameter counts as Keras
-// gives them, checkpoint layouts as PyTorch expects them, shape errors, and
-// `filters` on a first conv layer. (Their gradients are in test_gradcheck.c;
-// -O0 against -O2 in test_optimize.c, which trains every example.)
+// gives them, checkpoint layouts as PyTorch expects them, shape errors,
+// `filters` on a first conv layer and `activations` on a small trained model.
+// (Their gradients are in test_gradcheck.c; -O0 against -O2 in
+// test_optimize.c, which trains every example.)
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +106,86 @@ START_TEST(filters_draws_the_first_conv) {
 }
 END_TEST
 
+// n labelled 12x12 images: a bright 3x3 blob in one of four quadrants (the
+// label), at a place that moves with the sample, on a dim background.
+static void write_blobs(const char *name, int n) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  for (int i = 0; i < n; i++) {
+    int label = i % 4, top = (label / 2) * 6 + (i / 4) % 4, left = (label % 2) * 6 + (i / 16) % 4;
+    fprintf(f, "%d", label);
+    for (int p = 0; p < 144; p++) {
+      int r = p / 12, c = p % 12;
+      bool on = r >= top && r < top + 3 && c >= left && c < left + 3;
+      fprintf(f, ",%.2f", on ? 0.9 : 0.05 + 0.01 * ((p + i) % 5));
+    }
+    fprintf(f, "\n");
+  }
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+static const char *blob_model =
+    "input x: [1, 12, 12]\n"
+    "net encoder = conv(16, 3, relu) -> maxpool(2) -> conv(16, 3, relu)\n"
+    "net decoder = upsample(2) -> conv(1, 3, sigmoid)\n"
+    "loss recon = bce(decoder(encoder(x)), x)\n"
+    "train { data \"train.csv\" test \"test.csv\" batch 32 epochs 3\n"
+    "        step minimize recon over encoder, decoder with adam(lr=0.01) }\n";
+
+// The receptive field `activations` reports for a layer of the blob model.
+static double receptive_field_of(const char *layer) {
+  char command[512];
+  snprintf(command, sizeof command,
+           "./blobs activations --checkpoint blobs.safetensors --layer %s --threads 1 -o %s.png", layer, layer);
+  CommandResult r = in_dir(command);
+  ck_assert_msg(r.status == 0, "%s:\n%s", command, r.err);
+  double height = figure(r.out, "receptive_field_height");
+  ck_assert_double_eq(figure(r.out, "receptive_field_width"), height);
+  command_result_free(&r);
+  return height;
+}
+
+// After a short training: feature maps and strongest patches of the second
+// conv, its figures, the picture's size (read back through cairo), and the
+// receptive fields through conv (3), maxpool (+1), conv (+2 x 2) and
+// upsample then conv (two of conv_2's units, 2 pixels apart: 8 + 2).
+START_TEST(activations_draws_maps_and_receptive_fields) {
+  write_blobs("train.csv", 200);
+  write_blobs("test.csv", 60);
+  char path[700];
+  snprintf(path, sizeof path, "%s/blobs.ae", dir);
+  write_file(path, blob_model, strlen(blob_model));
+  must_succeed(AEC " blobs.ae -o blobs");
+  must_succeed("./blobs train --threads 1 --checkpoint blobs.safetensors");
+  CommandResult r = in_dir("./blobs activations --checkpoint blobs.safetensors --layer encoder.conv_2 --count 3 "
+                           "--threads 1 -o maps.png");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_msg(strstr(r.out, "layer encoder.conv_2\n") != NULL, "%s", r.out);
+  ck_assert_double_eq(figure(r.out, "channels"), 16);
+  ck_assert_double_eq(figure(r.out, "map_height"), 6);
+  ck_assert_double_eq(figure(r.out, "map_width"), 6);
+  ck_assert_double_eq(figure(r.out, "receptive_field_height"), 8);
+  ck_assert_double_eq(figure(r.out, "samples_searched"), 60);
+  double max = figure(r.out, "max_activation"), mean = figure(r.out, "mean_activation");
+  ck_assert_msg(isfinite(max) && max > 0 && mean >= 0 && mean < max, "max %g, mean %g", max, mean);
+  ck_assert_msg(figure(r.out, "constant_channels") < 16, "every channel is dead:\n%s", r.out);
+  ck_assert_ptr_nonnull(strstr(r.err, "wrote maps.png"));
+  command_result_free(&r);
+  // Margins 16 + labels 130 + 17 columns of 64 + 6; title 44, two column heads
+  // of 16, 3 sample rows of 64 + 6, the section's title 44, 4 rows of patches 64 + 14 + 6.
+  int width, height;
+  snprintf(path, sizeof path, "%s/maps.png", dir);
+  ck_assert(read_png_size(path, &width, &height));
+  ck_assert_int_eq(width, 2 * 16 + 130 + 17 * 70);
+  ck_assert_int_eq(height, 2 * 16 + 44 + 2 * 16 + 3 * 70 + 44 + 4 * 84);
+  ck_assert_double_eq(receptive_field_of("encoder.conv_1"), 3);
+  ck_assert_double_eq(receptive_field_of("encoder.maxpool_1"), 4);
+  ck_assert_double_eq(receptive_field_of("decoder.conv_1"), 10);
+}
+END_TEST
+
 Suite *conv_suite(void) {
   Suite *s = suite_create("conv");
   TCase *t = tcase_create("convolutional models");
@@ -114,6 +196,7 @@ Suite *conv_suite(void) {
   tcase_add_test(t, kernels_have_pytorch_layouts);
   tcase_add_test(t, shape_errors_are_clear);
   tcase_add_test(t, filters_draws_the_first_conv);
+  tcase_add_test(t, activations_draws_maps_and_receptive_fields);
   suite_add_tcase(s, t);
   return s;
 }

@@ -5,6 +5,7 @@
 #define AEC_TESTS_H
 
 #include <check.h>
+#include <stdbool.h>
 
 #ifndef AEC_SOURCE_DIR
 #error "AEC_SOURCE_DIR must name the repository root"
@@ -35,5 +36,7 @@ void remove_tree(const char *path);
 void write_file(const char *path, const void *data, size_t size);
 // Reads a `name value` figure from a program's standard output; NAN if absent.
 double figure(const char *stdout_text, const char *name);
+// The width and height of a PNG file, read back through cairo; false when it is not one.
+bool read_png_size(const char *path, int *width, int *height);
 
 #endif

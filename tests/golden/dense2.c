@@ -169,6 +169,26 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 784 };
 //   encoder_dense_2_bias   [8]      params + ENCODER_DENSE_2_BIAS_OFFSET   -                            encoder.dense_2 3:34 -
 //   encoder_dense_2        [8]xN    not stored (fused)                     compute_encoder_dense_2_relu encoder.dense_2 3:34 forward
 //   encoder_dense_2_relu   [8]xN    arena + cap * 16                       compute_encoder_dense_2_relu encoder.dense_2 3:34 forward
+//
+// layer_output: 17 values, 4 kernels, arena 64 per sample + 0 fixed elements
+//   value                   shape    storage                                computed by kernel              layer           .ae  pass
+//   x                       [48]xN   input                                  -                               -               2:1  -
+//   encoder_dense_1_kernel  [48, 16] params + ENCODER_DENSE_1_KERNEL_OFFSET -                               encoder.dense_1 3:15 -
+//   encoder_dense_1_bias    [16]     params + ENCODER_DENSE_1_BIAS_OFFSET   -                               encoder.dense_1 3:15 -
+//   encoder_dense_1         [16]xN   not stored (fused)                     compute_encoder_dense_1_relu    encoder.dense_1 3:15 forward
+//   encoder_dense_1_relu    [16]xN   arena + cap * 0                        compute_encoder_dense_1_relu    encoder.dense_1 3:15 forward
+//   encoder_dense_2_kernel  [16, 8]  params + ENCODER_DENSE_2_KERNEL_OFFSET -                               encoder.dense_2 3:34 -
+//   encoder_dense_2_bias    [8]      params + ENCODER_DENSE_2_BIAS_OFFSET   -                               encoder.dense_2 3:34 -
+//   encoder_dense_2         [8]xN    not stored (fused)                     compute_encoder_dense_2_relu    encoder.dense_2 3:34 forward
+//   encoder_dense_2_relu    [8]xN    arena + cap * 16                       compute_encoder_dense_2_relu    encoder.dense_2 3:34 forward
+//   decoder_dense_1_kernel  [8, 16]  params + DECODER_DENSE_1_KERNEL_OFFSET -                               decoder.dense_1 4:15 -
+//   decoder_dense_1_bias    [16]     params + DECODER_DENSE_1_BIAS_OFFSET   -                               decoder.dense_1 4:15 -
+//   decoder_dense_1         [16]xN   not stored (fused)                     compute_decoder_dense_1_relu    decoder.dense_1 4:15 forward
+//   decoder_dense_1_relu    [16]xN   arena + cap * 0                        compute_decoder_dense_1_relu    decoder.dense_1 4:15 forward
+//   decoder_dense_2_kernel  [16, 48] params + DECODER_DENSE_2_KERNEL_OFFSET -                               decoder.dense_2 4:34 -
+//   decoder_dense_2_bias    [48]     params + DECODER_DENSE_2_BIAS_OFFSET   -                               decoder.dense_2 4:34 -
+//   decoder_dense_2         [48]xN   not stored (fused)                     compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
+//   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 
 // ---- the matrix micro-kernel every dense layer's products use
 typedef real vreal __attribute__((vector_size(64)));
@@ -774,6 +794,37 @@ static void encode(aert_ctx *ctx, const real *input, int n, real *out) {
   memcpy(out, encoder_dense_2_relu, sizeof(real) * (size_t)n * ENCODER_DENSE_2_RELU_SIZE);
 }
 
+// The output of layers[layer] for each sample, in inference mode (`activations`):
+// the forward pass up to the kernel that writes it, then a copy.
+static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, real *out) {
+  real *arena = ctx->arena;
+  const size_t cap = (size_t)ctx->capacity;
+  real *encoder_dense_1_relu = arena + cap * 0;
+  real *encoder_dense_2_relu = arena + cap * 16;
+  real *decoder_dense_1_relu = arena + cap * 0;
+  real *decoder_dense_2_sigmoid = arena + cap * 16;
+  TIMED(0, compute_encoder_dense_1_relu(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_relu));
+  if (layer == 0) {  // encoder.dense_1
+    memcpy(out, encoder_dense_1_relu, sizeof(real) * (size_t)n * ENCODER_DENSE_1_RELU_SIZE);
+    return;
+  }
+  TIMED(1, compute_encoder_dense_2_relu(n, encoder_dense_1_relu, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_2_BIAS_OFFSET, encoder_dense_2_relu));
+  if (layer == 1) {  // encoder.dense_2
+    memcpy(out, encoder_dense_2_relu, sizeof(real) * (size_t)n * ENCODER_DENSE_2_RELU_SIZE);
+    return;
+  }
+  TIMED(2, compute_decoder_dense_1_relu(n, encoder_dense_2_relu, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
+  if (layer == 2) {  // decoder.dense_1
+    memcpy(out, decoder_dense_1_relu, sizeof(real) * (size_t)n * DECODER_DENSE_1_RELU_SIZE);
+    return;
+  }
+  TIMED(17, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
+  if (layer == 3) {  // decoder.dense_2
+    memcpy(out, decoder_dense_2_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_2_SIGMOID_SIZE);
+    return;
+  }
+}
+
 static double loss_and_grad(aert_ctx *ctx, int step, const real *input, int n) {
   switch (step) {
   case 0: return recon_loss_and_grad(ctx, input, n);
@@ -804,6 +855,9 @@ static const aert_layer layers[] = {
   {"decoder.dense_1", "dense(16, relu)", 1, {16}, 144, 272, 4},
   {"decoder.dense_2", "dense(48, sigmoid)", 1, {48}, 816, 1584, 4},
 };
+
+// Each layer's output at inference: a node of the description, or -1 (not from the input alone).
+static const int layer_nodes[] = {4, 8, 12, 16};
 
 static const char *const loss_names[] = {"recon"};
 
@@ -924,6 +978,8 @@ static const aert_model model = {
   .first_kernel = "encoder.dense_1.kernel",
   .description = description,
   .prior = {AERT_PRIOR_NONE, 0, {0, 0, 0}, -1},
+  .layer_output = layer_output,
+  .layer_nodes = layer_nodes,
 };
 
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }

@@ -50,6 +50,7 @@ enum {
   CRITIC_DENSE_2_KERNEL_SIZE = 4,  // [4, 1]
   CRITIC_DENSE_2_BIAS_SIZE = 1,  // [1]
   CRITIC_DENSE_2_SIZE = 1,  // [1] per sample
+  CRITIC_DENSE_2_SIGMOID_SIZE = 1,  // [1] per sample
   GEN_SIZE = 1,  // []
   RECON_GRAD_RECON_L2_2_SIZE = 1,  // []
   RECON_GRAD_DECODER_DENSE_1_KERNEL_SIZE = 256,  // [8, 32]
@@ -204,6 +205,26 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   encoder_dense_1_bias   [8]     params + ENCODER_DENSE_1_BIAS_OFFSET   -                            encoder.dense_1 3:15 -
 //   encoder_dense_1        [8]xN   not stored (fused)                     compute_encoder_dense_1_tanh encoder.dense_1 3:15 forward
 //   encoder_dense_1_tanh   [8]xN   arena + cap * 0                        compute_encoder_dense_1_tanh encoder.dense_1 3:15 forward
+//
+// layer_output: 17 values, 4 kernels, arena 48 per sample + 0 fixed elements
+//   value                     shape   storage                                computed by kernel                layer           .ae  pass
+//   x                         [32]xN  input                                  -                                 -               2:1  -
+//   encoder_dense_1_kernel    [32, 8] params + ENCODER_DENSE_1_KERNEL_OFFSET -                                 encoder.dense_1 3:15 -
+//   encoder_dense_1_bias      [8]     params + ENCODER_DENSE_1_BIAS_OFFSET   -                                 encoder.dense_1 3:15 -
+//   encoder_dense_1           [8]xN   not stored (fused)                     compute_encoder_dense_1_tanh      encoder.dense_1 3:15 forward
+//   encoder_dense_1_tanh      [8]xN   arena + cap * 0                        compute_encoder_dense_1_tanh      encoder.dense_1 3:15 forward
+//   decoder_dense_1_kernel    [8, 32] params + DECODER_DENSE_1_KERNEL_OFFSET -                                 decoder.dense_1 4:15 -
+//   decoder_dense_1_bias      [32]    params + DECODER_DENSE_1_BIAS_OFFSET   -                                 decoder.dense_1 4:15 -
+//   decoder_dense_1           [32]xN  not stored (fused)                     compute_decoder_dense_1_sigmoid   decoder.dense_1 4:15 forward
+//   decoder_dense_1_sigmoid   [32]xN  arena + cap * 16                       compute_decoder_dense_1_sigmoid   decoder.dense_1 4:15 forward
+//   critic_dense_1_kernel     [8, 4]  params + CRITIC_DENSE_1_KERNEL_OFFSET  -                                 critic.dense_1  5:15 -
+//   critic_dense_1_bias       [4]     params + CRITIC_DENSE_1_BIAS_OFFSET    -                                 critic.dense_1  5:15 -
+//   critic_dense_1            [4]xN   not stored (fused)                     compute_critic_dense_1_leaky_relu critic.dense_1  5:15 forward
+//   critic_dense_1_leaky_relu [4]xN   arena + cap * 16                       compute_critic_dense_1_leaky_relu critic.dense_1  5:15 forward
+//   critic_dense_2_kernel     [4, 1]  params + CRITIC_DENSE_2_KERNEL_OFFSET  -                                 critic.dense_2  5:39 -
+//   critic_dense_2_bias       [1]     params + CRITIC_DENSE_2_BIAS_OFFSET    -                                 critic.dense_2  5:39 -
+//   critic_dense_2            [1]xN   not stored (fused)                     compute_critic_dense_2_sigmoid    critic.dense_2  5:39 forward
+//   critic_dense_2_sigmoid    [1]xN   arena + cap * 0                        compute_critic_dense_2_sigmoid    critic.dense_2  5:39 forward
 
 // ---- the matrix micro-kernel every dense layer's products use
 typedef real vreal __attribute__((vector_size(64)));
@@ -923,6 +944,33 @@ static void compute_gen(int n, const real *restrict a, const real *restrict b, r
   out[0] = (real)(sum / (double)count);
 }
 
+// ==== compute_critic_dense_2_sigmoid: forward, twostep.ae:5:39
+// nodes: %22 critic_dense_2 = dense [twostep.ae:5:39, critic.dense_2] [1]xN
+//        %23 critic_dense_2_sigmoid = sigmoid [twostep.ae:5:39, critic.dense_2] [1]xN, stored
+// FLOPs: 10 per sample
+// twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
+// dense -> sigmoid, 9 FLOPs per sample
+// out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
+// reads a = critic_dense_1_leaky_relu, b = critic_dense_2_kernel, c = critic_dense_2_bias
+static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+  enum { K = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = CRITIC_DENSE_2_SIZE };
+  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
+#pragma omp parallel for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    for (int r = 0; r < rows; r++)
+      for (int j = 0; j < cols; j++) {
+        const size_t at = (size_t)(i0 + r) * N + j0 + j;
+        const real v0 = out[at] + c[j0 + j];
+        const real v1 = 1 / (1 + exp(-v0));  // sigmoid
+        out[at] = v1;
+      }
+  }
+}
+
 // Adam (Kingma & Ba), in PyTorch's arrangement: m and v are the running
 // moments, t the update count, the bias corrections folded into the step.
 static void adam(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
@@ -1097,6 +1145,37 @@ static void encode(aert_ctx *ctx, const real *input, int n, real *out) {
   memcpy(out, encoder_dense_1_tanh, sizeof(real) * (size_t)n * ENCODER_DENSE_1_TANH_SIZE);
 }
 
+// The output of layers[layer] for each sample, in inference mode (`activations`):
+// the forward pass up to the kernel that writes it, then a copy.
+static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, real *out) {
+  real *arena = ctx->arena;
+  const size_t cap = (size_t)ctx->capacity;
+  real *encoder_dense_1_tanh = arena + cap * 0;
+  real *decoder_dense_1_sigmoid = arena + cap * 16;
+  real *critic_dense_1_leaky_relu = arena + cap * 16;
+  real *critic_dense_2_sigmoid = arena + cap * 0;
+  TIMED(0, compute_encoder_dense_1_tanh(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_tanh));
+  if (layer == 0) {  // encoder.dense_1
+    memcpy(out, encoder_dense_1_tanh, sizeof(real) * (size_t)n * ENCODER_DENSE_1_TANH_SIZE);
+    return;
+  }
+  TIMED(1, compute_decoder_dense_1_sigmoid(n, encoder_dense_1_tanh, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_sigmoid));
+  if (layer == 1) {  // decoder.dense_1
+    memcpy(out, decoder_dense_1_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_1_SIGMOID_SIZE);
+    return;
+  }
+  TIMED(18, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
+  if (layer == 2) {  // critic.dense_1
+    memcpy(out, critic_dense_1_leaky_relu, sizeof(real) * (size_t)n * CRITIC_DENSE_1_LEAKY_RELU_SIZE);
+    return;
+  }
+  TIMED(32, compute_critic_dense_2_sigmoid(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, critic_dense_2_sigmoid));
+  if (layer == 3) {  // critic.dense_2
+    memcpy(out, critic_dense_2_sigmoid, sizeof(real) * (size_t)n * CRITIC_DENSE_2_SIGMOID_SIZE);
+    return;
+  }
+}
+
 static double loss_and_grad(aert_ctx *ctx, int step, const real *input, int n) {
   switch (step) {
   case 0: return recon_loss_and_grad(ctx, input, n);
@@ -1129,6 +1208,9 @@ static const aert_layer layers[] = {
   {"critic.dense_1", "dense(4, leaky_relu)", 1, {4}, 36, 68, 5},
   {"critic.dense_2", "dense(1, sigmoid)", 1, {1}, 5, 9, 5},
 };
+
+// Each layer's output at inference: a node of the description, or -1 (not from the input alone).
+static const int layer_nodes[] = {4, 8, 19, 23};
 
 static const char *const loss_names[] = {"recon", "gen"};
 
@@ -1170,6 +1252,7 @@ static const aert_kernel kernels[] = {
   {"compute_recon_v2", 7, 0, 3, 0},
   {"compute_critic_dense_2", 5, 9, 0, 1},
   {"compute_gen", 8, 2, 0, 0},
+  {"compute_critic_dense_2_sigmoid", 5, 10, 0, 1},
 };
 
 // The model as JSON (`describe` prints it): the forward graph, losses and steps.
@@ -1275,6 +1358,8 @@ static const aert_model model = {
   .first_kernel = "encoder.dense_1.kernel",
   .description = description,
   .prior = {AERT_PRIOR_NONE, 0, {0, 0, 0}, -1},
+  .layer_output = layer_output,
+  .layer_nodes = layer_nodes,
 };
 
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
