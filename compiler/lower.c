@@ -423,15 +423,16 @@ static Value lower_l2(Lowerer *L, Scope *scope, const Expr *call) {
   return total < 0 ? tensor_value(number_node(L, 0, call->loc)) : tensor_value(total);
 }
 
-// gaussian_noise(v, std), masking_noise(v, p), salt_pepper(v, p), clip(v, lo, hi)
-// and kl_sparsity(h, rho): a tensor, and numbers that become the node's attributes.
+// gaussian_noise(v, std), masking_noise(v, p), salt_pepper(v, p), clip(v, lo, hi),
+// dropout(v, p) and kl_sparsity(h, rho): a tensor, and numbers that become the
+// node's attributes.
 static Value lower_with_numbers(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   static const struct {
     const char *name;
     OpKind op;
   } ops[] = {{"gaussian_noise", OP_GAUSSIAN_NOISE}, {"masking_noise", OP_MASKING_NOISE},
              {"salt_pepper", OP_SALT_PEPPER},       {"clip", OP_CLIP},
-             {"kl_sparsity", OP_KL_SPARSITY}};
+             {"dropout", OP_DROPOUT},               {"kl_sparsity", OP_KL_SPARSITY}};
   int x = -1;
   if (!want_tensor(args, 0, b, call, &x)) return error_value;
   double attrs[MAX_ATTRS] = {0};
@@ -451,6 +452,11 @@ static Value lower_with_numbers(Lowerer *L, const Builtin *b, const Expr *call, 
   case OP_MASKING_NOISE:
   case OP_SALT_PEPPER: problem = attrs[0] >= 0 && attrs[0] <= 1 ? NULL : "the fraction p must be from 0 to 1"; break;
   case OP_CLIP: problem = attrs[0] < attrs[1] ? NULL : "lo must be below hi"; break;
+  case OP_DROPOUT:
+    problem = attrs[0] >= 0 && attrs[0] < 1 ? NULL
+                                            : "the fraction p must be at least 0 and below 1 (p = 1 would drop every value)";
+    attrs[1] = 1 / (1 - attrs[0]);  // the survivors' scale (ops.c)
+    break;
   case OP_KL_SPARSITY: problem = attrs[0] > 0 && attrs[0] < 1 ? NULL : "rho must lie strictly between 0 and 1"; break;
   default: return error_value;
   }
@@ -677,7 +683,7 @@ static const Builtin builtins[] = {
     {"unpool", {"input", "pool"}, lower_conv_family, "max-unpooling with a maxpool's switches"},
     {"flatten", {"input"}, lower_conv_family, "flattens a sample to one axis"},
     {"reshape", {"input", "shape"}, lower_conv_family, "gives a sample a new shape"},
-    {"dropout", {"input", "p"}, NULL, "zeroes a fraction p while training"},
+    {"dropout", {"input", "p"}, lower_with_numbers, "zeroes a fraction p while training, scales the rest by 1/(1-p)"},
     {"relu", {"input"}, lower_activation_call, "max(v, 0)"},
     {"leaky_relu", {"input", "slope?"}, lower_activation_call, "v if v > 0 else slope * v (slope 0.2)"},
     {"sigmoid", {"input"}, lower_activation_call, "1 / (1 + exp(-v))"},

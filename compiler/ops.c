@@ -388,6 +388,11 @@ static void vjp_salt_pepper(Graph *g, const Node *node, int grad, const bool *ne
   (void)needs;
   vjp_with_mask(g, node, grad, OP_SALT_PEPPER_GRAD, out);
 }
+// Dropout is linear in its input: the gradient goes through the same mask and scale.
+static void vjp_dropout(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_with_mask(g, node, grad, OP_DROPOUT_GRAD, out);
+}
 static void vjp_clip(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   (void)needs;
   out[0] = graph_add_attr(g, OP_CLIP_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
@@ -523,6 +528,18 @@ static const OpInfo op_table[OP_COUNT] = {
                  .vjp = vjp_clip},
     [OP_CLIP_GRAD] = {.name = "clip_grad", .n_inputs = 2, ELEMENTWISE("$0 > $attr0 && $0 < $attr1 ? $1 : 0"),
                       .shape = shape_like_second},
+
+    // Inverted dropout, as PyTorch's and Keras's: attr {p, 1 / (1 - p)} (the
+    // scale computed in double when lowering). In training each element is
+    // zeroed with probability p and the others are scaled by 1 / (1 - p), so the
+    // expected value is unchanged; at inference it passes its input through.
+    // Random like the corruption ops: the gradient reuses the forward draws.
+    [OP_DROPOUT] = {.name = "dropout", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                    .expr = "$uniform0 < $attr0 ? 0 : $0 * $attr1", .flops = flops_elements, .shape = shape_same,
+                    .vjp = vjp_dropout, .random = true, .identity_at_inference = true},
+    [OP_DROPOUT_GRAD] = {.name = "dropout_grad", .n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                         .expr = "$uniform0 < $attr0 ? 0 : $0 * $attr1", .flops = flops_elements,
+                         .shape = shape_same, .random = true},
 
     [OP_KL_SPARSITY] = {.name = "kl_sparsity", .n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_kl_sparsity,
                         .shape = shape_batched_to_scalar, .vjp = vjp_kl_sparsity, .flops = flops_input_elements,

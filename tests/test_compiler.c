@@ -174,11 +174,15 @@ START_TEST(names_and_arity_errors) {
 }
 END_TEST
 
-START_TEST(unsupported_ops_say_so) {
-  expect_error("input x: [4]\nnet e = dense(4) -> dropout(0.5)\nloss l = mean(e(x))\n",
-               "t.ae:2:21: error: dropout is not supported yet");
-  expect_error("input x: [4]\np = dropout(x, 0.2)\nnet e = dense(4)\nloss l = mse(e(p), x)\n",
-               "t.ae:2:5: error: dropout is not supported yet");
+START_TEST(dropout_p_must_be_from_0_to_below_1) {
+  expect_error("input x: [4]\nnet e = dense(4) -> dropout(1)\nloss l = mean(e(x))\n",
+               "t.ae:2:29: error: dropout: the fraction p must be at least 0 and below 1");
+  expect_error("input x: [4]\np = dropout(x, -0.5)\nnet e = dense(4)\nloss l = mse(e(p), x)\n",
+               "t.ae:2:16: error: dropout: the fraction p must be at least 0 and below 1");
+  expect_error("input x: [4]\np = dropout(x, x)\nnet e = dense(4)\nloss l = mse(e(p), x)\n",
+               "t.ae:2:16: error: dropout: argument 'p' must be a number");
+  expect_error("input x: [4]\np = dropout(x)\nnet e = dense(4)\nloss l = mse(e(p), x)\n",
+               "t.ae:2:5: error: dropout needs its argument 'p'");
 }
 END_TEST
 
@@ -235,6 +239,55 @@ START_TEST(recursion_is_refused) {
 }
 END_TEST
 
+// dropout(v, p): a pipeline stage or a function; attributes {p, 1/(1-p)}; a
+// random node whose gradient reuses its draws (rng_node) and scale; gone
+// from the inference graph. p = 0 is allowed (the identity, scale 1).
+START_TEST(dropout_lowers_as_a_stage_and_as_a_function) {
+  Graph *g = expect_ok("input x: [4]\n"
+                       "net e = dense(4, relu) -> dropout(0.2) -> dense(3)\n"
+                       "net d = dense(4)\n"
+                       "loss l = mse(d(dropout(e(x), 0.5)), x) + mean(dropout(x, 0))\n");
+  int in_net = find_node(g, "e_dropout"), forward[3], n_forward = 0, n_grad = 0;
+  ck_assert_int_ge(in_net, 0);
+  for (int i = 0; i < g->n_nodes; i++) {
+    const Node *node = &g->nodes[i];
+    if (node->op == OP_DROPOUT) {
+      ck_assert(!node->is_backward);
+      ck_assert_int_eq(node->rng_node, i);
+      ck_assert_int_lt(n_forward, 3);
+      forward[n_forward++] = i;
+    }
+    if (node->op == OP_DROPOUT_GRAD) {  // the gradient through a dropout: its forward node's draws and attributes
+      const Node *of = &g->nodes[node->rng_node];
+      ck_assert(node->is_backward);
+      ck_assert_int_eq(of->op, OP_DROPOUT);
+      ck_assert_double_eq(node->attr[0], of->attr[0]);
+      ck_assert_double_eq(node->attr[1], of->attr[1]);
+      n_grad++;
+    }
+  }
+  ck_assert_int_eq(n_forward, 3);
+  ck_assert_int_eq(n_grad, 2);  // the dropout of the input alone needs no gradient
+  ck_assert_int_eq(forward[0], in_net);
+  ck_assert_double_eq(g->nodes[forward[0]].attr[0], 0.2);
+  ck_assert_double_eq(g->nodes[forward[0]].attr[1], 1 / (1 - 0.2));
+  ck_assert_double_eq(g->nodes[forward[1]].attr[1], 2);
+  ck_assert_double_eq(g->nodes[forward[2]].attr[0], 0);
+  ck_assert_double_eq(g->nodes[forward[2]].attr[1], 1);
+  ck_assert(op_info(OP_DROPOUT)->random && op_info(OP_DROPOUT)->identity_at_inference);
+  plan_inference(g);
+  bool *reached = calloc((size_t)g->n_nodes, sizeof(bool));
+  reached[g->eval_losses[0]] = true;
+  for (int id = g->eval_losses[0]; id >= 0; id--) {
+    if (!reached[id]) continue;
+    ck_assert_msg(g->nodes[id].op != OP_DROPOUT, "the inference loss still drops out (%s)", g->nodes[id].name);
+    for (int i = 0; i < g->nodes[id].n_inputs; i++) reached[g->nodes[id].inputs[i]] = true;
+  }
+  free(reached);
+  graph_free(g);
+}
+END_TEST
+
 START_TEST(every_example_parses) {
   static const char *const examples[] = {"simple", "deep", "denoise", "sparse", "conv", "unpool", "adversarial"};
   for (size_t i = 0; i < sizeof examples / sizeof *examples; i++) {
@@ -259,13 +312,14 @@ Suite *compiler_suite(void) {
   tcase_add_test(t, functional_nets_and_params_in_shapes);
   tcase_add_test(t, defaults_without_a_train_block);
   tcase_add_test(t, a_step_only_differentiates_its_nets);
+  tcase_add_test(t, dropout_lowers_as_a_stage_and_as_a_function);
   tcase_add_test(t, every_example_parses);
   suite_add_tcase(s, t);
   TCase *e = tcase_create("diagnostics");
   tcase_add_test(e, shape_errors_name_both_shapes);
   tcase_add_test(e, a_net_keeps_its_first_shapes);
   tcase_add_test(e, names_and_arity_errors);
-  tcase_add_test(e, unsupported_ops_say_so);
+  tcase_add_test(e, dropout_p_must_be_from_0_to_below_1);
   tcase_add_test(e, train_block_errors);
   tcase_add_test(e, a_loss_must_depend_on_its_step_nets);
   tcase_add_test(e, several_errors_in_one_run);

@@ -94,6 +94,8 @@ START_TEST(targets_and_several_steps) { check_model("targets"); }
 END_TEST
 START_TEST(corruption) { check_model("corruption"); }
 END_TEST
+START_TEST(dropout) { check_model("dropout"); }
+END_TEST
 START_TEST(sparsity) { check_model("sparsity"); }
 END_TEST
 START_TEST(priors_and_shared_values) { check_model("adversarial"); }
@@ -140,6 +142,7 @@ Suite *gradcheck_suite(void) {
   tcase_add_test(t, shared_weights);
   tcase_add_test(t, targets_and_several_steps);
   tcase_add_test(t, corruption);
+  tcase_add_test(t, dropout);
   tcase_add_test(t, sparsity);
   tcase_add_test(t, priors_and_shared_values);
   tcase_add_test(t, conv_and_deconv);

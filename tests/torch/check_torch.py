@@ -197,7 +197,7 @@ OPS = {
     "kl_sparsity": kl_sparsity,
 }
 
-# Random ops (corruption, priors): f(node, inputs, draws, run) -> tensor,
+# Random ops (corruption, dropout, priors): f(node, inputs, draws, run) -> tensor,
 # where draws maps each draw the description lists for the node ("uniform0",
 # "uniform1", "normal") to this batch's values, shaped like the node's output
 # -- aec's own draws, from `train --dump-random` (uniform in [0, 1) and N(0, 1)).
@@ -206,6 +206,10 @@ RANDOM_OPS = {
     "masking_noise": lambda node, x, d, run: torch.where(d["uniform0"] < node["attr"][0], torch.zeros_like(x[0]), x[0]),
     "salt_pepper": lambda node, x, d, run: torch.where(
         d["uniform0"] < node["attr"][0], (d["uniform1"] >= 0.5).to(x[0].dtype), x[0]),
+    # inverted dropout as PyTorch's CPU kernel computes it: the input times a
+    # mask of the kept elements divided by 1 - p (aec's attr[1] is not used)
+    "dropout": lambda node, x, d, run: x[0] * ((d["uniform0"] >= node["attr"][0]).to(x[0].dtype)
+                                               / (1 - node["attr"][0])),
     # priors (compiler/ops_prior.c): one sample a batch row, no input
     "gaussian": lambda node, x, d, run: node["attr"][0] * d["normal"],
     "uniform": lambda node, x, d, run: node["attr"][0] + (node["attr"][1] - node["attr"][0]) * d["uniform0"],
