@@ -588,8 +588,10 @@ void emit_conv_grad_bias(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
-// The pooling geometry of a maxpool/unpool/unpool_grad node, x being the pooled input.
-static void emit_pool_enum(Emitter *e, const Node *node, Shape x) {
+// The pooling geometry of a maxpool/unpool/unpool_grad node, x being the
+// pooled input. True when every window lies wholly inside x (no padding):
+// then the kernels below take the fast form.
+static bool emit_pool_enum(Emitter *e, const Node *node, Shape x) {
   int k = (int)node->attr[0];
   Shape p = pooled(x, node);
   int pt = (p.dims[1] * k - x.dims[1]) / 2, pl = (p.dims[2] * k - x.dims[2]) / 2;
@@ -597,6 +599,8 @@ static void emit_pool_enum(Emitter *e, const Node *node, Shape x) {
   if (pl < 0) pl = 0;
   emit_line(e, "  enum { C = %d, H = %d, W = %d, OH = %d, OW = %d, K = %d, PT = %d, PL = %d };", x.dims[0], x.dims[1],
             x.dims[2], p.dims[1], p.dims[2], k, pt, pl);
+  bool inside = pt == 0 && pl == 0 && p.dims[1] * k <= x.dims[1] && p.dims[2] * k <= x.dims[2];
+  return inside && e->options->opt_level > 0;
 }
 
 // The loop over windows that finds each one's switch: `at`, the index in
@@ -619,27 +623,74 @@ static void emit_switch_loop(Emitter *e, const char *plane_of_x, const char *bod
   emit_line(e, "  }");
 }
 
+// The fast form, windows wholly inside: one output row at a time, its
+// windows' K x K taps at constant offsets (tap t at row t / K, column
+// t % K), so the compiler unrolls the taps and vectorizes across the row.
+// `best` is the window's largest value and, when `switches`, `which` the
+// tap of its first largest one (a real, so that comparisons and selects
+// stay in one vector type: with an int GCC does not vectorize the loop); `before` and `body` use xr (the window
+// row's first input row), r (the output row) and ox.
+static void emit_window_rows(Emitter *e, const char *x, bool switches, const char *before, const char *body) {
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int r = 0; r < n * C * OH; r++) {");
+  emit_line(e, "    const int ic = r / OH, oy = r %% OH;");
+  emit_line(e, "    const real *restrict xr = %s + ((size_t)ic * H + oy * K) * W;", x);
+  if (*before) emit_line(e, "    %s", before);
+  emit_line(e, "    for (int ox = 0; ox < OW; ox++) {");
+  emit_line(e, "      real best = xr[ox * K];");
+  if (switches) emit_line(e, "      real which = 0;");
+  emit_line(e, "#pragma GCC unroll 64");
+  emit_line(e, "      for (int t = 1; t < K * K; t++) {");
+  emit_line(e, "        const real tap = xr[t / K * W + ox * K + t %% K];");
+  if (switches) emit_line(e, "        which = tap > best ? (real)t : which;");
+  emit_line(e, "        best = tap > best ? tap : best;");
+  emit_line(e, "      }");
+  emit_line(e, "      %s", body);
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+}
+
 void emit_maxpool(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"x", "y"}, "y = the largest x of each K x K window (stride K)");
-  emit_pool_enum(e, node, in_shape(e->graph, node, 0));
-  emit_switch_loop(e, "x", "y[o] = xp[at];");
+  if (emit_pool_enum(e, node, in_shape(e->graph, node, 0))) {
+    emit_window_rows(e, "x", false, "", "y[(size_t)r * OW + ox] = best;");
+  } else {
+    emit_switch_loop(e, "x", "y[o] = xp[at];");
+  }
   emit_line(e, "}");
 }
 
 void emit_unpool(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"v", "x", "out"},
                    "out = zero but at each window's switch (where x is largest), which gets v");
-  emit_pool_enum(e, node, in_shape(e->graph, node, 1));
-  emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
-  emit_switch_loop(e, "x", "out[(size_t)ic * H * W + at] = v[o];");
+  Shape x = in_shape(e->graph, node, 1);
+  if (emit_pool_enum(e, node, x)) {
+    // Every tap of every window is written; rows and columns no window covers are zeroed first.
+    if (pooled(x, node).dims[1] * (int)node->attr[0] < x.dims[1] || pooled(x, node).dims[2] * (int)node->attr[0] < x.dims[2])
+      emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
+    emit_window_rows(e, "x", true, "real *restrict outr = out + ((size_t)ic * H + oy * K) * W;",
+                     "const real g = v[(size_t)r * OW + ox];\n"
+                     "#pragma GCC unroll 64\n"
+                     "      for (int t = 0; t < K * K; t++) outr[t / K * W + ox * K + t % K] = which == (real)t ? g : 0;");
+  } else {
+    emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
+    emit_switch_loop(e, "x", "out[(size_t)ic * H * W + at] = v[o];");
+  }
   emit_line(e, "}");
 }
 
 void emit_unpool_grad(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"dy", "x", "out"},
                    "out = dy at each window's switch (where x is largest)");
-  emit_pool_enum(e, node, in_shape(e->graph, node, 1));
-  emit_switch_loop(e, "x", "out[o] = dy[(size_t)ic * H * W + at];");
+  if (emit_pool_enum(e, node, in_shape(e->graph, node, 1))) {
+    emit_window_rows(e, "x", true, "const real *restrict dyr = dy + ((size_t)ic * H + oy * K) * W;",
+                     "real g = dyr[ox * K];\n"
+                     "#pragma GCC unroll 64\n"
+                     "      for (int t = 1; t < K * K; t++) g = which == (real)t ? dyr[t / K * W + ox * K + t % K] : g;\n"
+                     "      out[(size_t)r * OW + ox] = g;");
+  } else {
+    emit_switch_loop(e, "x", "out[o] = dy[(size_t)ic * H * W + at];");
+  }
   emit_line(e, "}");
 }
 
@@ -652,7 +703,9 @@ void emit_upsample(Emitter *e, const Node *node) {
   emit_line(e, "    for (int yy = 0; yy < H; yy++) {");
   emit_line(e, "      real *restrict row = y + ((size_t)ic * H + yy) * K * W * K;");
   emit_line(e, "      const real *restrict src = x + ((size_t)ic * H + yy) * W;");
-  emit_line(e, "      for (int xx = 0; xx < W * K; xx++) row[xx] = src[xx / K];");
+  emit_line(e, "      for (int xx = 0; xx < W; xx++)");
+  emit_line(e, "#pragma GCC unroll 64");
+  emit_line(e, "        for (int b = 0; b < K; b++) row[xx * K + b] = src[xx];");
   emit_line(e, "      for (int a = 1; a < K; a++) memcpy(row + a * W * K, row, sizeof(real) * W * K);");
   emit_line(e, "    }");
   emit_line(e, "}");
@@ -663,13 +716,14 @@ void emit_upsample_grad(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"dy", "dx"}, "dx[n][C][H][W] = the sum of dy over each K x K block");
   emit_line(e, "  enum { C = %d, H = %d, W = %d, K = %d };", x.dims[0], x.dims[1], x.dims[2], (int)node->attr[0]);
   emit_line(e, "#pragma omp parallel for schedule(static)");
-  emit_line(e, "  for (int ic = 0; ic < n * C; ic++)");
-  emit_line(e, "    for (int yy = 0; yy < H; yy++)");
-  emit_line(e, "      for (int xx = 0; xx < W; xx++) {");
-  emit_line(e, "        real sum = 0;");
-  emit_line(e, "        for (int a = 0; a < K; a++)");
-  emit_line(e, "          for (int b = 0; b < K; b++) sum += dy[((size_t)ic * H * K + yy * K + a) * W * K + xx * K + b];");
-  emit_line(e, "        dx[((size_t)ic * H + yy) * W + xx] = sum;");
-  emit_line(e, "      }");
+  emit_line(e, "  for (int r = 0; r < n * C * H; r++) {");
+  emit_line(e, "    const real *restrict dyr = dy + (size_t)r * K * W * K;");
+  emit_line(e, "    for (int xx = 0; xx < W; xx++) {");
+  emit_line(e, "      real sum = 0;");
+  emit_line(e, "#pragma GCC unroll 64");
+  emit_line(e, "      for (int t = 0; t < K * K; t++) sum += dyr[t / K * W * K + xx * K + t %% K];");
+  emit_line(e, "      dx[(size_t)r * W + xx] = sum;");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
   emit_line(e, "}");
 }
