@@ -238,6 +238,7 @@ typedef enum GroupKind {
   GROUP_LOSS,         // a loss and its gradient in one pass
   GROUP_GEMM_LOSS,    // the last dense product with the loss and its gradient as epilogue
   GROUP_ELEMENTWISE,  // a chain of elementwise ops in one loop
+  GROUP_CONV,         // a stride-1 convolution with an elementwise epilogue (ops_conv.c)
 } GroupKind;
 
 enum { MAX_GROUP = 8 };
@@ -328,6 +329,10 @@ void emit_gemm_support(Emitter *emitter);  // the shared micro-kernel, once per 
 int group_inputs(const Graph *graph, const Group *group, int *inputs);
 const char *group_param_name(int i);
 void emit_gemm_group(Emitter *emitter, const char *name, const Group *group);
+// A fused kernel's heading: the .ae line, the ops, and what a, b, ... are.
+void emit_group_comment(Emitter *emitter, const Group *group, const int *inputs, int n_inputs);
+// Member m of a group as a C expression of element `at`: earlier members are v0, v1, ...
+void expand_member(Emitter *emitter, const Group *group, int m, const int *inputs, int n_inputs);
 // Scratch elements a group's kernel needs (a transposed kernel), or 0.
 size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
 
@@ -421,6 +426,9 @@ bool shape_upsample(Graph *graph, Node *node, Shape *out);
 bool shape_upsample_grad(Graph *graph, Node *node, Shape *out);
 bool shape_reshape(Graph *graph, Node *node, Shape *out);
 void emit_conv(Emitter *emitter, const Node *node);
+// A stride-1 conv takes the elementwise ops after it as its epilogue (pass_fuse.c).
+bool conv_takes_epilogue(const Node *node);
+void emit_conv_group(Emitter *emitter, const char *name, const Group *group);
 void emit_conv_grad_input(Emitter *emitter, const Node *node);
 void emit_conv_grad_kernel(Emitter *emitter, const Node *node);
 void emit_conv_grad_bias(Emitter *emitter, const Node *node);

@@ -217,7 +217,7 @@ static bool group_uses_batch(const Graph *g, const Group *group) {
   return false;
 }
 
-static void emit_group_comment(Emitter *e, const Group *group, const int *inputs, int n_inputs) {
+void emit_group_comment(Emitter *e, const Group *group, const int *inputs, int n_inputs) {
   const Graph *g = e->graph;
   const Node *lead = &g->nodes[group->members[0]];
   char line[160];
@@ -540,6 +540,7 @@ static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *regist
     case GROUP_GEMM_LOSS: emit_gemm_group(e, name, group); break;
     case GROUP_LOSS: emit_loss_group(e, name, group); break;
     case GROUP_ELEMENTWISE: emit_elementwise_group(e, name, group); break;
+    case GROUP_CONV: emit_conv_group(e, name, group); break;
     }
     fclose(e->out);
     e->out = target;

@@ -91,7 +91,7 @@ static const char *letter(int i) { return group_param_name(i); }
 
 // Member m's expression at element `at`: its template with operands that are
 // earlier members' values (vK) or the group's inputs (a letter, [at] or [0]).
-static void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
+void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
   const Graph *g = e->graph;
   const Node *node = &g->nodes[group->members[m]];
   for (const char *p = op_info(node->op)->expr; *p; p++) {

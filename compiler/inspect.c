@@ -120,6 +120,7 @@ static const char *group_kind_name(GroupKind kind) {
   case GROUP_LOSS: return "loss+gradient";
   case GROUP_ELEMENTWISE: return "elementwise";
   case GROUP_GEMM_LOSS: return "gemm+loss";
+  case GROUP_CONV: return "conv";
   default: return "other";
   }
 }

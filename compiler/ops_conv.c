@@ -323,8 +323,17 @@ static int largest_divisor_at_most(int n, int cap) {
 // PH x PW = (OH + K - 1) x (OW + K - 1); `out` [CO][OH][OW]. The weights are
 // packed first into wp[CO][CI][K*K]: as given (w[CO][CI][K][K]), or flipped
 // and transposed (w[CI][CO][K][K], for a data gradient).
+// With an `epilogue` (a GROUP_CONV), its members 1.. are applied to each
+// output value on the way out.
+typedef struct Epilogue {
+  const Group *group;
+  const int *inputs;
+  int n_inputs;
+} Epilogue;
+
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
-                        bool transposed, const char *bias, const char *in, const char *w, const char *out) {
+                        bool transposed, const char *bias, const char *in, const char *w, const char *out,
+                        const Epilogue *epilogue) {
   int ob = largest_divisor_at_most(co, 8);
   int pb = 24 / ob > 4 ? 4 : 24 / ob;
   emit_line(e, "  enum { CI = %d, IH = %d, IW = %d, CO = %d, OH = %d, OW = %d, K = %d, TOP = %d, LEFT = %d };", ci, ih,
@@ -359,7 +368,10 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "#pragma GCC unroll 8");
   emit_line(e, "          for (int b = 0; b < OB; b++)");
   emit_line(e, "#pragma GCC unroll 8");
-  emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s;", bias ? "bias[o0 + b]" : "(real)0");
+  if (bias)
+    emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s[o0 + b];", bias);
+  else
+    emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0};");
   emit_line(e, "          for (int c = 0; c < CI; c++) {");
   emit_line(e, "            const real *restrict wc = wp + (o0 * CI + c) * K * K;");
   emit_line(e, "#pragma GCC unroll 9");
@@ -383,7 +395,21 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "        }");
   emit_line(e, "        for (int b = 0; b < OB; b++)");
   emit_line(e, "          for (int y = 0; y < OH; y++)");
-  emit_line(e, "            memcpy(yi + ((o0 + b) * OH + y) * OW, &wide[b][y * PW], sizeof(real) * OW);");
+  if (!epilogue) {
+    emit_line(e, "            memcpy(yi + ((o0 + b) * OH + y) * OW, &wide[b][y * PW], sizeof(real) * OW);");
+  } else {
+    emit_line(e, "            for (int xx = 0; xx < OW; xx++) {");
+    emit_line(e, "              const size_t at = ((size_t)i * CO + o0 + b) * OH * OW + y * OW + xx;  // in the batch");
+    emit_line(e, "              (void)at;  // read by epilogues with other operands");
+    emit_line(e, "              const real v0 = wide[b][y * PW + xx];");
+    for (int m = 1; m < epilogue->group->n_members; m++) {
+      fprintf(e->out, "              const real v%d = ", m);
+      expand_member(e, epilogue->group, m, epilogue->inputs, epilogue->n_inputs);
+      fprintf(e->out, ";  // %s\n", op_info(e->graph->nodes[epilogue->group->members[m]].op)->name);
+    }
+    emit_line(e, "              yi[((o0 + b) * OH + y) * OW + xx] = v%d;", epilogue->group->n_members - 1);
+    emit_line(e, "            }");
+  }
   emit_line(e, "      }");
   emit_line(e, "    }");
   emit_line(e, "  }");
@@ -444,7 +470,7 @@ static void emit_conv_transpose_ref(Emitter *e, ConvGeom c, const char *bias, co
 // A forward convolution (conv, or a deconv's data gradient).
 static void emit_forward(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
   if (fast(e, c))
-    emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, bias, in, w, out);
+    emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, bias, in, w, out, NULL);
   else
     emit_conv_ref(e, c, bias, in, w, out);
 }
@@ -453,7 +479,7 @@ static void emit_forward(Emitter *e, ConvGeom c, const char *bias, const char *i
 // 1, the forward kernel over the output side padded by K - 1 - PT on top.
 static void emit_transpose(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
   if (fast(e, c))
-    emit_direct(e, c.f, c.oh, c.ow, c.c, c.h, c.w, c.k, c.k - 1 - c.pt, c.k - 1 - c.pl, true, bias, in, w, out);
+    emit_direct(e, c.f, c.oh, c.ow, c.c, c.h, c.w, c.k, c.k - 1 - c.pt, c.k - 1 - c.pl, true, bias, in, w, out, NULL);
   else
     emit_conv_transpose_ref(e, c, bias, in, w, out);
 }
@@ -462,6 +488,26 @@ void emit_conv(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
                    "y[n][F][OH][OW] = bias[F] + sum over C, K, K of kernel[F][C][K][K] * x[n][C][OH*S+K-PT][OW*S+K-PL]");
   emit_forward(e, node_geom(e->graph, node), "bias", "x", "kernel", "y");
+  emit_line(e, "}");
+}
+
+bool conv_takes_epilogue(const Node *node) { return node->op == OP_CONV && stride_of(node) == 1; }
+
+// A stride-1 conv and the elementwise ops that alone read it (its
+// activation): the direct kernel applies them as each value leaves the
+// accumulators, so the conv's own output is never written.
+void emit_conv_group(Emitter *e, const char *name, const Group *group) {
+  const Graph *g = e->graph;
+  int inputs[32];
+  int n_inputs = group_inputs(g, group, inputs);
+  emit_group_comment(e, group, inputs, n_inputs);
+  emit_line(e, "// out[n][F][OH][OW] = epilogue(c[F] + sum over C, K, K of b[F][C][K][K] * a[n][C][OH+K-PT][OW+K-PL])");
+  fprintf(e->out, "static void %s(int n, ", name);
+  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", group_param_name(i));
+  fprintf(e->out, "real *restrict out) {\n");
+  ConvGeom c = node_geom(g, &g->nodes[group->members[0]]);
+  Epilogue epilogue = {group, inputs, n_inputs};
+  emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, "c", "a", "b", "out", &epilogue);
   emit_line(e, "}");
 }
 

@@ -1,6 +1,7 @@
 // pass_fuse.c — groups a schedule's nodes into kernels. A matrix product
 // (dense forward, or the input gradient of dense) takes the elementwise ops
-// that follow it as its epilogue (bias, activation, activation derivative);
+// that follow it as its epilogue (bias, activation, activation derivative),
+// and so does a stride-1 convolution (its activation);
 // a loss and its gradient are computed in one pass over the prediction;
 // chains of elementwise ops become one loop. A value inside a group that no
 // one outside it reads is never written to memory. With fusion off (-O0)
@@ -64,7 +65,7 @@ static void extend_chain(Context *c, Group *group) {
     if (next < 0 || c->plan->group_of[next] >= 0) return;
     const Node *node = &c->graph->nodes[next];
     if (!is_elementwise(node) || !same_elements(node->shape, c->graph->nodes[tail].shape)) return;
-    if (group->kind == GROUP_GEMM && !fits_epilogue(node)) return;
+    if ((group->kind == GROUP_GEMM || group->kind == GROUP_CONV) && !fits_epilogue(node)) return;
     for (int i = 0; i < node->n_inputs; i++) {
       int in = node->inputs[i];
       if (in == tail) continue;
@@ -164,6 +165,10 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
       seal(&c, group);
     } else if (fuse && is_gemm_leader(node->op)) {
       Group *group = new_group(&c, GROUP_GEMM, id);
+      extend_chain(&c, group);
+      seal(&c, group);
+    } else if (fuse && conv_takes_epilogue(node)) {
+      Group *group = new_group(&c, GROUP_CONV, id);
       extend_chain(&c, group);
       seal(&c, group);
     } else if (fuse && op_info(node->op)->kernel == KERNEL_REDUCE && loss_gradient_partner(&c, id) >= 0) {

@@ -106,6 +106,8 @@ START_TEST(conv_and_deconv) { check_model_cols("conv", 70); }
 END_TEST
 START_TEST(strided_conv_and_deconv) { check_model_cols("conv_strided", 72); }
 END_TEST
+START_TEST(conv_epilogues) { check_model_cols("conv_epilogue", 70); }
+END_TEST
 START_TEST(pooling_and_upsampling) { check_model_cols("pool", 70); }
 END_TEST
 START_TEST(max_unpooling) { check_model_cols("unpool", 70); }
@@ -147,6 +149,7 @@ Suite *gradcheck_suite(void) {
   tcase_add_test(t, priors_and_shared_values);
   tcase_add_test(t, conv_and_deconv);
   tcase_add_test(t, strided_conv_and_deconv);
+  tcase_add_test(t, conv_epilogues);
   tcase_add_test(t, pooling_and_upsampling);
   tcase_add_test(t, max_unpooling);
   tcase_add_test(t, a_wrong_gradient_is_caught);
