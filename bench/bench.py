@@ -193,7 +193,7 @@ def bench_model(args, source, work, peak):
         out, _, mib = peak_mib_of([program, "train", "--data", data, "--test", "none", "--epochs", "1", "--batch",
                                    str(args.batch), "--threads", str(args.threads), "--resume", init,
                                    "--checkpoint", os.path.join(work, f"{name}.run.safetensors"), "--profile"], work)
-        aec_rates.append(figure(out, "samples_per_s"))
+        aec_rates.append(figure(out, "warm_samples_per_s"))  # without the first batch, like PyTorch's warm-up
         gemm_rates.append(figure(out, "gemm_gflops") or 0.0)
         aec_mem.append(mib)
         out, _, mib = peak_mib_of([args.python, os.path.abspath(__file__), "--torch-worker", "--description",

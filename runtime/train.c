@@ -34,6 +34,8 @@ typedef struct train_run {
   bool tty;
   double train_seconds;  // all epochs, evaluation excluded
   size_t samples_trained;
+  double first_batch_seconds;  // the run's first batch, which touches fresh memory
+  size_t first_batch_samples;
   double last_draw, epoch_start, batch_time;
 } train_run;
 
@@ -227,7 +229,9 @@ static bool train_epoch(train_run *r, int epoch) {
     double start = aert_now();
     aert_gather(r->train, r->order, first, n, r->xb);
     if (!train_batch(r, epoch, b, n)) return false;
-    r->batch_time += aert_now() - start;
+    double seconds = aert_now() - start;
+    if (r->samples_trained + r->epoch_samples == 0) r->first_batch_seconds = seconds, r->first_batch_samples = (size_t)n;
+    r->batch_time += seconds;
     r->epoch_samples += (size_t)n;
     draw_progress(r, epoch, b + 1, false);
     int every = r->options->checkpoint_every;
@@ -311,6 +315,11 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   r.trace = NULL;
   if (!traced) goto done;
   printf("samples_per_s %.6g\n", (double)r.samples_trained / (r.train_seconds > 0 ? r.train_seconds : 1e-9));
+  // The same without the first batch, whose page faults and cold caches a
+  // short benchmark would otherwise charge to the kernels.
+  double warm_seconds = r.train_seconds - r.first_batch_seconds;
+  if (r.samples_trained > r.first_batch_samples && warm_seconds > 0)
+    printf("warm_samples_per_s %.6g\n", (double)(r.samples_trained - r.first_batch_samples) / warm_seconds);
   if (options->profile) {
     r.ctx->kernel_seconds = r.profile[0], r.ctx->kernel_calls = r.profile[1], r.ctx->kernel_samples = r.profile[2];
     r.profile[0] = r.profile[1] = r.profile[2] = NULL;

@@ -356,13 +356,16 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
     gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
     double sum = 0;
     for (int r = 0; r < rows; r++) {
-#pragma omp simd reduction(+ : sum)
+      real terms[GEMM_COLS];  // a loop of reals alone vectorizes with libmvec (see emit_loss_group)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
-        sum += (v0 > 0 ? v0 : 0) - v0 * d[at] + log1p(exp(-fabs(v0)));  // bce_logits
+        terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[at] + log1p(exp(-fabs(v0)));  // bce_logits
         out[at] = e[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) / (1 + exp(-fabs(v0))) - d[at]) / (real)count;  // bce_logits_grad
       }
+#pragma omp simd reduction(+ : sum)
+      for (int j = 0; j < cols; j++) sum += terms[j];
     }
     partial[block] = sum;
   }

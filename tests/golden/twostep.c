@@ -351,15 +351,23 @@ static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const
 // reads a = decoder_dense_1_sigmoid, b = x, c = constant_2
 static void compute_recon_grad_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict loss, real *restrict out) {
   const size_t count = (size_t)n * DECODER_DENSE_1_SIGMOID_SIZE;
-  enum { CHUNKS = 64 };
+  enum { CHUNKS = 64, TERMS = 64 };
   double partial[CHUNKS];
 #pragma omp parallel for schedule(static) if (count >= 65536)
   for (int chunk = 0; chunk < CHUNKS; chunk++) {
     double sum = 0;
+    const size_t begin = count * chunk / CHUNKS, end = count * (chunk + 1) / CHUNKS;
+    for (size_t i0 = begin; i0 < end; i0 += TERMS) {
+      const int m = end - i0 < TERMS ? (int)(end - i0) : TERMS;
+      real terms[TERMS];
+#pragma omp simd
+      for (int t = 0; t < m; t++) {
+        const size_t i = i0 + (size_t)t;
+        terms[t] = (a[i] - b[i]) * (a[i] - b[i]);
+        out[i] = 2 * (a[i] - b[i]) * c[0] / (real)count;
+      }
 #pragma omp simd reduction(+ : sum)
-    for (size_t i = count * chunk / CHUNKS; i < count * (chunk + 1) / CHUNKS; i++) {
-      sum += (a[i] - b[i]) * (a[i] - b[i]);
-      out[i] = 2 * (a[i] - b[i]) * c[0] / (real)count;
+      for (int t = 0; t < m; t++) sum += terms[t];
     }
     partial[chunk] = sum;
   }
@@ -677,13 +685,16 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
     gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
     double sum = 0;
     for (int r = 0; r < rows; r++) {
-#pragma omp simd reduction(+ : sum)
+      real terms[GEMM_COLS];  // a loop of reals alone vectorizes with libmvec (see emit_loss_group)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
-        sum += (v0 > 0 ? v0 : 0) - v0 * d[0] + log1p(exp(-fabs(v0)));  // bce_logits
+        terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[0] + log1p(exp(-fabs(v0)));  // bce_logits
         out[at] = d[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) / (1 + exp(-fabs(v0))) - d[0]) / (real)count;  // bce_logits_grad
       }
+#pragma omp simd reduction(+ : sum)
+      for (int j = 0; j < cols; j++) sum += terms[j];
     }
     partial[block] = sum;
   }
