@@ -10,9 +10,10 @@ in tests/torch/*.ae), this script
      interpreted op by op (OPS below, one function per IR op name);
   2. writes a small data set (Fashion-MNIST's first samples when the input has
      784 elements and the Debian package is there, else uniform noise in
-     [0, 1]) sized for ten batches an epoch, the last one partial;
+     [0, 1]) sized for ten batches an epoch (three for a model with several
+     steps, see GAME_BATCHES), the last one partial;
   3. has the program save its initial weights (`train --epochs 0`) and train
-     two epochs (20 batches) with `--trace` (each batch's samples and each
+     two epochs (20 batches, or 6) with `--trace` (each batch's samples and each
      step's loss) and `--dump-random` (the draws of every random node);
   4. replays the same batches in PyTorch from the same initial weights, with
      torch.optim.Adam / torch.optim.SGD set as each step says, and compares
@@ -44,7 +45,17 @@ import torch
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = 20                 # batches compared: two epochs of ten
+EPOCHS = 2                 # compared: two epochs of ten batches
+EPOCH_BATCHES = 10
+# A model with several steps is an adversarial game: once one player gets the
+# upper hand it amplifies the two programs' float rounding (libmvec's expf
+# against PyTorch's, sums in another order) batch after batch.
+# adversarial_gaussian.ae's losses agree to 1.5e-7 for 6 batches, then drift
+# to 1e-4 by batch 10 and 6e-4 by batch 20, and its weights with them. A
+# wrong formula shows at once (the mutations of issue 3 failed at batches 1
+# to 3), so such models are compared over two epochs of three batches, with
+# the same tolerances.
+GAME_EPOCH_BATCHES = 3
 LOSS_TOLERANCE = 1e-4      # relative, per step
 # Weights after the last step: |aec - torch| <= 1e-3 * (|torch| + scale),
 # with scale = 1e-2 * the tensor's largest |torch| value, so that elements
@@ -337,18 +348,18 @@ def replay(description, data, trace, draws, init):
     return {name: p.detach() for name, p in params.items()}, max_rel
 
 
-def adam_travel(description):
+def adam_travel(description, batches):
     """Per parameter: the sum over the run of the learning rates of its Adam updates."""
     travel = {}
     for step in description["steps"]:
         if step["optimizer"] != "adam":
             continue
         for name in step["params"]:
-            travel[name] = travel.get(name, 0.0) + STEPS * step["lr"]
+            travel[name] = travel.get(name, 0.0) + batches * step["lr"]
     return travel
 
 
-def compare_weights(final_aec, final_torch, order, travel=None):
+def compare_weights(final_aec, final_torch, order, travel=None, batches=EPOCHS * EPOCH_BATCHES):
     """One line a tensor; raises at the first tensor out of tolerance."""
     lines = []
     travel = travel or {}
@@ -368,7 +379,7 @@ def compare_weights(final_aec, final_torch, order, travel=None):
         if int(within_noise.sum()):
             line += f"; {int(within_noise.sum())} of {a.numel()} elements within Adam's noise ({noise:.3g})"
         if not float(rel[i]) <= WEIGHT_TOLERANCE:
-            raise Disagreement(f"after step {STEPS}, weight {line} > {WEIGHT_TOLERANCE:g}")
+            raise Disagreement(f"after batch {batches}, weight {line} > {WEIGHT_TOLERANCE:g}")
         lines.append("    " + line)
     return lines, max(float((final_aec[n] - final_torch[n]).abs().max()) for n in order)
 
@@ -381,10 +392,14 @@ def run(command, cwd, what):
     return result.stdout
 
 
+def epoch_batches(description):
+    return GAME_EPOCH_BATCHES if len(description["steps"]) > 1 else EPOCH_BATCHES
+
+
 def make_data(description, path):
-    """A .npy of ten batches (the last one partial) scaled to [0, 1]."""
+    """A .npy of an epoch's batches (the last one partial) scaled to [0, 1]."""
     batch = description["train"]["batch"]
-    n = 9 * batch + (3 * batch + 3) // 4
+    n = (epoch_batches(description) - 1) * batch + (3 * batch + 3) // 4
     shape = description["input"]["shape"]
     size = math.prod(shape)
     if size == 784 and os.path.exists(FASHION_MNIST):
@@ -412,20 +427,21 @@ def check_model(aec, source, work):
     data = make_data(description, os.path.join(work, "data.npy"))
     common = ["--data", "data.npy", "--test", "none", "--threads", "2"]
     run([program, "train", "--epochs", "0", "--checkpoint", "init.safetensors"] + common, work, "train --epochs 0")
-    run([program, "train", "--epochs", str(STEPS // 10), "--checkpoint", "final.safetensors", "--trace",
+    batches = EPOCHS * epoch_batches(description)
+    run([program, "train", "--epochs", str(EPOCHS), "--checkpoint", "final.safetensors", "--trace",
          "trace.jsonl", "--dump-random", "random"] + common, work, "train")
     with open(os.path.join(work, "trace.jsonl")) as f:
         trace = [json.loads(line) for line in f]
-    if len(trace) != STEPS:
-        raise Disagreement(f"the trace has {len(trace)} batches, expected {STEPS}")
+    if len(trace) != batches:
+        raise Disagreement(f"the trace has {len(trace)} batches, expected {batches}")
     draws = load_draws(description, os.path.join(work, "random"), trace)
     init = read_safetensors(os.path.join(work, "init.safetensors"))
     final_aec = read_safetensors(os.path.join(work, "final.safetensors"))
     final_torch, max_loss_rel = replay(description, data, trace, draws, init)
     order = [p["name"] for p in description["params"]]
-    lines, max_diff = compare_weights(final_aec, final_torch, order, adam_travel(description))
+    lines, max_diff = compare_weights(final_aec, final_torch, order, adam_travel(description, batches), batches)
     steps = ", ".join(f"{s['optimizer']}({s['loss']})" for s in description["steps"])
-    summary = (f"{STEPS} batches x {len(description['steps'])} steps [{steps}], largest loss relative difference "
+    summary = (f"{batches} batches x {len(description['steps'])} steps [{steps}], largest loss relative difference "
                f"{max_loss_rel:.3g}, largest weight difference {max_diff:.3g}")
     return "pass", summary + "\n" + "\n".join(lines)
 
