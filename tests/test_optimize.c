@@ -1,7 +1,8 @@
 // test_optimize.c — the optimized code (-O2: fused kernels, matrix
 // micro-kernels, a planned arena) against the reference (-O0: one plain
-// kernel per node): every example that compiles trains a few steps both
-// ways, on 1 and 2 threads, and the losses of every step agree.
+// kernel per node): every example that compiles, and the models of
+// tests/optimize/, train a few steps both ways, on 1 and 2 threads, and the
+// losses of every step agree.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <math.h>
@@ -55,9 +56,9 @@ static int read_losses(const char *path, double *losses, int max) {
   return n;
 }
 
-static int train_trace(const char *example, const char *opt, int threads, double *losses, int max) {
-  CommandResult r = run_command("cd %s && %s/aec %s/examples/%s.ae %s -o %s%s 2>&1", dir, AEC_BUILD_DIR, AEC_SOURCE_DIR,
-                                example, opt, example, opt);
+static int train_trace(const char *folder, const char *example, const char *opt, int threads, double *losses, int max) {
+  CommandResult r = run_command("cd %s && %s/aec %s/%s/%s.ae %s -o %s%s 2>&1", dir, AEC_BUILD_DIR, AEC_SOURCE_DIR,
+                                folder, example, opt, example, opt);
   ck_assert_msg(r.status == 0, "aec %s %s failed:\n%s", example, opt, r.out);
   command_result_free(&r);
   r = run_command("cd %s && ./%s%s train --data data.csv --test none --batch 128 --epochs 3 --threads %d "
@@ -70,17 +71,19 @@ static int train_trace(const char *example, const char *opt, int threads, double
   return read_losses(path, losses, max);
 }
 
-static bool compiles(const char *example) {
-  CommandResult r = run_command("%s/aec %s/examples/%s.ae -o /dev/null.c 2>&1 | grep -c 'not supported yet'", AEC_BUILD_DIR,
-                                AEC_SOURCE_DIR, example);
+static bool compiles(const char *folder, const char *example) {
+  CommandResult r = run_command("%s/aec %s/%s/%s.ae -o /dev/null.c 2>&1 | grep -c 'not supported yet'", AEC_BUILD_DIR,
+                                AEC_SOURCE_DIR, folder, example);
   bool unsupported = atoi(r.out) > 0;
   command_result_free(&r);
   return !unsupported;
 }
 
-START_TEST(optimized_code_matches_the_reference) {
-  write_data();
-  DIR *examples = opendir(AEC_SOURCE_DIR "/examples");
+// Trains every model of one folder of the repository both ways; returns how many.
+static int compare_folder(const char *folder) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", AEC_SOURCE_DIR, folder);
+  DIR *examples = opendir(path);
   ck_assert_ptr_nonnull(examples);
   int compared = 0;
   for (struct dirent *entry; (entry = readdir(examples));) {
@@ -88,13 +91,13 @@ START_TEST(optimized_code_matches_the_reference) {
     if (len < 4 || strcmp(entry->d_name + len - 3, ".ae") != 0) continue;
     char example[256];
     snprintf(example, sizeof example, "%.*s", (int)(len - 3), entry->d_name);
-    if (!compiles(example)) continue;  // an op of a later issue: `aec` says so
+    if (!compiles(folder, example)) continue;  // an op of a later issue: `aec` says so
     enum { MAX = 64 };
     double reference[MAX], optimized[MAX], two_threads[MAX];
-    int n = train_trace(example, "-O0", 1, reference, MAX);
+    int n = train_trace(folder, example, "-O0", 1, reference, MAX);
     ck_assert_int_ge(n, 9);
-    ck_assert_int_eq(train_trace(example, "-O2", 1, optimized, MAX), n);
-    ck_assert_int_eq(train_trace(example, "-O2", 2, two_threads, MAX), n);
+    ck_assert_int_eq(train_trace(folder, example, "-O2", 1, optimized, MAX), n);
+    ck_assert_int_eq(train_trace(folder, example, "-O2", 2, two_threads, MAX), n);
     // 9 batches: several losses a batch means several steps, and steps that
     // train against each other (adversarial.ae's critic and encoder) amplify
     // the rounding differences of the two kernels' summation orders (1e-7 at
@@ -111,7 +114,13 @@ START_TEST(optimized_code_matches_the_reference) {
     compared++;
   }
   closedir(examples);
-  ck_assert_int_ge(compared, 2);  // simple and deep at least
+  return compared;
+}
+
+START_TEST(optimized_code_matches_the_reference) {
+  write_data();
+  ck_assert_int_ge(compare_folder("examples"), 2);  // simple and deep at least
+  ck_assert_int_ge(compare_folder("tests/optimize"), 1);
   remove_tree(dir);
 }
 END_TEST
