@@ -14,7 +14,9 @@
 //   nodes:   [{id, op, name, inputs, shape, batched, attr, line, ...}]
 //            in topological (id) order; `attr` is Node.attr (constant: its
 //            value; leaky_relu: its slope; ...); param nodes add `param`;
-//            random nodes add `random: {draws}` (see below).
+//            random nodes add `random: {draws}` (see below); ops that map
+//            each element to the element at the same place (the op table's
+//            elementwise kernels) add `elementwise: true`.
 //   losses:  [{name, node}]
 //   steps:   [{loss, loss_index, nets, params, optimizer, lr, momentum,
 //              beta1, beta2, eps}]
@@ -93,6 +95,7 @@ static void describe_node(FILE *f, const Graph *g, const Node *n) {
     fprintf(f, ", \"param\": ");
     json_string(f, g->params[n->param_index].name);
   }
+  if (info->kernel == KERNEL_ELEMENTWISE) fprintf(f, ", \"elementwise\": true");
   if (info->random) {
     fprintf(f, ", \"random\": {\"rng_node\": %d, \"draws\": ", n->rng_node);
     json_draws(f, info);

@@ -24,7 +24,8 @@ typedef struct rf_node {
   int rank, dims[4];
   bool batched;
   double attr[3];
-  bool on_input;  // depends on the model's input
+  bool elementwise;  // the description marks its op elementwise (the op table's kind)
+  bool on_input;     // depends on the model's input
 } rf_node;
 
 typedef struct rf_graph {
@@ -61,14 +62,16 @@ static bool json_int(const json_value *v, int *out) {
 
 static bool read_node(const json_value *item, rf_graph *g) {
   const json_value *id = json_get(item, "id"), *op = json_get(item, "op"), *inputs = json_get(item, "inputs"),
-                   *shape = json_get(item, "shape"), *batched = json_get(item, "batched"), *attr = json_get(item, "attr");
+                   *shape = json_get(item, "shape"), *batched = json_get(item, "batched"), *attr = json_get(item, "attr"),
+                   *elementwise = json_get(item, "elementwise");
   int at;
   if (!json_int(id, &at) || at < 0 || at >= g->n_nodes || !op || op->type != JSON_STRING || !inputs ||
       inputs->type != JSON_ARRAY || inputs->count > 4 || !shape || shape->type != JSON_ARRAY || shape->count > 4 ||
       !batched || batched->type != JSON_BOOL || !attr || attr->type != JSON_ARRAY)
     return false;
   rf_node *n = &g->nodes[at];
-  *n = (rf_node){.op = op->text, .n_inputs = (int)inputs->count, .rank = (int)shape->count, .batched = batched->boolean};
+  *n = (rf_node){.op = op->text, .n_inputs = (int)inputs->count, .rank = (int)shape->count, .batched = batched->boolean,
+                 .elementwise = elementwise && elementwise->boolean};
   for (int i = 0; i < n->n_inputs; i++)
     if (!json_int(&inputs->items[i], &n->inputs[i]) || n->inputs[i] < 0 || n->inputs[i] >= at) return false;
   for (int d = 0; d < n->rank; d++)
@@ -104,14 +107,6 @@ static bool read_graph(const json_value *d, rf_graph *g) {
 static bool is_op(const rf_node *n, const char *op) { return n->op && strcmp(n->op, op) == 0; }
 
 // Ops whose output element i reads element i of each input (or a scalar).
-static bool is_elementwise(const rf_node *n) {
-  static const char *const ops[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softplus", "add", "sub", "mul", "div",
-                                    "neg", "clip", "gaussian_noise", "masking_noise", "salt_pepper", "dropout", NULL};
-  for (int i = 0; ops[i]; i++)
-    if (is_op(n, ops[i])) return true;
-  return false;
-}
-
 // Keras's "same" padding before: half of max((out - 1) * stride + k - in, 0), rounded down.
 static int pad_before(int in, int out, int k, int stride, bool valid) {
   int total = (out - 1) * stride + k - in;
@@ -167,7 +162,7 @@ static span walk(const rf_graph *g, int id, int axis, int lo, int hi, int depth)
     span v = walk_input(g, n, 0, axis, first, last, depth);
     return span_union(v, walk_input(g, n, 1, axis, first * k - pt, last * k - pt + k - 1, depth));
   }
-  if (is_elementwise(n)) {
+  if (n->elementwise) {
     span s = {.none = true};
     for (int i = 0; i < n->n_inputs; i++) {
       const rf_node *in = &g->nodes[n->inputs[i]];
