@@ -378,19 +378,22 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
-    double sum = 0;
+    // A block's at most 14 terms a column are summed in real, the columns in double.
+    real column_sums[GEMM_COLS] = {0};
     for (int r = 0; r < rows; r++) {
       real terms[GEMM_COLS];  // a loop of reals alone vectorizes with libmvec (see emit_loss_group)
 #pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
-        terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[at] + log1p(exp(-fabs(v0)));  // bce_logits
+        terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[at] + log(1 + exp(-fabs(v0)));  // bce_logits
         out[at] = e[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) / (1 + exp(-fabs(v0))) - d[at]) / (real)count;  // bce_logits_grad
       }
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < cols; j++) sum += terms[j];
+#pragma omp simd
+      for (int j = 0; j < cols; j++) column_sums[j] += terms[j];
     }
+    double sum = 0;
+    for (int j = 0; j < GEMM_COLS; j++) sum += column_sums[j];
     partial[block] = sum;
   }
   double sum = 0;
@@ -684,7 +687,7 @@ static void compute_recon(int n, const real *restrict a, const real *restrict b,
   const size_t count = (size_t)n * DECODER_DENSE_2_SIZE;
   double sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (size_t i = 0; i < count; i++) sum += (a[i] > 0 ? a[i] : 0) - a[i] * b[i] + log1p(exp(-fabs(a[i])));
+  for (size_t i = 0; i < count; i++) sum += (a[i] > 0 ? a[i] : 0) - a[i] * b[i] + log(1 + exp(-fabs(a[i])));
   out[0] = (real)(sum / (double)count);
 }
 
@@ -716,17 +719,19 @@ static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const
 }
 
 // Adam (Kingma & Ba), in PyTorch's arrangement: m and v are the running
-// moments, t the update count, the bias corrections folded into the step.
+// moments, t the update count, the bias corrections folded into the step
+// (the second as a product: one division an element, not two). Both cores
+// share any tensor list over 16384 elements.
 static void adam(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
                  size_t size, real lr, real beta1, real beta2, real eps, double t) {
   const real bias_correction1 = (real)(1 - pow((double)beta1, t));
   const real bias_correction2_sqrt = (real)sqrt(1 - pow((double)beta2, t));
-  const real step_size = lr / bias_correction1;
-#pragma omp parallel for simd schedule(static) if (size >= 65536)
+  const real step_size = lr / bias_correction1, inverse_correction2 = 1 / bias_correction2_sqrt;
+#pragma omp parallel for simd schedule(static) if (size >= 16384)
   for (size_t i = 0; i < size; i++) {
     m[i] += (1 - beta1) * (g[i] - m[i]);
     v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-    p[i] -= step_size * m[i] / (sqrt(v[i]) / bias_correction2_sqrt + eps);
+    p[i] -= step_size * m[i] / (sqrt(v[i]) * inverse_correction2 + eps);
   }
 }
 
