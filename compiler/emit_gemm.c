@@ -13,10 +13,24 @@
 
 #include "aec.h"
 
+// Products whose depth K is a constant up to PANEL_DEPTH copy each block of 32
+// columns of their weight into a [K][32] panel on the thread's stack (at most
+// 256 KiB) before using it for every row block: the panel is read in order,
+// where the weight's rows are N apart (a stand-alone loop over the same
+// blocks ran at 135 GFLOP/s from the weight in place, 174 from a panel).
+// Deeper ones read the weight in place (and transpose an input gradient's
+// kernel into scratch first).
+enum { PANEL_DEPTH = 2048 };
+
+static bool packs_panels(const Graph *g, const Node *lead) {
+  return (lead->op == OP_DENSE || lead->op == OP_DENSE_GRAD_INPUT) &&
+         shape_size(g->nodes[lead->inputs[0]].shape) <= PANEL_DEPTH;
+}
+
 size_t gemm_scratch(const Graph *g, const Group *group, bool optimize) {
   if (!optimize || group->kind != GROUP_GEMM) return 0;
   const Node *lead = &g->nodes[group->members[0]];
-  if (lead->op != OP_DENSE_GRAD_INPUT) return 0;
+  if (lead->op != OP_DENSE_GRAD_INPUT || packs_panels(g, lead)) return 0;
   return shape_size(g->nodes[lead->inputs[1]].shape);  // the kernel, transposed
 }
 
@@ -28,27 +42,30 @@ void emit_gemm_support(Emitter *e) {
       "typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));",
       "enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };",
       "",
-      "// c[14][cols] (row stride ldc; its first `store_rows` rows are written) = sum",
-      "// over k < depth of A(i, k) * b[k][j], where A(i, k) = a[i * a_row + k * a_k] and",
-      "// row k of b starts at b + k * b_k: 14 x 2 vectors of sums in registers, or 14 x 1",
-      "// for the last columns (a partial vector at the end). Every element sums over k in order.",
-      "static inline __attribute__((always_inline)) void gemm_rows(int store_rows, int cols, int depth,",
+      "// c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where",
+      "// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k: rows x 2",
+      "// vectors of sums in registers, or rows x 1 for the last columns (a partial vector",
+      "// at the end). `rows` is a literal at every call (14, 4, 2 or 1), so the loops over",
+      "// it unroll and the sums stay in registers. Every element sums over k in order.",
+      "static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int depth,",
       "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
       "    real *restrict c, size_t ldc) {",
       "  if (cols == GEMM_COLS) {",
       "    vreal acc[GEMM_ROWS][2];",
-      "    for (int r = 0; r < GEMM_ROWS; r++) acc[r][0] = acc[r][1] = (vreal){0};",
+      "#pragma GCC unroll 16",
+      "    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};",
       "    for (int k = 0; k < depth; k++) {",
       "      const vreal b0 = *(const vreal_unaligned *)(b + (size_t)k * b_k);",
       "      const vreal b1 = *(const vreal_unaligned *)(b + (size_t)k * b_k + VL);",
       "#pragma GCC unroll 16",
-      "      for (int r = 0; r < GEMM_ROWS; r++) {",
+      "      for (int r = 0; r < rows; r++) {",
       "        const real ar = a[(size_t)r * a_row + (size_t)k * a_k];",
       "        acc[r][0] += ar * b0;",
       "        acc[r][1] += ar * b1;",
       "      }",
       "    }",
-      "    for (int r = 0; r < store_rows; r++) {",
+      "#pragma GCC unroll 16",
+      "    for (int r = 0; r < rows; r++) {",
       "      *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];",
       "      *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];",
       "    }",
@@ -57,19 +74,25 @@ void emit_gemm_support(Emitter *e) {
       "  for (int j = 0; j < cols; j += VL) {",
       "    const int width = cols - j < VL ? cols - j : VL;",
       "    vreal acc[GEMM_ROWS];",
-      "    for (int r = 0; r < GEMM_ROWS; r++) acc[r] = (vreal){0};",
+      "#pragma GCC unroll 16",
+      "    for (int r = 0; r < rows; r++) acc[r] = (vreal){0};",
       "    for (int k = 0; k < depth; k++) {",
       "      vreal bk = {0};",
       "      memcpy(&bk, b + (size_t)k * b_k + j, sizeof(real) * (size_t)width);",
       "#pragma GCC unroll 16",
-      "      for (int r = 0; r < GEMM_ROWS; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;",
+      "      for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;",
       "    }",
-      "    for (int r = 0; r < store_rows; r++) memcpy(c + (size_t)r * ldc + j, &acc[r], sizeof(real) * (size_t)width);",
+      "#pragma GCC unroll 16",
+      "    for (int r = 0; r < rows; r++) {",
+      "      const vreal sum = acc[r];  // copied out, so that acc itself stays in registers",
+      "      memcpy(c + (size_t)r * ldc + j, &sum, sizeof(real) * (size_t)width);",
+      "    }",
       "  }",
       "}",
       "",
-      "// c[rows][cols] for rows <= 14, as gemm_rows; fewer rows (the end of a batch) go",
-      "// a row at a time (a zero-padded 14-row panel measured no faster).",
+      "// c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a",
+      "// batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent",
+      "// sums, a quarter of what keeps the multipliers busy).",
       "static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int depth,",
       "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
       "    real *restrict c, size_t ldc) {",
@@ -77,38 +100,54 @@ void emit_gemm_support(Emitter *e) {
       "    gemm_rows(GEMM_ROWS, cols, depth, a, a_row, a_k, b, b_k, c, ldc);",
       "    return;",
       "  }",
-      "  for (int r = 0; r < rows; r++) {",
-      "    int j = 0;",
-      "    for (; j + VL <= cols; j += VL) {",
-      "      vreal acc = {0};",
-      "      for (int k = 0; k < depth; k++)",
-      "        acc += a[(size_t)r * a_row + (size_t)k * a_k] * *(const vreal_unaligned *)(b + (size_t)k * b_k + j);",
-      "      *(vreal_unaligned *)(c + (size_t)r * ldc + j) = acc;",
-      "    }",
-      "    for (; j < cols; j++) {",
-      "      real acc = 0;",
-      "      for (int k = 0; k < depth; k++) acc += a[(size_t)r * a_row + (size_t)k * a_k] * b[(size_t)k * b_k + j];",
-      "      c[(size_t)r * ldc + j] = acc;",
-      "    }",
+      "  int r = 0;",
+      "  for (; r + 4 <= rows; r += 4) gemm_rows(4, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
+      "  if (r + 2 <= rows) {",
+      "    gemm_rows(2, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
+      "    r += 2;",
       "  }",
+      "  if (r < rows) gemm_rows(1, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
       "}",
       NULL};
   for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
 }
 
 // The loop over output blocks: `rows` is a C expression (n, or a constant).
-static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constant) {
+// With `pack` (a statement filling panel[K][GEMM_COLS] from columns j0 to
+// j0 + cols of the weight) each thread packs a panel when its column block
+// changes; blocks run column block by column block, so that is once a block.
+static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constant, const char *pack) {
   if (rows_constant) {
     emit_line(e, "  enum { ROW_BLOCKS = (%s + GEMM_ROWS - 1) / GEMM_ROWS };", rows_expr);
     emit_line(e, "  const int row_blocks = ROW_BLOCKS;");
   } else {
     emit_line(e, "  const int row_blocks = (%s + GEMM_ROWS - 1) / GEMM_ROWS;", rows_expr);
   }
-  emit_line(e, "#pragma omp parallel for schedule(static)");
+  if (pack) {
+    emit_line(e, "#pragma omp parallel");
+    emit_line(e, "  {");
+    emit_line(e, "  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight");
+    emit_line(e, "  int packed = -1;");
+    emit_line(e, "#pragma omp for schedule(static)");
+  } else {
+    emit_line(e, "#pragma omp parallel for schedule(static)");
+  }
   emit_line(e, "  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {");
   emit_line(e, "    const int j0 = block / row_blocks * GEMM_COLS, i0 = block %% row_blocks * GEMM_ROWS;");
   emit_line(e, "    const int rows = %s - i0 < GEMM_ROWS ? %s - i0 : GEMM_ROWS;", rows_expr, rows_expr);
   emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
+  if (pack) {
+    emit_line(e, "    if (packed != j0) {");
+    emit_line(e, "      %s", pack);
+    emit_line(e, "      packed = j0;");
+    emit_line(e, "    }");
+  }
+}
+
+static void emit_block_loop_end(Emitter *e, bool pack) {
+  emit_line(e, "  }");
+  if (pack) emit_line(e, "  }");
+  emit_line(e, "}");
 }
 
 static const char *letter(int i) { return group_param_name(i); }
@@ -174,12 +213,29 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   emit_line(e, "  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;");
   emit_line(e, "  const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;");
   emit_line(e, "  double partial[blocks];");
-  emit_line(e, "#pragma omp parallel for schedule(static)");
+  const bool pack = packs_panels(g, lead);
+  if (pack) {
+    emit_line(e, "#pragma omp parallel");
+    emit_line(e, "  {");
+    emit_line(e, "  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight");
+    emit_line(e, "  int packed = -1;");
+    emit_line(e, "#pragma omp for schedule(static)");
+  } else {
+    emit_line(e, "#pragma omp parallel for schedule(static)");
+  }
   emit_line(e, "  for (int block = 0; block < blocks; block++) {");
   emit_line(e, "    const int j0 = block / row_blocks * GEMM_COLS, i0 = block %% row_blocks * GEMM_ROWS;");
   emit_line(e, "    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;");
   emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
-  emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+  if (pack) {
+    emit_line(e, "    if (packed != j0) {");
+    emit_line(e, "      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);");
+    emit_line(e, "      packed = j0;");
+    emit_line(e, "    }");
+    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+  } else {
+    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+  }
   emit_line(e, "    // A block's at most 14 terms a column are summed in real, the columns in double.");
   emit_line(e, "    real column_sums[GEMM_COLS] = {0};");
   emit_line(e, "    for (int r = 0; r < rows; r++) {");
@@ -201,6 +257,7 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   emit_line(e, "    for (int j = 0; j < GEMM_COLS; j++) sum += column_sums[j];");
   emit_line(e, "    partial[block] = sum;");
   emit_line(e, "  }");
+  if (pack) emit_line(e, "  }");
   emit_line(e, "  double sum = 0;");
   emit_line(e, "  for (int block = 0; block < blocks; block++) sum += partial[block];");
   switch (op_info(loss->op)->divisor) {
@@ -259,15 +316,33 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])");
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
-    emit_block_loop(e, "n", false);
-    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+    if (packs_panels(g, lead)) {
+      emit_block_loop(e, "n", false,
+                      "for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, "
+                      "sizeof(real) * (size_t)cols);");
+      emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+    } else {
+      emit_block_loop(e, "n", false, NULL);
+      emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+    }
     emit_epilogue(e, group, inputs, n_inputs, "out[at] + c[j0 + j]");
-    emit_line(e, "  }");
-    emit_line(e, "}");
+    emit_block_loop_end(e, packs_panels(g, lead));
     return;
   case OP_DENSE_GRAD_INPUT:  // out[n][N] = a[n][K] . b[N][K]^T, b transposed into scratch first
     size_const(g, lead->inputs[0], in, sizeof in);
     size_const(g, lead->id, out, sizeof out);
+    if (packs_panels(g, lead)) {
+      emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time");
+      emit_signature(e, name, group, n_inputs, true, false);
+      emit_line(e, "  enum { K = %s, N = %s };", in, out);
+      emit_block_loop(e, "n", false,
+                      "for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) "
+                      "panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];");
+      emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+      emit_epilogue(e, group, inputs, n_inputs, "out[at]");
+      emit_block_loop_end(e, true);
+      return;
+    }
     emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]");
     emit_signature(e, name, group, n_inputs, true, true);
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
@@ -277,11 +352,10 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_line(e, "    for (int k0 = 0; k0 < K; k0 += 16)");
     emit_line(e, "      for (int col = col0; col < col0 + 16 && col < N; col++)");
     emit_line(e, "        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];");
-    emit_block_loop(e, "n", false);
+    emit_block_loop(e, "n", false, NULL);
     emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_epilogue(e, group, inputs, n_inputs, "out[at]");
-    emit_line(e, "  }");
-    emit_line(e, "}");
+    emit_block_loop_end(e, false);
     return;
   case OP_DENSE_GRAD_KERNEL:  // out[M][N] = a[n][M]^T . b[n][N]
     size_const(g, lead->inputs[0], in, sizeof in);
@@ -289,10 +363,9 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_comment(e, group, inputs, n_inputs, "out[M][N] = a[n][M]^T . b[n][N], summed over the batch");
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
-    emit_block_loop(e, "M", true);
+    emit_block_loop(e, "M", true, NULL);
     emit_line(e, "    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
-    emit_line(e, "  }");
-    emit_line(e, "}");
+    emit_block_loop_end(e, false);
     return;
   default:
     fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_info(lead->op)->name);

@@ -78,11 +78,11 @@ enum {
 };
 
 // ---- the arena: batched values take `capacity` x their per-sample size each
-enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 784 };
+enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 
 // ---- buffers: every value of each generated function, where it lives and which kernel computes it
 //
-// recon_loss_and_grad (step 0: minimize recon over encoder, decoder): 33 values, 15 kernels, arena 112 per sample + 784 fixed elements
+// recon_loss_and_grad (step 0: minimize recon over encoder, decoder): 33 values, 15 kernels, arena 112 per sample + 16 fixed elements
 //   value                       shape    storage                                computed by kernel                  layer           .ae  pass
 //   x                           [48]xN   input                                  -                                   -               2:1  -
 //   encoder_dense_1_kernel      [48, 16] params + ENCODER_DENSE_1_KERNEL_OFFSET -                                   encoder.dense_1 3:15 -
@@ -195,27 +195,30 @@ typedef real vreal __attribute__((vector_size(64)));
 typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));
 enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };
 
-// c[14][cols] (row stride ldc; its first `store_rows` rows are written) = sum
-// over k < depth of A(i, k) * b[k][j], where A(i, k) = a[i * a_row + k * a_k] and
-// row k of b starts at b + k * b_k: 14 x 2 vectors of sums in registers, or 14 x 1
-// for the last columns (a partial vector at the end). Every element sums over k in order.
-static inline __attribute__((always_inline)) void gemm_rows(int store_rows, int cols, int depth,
+// c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where
+// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k: rows x 2
+// vectors of sums in registers, or rows x 1 for the last columns (a partial vector
+// at the end). `rows` is a literal at every call (14, 4, 2 or 1), so the loops over
+// it unroll and the sums stay in registers. Every element sums over k in order.
+static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
   if (cols == GEMM_COLS) {
     vreal acc[GEMM_ROWS][2];
-    for (int r = 0; r < GEMM_ROWS; r++) acc[r][0] = acc[r][1] = (vreal){0};
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};
     for (int k = 0; k < depth; k++) {
       const vreal b0 = *(const vreal_unaligned *)(b + (size_t)k * b_k);
       const vreal b1 = *(const vreal_unaligned *)(b + (size_t)k * b_k + VL);
 #pragma GCC unroll 16
-      for (int r = 0; r < GEMM_ROWS; r++) {
+      for (int r = 0; r < rows; r++) {
         const real ar = a[(size_t)r * a_row + (size_t)k * a_k];
         acc[r][0] += ar * b0;
         acc[r][1] += ar * b1;
       }
     }
-    for (int r = 0; r < store_rows; r++) {
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) {
       *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];
       *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];
     }
@@ -224,19 +227,25 @@ static inline __attribute__((always_inline)) void gemm_rows(int store_rows, int 
   for (int j = 0; j < cols; j += VL) {
     const int width = cols - j < VL ? cols - j : VL;
     vreal acc[GEMM_ROWS];
-    for (int r = 0; r < GEMM_ROWS; r++) acc[r] = (vreal){0};
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) acc[r] = (vreal){0};
     for (int k = 0; k < depth; k++) {
       vreal bk = {0};
       memcpy(&bk, b + (size_t)k * b_k + j, sizeof(real) * (size_t)width);
 #pragma GCC unroll 16
-      for (int r = 0; r < GEMM_ROWS; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;
+      for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;
     }
-    for (int r = 0; r < store_rows; r++) memcpy(c + (size_t)r * ldc + j, &acc[r], sizeof(real) * (size_t)width);
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) {
+      const vreal sum = acc[r];  // copied out, so that acc itself stays in registers
+      memcpy(c + (size_t)r * ldc + j, &sum, sizeof(real) * (size_t)width);
+    }
   }
 }
 
-// c[rows][cols] for rows <= 14, as gemm_rows; fewer rows (the end of a batch) go
-// a row at a time (a zero-padded 14-row panel measured no faster).
+// c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a
+// batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent
+// sums, a quarter of what keeps the multipliers busy).
 static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
@@ -244,20 +253,13 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
     gemm_rows(GEMM_ROWS, cols, depth, a, a_row, a_k, b, b_k, c, ldc);
     return;
   }
-  for (int r = 0; r < rows; r++) {
-    int j = 0;
-    for (; j + VL <= cols; j += VL) {
-      vreal acc = {0};
-      for (int k = 0; k < depth; k++)
-        acc += a[(size_t)r * a_row + (size_t)k * a_k] * *(const vreal_unaligned *)(b + (size_t)k * b_k + j);
-      *(vreal_unaligned *)(c + (size_t)r * ldc + j) = acc;
-    }
-    for (; j < cols; j++) {
-      real acc = 0;
-      for (int k = 0; k < depth; k++) acc += a[(size_t)r * a_row + (size_t)k * a_k] * b[(size_t)k * b_k + j];
-      c[(size_t)r * ldc + j] = acc;
-    }
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) gemm_rows(4, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+  if (r + 2 <= rows) {
+    gemm_rows(2, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+    r += 2;
   }
+  if (r < rows) gemm_rows(1, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
 }
 
 // train --profile times each kernel call; otherwise TIMED costs one test.
@@ -287,12 +289,20 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
 static void compute_encoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -300,6 +310,7 @@ static void compute_encoder_dense_1_relu(int n, const real *restrict a, const re
         const real v1 = v0 > 0 ? v0 : 0;  // relu
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -314,12 +325,20 @@ static void compute_encoder_dense_1_relu(int n, const real *restrict a, const re
 static void compute_encoder_dense_2_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_RELU_SIZE, N = ENCODER_DENSE_2_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -327,6 +346,7 @@ static void compute_encoder_dense_2_relu(int n, const real *restrict a, const re
         const real v1 = v0 > 0 ? v0 : 0;  // relu
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -341,12 +361,20 @@ static void compute_encoder_dense_2_relu(int n, const real *restrict a, const re
 static void compute_decoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_2_RELU_SIZE, N = DECODER_DENSE_1_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -354,6 +382,7 @@ static void compute_decoder_dense_1_relu(int n, const real *restrict a, const re
         const real v1 = v0 > 0 ? v0 : 0;  // relu
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -372,12 +401,20 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
   const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;
   double partial[blocks];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     // A block's at most 14 terms a column are summed in real, the columns in double.
     real column_sums[GEMM_COLS] = {0};
     for (int r = 0; r < rows; r++) {
@@ -395,6 +432,7 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
     double sum = 0;
     for (int j = 0; j < GEMM_COLS; j++) sum += column_sums[j];
     partial[block] = sum;
+  }
   }
   double sum = 0;
   for (int block = 0; block < blocks; block++) sum += partial[block];
@@ -445,23 +483,25 @@ static void compute_grad_decoder_dense_2_bias(int n, const real *restrict dy, re
 // FLOPs: 1552 per sample
 // dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
 // backward: dense_grad_input -> relu_grad, 1536 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]
+// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_decoder_dense_2, b = decoder_dense_2_kernel, c = decoder_dense_1_relu
-static void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out, real *restrict scratch) {
+static void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_DECODER_DENSE_2_SIZE, N = GRAD_DECODER_DENSE_1_RELU_SIZE };
-  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.
-#pragma omp parallel for schedule(static)
-  for (int col0 = 0; col0 < N; col0 += 16)
-    for (int k0 = 0; k0 < K; k0 += 16)
-      for (int col = col0; col < col0 + 16 && col < N; col++)
-        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -469,6 +509,7 @@ static void compute_grad_decoder_dense_1(int n, const real *restrict a, const re
         const real v1 = c[at] > 0 ? v0 : 0;  // relu_grad
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -516,23 +557,25 @@ static void compute_grad_decoder_dense_1_bias(int n, const real *restrict dy, re
 // FLOPs: 264 per sample
 // dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
 // backward: dense_grad_input -> relu_grad, 256 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]
+// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_decoder_dense_1, b = decoder_dense_1_kernel, c = encoder_dense_2_relu
-static void compute_grad_encoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out, real *restrict scratch) {
+static void compute_grad_encoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_DECODER_DENSE_1_SIZE, N = GRAD_ENCODER_DENSE_2_RELU_SIZE };
-  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.
-#pragma omp parallel for schedule(static)
-  for (int col0 = 0; col0 < N; col0 += 16)
-    for (int k0 = 0; k0 < K; k0 += 16)
-      for (int col = col0; col < col0 + 16 && col < N; col++)
-        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -540,6 +583,7 @@ static void compute_grad_encoder_dense_2(int n, const real *restrict a, const re
         const real v1 = c[at] > 0 ? v0 : 0;  // relu_grad
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -587,23 +631,25 @@ static void compute_grad_encoder_dense_2_bias(int n, const real *restrict dy, re
 // FLOPs: 272 per sample
 // dense2.ae:3: net encoder = dense(16, relu) -> dense(8, relu)
 // backward: dense_grad_input -> relu_grad, 256 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]
+// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_encoder_dense_2, b = encoder_dense_2_kernel, c = encoder_dense_1_relu
-static void compute_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out, real *restrict scratch) {
+static void compute_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_ENCODER_DENSE_2_SIZE, N = GRAD_ENCODER_DENSE_1_RELU_SIZE };
-  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.
-#pragma omp parallel for schedule(static)
-  for (int col0 = 0; col0 < N; col0 += 16)
-    for (int k0 = 0; k0 < K; k0 += 16)
-      for (int col = col0; col < col0 + 16 && col < N; col++)
-        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -611,6 +657,7 @@ static void compute_grad_encoder_dense_1(int n, const real *restrict a, const re
         const real v1 = c[at] > 0 ? v0 : 0;  // relu_grad
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -662,18 +709,27 @@ static void compute_grad_encoder_dense_1_bias(int n, const real *restrict dy, re
 static void compute_decoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = DECODER_DENSE_1_RELU_SIZE, N = DECODER_DENSE_2_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
         out[at] = v0;
       }
+  }
   }
 }
 
@@ -702,12 +758,20 @@ static void compute_recon(int n, const real *restrict a, const real *restrict b,
 static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = DECODER_DENSE_1_RELU_SIZE, N = DECODER_DENSE_2_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -715,6 +779,7 @@ static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const
         const real v1 = 1 / (1 + exp(-v0));  // sigmoid
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -763,13 +828,13 @@ static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(3, compute_grad_decoder_dense_2(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, input, constant, recon, grad_decoder_dense_2));
   TIMED(4, compute_grad_decoder_dense_2_kernel(n, decoder_dense_1_relu, grad_decoder_dense_2, grad_decoder_dense_2_kernel));
   TIMED(5, compute_grad_decoder_dense_2_bias(n, grad_decoder_dense_2, grad_decoder_dense_2_bias));
-  TIMED(6, compute_grad_decoder_dense_1(n, grad_decoder_dense_2, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, decoder_dense_1_relu, grad_decoder_dense_1, arena + cap * ARENA_PER_SAMPLE + 16));
+  TIMED(6, compute_grad_decoder_dense_1(n, grad_decoder_dense_2, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, decoder_dense_1_relu, grad_decoder_dense_1));
   TIMED(7, compute_grad_decoder_dense_1_kernel(n, encoder_dense_2_relu, grad_decoder_dense_1, grad_decoder_dense_1_kernel));
   TIMED(8, compute_grad_decoder_dense_1_bias(n, grad_decoder_dense_1, grad_decoder_dense_1_bias));
-  TIMED(9, compute_grad_encoder_dense_2(n, grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_2_relu, grad_encoder_dense_2, arena + cap * ARENA_PER_SAMPLE + 16));
+  TIMED(9, compute_grad_encoder_dense_2(n, grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_2_relu, grad_encoder_dense_2));
   TIMED(10, compute_grad_encoder_dense_2_kernel(n, encoder_dense_1_relu, grad_encoder_dense_2, grad_encoder_dense_2_kernel));
   TIMED(11, compute_grad_encoder_dense_2_bias(n, grad_encoder_dense_2, grad_encoder_dense_2_bias));
-  TIMED(12, compute_grad_encoder_dense_1(n, grad_encoder_dense_2, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, encoder_dense_1_relu, grad_encoder_dense_1, arena + cap * ARENA_PER_SAMPLE + 16));
+  TIMED(12, compute_grad_encoder_dense_1(n, grad_encoder_dense_2, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, encoder_dense_1_relu, grad_encoder_dense_1));
   TIMED(13, compute_grad_encoder_dense_1_kernel(n, input, grad_encoder_dense_1, grad_encoder_dense_1_kernel));
   TIMED(14, compute_grad_encoder_dense_1_bias(n, grad_encoder_dense_1, grad_encoder_dense_1_bias));
   return recon[0];

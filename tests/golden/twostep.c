@@ -130,7 +130,7 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   recon_grad_encoder_dense_1_bias     [8]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_recon_grad_encoder_dense_1_bias     encoder.dense_1 3:15 backward
 //   recon_grad_encoder_dense_1_kernel_2 [32, 8] grads + ENCODER_DENSE_1_KERNEL_OFFSET  compute_recon_grad_encoder_dense_1_kernel_2 encoder.dense_1 3:15 backward
 //
-// gen_loss_and_grad (step 1: minimize gen over encoder, critic): 25 values, 11 kernels, arena 64 per sample + 48 fixed elements
+// gen_loss_and_grad (step 1: minimize gen over encoder, critic): 25 values, 11 kernels, arena 64 per sample + 16 fixed elements
 //   value                              shape   storage                                computed by kernel                      layer           .ae  pass
 //   x                                  [32]xN  input                                  -                                       -               2:1  -
 //   encoder_dense_1_kernel             [32, 8] params + ENCODER_DENSE_1_KERNEL_OFFSET -                                       encoder.dense_1 3:15 -
@@ -231,27 +231,30 @@ typedef real vreal __attribute__((vector_size(64)));
 typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));
 enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };
 
-// c[14][cols] (row stride ldc; its first `store_rows` rows are written) = sum
-// over k < depth of A(i, k) * b[k][j], where A(i, k) = a[i * a_row + k * a_k] and
-// row k of b starts at b + k * b_k: 14 x 2 vectors of sums in registers, or 14 x 1
-// for the last columns (a partial vector at the end). Every element sums over k in order.
-static inline __attribute__((always_inline)) void gemm_rows(int store_rows, int cols, int depth,
+// c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where
+// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k: rows x 2
+// vectors of sums in registers, or rows x 1 for the last columns (a partial vector
+// at the end). `rows` is a literal at every call (14, 4, 2 or 1), so the loops over
+// it unroll and the sums stay in registers. Every element sums over k in order.
+static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
   if (cols == GEMM_COLS) {
     vreal acc[GEMM_ROWS][2];
-    for (int r = 0; r < GEMM_ROWS; r++) acc[r][0] = acc[r][1] = (vreal){0};
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};
     for (int k = 0; k < depth; k++) {
       const vreal b0 = *(const vreal_unaligned *)(b + (size_t)k * b_k);
       const vreal b1 = *(const vreal_unaligned *)(b + (size_t)k * b_k + VL);
 #pragma GCC unroll 16
-      for (int r = 0; r < GEMM_ROWS; r++) {
+      for (int r = 0; r < rows; r++) {
         const real ar = a[(size_t)r * a_row + (size_t)k * a_k];
         acc[r][0] += ar * b0;
         acc[r][1] += ar * b1;
       }
     }
-    for (int r = 0; r < store_rows; r++) {
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) {
       *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];
       *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];
     }
@@ -260,19 +263,25 @@ static inline __attribute__((always_inline)) void gemm_rows(int store_rows, int 
   for (int j = 0; j < cols; j += VL) {
     const int width = cols - j < VL ? cols - j : VL;
     vreal acc[GEMM_ROWS];
-    for (int r = 0; r < GEMM_ROWS; r++) acc[r] = (vreal){0};
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) acc[r] = (vreal){0};
     for (int k = 0; k < depth; k++) {
       vreal bk = {0};
       memcpy(&bk, b + (size_t)k * b_k + j, sizeof(real) * (size_t)width);
 #pragma GCC unroll 16
-      for (int r = 0; r < GEMM_ROWS; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;
+      for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;
     }
-    for (int r = 0; r < store_rows; r++) memcpy(c + (size_t)r * ldc + j, &acc[r], sizeof(real) * (size_t)width);
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) {
+      const vreal sum = acc[r];  // copied out, so that acc itself stays in registers
+      memcpy(c + (size_t)r * ldc + j, &sum, sizeof(real) * (size_t)width);
+    }
   }
 }
 
-// c[rows][cols] for rows <= 14, as gemm_rows; fewer rows (the end of a batch) go
-// a row at a time (a zero-padded 14-row panel measured no faster).
+// c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a
+// batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent
+// sums, a quarter of what keeps the multipliers busy).
 static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
@@ -280,20 +289,13 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
     gemm_rows(GEMM_ROWS, cols, depth, a, a_row, a_k, b, b_k, c, ldc);
     return;
   }
-  for (int r = 0; r < rows; r++) {
-    int j = 0;
-    for (; j + VL <= cols; j += VL) {
-      vreal acc = {0};
-      for (int k = 0; k < depth; k++)
-        acc += a[(size_t)r * a_row + (size_t)k * a_k] * *(const vreal_unaligned *)(b + (size_t)k * b_k + j);
-      *(vreal_unaligned *)(c + (size_t)r * ldc + j) = acc;
-    }
-    for (; j < cols; j++) {
-      real acc = 0;
-      for (int k = 0; k < depth; k++) acc += a[(size_t)r * a_row + (size_t)k * a_k] * b[(size_t)k * b_k + j];
-      c[(size_t)r * ldc + j] = acc;
-    }
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) gemm_rows(4, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+  if (r + 2 <= rows) {
+    gemm_rows(2, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+    r += 2;
   }
+  if (r < rows) gemm_rows(1, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
 }
 
 // train --profile times each kernel call; otherwise TIMED costs one test.
@@ -323,12 +325,20 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
 static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -336,6 +346,7 @@ static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const re
         const real v1 = tanh(v0);  // tanh
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -350,12 +361,20 @@ static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const re
 static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_TANH_SIZE, N = DECODER_DENSE_1_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -363,6 +382,7 @@ static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const
         const real v1 = 1 / (1 + exp(-v0));  // sigmoid
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -581,23 +601,25 @@ static void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, 
 // FLOPs: 520 per sample
 // twostep.ae:4: net decoder = dense(32, sigmoid)
 // backward: dense_grad_input -> tanh_grad, 512 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]
+// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = recon_grad_decoder_dense_1, b = decoder_dense_1_kernel, c = encoder_dense_1_tanh
-static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out, real *restrict scratch) {
+static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = RECON_GRAD_DECODER_DENSE_1_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_TANH_SIZE };
-  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.
-#pragma omp parallel for schedule(static)
-  for (int col0 = 0; col0 < N; col0 += 16)
-    for (int k0 = 0; k0 < K; k0 += 16)
-      for (int col = col0; col < col0 + 16 && col < N; col++)
-        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -605,6 +627,7 @@ static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, co
         const real v1 = v0 * (1 - c[at] * c[at]);  // tanh_grad
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -672,12 +695,20 @@ static void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, 
 static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_TANH_SIZE, N = CRITIC_DENSE_1_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -685,6 +716,7 @@ static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, con
         const real v1 = v0 > 0 ? v0 : (real)0.20000000000000001 * v0;  // leaky_relu
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -703,12 +735,20 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
   const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;
   double partial[blocks];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     // A block's at most 14 terms a column are summed in real, the columns in double.
     real column_sums[GEMM_COLS] = {0};
     for (int r = 0; r < rows; r++) {
@@ -726,6 +766,7 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
     double sum = 0;
     for (int j = 0; j < GEMM_COLS; j++) sum += column_sums[j];
     partial[block] = sum;
+  }
   }
   double sum = 0;
   for (int block = 0; block < blocks; block++) sum += partial[block];
@@ -776,23 +817,25 @@ static void compute_gen_grad_critic_dense_2_bias(int n, const real *restrict dy,
 // FLOPs: 12 per sample
 // twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
 // backward: dense_grad_input -> leaky_relu_grad, 8 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]
+// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = gen_grad_critic_dense_2, b = critic_dense_2_kernel, c = critic_dense_1_leaky_relu
-static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out, real *restrict scratch) {
+static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GEN_GRAD_CRITIC_DENSE_2_SIZE, N = GEN_GRAD_CRITIC_DENSE_1_LEAKY_RELU_SIZE };
-  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.
-#pragma omp parallel for schedule(static)
-  for (int col0 = 0; col0 < N; col0 += 16)
-    for (int k0 = 0; k0 < K; k0 += 16)
-      for (int col = col0; col < col0 + 16 && col < N; col++)
-        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -800,6 +843,7 @@ static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const
         const real v1 = c[at] > 0 ? v0 : (real)0.20000000000000001 * v0;  // leaky_relu_grad
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -847,23 +891,25 @@ static void compute_gen_grad_critic_dense_1_bias(int n, const real *restrict dy,
 // FLOPs: 72 per sample
 // twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
 // backward: dense_grad_input -> tanh_grad, 64 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]
+// out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = gen_grad_critic_dense_1, b = critic_dense_1_kernel, c = encoder_dense_1_tanh
-static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out, real *restrict scratch) {
+static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GEN_GRAD_CRITIC_DENSE_1_SIZE, N = GEN_GRAD_ENCODER_DENSE_1_TANH_SIZE };
-  // The transpose goes by 16 x 16 tiles so reads and writes both stay in cache.
-#pragma omp parallel for schedule(static)
-  for (int col0 = 0; col0 < N; col0 += 16)
-    for (int k0 = 0; k0 < K; k0 += 16)
-      for (int col = col0; col < col0 + 16 && col < N; col++)
-        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -871,6 +917,7 @@ static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, cons
         const real v1 = v0 * (1 - c[at] * c[at]);  // tanh_grad
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -955,18 +1002,27 @@ static void compute_recon_v2(const real *restrict a, const real *restrict b, con
 static void compute_critic_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = CRITIC_DENSE_2_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
         out[at] = v0;
       }
+  }
   }
 }
 
@@ -995,12 +1051,20 @@ static void compute_gen(int n, const real *restrict a, const real *restrict b, r
 static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = CRITIC_DENSE_2_SIZE };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  int packed = -1;
+#pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);
+    if (packed != j0) {
+      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      packed = j0;
+    }
+    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -1008,6 +1072,7 @@ static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const 
         const real v1 = 1 / (1 + exp(-v0));  // sigmoid
         out[at] = v1;
       }
+  }
   }
 }
 
@@ -1080,7 +1145,7 @@ static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(11, compute_dense_grad_kernel(n, encoder_dense_1_tanh, recon_grad_decoder_dense_1, dense_grad_kernel));
   TIMED(12, compute_recon_grad_decoder_dense_1_bias(n, recon_grad_decoder_dense_1, recon_grad_decoder_dense_1_bias));
   TIMED(13, compute_recon_grad_decoder_dense_1_kernel_2(recon_grad_decoder_dense_1_kernel, dense_grad_kernel, recon_grad_decoder_dense_1_kernel_2));
-  TIMED(14, compute_recon_grad_encoder_dense_1(n, recon_grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, recon_grad_encoder_dense_1, arena + cap * ARENA_PER_SAMPLE + 32));
+  TIMED(14, compute_recon_grad_encoder_dense_1(n, recon_grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, recon_grad_encoder_dense_1));
   TIMED(15, compute_dense_grad_kernel_2(n, input, recon_grad_encoder_dense_1, dense_grad_kernel_2));
   TIMED(16, compute_recon_grad_encoder_dense_1_bias(n, recon_grad_encoder_dense_1, recon_grad_encoder_dense_1_bias));
   TIMED(17, compute_recon_grad_encoder_dense_1_kernel_2(recon_grad_encoder_dense_1_kernel, dense_grad_kernel_2, recon_grad_encoder_dense_1_kernel_2));
@@ -1121,10 +1186,10 @@ static double gen_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(19, compute_gen_grad_critic_dense_2(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, constant_2, gen, gen_grad_critic_dense_2));
   TIMED(20, compute_gen_grad_critic_dense_2_kernel(n, critic_dense_1_leaky_relu, gen_grad_critic_dense_2, gen_grad_critic_dense_2_kernel));
   TIMED(21, compute_gen_grad_critic_dense_2_bias(n, gen_grad_critic_dense_2, gen_grad_critic_dense_2_bias));
-  TIMED(22, compute_gen_grad_critic_dense_1(n, gen_grad_critic_dense_2, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, critic_dense_1_leaky_relu, gen_grad_critic_dense_1, arena + cap * ARENA_PER_SAMPLE + 16));
+  TIMED(22, compute_gen_grad_critic_dense_1(n, gen_grad_critic_dense_2, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, critic_dense_1_leaky_relu, gen_grad_critic_dense_1));
   TIMED(23, compute_gen_grad_critic_dense_1_kernel(n, encoder_dense_1_tanh, gen_grad_critic_dense_1, gen_grad_critic_dense_1_kernel));
   TIMED(24, compute_gen_grad_critic_dense_1_bias(n, gen_grad_critic_dense_1, gen_grad_critic_dense_1_bias));
-  TIMED(25, compute_gen_grad_encoder_dense_1(n, gen_grad_critic_dense_1, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, gen_grad_encoder_dense_1, arena + cap * ARENA_PER_SAMPLE + 16));
+  TIMED(25, compute_gen_grad_encoder_dense_1(n, gen_grad_critic_dense_1, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, gen_grad_encoder_dense_1));
   TIMED(26, compute_gen_grad_encoder_dense_1_kernel(n, input, gen_grad_encoder_dense_1, gen_grad_encoder_dense_1_kernel));
   TIMED(27, compute_gen_grad_encoder_dense_1_bias(n, gen_grad_encoder_dense_1, gen_grad_encoder_dense_1_bias));
   return gen[0];
