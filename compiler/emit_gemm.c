@@ -116,13 +116,20 @@ void emit_gemm_support(Emitter *e) {
 // With `pack` (a statement filling panel[K][GEMM_COLS] from columns j0 to
 // j0 + cols of the weight) each thread packs a panel when its column block
 // changes; blocks run column block by column block, so that is once a block.
-static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constant, const char *pack) {
+static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constant) {
   if (rows_constant) {
     emit_line(e, "  enum { ROW_BLOCKS = (%s + GEMM_ROWS - 1) / GEMM_ROWS };", rows_expr);
     emit_line(e, "  const int row_blocks = ROW_BLOCKS;");
   } else {
     emit_line(e, "  const int row_blocks = (%s + GEMM_ROWS - 1) / GEMM_ROWS;", rows_expr);
   }
+}
+
+// The panel of a weight b[K][N] read as is (a forward product).
+static const char *const PACK_WEIGHT =
+    "for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);";
+
+static void emit_blocks_open(Emitter *e, const char *rows_expr, const char *pack) {
   if (pack) {
     emit_line(e, "#pragma omp parallel");
     emit_line(e, "  {");
@@ -142,6 +149,11 @@ static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constan
     emit_line(e, "      packed = j0;");
     emit_line(e, "    }");
   }
+}
+
+static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constant, const char *pack) {
+  emit_row_blocks(e, rows_expr, rows_constant);
+  emit_blocks_open(e, rows_expr, pack);
 }
 
 static void emit_block_loop_end(Emitter *e, bool pack) {
@@ -210,28 +222,12 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   fprintf(e->out, "real *restrict loss, real *restrict out) {\n");
   emit_line(e, "  enum { K = %s, N = %s };", in, out);
   emit_line(e, "  const size_t count = (size_t)n * N;");
-  emit_line(e, "  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;");
+  emit_row_blocks(e, "n", false);
   emit_line(e, "  const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;");
   emit_line(e, "  double partial[blocks];");
   const bool pack = packs_panels(g, lead);
+  emit_blocks_open(e, "n", pack ? PACK_WEIGHT : NULL);
   if (pack) {
-    emit_line(e, "#pragma omp parallel");
-    emit_line(e, "  {");
-    emit_line(e, "  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight");
-    emit_line(e, "  int packed = -1;");
-    emit_line(e, "#pragma omp for schedule(static)");
-  } else {
-    emit_line(e, "#pragma omp parallel for schedule(static)");
-  }
-  emit_line(e, "  for (int block = 0; block < blocks; block++) {");
-  emit_line(e, "    const int j0 = block / row_blocks * GEMM_COLS, i0 = block %% row_blocks * GEMM_ROWS;");
-  emit_line(e, "    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;");
-  emit_line(e, "    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;");
-  if (pack) {
-    emit_line(e, "    if (packed != j0) {");
-    emit_line(e, "      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);");
-    emit_line(e, "      packed = j0;");
-    emit_line(e, "    }");
     emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
   } else {
     emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
@@ -317,9 +313,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
     if (packs_panels(g, lead)) {
-      emit_block_loop(e, "n", false,
-                      "for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, "
-                      "sizeof(real) * (size_t)cols);");
+      emit_block_loop(e, "n", false, PACK_WEIGHT);
       emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     } else {
       emit_block_loop(e, "n", false, NULL);

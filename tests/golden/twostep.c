@@ -740,7 +740,7 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
   real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
   int packed = -1;
 #pragma omp for schedule(static)
-  for (int block = 0; block < blocks; block++) {
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
