@@ -17,7 +17,9 @@
 // columns of their weight into a [K][32] panel on the thread's stack (at most
 // 256 KiB) before using it for every row block: the panel is read in order,
 // where the weight's rows are N apart (a stand-alone loop over the same
-// blocks ran at 135 GFLOP/s from the weight in place, 174 from a panel).
+// blocks ran at 135 GFLOP/s from the weight in place, 174 from a panel). The
+// panel is zero-padded to 32 columns, so the last, narrower column block (20
+// columns of 500) runs the same 14 x 2-vector loop and only its store is cut.
 // Deeper ones read the weight in place (and transpose an input gradient's
 // kernel into scratch first).
 enum { PANEL_DEPTH = 2048 };
@@ -43,14 +45,17 @@ void emit_gemm_support(Emitter *e) {
       "enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };",
       "",
       "// c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where",
-      "// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k: rows x 2",
-      "// vectors of sums in registers, or rows x 1 for the last columns (a partial vector",
-      "// at the end). `rows` is a literal at every call (14, 4, 2 or 1), so the loops over",
-      "// it unroll and the sums stay in registers. Every element sums over k in order.",
-      "static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int depth,",
+      "// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k, with",
+      "// `readable` columns there (GEMM_COLS for a zero-padded panel, else cols). With",
+      "// GEMM_COLS readable, rows x 2 vectors of sums stay in registers and only the",
+      "// store is cut to cols; a narrower b goes a vector of columns at a time, the last",
+      "// one loaded element by element (a memcpy of a variable width became a byte copy",
+      "// through the stack for every k). `rows` is a literal at every call (14, 4, 2",
+      "// or 1), so the loops over it unroll. Every element sums over k in order.",
+      "static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int readable, int depth,",
       "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
       "    real *restrict c, size_t ldc) {",
-      "  if (cols == GEMM_COLS) {",
+      "  if (readable == GEMM_COLS) {",
       "    vreal acc[GEMM_ROWS][2];",
       "#pragma GCC unroll 16",
       "    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};",
@@ -64,10 +69,19 @@ void emit_gemm_support(Emitter *e) {
       "        acc[r][1] += ar * b1;",
       "      }",
       "    }",
+      "    if (cols == GEMM_COLS) {",
+      "#pragma GCC unroll 16",
+      "      for (int r = 0; r < rows; r++) {",
+      "        *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];",
+      "        *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];",
+      "      }",
+      "      return;",
+      "    }",
       "#pragma GCC unroll 16",
       "    for (int r = 0; r < rows; r++) {",
-      "      *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];",
-      "      *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];",
+      "      real sums[GEMM_COLS];",
+      "      memcpy(sums, acc[r], sizeof sums);",
+      "      for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = sums[j];",
       "    }",
       "    return;",
       "  }",
@@ -78,14 +92,18 @@ void emit_gemm_support(Emitter *e) {
       "    for (int r = 0; r < rows; r++) acc[r] = (vreal){0};",
       "    for (int k = 0; k < depth; k++) {",
       "      vreal bk = {0};",
-      "      memcpy(&bk, b + (size_t)k * b_k + j, sizeof(real) * (size_t)width);",
+      "      if (width == VL)",
+      "        bk = *(const vreal_unaligned *)(b + (size_t)k * b_k + j);",
+      "      else",
+      "        for (int t = 0; t < width; t++) bk[t] = b[(size_t)k * b_k + j + t];",
       "#pragma GCC unroll 16",
       "      for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;",
       "    }",
       "#pragma GCC unroll 16",
       "    for (int r = 0; r < rows; r++) {",
-      "      const vreal sum = acc[r];  // copied out, so that acc itself stays in registers",
-      "      memcpy(c + (size_t)r * ldc + j, &sum, sizeof(real) * (size_t)width);",
+      "      real sums[VL];",
+      "      memcpy(sums, &acc[r], sizeof sums);",
+      "      for (int t = 0; t < width; t++) c[(size_t)r * ldc + j + t] = sums[t];",
       "    }",
       "  }",
       "}",
@@ -93,20 +111,21 @@ void emit_gemm_support(Emitter *e) {
       "// c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a",
       "// batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent",
       "// sums, a quarter of what keeps the multipliers busy).",
-      "static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int depth,",
+      "static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int readable, int depth,",
       "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
       "    real *restrict c, size_t ldc) {",
       "  if (rows == GEMM_ROWS) {",
-      "    gemm_rows(GEMM_ROWS, cols, depth, a, a_row, a_k, b, b_k, c, ldc);",
+      "    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc);",
       "    return;",
       "  }",
       "  int r = 0;",
-      "  for (; r + 4 <= rows; r += 4) gemm_rows(4, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
+      "  for (; r + 4 <= rows; r += 4)",
+      "    gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
       "  if (r + 2 <= rows) {",
-      "    gemm_rows(2, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
+      "    gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
       "    r += 2;",
       "  }",
-      "  if (r < rows) gemm_rows(1, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
+      "  if (r < rows) gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);",
       "}",
       NULL};
   for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
@@ -127,7 +146,8 @@ static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constan
 
 // The panel of a weight b[K][N] read as is (a forward product).
 static const char *const PACK_WEIGHT =
-    "for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);";
+    "for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) "
+    "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;";
 
 static void emit_blocks_open(Emitter *e, const char *rows_expr, const char *pack) {
   if (pack) {
@@ -228,9 +248,9 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   const bool pack = packs_panels(g, lead);
   emit_blocks_open(e, "n", pack ? PACK_WEIGHT : NULL);
   if (pack) {
-    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+    emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
   } else {
-    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+    emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
   }
   emit_line(e, "    // A block's at most 14 terms a column are summed in real, the columns in double.");
   emit_line(e, "    real column_sums[GEMM_COLS] = {0};");
@@ -314,10 +334,10 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
     if (packs_panels(g, lead)) {
       emit_block_loop(e, "n", false, PACK_WEIGHT);
-      emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+      emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     } else {
       emit_block_loop(e, "n", false, NULL);
-      emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
+      emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
     }
     emit_epilogue(e, group, inputs, n_inputs, "out[at] + c[j0 + j]");
     emit_block_loop_end(e, packs_panels(g, lead));
@@ -330,9 +350,10 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
       emit_signature(e, name, group, n_inputs, true, false);
       emit_line(e, "  enum { K = %s, N = %s };", in, out);
       emit_block_loop(e, "n", false,
-                      "for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) "
-                      "panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];");
-      emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+                      "for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) "
+                      "for (int k = k0; k < k0 + 16 && k < K; k++) "
+                      "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;");
+      emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
       emit_epilogue(e, group, inputs, n_inputs, "out[at]");
       emit_block_loop_end(e, true);
       return;
@@ -347,7 +368,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_line(e, "      for (int col = col0; col < col0 + 16 && col < N; col++)");
     emit_line(e, "        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];");
     emit_block_loop(e, "n", false, NULL);
-    emit_line(e, "    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);");
+    emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_epilogue(e, group, inputs, n_inputs, "out[at]");
     emit_block_loop_end(e, false);
     return;
@@ -358,7 +379,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
     emit_block_loop(e, "M", true, NULL);
-    emit_line(e, "    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
+    emit_line(e, "    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_block_loop_end(e, false);
     return;
   default:

@@ -232,14 +232,17 @@ typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real
 enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };
 
 // c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where
-// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k: rows x 2
-// vectors of sums in registers, or rows x 1 for the last columns (a partial vector
-// at the end). `rows` is a literal at every call (14, 4, 2 or 1), so the loops over
-// it unroll and the sums stay in registers. Every element sums over k in order.
-static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int depth,
+// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k, with
+// `readable` columns there (GEMM_COLS for a zero-padded panel, else cols). With
+// GEMM_COLS readable, rows x 2 vectors of sums stay in registers and only the
+// store is cut to cols; a narrower b goes a vector of columns at a time, the last
+// one loaded element by element (a memcpy of a variable width became a byte copy
+// through the stack for every k). `rows` is a literal at every call (14, 4, 2
+// or 1), so the loops over it unroll. Every element sums over k in order.
+static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
-  if (cols == GEMM_COLS) {
+  if (readable == GEMM_COLS) {
     vreal acc[GEMM_ROWS][2];
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};
@@ -253,10 +256,19 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
         acc[r][1] += ar * b1;
       }
     }
+    if (cols == GEMM_COLS) {
+#pragma GCC unroll 16
+      for (int r = 0; r < rows; r++) {
+        *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];
+        *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];
+      }
+      return;
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
-      *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];
-      *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];
+      real sums[GEMM_COLS];
+      memcpy(sums, acc[r], sizeof sums);
+      for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = sums[j];
     }
     return;
   }
@@ -267,14 +279,18 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
     for (int r = 0; r < rows; r++) acc[r] = (vreal){0};
     for (int k = 0; k < depth; k++) {
       vreal bk = {0};
-      memcpy(&bk, b + (size_t)k * b_k + j, sizeof(real) * (size_t)width);
+      if (width == VL)
+        bk = *(const vreal_unaligned *)(b + (size_t)k * b_k + j);
+      else
+        for (int t = 0; t < width; t++) bk[t] = b[(size_t)k * b_k + j + t];
 #pragma GCC unroll 16
       for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;
     }
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
-      const vreal sum = acc[r];  // copied out, so that acc itself stays in registers
-      memcpy(c + (size_t)r * ldc + j, &sum, sizeof(real) * (size_t)width);
+      real sums[VL];
+      memcpy(sums, &acc[r], sizeof sums);
+      for (int t = 0; t < width; t++) c[(size_t)r * ldc + j + t] = sums[t];
     }
   }
 }
@@ -282,20 +298,21 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
 // c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a
 // batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent
 // sums, a quarter of what keeps the multipliers busy).
-static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int depth,
+static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
   if (rows == GEMM_ROWS) {
-    gemm_rows(GEMM_ROWS, cols, depth, a, a_row, a_k, b, b_k, c, ldc);
+    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc);
     return;
   }
   int r = 0;
-  for (; r + 4 <= rows; r += 4) gemm_rows(4, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+  for (; r + 4 <= rows; r += 4)
+    gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
   if (r + 2 <= rows) {
-    gemm_rows(2, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+    gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
     r += 2;
   }
-  if (r < rows) gemm_rows(1, cols, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
+  if (r < rows) gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
 }
 
 // train --profile times each kernel call; otherwise TIMED costs one test.
@@ -335,10 +352,10 @@ static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const re
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -371,10 +388,10 @@ static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -558,7 +575,7 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
   }
 }
 
@@ -616,10 +633,10 @@ static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, co
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -647,7 +664,7 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
   }
 }
 
@@ -705,10 +722,10 @@ static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, con
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -745,10 +762,10 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     // A block's at most 14 terms a column are summed in real, the columns in double.
     real column_sums[GEMM_COLS] = {0};
     for (int r = 0; r < rows; r++) {
@@ -789,7 +806,7 @@ static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
   }
 }
 
@@ -832,10 +849,10 @@ static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -863,7 +880,7 @@ static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
   }
 }
 
@@ -906,10 +923,10 @@ static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, cons
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int j = 0; j < cols; j++) for (int k = 0; k < K; k++) panel[(size_t)k * GEMM_COLS + j] = b[(size_t)(j0 + j) * K + k];
+      for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -937,7 +954,7 @@ static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict 
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    gemm_tile(rows, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
   }
 }
 
@@ -1012,10 +1029,10 @@ static void compute_critic_dense_2(int n, const real *restrict a, const real *re
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -1061,10 +1078,10 @@ static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const 
     const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     if (packed != j0) {
-      for (int k = 0; k < K; k++) memcpy(panel + (size_t)k * GEMM_COLS, b + (size_t)k * N + j0, sizeof(real) * (size_t)cols);
+      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    gemm_tile(rows, cols, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
