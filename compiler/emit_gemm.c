@@ -129,6 +129,13 @@ void emit_gemm_support(Emitter *e) {
       "}",
       NULL};
   for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
+  emit_line(e, "%s", "");
+  emit_line(e, "// The deepest batch whose kernel-gradient product packs b, a block of columns at a");
+  emit_line(e, "// time, into a [depth][GEMM_COLS] panel on the thread's stack (see the kernels);");
+  emit_line(e, "// -DAEC_PANEL_DEPTH=0 sends every batch through the in-place path (the tests do).");
+  emit_line(e, "#ifndef AEC_PANEL_DEPTH");
+  emit_line(e, "#define AEC_PANEL_DEPTH %d", PANEL_DEPTH);
+  emit_line(e, "#endif");
 }
 
 // The loop over output blocks: `rows` is a C expression (n, or a constant).
@@ -153,7 +160,7 @@ static void emit_blocks_open(Emitter *e, const char *rows_expr, const char *pack
   if (pack) {
     emit_line(e, "#pragma omp parallel");
     emit_line(e, "  {");
-    emit_line(e, "  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight");
+    emit_line(e, "  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b");
     emit_line(e, "  int packed = -1;");
     emit_line(e, "#pragma omp for schedule(static)");
   } else {
@@ -246,6 +253,7 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   emit_line(e, "  const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;");
   emit_line(e, "  double partial[blocks];");
   const bool pack = packs_panels(g, lead);
+  if (pack) emit_line(e, "  enum { DEPTH = K };");
   emit_blocks_open(e, "n", pack ? PACK_WEIGHT : NULL);
   if (pack) {
     emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
@@ -333,6 +341,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
     if (packs_panels(g, lead)) {
+      emit_line(e, "  enum { DEPTH = K };");
       emit_block_loop(e, "n", false, PACK_WEIGHT);
       emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     } else {
@@ -348,7 +357,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     if (packs_panels(g, lead)) {
       emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time");
       emit_signature(e, name, group, n_inputs, true, false);
-      emit_line(e, "  enum { K = %s, N = %s };", in, out);
+      emit_line(e, "  enum { K = %s, N = %s, DEPTH = K };", in, out);
       emit_block_loop(e, "n", false,
                       "for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) "
                       "for (int k = k0; k < k0 + 16 && k < K; k++) "
@@ -378,7 +387,18 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_comment(e, group, inputs, n_inputs, "out[M][N] = a[n][M]^T . b[n][N], summed over the batch");
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
-    emit_block_loop(e, "M", true, NULL);
+    emit_row_blocks(e, "M", true);
+    emit_line(e, "  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep");
+    emit_line(e, "  const int DEPTH = n;");
+    emit_blocks_open(e, "M",
+                     "for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) "
+                     "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;");
+    emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+    emit_line(e, "  }");
+    emit_line(e, "  }");
+    emit_line(e, "  return;");
+    emit_line(e, "  }");
+    emit_blocks_open(e, "M", NULL);
     emit_line(e, "    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_block_loop_end(e, false);
     return;

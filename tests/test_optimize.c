@@ -56,9 +56,14 @@ static int read_losses(const char *path, double *losses, int max) {
   return n;
 }
 
+// `opt` is aec's -O0 or -O2, or "-O2-in-place": -O2 with -DAEC_PANEL_DEPTH=0,
+// so that the kernel-gradient products read b in place as batches over 2048
+// rows do.
 static int train_trace(const char *folder, const char *example, const char *opt, int threads, double *losses, int max) {
-  CommandResult r = run_command("cd %s && %s/aec %s/%s/%s.ae %s -o %s%s 2>&1", dir, AEC_BUILD_DIR, AEC_SOURCE_DIR,
-                                folder, example, opt, example, opt);
+  const bool in_place = strcmp(opt, "-O2-in-place") == 0;
+  CommandResult r = run_command("cd %s && AEC_CFLAGS=\"${AEC_CFLAGS:--O3 -march=native}%s\" %s/aec %s/%s/%s.ae %s -o %s%s 2>&1",
+                                dir, in_place ? " -DAEC_PANEL_DEPTH=0" : "", AEC_BUILD_DIR, AEC_SOURCE_DIR, folder,
+                                example, in_place ? "-O2" : opt, example, opt);
   ck_assert_msg(r.status == 0, "aec %s %s failed:\n%s", example, opt, r.out);
   command_result_free(&r);
   r = run_command("cd %s && ./%s%s train --data data.csv --test none --batch 128 --epochs 3 --threads %d "
@@ -93,11 +98,13 @@ static int compare_folder(const char *folder) {
     snprintf(example, sizeof example, "%.*s", (int)(len - 3), entry->d_name);
     if (!compiles(folder, example)) continue;  // an op of a later issue: `aec` says so
     enum { MAX = 64 };
-    double reference[MAX], optimized[MAX], two_threads[MAX];
+    double reference[MAX], optimized[MAX], two_threads[MAX], in_place[MAX];
     int n = train_trace(folder, example, "-O0", 1, reference, MAX);
     ck_assert_int_ge(n, 9);
     ck_assert_int_eq(train_trace(folder, example, "-O2", 1, optimized, MAX), n);
     ck_assert_int_eq(train_trace(folder, example, "-O2", 2, two_threads, MAX), n);
+    const bool test_in_place = strcmp(folder, "tests/optimize") == 0;
+    if (test_in_place) ck_assert_int_eq(train_trace(folder, example, "-O2-in-place", 2, in_place, MAX), n);
     // 9 batches: several losses a batch means several steps, and steps that
     // train against each other (adversarial.ae's critic and encoder) amplify
     // the rounding differences of the two kernels' summation orders (1e-7 at
@@ -110,6 +117,10 @@ static int compare_folder(const char *folder) {
       // Each output is computed by one thread in a fixed order.
       ck_assert_msg(two_threads[i] == optimized[i], "%s step %d: 2 threads %.9g, 1 thread %.9g", example, i,
                     two_threads[i], optimized[i]);
+      // Packed or not, b's elements meet the same sums in the same order.
+      if (test_in_place)
+        ck_assert_msg(in_place[i] == optimized[i], "%s step %d: b in place %.9g, packed %.9g", example, i, in_place[i],
+                      optimized[i]);
     }
     compared++;
   }

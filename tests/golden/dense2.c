@@ -279,6 +279,13 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
   if (r < rows) gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
 }
 
+// The deepest batch whose kernel-gradient product packs b, a block of columns at a
+// time, into a [depth][GEMM_COLS] panel on the thread's stack (see the kernels);
+// -DAEC_PANEL_DEPTH=0 sends every batch through the in-place path (the tests do).
+#ifndef AEC_PANEL_DEPTH
+#define AEC_PANEL_DEPTH 2048
+#endif
+
 // train --profile times each kernel call; otherwise TIMED costs one test.
 #define TIMED(kernel, call)                                 \
   do {                                                      \
@@ -305,10 +312,11 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
 // reads a = x, b = encoder_dense_1_kernel, c = encoder_dense_1_bias
 static void compute_encoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -341,10 +349,11 @@ static void compute_encoder_dense_1_relu(int n, const real *restrict a, const re
 // reads a = encoder_dense_1_relu, b = encoder_dense_2_kernel, c = encoder_dense_2_bias
 static void compute_encoder_dense_2_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_RELU_SIZE, N = ENCODER_DENSE_2_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -377,10 +386,11 @@ static void compute_encoder_dense_2_relu(int n, const real *restrict a, const re
 // reads a = encoder_dense_2_relu, b = decoder_dense_1_kernel, c = decoder_dense_1_bias
 static void compute_decoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_2_RELU_SIZE, N = DECODER_DENSE_1_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -418,9 +428,10 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
   const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;
   double partial[blocks];
+  enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -467,6 +478,26 @@ static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, c
   enum { M = DECODER_DENSE_1_RELU_SIZE, N = GRAD_DECODER_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -503,11 +534,11 @@ static void compute_grad_decoder_dense_2_bias(int n, const real *restrict dy, re
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_decoder_dense_2, b = decoder_dense_2_kernel, c = decoder_dense_1_relu
 static void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = GRAD_DECODER_DENSE_2_SIZE, N = GRAD_DECODER_DENSE_1_RELU_SIZE };
+  enum { K = GRAD_DECODER_DENSE_2_SIZE, N = GRAD_DECODER_DENSE_1_RELU_SIZE, DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -541,6 +572,26 @@ static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, c
   enum { M = ENCODER_DENSE_2_RELU_SIZE, N = GRAD_DECODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -577,11 +628,11 @@ static void compute_grad_decoder_dense_1_bias(int n, const real *restrict dy, re
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_decoder_dense_1, b = decoder_dense_1_kernel, c = encoder_dense_2_relu
 static void compute_grad_encoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = GRAD_DECODER_DENSE_1_SIZE, N = GRAD_ENCODER_DENSE_2_RELU_SIZE };
+  enum { K = GRAD_DECODER_DENSE_1_SIZE, N = GRAD_ENCODER_DENSE_2_RELU_SIZE, DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -615,6 +666,26 @@ static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, c
   enum { M = ENCODER_DENSE_1_RELU_SIZE, N = GRAD_ENCODER_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -651,11 +722,11 @@ static void compute_grad_encoder_dense_2_bias(int n, const real *restrict dy, re
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_encoder_dense_2, b = encoder_dense_2_kernel, c = encoder_dense_1_relu
 static void compute_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = GRAD_ENCODER_DENSE_2_SIZE, N = GRAD_ENCODER_DENSE_1_RELU_SIZE };
+  enum { K = GRAD_ENCODER_DENSE_2_SIZE, N = GRAD_ENCODER_DENSE_1_RELU_SIZE, DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -689,6 +760,26 @@ static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, c
   enum { M = X_SIZE, N = GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -725,10 +816,11 @@ static void compute_grad_encoder_dense_1_bias(int n, const real *restrict dy, re
 // reads a = decoder_dense_1_relu, b = decoder_dense_2_kernel, c = decoder_dense_2_bias
 static void compute_decoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = DECODER_DENSE_1_RELU_SIZE, N = DECODER_DENSE_2_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -774,10 +866,11 @@ static void compute_recon(int n, const real *restrict a, const real *restrict b,
 // reads a = decoder_dense_1_relu, b = decoder_dense_2_kernel, c = decoder_dense_2_bias
 static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = DECODER_DENSE_1_RELU_SIZE, N = DECODER_DENSE_2_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {

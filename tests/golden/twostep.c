@@ -315,6 +315,13 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
   if (r < rows) gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
 }
 
+// The deepest batch whose kernel-gradient product packs b, a block of columns at a
+// time, into a [depth][GEMM_COLS] panel on the thread's stack (see the kernels);
+// -DAEC_PANEL_DEPTH=0 sends every batch through the in-place path (the tests do).
+#ifndef AEC_PANEL_DEPTH
+#define AEC_PANEL_DEPTH 2048
+#endif
+
 // train --profile times each kernel call; otherwise TIMED costs one test.
 #define TIMED(kernel, call)                                 \
   do {                                                      \
@@ -341,10 +348,11 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
 // reads a = x, b = encoder_dense_1_kernel, c = encoder_dense_1_bias
 static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -377,10 +385,11 @@ static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const re
 // reads a = encoder_dense_1_tanh, b = decoder_dense_1_kernel, c = decoder_dense_1_bias
 static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_TANH_SIZE, N = DECODER_DENSE_1_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -570,6 +579,26 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
   enum { M = ENCODER_DENSE_1_TANH_SIZE, N = RECON_GRAD_DECODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -621,11 +650,11 @@ static void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, 
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = recon_grad_decoder_dense_1, b = decoder_dense_1_kernel, c = encoder_dense_1_tanh
 static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = RECON_GRAD_DECODER_DENSE_1_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_TANH_SIZE };
+  enum { K = RECON_GRAD_DECODER_DENSE_1_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_TANH_SIZE, DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -659,6 +688,26 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
   enum { M = X_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -711,10 +760,11 @@ static void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, 
 // reads a = encoder_dense_1_tanh, b = critic_dense_1_kernel, c = critic_dense_1_bias
 static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_TANH_SIZE, N = CRITIC_DENSE_1_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -752,9 +802,10 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
   const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;
   double partial[blocks];
+  enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -801,6 +852,26 @@ static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a
   enum { M = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = GEN_GRAD_CRITIC_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -837,11 +908,11 @@ static void compute_gen_grad_critic_dense_2_bias(int n, const real *restrict dy,
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = gen_grad_critic_dense_2, b = critic_dense_2_kernel, c = critic_dense_1_leaky_relu
 static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = GEN_GRAD_CRITIC_DENSE_2_SIZE, N = GEN_GRAD_CRITIC_DENSE_1_LEAKY_RELU_SIZE };
+  enum { K = GEN_GRAD_CRITIC_DENSE_2_SIZE, N = GEN_GRAD_CRITIC_DENSE_1_LEAKY_RELU_SIZE, DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -875,6 +946,26 @@ static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a
   enum { M = ENCODER_DENSE_1_TANH_SIZE, N = GEN_GRAD_CRITIC_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -911,11 +1002,11 @@ static void compute_gen_grad_critic_dense_1_bias(int n, const real *restrict dy,
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = gen_grad_critic_dense_1, b = critic_dense_1_kernel, c = encoder_dense_1_tanh
 static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = GEN_GRAD_CRITIC_DENSE_1_SIZE, N = GEN_GRAD_ENCODER_DENSE_1_TANH_SIZE };
+  enum { K = GEN_GRAD_CRITIC_DENSE_1_SIZE, N = GEN_GRAD_ENCODER_DENSE_1_TANH_SIZE, DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -949,6 +1040,26 @@ static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict 
   enum { M = X_SIZE, N = GEN_GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
+  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep
+  const int DEPTH = n;
+#pragma omp parallel
+  {
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
+  int packed = -1;
+#pragma omp for schedule(static)
+  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
+    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
+    const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
+    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
+    if (packed != j0) {
+      for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+      packed = j0;
+    }
+    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
+  }
+  }
+  return;
+  }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
     const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
@@ -1018,10 +1129,11 @@ static void compute_recon_v2(const real *restrict a, const real *restrict b, con
 // reads a = critic_dense_1_leaky_relu, b = critic_dense_2_kernel, c = critic_dense_2_bias
 static void compute_critic_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = CRITIC_DENSE_2_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -1067,10 +1179,11 @@ static void compute_gen(int n, const real *restrict a, const real *restrict b, r
 // reads a = critic_dense_1_leaky_relu, b = critic_dense_2_kernel, c = critic_dense_2_bias
 static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = CRITIC_DENSE_2_SIZE };
+  enum { DEPTH = K };
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[K * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of the weight
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
   int packed = -1;
 #pragma omp for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
