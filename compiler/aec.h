@@ -191,6 +191,11 @@ typedef struct OpInfo {
   // random ops also have $uniform0 and $uniform1 (two independent U[0,1)
   // draws for the element) and $normal (an N(0,1) draw).
   const char *expr;
+  // A loss term written as `rest + log(log_factor)` with log_factor in [1, 2]
+  // (LOG_SPLIT_REDUCE sets all three): the fused product-and-loss kernel
+  // multiplies a block's factors (at most 14 a column, so at most 2^14) and
+  // takes one logarithm a column instead of one an element.
+  const char *rest, *log_factor;
   bool pure;    // identical nodes may be shared
   bool random;  // draws from the run's counter-based generator: its kernel takes a key
   bool identity_at_inference;  // corruption: in evaluation, encode and reconstruct it passes its input through
@@ -333,6 +338,7 @@ void emit_gemm_group(Emitter *emitter, const char *name, const Group *group);
 void emit_group_comment(Emitter *emitter, const Group *group, const int *inputs, int n_inputs);
 // Member m of a group as a C expression of element `at`: earlier members are v0, v1, ...
 void expand_member(Emitter *emitter, const Group *group, int m, const int *inputs, int n_inputs);
+void expand_member_text(Emitter *emitter, const Group *group, int m, const int *inputs, int n_inputs, const char *text);
 // Scratch elements a group's kernel needs (a transposed kernel), or 0.
 size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
 

@@ -183,6 +183,7 @@ static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constan
   emit_blocks_open(e, rows_expr, pack);
 }
 
+
 static void emit_block_loop_end(Emitter *e, bool pack) {
   emit_line(e, "  }");
   if (pack) emit_line(e, "  }");
@@ -194,9 +195,14 @@ static const char *letter(int i) { return group_param_name(i); }
 // Member m's expression at element `at`: its template with operands that are
 // earlier members' values (vK) or the group's inputs (a letter, [at] or [0]).
 void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
+  expand_member_text(e, group, m, inputs, n_inputs, op_info(e->graph->nodes[group->members[m]].op)->expr);
+}
+
+// As expand_member, for another template of the member's op (OpInfo.rest, .log_factor).
+void expand_member_text(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs, const char *text) {
   const Graph *g = e->graph;
   const Node *node = &g->nodes[group->members[m]];
-  for (const char *p = op_info(node->op)->expr; *p; p++) {
+  for (const char *p = text; *p; p++) {
     if (*p == '$' && p[1] >= '0' && p[1] <= '3') {
       int in = node->inputs[p[1] - '0'];
       bool done = false;
@@ -260,23 +266,45 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   } else {
     emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
   }
+  const OpInfo *loss_op = op_info(loss->op);
+  const bool split_log = loss_op->log_factor != NULL;
   emit_line(e, "    // A block's at most 14 terms a column are summed in real, the columns in double.");
   emit_line(e, "    real column_sums[GEMM_COLS] = {0};");
+  if (split_log) {
+    emit_line(e, "    // The terms' logarithms: one of each column's product of factors (each in [1, 2]).");
+    emit_line(e, "    real column_factors[GEMM_COLS];");
+    emit_line(e, "    for (int j = 0; j < GEMM_COLS; j++) column_factors[j] = 1;");
+  }
   emit_line(e, "    for (int r = 0; r < rows; r++) {");
   emit_line(e, "      real terms[GEMM_COLS];  // a loop of reals alone vectorizes with libmvec (see emit_loss_group)");
+  if (split_log) emit_line(e, "      real factors[GEMM_COLS];");
   emit_line(e, "#pragma omp simd");
   emit_line(e, "      for (int j = 0; j < cols; j++) {");
   emit_line(e, "        const size_t at = (size_t)(i0 + r) * N + j0 + j;");
   emit_line(e, "        const real v0 = out[at] + c[j0 + j];");
   fprintf(e->out, "        terms[j] = ");
-  expand_member(e, group, 1, inputs, n_inputs);
-  fprintf(e->out, ";  // %s\n        out[at] = ", op_info(loss->op)->name);
+  if (split_log) {
+    expand_member_text(e, group, 1, inputs, n_inputs, loss_op->rest);
+    fprintf(e->out, ";  // %s, but for the logarithm of\n        factors[j] = ", loss_op->name);
+    expand_member_text(e, group, 1, inputs, n_inputs, loss_op->log_factor);
+  } else {
+    expand_member(e, group, 1, inputs, n_inputs);
+  }
+  fprintf(e->out, ";  // %s\n        out[at] = ", loss_op->name);
   expand_member(e, group, 2, inputs, n_inputs);
   fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[2]].op)->name);
   emit_line(e, "      }");
   emit_line(e, "#pragma omp simd");
   emit_line(e, "      for (int j = 0; j < cols; j++) column_sums[j] += terms[j];");
+  if (split_log) {
+    emit_line(e, "#pragma omp simd");
+    emit_line(e, "      for (int j = 0; j < cols; j++) column_factors[j] *= factors[j];");
+  }
   emit_line(e, "    }");
+  if (split_log) {
+    emit_line(e, "#pragma omp simd");
+    emit_line(e, "    for (int j = 0; j < cols; j++) column_sums[j] += log(column_factors[j]);");
+  }
   emit_line(e, "    double sum = 0;");
   emit_line(e, "    for (int j = 0; j < GEMM_COLS; j++) sum += column_sums[j];");
   emit_line(e, "    partial[block] = sum;");
