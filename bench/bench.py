@@ -98,11 +98,14 @@ def torch_worker(args):
     steps = description["steps"]
     optimizers = [check_torch.make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
     losses = {loss["name"]: loss["node"] for loss in description["losses"]}
-    order = np.random.default_rng(args.seed).permutation(len(data))
-    batches = [data[order[b * args.batch:(b + 1) * args.batch]] for b in range(args.batches)]
+    order = torch.from_numpy(np.random.default_rng(args.seed).permutation(len(data)))
+    # Each batch is gathered from the shuffled data inside the timed loop, as a
+    # training loop does and as aec's program does (its gather is in its time).
+    batches = [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
 
     def train(batch_list):
-        for x in batch_list:
+        for rows in batch_list:
+            x = data[rows]
             for s, step in enumerate(steps):
                 optimizers[s].zero_grad(set_to_none=True)
                 loss = model.evaluate(losses[step["loss"]], x, {})
