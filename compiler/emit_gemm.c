@@ -40,6 +40,21 @@ void emit_gemm_support(Emitter *e) {
   static const char *const text[] = {
       "",
       "// ---- the matrix micro-kernel every dense layer's products use",
+      "#ifdef _OPENMP",
+      "#include <omp.h>",
+      "#endif",
+      "",
+      "// This thread's even share [first, last) of `count` rows.",
+      "static inline void thread_rows(int count, int *first, int *last) {",
+      "#ifdef _OPENMP",
+      "  const int threads = omp_get_num_threads(), thread = omp_get_thread_num();",
+      "#else",
+      "  const int threads = 1, thread = 0;",
+      "#endif",
+      "  *first = (int)((long long)count * thread / threads);",
+      "  *last = (int)((long long)count * (thread + 1) / threads);",
+      "}",
+      "",
       "typedef real vreal __attribute__((vector_size(64)));",
       "typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));",
       "enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };",
@@ -183,6 +198,38 @@ static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constan
   emit_blocks_open(e, rows_expr, pack);
 }
 
+// A product of the batch's n rows with one column block (N <= GEMM_COLS): 14-row
+// blocks would split 10 to 9 between two threads (256 = 18 x 14 + 4), so each
+// thread takes an even share of the rows instead and tiles it the same way.
+// An element's sum does not depend on which tile it falls in, so results stay
+// the same on any thread count.
+static void emit_row_split_open(Emitter *e, const char *pack) {
+  emit_line(e, "#pragma omp parallel");
+  emit_line(e, "  {");
+  if (pack) {
+    emit_line(e, "  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b");
+    emit_line(e, "  const int j0 = 0, cols = N;");
+    emit_line(e, "  %s", pack);
+  } else {
+    emit_line(e, "  const int j0 = 0, cols = N;");
+  }
+  emit_line(e, "  int first, last;");
+  emit_line(e, "  thread_rows(n, &first, &last);");
+  emit_line(e, "  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {");
+  emit_line(e, "    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;");
+}
+
+// The forward and input-gradient products' loop: by rows when there is one
+// column block, else over 14 x 32 blocks.
+static bool emit_product_loop(Emitter *e, const Node *lead, const char *pack) {
+  const size_t gemm_cols = e->options->dtype == DTYPE_F64 ? 16 : 32;  // GEMM_COLS: two 64-byte vectors
+  if (shape_size(e->graph->nodes[lead->id].shape) <= gemm_cols) {
+    emit_row_split_open(e, pack);
+    return true;
+  }
+  emit_block_loop(e, "n", false, pack);
+  return pack != NULL;
+}
 
 static void emit_block_loop_end(Emitter *e, bool pack) {
   emit_line(e, "  }");
@@ -368,16 +415,17 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])");
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { K = %s, N = %s };", in, out);
+    bool braced;
     if (packs_panels(g, lead)) {
       emit_line(e, "  enum { DEPTH = K };");
-      emit_block_loop(e, "n", false, PACK_WEIGHT);
+      braced = emit_product_loop(e, lead, PACK_WEIGHT);
       emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     } else {
-      emit_block_loop(e, "n", false, NULL);
+      braced = emit_product_loop(e, lead, NULL);
       emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
     }
     emit_epilogue(e, group, inputs, n_inputs, "out[at] + c[j0 + j]");
-    emit_block_loop_end(e, packs_panels(g, lead));
+    emit_block_loop_end(e, braced);
     return;
   case OP_DENSE_GRAD_INPUT:  // out[n][N] = a[n][K] . b[N][K]^T, b transposed into scratch first
     size_const(g, lead->inputs[0], in, sizeof in);
@@ -386,13 +434,13 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
       emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time");
       emit_signature(e, name, group, n_inputs, true, false);
       emit_line(e, "  enum { K = %s, N = %s, DEPTH = K };", in, out);
-      emit_block_loop(e, "n", false,
+      const bool braced = emit_product_loop(e, lead,
                       "for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) "
                       "for (int k = k0; k < k0 + 16 && k < K; k++) "
                       "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;");
       emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
       emit_epilogue(e, group, inputs, n_inputs, "out[at]");
-      emit_block_loop_end(e, true);
+      emit_block_loop_end(e, braced);
       return;
     }
     emit_comment(e, group, inputs, n_inputs, "out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed into scratch[K][N]");
@@ -404,10 +452,10 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_line(e, "    for (int k0 = 0; k0 < K; k0 += 16)");
     emit_line(e, "      for (int col = col0; col < col0 + 16 && col < N; col++)");
     emit_line(e, "        for (int k = k0; k < k0 + 16 && k < K; k++) scratch[(size_t)k * N + col] = b[(size_t)col * K + k];");
-    emit_block_loop(e, "n", false, NULL);
+    const bool scratch_braced = emit_product_loop(e, lead, NULL);
     emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, scratch + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_epilogue(e, group, inputs, n_inputs, "out[at]");
-    emit_block_loop_end(e, false);
+    emit_block_loop_end(e, scratch_braced);
     return;
   case OP_DENSE_GRAD_KERNEL:  // out[M][N] = a[n][M]^T . b[n][N]
     size_const(g, lead->inputs[0], in, sizeof in);

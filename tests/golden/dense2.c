@@ -191,6 +191,21 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 //   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 
 // ---- the matrix micro-kernel every dense layer's products use
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// This thread's even share [first, last) of `count` rows.
+static inline void thread_rows(int count, int *first, int *last) {
+#ifdef _OPENMP
+  const int threads = omp_get_num_threads(), thread = omp_get_thread_num();
+#else
+  const int threads = 1, thread = 0;
+#endif
+  *first = (int)((long long)count * thread / threads);
+  *last = (int)((long long)count * (thread + 1) / threads);
+}
+
 typedef real vreal __attribute__((vector_size(64)));
 typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));
 enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };
@@ -313,20 +328,15 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
 static void compute_encoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
   enum { DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
-      packed = j0;
-    }
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
+  const int j0 = 0, cols = N;
+  for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+  int first, last;
+  thread_rows(n, &first, &last);
+  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
+    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
@@ -350,20 +360,15 @@ static void compute_encoder_dense_1_relu(int n, const real *restrict a, const re
 static void compute_encoder_dense_2_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_RELU_SIZE, N = ENCODER_DENSE_2_SIZE };
   enum { DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
-      packed = j0;
-    }
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
+  const int j0 = 0, cols = N;
+  for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+  int first, last;
+  thread_rows(n, &first, &last);
+  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
+    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
@@ -387,20 +392,15 @@ static void compute_encoder_dense_2_relu(int n, const real *restrict a, const re
 static void compute_decoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_2_RELU_SIZE, N = DECODER_DENSE_1_SIZE };
   enum { DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
-      packed = j0;
-    }
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
+  const int j0 = 0, cols = N;
+  for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
+  int first, last;
+  thread_rows(n, &first, &last);
+  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
+    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
@@ -544,20 +544,15 @@ static void compute_grad_decoder_dense_2_bias(int n, const real *restrict dy, re
 // reads a = grad_decoder_dense_2, b = decoder_dense_2_kernel, c = decoder_dense_1_relu
 static void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_DECODER_DENSE_2_SIZE, N = GRAD_DECODER_DENSE_1_RELU_SIZE, DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
-      packed = j0;
-    }
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
+  const int j0 = 0, cols = N;
+  for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
+  int first, last;
+  thread_rows(n, &first, &last);
+  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
+    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
@@ -638,20 +633,15 @@ static void compute_grad_decoder_dense_1_bias(int n, const real *restrict dy, re
 // reads a = grad_decoder_dense_1, b = decoder_dense_1_kernel, c = encoder_dense_2_relu
 static void compute_grad_encoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_DECODER_DENSE_1_SIZE, N = GRAD_ENCODER_DENSE_2_RELU_SIZE, DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
-      packed = j0;
-    }
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
+  const int j0 = 0, cols = N;
+  for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
+  int first, last;
+  thread_rows(n, &first, &last);
+  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
+    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
@@ -732,20 +722,15 @@ static void compute_grad_encoder_dense_2_bias(int n, const real *restrict dy, re
 // reads a = grad_encoder_dense_2, b = encoder_dense_2_kernel, c = encoder_dense_1_relu
 static void compute_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_ENCODER_DENSE_2_SIZE, N = GRAD_ENCODER_DENSE_1_RELU_SIZE, DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
-      packed = j0;
-    }
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
+  const int j0 = 0, cols = N;
+  for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
+  int first, last;
+  thread_rows(n, &first, &last);
+  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
+    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
