@@ -206,12 +206,10 @@ static void emit_block_loop(Emitter *e, const char *rows_expr, bool rows_constan
 static void emit_row_split_open(Emitter *e, const char *pack) {
   emit_line(e, "#pragma omp parallel");
   emit_line(e, "  {");
+  emit_line(e, "  const int j0 = 0, cols = N;");
   if (pack) {
     emit_line(e, "  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b");
-    emit_line(e, "  const int j0 = 0, cols = N;");
     emit_line(e, "  %s", pack);
-  } else {
-    emit_line(e, "  const int j0 = 0, cols = N;");
   }
   emit_line(e, "  int first, last;");
   emit_line(e, "  thread_rows(n, &first, &last);");

@@ -330,8 +330,8 @@ static void compute_encoder_dense_1_relu(int n, const real *restrict a, const re
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -362,8 +362,8 @@ static void compute_encoder_dense_2_relu(int n, const real *restrict a, const re
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -394,8 +394,8 @@ static void compute_decoder_dense_1_relu(int n, const real *restrict a, const re
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -546,8 +546,8 @@ static void compute_grad_decoder_dense_1(int n, const real *restrict a, const re
   enum { K = GRAD_DECODER_DENSE_2_SIZE, N = GRAD_DECODER_DENSE_1_RELU_SIZE, DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -635,8 +635,8 @@ static void compute_grad_encoder_dense_2(int n, const real *restrict a, const re
   enum { K = GRAD_DECODER_DENSE_1_SIZE, N = GRAD_ENCODER_DENSE_2_RELU_SIZE, DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -724,8 +724,8 @@ static void compute_grad_encoder_dense_1(int n, const real *restrict a, const re
   enum { K = GRAD_ENCODER_DENSE_2_SIZE, N = GRAD_ENCODER_DENSE_1_RELU_SIZE, DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
   int first, last;
   thread_rows(n, &first, &last);

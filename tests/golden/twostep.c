@@ -366,8 +366,8 @@ static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const re
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -398,8 +398,8 @@ static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -658,8 +658,8 @@ static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, co
   enum { K = RECON_GRAD_DECODER_DENSE_1_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_TANH_SIZE, DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -763,8 +763,8 @@ static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, con
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -915,8 +915,8 @@ static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const
   enum { K = GEN_GRAD_CRITIC_DENSE_2_SIZE, N = GEN_GRAD_CRITIC_DENSE_1_LEAKY_RELU_SIZE, DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -1004,8 +1004,8 @@ static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, cons
   enum { K = GEN_GRAD_CRITIC_DENSE_1_SIZE, N = GEN_GRAD_ENCODER_DENSE_1_TANH_SIZE, DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -1126,8 +1126,8 @@ static void compute_critic_dense_2(int n, const real *restrict a, const real *re
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
@@ -1171,8 +1171,8 @@ static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const 
   enum { DEPTH = K };
 #pragma omp parallel
   {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   const int j0 = 0, cols = N;
+  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
   for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
   int first, last;
   thread_rows(n, &first, &last);
