@@ -187,7 +187,9 @@ typedef struct OpInfo {
   // KERNEL_ELEMENTWISE: the C expression for one output element;
   // KERNEL_REDUCE: the term summed. $0 $1 $2 stand for the inputs' elements
   // (a scalar input is broadcast), $attr0 $attr1 $attr2 for Node.attr,
-  // $count and $rows for the divisors above, $i for the element's index;
+  // $count and $rows for the divisors above, $per_count and $per_row for
+  // their reciprocals (a gradient multiplies by one, hoisted from the loop,
+  // rather than dividing every element), $i for the element's index;
   // random ops also have $uniform0 and $uniform1 (two independent U[0,1)
   // draws for the element) and $normal (an N(0,1) draw).
   const char *expr;

@@ -98,7 +98,7 @@ static void expand_template(Emitter *e, const Node *node, const char *tmpl, cons
     }
     const char *word = p + 1;
     size_t length = 0;
-    while (word[length] && (word[length] == '_' || (word[length] | 32) >= 'a') && (word[length] | 32) <= 'z') length++;
+    while (word[length] == '_' || ((word[length] | 32) >= 'a' && (word[length] | 32) <= 'z')) length++;
     while (word[length] >= '0' && word[length] <= '9') length++;
     char key[32];
     snprintf(key, sizeof key, "%.*s", (int)length, word);
@@ -110,6 +110,10 @@ static void expand_template(Emitter *e, const Node *node, const char *tmpl, cons
       fprintf(e->out, "(real)%.17g", node->attr[key[4] - '0']);
     } else if (strcmp(key, "count") == 0) {
       fprintf(e->out, "%s", count_expr);
+    } else if (strcmp(key, "per_count") == 0) {  // a loop-invariant reciprocal: one multiply an element, no divide
+      fprintf(e->out, "(1 / %s)", count_expr);
+    } else if (strcmp(key, "per_row") == 0) {
+      fprintf(e->out, "(1 / %s)", rows_expr);
     } else if (strcmp(key, "rows") == 0) {
       fprintf(e->out, "%s", rows_expr);
     } else if (strcmp(key, "i") == 0) {
@@ -278,7 +282,7 @@ static void expand_with(Emitter *e, const Node *node, const char *tmpl, char ope
       continue;
     }
     const char *end = p + 1;
-    while ((*end | 32) >= 'a' && (*end | 32) <= 'z') end++;
+    while (*end == '_' || ((*end | 32) >= 'a' && (*end | 32) <= 'z')) end++;
     while (*end >= '0' && *end <= '9') end++;
     char piece[40];
     snprintf(piece, sizeof piece, "%.*s", (int)(end - p), p);

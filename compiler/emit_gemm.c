@@ -263,6 +263,9 @@ void expand_member_text(Emitter *e, const Group *group, int m, const int *inputs
     } else if (*p == '$' && strncmp(p + 1, "count", 5) == 0) {
       fprintf(e->out, "(real)count");
       p += 5;
+    } else if (*p == '$' && strncmp(p + 1, "per_count", 9) == 0) {
+      fprintf(e->out, "(1 / (real)count)");
+      p += 9;
     } else {
       fputc(*p, e->out);
     }

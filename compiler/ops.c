@@ -471,19 +471,19 @@ static const OpInfo op_table[OP_COUNT] = {
     [OP_SUM] = {.name = "sum", .n_inputs = 1, REDUCE("$0", DIVIDE_BY_ONE), .shape = shape_scalar, .vjp = vjp_sum},
     [OP_MEAN] = {.name = "mean", .n_inputs = 1, REDUCE("$0", DIVIDE_BY_COUNT), .shape = shape_scalar, .vjp = vjp_mean},
     [OP_SUM_GRAD] = {.name = "sum_grad", .n_inputs = 2, ELEMENTWISE("$0"), .shape = shape_like_second},
-    [OP_MEAN_GRAD] = {.name = "mean_grad", .n_inputs = 2, ELEMENTWISE("$0 / $count"), .divisor = DIVIDE_BY_COUNT,
+    [OP_MEAN_GRAD] = {.name = "mean_grad", .n_inputs = 2, ELEMENTWISE("$0 * $per_count"), .divisor = DIVIDE_BY_COUNT,
                       .shape = shape_like_second},
     [OP_L1] = {.name = "l1", .n_inputs = 1, REDUCE("fabs($0)", DIVIDE_BY_ROWS), .shape = shape_scalar, .vjp = vjp_l1},
-    [OP_L1_GRAD] = {.name = "l1_grad", .n_inputs = 2, ELEMENTWISE("(($0 > 0) - ($0 < 0)) * $1 / $rows"),
+    [OP_L1_GRAD] = {.name = "l1_grad", .n_inputs = 2, ELEMENTWISE("(($0 > 0) - ($0 < 0)) * $1 * $per_row"),
                     .divisor = DIVIDE_BY_ROWS, .shape = shape_same},
     [OP_SUM_SQUARES] = {.name = "sum_squares", .n_inputs = 1, REDUCE("$0 * $0", DIVIDE_BY_ROWS),
                         .shape = shape_scalar, .vjp = vjp_sum_squares},
-    [OP_SUM_SQUARES_GRAD] = {.name = "sum_squares_grad", .n_inputs = 2, ELEMENTWISE("2 * $0 * $1 / $rows"),
+    [OP_SUM_SQUARES_GRAD] = {.name = "sum_squares_grad", .n_inputs = 2, ELEMENTWISE("2 * $0 * $1 * $per_row"),
                              .divisor = DIVIDE_BY_ROWS, .shape = shape_same},
 
     [OP_MSE] = {.name = "mse", .n_inputs = 2, REDUCE("($0 - $1) * ($0 - $1)", DIVIDE_BY_COUNT), .shape = shape_loss,
                 .vjp = vjp_mse, .gradient_op = OP_MSE_GRAD},
-    [OP_MSE_GRAD] = {.name = "mse_grad", .n_inputs = 3, ELEMENTWISE("2 * ($0 - $1) * $2 / $count"),
+    [OP_MSE_GRAD] = {.name = "mse_grad", .n_inputs = 3, ELEMENTWISE("2 * ($0 - $1) * $2 * $per_count"),
                      .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     // As PyTorch's BCELoss: each log clamped at -100, so p = 0 or 1 is finite.
     [OP_BCE] = {.name = "bce", .n_inputs = 2,
@@ -493,7 +493,7 @@ static const OpInfo op_table[OP_COUNT] = {
                      ELEMENTWISE("$2 * ($0 - $1) / (fmax($0 * (1 - $0), (real)1e-12) * $count)"),
                      .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     [OP_BCE_GRAD_TARGET] = {.name = "bce_grad_target", .n_inputs = 3,
-                            ELEMENTWISE("$2 * (fmax(log(1 - $0), (real)-100) - fmax(log($0), (real)-100)) / $count"),
+                            ELEMENTWISE("$2 * (fmax(log(1 - $0), (real)-100) - fmax(log($0), (real)-100)) * $per_count"),
                             .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     // bce(sigmoid(z), t) computed from the logits z: never takes log(0). Its
     // gradient writes sigmoid(z) with the same exp(-|z|) as the loss, so the
@@ -502,14 +502,19 @@ static const OpInfo op_table[OP_COUNT] = {
     // 1 + e loses at most 6e-8 absolutely, and the vector logf is twice as
     // fast as log1pf (0.26 against 0.47 ns an element here); 1 + e in (1, 2]
     // also lets the fused kernel take one logarithm of a product of factors.
+    // The gradient (sigmoid(z) - t) / count is written over one denominator,
+    // (s - t (1 + e)) / ((1 + e) count), one division an element where there
+    // were two; multiplying by 1/count instead made -O2 and -O0 round apart
+    // (adversarial.ae's losses 1e-4 apart by batch 4, 7e-3 by batch 9).
     [OP_BCE_LOGITS] = {.name = "bce_logits", .n_inputs = 2,
                        LOG_SPLIT_REDUCE("($0 > 0 ? $0 : 0) - $0 * $1", "1 + exp(-fabs($0))", DIVIDE_BY_COUNT),
                        .shape = shape_loss, .vjp = vjp_bce_logits, .gradient_op = OP_BCE_LOGITS_GRAD},
     [OP_BCE_LOGITS_GRAD] = {.name = "bce_logits_grad", .n_inputs = 3,
-                            ELEMENTWISE("$2 * (($0 >= 0 ? 1 : exp(-fabs($0))) / (1 + exp(-fabs($0))) - $1) / $count"), .divisor = DIVIDE_BY_COUNT,
-                            .shape = shape_loss_grad},
+                            ELEMENTWISE("$2 * (($0 >= 0 ? 1 : exp(-fabs($0))) - $1 * (1 + exp(-fabs($0))))"
+                                        " / ((1 + exp(-fabs($0))) * $count)"),
+                            .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     [OP_BCE_LOGITS_GRAD_TARGET] = {.name = "bce_logits_grad_target", .n_inputs = 3,
-                                   ELEMENTWISE("-$2 * $0 / $count"), .divisor = DIVIDE_BY_COUNT,
+                                   ELEMENTWISE("-$2 * $0 * $per_count"), .divisor = DIVIDE_BY_COUNT,
                                    .shape = shape_loss_grad},
 
     // Corruption: not pure (two calls draw differently), random (the kernel

@@ -457,7 +457,7 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
         const real v0 = out[at] + c[j0 + j];
         terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[at];  // bce_logits, but for the logarithm of
         factors[j] = 1 + exp(-fabs(v0));  // bce_logits
-        out[at] = e[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) / (1 + exp(-fabs(v0))) - d[at]) / (real)count;  // bce_logits_grad
+        out[at] = e[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) - d[at] * (1 + exp(-fabs(v0)))) / ((1 + exp(-fabs(v0))) * (real)count);  // bce_logits_grad
       }
 #pragma omp simd
       for (int j = 0; j < cols; j++) column_sums[j] += terms[j];

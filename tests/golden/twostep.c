@@ -439,7 +439,7 @@ static void compute_recon_grad_decoder_dense_1_sigmoid(int n, const real *restri
       for (int t = 0; t < m; t++) {
         const size_t i = i0 + (size_t)t;
         terms[t] = (a[i] - b[i]) * (a[i] - b[i]);
-        out[i] = 2 * (a[i] - b[i]) * c[0] / (real)count;
+        out[i] = 2 * (a[i] - b[i]) * c[0] * (1 / (real)count);
       }
 #pragma omp simd
       for (int t = 0; t < m; t++) position_sums[t] += terms[t];
@@ -538,7 +538,7 @@ static void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a, co
   const size_t count = RECON_GRAD_DECODER_DENSE_1_KERNEL_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
-    const real v0 = 2 * a[i] * b[0] / 1;  // sum_squares_grad
+    const real v0 = 2 * a[i] * b[0] * (1 / 1);  // sum_squares_grad
     out[i] = v0;
   }
 }
@@ -553,7 +553,7 @@ static void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a, co
   const size_t count = RECON_GRAD_ENCODER_DENSE_1_KERNEL_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
-    const real v0 = 2 * a[i] * b[0] / 1;  // sum_squares_grad
+    const real v0 = 2 * a[i] * b[0] * (1 / 1);  // sum_squares_grad
     out[i] = v0;
   }
 }
@@ -826,7 +826,7 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
         const real v0 = out[at] + c[j0 + j];
         terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[0];  // bce_logits, but for the logarithm of
         factors[j] = 1 + exp(-fabs(v0));  // bce_logits
-        out[at] = d[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) / (1 + exp(-fabs(v0))) - d[0]) / (real)count;  // bce_logits_grad
+        out[at] = d[0] * ((v0 >= 0 ? 1 : exp(-fabs(v0))) - d[0] * (1 + exp(-fabs(v0)))) / ((1 + exp(-fabs(v0))) * (real)count);  // bce_logits_grad
       }
 #pragma omp simd
       for (int j = 0; j < cols; j++) column_sums[j] += terms[j];
