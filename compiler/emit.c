@@ -1089,6 +1089,37 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
 }
 
+// exp(x) for x <= 0, as the losses on logits use it (exp(-|z|)). In float it
+// is written out: a simd loop then keeps it in registers, where libmvec's expf
+// is a call around which every vector register is saved (simple.ae's fused
+// loss kernel: 0.079 -> 0.074 s an epoch). 2^k e^r with k = round(x / ln 2)
+// and e^r to degree 7 (|r| <= ln 2 / 2): within 7.9e-8 relative of exp on
+// every float in [-87, 0]. The clamp is arithmetic (a conditional kept GCC
+// from vectorizing the loop), so x = -inf gives NaN, in a loss that an
+// infinite logit has already made NaN or infinite.
+static void emit_exp_nonpositive(Emitter *e, DType dtype) {
+  static const char *const in_float[] = {
+      "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)), written out so that",
+      "// a simd loop keeps it in registers: 2^k e^r, k = round(x / ln 2), e^r to degree 7.",
+      "// Within 7.9e-8 relative of exp on [-87, 0]; below -87 it gives e^-87.",
+      "static inline real exp_nonpositive(real x) {",
+      "  const real lowest = -87;",
+      "  x = (x > lowest) * x + (x <= lowest) * lowest;  // a conditional kept GCC from vectorizing",
+      "  const int32_t k = (int32_t)(x * 1.44269504088896341f - 0.5f);",
+      "  const real r = (x - (real)k * 0.693145751953125f) - (real)k * 1.42860682030941723e-06f;",
+      "  const real poly = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));",
+      "  const union { int32_t bits; real value; } two_to_k = {.bits = (k + 127) * (1 << 23)};",
+      "  return poly * two_to_k.value;",
+      "}",
+      NULL};
+  static const char *const in_double[] = {
+      "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)).",
+      "static inline real exp_nonpositive(real x) { return exp(x); }",
+      NULL};
+  const char *const *text = dtype == DTYPE_F64 ? in_double : in_float;
+  for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
+}
+
 static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
@@ -1124,6 +1155,8 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
       "#endif",
       NULL};
   for (int i = 0; vector_math[i]; i++) emit_line(e, "%s", vector_math[i]);
+  emit_blank(e);
+  emit_exp_nonpositive(e, o->dtype);
   emit_blank(e);
   emit_line(e, "// ---- shapes: elements per sample of each batched value, or in all of an unbatched one");
   emit_line(e, "enum {");
