@@ -1090,13 +1090,10 @@ static void emit_model(Emitter *e, bool has_layer_output) {
 }
 
 // exp(x) for x <= 0, as the losses on logits use it (exp(-|z|)). In float it
-// is written out: a simd loop then keeps it in registers, where libmvec's expf
-// is a call around which every vector register is saved (simple.ae's fused
-// loss kernel: 0.079 -> 0.074 s an epoch). 2^k e^r with k = round(x / ln 2)
-// and e^r to degree 7 (|r| <= ln 2 / 2): within 7.9e-8 relative of exp on
-// every float in [-87, 0]. The clamp is arithmetic (a conditional kept GCC
-// from vectorizing the loop), so x = -inf gives NaN, in a loss that an
-// infinite logit has already made NaN or infinite.
+// is written out, so a simd loop keeps it in registers: libmvec's expf is a
+// call around which every vector register is saved (simple.ae's fused loss
+// kernel: 0.079 -> 0.074 s an epoch). The clamp is arithmetic, so x = -inf
+// gives NaN, in a loss that an infinite logit has made NaN or infinite anyway.
 static void emit_exp_nonpositive(Emitter *e, DType dtype) {
   static const char *const in_float[] = {
       "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)), written out so that",
