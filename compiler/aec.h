@@ -255,7 +255,8 @@ typedef struct Group {
   int members[MAX_GROUP];  // in order; members[0] leads
   int n_members;
   int output;              // the value written to memory (a loss group: the gradient)
-  int scalar_output;       // GROUP_LOSS: the loss value; else -1
+  int second_output;       // the loss value of a loss group, the bias gradient of a
+                           // kernel gradient's (from the same dy), else -1
   int position;            // where in the schedule it runs
 } Group;
 

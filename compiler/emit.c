@@ -651,7 +651,7 @@ static void emit_call(Emitter *e, const FunctionPlan *fp, int gi) {
     value_ref(e, inputs[j], ref, sizeof ref);
     fprintf(e->out, "%s, ", ref);
   }
-  if (group->scalar_output >= 0) fprintf(e->out, "%s, ", g->nodes[group->scalar_output].name);
+  if (group->second_output >= 0) fprintf(e->out, "%s, ", g->nodes[group->second_output].name);
   fprintf(e->out, "%s", g->nodes[group->output].name);
   if (fp->scratch[gi] > 0) fprintf(e->out, ", arena + cap * ARENA_PER_SAMPLE + %zu", fp->memory.scratch[gi]);
   fprintf(e->out, "));\n");

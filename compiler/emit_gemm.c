@@ -467,11 +467,20 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_epilogue(e, group, inputs, n_inputs, "out[at]");
     emit_block_loop_end(e, scratch_braced);
     return;
-  case OP_DENSE_GRAD_KERNEL:  // out[M][N] = a[n][M]^T . b[n][N]
+  case OP_DENSE_GRAD_KERNEL: {  // out[M][N] = a[n][M]^T . b[n][N]; with a bias gradient, bias[N] = its column sums
+    const bool bias = group->second_output >= 0;
     size_const(g, lead->inputs[0], in, sizeof in);
     size_const(g, lead->inputs[1], out, sizeof out);
-    emit_comment(e, group, inputs, n_inputs, "out[M][N] = a[n][M]^T . b[n][N], summed over the batch");
-    emit_signature(e, name, group, n_inputs, true, false);
+    emit_comment(e, group, inputs, n_inputs,
+                 bias ? "out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums"
+                      : "out[M][N] = a[n][M]^T . b[n][N], summed over the batch");
+    if (bias) {
+      fprintf(e->out, "static void %s(int n, ", name);
+      for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
+      fprintf(e->out, "real *restrict bias, real *restrict out) {\n");
+    } else {
+      emit_signature(e, name, group, n_inputs, true, false);
+    }
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
     emit_row_blocks(e, "M", true);
     emit_line(e, "  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep");
@@ -479,15 +488,33 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_blocks_open(e, "M",
                      "for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) "
                      "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;");
+    if (bias) {
+      emit_line(e, "    if (i0 == 0) {  // the column block's first block: one thread, just packed");
+      emit_line(e, "      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel");
+      emit_line(e, "      for (int k = 0; k < n; k++)");
+      emit_line(e, "        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];");
+      emit_line(e, "      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];");
+      emit_line(e, "    }");
+    }
     emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     emit_line(e, "  }");
     emit_line(e, "  }");
     emit_line(e, "  return;");
     emit_line(e, "  }");
+    if (bias) {
+      emit_line(e, "#pragma omp parallel for schedule(static)");
+      emit_line(e, "  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {");
+      emit_line(e, "    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;");
+      emit_line(e, "    for (int j = j0; j < j1; j++) bias[j] = 0;");
+      emit_line(e, "    for (int i = 0; i < n; i++)");
+      emit_line(e, "      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];");
+      emit_line(e, "  }");
+    }
     emit_blocks_open(e, "M", NULL);
     emit_line(e, "    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_block_loop_end(e, false);
     return;
+  }
   default:
     fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_info(lead->op)->name);
     exit(3);

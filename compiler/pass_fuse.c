@@ -3,6 +3,8 @@
 // that follow it as its epilogue (bias, activation, activation derivative),
 // and so does a stride-1 convolution (its activation);
 // a loss and its gradient are computed in one pass over the prediction;
+// a kernel gradient also writes the bias gradient of the same dy, summing the
+// panels of dy it packs anyway (one pass over dy less, one kernel less);
 // chains of elementwise ops become one loop. A value inside a group that no
 // one outside it reads is never written to memory. With fusion off (-O0)
 // every node is its own group: the reference the fused code must match.
@@ -114,10 +116,21 @@ static bool gemm_loss_partners(Context *c, int dense, int *loss, int *grad) {
   return false;
 }
 
+// The bias gradient that sums the same dy a kernel gradient reads (its b), if
+// no group has taken it yet.
+static int bias_gradient_partner(Context *c, const Node *kernel_grad) {
+  for (int p = 0; p < c->schedule->n_nodes; p++) {
+    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+    if (node->op == OP_BIAS_GRAD && node->inputs[0] == kernel_grad->inputs[1] && c->plan->group_of[node->id] < 0)
+      return node->id;
+  }
+  return -1;
+}
+
 static Group *new_group(Context *c, GroupKind kind, int leader) {
   FusionPlan *plan = c->plan;
   Group *group = &plan->groups[plan->n_groups++];
-  *group = (Group){.kind = kind, .members = {leader}, .n_members = 1, .scalar_output = -1};
+  *group = (Group){.kind = kind, .members = {leader}, .n_members = 1, .second_output = -1};
   return group;
 }
 
@@ -161,7 +174,7 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
       group->members[group->n_members++] = loss;
       group->members[group->n_members++] = grad;
       group->output = grad;
-      group->scalar_output = loss;
+      group->second_output = loss;
       seal(&c, group);
     } else if (fuse && is_gemm_leader(node->op)) {
       Group *group = new_group(&c, GROUP_GEMM, id);
@@ -175,14 +188,23 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
       Group *group = new_group(&c, GROUP_LOSS, id);
       group->output = loss_gradient_partner(&c, id);
       group->members[group->n_members++] = group->output;
-      group->scalar_output = id;
+      group->second_output = id;
       seal(&c, group);
     } else if (fuse && is_elementwise(node)) {
       Group *group = new_group(&c, GROUP_ELEMENTWISE, id);
       extend_chain(&c, group);
       seal(&c, group);
+    } else if (fuse && node->op == OP_DENSE_GRAD_KERNEL) {
+      Group *group = new_group(&c, GROUP_GEMM, id);
+      seal(&c, group);
+      int bias = bias_gradient_partner(&c, node);
+      if (bias >= 0) {  // it sums the columns of the panels the product packs
+        group->members[group->n_members++] = bias;
+        group->second_output = bias;
+        plan.group_of[bias] = (int)(group - plan.groups);
+      }
     } else {
-      Group *group = new_group(&c, node->op == OP_DENSE_GRAD_KERNEL && fuse ? GROUP_GEMM : GROUP_SINGLE, id);
+      Group *group = new_group(&c, GROUP_SINGLE, id);
       seal(&c, group);
     }
   }
@@ -194,7 +216,7 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
 }
 
 bool group_materializes(const Group *group, int node) {
-  return group->output == node || group->scalar_output == node;
+  return group->output == node || group->second_output == node;
 }
 
 void fusion_plan_free(FusionPlan *plan) {

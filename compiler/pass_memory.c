@@ -76,7 +76,7 @@ MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinn
   Pool batched = {0}, fixed = {0};
   for (int gi = 0; gi < fusion->n_groups; gi++) {
     const Group *group = &fusion->groups[gi];
-    int written[2] = {group->output, group->scalar_output};
+    int written[2] = {group->output, group->second_output};
     for (int w = 0; w < 2; w++) {
       int id = written[w];
       if (id < 0 || (outside && outside[id])) continue;

@@ -142,7 +142,7 @@ START_TEST(dump_ir_shows_every_pass_and_is_stable) {
       "== after autodiff",
       "== after plan_inference",
       "== function recon_loss_and_grad (step 0: minimize recon over encoder, decoder)",
-      "-- group 18 gemm -> kernel compute_grad_encoder_dense_2_kernel\n",
+      "-- group 14 gemm -> kernel compute_grad_encoder_dense_2_kernel\n",
       "== function eval_losses",
       "== function encode",
       "%7 = dense %4, %5, %6 : [64]xN  name=encoder_dense_2 at=examples/deep.ae:3:35 layer=encoder.dense_2\n",

@@ -95,7 +95,7 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 
 // ---- buffers: every value of each generated function, where it lives and which kernel computes it
 //
-// recon_loss_and_grad (step 0: minimize recon over encoder, decoder): 33 values, 15 kernels, arena 112 per sample + 16 fixed elements
+// recon_loss_and_grad (step 0: minimize recon over encoder, decoder): 33 values, 11 kernels, arena 112 per sample + 16 fixed elements
 //   value                       shape    storage                                computed by kernel                  layer           .ae  pass
 //   x                           [48]xN   input                                  -                                   -               2:1  -
 //   encoder_dense_1_kernel      [48, 16] params + ENCODER_DENSE_1_KERNEL_OFFSET -                                   encoder.dense_1 3:15 -
@@ -118,18 +118,18 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 //   grad_decoder_dense_2        [48]xN   arena + cap * 48                       compute_grad_decoder_dense_2        -               5:14 backward
 //   grad_decoder_dense_1_relu   [16]xN   not stored (fused)                     compute_grad_decoder_dense_1        decoder.dense_2 4:34 backward
 //   grad_decoder_dense_2_kernel [16, 48] grads + DECODER_DENSE_2_KERNEL_OFFSET  compute_grad_decoder_dense_2_kernel decoder.dense_2 4:34 backward
-//   grad_decoder_dense_2_bias   [48]     grads + DECODER_DENSE_2_BIAS_OFFSET    compute_grad_decoder_dense_2_bias   decoder.dense_2 4:34 backward
+//   grad_decoder_dense_2_bias   [48]     grads + DECODER_DENSE_2_BIAS_OFFSET    compute_grad_decoder_dense_2_kernel decoder.dense_2 4:34 backward
 //   grad_decoder_dense_1        [16]xN   arena + cap * 96                       compute_grad_decoder_dense_1        decoder.dense_1 4:15 backward
 //   grad_encoder_dense_2_relu   [8]xN    not stored (fused)                     compute_grad_encoder_dense_2        decoder.dense_1 4:15 backward
 //   grad_decoder_dense_1_kernel [8, 16]  grads + DECODER_DENSE_1_KERNEL_OFFSET  compute_grad_decoder_dense_1_kernel decoder.dense_1 4:15 backward
-//   grad_decoder_dense_1_bias   [16]     grads + DECODER_DENSE_1_BIAS_OFFSET    compute_grad_decoder_dense_1_bias   decoder.dense_1 4:15 backward
+//   grad_decoder_dense_1_bias   [16]     grads + DECODER_DENSE_1_BIAS_OFFSET    compute_grad_decoder_dense_1_kernel decoder.dense_1 4:15 backward
 //   grad_encoder_dense_2        [8]xN    arena + cap * 32                       compute_grad_encoder_dense_2        encoder.dense_2 3:34 backward
 //   grad_encoder_dense_1_relu   [16]xN   not stored (fused)                     compute_grad_encoder_dense_1        encoder.dense_2 3:34 backward
 //   grad_encoder_dense_2_kernel [16, 8]  grads + ENCODER_DENSE_2_KERNEL_OFFSET  compute_grad_encoder_dense_2_kernel encoder.dense_2 3:34 backward
-//   grad_encoder_dense_2_bias   [8]      grads + ENCODER_DENSE_2_BIAS_OFFSET    compute_grad_encoder_dense_2_bias   encoder.dense_2 3:34 backward
+//   grad_encoder_dense_2_bias   [8]      grads + ENCODER_DENSE_2_BIAS_OFFSET    compute_grad_encoder_dense_2_kernel encoder.dense_2 3:34 backward
 //   grad_encoder_dense_1        [16]xN   arena + cap * 16                       compute_grad_encoder_dense_1        encoder.dense_1 3:15 backward
 //   grad_encoder_dense_1_kernel [48, 16] grads + ENCODER_DENSE_1_KERNEL_OFFSET  compute_grad_encoder_dense_1_kernel encoder.dense_1 3:15 backward
-//   grad_encoder_dense_1_bias   [16]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_grad_encoder_dense_1_bias   encoder.dense_1 3:15 backward
+//   grad_encoder_dense_1_bias   [16]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_grad_encoder_dense_1_kernel encoder.dense_1 3:15 backward
 //
 // eval_losses: 17 values, 5 kernels, arena 64 per sample + 16 fixed elements
 //   value                  shape    storage                                computed by kernel           layer           .ae  pass
@@ -500,12 +500,13 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
 
 // ==== compute_grad_decoder_dense_2_kernel: backward (step 0), dense2.ae:4:34
 // nodes: %21 grad_decoder_dense_2_kernel = dense_grad_kernel [dense2.ae:4:34, decoder.dense_2] [16, 48], stored
-// FLOPs: 1536 per sample
+//        %22 grad_decoder_dense_2_bias = bias_grad [dense2.ae:4:34, decoder.dense_2] [48], stored
+// FLOPs: 1584 per sample
 // dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
-// backward: dense_grad_kernel, 1536 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 1536 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = decoder_dense_1_relu, b = grad_decoder_dense_2
-static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = DECODER_DENSE_1_RELU_SIZE, N = GRAD_DECODER_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -524,10 +525,23 @@ static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, c
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -535,24 +549,6 @@ static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, c
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_grad_decoder_dense_2_bias: backward (step 0), dense2.ae:4:34
-// nodes: %22 grad_decoder_dense_2_bias = bias_grad [dense2.ae:4:34, decoder.dense_2] [48], stored
-// FLOPs: 48 per sample
-// dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
-// backward: bias_grad -> [48]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_grad_decoder_dense_2_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_DECODER_DENSE_2_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -589,12 +585,13 @@ static void compute_grad_decoder_dense_1(int n, const real *restrict a, const re
 
 // ==== compute_grad_decoder_dense_1_kernel: backward (step 0), dense2.ae:4:15
 // nodes: %25 grad_decoder_dense_1_kernel = dense_grad_kernel [dense2.ae:4:15, decoder.dense_1] [8, 16], stored
-// FLOPs: 256 per sample
+//        %26 grad_decoder_dense_1_bias = bias_grad [dense2.ae:4:15, decoder.dense_1] [16], stored
+// FLOPs: 272 per sample
 // dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
-// backward: dense_grad_kernel, 256 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 256 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = encoder_dense_2_relu, b = grad_decoder_dense_1
-static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = ENCODER_DENSE_2_RELU_SIZE, N = GRAD_DECODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -613,10 +610,23 @@ static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, c
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -624,24 +634,6 @@ static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, c
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_grad_decoder_dense_1_bias: backward (step 0), dense2.ae:4:15
-// nodes: %26 grad_decoder_dense_1_bias = bias_grad [dense2.ae:4:15, decoder.dense_1] [16], stored
-// FLOPs: 16 per sample
-// dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
-// backward: bias_grad -> [16]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_grad_decoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_DECODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -678,12 +670,13 @@ static void compute_grad_encoder_dense_2(int n, const real *restrict a, const re
 
 // ==== compute_grad_encoder_dense_2_kernel: backward (step 0), dense2.ae:3:34
 // nodes: %29 grad_encoder_dense_2_kernel = dense_grad_kernel [dense2.ae:3:34, encoder.dense_2] [16, 8], stored
-// FLOPs: 256 per sample
+//        %30 grad_encoder_dense_2_bias = bias_grad [dense2.ae:3:34, encoder.dense_2] [8], stored
+// FLOPs: 264 per sample
 // dense2.ae:3: net encoder = dense(16, relu) -> dense(8, relu)
-// backward: dense_grad_kernel, 256 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 256 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = encoder_dense_1_relu, b = grad_encoder_dense_2
-static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = ENCODER_DENSE_1_RELU_SIZE, N = GRAD_ENCODER_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -702,10 +695,23 @@ static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, c
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -713,24 +719,6 @@ static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, c
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_grad_encoder_dense_2_bias: backward (step 0), dense2.ae:3:34
-// nodes: %30 grad_encoder_dense_2_bias = bias_grad [dense2.ae:3:34, encoder.dense_2] [8], stored
-// FLOPs: 8 per sample
-// dense2.ae:3: net encoder = dense(16, relu) -> dense(8, relu)
-// backward: bias_grad -> [8]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_grad_encoder_dense_2_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_ENCODER_DENSE_2_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -767,12 +755,13 @@ static void compute_grad_encoder_dense_1(int n, const real *restrict a, const re
 
 // ==== compute_grad_encoder_dense_1_kernel: backward (step 0), dense2.ae:3:15
 // nodes: %32 grad_encoder_dense_1_kernel = dense_grad_kernel [dense2.ae:3:15, encoder.dense_1] [48, 16], stored
-// FLOPs: 1536 per sample
+//        %33 grad_encoder_dense_1_bias = bias_grad [dense2.ae:3:15, encoder.dense_1] [16], stored
+// FLOPs: 1552 per sample
 // dense2.ae:3: net encoder = dense(16, relu) -> dense(8, relu)
-// backward: dense_grad_kernel, 1536 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 1536 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = x, b = grad_encoder_dense_1
-static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = X_SIZE, N = GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -791,10 +780,23 @@ static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, c
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -802,24 +804,6 @@ static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, c
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_grad_encoder_dense_1_bias: backward (step 0), dense2.ae:3:15
-// nodes: %33 grad_encoder_dense_1_bias = bias_grad [dense2.ae:3:15, encoder.dense_1] [16], stored
-// FLOPs: 16 per sample
-// dense2.ae:3: net encoder = dense(16, relu) -> dense(8, relu)
-// backward: bias_grad -> [16]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_grad_encoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GRAD_ENCODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -955,17 +939,13 @@ static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(1, compute_encoder_dense_2_relu(n, encoder_dense_1_relu, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_2_BIAS_OFFSET, encoder_dense_2_relu));
   TIMED(2, compute_decoder_dense_1_relu(n, encoder_dense_2_relu, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
   TIMED(3, compute_grad_decoder_dense_2(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, input, constant, recon, grad_decoder_dense_2));
-  TIMED(4, compute_grad_decoder_dense_2_kernel(n, decoder_dense_1_relu, grad_decoder_dense_2, grad_decoder_dense_2_kernel));
-  TIMED(5, compute_grad_decoder_dense_2_bias(n, grad_decoder_dense_2, grad_decoder_dense_2_bias));
-  TIMED(6, compute_grad_decoder_dense_1(n, grad_decoder_dense_2, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, decoder_dense_1_relu, grad_decoder_dense_1));
-  TIMED(7, compute_grad_decoder_dense_1_kernel(n, encoder_dense_2_relu, grad_decoder_dense_1, grad_decoder_dense_1_kernel));
-  TIMED(8, compute_grad_decoder_dense_1_bias(n, grad_decoder_dense_1, grad_decoder_dense_1_bias));
-  TIMED(9, compute_grad_encoder_dense_2(n, grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_2_relu, grad_encoder_dense_2));
-  TIMED(10, compute_grad_encoder_dense_2_kernel(n, encoder_dense_1_relu, grad_encoder_dense_2, grad_encoder_dense_2_kernel));
-  TIMED(11, compute_grad_encoder_dense_2_bias(n, grad_encoder_dense_2, grad_encoder_dense_2_bias));
-  TIMED(12, compute_grad_encoder_dense_1(n, grad_encoder_dense_2, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, encoder_dense_1_relu, grad_encoder_dense_1));
-  TIMED(13, compute_grad_encoder_dense_1_kernel(n, input, grad_encoder_dense_1, grad_encoder_dense_1_kernel));
-  TIMED(14, compute_grad_encoder_dense_1_bias(n, grad_encoder_dense_1, grad_encoder_dense_1_bias));
+  TIMED(4, compute_grad_decoder_dense_2_kernel(n, decoder_dense_1_relu, grad_decoder_dense_2, grad_decoder_dense_2_bias, grad_decoder_dense_2_kernel));
+  TIMED(5, compute_grad_decoder_dense_1(n, grad_decoder_dense_2, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, decoder_dense_1_relu, grad_decoder_dense_1));
+  TIMED(6, compute_grad_decoder_dense_1_kernel(n, encoder_dense_2_relu, grad_decoder_dense_1, grad_decoder_dense_1_bias, grad_decoder_dense_1_kernel));
+  TIMED(7, compute_grad_encoder_dense_2(n, grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_2_relu, grad_encoder_dense_2));
+  TIMED(8, compute_grad_encoder_dense_2_kernel(n, encoder_dense_1_relu, grad_encoder_dense_2, grad_encoder_dense_2_bias, grad_encoder_dense_2_kernel));
+  TIMED(9, compute_grad_encoder_dense_1(n, grad_encoder_dense_2, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, encoder_dense_1_relu, grad_encoder_dense_1));
+  TIMED(10, compute_grad_encoder_dense_1_kernel(n, input, grad_encoder_dense_1, grad_encoder_dense_1_bias, grad_encoder_dense_1_kernel));
   return recon[0];
 }
 
@@ -989,8 +969,8 @@ static void eval_losses(aert_ctx *ctx, const real *input, int n, double *losses)
   TIMED(0, compute_encoder_dense_1_relu(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_relu));
   TIMED(1, compute_encoder_dense_2_relu(n, encoder_dense_1_relu, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_2_BIAS_OFFSET, encoder_dense_2_relu));
   TIMED(2, compute_decoder_dense_1_relu(n, encoder_dense_2_relu, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
-  TIMED(15, compute_decoder_dense_2(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2));
-  TIMED(16, compute_recon(n, decoder_dense_2, input, recon));
+  TIMED(11, compute_decoder_dense_2(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2));
+  TIMED(12, compute_recon(n, decoder_dense_2, input, recon));
   losses[0] = recon[0];  // recon
 }
 
@@ -1005,7 +985,7 @@ static void reconstruct(aert_ctx *ctx, const real *input, int n, real *out) {
   TIMED(0, compute_encoder_dense_1_relu(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_relu));
   TIMED(1, compute_encoder_dense_2_relu(n, encoder_dense_1_relu, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_2_BIAS_OFFSET, encoder_dense_2_relu));
   TIMED(2, compute_decoder_dense_1_relu(n, encoder_dense_2_relu, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
-  TIMED(17, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
+  TIMED(13, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
   memcpy(out, decoder_dense_2_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_2_SIGMOID_SIZE);
 }
 
@@ -1044,7 +1024,7 @@ static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, rea
     memcpy(out, decoder_dense_1_relu, sizeof(real) * (size_t)n * DECODER_DENSE_1_RELU_SIZE);
     return;
   }
-  TIMED(17, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
+  TIMED(13, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
   if (layer == 3) {  // decoder.dense_2
     memcpy(out, decoder_dense_2_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_2_SIGMOID_SIZE);
     return;
@@ -1096,17 +1076,13 @@ static const aert_kernel kernels[] = {
   {"compute_encoder_dense_2_relu", 3, 272, 0, 1},
   {"compute_decoder_dense_1_relu", 4, 288, 0, 1},
   {"compute_grad_decoder_dense_2", 4, 1728, 0, 1},
-  {"compute_grad_decoder_dense_2_kernel", 4, 1536, 0, 1},
-  {"compute_grad_decoder_dense_2_bias", 4, 48, 0, 0},
+  {"compute_grad_decoder_dense_2_kernel", 4, 1584, 0, 1},
   {"compute_grad_decoder_dense_1", 4, 1552, 0, 1},
-  {"compute_grad_decoder_dense_1_kernel", 4, 256, 0, 1},
-  {"compute_grad_decoder_dense_1_bias", 4, 16, 0, 0},
+  {"compute_grad_decoder_dense_1_kernel", 4, 272, 0, 1},
   {"compute_grad_encoder_dense_2", 4, 264, 0, 1},
-  {"compute_grad_encoder_dense_2_kernel", 3, 256, 0, 1},
-  {"compute_grad_encoder_dense_2_bias", 3, 8, 0, 0},
+  {"compute_grad_encoder_dense_2_kernel", 3, 264, 0, 1},
   {"compute_grad_encoder_dense_1", 3, 272, 0, 1},
-  {"compute_grad_encoder_dense_1_kernel", 3, 1536, 0, 1},
-  {"compute_grad_encoder_dense_1_bias", 3, 16, 0, 0},
+  {"compute_grad_encoder_dense_1_kernel", 3, 1552, 0, 1},
   {"compute_decoder_dense_2", 4, 1584, 0, 1},
   {"compute_recon", 5, 96, 0, 0},
   {"compute_decoder_dense_2_sigmoid", 4, 1632, 0, 1},

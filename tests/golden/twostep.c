@@ -110,7 +110,7 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 
 // ---- buffers: every value of each generated function, where it lives and which kernel computes it
 //
-// recon_loss_and_grad (step 0: minimize recon over encoder, decoder): 30 values, 18 kernels, arena 112 per sample + 800 fixed elements
+// recon_loss_and_grad (step 0: minimize recon over encoder, decoder): 30 values, 16 kernels, arena 112 per sample + 800 fixed elements
 //   value                               shape   storage                                computed by kernel                          layer           .ae  pass
 //   x                                   [32]xN  input                                  -                                           -               2:1  -
 //   encoder_dense_1_kernel              [32, 8] params + ENCODER_DENSE_1_KERNEL_OFFSET -                                           encoder.dense_1 3:15 -
@@ -136,14 +136,14 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   recon_grad_decoder_dense_1          [32]xN  arena + cap * 80                       compute_recon_grad_decoder_dense_1          decoder.dense_1 4:15 backward
 //   recon_grad_encoder_dense_1_tanh     [8]xN   not stored (fused)                     compute_recon_grad_encoder_dense_1          decoder.dense_1 4:15 backward
 //   dense_grad_kernel                   [8, 32] arena + cap * ARENA_PER_SAMPLE + 544   compute_dense_grad_kernel                   decoder.dense_1 4:15 backward
-//   recon_grad_decoder_dense_1_bias     [32]    grads + DECODER_DENSE_1_BIAS_OFFSET    compute_recon_grad_decoder_dense_1_bias     decoder.dense_1 4:15 backward
+//   recon_grad_decoder_dense_1_bias     [32]    grads + DECODER_DENSE_1_BIAS_OFFSET    compute_dense_grad_kernel                   decoder.dense_1 4:15 backward
 //   recon_grad_decoder_dense_1_kernel_2 [8, 32] grads + DECODER_DENSE_1_KERNEL_OFFSET  compute_recon_grad_decoder_dense_1_kernel_2 decoder.dense_1 4:15 backward
 //   recon_grad_encoder_dense_1          [8]xN   arena + cap * 16                       compute_recon_grad_encoder_dense_1          encoder.dense_1 3:15 backward
 //   dense_grad_kernel_2                 [32, 8] arena + cap * ARENA_PER_SAMPLE + 32    compute_dense_grad_kernel_2                 encoder.dense_1 3:15 backward
-//   recon_grad_encoder_dense_1_bias     [8]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_recon_grad_encoder_dense_1_bias     encoder.dense_1 3:15 backward
+//   recon_grad_encoder_dense_1_bias     [8]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_dense_grad_kernel_2                 encoder.dense_1 3:15 backward
 //   recon_grad_encoder_dense_1_kernel_2 [32, 8] grads + ENCODER_DENSE_1_KERNEL_OFFSET  compute_recon_grad_encoder_dense_1_kernel_2 encoder.dense_1 3:15 backward
 //
-// gen_loss_and_grad (step 1: minimize gen over encoder, critic): 25 values, 11 kernels, arena 64 per sample + 16 fixed elements
+// gen_loss_and_grad (step 1: minimize gen over encoder, critic): 25 values, 8 kernels, arena 64 per sample + 16 fixed elements
 //   value                              shape   storage                                computed by kernel                      layer           .ae  pass
 //   x                                  [32]xN  input                                  -                                       -               2:1  -
 //   encoder_dense_1_kernel             [32, 8] params + ENCODER_DENSE_1_KERNEL_OFFSET -                                       encoder.dense_1 3:15 -
@@ -162,14 +162,14 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   gen_grad_critic_dense_2            [1]xN   arena + cap * 32                       compute_gen_grad_critic_dense_2         -               8:14 backward
 //   gen_grad_critic_dense_1_leaky_relu [4]xN   not stored (fused)                     compute_gen_grad_critic_dense_1         critic.dense_2  5:39 backward
 //   gen_grad_critic_dense_2_kernel     [4, 1]  grads + CRITIC_DENSE_2_KERNEL_OFFSET   compute_gen_grad_critic_dense_2_kernel  critic.dense_2  5:39 backward
-//   gen_grad_critic_dense_2_bias       [1]     grads + CRITIC_DENSE_2_BIAS_OFFSET     compute_gen_grad_critic_dense_2_bias    critic.dense_2  5:39 backward
+//   gen_grad_critic_dense_2_bias       [1]     grads + CRITIC_DENSE_2_BIAS_OFFSET     compute_gen_grad_critic_dense_2_kernel  critic.dense_2  5:39 backward
 //   gen_grad_critic_dense_1            [4]xN   arena + cap * 48                       compute_gen_grad_critic_dense_1         critic.dense_1  5:15 backward
 //   gen_grad_encoder_dense_1_tanh      [8]xN   not stored (fused)                     compute_gen_grad_encoder_dense_1        critic.dense_1  5:15 backward
 //   gen_grad_critic_dense_1_kernel     [8, 4]  grads + CRITIC_DENSE_1_KERNEL_OFFSET   compute_gen_grad_critic_dense_1_kernel  critic.dense_1  5:15 backward
-//   gen_grad_critic_dense_1_bias       [4]     grads + CRITIC_DENSE_1_BIAS_OFFSET     compute_gen_grad_critic_dense_1_bias    critic.dense_1  5:15 backward
+//   gen_grad_critic_dense_1_bias       [4]     grads + CRITIC_DENSE_1_BIAS_OFFSET     compute_gen_grad_critic_dense_1_kernel  critic.dense_1  5:15 backward
 //   gen_grad_encoder_dense_1           [8]xN   arena + cap * 16                       compute_gen_grad_encoder_dense_1        encoder.dense_1 3:15 backward
 //   gen_grad_encoder_dense_1_kernel    [32, 8] grads + ENCODER_DENSE_1_KERNEL_OFFSET  compute_gen_grad_encoder_dense_1_kernel encoder.dense_1 3:15 backward
-//   gen_grad_encoder_dense_1_bias      [8]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_gen_grad_encoder_dense_1_bias   encoder.dense_1 3:15 backward
+//   gen_grad_encoder_dense_1_bias      [8]     grads + ENCODER_DENSE_1_BIAS_OFFSET    compute_gen_grad_encoder_dense_1_kernel encoder.dense_1 3:15 backward
 //
 // eval_losses: 25 values, 9 kernels, arena 48 per sample + 64 fixed elements
 //   value                     shape   storage                                computed by kernel                layer           .ae  pass
@@ -597,12 +597,13 @@ static void compute_recon_grad_decoder_dense_1(int n, const real *restrict a, co
 
 // ==== compute_dense_grad_kernel: backward (step 0), twostep.ae:4:15
 // nodes: %32 dense_grad_kernel = dense_grad_kernel [twostep.ae:4:15, decoder.dense_1] [8, 32], stored
-// FLOPs: 512 per sample
+//        %33 recon_grad_decoder_dense_1_bias = bias_grad [twostep.ae:4:15, decoder.dense_1] [32], stored
+// FLOPs: 544 per sample
 // twostep.ae:4: net decoder = dense(32, sigmoid)
-// backward: dense_grad_kernel, 512 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 512 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = encoder_dense_1_tanh, b = recon_grad_decoder_dense_1
-static void compute_dense_grad_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_dense_grad_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = ENCODER_DENSE_1_TANH_SIZE, N = RECON_GRAD_DECODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -621,10 +622,23 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -632,24 +646,6 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_recon_grad_decoder_dense_1_bias: backward (step 0), twostep.ae:4:15
-// nodes: %33 recon_grad_decoder_dense_1_bias = bias_grad [twostep.ae:4:15, decoder.dense_1] [32], stored
-// FLOPs: 32 per sample
-// twostep.ae:4: net decoder = dense(32, sigmoid)
-// backward: bias_grad -> [32]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_recon_grad_decoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = RECON_GRAD_DECODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -701,12 +697,13 @@ static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, co
 
 // ==== compute_dense_grad_kernel_2: backward (step 0), twostep.ae:3:15
 // nodes: %36 dense_grad_kernel_2 = dense_grad_kernel [twostep.ae:3:15, encoder.dense_1] [32, 8], stored
-// FLOPs: 512 per sample
+//        %37 recon_grad_encoder_dense_1_bias = bias_grad [twostep.ae:3:15, encoder.dense_1] [8], stored
+// FLOPs: 520 per sample
 // twostep.ae:3: net encoder = dense(8, tanh)
-// backward: dense_grad_kernel, 512 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 512 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = x, b = recon_grad_encoder_dense_1
-static void compute_dense_grad_kernel_2(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_dense_grad_kernel_2(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = X_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -725,10 +722,23 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -736,24 +746,6 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_recon_grad_encoder_dense_1_bias: backward (step 0), twostep.ae:3:15
-// nodes: %37 recon_grad_encoder_dense_1_bias = bias_grad [twostep.ae:3:15, encoder.dense_1] [8], stored
-// FLOPs: 8 per sample
-// twostep.ae:3: net encoder = dense(8, tanh)
-// backward: bias_grad -> [8]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_recon_grad_encoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = RECON_GRAD_ENCODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -869,12 +861,13 @@ static void compute_gen_grad_critic_dense_2(int n, const real *restrict a, const
 
 // ==== compute_gen_grad_critic_dense_2_kernel: backward (step 1), twostep.ae:5:39
 // nodes: %41 gen_grad_critic_dense_2_kernel = dense_grad_kernel [twostep.ae:5:39, critic.dense_2] [4, 1], stored
-// FLOPs: 8 per sample
+//        %42 gen_grad_critic_dense_2_bias = bias_grad [twostep.ae:5:39, critic.dense_2] [1], stored
+// FLOPs: 9 per sample
 // twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
-// backward: dense_grad_kernel, 8 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 8 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = critic_dense_1_leaky_relu, b = gen_grad_critic_dense_2
-static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = CRITIC_DENSE_1_LEAKY_RELU_SIZE, N = GEN_GRAD_CRITIC_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -893,10 +886,23 @@ static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -904,24 +910,6 @@ static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_gen_grad_critic_dense_2_bias: backward (step 1), twostep.ae:5:39
-// nodes: %42 gen_grad_critic_dense_2_bias = bias_grad [twostep.ae:5:39, critic.dense_2] [1], stored
-// FLOPs: 1 per sample
-// twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
-// backward: bias_grad -> [1]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_gen_grad_critic_dense_2_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GEN_GRAD_CRITIC_DENSE_2_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -958,12 +946,13 @@ static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const
 
 // ==== compute_gen_grad_critic_dense_1_kernel: backward (step 1), twostep.ae:5:15
 // nodes: %45 gen_grad_critic_dense_1_kernel = dense_grad_kernel [twostep.ae:5:15, critic.dense_1] [8, 4], stored
-// FLOPs: 64 per sample
+//        %46 gen_grad_critic_dense_1_bias = bias_grad [twostep.ae:5:15, critic.dense_1] [4], stored
+// FLOPs: 68 per sample
 // twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
-// backward: dense_grad_kernel, 64 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 64 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = encoder_dense_1_tanh, b = gen_grad_critic_dense_1
-static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = ENCODER_DENSE_1_TANH_SIZE, N = GEN_GRAD_CRITIC_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -982,10 +971,23 @@ static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -993,24 +995,6 @@ static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_gen_grad_critic_dense_1_bias: backward (step 1), twostep.ae:5:15
-// nodes: %46 gen_grad_critic_dense_1_bias = bias_grad [twostep.ae:5:15, critic.dense_1] [4], stored
-// FLOPs: 4 per sample
-// twostep.ae:5: net critic  = dense(4, leaky_relu) -> dense(1, sigmoid)
-// backward: bias_grad -> [4]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_gen_grad_critic_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GEN_GRAD_CRITIC_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -1047,12 +1031,13 @@ static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, cons
 
 // ==== compute_gen_grad_encoder_dense_1_kernel: backward (step 1), twostep.ae:3:15
 // nodes: %48 gen_grad_encoder_dense_1_kernel = dense_grad_kernel [twostep.ae:3:15, encoder.dense_1] [32, 8], stored
-// FLOPs: 512 per sample
+//        %49 gen_grad_encoder_dense_1_bias = bias_grad [twostep.ae:3:15, encoder.dense_1] [8], stored
+// FLOPs: 520 per sample
 // twostep.ae:3: net encoder = dense(8, tanh)
-// backward: dense_grad_kernel, 512 FLOPs per sample
-// out[M][N] = a[n][M]^T . b[n][N], summed over the batch
+// backward: dense_grad_kernel -> bias_grad, 512 FLOPs per sample
+// out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = x, b = gen_grad_encoder_dense_1
-static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = X_SIZE, N = GEN_GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -1071,10 +1056,23 @@ static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict 
       for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
+    if (i0 == 0) {  // the column block's first block: one thread, just packed
+      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel
+      for (int k = 0; k < n; k++)
+        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];
+      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];
+    }
     gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
   }
   }
   return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
+    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+    for (int j = j0; j < j1; j++) bias[j] = 0;
+    for (int i = 0; i < n; i++)
+      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
   }
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
@@ -1082,24 +1080,6 @@ static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict 
     const int rows = M - i0 < GEMM_ROWS ? M - i0 : GEMM_ROWS;
     const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
     gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);
-  }
-}
-
-// ==== compute_gen_grad_encoder_dense_1_bias: backward (step 1), twostep.ae:3:15
-// nodes: %49 gen_grad_encoder_dense_1_bias = bias_grad [twostep.ae:3:15, encoder.dense_1] [8], stored
-// FLOPs: 8 per sample
-// twostep.ae:3: net encoder = dense(8, tanh)
-// backward: bias_grad -> [8]
-// dbias[OUT] = sum over the batch of dy[n][OUT]
-static void compute_gen_grad_encoder_dense_1_bias(int n, const real *restrict dy, real *restrict dbias) {
-  enum { OUT = GEN_GRAD_ENCODER_DENSE_1_BIAS_SIZE, COLUMNS = 64 };
-  // Threads take blocks of columns; each column is summed in batch order.
-#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)
-  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {
-    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;
-    for (int j = j0; j < j1; j++) dbias[j] = 0;
-    for (int i = 0; i < n; i++)
-      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];
   }
 }
 
@@ -1281,13 +1261,11 @@ static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(8, compute_recon_grad_decoder_dense_1_kernel(ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, recon_grad_recon_l2_2, recon_grad_decoder_dense_1_kernel));
   TIMED(9, compute_recon_grad_encoder_dense_1_kernel(ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, recon_grad_recon_l2_2, recon_grad_encoder_dense_1_kernel));
   TIMED(10, compute_recon_grad_decoder_dense_1(n, decoder_dense_1_sigmoid, recon_grad_decoder_dense_1_sigmoid, recon_grad_decoder_dense_1));
-  TIMED(11, compute_dense_grad_kernel(n, encoder_dense_1_tanh, recon_grad_decoder_dense_1, dense_grad_kernel));
-  TIMED(12, compute_recon_grad_decoder_dense_1_bias(n, recon_grad_decoder_dense_1, recon_grad_decoder_dense_1_bias));
-  TIMED(13, compute_recon_grad_decoder_dense_1_kernel_2(recon_grad_decoder_dense_1_kernel, dense_grad_kernel, recon_grad_decoder_dense_1_kernel_2));
-  TIMED(14, compute_recon_grad_encoder_dense_1(n, recon_grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, recon_grad_encoder_dense_1));
-  TIMED(15, compute_dense_grad_kernel_2(n, input, recon_grad_encoder_dense_1, dense_grad_kernel_2));
-  TIMED(16, compute_recon_grad_encoder_dense_1_bias(n, recon_grad_encoder_dense_1, recon_grad_encoder_dense_1_bias));
-  TIMED(17, compute_recon_grad_encoder_dense_1_kernel_2(recon_grad_encoder_dense_1_kernel, dense_grad_kernel_2, recon_grad_encoder_dense_1_kernel_2));
+  TIMED(11, compute_dense_grad_kernel(n, encoder_dense_1_tanh, recon_grad_decoder_dense_1, recon_grad_decoder_dense_1_bias, dense_grad_kernel));
+  TIMED(12, compute_recon_grad_decoder_dense_1_kernel_2(recon_grad_decoder_dense_1_kernel, dense_grad_kernel, recon_grad_decoder_dense_1_kernel_2));
+  TIMED(13, compute_recon_grad_encoder_dense_1(n, recon_grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, recon_grad_encoder_dense_1));
+  TIMED(14, compute_dense_grad_kernel_2(n, input, recon_grad_encoder_dense_1, recon_grad_encoder_dense_1_bias, dense_grad_kernel_2));
+  TIMED(15, compute_recon_grad_encoder_dense_1_kernel_2(recon_grad_encoder_dense_1_kernel, dense_grad_kernel_2, recon_grad_encoder_dense_1_kernel_2));
   return recon[0];
 }
 
@@ -1321,16 +1299,13 @@ static double gen_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   real *gen_grad_encoder_dense_1_kernel = ctx->grads + ENCODER_DENSE_1_KERNEL_OFFSET;
   real *gen_grad_encoder_dense_1_bias = ctx->grads + ENCODER_DENSE_1_BIAS_OFFSET;
   TIMED(0, compute_encoder_dense_1_tanh(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_tanh));
-  TIMED(18, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
-  TIMED(19, compute_gen_grad_critic_dense_2(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, constant_2, gen, gen_grad_critic_dense_2));
-  TIMED(20, compute_gen_grad_critic_dense_2_kernel(n, critic_dense_1_leaky_relu, gen_grad_critic_dense_2, gen_grad_critic_dense_2_kernel));
-  TIMED(21, compute_gen_grad_critic_dense_2_bias(n, gen_grad_critic_dense_2, gen_grad_critic_dense_2_bias));
-  TIMED(22, compute_gen_grad_critic_dense_1(n, gen_grad_critic_dense_2, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, critic_dense_1_leaky_relu, gen_grad_critic_dense_1));
-  TIMED(23, compute_gen_grad_critic_dense_1_kernel(n, encoder_dense_1_tanh, gen_grad_critic_dense_1, gen_grad_critic_dense_1_kernel));
-  TIMED(24, compute_gen_grad_critic_dense_1_bias(n, gen_grad_critic_dense_1, gen_grad_critic_dense_1_bias));
-  TIMED(25, compute_gen_grad_encoder_dense_1(n, gen_grad_critic_dense_1, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, gen_grad_encoder_dense_1));
-  TIMED(26, compute_gen_grad_encoder_dense_1_kernel(n, input, gen_grad_encoder_dense_1, gen_grad_encoder_dense_1_kernel));
-  TIMED(27, compute_gen_grad_encoder_dense_1_bias(n, gen_grad_encoder_dense_1, gen_grad_encoder_dense_1_bias));
+  TIMED(16, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
+  TIMED(17, compute_gen_grad_critic_dense_2(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, constant_2, gen, gen_grad_critic_dense_2));
+  TIMED(18, compute_gen_grad_critic_dense_2_kernel(n, critic_dense_1_leaky_relu, gen_grad_critic_dense_2, gen_grad_critic_dense_2_bias, gen_grad_critic_dense_2_kernel));
+  TIMED(19, compute_gen_grad_critic_dense_1(n, gen_grad_critic_dense_2, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, critic_dense_1_leaky_relu, gen_grad_critic_dense_1));
+  TIMED(20, compute_gen_grad_critic_dense_1_kernel(n, encoder_dense_1_tanh, gen_grad_critic_dense_1, gen_grad_critic_dense_1_bias, gen_grad_critic_dense_1_kernel));
+  TIMED(21, compute_gen_grad_encoder_dense_1(n, gen_grad_critic_dense_1, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, gen_grad_encoder_dense_1));
+  TIMED(22, compute_gen_grad_encoder_dense_1_kernel(n, input, gen_grad_encoder_dense_1, gen_grad_encoder_dense_1_bias, gen_grad_encoder_dense_1_kernel));
   return gen[0];
 }
 
@@ -1360,13 +1335,13 @@ static void eval_losses(aert_ctx *ctx, const real *input, int n, double *losses)
   real *gen = arena + cap * ARENA_PER_SAMPLE + 0;
   TIMED(0, compute_encoder_dense_1_tanh(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_tanh));
   TIMED(1, compute_decoder_dense_1_sigmoid(n, encoder_dense_1_tanh, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_sigmoid));
-  TIMED(28, compute_recon_mse(n, decoder_dense_1_sigmoid, input, recon_mse));
+  TIMED(23, compute_recon_mse(n, decoder_dense_1_sigmoid, input, recon_mse));
   TIMED(3, compute_recon_l2(ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, recon_l2));
   TIMED(4, compute_recon_l2_2(ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, recon_l2_2));
-  TIMED(29, compute_recon_v2(recon_l2, recon_l2_2, constant, recon_mse, recon));
-  TIMED(18, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
-  TIMED(30, compute_critic_dense_2(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, critic_dense_2));
-  TIMED(31, compute_gen(n, critic_dense_2, constant_2, gen));
+  TIMED(24, compute_recon_v2(recon_l2, recon_l2_2, constant, recon_mse, recon));
+  TIMED(16, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
+  TIMED(25, compute_critic_dense_2(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, critic_dense_2));
+  TIMED(26, compute_gen(n, critic_dense_2, constant_2, gen));
   losses[0] = recon[0];  // recon
   losses[1] = gen[0];  // gen
 }
@@ -1410,12 +1385,12 @@ static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, rea
     memcpy(out, decoder_dense_1_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_1_SIGMOID_SIZE);
     return;
   }
-  TIMED(18, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
+  TIMED(16, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
   if (layer == 2) {  // critic.dense_1
     memcpy(out, critic_dense_1_leaky_relu, sizeof(real) * (size_t)n * CRITIC_DENSE_1_LEAKY_RELU_SIZE);
     return;
   }
-  TIMED(32, compute_critic_dense_2_sigmoid(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, critic_dense_2_sigmoid));
+  TIMED(27, compute_critic_dense_2_sigmoid(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, critic_dense_2_sigmoid));
   if (layer == 3) {  // critic.dense_2
     memcpy(out, critic_dense_2_sigmoid, sizeof(real) * (size_t)n * CRITIC_DENSE_2_SIGMOID_SIZE);
     return;
@@ -1477,23 +1452,18 @@ static const aert_kernel kernels[] = {
   {"compute_recon_grad_decoder_dense_1_kernel", 7, 0, 256, 0},
   {"compute_recon_grad_encoder_dense_1_kernel", 7, 0, 256, 0},
   {"compute_recon_grad_decoder_dense_1", 4, 32, 0, 0},
-  {"compute_dense_grad_kernel", 4, 512, 0, 1},
-  {"compute_recon_grad_decoder_dense_1_bias", 4, 32, 0, 0},
+  {"compute_dense_grad_kernel", 4, 544, 0, 1},
   {"compute_recon_grad_decoder_dense_1_kernel_2", 4, 0, 256, 0},
   {"compute_recon_grad_encoder_dense_1", 4, 520, 0, 1},
-  {"compute_dense_grad_kernel_2", 3, 512, 0, 1},
-  {"compute_recon_grad_encoder_dense_1_bias", 3, 8, 0, 0},
+  {"compute_dense_grad_kernel_2", 3, 520, 0, 1},
   {"compute_recon_grad_encoder_dense_1_kernel_2", 3, 0, 256, 0},
   {"compute_critic_dense_1_leaky_relu", 5, 72, 0, 1},
   {"compute_gen_grad_critic_dense_2", 5, 12, 0, 1},
-  {"compute_gen_grad_critic_dense_2_kernel", 5, 8, 0, 1},
-  {"compute_gen_grad_critic_dense_2_bias", 5, 1, 0, 0},
+  {"compute_gen_grad_critic_dense_2_kernel", 5, 9, 0, 1},
   {"compute_gen_grad_critic_dense_1", 5, 12, 0, 1},
-  {"compute_gen_grad_critic_dense_1_kernel", 5, 64, 0, 1},
-  {"compute_gen_grad_critic_dense_1_bias", 5, 4, 0, 0},
+  {"compute_gen_grad_critic_dense_1_kernel", 5, 68, 0, 1},
   {"compute_gen_grad_encoder_dense_1", 5, 72, 0, 1},
-  {"compute_gen_grad_encoder_dense_1_kernel", 3, 512, 0, 1},
-  {"compute_gen_grad_encoder_dense_1_bias", 3, 8, 0, 0},
+  {"compute_gen_grad_encoder_dense_1_kernel", 3, 520, 0, 1},
   {"compute_recon_mse", 7, 64, 0, 0},
   {"compute_recon_v2", 7, 0, 3, 0},
   {"compute_critic_dense_2", 5, 9, 0, 1},
