@@ -471,20 +471,14 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
     real column_factors[GEMM_COLS];
     for (int j = 0; j < GEMM_COLS; j++) column_factors[j] = 1;
     for (int r = 0; r < rows; r++) {
-      real terms[GEMM_COLS];  // a loop of reals alone vectorizes with libmvec (see emit_loss_group)
-      real factors[GEMM_COLS];
 #pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
-        terms[j] = (v0 > 0 ? v0 : 0) - v0 * d[at];  // bce_logits, but for the logarithm of
-        factors[j] = 1 + exp_nonpositive(-fabs(v0));  // bce_logits
+        column_sums[j] += (v0 > 0 ? v0 : 0) - v0 * d[at];  // bce_logits, but for the logarithm of
+        column_factors[j] *= 1 + exp_nonpositive(-fabs(v0));  // bce_logits
         out[at] = e[0] * ((v0 >= 0 ? 1 : exp_nonpositive(-fabs(v0))) - d[at] * (1 + exp_nonpositive(-fabs(v0)))) / ((1 + exp_nonpositive(-fabs(v0))) * (real)count);  // bce_logits_grad
       }
-#pragma omp simd
-      for (int j = 0; j < cols; j++) column_sums[j] += terms[j];
-#pragma omp simd
-      for (int j = 0; j < cols; j++) column_factors[j] *= factors[j];
     }
 #pragma omp simd
     for (int j = 0; j < cols; j++) column_sums[j] += log(column_factors[j]);
