@@ -29,10 +29,16 @@ void aert_apply_threads(const aert_options *options, aert_ctx *ctx) {
 void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch) {
   size_t size = data->sample_size;
   // A batch of Fashion-MNIST is 800 KB of copying, a few percent of a small
-  // model's step: both cores share it.
+  // model's step: both cores share it. Each asks for its next row while it
+  // copies this one, which the hardware cannot guess (the rows are shuffled):
+  // simple.ae +2% (6 alternating runs of 3 epochs, all faster).
 #pragma omp parallel for schedule(static) if ((size_t)n * size >= 65536)
   for (int i = 0; i < n; i++) {
     size_t row = order ? order[first + (size_t)i] : first + (size_t)i;
+    if (i + 1 < n) {
+      const char *next = (const char *)(data->x + (order ? order[first + (size_t)i + 1] : first + (size_t)i + 1) * size);
+      for (size_t byte = 0; byte < size * sizeof *batch; byte += 64) __builtin_prefetch(next + byte);
+    }
     memcpy(batch + (size_t)i * size, data->x + row * size, size * sizeof *batch);
   }
 }
