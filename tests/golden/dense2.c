@@ -316,6 +316,47 @@ static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, 
   if (r < rows) gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc);
 }
 
+typedef int32_t vlane_index __attribute__((vector_size(64)));  // a shuffle's lane numbers
+
+// r[i][j] becomes r[j][i]: each round swaps one bit of the row index with the
+// same bit of the lane index through two-vector shuffles.
+static inline __attribute__((always_inline)) void transpose_square(vreal r[VL]) {
+#pragma GCC unroll 4
+  for (int bit = 1; bit < VL; bit *= 2) {
+    vlane_index low, high;
+    for (int j = 0; j < VL; j++) {
+      low[j] = j & bit ? VL + j - bit : j;
+      high[j] = j & bit ? VL + j : j + bit;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < VL; i++)
+      if (!(i & bit)) {
+        const vreal x = r[i], y = r[i | bit];
+        r[i] = __builtin_shuffle(x, y, low);
+        r[i | bit] = __builtin_shuffle(x, y, high);
+      }
+  }
+}
+
+// panel[k][j] = b[(j0 + j) * depth + k] for k < depth and j < cols, zeros for j
+// from cols to GEMM_COLS: a column block of b^T, VL x VL elements at a time.
+static inline __attribute__((always_inline)) void pack_transposed(real *restrict panel, const real *restrict b,
+                                                                  int depth, int j0, int cols) {
+  const int squares = depth / VL * VL;
+  for (int k0 = 0; k0 < squares; k0 += VL)
+    for (int half = 0; half < 2; half++) {
+      vreal r[VL];
+#pragma GCC unroll 16
+      for (int i = 0; i < VL; i++)
+        r[i] = half * VL + i < cols ? *(const vreal_unaligned *)(b + (size_t)(j0 + half * VL + i) * depth + k0) : (vreal){0};
+      transpose_square(r);
+#pragma GCC unroll 16
+      for (int i = 0; i < VL; i++) *(vreal *)(panel + (size_t)(k0 + i) * GEMM_COLS + half * VL) = r[i];
+    }
+  for (int k = squares; k < depth; k++)
+    for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * depth + k] : 0;
+}
+
 // The deepest batch whose kernel-gradient product packs b, a block of columns at a
 // time, into a [depth][GEMM_COLS] panel on the thread's stack (see the kernels);
 // -DAEC_PANEL_DEPTH=0 sends every batch through the in-place path (the tests do).
@@ -560,7 +601,7 @@ static void compute_grad_decoder_dense_1(int n, const real *restrict a, const re
   {
   const int j0 = 0, cols = N;
   real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
-  for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
+  pack_transposed(panel, b, K, j0, cols);
   int first, last;
   thread_rows(n, &first, &last);
   for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
@@ -645,7 +686,7 @@ static void compute_grad_encoder_dense_2(int n, const real *restrict a, const re
   {
   const int j0 = 0, cols = N;
   real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
-  for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
+  pack_transposed(panel, b, K, j0, cols);
   int first, last;
   thread_rows(n, &first, &last);
   for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
@@ -730,7 +771,7 @@ static void compute_grad_encoder_dense_1(int n, const real *restrict a, const re
   {
   const int j0 = 0, cols = N;
   real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
-  for (int k0 = 0; k0 < K; k0 += 16) for (int j = 0; j < GEMM_COLS; j++) for (int k = k0; k < k0 + 16 && k < K; k++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * K + k] : 0;
+  pack_transposed(panel, b, K, j0, cols);
   int first, last;
   thread_rows(n, &first, &last);
   for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
