@@ -457,8 +457,9 @@ static const OpInfo op_table[OP_COUNT] = {
                          .shape = shape_same},
     [OP_TANH] = {.name = "tanh", .n_inputs = 1, ELEMENTWISE("tanh($0)"), .shape = shape_same, .vjp = vjp_tanh},
     [OP_TANH_GRAD] = {.name = "tanh_grad", .n_inputs = 2, ELEMENTWISE("$1 * (1 - $0 * $0)"), .shape = shape_same},
-    [OP_SOFTPLUS] = {.name = "softplus", .n_inputs = 1, ELEMENTWISE("($0 > 0 ? $0 : 0) + log1p(exp_nonpositive(-fabs($0)))"),
-                     .shape = shape_same, .vjp = vjp_softplus},
+    [OP_SOFTPLUS] = {.name = "softplus", .n_inputs = 1,
+                     ELEMENTWISE("($0 > 0 ? $0 : 0) + log1p(exp_nonpositive(-fabs($0)))"), .shape = shape_same,
+                     .vjp = vjp_softplus},
     [OP_SOFTPLUS_GRAD] = {.name = "softplus_grad", .n_inputs = 2, ELEMENTWISE("$1 / (1 + exp(-$0))"),
                           .shape = shape_same},
 
@@ -493,7 +494,8 @@ static const OpInfo op_table[OP_COUNT] = {
                      ELEMENTWISE("$2 * ($0 - $1) / (fmax($0 * (1 - $0), (real)1e-12) * $count)"),
                      .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     [OP_BCE_GRAD_TARGET] = {.name = "bce_grad_target", .n_inputs = 3,
-                            ELEMENTWISE("$2 * (fmax(log(1 - $0), (real)-100) - fmax(log($0), (real)-100)) * $per_count"),
+                            ELEMENTWISE("$2 * (fmax(log(1 - $0), (real)-100) - fmax(log($0), (real)-100))"
+                                        " * $per_count"),
                             .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     // bce(sigmoid(z), t) computed from the logits z: never takes log(0). Its
     // gradient writes sigmoid(z) with the same exp(-|z|) as the loss, so the
@@ -507,10 +509,12 @@ static const OpInfo op_table[OP_COUNT] = {
     // were two; multiplying by 1/count instead made -O2 and -O0 round apart
     // (adversarial.ae's losses 1e-4 apart by batch 4, 7e-3 by batch 9).
     [OP_BCE_LOGITS] = {.name = "bce_logits", .n_inputs = 2,
-                       LOG_SPLIT_REDUCE("($0 > 0 ? $0 : 0) - $0 * $1", "1 + exp_nonpositive(-fabs($0))", DIVIDE_BY_COUNT),
+                       LOG_SPLIT_REDUCE("($0 > 0 ? $0 : 0) - $0 * $1", "1 + exp_nonpositive(-fabs($0))",
+                                        DIVIDE_BY_COUNT),
                        .shape = shape_loss, .vjp = vjp_bce_logits, .gradient_op = OP_BCE_LOGITS_GRAD},
     [OP_BCE_LOGITS_GRAD] = {.name = "bce_logits_grad", .n_inputs = 3,
-                            ELEMENTWISE("$2 * (($0 >= 0 ? 1 : exp_nonpositive(-fabs($0))) - $1 * (1 + exp_nonpositive(-fabs($0))))"
+                            ELEMENTWISE("$2 * (($0 >= 0 ? 1 : exp_nonpositive(-fabs($0)))"
+                                        " - $1 * (1 + exp_nonpositive(-fabs($0))))"
                                         " / ((1 + exp_nonpositive(-fabs($0))) * $count)"),
                             .divisor = DIVIDE_BY_COUNT, .shape = shape_loss_grad},
     [OP_BCE_LOGITS_GRAD_TARGET] = {.name = "bce_logits_grad_target", .n_inputs = 3,
