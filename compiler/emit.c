@@ -291,6 +291,21 @@ static void expand_with(Emitter *e, const Node *node, const char *tmpl, char ope
   }
 }
 
+// Member m's expression at element `at` (the product kernels' epilogues): its
+// template with operands that are earlier members' values (vK) or the group's
+// inputs (a letter, [at] or [0]).
+void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
+  expand_member_text(e, group, m, inputs, n_inputs, op_info(e->graph->nodes[group->members[m]].op)->expr);
+}
+
+// As expand_member, for another template of the member's op (OpInfo.rest, .log_factor).
+void expand_member_text(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs, const char *text) {
+  const Node *node = &e->graph->nodes[group->members[m]];
+  char operands[MAX_INPUTS][64];
+  member_operands(e->graph, group, m, inputs, n_inputs, "at", operands);
+  expand_with(e, node, text, operands, "at", "(real)count", node->shape.batched ? "(real)n" : "1");
+}
+
 // Writes `const real vK = ...;` for members from..to-1 at `index`.
 static void emit_member_chain(Emitter *e, const Group *group, int from, int to, const int *inputs, int n_inputs,
                               const char *index, const char *indent) {

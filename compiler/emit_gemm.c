@@ -295,41 +295,6 @@ static void emit_block_loop_end(Emitter *e, bool pack) {
 
 static const char *letter(int i) { return group_param_name(i); }
 
-// Member m's expression at element `at`: its template with operands that are
-// earlier members' values (vK) or the group's inputs (a letter, [at] or [0]).
-void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
-  expand_member_text(e, group, m, inputs, n_inputs, op_info(e->graph->nodes[group->members[m]].op)->expr);
-}
-
-// As expand_member, for another template of the member's op (OpInfo.rest, .log_factor).
-void expand_member_text(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs, const char *text) {
-  const Graph *g = e->graph;
-  const Node *node = &g->nodes[group->members[m]];
-  for (const char *p = text; *p; p++) {
-    if (*p == '$' && p[1] >= '0' && p[1] <= '3') {
-      int in = node->inputs[p[1] - '0'];
-      bool done = false;
-      for (int k = 0; k < m && !done; k++)
-        if (group->members[k] == in) fprintf(e->out, "v%d", k), done = true;
-      for (int k = 0; k < n_inputs && !done; k++)
-        if (inputs[k] == in)
-          fprintf(e->out, "%s[%s]", letter(k), shape_is_scalar(g->nodes[in].shape) ? "0" : "at"), done = true;
-      p++;
-    } else if (*p == '$' && strncmp(p + 1, "attr", 4) == 0) {
-      fprintf(e->out, "(real)%.17g", node->attr[p[5] - '0']);
-      p += 5;
-    } else if (*p == '$' && strncmp(p + 1, "count", 5) == 0) {
-      fprintf(e->out, "(real)count");
-      p += 5;
-    } else if (*p == '$' && strncmp(p + 1, "per_count", 9) == 0) {
-      fprintf(e->out, "(1 / (real)count)");
-      p += 9;
-    } else {
-      fputc(*p, e->out);
-    }
-  }
-}
-
 // The epilogue: members 1.. of the group applied to v0 at element `at`.
 static void emit_epilogue(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *first_value) {
   const Graph *g = e->graph;
