@@ -353,6 +353,8 @@ void emit_line(Emitter *emitter, const char *fmt, ...) __attribute__((format(pri
 // `static void NAME(int n, const real *restrict NAMES[0], ..., real *restrict
 // NAMES[n_inputs]) {`. `n` is there when anything is batched.
 void emit_kernel_open(Emitter *emitter, const Node *node, const char *const *arg_names, const char *formula);
+// The bias gradient's loop: dbias[j] = sum over the batch of dy[i][j], j < columns.
+void emit_column_sums(Emitter *emitter, const char *dy, const char *dbias, const char *columns);
 // The per-sample size constant of a node: ENCODER_DENSE_1_SIZE.
 const char *size_const(const Graph *graph, int node, char *buf, size_t size);
 bool node_uses_batch(const Graph *graph, const Node *node);

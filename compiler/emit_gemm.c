@@ -387,11 +387,13 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   emit_line(e, "}");
 }
 
+// The kernel's parameters in emit_call's order: the inputs, a kernel gradient's
+// bias gradient (Group.second_output), the output, the scratch.
 static void emit_signature(Emitter *e, const char *name, const Group *group, int n_inputs, bool batch, bool scratch) {
-  (void)group;
   fprintf(e->out, "static void %s(", name);
   if (batch) fprintf(e->out, "int n, ");
   for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
+  if (group->second_output >= 0) fprintf(e->out, "real *restrict bias, ");
   fprintf(e->out, "real *restrict out%s) {\n", scratch ? ", real *restrict scratch" : "");
 }
 
@@ -481,13 +483,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_comment(e, group, inputs, n_inputs,
                  bias ? "out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums"
                       : "out[M][N] = a[n][M]^T . b[n][N], summed over the batch");
-    if (bias) {
-      fprintf(e->out, "static void %s(int n, ", name);
-      for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
-      fprintf(e->out, "real *restrict bias, real *restrict out) {\n");
-    } else {
-      emit_signature(e, name, group, n_inputs, true, false);
-    }
+    emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
     emit_row_blocks(e, "M", true);
     emit_line(e, "  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep");
@@ -508,15 +504,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_line(e, "  }");
     emit_line(e, "  return;");
     emit_line(e, "  }");
-    if (bias) {
-      emit_line(e, "#pragma omp parallel for schedule(static)");
-      emit_line(e, "  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {");
-      emit_line(e, "    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;");
-      emit_line(e, "    for (int j = j0; j < j1; j++) bias[j] = 0;");
-      emit_line(e, "    for (int i = 0; i < n; i++)");
-      emit_line(e, "      for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];");
-      emit_line(e, "  }");
-    }
+    if (bias) emit_column_sums(e, "b", "bias", "N");
     emit_blocks_open(e, "M", NULL);
     emit_line(e, "    gemm_tile(rows, cols, cols, n, a + i0, 1, M, b + j0, N, out + (size_t)i0 * N + j0, N);");
     emit_block_loop_end(e, false);

@@ -198,19 +198,27 @@ static void emit_dense_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
+// dbias[j] = the sum over the batch of dy[i][j], for j < `columns` (a constant's
+// name): threads take blocks of 64 columns, each column summed in batch order.
+// A kernel gradient that writes its bias gradient runs the same loop for the
+// batches it does not pack (emit_gemm.c).
+void emit_column_sums(Emitter *e, const char *dy, const char *dbias, const char *columns) {
+  emit_line(e, "  // Threads take blocks of columns; each column is summed in batch order.");
+  emit_line(e, "#pragma omp parallel for schedule(static) if ((size_t)n * %s >= 65536)", columns);
+  emit_line(e, "  for (int j0 = 0; j0 < %s; j0 += 64) {", columns);
+  emit_line(e, "    const int j1 = j0 + 64 < %s ? j0 + 64 : %s;", columns, columns);
+  emit_line(e, "    for (int j = j0; j < j1; j++) %s[j] = 0;", dbias);
+  emit_line(e, "    for (int i = 0; i < n; i++)");
+  emit_line(e, "      for (int j = j0; j < j1; j++) %s[j] += %s[(size_t)i * %s + j];", dbias, dy, columns);
+  emit_line(e, "  }");
+}
+
 static void emit_bias_grad(Emitter *e, const Node *node) {
   char out[512];
   size_const(e->graph, node->id, out, sizeof out);
   emit_kernel_open(e, node, (const char *const[]){"dy", "dbias"}, "dbias[OUT] = sum over the batch of dy[n][OUT]");
-  emit_line(e, "  enum { OUT = %s, COLUMNS = 64 };", out);
-  emit_line(e, "  // Threads take blocks of columns; each column is summed in batch order.");
-  emit_line(e, "#pragma omp parallel for schedule(static) if ((size_t)n * OUT >= 65536)");
-  emit_line(e, "  for (int j0 = 0; j0 < OUT; j0 += COLUMNS) {");
-  emit_line(e, "    const int j1 = j0 + COLUMNS < OUT ? j0 + COLUMNS : OUT;");
-  emit_line(e, "    for (int j = j0; j < j1; j++) dbias[j] = 0;");
-  emit_line(e, "    for (int i = 0; i < n; i++)");
-  emit_line(e, "      for (int j = j0; j < j1; j++) dbias[j] += dy[(size_t)i * OUT + j];");
-  emit_line(e, "  }");
+  emit_line(e, "  enum { OUT = %s };", out);
+  emit_column_sums(e, "dy", "dbias", "OUT");
   emit_line(e, "}");
 }
 

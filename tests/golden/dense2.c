@@ -571,9 +571,10 @@ static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, c
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -656,9 +657,10 @@ static void compute_grad_decoder_dense_1_kernel(int n, const real *restrict a, c
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -741,9 +743,10 @@ static void compute_grad_encoder_dense_2_kernel(int n, const real *restrict a, c
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -826,9 +829,10 @@ static void compute_grad_encoder_dense_1_kernel(int n, const real *restrict a, c
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];

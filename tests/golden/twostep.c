@@ -674,9 +674,10 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -774,9 +775,10 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -932,9 +934,10 @@ static void compute_gen_grad_critic_dense_2_kernel(int n, const real *restrict a
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -1017,9 +1020,10 @@ static void compute_gen_grad_critic_dense_1_kernel(int n, const real *restrict a
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
@@ -1102,9 +1106,10 @@ static void compute_gen_grad_encoder_dense_1_kernel(int n, const real *restrict 
   }
   return;
   }
-#pragma omp parallel for schedule(static)
-  for (int j0 = 0; j0 < N; j0 += GEMM_COLS) {
-    const int j1 = j0 + GEMM_COLS < N ? j0 + GEMM_COLS : N;
+  // Threads take blocks of columns; each column is summed in batch order.
+#pragma omp parallel for schedule(static) if ((size_t)n * N >= 65536)
+  for (int j0 = 0; j0 < N; j0 += 64) {
+    const int j1 = j0 + 64 < N ? j0 + 64 : N;
     for (int j = j0; j < j1; j++) bias[j] = 0;
     for (int i = 0; i < n; i++)
       for (int j = j0; j < j1; j++) bias[j] += b[(size_t)i * N + j];
