@@ -154,7 +154,8 @@ bool aert_trace_batch(aert_trace *trace, const aert_model *model, const aert_ctx
 bool aert_trace_close(aert_trace *trace);
 
 // commands.c, shared by the commands: the data set a command works on, checked
-// against the model's input; the threads setting; the test losses of a data
+// against the model's input; the threads setting (and subnormals flushed to
+// zero in every thread); the test losses of a data
 // set (means weighted by batch size) into losses[model->n_losses].
 aert_dataset *aert_load_model_data(const aert_model *model, const char *spec);
 void aert_apply_threads(const aert_options *options, aert_ctx *ctx);
