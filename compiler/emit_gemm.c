@@ -242,13 +242,20 @@ static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constan
   }
 }
 
-// A forward product's packed tile, asking for this row block's share of the
-// weight rows of the next column block (gemm_tile_ahead).
-static void emit_forward_tile(Emitter *e) {
+// A packed tile that asks for this row block's share of the rows its thread
+// packs next (gemm_tile_ahead): of the weight b[K][N] for a forward product,
+// rows N apart; of b[N][K] for an input gradient, whose next panel is
+// next_cols rows of K in a row, asked for as K stretches of next_cols.
+static void emit_tile_ahead(Emitter *e, bool transposed) {
   emit_line(e, "    const int share = (K + row_blocks - 1) / row_blocks, first = i0 / GEMM_ROWS * share;");
-  emit_line(e, "    const real *ahead = j0 + GEMM_COLS < N && first < K ? b + (size_t)first * N + j0 + GEMM_COLS : NULL;");
+  if (transposed) {
+    emit_line(e, "    const int next_cols = N - j0 - GEMM_COLS < GEMM_COLS ? N - j0 - GEMM_COLS : GEMM_COLS;");
+    emit_line(e, "    const real *ahead = next_cols > 0 && first < K ? b + (size_t)(j0 + GEMM_COLS) * K + (size_t)first * next_cols : NULL;");
+  } else {
+    emit_line(e, "    const real *ahead = j0 + GEMM_COLS < N && first < K ? b + (size_t)first * N + j0 + GEMM_COLS : NULL;");
+  }
   emit_line(e, "    gemm_tile_ahead(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N,");
-  emit_line(e, "                    ahead, K - first < share ? K - first : share, N);");
+  emit_line(e, "                    ahead, K - first < share ? K - first : share, %s);", transposed ? "next_cols" : "N");
 }
 
 // The panel of a weight b[K][N] read as is (a forward product).
@@ -364,7 +371,7 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   if (pack) emit_line(e, "  enum { DEPTH = K };");
   emit_blocks_open(e, "n", pack ? PACK_WEIGHT : NULL);
   if (pack) {
-    emit_forward_tile(e);
+    emit_tile_ahead(e, false);
   } else {
     emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
   }
@@ -475,7 +482,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
       if (one_column_block(e, lead))  // no next column block to ask for
         emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
       else
-        emit_forward_tile(e);
+        emit_tile_ahead(e, false);
     } else {
       braced = emit_product_loop(e, lead, NULL);
       emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
@@ -491,7 +498,10 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
       emit_signature(e, name, group, n_inputs, true, false);
       emit_line(e, "  enum { K = %s, N = %s, DEPTH = K };", in, out);
       const bool braced = emit_product_loop(e, lead, "pack_transposed(panel, b, K, j0, cols);");
-      emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+      if (one_column_block(e, lead))
+        emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+      else
+        emit_tile_ahead(e, true);
       emit_epilogue(e, group, inputs, n_inputs, "out[at]");
       emit_block_loop_end(e, braced);
       return;
