@@ -242,11 +242,29 @@ static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constan
   }
 }
 
-// A packed tile that asks for this row block's share of the rows its thread
-// packs next (gemm_tile_ahead): of the weight b[K][N] for a forward product,
-// rows N apart; of b[N][K] for an input gradient, whose next panel is
-// next_cols rows of K in a row, asked for as K stretches of next_cols.
-static void emit_tile_ahead(Emitter *e, bool transposed) {
+static bool one_column_block(const Emitter *e, const Node *lead) {
+  const size_t gemm_cols = e->options->dtype == DTYPE_F64 ? 16 : 32;  // GEMM_COLS: two 64-byte vectors
+  return shape_size(lead->shape) <= gemm_cols;
+}
+
+// Weights from this size up are asked for ahead (gemm_tile_ahead): smaller ones
+// stay in the caches from one step to the next (simple.ae's and deep.ae's,
+// 100-400 KB, gained nothing), and the large model's products that gained most
+// read weights of 2-3 MB.
+enum { AHEAD_MIN_BYTES = 1 << 20 };
+
+// A packed forward or input-gradient tile (the weight is the lead's input 1).
+// With more than one column block and a weight of AHEAD_MIN_BYTES or more, it
+// asks for this row block's share of the rows its thread packs next
+// (gemm_tile_ahead): of the weight b[K][N] for a forward product, rows N
+// apart; of b[N][K] for an input gradient, whose next panel is next_cols rows
+// of K in a row, asked for as K stretches of next_cols.
+static void emit_packed_tile(Emitter *e, const Node *lead, bool transposed) {
+  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4;
+  if (one_column_block(e, lead) || shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size < AHEAD_MIN_BYTES) {
+    emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
+    return;
+  }
   emit_line(e, "    const int share = (K + row_blocks - 1) / row_blocks, first = i0 / GEMM_ROWS * share;");
   if (transposed) {
     emit_line(e, "    const int next_cols = N - j0 - GEMM_COLS < GEMM_COLS ? N - j0 - GEMM_COLS : GEMM_COLS;");
@@ -309,11 +327,6 @@ static void emit_row_split_open(Emitter *e, const char *pack) {
   emit_line(e, "    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;");
 }
 
-static bool one_column_block(const Emitter *e, const Node *lead) {
-  const size_t gemm_cols = e->options->dtype == DTYPE_F64 ? 16 : 32;  // GEMM_COLS: two 64-byte vectors
-  return shape_size(lead->shape) <= gemm_cols;
-}
-
 // The forward and input-gradient products' loop: by rows when there is one
 // column block, else over 14 x 32 blocks.
 static bool emit_product_loop(Emitter *e, const Node *lead, const char *pack) {
@@ -371,7 +384,7 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   if (pack) emit_line(e, "  enum { DEPTH = K };");
   emit_blocks_open(e, "n", pack ? PACK_WEIGHT : NULL);
   if (pack) {
-    emit_tile_ahead(e, false);
+    emit_packed_tile(e, lead, false);
   } else {
     emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
   }
@@ -479,10 +492,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     if (packs_panels(g, lead)) {
       emit_line(e, "  enum { DEPTH = K };");
       braced = emit_product_loop(e, lead, PACK_WEIGHT);
-      if (one_column_block(e, lead))  // no next column block to ask for
-        emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
-      else
-        emit_tile_ahead(e, false);
+      emit_packed_tile(e, lead, false);
     } else {
       braced = emit_product_loop(e, lead, NULL);
       emit_line(e, "    gemm_tile(rows, cols, cols, K, a + (size_t)i0 * K, K, 1, b + j0, N, out + (size_t)i0 * N + j0, N);");
@@ -498,10 +508,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
       emit_signature(e, name, group, n_inputs, true, false);
       emit_line(e, "  enum { K = %s, N = %s, DEPTH = K };", in, out);
       const bool braced = emit_product_loop(e, lead, "pack_transposed(panel, b, K, j0, cols);");
-      if (one_column_block(e, lead))
-        emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
-      else
-        emit_tile_ahead(e, true);
+      emit_packed_tile(e, lead, true);
       emit_epilogue(e, group, inputs, n_inputs, "out[at]");
       emit_block_loop_end(e, braced);
       return;

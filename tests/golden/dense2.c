@@ -523,10 +523,7 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
       for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    const int share = (K + row_blocks - 1) / row_blocks, first = i0 / GEMM_ROWS * share;
-    const real *ahead = j0 + GEMM_COLS < N && first < K ? b + (size_t)first * N + j0 + GEMM_COLS : NULL;
-    gemm_tile_ahead(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N,
-                    ahead, K - first < share ? K - first : share, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     // A block's at most 14 terms a column are summed in real, the columns in double.
     real column_sums[GEMM_COLS] = {0};
     // The terms' logarithms: one of each column's product of factors (each in [1, 2]).
@@ -891,10 +888,7 @@ static void compute_decoder_dense_2(int n, const real *restrict a, const real *r
       for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    const int share = (K + row_blocks - 1) / row_blocks, first = i0 / GEMM_ROWS * share;
-    const real *ahead = j0 + GEMM_COLS < N && first < K ? b + (size_t)first * N + j0 + GEMM_COLS : NULL;
-    gemm_tile_ahead(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N,
-                    ahead, K - first < share ? K - first : share, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
@@ -944,10 +938,7 @@ static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const
       for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
       packed = j0;
     }
-    const int share = (K + row_blocks - 1) / row_blocks, first = i0 / GEMM_ROWS * share;
-    const real *ahead = j0 + GEMM_COLS < N && first < K ? b + (size_t)first * N + j0 + GEMM_COLS : NULL;
-    gemm_tile_ahead(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N,
-                    ahead, K - first < share ? K - first : share, N);
+    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
