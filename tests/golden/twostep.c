@@ -341,11 +341,12 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
 // c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a
 // batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent
 // sums, a quarter of what keeps the multipliers busy). A 14-row tile also asks
-// for the rows `ahead`: a forward product's share of the weight rows its thread
-// packs next. Packing a panel from a weight that Adam left in the other core's
-// cache or in L3 read rows N apart, which the hardware does not prefetch: 8% of
-// the 784-1000-500-250-30 model's first product. Asking for them spread over
-// the tiles before took its forward products from 255-262 to 271-277 GFLOP/s.
+// for the rows `ahead`: its share of the weight rows its thread packs next, for
+// a forward or input-gradient product with a weight of 1 MiB or more. Packing a
+// panel from a weight that Adam left in the other core's cache or in L3 read
+// rows N apart, which the hardware does not prefetch: 8% of the 784-1000-500-
+// 250-30 model's first product. Asking for them spread over the tiles before
+// took its forward products from 255-262 to 271-277 GFLOP/s.
 static inline __attribute__((always_inline)) void gemm_tile_ahead(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride) {
