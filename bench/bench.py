@@ -6,11 +6,15 @@ examples/conv.ae; a model aec cannot compile yet is named and skipped):
 
   * aec compiles it; the program writes its initial weights (train --epochs 0);
   * aec trains a fixed number of batches of Fashion-MNIST (BATCHES of BATCH),
-    with --profile for the time spent in its matrix kernels;
+    with --profile for the time spent in its matrix kernels; a model whose
+    run would end under MIN_SECONDS goes over those batches several times
+    (as epochs, each in a new order), the count fixed from one unmeasured run
+    first, so that a burst of noise on the shared machine cannot decide a
+    0.1-second run;
   * PyTorch trains the same model -- built from the program's own description
     (`./model describe`, interpreted op by op as tests/torch/check_torch.py
     does), from the same initial weights, on the same batches, with the same
-    optimizer, batch size and thread count;
+    optimizer, batch size, thread count and number of passes;
   * runs alternate (aec, PyTorch, aec, ...), RUNS of each, in fresh processes;
     the table shows medians, the ratio, GFLOP/s, the share of the machine's
     measured sgemm peak (numpy/OpenBLAS on 2048^3) and each run's peak memory;
@@ -26,6 +30,7 @@ and notes go to standard error.
 import argparse
 import gzip
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -102,6 +107,10 @@ def torch_worker(args):
     # Each batch is gathered from the shuffled data inside the timed loop, as a
     # training loop does and as aec's program does (its gather is in its time).
     batches = [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
+    rng = np.random.default_rng(args.seed + 1)
+    for _ in range(args.passes - 1):  # each further pass in a new order, as aec's epochs are
+        order = torch.from_numpy(rng.permutation(len(data)))
+        batches += [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
 
     def train(batch_list):
         for rows in batch_list:
@@ -116,7 +125,7 @@ def torch_worker(args):
     start = time.perf_counter()
     train(batches)
     seconds = time.perf_counter() - start
-    print(f"samples_per_s {args.batches * args.batch / seconds:.6g}")
+    print(f"samples_per_s {len(batches) * args.batch / seconds:.6g}")
     print(f"torch_version {torch.__version__}")
 
 
@@ -190,18 +199,25 @@ def bench_model(args, source, work, peak):
     subprocess.run([program, "train", "--epochs", "0", "--checkpoint", init], capture_output=True, check=True)
     data = os.path.join(work, "data.npy")
 
+    def aec_run(passes):
+        return peak_mib_of([program, "train", "--data", data, "--test", "none", "--epochs", str(passes), "--batch",
+                            str(args.batch), "--threads", str(args.threads), "--resume", init,
+                            "--checkpoint", os.path.join(work, f"{name}.run.safetensors"), "--profile"], work)
+
+    # One unmeasured run fixes the passes over the batches: enough for MIN_SECONDS.
+    seconds = args.batches * args.batch / figure(aec_run(1)[0], "warm_samples_per_s")
+    passes = max(1, math.ceil(args.min_seconds / seconds))
     aec_rates, torch_rates, aec_mem, torch_mem, gemm_rates = [], [], [], [], []
     torch_version = "?"
     for r in range(args.runs):
-        out, _, mib = peak_mib_of([program, "train", "--data", data, "--test", "none", "--epochs", "1", "--batch",
-                                   str(args.batch), "--threads", str(args.threads), "--resume", init,
-                                   "--checkpoint", os.path.join(work, f"{name}.run.safetensors"), "--profile"], work)
+        out, _, mib = aec_run(passes)
         aec_rates.append(figure(out, "warm_samples_per_s"))  # without the first batch, like PyTorch's warm-up
         gemm_rates.append(figure(out, "gemm_gflops") or 0.0)
         aec_mem.append(mib)
         out, _, mib = peak_mib_of([args.python, os.path.abspath(__file__), "--torch-worker", "--description",
                                    description, "--init", init, "--data", data, "--batch", str(args.batch),
-                                   "--batches", str(args.batches), "--threads", str(args.threads), "--seed", str(r)],
+                                   "--batches", str(args.batches), "--passes", str(passes), "--threads",
+                                   str(args.threads), "--seed", str(r)],
                                   work, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
         torch_rates.append(figure(out, "samples_per_s"))
         torch_version = next((line.split()[1] for line in out.splitlines() if line.startswith("torch_version")), "?")
@@ -214,7 +230,7 @@ def bench_model(args, source, work, peak):
             "torch_gflops": torch_rate * flops / 1e9, "peak": gflops / peak, "aec_mib": max(aec_mem),
             "torch_mib": max(torch_mem), "gemm_aec": gemm_aec, "gemm_blas": gemm_blas,
             "gemm_ratio": gemm_aec / gemm_blas if gemm_blas else 0.0, "torch_version": torch_version,
-            "aec_runs": aec_rates, "torch_runs": torch_rates}
+            "aec_runs": aec_rates, "torch_runs": torch_rates, "passes": passes}
 
 
 def main():
@@ -223,7 +239,10 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="the Python that runs PyTorch")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--min-seconds", type=float, default=1.0,
+                        help="pass over the batches often enough that each aec run lasts this long")
+    parser.add_argument("--passes", type=int, default=1, help="(the PyTorch worker's) passes over the batches")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--torch-worker", action="store_true")
     parser.add_argument("--description")
@@ -238,17 +257,18 @@ def main():
     work = tempfile.mkdtemp(prefix="aec-bench-")
     write_data(os.path.join(work, "data.npy"), args.batch * args.batches)
     peak = sgemm_peak(args.threads)
-    note(f"bench: {args.threads} threads, batch {args.batch}, {args.batches} batches a run, "
-         f"medians of {args.runs} alternating runs; sgemm 2048^3 (numpy/OpenBLAS): {peak:.0f} GFLOP/s")
+    note(f"bench: {args.threads} threads, batch {args.batch}, {args.batches} batches a pass, passes enough for "
+         f"{args.min_seconds:g} s of aec, medians of {args.runs} alternating runs; "
+         f"sgemm 2048^3 (numpy/OpenBLAS): {peak:.0f} GFLOP/s")
     print(f"sgemm_peak_gflops {peak:.6g}")
     results = [r for r in (bench_model(args, m, work, peak) for m in (args.models or MODELS)) if r]
     if results:
         note(f"PyTorch {results[0]['torch_version']} ({args.python})")
-    header = (f"{'model':<10} {'aec/s':>10} {'torch/s':>10} {'ratio':>6} {'aec GF/s':>9} {'torch GF/s':>10} "
+    header = (f"{'model':<10} {'passes':>6} {'aec/s':>10} {'torch/s':>10} {'ratio':>6} {'aec GF/s':>9} {'torch GF/s':>10} "
               f"{'peak':>6} {'gemm GF/s':>9} {'BLAS GF/s':>9} {'gemm':>6} {'aec MiB':>8} {'torch MiB':>9}")
     note(header)
     for r in results:
-        note(f"{r['name']:<10} {r['aec']:>10.0f} {r['torch']:>10.0f} {r['ratio']:>6.2f} {r['gflops']:>9.1f} "
+        note(f"{r['name']:<10} {r['passes']:>6} {r['aec']:>10.0f} {r['torch']:>10.0f} {r['ratio']:>6.2f} {r['gflops']:>9.1f} "
              f"{r['torch_gflops']:>10.1f} {100 * r['peak']:>5.0f}% {r['gemm_aec']:>9.1f} {r['gemm_blas']:>9.1f} "
              f"{r['gemm_ratio']:>6.2f} {r['aec_mib']:>8.0f} {r['torch_mib']:>9.0f}")
         print(f"speedup.{r['name']} {r['ratio']:.6g}")
