@@ -363,6 +363,33 @@ static void emit_epilogue(Emitter *e, const Group *group, const int *inputs, int
   emit_line(e, "      }");
 }
 
+// A block's rows of the loss kernel, `width` columns each: every value in
+// the loop is a real (no double sums), so it vectorizes with libmvec's calls
+// (see emit_loss_group); the column sums and factors are updated in it, where
+// copying the terms to arrays for separate loops cost simple.ae's loss kernel 5%.
+static void emit_loss_rows(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *width) {
+  const Graph *g = e->graph;
+  const OpInfo *loss_op = op_info(g->nodes[group->members[1]].op);
+  emit_line(e, "      for (int r = 0; r < rows; r++) {");
+  emit_line(e, "#pragma omp simd");
+  emit_line(e, "        for (int j = 0; j < %s; j++) {", width);
+  emit_line(e, "          const size_t at = (size_t)(i0 + r) * N + j0 + j;");
+  emit_line(e, "          const real v0 = out[at] + c[j0 + j];");
+  fprintf(e->out, "          column_sums[j] += ");
+  if (loss_op->log_factor) {
+    expand_member_text(e, group, 1, inputs, n_inputs, loss_op->rest);
+    fprintf(e->out, ";  // %s, but for the logarithm of\n          column_factors[j] *= ", loss_op->name);
+    expand_member_text(e, group, 1, inputs, n_inputs, loss_op->log_factor);
+  } else {
+    expand_member(e, group, 1, inputs, n_inputs);
+  }
+  fprintf(e->out, ";  // %s\n          out[at] = ", loss_op->name);
+  expand_member(e, group, 2, inputs, n_inputs);
+  fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[2]].op)->name);
+  emit_line(e, "        }");
+  emit_line(e, "      }");
+}
+
 // The last layer with its loss: each block adds its share of the loss to
 // its own partial sum (summed in block order afterwards, whatever the
 // threads) and writes the loss's gradient in place of the layer's output.
@@ -398,27 +425,13 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
     emit_line(e, "    real column_factors[GEMM_COLS];");
     emit_line(e, "    for (int j = 0; j < GEMM_COLS; j++) column_factors[j] = 1;");
   }
-  // Every value in the loop is a real (no double sums), so it vectorizes with
-  // libmvec's calls (see emit_loss_group); the column sums and factors are
-  // updated in it, where copying the terms to arrays for separate loops cost
-  // simple.ae's loss kernel 5%.
-  emit_line(e, "    for (int r = 0; r < rows; r++) {");
-  emit_line(e, "#pragma omp simd");
-  emit_line(e, "      for (int j = 0; j < cols; j++) {");
-  emit_line(e, "        const size_t at = (size_t)(i0 + r) * N + j0 + j;");
-  emit_line(e, "        const real v0 = out[at] + c[j0 + j];");
-  fprintf(e->out, "        column_sums[j] += ");
-  if (split_log) {
-    expand_member_text(e, group, 1, inputs, n_inputs, loss_op->rest);
-    fprintf(e->out, ";  // %s, but for the logarithm of\n        column_factors[j] *= ", loss_op->name);
-    expand_member_text(e, group, 1, inputs, n_inputs, loss_op->log_factor);
-  } else {
-    expand_member(e, group, 1, inputs, n_inputs);
-  }
-  fprintf(e->out, ";  // %s\n        out[at] = ", loss_op->name);
-  expand_member(e, group, 2, inputs, n_inputs);
-  fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[2]].op)->name);
-  emit_line(e, "      }");
+  // With a constant width, a full block's loop keeps its column sums and
+  // factors in registers and needs no masks: simple.ae's loss kernel took 9%
+  // less time than with the width `cols` alone.
+  emit_line(e, "    if (cols == GEMM_COLS) {");
+  emit_loss_rows(e, group, inputs, n_inputs, "GEMM_COLS");
+  emit_line(e, "    } else {");
+  emit_loss_rows(e, group, inputs, n_inputs, "cols");
   emit_line(e, "    }");
   if (split_log) {
     emit_line(e, "#pragma omp simd");

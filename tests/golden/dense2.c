@@ -530,14 +530,27 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
     // The terms' logarithms: one of each column's product of factors (each in [1, 2]).
     real column_factors[GEMM_COLS];
     for (int j = 0; j < GEMM_COLS; j++) column_factors[j] = 1;
-    for (int r = 0; r < rows; r++) {
+    if (cols == GEMM_COLS) {
+      for (int r = 0; r < rows; r++) {
 #pragma omp simd
-      for (int j = 0; j < cols; j++) {
-        const size_t at = (size_t)(i0 + r) * N + j0 + j;
-        const real v0 = out[at] + c[j0 + j];
-        column_sums[j] += (v0 > 0 ? v0 : 0) - v0 * d[at];  // bce_logits, but for the logarithm of
-        column_factors[j] *= 1 + exp_nonpositive(-fabs(v0));  // bce_logits
-        out[at] = e[0] * ((v0 >= 0 ? 1 : exp_nonpositive(-fabs(v0))) - d[at] * (1 + exp_nonpositive(-fabs(v0)))) / ((1 + exp_nonpositive(-fabs(v0))) * (real)count);  // bce_logits_grad
+        for (int j = 0; j < GEMM_COLS; j++) {
+          const size_t at = (size_t)(i0 + r) * N + j0 + j;
+          const real v0 = out[at] + c[j0 + j];
+          column_sums[j] += (v0 > 0 ? v0 : 0) - v0 * d[at];  // bce_logits, but for the logarithm of
+          column_factors[j] *= 1 + exp_nonpositive(-fabs(v0));  // bce_logits
+          out[at] = e[0] * ((v0 >= 0 ? 1 : exp_nonpositive(-fabs(v0))) - d[at] * (1 + exp_nonpositive(-fabs(v0)))) / ((1 + exp_nonpositive(-fabs(v0))) * (real)count);  // bce_logits_grad
+        }
+      }
+    } else {
+      for (int r = 0; r < rows; r++) {
+#pragma omp simd
+        for (int j = 0; j < cols; j++) {
+          const size_t at = (size_t)(i0 + r) * N + j0 + j;
+          const real v0 = out[at] + c[j0 + j];
+          column_sums[j] += (v0 > 0 ? v0 : 0) - v0 * d[at];  // bce_logits, but for the logarithm of
+          column_factors[j] *= 1 + exp_nonpositive(-fabs(v0));  // bce_logits
+          out[at] = e[0] * ((v0 >= 0 ? 1 : exp_nonpositive(-fabs(v0))) - d[at] * (1 + exp_nonpositive(-fabs(v0)))) / ((1 + exp_nonpositive(-fabs(v0))) * (real)count);  // bce_logits_grad
+        }
       }
     }
 #pragma omp simd
