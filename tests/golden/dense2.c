@@ -240,7 +240,7 @@ enum { GEMM_PREFETCH = 24 };
 // it asks for one of those rows every fourth k: see gemm_tile_ahead. A 14-row
 // block of a forward or input-gradient product also asks for the next block's
 // rows of a, which half come from the other core's cache the first time a
-// thread reads them: deep.ae's products went from 224 to 231 GFLOP/s (simple's
+// thread reads them: deep.ae's products went from 221 to 233 GFLOP/s (simple's
 // 181 to 184, the 784-1000-500-250-30 model's unchanged; medians of 5).
 static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
