@@ -241,7 +241,10 @@ enum { GEMM_PREFETCH = 24 };
 // block of a forward or input-gradient product also asks for the next block's
 // rows of a, which half come from the other core's cache the first time a
 // thread reads them: deep.ae's products went from 221 to 233 GFLOP/s (simple's
-// 181 to 184, the 784-1000-500-250-30 model's unchanged; medians of 5).
+// 181 to 184, the 784-1000-500-250-30 model's unchanged; medians of 5). A kernel
+// gradient's 14-row block asks to own the next block's lines of c, which it will
+// overwrite: the gradient Adam read a step ago is out of the caches by then (the
+// 784-1000-500-250-30 model's products +1.6%, deep's +1.2%, simple's unchanged).
 static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride) {
@@ -253,6 +256,8 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
       if (a_row == 1) {  // a read down its columns, a row of a for every k: ask for it early
         __builtin_prefetch(a + (size_t)(k + GEMM_PREFETCH) * a_k);
         __builtin_prefetch(a + (size_t)(k + GEMM_PREFETCH) * a_k + rows - 1);
+        if (rows == GEMM_ROWS && k % 8 == 0 && k / 8 < 2 * GEMM_ROWS)  // and for the next block of c, to write
+          __builtin_prefetch(c + (size_t)(GEMM_ROWS + k / 16) * ldc + k / 8 % 2 * VL, 1, 3);
       }
       if (a_k == 1 && rows == GEMM_ROWS)  // the next block's rows of a: a line of each every VL k
         for (int r = k % VL; r < GEMM_ROWS; r += VL) __builtin_prefetch(a + (size_t)(GEMM_ROWS + r) * a_row + k - k % VL, 0, 2);
