@@ -205,7 +205,9 @@ def bench_model(args, source, work, peak):
                             "--checkpoint", os.path.join(work, f"{name}.run.safetensors"), "--profile"], work)
 
     # One unmeasured run fixes the passes over the batches: enough for MIN_SECONDS.
-    seconds = args.batches * args.batch / figure(aec_run(1)[0], "warm_samples_per_s")
+    first = aec_run(1)[0]
+    rate = figure(first, "warm_samples_per_s") or figure(first, "samples_per_s")  # no warm rate from one batch
+    seconds = args.batches * args.batch / rate
     passes = max(1, math.ceil(args.min_seconds / seconds))
     aec_rates, torch_rates, aec_mem, torch_mem, gemm_rates = [], [], [], [], []
     torch_version = "?"
