@@ -32,6 +32,7 @@ import gzip
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -256,7 +257,14 @@ def main():
     if args.torch_worker:
         return torch_worker(args)
 
-    work = tempfile.mkdtemp(prefix="aec-bench-")
+    work = tempfile.mkdtemp(prefix="aec-bench-")  # about 230 MB: data, programs, checkpoints
+    try:
+        return bench(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench(args, work):
     write_data(os.path.join(work, "data.npy"), args.batch * args.batches)
     peak = sgemm_peak(args.threads)
     note(f"bench: {args.threads} threads, batch {args.batch}, {args.batches} batches a pass, passes enough for "
