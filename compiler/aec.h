@@ -246,6 +246,7 @@ typedef enum GroupKind {
   GROUP_GEMM_LOSS,    // the last dense product with the loss and its gradient as epilogue
   GROUP_ELEMENTWISE,  // a chain of elementwise ops in one loop
   GROUP_CONV,         // a stride-1 convolution with an elementwise epilogue (ops_conv.c)
+  GROUP_UNPOOL_GRADIENT,  // a maxpool's gradient with the activation gradient after it (ops_conv.c)
 } GroupKind;
 
 enum { MAX_GROUP = 8 };
@@ -342,6 +343,7 @@ void emit_group_comment(Emitter *emitter, const Group *group, const int *inputs,
 // Member m of a group as a C expression of element `at`: earlier members are v0, v1, ...
 void expand_member(Emitter *emitter, const Group *group, int m, const int *inputs, int n_inputs);
 void expand_member_text(Emitter *emitter, const Group *group, int m, const int *inputs, int n_inputs, const char *text);
+void expand_op_with(Emitter *emitter, const Node *node, const char *const *operands, int n_operands);
 // Scratch elements a group's kernel needs (a transposed kernel), or 0.
 size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
 
@@ -440,6 +442,8 @@ void emit_conv(Emitter *emitter, const Node *node);
 // A stride-1 conv takes the elementwise ops after it as its epilogue (pass_fuse.c).
 bool conv_takes_epilogue(const Node *node);
 void emit_conv_group(Emitter *emitter, const char *name, const Group *group);
+bool unpool_takes_gradient(const Graph *graph, const Node *unpool, const Node *reader);
+void emit_unpool_gradient_group(Emitter *emitter, const char *name, const Group *group);
 void emit_conv_grad_input(Emitter *emitter, const Node *node);
 void emit_conv_grad_kernel(Emitter *emitter, const Node *node);
 void emit_conv_grad_bias(Emitter *emitter, const Node *node);

@@ -306,6 +306,14 @@ void expand_member_text(Emitter *e, const Group *group, int m, const int *inputs
   expand_with(e, node, text, operands, "at", "(real)count", node->shape.batched ? "(real)n" : "1");
 }
 
+// An op's expression with its inputs given as C expressions: a kernel that
+// applies the op to values it holds (emit_unpool_gradient_group).
+void expand_op_with(Emitter *e, const Node *node, const char *const *operands, int n_operands) {
+  char copies[MAX_INPUTS][64];
+  for (int i = 0; i < MAX_INPUTS; i++) snprintf(copies[i], sizeof copies[i], "%s", i < n_operands ? operands[i] : "?");
+  expand_with(e, node, op_info(node->op)->expr, copies, "at", "(real)count", node->shape.batched ? "(real)n" : "1");
+}
+
 // Writes `const real vK = ...;` for members from..to-1 at `index`.
 static void emit_member_chain(Emitter *e, const Group *group, int from, int to, const int *inputs, int n_inputs,
                               const char *index, const char *indent) {
@@ -576,6 +584,7 @@ static void emit_kernels_of(Emitter *e, FunctionPlan *fp, KernelRegistry *regist
     case GROUP_LOSS: emit_loss_group(e, name, group); break;
     case GROUP_ELEMENTWISE: emit_elementwise_group(e, name, group); break;
     case GROUP_CONV: emit_conv_group(e, name, group); break;
+    case GROUP_UNPOOL_GRADIENT: emit_unpool_gradient_group(e, name, group); break;
     }
     fclose(e->out);
     e->out = target;

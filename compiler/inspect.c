@@ -121,6 +121,7 @@ static const char *group_kind_name(GroupKind kind) {
   case GROUP_ELEMENTWISE: return "elementwise";
   case GROUP_GEMM_LOSS: return "gemm+loss";
   case GROUP_CONV: return "conv";
+  case GROUP_UNPOOL_GRADIENT: return "unpool+gradient";
   default: return "other";
   }
 }

@@ -634,19 +634,32 @@ void emit_conv_grad_bias(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
-// The pooling geometry of a maxpool/unpool/unpool_grad node, x being the
-// pooled input. True when every window lies wholly inside x (no padding):
-// then the kernels below take the fast form.
-static bool emit_pool_enum(Emitter *e, const Node *node, Shape x) {
+// The padding above and left of x that a maxpool/unpool/unpool_grad node's
+// windows reach, x being the pooled input.
+static void pool_padding(Shape x, const Node *node, int *top, int *left) {
   int k = (int)node->attr[0];
   Shape p = pooled(x, node);
-  int pt = (p.dims[1] * k - x.dims[1]) / 2, pl = (p.dims[2] * k - x.dims[2]) / 2;
-  if (pt < 0) pt = 0;
-  if (pl < 0) pl = 0;
+  *top = (p.dims[1] * k - x.dims[1]) / 2, *left = (p.dims[2] * k - x.dims[2]) / 2;
+  if (*top < 0) *top = 0;
+  if (*left < 0) *left = 0;
+}
+
+// Every window lies wholly inside x (no padding): the kernels below take the fast form.
+static bool windows_inside(Shape x, const Node *node) {
+  int k = (int)node->attr[0], top, left;
+  Shape p = pooled(x, node);
+  pool_padding(x, node, &top, &left);
+  return top == 0 && left == 0 && p.dims[1] * k <= x.dims[1] && p.dims[2] * k <= x.dims[2];
+}
+
+// The pooling geometry as constants; true for the fast form (at -O1 and up).
+static bool emit_pool_enum(Emitter *e, const Node *node, Shape x) {
+  int top, left;
+  Shape p = pooled(x, node);
+  pool_padding(x, node, &top, &left);
   emit_line(e, "  enum { C = %d, H = %d, W = %d, OH = %d, OW = %d, K = %d, PT = %d, PL = %d };", x.dims[0], x.dims[1],
-            x.dims[2], p.dims[1], p.dims[2], k, pt, pl);
-  bool inside = pt == 0 && pl == 0 && p.dims[1] * k <= x.dims[1] && p.dims[2] * k <= x.dims[2];
-  return inside && e->options->opt_level > 0;
+            x.dims[2], p.dims[1], p.dims[2], (int)node->attr[0], top, left);
+  return windows_inside(x, node) && e->options->opt_level > 0;
 }
 
 // The loop over windows that finds each one's switch: `at`, the index in
@@ -706,22 +719,80 @@ void emit_maxpool(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
+// The fast form of unpool: every tap of every window is written, rows and
+// columns no window covers zeroed first. `gate`, when given, is an
+// activation's gradient (from its output) applied to v with the window's
+// largest x, the value at its switch (see unpool_takes_gradient).
+static void emit_unpool_rows(Emitter *e, const Node *node, Shape x, const char *v, const char *x_name,
+                             const Node *gate) {
+  if (pooled(x, node).dims[1] * (int)node->attr[0] < x.dims[1] || pooled(x, node).dims[2] * (int)node->attr[0] < x.dims[2])
+    emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
+  char v_at[64], note[120] = "", body[1024];
+  snprintf(v_at, sizeof v_at, "%s[(size_t)r * OW + ox]", v);
+  char *g = NULL;  // the value at the switch: v, or the gate applied to it
+  size_t g_size = 0;
+  FILE *target = e->out;
+  e->out = open_memstream(&g, &g_size);
+  if (gate) {
+    expand_op_with(e, gate, (const char *const[]){"best", v_at}, 2);
+    snprintf(note, sizeof note, "  // %s at the switch, where %s is the window's largest", op_info(gate->op)->name, x_name);
+  } else {
+    fputs(v_at, e->out);
+  }
+  fclose(e->out);
+  e->out = target;
+  int length = snprintf(body, sizeof body,
+                        "const real g = %s;%s\n"
+                        "#pragma GCC unroll 64\n"
+                        "      for (int t = 0; t < K * K; t++) outr[t / K * W + ox * K + t %% K] = which == (real)t ? g : 0;",
+                        g, note);
+  free(g);
+  if (length < 0 || (size_t)length >= sizeof body) {
+    fprintf(stderr, "aec: internal error: the unpool kernel's loop is too long\n");
+    exit(3);
+  }
+  const char *before = "real *restrict outr = out + ((size_t)ic * H + oy * K) * W;";
+  emit_window_rows(e, x_name, true, before, body);
+}
+
 void emit_unpool(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"v", "x", "out"},
                    "out = zero but at each window's switch (where x is largest), which gets v");
   Shape x = in_shape(e->graph, node, 1);
   if (emit_pool_enum(e, node, x)) {
-    // Every tap of every window is written; rows and columns no window covers are zeroed first.
-    if (pooled(x, node).dims[1] * (int)node->attr[0] < x.dims[1] || pooled(x, node).dims[2] * (int)node->attr[0] < x.dims[2])
-      emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
-    emit_window_rows(e, "x", true, "real *restrict outr = out + ((size_t)ic * H + oy * K) * W;",
-                     "const real g = v[(size_t)r * OW + ox];\n"
-                     "#pragma GCC unroll 64\n"
-                     "      for (int t = 0; t < K * K; t++) outr[t / K * W + ox * K + t % K] = which == (real)t ? g : 0;");
+    emit_unpool_rows(e, node, x, "v", "x", NULL);
   } else {
     emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
     emit_switch_loop(e, "x", "out[(size_t)ic * H * W + at] = v[o];");
   }
+  emit_line(e, "}");
+}
+
+// A maxpool's gradient, unpool(v, y), read only by the gradient of the
+// activation whose output y the maxpool pooled (relu_grad(y, unpool(v, y))).
+// That gradient is zero where its incoming gradient is, so it changes only
+// each window's switch, where y is the window's largest value: the kernel
+// applies it to v there and never writes the unpooled gradient. On conv.ae
+// the first layer's two kernels (0.33 s of 3.1 s of kernels an epoch) became
+// one of 0.18 s; the model trained 4-6% faster (3 alternating runs of 3 epochs).
+bool unpool_takes_gradient(const Graph *g, const Node *unpool, const Node *reader) {
+  if (unpool->op != OP_UNPOOL || (reader->op != OP_RELU_GRAD && reader->op != OP_LEAKY_RELU_GRAD)) return false;
+  if (reader->inputs[0] != unpool->inputs[1] || reader->inputs[1] != unpool->id) return false;
+  return windows_inside(in_shape(g, unpool, 1), unpool);
+}
+
+void emit_unpool_gradient_group(Emitter *e, const char *name, const Group *group) {
+  const Graph *g = e->graph;
+  const Node *unpool = &g->nodes[group->members[0]];
+  int inputs[8];
+  int n_inputs = group_inputs(g, group, inputs);  // v, then the pooled y
+  emit_group_comment(e, group, inputs, n_inputs);
+  emit_line(e, "// out = zero but at each window's switch (where b is largest), which gets %s(b, a)",
+            op_info(g->nodes[group->members[1]].op)->name);
+  emit_line(e, "static void %s(int n, const real *restrict a, const real *restrict b, real *restrict out) {", name);
+  Shape x = in_shape(g, unpool, 1);
+  emit_pool_enum(e, unpool, x);
+  emit_unpool_rows(e, unpool, x, "a", "b", &g->nodes[group->members[1]]);
   emit_line(e, "}");
 }
 

@@ -2,6 +2,7 @@
 // (dense forward, or the input gradient of dense) takes the elementwise ops
 // that follow it as its epilogue (bias, activation, activation derivative),
 // and so does a stride-1 convolution (its activation);
+// a maxpool's gradient applies the activation gradient that alone reads it;
 // a loss and its gradient are computed in one pass over the prediction;
 // a kernel gradient also writes the bias gradient of the same dy, summing the
 // panels of dy it packs anyway (one pass over dy less, one kernel less);
@@ -183,6 +184,11 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
     } else if (fuse && conv_takes_epilogue(node)) {
       Group *group = new_group(&c, GROUP_CONV, id);
       extend_chain(&c, group);
+      seal(&c, group);
+    } else if (fuse && node->op == OP_UNPOOL && only_consumer(&c, id) >= 0 &&
+               plan.group_of[only_consumer(&c, id)] < 0 && unpool_takes_gradient(g, node, &g->nodes[only_consumer(&c, id)])) {
+      Group *group = new_group(&c, GROUP_UNPOOL_GRADIENT, id);
+      group->members[group->n_members++] = only_consumer(&c, id);
       seal(&c, group);
     } else if (fuse && op_info(node->op)->kernel == KERNEL_REDUCE && loss_gradient_partner(&c, id) >= 0) {
       Group *group = new_group(&c, GROUP_LOSS, id);

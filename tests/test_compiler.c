@@ -142,6 +142,64 @@ START_TEST(a_step_only_differentiates_its_nets) {
 }
 END_TEST
 
+// The groups of kind GROUP_UNPOOL_GRADIENT in the first step's fused plan,
+// each checked to be an unpool and the activation gradient reading it.
+static int unpool_gradient_groups(const char *text, bool fuse) {
+  Graph *g = expect_ok(text);
+  const Step *step = &g->steps[0];
+  int outputs[64], n_outputs = 0;
+  outputs[n_outputs++] = g->losses[step->loss_index].node;
+  for (int i = 0; i < step->n_params && n_outputs < 64; i++) outputs[n_outputs++] = step->grad_nodes[i];
+  Schedule schedule = schedule_for(g, outputs, n_outputs);
+  FusionPlan plan = fuse_schedule(g, &schedule, outputs, n_outputs, fuse);
+  int count = 0;
+  for (int i = 0; i < plan.n_groups; i++) {
+    const Group *group = &plan.groups[i];
+    if (group->kind != GROUP_UNPOOL_GRADIENT) continue;
+    ck_assert_int_eq(group->n_members, 2);
+    const Node *unpool = &g->nodes[group->members[0]], *gradient = &g->nodes[group->members[1]];
+    ck_assert_int_eq(unpool->op, OP_UNPOOL);
+    ck_assert(gradient->op == OP_RELU_GRAD || gradient->op == OP_LEAKY_RELU_GRAD);
+    ck_assert_int_eq(gradient->inputs[1], unpool->id);
+    ck_assert_int_eq(group->output, gradient->id);
+    count++;
+  }
+  fusion_plan_free(&plan);
+  schedule_free(&schedule);
+  graph_free(g);
+  return count;
+}
+
+START_TEST(a_maxpool_gradient_takes_the_activation_gradient) {
+  // relu and leaky_relu before maxpools whose windows lie inside the input:
+  // covering all of it (6 x 6), and leaving its last row and column (5 x 5).
+  const char *inside =
+      "input x: [2, 6, 6]\n"
+      "net e(x) {\n"
+      "  r = maxpool(conv(x, 3, 3, relu), 2)\n"
+      "  l = maxpool(conv(x, 3, 2, leaky_relu, pad=valid), 2)\n"
+      "  return dense(flatten(r), 6) + dense(flatten(l), 6)\n"
+      "}\n"
+      "net d = dense(72, sigmoid) -> reshape([2, 6, 6])\n"
+      "loss l = bce(d(e(x)), x)\n";
+  ck_assert_int_eq(unpool_gradient_groups(inside, true), 2);
+  ck_assert_int_eq(unpool_gradient_groups(inside, false), 0);  // -O0: one kernel a node
+  // Windows off the input's edge (pad=same on 5 x 5), and tanh, whose gradient is not fused: none.
+  ck_assert_int_eq(unpool_gradient_groups("input x: [1, 5, 5]\n"
+                                          "net e = conv(2, 3, relu) -> maxpool(2, pad=same) -> flatten() -> dense(4)\n"
+                                          "net d = dense(25, sigmoid) -> reshape([1, 5, 5])\n"
+                                          "loss l = bce(d(e(x)), x)\n",
+                                          true),
+                   0);
+  ck_assert_int_eq(unpool_gradient_groups("input x: [1, 6, 6]\n"
+                                          "net e = conv(2, 3, tanh) -> maxpool(2) -> flatten() -> dense(4)\n"
+                                          "net d = dense(36, sigmoid) -> reshape([1, 6, 6])\n"
+                                          "loss l = bce(d(e(x)), x)\n",
+                                          true),
+                   0);
+}
+END_TEST
+
 START_TEST(shape_errors_name_both_shapes) {
   expect_error("input x: [784]\nnet e = dense(16)\nnet d = dense(700, sigmoid)\nloss l = bce(d(e(x)), x)\n",
                "t.ae:4:10: error: bce: the prediction has shape [700] but the target has shape [784]; make the "
@@ -313,6 +371,7 @@ Suite *compiler_suite(void) {
   tcase_add_test(t, defaults_without_a_train_block);
   tcase_add_test(t, a_step_only_differentiates_its_nets);
   tcase_add_test(t, dropout_lowers_as_a_stage_and_as_a_function);
+  tcase_add_test(t, a_maxpool_gradient_takes_the_activation_gradient);
   tcase_add_test(t, every_example_parses);
   suite_add_tcase(s, t);
   TCase *e = tcase_create("diagnostics");

@@ -112,6 +112,8 @@ START_TEST(pooling_and_upsampling) { check_model_cols("pool", 70); }
 END_TEST
 START_TEST(max_unpooling) { check_model_cols("unpool", 70); }
 END_TEST
+START_TEST(maxpool_gradients_fused_with_activations) { check_model_cols("pool_gradient", 72); }
+END_TEST
 
 // The check itself must be able to fail: a wrong factor in the emitted MSE
 // gradient is caught.
@@ -152,6 +154,7 @@ Suite *gradcheck_suite(void) {
   tcase_add_test(t, conv_epilogues);
   tcase_add_test(t, pooling_and_upsampling);
   tcase_add_test(t, max_unpooling);
+  tcase_add_test(t, maxpool_gradients_fused_with_activations);
   tcase_add_test(t, a_wrong_gradient_is_caught);
   suite_add_tcase(s, t);
   return s;
