@@ -204,6 +204,10 @@ typedef struct OpInfo {
   // A loss (KERNEL_REDUCE) whose gradient op reads the same two inputs: the
   // fusion pass computes both in one pass. OP_INPUT (0) for none.
   OpKind gradient_op;
+  // An activation's gradient, zero wherever its incoming gradient ($1) is:
+  // after a maxpool's gradient it changes only each window's switch
+  // (unpool_takes_gradient).
+  bool zero_where_gradient_is;
 } OpInfo;
 
 const OpInfo *op_info(OpKind op);

@@ -159,7 +159,7 @@ static int unpool_gradient_groups(const char *text, bool fuse) {
     ck_assert_int_eq(group->n_members, 2);
     const Node *unpool = &g->nodes[group->members[0]], *gradient = &g->nodes[group->members[1]];
     ck_assert_int_eq(unpool->op, OP_UNPOOL);
-    ck_assert(gradient->op == OP_RELU_GRAD || gradient->op == OP_LEAKY_RELU_GRAD);
+    ck_assert(op_info(gradient->op)->zero_where_gradient_is);
     ck_assert_int_eq(gradient->inputs[1], unpool->id);
     ck_assert_int_eq(group->output, gradient->id);
     count++;
@@ -171,20 +171,23 @@ static int unpool_gradient_groups(const char *text, bool fuse) {
 }
 
 START_TEST(a_maxpool_gradient_takes_the_activation_gradient) {
-  // relu and leaky_relu before maxpools whose windows lie inside the input:
-  // covering all of it (6 x 6), and leaving its last row and column (5 x 5).
+  // relu, leaky_relu and tanh before maxpools whose windows lie inside the
+  // input: covering all of it (6 x 6), and leaving its last row and column (5 x 5).
   const char *inside =
       "input x: [2, 6, 6]\n"
       "net e(x) {\n"
       "  r = maxpool(conv(x, 3, 3, relu), 2)\n"
       "  l = maxpool(conv(x, 3, 2, leaky_relu, pad=valid), 2)\n"
-      "  return dense(flatten(r), 6) + dense(flatten(l), 6)\n"
+      "  t = maxpool(conv(x, 2, 3, tanh), 3)\n"
+      "  return dense(flatten(r), 6) + dense(flatten(l), 6) + dense(flatten(t), 6)\n"
       "}\n"
       "net d = dense(72, sigmoid) -> reshape([2, 6, 6])\n"
       "loss l = bce(d(e(x)), x)\n";
-  ck_assert_int_eq(unpool_gradient_groups(inside, true), 2);
+  ck_assert_int_eq(unpool_gradient_groups(inside, true), 3);
   ck_assert_int_eq(unpool_gradient_groups(inside, false), 0);  // -O0: one kernel a node
-  // Windows off the input's edge (pad=same on 5 x 5), and tanh, whose gradient is not fused: none.
+  // Windows off the input's edge (pad=same on 5 x 5), and a maxpool of a
+  // conv's output that a softplus also reads (softplus's gradient reads its
+  // input, the value pooled, and the pooled gradient is summed with it): none.
   ck_assert_int_eq(unpool_gradient_groups("input x: [1, 5, 5]\n"
                                           "net e = conv(2, 3, relu) -> maxpool(2, pad=same) -> flatten() -> dense(4)\n"
                                           "net d = dense(25, sigmoid) -> reshape([1, 5, 5])\n"
@@ -192,7 +195,10 @@ START_TEST(a_maxpool_gradient_takes_the_activation_gradient) {
                                           true),
                    0);
   ck_assert_int_eq(unpool_gradient_groups("input x: [1, 6, 6]\n"
-                                          "net e = conv(2, 3, tanh) -> maxpool(2) -> flatten() -> dense(4)\n"
+                                          "net e(x) {\n"
+                                          "  c = conv(x, 2, 3)\n"
+                                          "  return dense(flatten(maxpool(c, 2)), 4) + dense(flatten(softplus(c)), 4)\n"
+                                          "}\n"
                                           "net d = dense(36, sigmoid) -> reshape([1, 6, 6])\n"
                                           "loss l = bce(d(e(x)), x)\n",
                                           true),
