@@ -128,6 +128,16 @@ static int bias_gradient_partner(Context *c, const Node *kernel_grad) {
   return -1;
 }
 
+// The activation gradient that alone reads a maxpool's gradient (an unpool)
+// and can be applied at its switches (unpool_takes_gradient), if no group
+// has taken it yet; else -1.
+static int unpool_gradient_partner(Context *c, const Node *unpool) {
+  if (unpool->op != OP_UNPOOL) return -1;
+  int reader = only_consumer(c, unpool->id);
+  if (reader < 0 || c->plan->group_of[reader] >= 0) return -1;
+  return unpool_takes_gradient(c->graph, unpool, &c->graph->nodes[reader]) ? reader : -1;
+}
+
 static Group *new_group(Context *c, GroupKind kind, int leader) {
   FusionPlan *plan = c->plan;
   Group *group = &plan->groups[plan->n_groups++];
@@ -185,10 +195,9 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
       Group *group = new_group(&c, GROUP_CONV, id);
       extend_chain(&c, group);
       seal(&c, group);
-    } else if (fuse && node->op == OP_UNPOOL && only_consumer(&c, id) >= 0 &&
-               plan.group_of[only_consumer(&c, id)] < 0 && unpool_takes_gradient(g, node, &g->nodes[only_consumer(&c, id)])) {
+    } else if (fuse && unpool_gradient_partner(&c, node) >= 0) {
       Group *group = new_group(&c, GROUP_UNPOOL_GRADIENT, id);
-      group->members[group->n_members++] = only_consumer(&c, id);
+      group->members[group->n_members++] = unpool_gradient_partner(&c, node);
       seal(&c, group);
     } else if (fuse && op_info(node->op)->kernel == KERNEL_REDUCE && loss_gradient_partner(&c, id) >= 0) {
       Group *group = new_group(&c, GROUP_LOSS, id);
