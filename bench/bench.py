@@ -18,12 +18,19 @@ examples/conv.ae; a model aec cannot compile yet is named and skipped):
   * runs alternate (aec, PyTorch, aec, ...), RUNS of each, in fresh processes;
     the table shows medians, the ratio, GFLOP/s, the share of the machine's
     measured sgemm peak (numpy/OpenBLAS on 2048^3) and each run's peak memory;
+  * JAX (jax[cpu], XLA), where it is installed, is the second peer: the same
+    description interpreted op by op in JAX (bench/jax_replay.py), each step
+    one jax.jit function with the batch's gather, the same initial weights,
+    batches, optimizer and passes, pinned to as many cores as threads; its
+    first two losses (the second after one update) must match PyTorch's
+    (relative 1e-4), else its rate is left out;
   * aec's matrix kernels are compared with OpenBLAS (numpy) on the model's own
     products: the forward, input-gradient and weight-gradient products of each
     dense layer at the batch size.
 
 Figures for scripts go to standard output: speedup.<model>,
-gemm_vs_openblas.<model>, peak_fraction.<model>, and a few more; the table
+gemm_vs_openblas.<model>, peak_fraction.<model>, speedup_vs_jax.<model>
+(where JAX ran), and a few more; the table
 and notes go to standard error.
 """
 
@@ -59,8 +66,10 @@ def figure(text, name):
     return None
 
 
-def peak_mib_of(command, cwd, env=None):
-    """Runs a command; returns (stdout, stderr, its peak resident MiB from wait4)."""
+def peak_mib_of(command, cwd, env=None, also_ok=()):
+    """Runs a command; returns (stdout, stderr, its peak resident MiB from wait4).
+    An exit status other than 0 and those in also_ok raises; one of those returns
+    None for the MiB."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -77,9 +86,10 @@ def peak_mib_of(command, cwd, env=None):
         out = f.read()
     with open(os.path.join(cwd, ".bench.err")) as f:
         err = f.read()
-    if os.waitstatus_to_exitcode(status) != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and code not in also_ok:
         raise RuntimeError(f"{' '.join(command)} failed:\n{err}")
-    return out, err, usage.ru_maxrss / 1024.0
+    return out, err, usage.ru_maxrss / 1024.0 if code == 0 else None
 
 
 def write_data(path, samples):
@@ -104,14 +114,10 @@ def torch_worker(args):
     steps = description["steps"]
     optimizers = [check_torch.make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
     losses = {loss["name"]: loss["node"] for loss in description["losses"]}
-    order = torch.from_numpy(np.random.default_rng(args.seed).permutation(len(data)))
     # Each batch is gathered from the shuffled data inside the timed loop, as a
     # training loop does and as aec's program does (its gather is in its time).
-    batches = [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
-    rng = np.random.default_rng(args.seed + 1)
-    for _ in range(args.passes - 1):  # each further pass in a new order, as aec's epochs are
-        order = torch.from_numpy(rng.permutation(len(data)))
-        batches += [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
+    batches = [torch.from_numpy(rows) for rows in batch_rows(args, len(data))]
+    first_losses = []  # of the warm-up's two steps: the second is after one update
 
     def train(batch_list):
         for rows in batch_list:
@@ -121,13 +127,78 @@ def torch_worker(args):
                 loss = model.evaluate(losses[step["loss"]], x, {})
                 loss.backward()
                 optimizers[s].step()
+                if len(first_losses) < 2:
+                    first_losses.append(loss.item())
 
     train(batches[:2])  # warm-up, as aec's first batches touch fresh memory too
     start = time.perf_counter()
     train(batches)
     seconds = time.perf_counter() - start
     print(f"samples_per_s {len(batches) * args.batch / seconds:.6g}")
+    print_first_losses(first_losses)
     print(f"torch_version {torch.__version__}")
+
+
+def print_first_losses(losses):
+    print(f"first_loss {losses[0]:.9g}")
+    print(f"second_loss {losses[1]:.9g}")
+
+
+def batch_rows(args, samples):
+    """The rows of each batch, pass after pass: the PyTorch and JAX runs of a seed take the same."""
+    order = np.random.default_rng(args.seed).permutation(samples)
+    batches = [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
+    rng = np.random.default_rng(args.seed + 1)
+    for _ in range(args.passes - 1):  # each further pass in a new order, as aec's epochs are
+        order = rng.permutation(samples)
+        batches += [order[b * args.batch:(b + 1) * args.batch] for b in range(args.batches)]
+    return batches
+
+
+# ---------------------------------------------------------------- JAX side
+JAX_UNSUPPORTED = 3  # the JAX worker's exit status for a model it has no rule for
+
+
+def jax_worker(args):
+    """One JAX measurement in its own process; prints samples_per_s and its first two losses."""
+    if args.threads < len(os.sched_getaffinity(0)):  # XLA's CPU thread pool takes the cores it may run on
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+    import jax.numpy as jnp
+    import jax_replay
+    with open(args.description) as f:
+        description = json.load(f)
+    params = {n: jnp.asarray(a) for n, a in jax_replay.read_safetensors(args.init).items()
+              if not n.startswith("optimizer.")}
+    try:
+        steps = [jax_replay.make_step(description, step, jax, jnp) for step in description["steps"]]
+    except jax_replay.Unsupported as e:
+        print(f"jax: {e}", file=sys.stderr)
+        return JAX_UNSUPPORTED
+    state = jax_replay.initial_state(description, params, jnp)
+    data = jnp.asarray(np.load(args.data))
+    batches = [jnp.asarray(rows.astype(np.int32)) for rows in batch_rows(args, data.shape[0])]
+    counts = [0] * len(steps)  # each optimizer's own step count, as PyTorch's
+    first_losses = []
+
+    def train(batch_list):
+        nonlocal params, state
+        for rows in batch_list:
+            for s, step in enumerate(steps):
+                counts[s] += 1
+                params, state, loss = step(params, state, jnp.float32(counts[s]), data, rows)
+                if len(first_losses) < 2:
+                    first_losses.append(float(loss))
+        jax.block_until_ready(params)
+
+    train(batches[:2])  # warm-up: compiles each step
+    start = time.perf_counter()
+    train(batches)
+    seconds = time.perf_counter() - start
+    print(f"samples_per_s {len(batches) * args.batch / seconds:.6g}")
+    print_first_losses(first_losses)
+    print(f"jax_version {jax.__version__}")
 
 
 # ------------------------------------------------------------- OpenBLAS side
@@ -211,20 +282,40 @@ def bench_model(args, source, work, peak):
     seconds = args.batches * args.batch / rate
     passes = max(1, math.ceil(args.min_seconds / seconds))
     aec_rates, torch_rates, aec_mem, torch_mem, gemm_rates = [], [], [], [], []
+    jax_rates, jax_mem, jax_note = [], [], "not installed" if not args.jax else ""
     torch_version = "?"
+
+    def worker(kind, r, also_ok=()):
+        return peak_mib_of([args.python, os.path.abspath(__file__), f"--{kind}-worker", "--description",
+                            description, "--init", init, "--data", data, "--batch", str(args.batch),
+                            "--batches", str(args.batches), "--passes", str(passes), "--threads",
+                            str(args.threads), "--seed", str(r)],
+                           work, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)), also_ok=also_ok)
+
     for r in range(args.runs):
         out, _, mib = aec_run(passes)
         aec_rates.append(figure(out, "warm_samples_per_s"))  # without the first batch, like PyTorch's warm-up
         gemm_rates.append(figure(out, "gemm_gflops") or 0.0)
         aec_mem.append(mib)
-        out, _, mib = peak_mib_of([args.python, os.path.abspath(__file__), "--torch-worker", "--description",
-                                   description, "--init", init, "--data", data, "--batch", str(args.batch),
-                                   "--batches", str(args.batches), "--passes", str(passes), "--threads",
-                                   str(args.threads), "--seed", str(r)],
-                                  work, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+        out, _, mib = worker("torch", r)
         torch_rates.append(figure(out, "samples_per_s"))
+        torch_first = [figure(out, "first_loss"), figure(out, "second_loss")]
         torch_version = next((line.split()[1] for line in out.splitlines() if line.startswith("torch_version")), "?")
         torch_mem.append(mib)
+        if jax_note:
+            continue
+        out, err, mib = worker("jax", r, also_ok=(JAX_UNSUPPORTED,))
+        jax_first = [figure(out, "first_loss"), figure(out, "second_loss")]
+        if mib is None:
+            jax_note = err.strip().splitlines()[-1]
+        elif any(j is None or abs(j - t) > 1e-4 * abs(t) for j, t in zip(jax_first, torch_first)):
+            jax_note = f"its first two losses {jax_first} are not PyTorch's {torch_first}"
+        else:
+            jax_rates.append(figure(out, "samples_per_s"))
+            jax_mem.append(mib)
+    if jax_note and args.jax:
+        note(f"{name}: JAX left out ({jax_note})")
+    jax_rate = statistics.median(jax_rates) if jax_rates and not jax_note else None
     aec_rate, torch_rate = statistics.median(aec_rates), statistics.median(torch_rates)
     gemm_aec = statistics.median(gemm_rates)
     gemm_blas = openblas_gflops_on(dense_shapes(desc, args.batch), args.threads)
@@ -233,7 +324,9 @@ def bench_model(args, source, work, peak):
             "torch_gflops": torch_rate * flops / 1e9, "peak": gflops / peak, "aec_mib": max(aec_mem),
             "torch_mib": max(torch_mem), "gemm_aec": gemm_aec, "gemm_blas": gemm_blas,
             "gemm_ratio": gemm_aec / gemm_blas if gemm_blas else 0.0, "torch_version": torch_version,
-            "aec_runs": aec_rates, "torch_runs": torch_rates, "passes": passes}
+            "aec_runs": aec_rates, "torch_runs": torch_rates, "passes": passes,
+            "jax": jax_rate, "jax_ratio": aec_rate / jax_rate if jax_rate else None,
+            "jax_mib": max(jax_mem) if jax_rate else None}
 
 
 def main():
@@ -248,6 +341,8 @@ def main():
     parser.add_argument("--passes", type=int, default=1, help="(the PyTorch worker's) passes over the batches")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--torch-worker", action="store_true")
+    parser.add_argument("--jax-worker", action="store_true")
+    parser.add_argument("--no-jax", dest="jax", action="store_false", help="PyTorch as the only peer")
     parser.add_argument("--description")
     parser.add_argument("--init")
     parser.add_argument("--data")
@@ -256,6 +351,12 @@ def main():
     args = parser.parse_args()
     if args.torch_worker:
         return torch_worker(args)
+    if args.jax_worker:
+        return jax_worker(args)
+    if args.jax:
+        found = subprocess.run([args.python, "-c", "import jax; print(jax.__version__)"], capture_output=True,
+                               text=True)
+        args.jax = found.stdout.strip() if found.returncode == 0 else None
 
     work = tempfile.mkdtemp(prefix="aec-bench-")  # about 230 MB: data, programs, checkpoints
     try:
@@ -273,14 +374,21 @@ def bench(args, work):
     print(f"sgemm_peak_gflops {peak:.6g}")
     results = [r for r in (bench_model(args, m, work, peak) for m in (args.models or MODELS)) if r]
     if results:
-        note(f"PyTorch {results[0]['torch_version']} ({args.python})")
+        note(f"PyTorch {results[0]['torch_version']} ({args.python}); "
+             + (f"JAX {args.jax} (jax[cpu])" if args.jax else "JAX not installed"))
     header = (f"{'model':<10} {'passes':>6} {'aec/s':>10} {'torch/s':>10} {'ratio':>6} {'aec GF/s':>9} {'torch GF/s':>10} "
-              f"{'peak':>6} {'gemm GF/s':>9} {'BLAS GF/s':>9} {'gemm':>6} {'aec MiB':>8} {'torch MiB':>9}")
+              f"{'peak':>6} {'gemm GF/s':>9} {'BLAS GF/s':>9} {'gemm':>6} {'aec MiB':>8} {'torch MiB':>9} "
+              f"{'jax/s':>9} {'aec/jax':>7} {'jax MiB':>8}")
     note(header)
     for r in results:
+        jax = (f"{r['jax']:>9.0f} {r['jax_ratio']:>7.2f} {r['jax_mib']:>8.0f}" if r["jax"]
+               else f"{'-':>9} {'-':>7} {'-':>8}")
         note(f"{r['name']:<10} {r['passes']:>6} {r['aec']:>10.0f} {r['torch']:>10.0f} {r['ratio']:>6.2f} {r['gflops']:>9.1f} "
              f"{r['torch_gflops']:>10.1f} {100 * r['peak']:>5.0f}% {r['gemm_aec']:>9.1f} {r['gemm_blas']:>9.1f} "
-             f"{r['gemm_ratio']:>6.2f} {r['aec_mib']:>8.0f} {r['torch_mib']:>9.0f}")
+             f"{r['gemm_ratio']:>6.2f} {r['aec_mib']:>8.0f} {r['torch_mib']:>9.0f} {jax}")
+        if r["jax"]:
+            print(f"speedup_vs_jax.{r['name']} {r['jax_ratio']:.6g}")
+            print(f"samples_per_s.jax.{r['name']} {r['jax']:.6g}")
         print(f"speedup.{r['name']} {r['ratio']:.6g}")
         print(f"gemm_vs_openblas.{r['name']} {r['gemm_ratio']:.6g}")
         print(f"peak_fraction.{r['name']} {r['peak']:.6g}")

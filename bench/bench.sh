@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: aec against the newest PyTorch from PyPI (in build/bench-venv;
 # it brings large CUDA libraries), or against Debian's python3-torch with
-# OpenBLAS when PyPI cannot be reached. Says which it used.
+# OpenBLAS when PyPI cannot be reached, and against JAX (jax[cpu] from PyPI)
+# where it installs. Says which it used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=build/bench-venv
@@ -16,4 +17,10 @@ else
   python=/usr/bin/python3
 fi
 echo "bench: PyTorch from $("$python" -c 'import torch; print(torch.__version__, torch.__file__)')" >&2
+# JAX (XLA on the CPU) is the second peer, where it installs: into the same
+# virtual environment. Without it the bench runs against PyTorch alone.
+if [ "$python" = "$venv/bin/python" ] && ! "$python" -c "import jax" 2>/dev/null; then
+  "$venv/bin/pip" install -q --upgrade "jax[cpu]" ||
+    echo "bench: jax[cpu] did not install; PyTorch is the only peer" >&2
+fi
 exec "$python" bench/bench.py "$@"
