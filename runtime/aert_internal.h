@@ -54,17 +54,32 @@ aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, 
 int aert_read_file(const char *path, unsigned char **data, size_t *size);
 // A dataset of n samples of `rank`/`shape`; x (and labels when asked) allocated.
 aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels);
+// The same around `values` (n samples, malloc'd), which the dataset owns from
+// the call on, failed or not.
+aert_dataset *aert_dataset_adopt(const char *path, size_t n, int rank, const size_t *shape, aert_real *values);
+// Makes the file's buffer (*buffer, from aert_read_file) room for `count`
+// aert_reals, so that a parser converts the file's values where they lie
+// instead of beside a second copy: the count values of `item` bytes at
+// *buffer + offset move to the end of that room when an aert_real is wider
+// than an item, to its start otherwise. Converting them in order, each value
+// read before its aert_real is written, never overwrites one not read yet.
+// Sets *values to the room and returns the values' new place; NULL after a
+// message (out of memory), *buffer still the caller's.
+const unsigned char *aert_values_room(const char *path, unsigned char **buffer, size_t offset, size_t count,
+                                      size_t item, aert_real **values);
 // Checks a sample size against the model's and prints the message when they differ.
 bool aert_check_sample_size(const char *path, size_t got, size_t expect, const char *expect_what);
 // Multiplies sizes; false when the product overflows `limit`.
 bool aert_mul_size(size_t a, size_t b, size_t limit, size_t *out);
 
-// Per-format parsers, given the file's bytes (data[size] is a zero byte).
-aert_dataset *aert_parse_idx(const char *path, const unsigned char *data, size_t size, size_t expect_size,
+// Per-format parsers, given the file's bytes (data[size] is a zero byte). The
+// IDX and .npy parsers convert the values inside the buffer (aert_values_room)
+// and hand it to the dataset: on success *data is NULL, the buffer theirs.
+aert_dataset *aert_parse_idx(const char *path, unsigned char **data, size_t size, size_t expect_size,
                              const char *expect_what);
 aert_dataset *aert_parse_csv(const char *path, const char *text, size_t size, size_t expect_size,
                              const char *expect_what);
-aert_dataset *aert_parse_npy(const char *path, const unsigned char *data, size_t size, size_t expect_size,
+aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, size_t expect_size,
                              const char *expect_what);
 // Labels of an IDX labels file for n images; NULL (no message) when the file
 // does not exist, and *failed set after a message when it is unusable.

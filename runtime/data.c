@@ -28,16 +28,20 @@ bool aert_check_sample_size(const char *path, size_t got, size_t expect, const c
   return false;
 }
 
-aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels) {
+// aert_dataset_new, or aert_dataset_adopt with `values`.
+static aert_dataset *new_dataset(const char *path, size_t n, int rank, const size_t *shape, bool with_labels,
+                                 aert_real *values) {
   if (rank < 1 || rank > 3) abort();  // callers flatten
   aert_dataset *d = calloc(1, sizeof *d);
   size_t sample = 1, total;
   for (int i = 0; i < rank; i++) sample *= shape[i];  // callers checked overflow
   if (!d || !(d->path = strdup(path))) {
     free(d);
+    free(values);
     aert_error("%s: out of memory", path);
     return NULL;
   }
+  d->x = values;
   if (sample == 0 || sample > INT32_MAX) {
     aert_error("%s: samples of %zu values are not supported", path, sample);
     aert_dataset_free(d);
@@ -52,7 +56,7 @@ aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_
     aert_dataset_free(d);
     return NULL;
   }
-  d->x = malloc(total ? total * sizeof(aert_real) : 1);
+  if (!d->x) d->x = malloc(total ? total * sizeof(aert_real) : 1);
   if (with_labels) d->labels = malloc(n ? n * sizeof(int32_t) : 1);
   if (!d->x || (with_labels && !d->labels)) {
     aert_error("%s: out of memory for %zu samples of %zu values", path, n, sample);
@@ -60,6 +64,35 @@ aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_
     return NULL;
   }
   return d;
+}
+
+aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels) {
+  return new_dataset(path, n, rank, shape, with_labels, NULL);
+}
+
+aert_dataset *aert_dataset_adopt(const char *path, size_t n, int rank, const size_t *shape, aert_real *values) {
+  return new_dataset(path, n, rank, shape, false, values);
+}
+
+const unsigned char *aert_values_room(const char *path, unsigned char **buffer, size_t offset, size_t count,
+                                      size_t item, aert_real **values) {
+  const size_t in = count * item, out = count * sizeof(aert_real);  // the parsers checked both against the file
+  if (out > in) {
+    unsigned char *room = realloc(*buffer, out);  // a large buffer is remapped, not copied
+    if (!room) {
+      aert_error("%s: out of memory for %zu values", path, count);
+      return NULL;
+    }
+    *buffer = room;
+    memmove(room + out - in, room + offset, in);
+    *values = (aert_real *)room;
+    return room + out - in;
+  }
+  memmove(*buffer, *buffer + offset, in);
+  unsigned char *fitted = realloc(*buffer, in ? in : 1);  // without the read's spare capacity
+  if (fitted) *buffer = fitted;
+  *values = (aert_real *)*buffer;
+  return *buffer;
 }
 
 void aert_dataset_free(aert_dataset *d) {
@@ -195,9 +228,9 @@ aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, 
     if (has_suffix_gz(path, ".csv") || has_suffix_gz(path, ".txt"))
       d = aert_parse_csv(path, (const char *)data, size, expect_size, expect_what);
     else if (has_suffix_gz(path, ".npy") || npy)
-      d = aert_parse_npy(path, data, size, expect_size, expect_what);
+      d = aert_parse_npy(path, &data, size, expect_size, expect_what);
     else if (strstr(path, "idx") || strstr(path, "ubyte") || is_idx_magic(data, size))
-      d = aert_parse_idx(path, data, size, expect_size, expect_what);
+      d = aert_parse_idx(path, &data, size, expect_size, expect_what);
     else
       aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
   }

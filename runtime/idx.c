@@ -53,12 +53,12 @@ static bool check_idx_length(const char *path, size_t have, size_t need, const c
   return true;
 }
 
-aert_dataset *aert_parse_idx(const char *path, const unsigned char *data, size_t size, size_t expect_size,
+aert_dataset *aert_parse_idx(const char *path, unsigned char **data, size_t size, size_t expect_size,
                              const char *expect_what) {
   uint32_t magic;
   size_t dims[4];
   int ndim;
-  size_t header = read_idx_header(path, data, size, &magic, dims, &ndim);
+  size_t header = read_idx_header(path, *data, size, &magic, dims, &ndim);
   if (!header) return NULL;
   if (ndim == 1) {
     aert_error("%s: is an IDX labels file (magic 0x%08x), not images (magic 0x%08x)", path, magic,
@@ -83,14 +83,20 @@ aert_dataset *aert_parse_idx(const char *path, const unsigned char *data, size_t
   bool failed = false;
   int32_t *labels = aert_load_idx_labels(path, n, &failed);
   if (failed) return NULL;
-  aert_dataset *d = aert_dataset_new(path, n, ndim - 1, dims + 1, false);
+  aert_real *values;
+  const unsigned char *pixels = aert_values_room(path, data, header, total, 1, &values);
+  if (!pixels) {
+    free(labels);
+    return NULL;
+  }
+  for (size_t i = 0; i < total; i++) values[i] = (aert_real)pixels[i] / (aert_real)255;  // in order: see aert_values_room
+  *data = NULL;
+  aert_dataset *d = aert_dataset_adopt(path, n, ndim - 1, dims + 1, values);
   if (!d) {
     free(labels);
     return NULL;
   }
   d->labels = labels;
-  const unsigned char *pixels = data + header;
-  for (size_t i = 0; i < total; i++) d->x[i] = (aert_real)pixels[i] / (aert_real)255;
   return d;
 }
 

@@ -160,10 +160,10 @@ static double element(const unsigned char *p, size_t item) {
   return v;
 }
 
-aert_dataset *aert_parse_npy(const char *path, const unsigned char *data, size_t size, size_t expect_size,
+aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, size_t expect_size,
                              const char *expect_what) {
   npy_header h = {0};
-  size_t offset = read_npy_header(path, data, size, &h);
+  size_t offset = read_npy_header(path, *data, size, &h);
   if (!offset) return NULL;
   size_t item = item_size(h.descr);
   if (!item) {
@@ -198,17 +198,17 @@ aert_dataset *aert_parse_npy(const char *path, const unsigned char *data, size_t
   int rank = h.ndim - 1;
   size_t flat[1] = {sample};  // scalars per sample, or more than 3 axes: one axis
   bool keep_shape = rank >= 1 && rank <= 3;
-  aert_dataset *d = aert_dataset_new(path, n, keep_shape ? rank : 1, keep_shape ? h.shape + 1 : flat, false);
-  if (!d) return NULL;
-  const unsigned char *p = data + offset;
-  for (size_t i = 0; i < total; i++) {
+  aert_real *values;
+  const unsigned char *p = aert_values_room(path, data, offset, total, item, &values);
+  if (!p) return NULL;
+  for (size_t i = 0; i < total; i++) {  // in order: see aert_values_room
     double v = element(p + i * item, item);
     if (!isfinite(v) || !isfinite((aert_real)v)) {
       aert_error("%s: sample %zu, value %zu is %g, not a finite number", path, i / sample, i % sample, v);
-      aert_dataset_free(d);
       return NULL;
     }
-    d->x[i] = (aert_real)v;
+    values[i] = (aert_real)v;
   }
-  return d;
+  *data = NULL;
+  return aert_dataset_adopt(path, n, keep_shape ? rank : 1, keep_shape ? h.shape + 1 : flat, values);
 }

@@ -411,6 +411,51 @@ START_TEST(test_npy) {
 }
 END_TEST
 
+// The IDX and .npy loaders convert the values inside the file's buffer
+// (aert_values_room): widened to the end of the room first, narrowed or kept
+// from its start. Every value of every kind must come out as a separate copy
+// would give it, the first ones (next to the header) included.
+START_TEST(test_values_converted_in_place) {
+  enum { SAMPLES = 3001, VALUES = 4, COUNT = SAMPLES * VALUES };
+  char *dir = make_temp_dir("inplace");
+  static float f4[COUNT];
+  static double f8[COUNT];
+  static unsigned char u1[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    f4[i] = (float)i * 0.25f - 7;
+    f8[i] = i / 3.0 - 11;
+    u1[i] = (unsigned char)(i * 37 % 256);
+  }
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%d, %d)", SAMPLES, VALUES);
+  char *a = path_in(dir, "a.npy"), *b = path_in(dir, "b.npy"), *c = path_in(dir, "c.npy");
+  char *idx = path_in(dir, "d-images-idx3-ubyte"), *idx_gz = path_in(dir, "e-images-idx3-ubyte.gz");
+  write_npy(a, "<f4", shape, f4, sizeof f4);
+  write_npy(b, "<f8", shape, f8, sizeof f8);
+  write_npy(c, "|u1", shape, u1, sizeof u1);
+  const uint32_t dims[3] = {SAMPLES, 2, 2};
+  write_idx(idx, 0x803, dims, 3, u1, COUNT, false);
+  write_idx(idx_gz, 0x803, dims, 3, u1, COUNT, true);
+  aert_dataset *d[5] = {aert_dataset_load(a, VALUES), aert_dataset_load(b, VALUES), aert_dataset_load(c, VALUES),
+                        aert_dataset_load(idx, VALUES), aert_dataset_load(idx_gz, VALUES)};
+  for (int k = 0; k < 5; k++) {
+    ck_assert_ptr_nonnull(d[k]);
+    ck_assert_uint_eq(d[k]->n, SAMPLES);
+  }
+  for (int i = 0; i < COUNT; i++) {
+    ck_assert_msg(d[0]->x[i] == (aert_real)f4[i], "float32 value %d: %g, not %g", i, (double)d[0]->x[i], (double)f4[i]);
+    ck_assert_msg(d[1]->x[i] == (aert_real)f8[i], "float64 value %d: %g, not %g", i, (double)d[1]->x[i], f8[i]);
+    ck_assert_msg(d[2]->x[i] == (aert_real)(u1[i] / 255.0), "uint8 value %d: %g", i, (double)d[2]->x[i]);
+    ck_assert_msg(d[3]->x[i] == (aert_real)u1[i] / (aert_real)255, "IDX value %d: %g", i, (double)d[3]->x[i]);
+    ck_assert_msg(d[4]->x[i] == d[3]->x[i], "gzip IDX value %d: %g", i, (double)d[4]->x[i]);
+  }
+  for (int k = 0; k < 5; k++) aert_dataset_free(d[k]);
+  free(a), free(b), free(c), free(idx), free(idx_gz);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
 // ------------------------------------------------- a hand-written model: lin
 // x[4] -> z = x W1 + b1 [2] -> y = z W2 + b2 [4], loss mean((y - x)^2).
 enum { IN = 4, CODE = 2, W1 = 0, B1 = 8, W2 = 10, B2 = 18, N_ELEMS = 22, PER_SAMPLE = 12 };
@@ -1093,6 +1138,7 @@ Suite *runtime_suite(void) {
   tcase_add_test(units, test_fashion_mnist_when_installed);
   tcase_add_test(units, test_csv);
   tcase_add_test(units, test_npy);
+  tcase_add_test(units, test_values_converted_in_place);
   tcase_add_test(units, test_checkpoint_round_trip);
   tcase_add_test(units, test_checkpoint_damage);
   tcase_add_test(units, test_checkpoint_wrong_model);
