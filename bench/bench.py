@@ -149,18 +149,21 @@ def torch_worker(args):
                 if len(first_losses) < 2:
                     first_losses.append(loss.item())
 
-    train(batches[:2])  # warm-up, as aec's first batches touch fresh memory too
+    measure(train, batches, args.batch, first_losses, f"torch_version {torch.__version__}")
+
+
+def measure(train, batches, batch, first_losses, version):
+    """Trains two batches unmeasured (aec's first batches touch fresh memory too;
+    JAX compiles there), then times all of them; prints the rate, the first two
+    losses (the second after one update) and the framework's version."""
+    train(batches[:2])
     start = time.perf_counter()
     train(batches)
     seconds = time.perf_counter() - start
-    print(f"samples_per_s {len(batches) * args.batch / seconds:.6g}")
-    print_first_losses(first_losses)
-    print(f"torch_version {torch.__version__}")
-
-
-def print_first_losses(losses):
-    print(f"first_loss {losses[0]:.9g}")
-    print(f"second_loss {losses[1]:.9g}")
+    print(f"samples_per_s {len(batches) * batch / seconds:.6g}")
+    print(f"first_loss {first_losses[0]:.9g}")
+    print(f"second_loss {first_losses[1]:.9g}")
+    print(version)
 
 
 def batch_rows(args, samples):
@@ -185,10 +188,11 @@ def jax_worker(args):
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     import jax.numpy as jnp
+    import described
     import jax_replay
     with open(args.description) as f:
         description = json.load(f)
-    params = {n: jnp.asarray(a) for n, a in jax_replay.read_safetensors(args.init).items()
+    params = {n: jnp.asarray(a) for n, a in described.read_safetensors_arrays(args.init).items()
               if not n.startswith("optimizer.")}
     try:
         steps = [jax_replay.make_step(description, step, jax, jnp) for step in description["steps"]]
@@ -211,13 +215,7 @@ def jax_worker(args):
                     first_losses.append(float(loss))
         jax.block_until_ready(params)
 
-    train(batches[:2])  # warm-up: compiles each step
-    start = time.perf_counter()
-    train(batches)
-    seconds = time.perf_counter() - start
-    print(f"samples_per_s {len(batches) * args.batch / seconds:.6g}")
-    print_first_losses(first_losses)
-    print(f"jax_version {jax.__version__}")
+    measure(train, batches, args.batch, first_losses, f"jax_version {jax.__version__}")
 
 
 # ------------------------------------------------------------- OpenBLAS side

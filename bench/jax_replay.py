@@ -3,7 +3,8 @@ peer of `make bench` (bench/bench.py's --jax-worker).
 
 The graph is interpreted op by op, as tests/torch/check_torch.py does for
 PyTorch, with the same conventions: batched values have the batch axis first,
-images are NCHW, a conv kernel is [out, in, k, k], "same" padding is Keras's.
+images are NCHW, a conv kernel is [out, in, k, k], "same" padding is Keras's
+(tests/torch/described.py, which also reads the checkpoint).
 Each training step of the description (its loss, its parameters, Adam or SGD
 as PyTorch defines them) is one function compiled by jax.jit, which also
 gathers the batch's rows from the data, so XLA sees the whole step.
@@ -12,59 +13,30 @@ Ops the bench models do not use (deconv, unpool, the random ops) have no rule
 here: such a model is named and skipped on the JAX side (Unsupported).
 """
 
-import json
-import struct
-
-import numpy as np
+import described  # tests/torch/described.py: bench.py puts its folder on the path
 
 
 class Unsupported(Exception):
     pass
 
 
-def read_safetensors(path):
-    """Tensors of a safetensors file as float32 numpy arrays, by name."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    base = 8 + length
-    dtypes = {"F32": np.float32, "F64": np.float64}
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(data[base + begin:base + end], dtype=dtypes[info["dtype"]])
-        tensors[name] = array.reshape(info["shape"]).astype(np.float32)
-    return tensors
-
-
 def make_ops(jnp, jax):
     """One function per IR op name: f(node, inputs, batched_first_input) -> array."""
     lax = jax.lax
-
-    def conv_pads(size, out, k, stride, valid):
-        if valid:
-            return 0, 0
-        total = max((out - 1) * stride + k - size, 0)
-        return total // 2, total - total // 2
 
     def conv(node, x, first_batched):
         x, w, b = x
         stride, valid, k = int(node["attr"][0]), node["attr"][1] != 0, w.shape[2]
         oh, ow = node["shape"][1], node["shape"][2]
-        pads = (conv_pads(x.shape[2], oh, k, stride, valid), conv_pads(x.shape[3], ow, k, stride, valid))
+        pads = (described.conv_pads(x.shape[2], oh, k, stride, valid),
+                described.conv_pads(x.shape[3], ow, k, stride, valid))
         y = lax.conv_general_dilated(x, w, (stride, stride), pads, dimension_numbers=("NCHW", "OIHW", "NCHW"))
         return y[:, :, :oh, :ow] + b.reshape(1, -1, 1, 1)
 
     def maxpool(node, x, first_batched):
         x = x[0]
         k, same = int(node["attr"][0]), node["attr"][1] == 0
-        pads = [(0, 0), (0, 0)]
-        for size in (x.shape[2], x.shape[3]):
-            total = max(-(-size // k) * k - size, 0) if same else 0
-            pads.append((total // 2, total - total // 2))
+        pads = [(0, 0), (0, 0), described.pool_pads(x.shape[2], k, same), described.pool_pads(x.shape[3], k, same)]
         return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, k, k), (1, 1, k, k), pads)
 
     def upsample(node, x, first_batched):

@@ -35,7 +35,6 @@ import gzip
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ import tempfile
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+import described
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 2                 # compared: two epochs of ten batches
@@ -81,20 +82,7 @@ class Disagreement(Exception):
 # ------------------------------------------------------------ safetensors
 def read_safetensors(path):
     """Tensors of a safetensors file as float32 torch tensors, by name."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
-    base = 8 + length
-    dtypes = {"F32": np.float32, "F64": np.float64}
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        array = np.frombuffer(data[base + begin:base + end], dtype=dtypes[info["dtype"]])
-        tensors[name] = torch.from_numpy(array.reshape(info["shape"]).astype(np.float32))
-    return tensors
+    return {name: torch.from_numpy(array) for name, array in described.read_safetensors_arrays(path).items()}
 
 
 # ------------------------------------------------------------ the ops
@@ -125,11 +113,7 @@ def kl_sparsity(node, inputs, run):
 # (ConvTranspose2d's); attr is {stride, pad (0 same, 1 valid)} for conv and
 # deconv, {k, pad} for maxpool and unpool, {k} for upsample. "same" pads as
 # Keras: max((out - 1) * stride + k - in, 0) in all, half (rounded down) before.
-def conv_pads(size, out, k, stride, valid):
-    if valid:
-        return 0, 0
-    total = max((out - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
+conv_pads = described.conv_pads
 
 
 def conv(node, inputs, run):
@@ -156,10 +140,7 @@ def deconv(node, inputs, run):
 def pool_padded(node, x):
     """x padded with -inf as Keras pads a pooling window (same), and the padding before."""
     k, same = int(node["attr"][0]), node["attr"][1] == 0
-    pads = []
-    for size in (x.shape[3], x.shape[2]):
-        total = max(-(-size // k) * k - size, 0) if same else 0
-        pads += [total // 2, total - total // 2]
+    pads = [*described.pool_pads(x.shape[3], k, same), *described.pool_pads(x.shape[2], k, same)]
     return F.pad(x, tuple(pads), value=-math.inf), k, pads[2], pads[0]
 
 
