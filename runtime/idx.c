@@ -89,7 +89,8 @@ aert_dataset *aert_parse_idx(const char *path, unsigned char **data, size_t size
     free(labels);
     return NULL;
   }
-  for (size_t i = 0; i < total; i++) values[i] = (aert_real)pixels[i] / (aert_real)255;  // in order: see aert_values_room
+  // In order, each pixel read before its value is written: see aert_values_room.
+  for (size_t i = 0; i < total; i++) values[i] = (aert_real)pixels[i] / (aert_real)255;
   *data = NULL;
   aert_dataset *d = aert_dataset_adopt(path, n, ndim - 1, dims + 1, values);
   if (!d) {
