@@ -78,15 +78,19 @@ const unsigned char *aert_values_room(const char *path, unsigned char **buffer, 
                                       size_t item, aert_real **values) {
   const size_t in = count * item, out = count * sizeof(aert_real);  // the parsers checked both against the file
   if (out > in) {
-    unsigned char *room = realloc(*buffer, out);  // a large buffer is remapped, not copied
+    // The room, and the values where they are now until they have moved (a
+    // small file's header can be longer than what the values grow by).
+    const size_t held = out > offset + in ? out : offset + in;
+    unsigned char *room = realloc(*buffer, held);  // a large buffer is remapped, not copied
     if (!room) {
       aert_error("%s: out of memory for %zu values", path, count);
       return NULL;
     }
     *buffer = room;
     memmove(room + out - in, room + offset, in);
-    *values = (aert_real *)room;
-    return room + out - in;
+    if (held > out && (room = realloc(room, out))) *buffer = room;
+    *values = (aert_real *)*buffer;
+    return *buffer + out - in;
   }
   memmove(*buffer, *buffer + offset, in);
   unsigned char *fitted = realloc(*buffer, in ? in : 1);  // without the read's spare capacity
