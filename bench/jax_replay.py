@@ -93,7 +93,12 @@ def loss_function(description, node_id, ops, jnp):
     """f(params, x) -> the loss node's value, for params by name and a batch x."""
     nodes = {node["id"]: node for node in description["nodes"]}
 
-    def check(i):
+    checked = set()
+
+    def check(i):  # each node once: a value read by several nodes is not walked again
+        if i in checked:
+            return
+        checked.add(i)
         node = nodes[i]
         if "random" in node or (node["op"] not in ops and node["op"] not in ("input", "param", "constant")):
             raise Unsupported(f"no JAX rule for the op '{node['op']}' (node {i}, {node['name']})")
