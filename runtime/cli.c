@@ -129,6 +129,11 @@ static const command_spec commands[] = {
      BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_SAMPLES) | BIT(OPT_THREADS),
      "[--data F] [--batch N] [--seed N] [--samples K]",
      "compare gradients with finite differences (a developer check)"},
+    {"time-kernels", aert_cmd_time_kernels,
+     BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_COUNT) | BIT(OPT_THREADS),
+     "[--data F] [--batch N] [--seed N] [--count R repeats, default 20]",
+     "time every step's kernels on one batch, repeated without an update; the products' best and median rate "
+     "(a developer check, as make bench times OpenBLAS)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 

@@ -1,6 +1,9 @@
 // profile.c — train --profile: the time each generated kernel takes. The
 // generated code wraps every kernel call in TIMED(), which adds to
 // ctx->kernel_seconds when it is set; training sets it, evaluation does not.
+// Also the time-kernels command, which times the same kernels on one batch,
+// repeated, as `make bench` times OpenBLAS on the model's products.
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "aert_internal.h"
@@ -58,4 +61,67 @@ void aert_profile_report(const aert_model *model, aert_ctx *ctx) {
   free(order);
   free(ctx->kernel_seconds), free(ctx->kernel_calls), free(ctx->kernel_samples);
   ctx->kernel_seconds = ctx->kernel_calls = ctx->kernel_samples = NULL;
+}
+
+// The matrix products' seconds and FLOPs so far.
+static void gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops) {
+  *seconds = *flops = 0;
+  for (int i = 0; i < model->n_kernels; i++)
+    if (model->kernels[i].is_gemm) {
+      *seconds += ctx->kernel_seconds[i];
+      *flops += kernel_flops(&model->kernels[i], ctx->kernel_calls[i], ctx->kernel_samples[i]);
+    }
+}
+
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+// time-kernels: every step's forward and backward pass on one batch of the
+// data, --count times (default 20) after one unmeasured pass, with no update,
+// so the weights, activations and gradients stay where the last repeat left
+// them, as with OpenBLAS's repeated calls in `make bench`. The matrix
+// products' rate of each repeat; the best and the median on stdout.
+int aert_cmd_time_kernels(const aert_model *model, const aert_options *options) {
+  int batch = options->has_batch ? options->batch : model->default_batch;
+  int repeats = options->has_count ? options->count : 20;
+  uint64_t seed = options->has_seed ? options->seed : model->default_seed;
+  aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
+  if (!data) return AERT_EXIT_FAILURE;
+  int n = data->n < (size_t)batch ? (int)data->n : batch;
+  aert_ctx *ctx = aert_ctx_create(model, batch, seed);
+  aert_real *x = aert_alloc_reals((size_t)batch, data->sample_size, "batch");
+  double *rates = aert_alloc((size_t)repeats, sizeof(double), "repeat rates");
+  int status = AERT_EXIT_FAILURE;
+  if (ctx && x && rates) {
+    aert_apply_threads(options, ctx);
+    aert_gather(data, NULL, 0, n, x);
+    for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, x, n);  // warms caches and threads
+  }
+  if (ctx && x && rates && aert_profile_start(model, ctx)) {
+    double best_seconds = 0;
+    for (int r = 0; r < repeats; r++) {
+      double seconds_before, flops_before, seconds, flops;
+      gemm_totals(model, ctx, &seconds_before, &flops_before);
+      for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, x, n);
+      gemm_totals(model, ctx, &seconds, &flops);
+      seconds -= seconds_before, flops -= flops_before;
+      rates[r] = seconds > 0 ? flops / seconds / 1e9 : 0;
+      if (r == 0 || seconds < best_seconds) best_seconds = seconds;
+    }
+    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d threads, %d repeats:\n",
+            aert_program(), n, data->path, ctx->threads, repeats);
+    aert_profile_report(model, ctx);  // all repeats together
+    qsort(rates, (size_t)repeats, sizeof *rates, compare_doubles);
+    printf("gemm_gflops_best %.6g\n", rates[repeats - 1]);
+    printf("gemm_gflops_median %.6g\n", repeats % 2 ? rates[repeats / 2] : (rates[repeats / 2 - 1] + rates[repeats / 2]) / 2);
+    printf("gemm_seconds_best %.6g\n", best_seconds);
+    status = AERT_EXIT_OK;
+  }
+  aert_free(x);
+  aert_free(rates);
+  aert_ctx_free(model, ctx);
+  aert_dataset_free(data);
+  return status;
 }

@@ -96,6 +96,27 @@ START_TEST(param_overrides_with_D) {
 }
 END_TEST
 
+// time-kernels times the products of every step on one batch, repeated:
+// each repeat takes at least the best one's time, and the best rate is at
+// least the median; a count below 1 is a usage error.
+START_TEST(time_kernels_times_the_products) {
+  must_succeed(AEC " " EXAMPLES "/simple.ae -o simple");
+  CommandResult r = in_dir("./simple time-kernels --batch 64 --count 3 --threads 1");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  double best = figure(r.out, "gemm_gflops_best"), median = figure(r.out, "gemm_gflops_median");
+  double best_seconds = figure(r.out, "gemm_seconds_best"), all_seconds = figure(r.out, "gemm_seconds");
+  ck_assert_msg(median > 0 && best >= median, "best %g, median %g GFLOP/s", best, median);
+  ck_assert_msg(best_seconds > 0 && all_seconds >= 3 * best_seconds * (1 - 1e-6), "3 repeats took %g s, the best %g s",
+                all_seconds, best_seconds);
+  ck_assert_ptr_nonnull(strstr(r.err, "compute_encoder_dense_1_relu"));
+  command_result_free(&r);
+  r = in_dir("./simple time-kernels --count 0");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_ptr_nonnull(strstr(r.err, "--count"));
+  command_result_free(&r);
+}
+END_TEST
+
 // The generated C is warning-free in both element types, with and without
 // -march=native.
 START_TEST(generated_c_is_warning_free) {
@@ -230,6 +251,7 @@ Suite *e2e_suite(void) {
   tcase_add_test(program, param_overrides_with_D);
   tcase_add_test(program, generated_c_is_warning_free);
   tcase_add_test(program, output_kinds);
+  tcase_add_test(program, time_kernels_times_the_products);
   suite_add_tcase(s, program);
   TCase *bad = tcase_create("bad input");
   tcase_set_timeout(bad, 120);
