@@ -28,7 +28,8 @@ examples/conv.ae; a model aec cannot compile yet is named and skipped):
     products: the forward, input-gradient and weight-gradient products of each
     dense layer at the batch size. Both are timed the same way, the best of 20
     warm repeats of the step's products (aec's `time-kernels` command, which
-    repeats every step's kernels on one batch without an update); the gemm
+    repeats every step's kernels on one batch without an update), alternating,
+    medians of RUNS; the gemm
     column is that ratio, and "in train" is aec's products' rate inside the
     training runs (with the update and the gather between the steps) over
     OpenBLAS's.
@@ -341,11 +342,15 @@ def bench_model(args, source, work, peak):
     jax_rate = statistics.median(jax_rates) if jax_rates and not jax_note else None
     aec_rate, torch_rate = statistics.median(aec_rates), statistics.median(torch_rates)
     gemm_aec = statistics.median(gemm_rates)
-    # aec's products as OpenBLAS's are timed: the best of 20 warm repeats of one step's products.
-    warm = subprocess.run([program, "time-kernels", "--data", data, "--batch", str(args.batch), "--threads",
-                           str(args.threads), "--count", "20"], capture_output=True, text=True, check=True, cwd=work)
-    gemm_warm = figure(warm.stdout, "gemm_gflops_best") or 0.0
-    gemm_blas = openblas_gflops_on(dense_shapes(desc, args.batch), args.threads)
+    # aec's products as OpenBLAS's are timed, the best of 20 warm repeats of one
+    # step's products, alternating, medians of RUNS.
+    warm_rates, blas_rates = [], []
+    for _ in range(args.runs):
+        warm = subprocess.run([program, "time-kernels", "--data", data, "--batch", str(args.batch), "--threads",
+                               str(args.threads), "--count", "20"], capture_output=True, text=True, check=True, cwd=work)
+        warm_rates.append(figure(warm.stdout, "gemm_gflops_best") or 0.0)
+        blas_rates.append(openblas_gflops_on(dense_shapes(desc, args.batch), args.threads))
+    gemm_warm, gemm_blas = statistics.median(warm_rates), statistics.median(blas_rates)
     gflops = aec_rate * flops / 1e9
     return {"name": name, "aec": aec_rate, "torch": torch_rate, "ratio": aec_rate / torch_rate, "gflops": gflops,
             "torch_gflops": torch_rate * flops / 1e9, "peak": gflops / peak, "aec_mib": max(aec_mem),
