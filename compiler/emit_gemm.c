@@ -503,9 +503,11 @@ static void emit_comment(Emitter *e, const Group *group, const int *inputs, int 
 // read its 14 a values for every k from a row of a 1-4 KB past the last one's,
 // and the next tile the same rows again; the strip is one stretch of the L1
 // cache, read by every panel in turn, and the panels stream from L2. On the
-// 784-1000-500-250-30 model the four largest kernel gradients went from 234-296
-// to 266-302 GFLOP/s, timed warm (time-kernels, 2 x 30 repeats each); on weights
-// under 1 MiB (250 x 500, 500 x 250) strips were 0-5% slower. The blocks are
+// 784-1000-500-250-30 model the four largest kernel gradients went from 245-285
+// to 278-309 GFLOP/s, timed warm (time-kernels, 2 x 30 repeats each), and the
+// model trained 3% faster; on weights under 1 MiB (250 x 500, 500 x 250) strips
+// were 0-5% slower. The strip's copy runs GEMM_ROWS lanes whatever `rows` is: a
+// loop of `rows` iterations did not vectorize and took the gain back. The blocks are
 // schedule(static)'s, numbered column block by column block, and each element
 // sums over the batch in order, so the results are the panel path's, bit for bit.
 static void emit_strips(Emitter *e, bool bias) {

@@ -181,6 +181,18 @@ bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *d
 aert_ctx *aert_open_checkpoint(const aert_model *model, const aert_options *options);
 // Copies samples order[first .. first+n) (or first.. when order is NULL) into batch.
 void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch);
+// The developer checks' batch (gradcheck, time-kernels): the data set from
+// --data (default: the model's training data), a context for `batch` samples
+// seeded by --seed, the threads set, and its first n = min(batch, samples)
+// samples gathered into x. False after a message; close it either way.
+typedef struct aert_first_batch {
+  aert_dataset *data;
+  aert_ctx *ctx;
+  aert_real *x;
+  int n;
+} aert_first_batch;
+bool aert_first_batch_open(const aert_model *model, const aert_options *options, int batch, aert_first_batch *b);
+void aert_first_batch_close(const aert_model *model, aert_first_batch *b);
 
 // ------------------------------------------------------------------ apps.c
 // The displayed height and width of a sample: channel 0 of [c, h, w], else a

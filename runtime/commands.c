@@ -45,6 +45,27 @@ void aert_apply_threads(const aert_options *options, aert_ctx *ctx) {
   flush_subnormals_to_zero();
 }
 
+bool aert_first_batch_open(const aert_model *model, const aert_options *options, int batch, aert_first_batch *b) {
+  *b = (aert_first_batch){0};
+  uint64_t seed = options->has_seed ? options->seed : model->default_seed;
+  b->data = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
+  if (!b->data) return false;
+  b->n = b->data->n < (size_t)batch ? (int)b->data->n : batch;
+  b->ctx = aert_ctx_create(model, batch, seed);
+  b->x = aert_alloc_reals((size_t)batch, b->data->sample_size, "batch");
+  if (!b->ctx || !b->x) return false;
+  aert_apply_threads(options, b->ctx);
+  aert_gather(b->data, NULL, 0, b->n, b->x);
+  return true;
+}
+
+void aert_first_batch_close(const aert_model *model, aert_first_batch *b) {
+  aert_free(b->x);
+  aert_ctx_free(model, b->ctx);
+  aert_dataset_free(b->data);
+  *b = (aert_first_batch){0};
+}
+
 void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch) {
   size_t size = data->sample_size;
   // A batch of Fashion-MNIST is 800 KB of copying, a few percent of a small

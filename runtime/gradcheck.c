@@ -116,29 +116,18 @@ static double check_step(const aert_model *model, aert_ctx *ctx, int s, const ae
 }
 
 int aert_cmd_gradcheck(const aert_model *model, const aert_options *options) {
-  int batch = options->has_batch ? options->batch : 8;
   int samples = options->has_samples ? options->samples : 20;
-  uint64_t seed = options->has_seed ? options->seed : model->default_seed;
-  aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
-  if (!data) return AERT_EXIT_FAILURE;
-  int n = data->n < (size_t)batch ? (int)data->n : batch;
-  aert_ctx *ctx = aert_ctx_create(model, batch, seed);
-  aert_real *x = aert_alloc_reals((size_t)batch, data->sample_size, "batch");
-  aert_real *g = aert_alloc(model->n_param_elems, sizeof(aert_real), "gradient copy");
-  int status = AERT_EXIT_FAILURE;
-  if (ctx && x && g) {
-    aert_apply_threads(options, ctx);
-    perturb_params(model, ctx);
-    aert_gather(data, NULL, 0, n, x);
-    fprintf(stderr, "%s: gradcheck on %d samples of %s, %s, %d threads\n", aert_program(), n, data->path,
-            sizeof(aert_real) == 8 ? "float64" : "float32", ctx->threads);
+  aert_first_batch b;
+  bool ready = aert_first_batch_open(model, options, options->has_batch ? options->batch : 8, &b);
+  aert_real *g = ready ? aert_alloc(model->n_param_elems, sizeof(aert_real), "gradient copy") : NULL;
+  if (g) {
+    perturb_params(model, b.ctx);
+    fprintf(stderr, "%s: gradcheck on %d samples of %s, %s, %d threads\n", aert_program(), b.n, b.data->path,
+            sizeof(aert_real) == 8 ? "float64" : "float32", b.ctx->threads);
     for (int s = 0; s < model->n_steps; s++)
-      printf("gradcheck.%s.max_error %.6g\n", model->steps[s].loss, check_step(model, ctx, s, x, n, samples, g));
-    status = AERT_EXIT_OK;
+      printf("gradcheck.%s.max_error %.6g\n", model->steps[s].loss, check_step(model, b.ctx, s, b.x, b.n, samples, g));
   }
-  aert_free(x);
   aert_free(g);
-  aert_ctx_free(model, ctx);
-  aert_dataset_free(data);
-  return status;
+  aert_first_batch_close(model, &b);
+  return g ? AERT_EXIT_OK : AERT_EXIT_FAILURE;
 }

@@ -84,34 +84,28 @@ static int compare_doubles(const void *a, const void *b) {
 // them, as with OpenBLAS's repeated calls in `make bench`. The matrix
 // products' rate of each repeat; the best and the median on stdout.
 int aert_cmd_time_kernels(const aert_model *model, const aert_options *options) {
-  int batch = options->has_batch ? options->batch : model->default_batch;
   int repeats = options->has_count ? options->count : 20;
-  uint64_t seed = options->has_seed ? options->seed : model->default_seed;
-  aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
-  if (!data) return AERT_EXIT_FAILURE;
-  int n = data->n < (size_t)batch ? (int)data->n : batch;
-  aert_ctx *ctx = aert_ctx_create(model, batch, seed);
-  aert_real *x = aert_alloc_reals((size_t)batch, data->sample_size, "batch");
-  double *rates = aert_alloc((size_t)repeats, sizeof(double), "repeat rates");
+  aert_first_batch b;
+  bool ready = aert_first_batch_open(model, options, options->has_batch ? options->batch : model->default_batch, &b);
+  double *rates = ready ? aert_alloc((size_t)repeats, sizeof(double), "repeat rates") : NULL;
   int status = AERT_EXIT_FAILURE;
-  if (ctx && x && rates) {
-    aert_apply_threads(options, ctx);
-    aert_gather(data, NULL, 0, n, x);
-    for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, x, n);  // warms caches and threads
+  aert_ctx *ctx = b.ctx;
+  if (rates) {
+    for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, b.x, b.n);  // warms caches and threads
   }
-  if (ctx && x && rates && aert_profile_start(model, ctx)) {
+  if (rates && aert_profile_start(model, ctx)) {
     double best_seconds = 0;
     for (int r = 0; r < repeats; r++) {
       double seconds_before, flops_before, seconds, flops;
       gemm_totals(model, ctx, &seconds_before, &flops_before);
-      for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, x, n);
+      for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, b.x, b.n);
       gemm_totals(model, ctx, &seconds, &flops);
       seconds -= seconds_before, flops -= flops_before;
       rates[r] = seconds > 0 ? flops / seconds / 1e9 : 0;
       if (r == 0 || seconds < best_seconds) best_seconds = seconds;
     }
-    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d threads, %d repeats:\n",
-            aert_program(), n, data->path, ctx->threads, repeats);
+    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d threads, %d repeats:\n", aert_program(), b.n,
+            b.data->path, ctx->threads, repeats);
     aert_profile_report(model, ctx);  // all repeats together
     qsort(rates, (size_t)repeats, sizeof *rates, compare_doubles);
     printf("gemm_gflops_best %.6g\n", rates[repeats - 1]);
@@ -119,9 +113,7 @@ int aert_cmd_time_kernels(const aert_model *model, const aert_options *options) 
     printf("gemm_seconds_best %.6g\n", best_seconds);
     status = AERT_EXIT_OK;
   }
-  aert_free(x);
   aert_free(rates);
-  aert_ctx_free(model, ctx);
-  aert_dataset_free(data);
+  aert_first_batch_close(model, &b);
   return status;
 }
