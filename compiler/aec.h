@@ -355,6 +355,7 @@ size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
 bool emit_program(FILE *out, Graph *graph, const EmitOptions *options);
 // Helpers op emitters use.
 void emit_line(Emitter *emitter, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void emit_lines(Emitter *emitter, const char *const *lines);  // each line of a NULL-ended list, as is
 // Opens a kernel: the comment naming its .ae place and formula, then
 // `static void NAME(int n, const real *restrict NAMES[0], ..., real *restrict
 // NAMES[n_inputs]) {`. `n` is there when anything is batched.

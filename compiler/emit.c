@@ -20,6 +20,10 @@ void emit_line(Emitter *e, const char *fmt, ...) {
   fputc('\n', e->out);
 }
 
+void emit_lines(Emitter *e, const char *const *lines) {
+  for (int i = 0; lines[i]; i++) emit_line(e, "%s", lines[i]);
+}
+
 static void emit_blank(Emitter *e) { fputc('\n', e->out); }
 
 static void upper_name(const char *name, char *buf, size_t size) {
@@ -1138,7 +1142,7 @@ static void emit_exp_nonpositive(Emitter *e, DType dtype) {
       "static inline real exp_nonpositive(real x) { return exp(x); }",
       NULL};
   const char *const *text = dtype == DTYPE_F64 ? in_double : in_float;
-  for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
+  emit_lines(e, text);
 }
 
 static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {
@@ -1175,7 +1179,7 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
       "AEC_VECTOR_MATH double (tanh)(double);",
       "#endif",
       NULL};
-  for (int i = 0; vector_math[i]; i++) emit_line(e, "%s", vector_math[i]);
+  emit_lines(e, vector_math);
   emit_blank(e);
   emit_exp_nonpositive(e, o->dtype);
   emit_blank(e);

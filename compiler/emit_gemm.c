@@ -182,7 +182,7 @@ void emit_gemm_support(Emitter *e) {
       "  gemm_tile_ahead(rows, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, NULL, 0, 0);",
       "}",
       NULL};
-  for (int i = 0; text[i]; i++) emit_line(e, "%s", text[i]);
+  emit_lines(e, text);
   emit_line(e, "%s", "");
   // An input gradient's panel is a block of the kernel transposed. Element by
   // element that copy took 12-18% of the large model's input-gradient products
@@ -231,7 +231,7 @@ void emit_gemm_support(Emitter *e) {
       "    for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * depth + k] : 0;",
       "}",
       NULL};
-  for (int i = 0; transpose[i]; i++) emit_line(e, "%s", transpose[i]);
+  emit_lines(e, transpose);
   emit_line(e, "%s", "");
   emit_line(e, "// The deepest batch whose kernel-gradient product packs b, a block of columns at a");
   emit_line(e, "// time, into a [depth][GEMM_COLS] panel on the thread's stack (see the kernels);");
@@ -495,6 +495,21 @@ static void emit_comment(Emitter *e, const Group *group, const int *inputs, int 
   fprintf(e->out, "\n");
 }
 
+// A kernel gradient's panel: column block j0 of b[n][N], n rows deep.
+static const char *const PACK_GRADIENT =
+    "for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) "
+    "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;";
+
+// The bias gradient of the column block just packed, under the `if` that gives
+// the block to one thread.
+static const char *const PANEL_BIAS_SUMS[] = {
+    "      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel",
+    "      for (int k = 0; k < n; k++)",
+    "        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];",
+    "      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];",
+    "    }",
+    NULL};
+
 // A kernel gradient of a weight of AHEAD_MIN_BYTES or more, by strips: each
 // thread first packs every column block of b (the output's gradient, n rows
 // deep) it has blocks in, with their bias sums, and then goes row block by row
@@ -526,15 +541,6 @@ static void emit_strips(Emitter *e, bool bias) {
       "  for (int c = 0; c < owned; c++) {",
       "    const int j0 = (first_col + c) * GEMM_COLS, cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;",
       "    real *panel = panels + (size_t)c * n * GEMM_COLS;",
-      "    for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;",
-      NULL};
-  static const char *const bias_sums[] = {
-      "    if ((first_col + c) * ROW_BLOCKS >= first) {  // the column block's first block is this thread's",
-      "      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel",
-      "      for (int k = 0; k < n; k++)",
-      "        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];",
-      "      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];",
-      "    }",
       NULL};
   static const char *const tail[] = {
       "  }",
@@ -555,10 +561,13 @@ static void emit_strips(Emitter *e, bool bias) {
       "  return;",
       "  }",
       NULL};
-  for (int i = 0; head[i]; i++) emit_line(e, "%s", head[i]);
-  if (bias)
-    for (int i = 0; bias_sums[i]; i++) emit_line(e, "%s", bias_sums[i]);
-  for (int i = 0; tail[i]; i++) emit_line(e, "%s", tail[i]);
+  emit_lines(e, head);
+  emit_line(e, "    %s", PACK_GRADIENT);
+  if (bias) {
+    emit_line(e, "    if ((first_col + c) * ROW_BLOCKS >= first) {  // the column block's first block is this thread's");
+    emit_lines(e, PANEL_BIAS_SUMS);
+  }
+  emit_lines(e, tail);
 }
 
 void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
@@ -633,16 +642,10 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
       emit_strips(e, bias);
     emit_line(e, "  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep");
     emit_line(e, "  const int DEPTH = n;");
-    emit_blocks_open(e, "M",
-                     "for (int k = 0; k < n; k++) for (int j = 0; j < GEMM_COLS; j++) "
-                     "panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;");
+    emit_blocks_open(e, "M", PACK_GRADIENT);
     if (bias) {
       emit_line(e, "    if (i0 == 0) {  // the column block's first block: one thread, just packed");
-      emit_line(e, "      real sums[GEMM_COLS] = {0};  // each column in batch order, as the bias_grad kernel");
-      emit_line(e, "      for (int k = 0; k < n; k++)");
-      emit_line(e, "        for (int j = 0; j < GEMM_COLS; j++) sums[j] += panel[(size_t)k * GEMM_COLS + j];");
-      emit_line(e, "      for (int j = 0; j < cols; j++) bias[j0 + j] = sums[j];");
-      emit_line(e, "    }");
+      emit_lines(e, PANEL_BIAS_SUMS);
     }
     emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, n, a + i0, 1, M, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     emit_line(e, "  }");

@@ -26,6 +26,16 @@ static double kernel_flops(const aert_kernel *k, double calls, double samples) {
   return k->flops_per_sample * samples + k->flops_per_call * calls;
 }
 
+// The matrix products' seconds and FLOPs so far.
+static void gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops) {
+  *seconds = *flops = 0;
+  for (int i = 0; i < model->n_kernels; i++)
+    if (model->kernels[i].is_gemm) {
+      *seconds += ctx->kernel_seconds[i];
+      *flops += kernel_flops(&model->kernels[i], ctx->kernel_calls[i], ctx->kernel_samples[i]);
+    }
+}
+
 // A table on stderr, slowest first, and figures on stdout: the time and
 // rate of all kernels and of the matrix products alone.
 void aert_profile_report(const aert_model *model, aert_ctx *ctx) {
@@ -38,14 +48,9 @@ void aert_profile_report(const aert_model *model, aert_ctx *ctx) {
       int t = order[j];
       order[j] = order[j - 1], order[j - 1] = t;
     }
-  double total = 0, gemm_seconds = 0, gemm_flops = 0;
-  for (int i = 0; i < n; i++) {
-    total += ctx->kernel_seconds[i];
-    if (model->kernels[i].is_gemm) {
-      gemm_seconds += ctx->kernel_seconds[i];
-      gemm_flops += kernel_flops(&model->kernels[i], ctx->kernel_calls[i], ctx->kernel_samples[i]);
-    }
-  }
+  double total = 0, gemm_seconds, gemm_flops;
+  for (int i = 0; i < n; i++) total += ctx->kernel_seconds[i];
+  gemm_totals(model, ctx, &gemm_seconds, &gemm_flops);
   fprintf(stderr, "%-44s %6s %10s %7s %10s\n", "kernel", "line", "seconds", "share", "GFLOP/s");
   for (int r = 0; r < n; r++) {
     int i = order[r];
@@ -61,16 +66,6 @@ void aert_profile_report(const aert_model *model, aert_ctx *ctx) {
   free(order);
   free(ctx->kernel_seconds), free(ctx->kernel_calls), free(ctx->kernel_samples);
   ctx->kernel_seconds = ctx->kernel_calls = ctx->kernel_samples = NULL;
-}
-
-// The matrix products' seconds and FLOPs so far.
-static void gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops) {
-  *seconds = *flops = 0;
-  for (int i = 0; i < model->n_kernels; i++)
-    if (model->kernels[i].is_gemm) {
-      *seconds += ctx->kernel_seconds[i];
-      *flops += kernel_flops(&model->kernels[i], ctx->kernel_calls[i], ctx->kernel_samples[i]);
-    }
 }
 
 static int compare_doubles(const void *a, const void *b) {
