@@ -133,10 +133,16 @@ START_TEST(optimized_code_matches_the_reference) {
   ck_assert_int_ge(compare_folder("examples"), 2);  // simple and deep at least
   ck_assert_int_ge(compare_folder("tests/optimize"), 1);
   // widths.ae's 500 x 784 kernel (1.5 MiB) took the kernel gradient by strips
-  // in those runs, against the in-place path and across thread counts.
+  // in those runs, against the in-place path and across thread counts, and its
+  // forward products (the logits in training, the sigmoid in inference) by
+  // chunks: one chunk on 2 threads, two on 1 (25 column blocks of 500 rows are
+  // 1.6 MB of panels), the last column block partial.
   CommandResult r = run_command("%s/aec %s/tests/optimize/widths.ae -o %s/widths.c && grep -c 'By strips' %s/widths.c",
                                 AEC_BUILD_DIR, AEC_SOURCE_DIR, dir, dir);
   ck_assert_msg(r.status == 0 && atoi(r.out) == 1, "widths.ae has %s kernel gradients by strips", r.out);
+  command_result_free(&r);
+  r = run_command("grep -c 'By chunks' %s/widths.c", dir);
+  ck_assert_msg(r.status == 0 && atoi(r.out) >= 1, "widths.ae has %s forward products by chunks", r.out);
   command_result_free(&r);
   remove_tree(dir);
 }

@@ -245,13 +245,29 @@ enum { GEMM_PREFETCH = 24 };
 // gradient's 14-row block asks to own the next block's lines of c, which it will
 // overwrite: the gradient Adam read a step ago is out of the caches by then (the
 // 784-1000-500-250-30 model's products +1.6%, deep's +1.2%, simple's unchanged).
+// With `accumulate` (GEMM_COLS readable only), the sums start from c's values:
+// a product by chunks of k (see the forward products) goes on where it stopped.
 static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
-    real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride) {
+    real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {
   if (readable == GEMM_COLS) {
     vreal acc[GEMM_ROWS][2];
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};
+    if (accumulate && cols == GEMM_COLS) {
+#pragma GCC unroll 16
+      for (int r = 0; r < rows; r++) {
+        acc[r][0] = *(const vreal_unaligned *)(c + (size_t)r * ldc);
+        acc[r][1] = *(const vreal_unaligned *)(c + (size_t)r * ldc + VL);
+      }
+    } else if (accumulate) {
+#pragma GCC unroll 16
+      for (int r = 0; r < rows; r++) {
+        real sums[GEMM_COLS] = {0};
+        for (int j = 0; j < cols; j++) sums[j] = c[(size_t)r * ldc + j];
+        memcpy(acc[r], sums, sizeof sums);
+      }
+    }
     for (int k = 0; k < depth; k++) {
       if (a_row == 1) {  // a read down its columns, a row of a for every k: ask for it early
         __builtin_prefetch(a + (size_t)(k + GEMM_PREFETCH) * a_k);
@@ -317,33 +333,33 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
 // batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent
 // sums, a quarter of what keeps the multipliers busy). A 14-row tile also asks
 // for the rows `ahead`: its share of the weight rows its thread packs next, for
-// a forward or input-gradient product with a weight of 1 MiB or more. Packing a
-// panel from a weight that Adam left in the other core's cache or in L3 read
-// rows N apart, which the hardware does not prefetch: 8% of the 784-1000-500-
-// 250-30 model's first product. Asking for them spread over the tiles before
-// took its forward products from 255-262 to 271-277 GFLOP/s.
+// an input-gradient product with a weight of 1 MiB or more. Packing a panel
+// from a weight that Adam left in the other core's cache or in L3 read rows
+// 2-4 KB apart, which the hardware does not prefetch. Asking for them spread
+// over the tiles before took the 784-1000-500-250-30 model's forward products,
+// which were packed this way then, from 255-262 to 271-277 GFLOP/s.
 static inline __attribute__((always_inline)) void gemm_tile_ahead(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
-    real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride) {
+    real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {
   if (rows == GEMM_ROWS) {
-    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride);
+    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate);
     return;
   }
   int r = 0;
   for (; r + 4 <= rows; r += 4)
-    gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0);
+    gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
   if (r + 2 <= rows) {
-    gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0);
+    gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
     r += 2;
   }
   if (r < rows)
-    gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0);
+    gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
 }
 
 static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int readable, int depth,
     const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,
     real *restrict c, size_t ldc) {
-  gemm_tile_ahead(rows, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, NULL, 0, 0);
+  gemm_tile_ahead(rows, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, NULL, 0, 0, 0);
 }
 
 typedef int32_t vlane_index __attribute__((vector_size(64)));  // a shuffle's lane numbers
