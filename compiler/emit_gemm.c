@@ -396,6 +396,15 @@ static void emit_epilogue(Emitter *e, const Group *group, const int *inputs, int
   emit_epilogue_at(e, group, inputs, n_inputs, first_value, "");
 }
 
+// Inside the parallel region of a product by strips or by chunks: this thread's
+// blocks of schedule(static)'s numbering, column block by column block, and the
+// column blocks they fall in (the first and the last may be shared).
+static const char *const THREAD_COLUMN_BLOCKS[] = {
+    "  int first, last;  // this thread's blocks, numbered column block by column block",
+    "  thread_rows(COL_BLOCKS * row_blocks, &first, &last);",
+    "  const int first_col = first / row_blocks, owned = last > first ? (last - 1) / row_blocks - first_col + 1 : 0;",
+    NULL};
+
 // A forward product with a weight of AHEAD_MIN_BYTES or more goes by chunks of
 // K: each thread packs its column blocks of the weight for K rows at a time, as
 // many as fit CHUNK_PANELS_BYTES, then runs every 14-row block of a against
@@ -426,9 +435,8 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
       "  if (row_blocks == 0) return;",
       "#pragma omp parallel",
       "  {",
-      "  int first, last;  // this thread's blocks, numbered column block by column block",
-      "  thread_rows(COL_BLOCKS * row_blocks, &first, &last);",
-      "  const int first_col = first / row_blocks, owned = last > first ? (last - 1) / row_blocks - first_col + 1 : 0;",
+      NULL};
+  static const char *const rest[] = {
       "  const size_t whole = (size_t)owned * K * GEMM_COLS * sizeof(real);  // its panels K rows deep",
       "  const int chunks = (int)((whole + CHUNK_PANELS_BYTES - 1) / CHUNK_PANELS_BYTES), chunk = (K + chunks - 1) / (chunks > 0 ? chunks : 1);",
       "  real panels[(owned > 0 ? owned : 1) * chunk * GEMM_COLS] __attribute__((aligned(64)));  // its column blocks of b's chunk",
@@ -458,6 +466,8 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
       "}",
       NULL};
   emit_lines(e, head);
+  emit_lines(e, THREAD_COLUMN_BLOCKS);
+  emit_lines(e, rest);
   emit_epilogue_at(e, group, inputs, n_inputs, "out[at] + c[j0 + j]", "    ");
   emit_lines(e, tail);
 }
@@ -621,9 +631,8 @@ static void emit_strips(Emitter *e, bool bias) {
       "  if (n <= AEC_PANEL_DEPTH && (size_t)n * COL_BLOCKS * GEMM_COLS * sizeof(real) <= STRIP_PANELS_BYTES) {",
       "#pragma omp parallel",
       "  {",
-      "  int first, last;  // this thread's blocks, numbered column block by column block",
-      "  thread_rows(COL_BLOCKS * ROW_BLOCKS, &first, &last);",
-      "  const int first_col = first / ROW_BLOCKS, owned = last > first ? (last - 1) / ROW_BLOCKS - first_col + 1 : 0;",
+      NULL};
+  static const char *const panels[] = {
       "  real panels[(owned > 0 ? owned : 1) * n * GEMM_COLS] __attribute__((aligned(64)));  // its column blocks of b",
       "  real strip[n * GEMM_ROWS] __attribute__((aligned(64)));  // a's columns i0 to i0 + rows, as [n][GEMM_ROWS]",
       "  for (int c = 0; c < owned; c++) {",
@@ -650,6 +659,8 @@ static void emit_strips(Emitter *e, bool bias) {
       "  }",
       NULL};
   emit_lines(e, head);
+  emit_lines(e, THREAD_COLUMN_BLOCKS);
+  emit_lines(e, panels);
   emit_line(e, "    %s", PACK_GRADIENT);
   if (bias) {
     emit_line(e, "    if ((first_col + c) * ROW_BLOCKS >= first) {  // the column block's first block is this thread's");
