@@ -411,10 +411,10 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 // those panels in turn, the block's chunk of a staying in L1 while the panels
 // stream from L2; the sums go on in `out` from one chunk to the next, and the
 // epilogue runs after the last. Column block by column block, every tile read
-// its 14 rows of a, 28-56 KB, from L2 again. On the 784-1000-500-250-30 model
-// the model trained 1.4-3.3% faster (medians of 5 and 8 alternating runs), its
-// products with N = 1000 went from 257-270 to 271-285 GFLOP/s, and the others
-// moved within the machine's noise. Up to 128 column blocks, so a chunk is at
+// its 14 rows of a, 28-56 KB, from L2 again. The 784-1000-500-250-30 model
+// trained 1.4-3.3% faster (medians of 5 and 8 alternating runs): its products
+// with N = 1000 went from 257-270 to 271-285 GFLOP/s, and the others moved
+// within the machine's noise. Up to 128 column blocks, so a chunk is at
 // least 64 deep. The blocks are schedule(static)'s, numbered column block by
 // column block, and every element sums over k in order: the panel path's
 // results, bit for bit.
