@@ -412,9 +412,12 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 // stream from L2; the sums go on in `out` from one chunk to the next, and the
 // epilogue runs after the last. Column block by column block, every tile read
 // its 14 rows of a, 28-56 KB, from L2 again. The 784-1000-500-250-30 model
-// trained 1.4-3.3% faster (medians of 5 and 8 alternating runs): its products
-// with N = 1000 went from 257-270 to 271-285 GFLOP/s, and the others moved
-// within the machine's noise. Up to 128 column blocks, so a chunk is at
+// trained 1.4-3.3% faster (four sets of 4-8 alternating runs, medians): in the
+// step its products with N = 1000 went from 257-270 to 271-285 GFLOP/s, and the
+// others moved within the machine's noise. Timed alone, repeated on the same
+// operands, the chunks were 0-4% slower: the gain is where a was just written
+// by the previous product, each core a half of its columns. Under 1 MiB they
+// cost deep.ae 6% and simple.ae 12%. Up to 128 column blocks, so a chunk is at
 // least 64 deep. The blocks are schedule(static)'s, numbered column block by
 // column block, and every element sums over k in order: the panel path's
 // results, bit for bit.
