@@ -415,8 +415,9 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 // trained 1.4-3.3% faster (four sets of 4-8 alternating runs, medians): in the
 // step its products with N = 1000 went from 257-270 to 271-285 GFLOP/s, and the
 // others moved within the machine's noise. Timed alone, repeated on the same
-// operands, the chunks were 0-4% slower: the gain is where a was just written
-// by the previous product, each core a half of its columns. Under 1 MiB they
+// operands, the chunks were 0-4% slower: the gain is in the step, where a was
+// just written by the previous product (each core a half of its columns),
+// which may be why. Under 1 MiB they
 // cost deep.ae 6% and simple.ae 12%. Up to 128 column blocks, so a chunk is at
 // least 64 deep. The blocks are schedule(static)'s, numbered column block by
 // column block, and every element sums over k in order: the panel path's
