@@ -270,10 +270,10 @@ static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constan
   }
 }
 
-static bool one_column_block(const Emitter *e, const Node *lead) {
-  const size_t gemm_cols = e->options->dtype == DTYPE_F64 ? 16 : 32;  // GEMM_COLS: two 64-byte vectors
-  return shape_size(lead->shape) <= gemm_cols;
-}
+// The generated code's GEMM_COLS: two 64-byte vectors of reals.
+static size_t gemm_cols(const Emitter *e) { return e->options->dtype == DTYPE_F64 ? 16 : 32; }
+
+static bool one_column_block(const Emitter *e, const Node *lead) { return shape_size(lead->shape) <= gemm_cols(e); }
 
 // Weights from this size up are asked for ahead (gemm_tile_ahead): smaller ones
 // stay in the caches from one step to the next (simple.ae's and deep.ae's,
@@ -417,16 +417,13 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 // others moved within the machine's noise. Timed alone, repeated on the same
 // operands, the chunks were 0-4% slower: the gain is in the step, where a was
 // just written by the previous product (each core a half of its columns),
-// which may be why. Under 1 MiB they
-// cost deep.ae 6% and simple.ae 12%. Up to 128 column blocks, so a chunk is at
-// least 64 deep. The blocks are schedule(static)'s, numbered column block by
-// column block, and every element sums over k in order: the panel path's
-// results, bit for bit.
+// which may be why. Under 1 MiB they cost deep.ae 6% and simple.ae 12%. Up to
+// 128 column blocks, so a chunk is at least 64 deep. The blocks are
+// schedule(static)'s, numbered column block by column block, and every element
+// sums over k in order: the panel path's results, bit for bit.
 static bool by_chunks(const Emitter *e, const Node *lead) {
   const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4;
-  const size_t gemm_cols = 64 / real_size * 2;
-  const size_t col_blocks = (shape_size(lead->shape) + gemm_cols - 1) / gemm_cols;
-  return col_blocks > 1 && col_blocks <= 128 &&
+  return !one_column_block(e, lead) && shape_size(lead->shape) <= 128 * gemm_cols(e) &&
          shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size >= AHEAD_MIN_BYTES;
 }
 
