@@ -305,7 +305,7 @@ def bench_model(args, source, work, peak):
     rate = figure(first, "warm_samples_per_s") or figure(first, "samples_per_s")  # no warm rate from one batch
     seconds = args.batches * args.batch / rate
     passes = max(1, math.ceil(args.min_seconds / seconds))
-    aec_rates, torch_rates, aec_mem, torch_mem, gemm_rates = [], [], [], [], []
+    aec_rates, torch_rates, aec_mem, torch_mem, gemm_rates, sgemm_rates = [], [], [], [], [], []
     jax_rates, jax_mem, jax_note = [], [], "not installed" if not args.jax else ""
     torch_version = "?"
 
@@ -321,6 +321,10 @@ def bench_model(args, source, work, peak):
         aec_rates.append(figure(out, "warm_samples_per_s"))  # without the first batch, like PyTorch's warm-up
         gemm_rates.append(figure(out, "gemm_gflops") or 0.0)
         aec_mem.append(mib)
+        # The sgemm rate again right after each aec run, to show how far the
+        # machine drifted over the bench; the share of the peak stays against
+        # the one measured at the start.
+        sgemm_rates.append(sgemm_peak(args.threads))
         out, _, mib = worker("torch", r)
         torch_rates.append(figure(out, "samples_per_s"))
         torch_first = [figure(out, "first_loss"), figure(out, "second_loss")]
@@ -352,6 +356,8 @@ def bench_model(args, source, work, peak):
         blas_rates.append(openblas_gflops_on(dense_shapes(desc, args.batch), args.threads))
     gemm_warm, gemm_blas = statistics.median(warm_rates), statistics.median(blas_rates)
     gflops = aec_rate * flops / 1e9
+    note(f"{name}: sgemm 2048^3 after each aec run: " + ", ".join(f"{rate:.0f}" for rate in sgemm_rates)
+         + " GFLOP/s; aec's runs: " + ", ".join(f"{rate * flops / 1e9:.0f}" for rate in aec_rates) + " GFLOP/s")
     return {"name": name, "aec": aec_rate, "torch": torch_rate, "ratio": aec_rate / torch_rate, "gflops": gflops,
             "torch_gflops": torch_rate * flops / 1e9, "peak": gflops / peak, "aec_mib": max(aec_mem),
             "torch_mib": max(torch_mem), "gemm_aec": gemm_aec, "gemm_warm": gemm_warm,
