@@ -331,6 +331,7 @@ struct Emitter {
   const EmitOptions *options;
   const char *kernel_name;  // the name emit_kernel_open gives the kernel being written
   const struct SharePlan *share;  // values the steps of a batch share (pass_share.c), or NULL
+  size_t thread_stack_bytes;      // the most any kernel written so far keeps on one thread's stack
 };
 
 // ----------------------------------------------------------- emit_gemm.c
@@ -356,6 +357,10 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options);
 // Helpers op emitters use.
 void emit_line(Emitter *emitter, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void emit_lines(Emitter *emitter, const char *const *lines);  // each line of a NULL-ended list, as is
+// The kernel being written keeps `bytes` of arrays on the stack of each thread
+// that runs it (at most): the model records the largest, and the runtime makes
+// room for it in every thread (runtime/stack.c).
+void emit_stack_use(Emitter *emitter, size_t bytes);
 // Opens a kernel: the comment naming its .ae place and formula, then
 // `static void NAME(int n, const real *restrict NAMES[0], ..., real *restrict
 // NAMES[n_inputs]) {`. `n` is there when anything is batched.

@@ -24,6 +24,10 @@ void emit_lines(Emitter *e, const char *const *lines) {
   for (int i = 0; lines[i]; i++) emit_line(e, "%s", lines[i]);
 }
 
+void emit_stack_use(Emitter *e, size_t bytes) {
+  if (bytes > e->thread_stack_bytes) e->thread_stack_bytes = bytes;
+}
+
 static void emit_blank(Emitter *e) { fputc('\n', e->out); }
 
 static void upper_name(const char *name, char *buf, size_t size) {
@@ -1112,6 +1116,7 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_prior_entry(e);  // ops_prior.c
   emit_line(e, "  .layer_output = %s,", has_layer_output ? "layer_output" : "NULL");
   emit_line(e, "  .layer_nodes = layer_nodes,");
+  emit_line(e, "  .thread_stack_bytes = %zu,", e->thread_stack_bytes);
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");

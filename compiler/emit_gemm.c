@@ -24,6 +24,10 @@
 // kernel into scratch first).
 enum { PANEL_DEPTH = 2048 };
 
+// The micro-kernel's tile: GEMM_ROWS rows of a at a time, against two vectors
+// of columns (see gemm_rows).
+enum { GEMM_ROWS = 14 };
+
 static bool packs_panels(const Graph *g, const Node *lead) {
   return (lead->op == OP_DENSE || lead->op == OP_DENSE_GRAD_INPUT) &&
          shape_size(g->nodes[lead->inputs[0]].shape) <= PANEL_DEPTH;
@@ -57,7 +61,8 @@ void emit_gemm_support(Emitter *e) {
       "",
       "typedef real vreal __attribute__((vector_size(64)));",
       "typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));",
-      "enum { VL = 64 / sizeof(real), GEMM_ROWS = 14, GEMM_COLS = 2 * VL };",
+      NULL};
+  static const char *const text_rest[] = {
       "// A kernel gradient reads a^T: a's rows lie 1-4 KB apart, one a row for every k,",
       "// a stride the hardware prefetcher does not follow. The product asks for the row",
       "// GEMM_PREFETCH ahead (24 measured best of 4 to 48 on the 784-1000-500-250-30",
@@ -199,6 +204,8 @@ void emit_gemm_support(Emitter *e) {
       "}",
       NULL};
   emit_lines(e, text);
+  emit_line(e, "enum { VL = 64 / sizeof(real), GEMM_ROWS = %d, GEMM_COLS = 2 * VL };", GEMM_ROWS);
+  emit_lines(e, text_rest);
   emit_line(e, "%s", "");
   // An input gradient's panel is a block of the kernel transposed. Element by
   // element that copy took 12-18% of the large model's input-gradient products
@@ -273,6 +280,15 @@ static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constan
 // The generated code's GEMM_COLS: two 64-byte vectors of reals.
 static size_t gemm_cols(const Emitter *e) { return e->options->dtype == DTYPE_F64 ? 16 : 32; }
 
+static size_t real_bytes(const Emitter *e) { return e->options->dtype == DTYPE_F64 ? 8 : 4; }
+
+// The stack a thread's panels of a product by strips or by chunks fill, at
+// most (the generated STRIP_PANELS_BYTES and CHUNK_PANELS_BYTES).
+enum { THREAD_PANELS_MIB = 1 };
+
+// A panel[DEPTH * GEMM_COLS] on each thread's stack, DEPTH at most PANEL_DEPTH.
+static void use_panel_stack(Emitter *e) { emit_stack_use(e, PANEL_DEPTH * gemm_cols(e) * real_bytes(e)); }
+
 static bool one_column_block(const Emitter *e, const Node *lead) { return shape_size(lead->shape) <= gemm_cols(e); }
 
 // Weights from this size up are asked for ahead (gemm_tile_ahead): smaller ones
@@ -288,7 +304,7 @@ enum { AHEAD_MIN_BYTES = 1 << 20 };
 // apart; of b[N][K] for an input gradient, whose next panel is next_cols rows
 // of K in a row, asked for as K stretches of next_cols.
 static void emit_packed_tile(Emitter *e, const Node *lead, bool transposed) {
-  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4;
+  const size_t real_size = real_bytes(e);
   if (one_column_block(e, lead) || shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size < AHEAD_MIN_BYTES) {
     emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     return;
@@ -311,6 +327,7 @@ static const char *const PACK_WEIGHT =
 
 static void emit_blocks_open(Emitter *e, const char *rows_expr, const char *pack) {
   if (pack) {
+    use_panel_stack(e);
     emit_line(e, "#pragma omp parallel");
     emit_line(e, "  {");
     emit_line(e, "  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b");
@@ -346,6 +363,7 @@ static void emit_row_split_open(Emitter *e, const char *pack) {
   emit_line(e, "  {");
   emit_line(e, "  const int j0 = 0, cols = N;");
   if (pack) {
+    use_panel_stack(e);
     emit_line(e, "  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b");
     emit_line(e, "  %s", pack);
   }
@@ -422,7 +440,7 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 // schedule(static)'s, numbered column block by column block, and every element
 // sums over k in order: the panel path's results, bit for bit.
 static bool by_chunks(const Emitter *e, const Node *lead) {
-  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4;
+  const size_t real_size = real_bytes(e);
   return !one_column_block(e, lead) && shape_size(lead->shape) <= 128 * gemm_cols(e) &&
          shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size >= AHEAD_MIN_BYTES;
 }
@@ -431,7 +449,8 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
   static const char *const head[] = {
       "  // By chunks: this thread's column blocks of b for as many rows of K as fit 1 MiB of",
       "  // stack, then each 14-row block of a against them; the sums go on in out.",
-      "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, CHUNK_PANELS_BYTES = 1 << 20 };",
+      NULL};
+  static const char *const head_rest[] = {
       "  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;",
       "  if (row_blocks == 0) return;",
       "#pragma omp parallel",
@@ -466,7 +485,11 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
       "  }",
       "}",
       NULL};
+  // Up to 128 column blocks, each a chunk's rounding of K at most one row deeper.
+  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + 128 * gemm_cols(e) * real_bytes(e));
   emit_lines(e, head);
+  emit_line(e, "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, CHUNK_PANELS_BYTES = %d << 20 };", THREAD_PANELS_MIB);
+  emit_lines(e, head_rest);
   emit_lines(e, THREAD_COLUMN_BLOCKS);
   emit_lines(e, rest);
   emit_epilogue_at(e, group, inputs, n_inputs, "out[at] + c[j0 + j]", "    ");
@@ -628,7 +651,8 @@ static void emit_strips(Emitter *e, bool bias) {
   static const char *const head[] = {
       "  // By strips: a's 14 columns of a row block at a time, copied into a strip and run",
       "  // against every column block of b this thread packed, while those fit 1 MiB of stack.",
-      "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, STRIP_PANELS_BYTES = 1 << 20 };",
+      NULL};
+  static const char *const head_rest[] = {
       "  if (n <= AEC_PANEL_DEPTH && (size_t)n * COL_BLOCKS * GEMM_COLS * sizeof(real) <= STRIP_PANELS_BYTES) {",
       "#pragma omp parallel",
       "  {",
@@ -659,7 +683,11 @@ static void emit_strips(Emitter *e, bool bias) {
       "  return;",
       "  }",
       NULL};
+  // The panels, and a strip of GEMM_ROWS columns of a, the batch deep.
+  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + PANEL_DEPTH * GEMM_ROWS * real_bytes(e));
   emit_lines(e, head);
+  emit_line(e, "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, STRIP_PANELS_BYTES = %d << 20 };", THREAD_PANELS_MIB);
+  emit_lines(e, head_rest);
   emit_lines(e, THREAD_COLUMN_BLOCKS);
   emit_lines(e, panels);
   emit_line(e, "    %s", PACK_GRADIENT);
@@ -741,7 +769,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
     emit_row_blocks(e, "M", true);
-    const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4;
+    const size_t real_size = real_bytes(e);
     if (shape_size(lead->shape) * real_size >= AHEAD_MIN_BYTES)
       emit_strips(e, bias);
     emit_line(e, "  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep");

@@ -331,11 +331,23 @@ typedef struct Epilogue {
   int n_inputs;
 } Epilogue;
 
+// A padded plane's reals, as the kernels' enums PLANE and NP reckon them: NP
+// output pixels on rows of width pw, rounded up to `round`, and room past them
+// for every tap's read.
+static size_t plane_reals(int oh, int pw, int k, int vl, int round, size_t *np) {
+  *np = ((size_t)oh * pw + round - 1) / round * round;
+  return *np + (size_t)(k - 1) * pw + k - 1 + vl;
+}
+
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
                         bool transposed, const char *bias, const char *in, const char *w, const char *out,
                         const Epilogue *epilogue) {
   int ob = largest_divisor_at_most(co, 8);
   int pb = 24 / ob > 4 ? 4 : 24 / ob;
+  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4, vl = 64 / real_size;
+  size_t np, plane = plane_reals(oh, ow + k - 1, k, (int)vl, (int)vl * pb, &np);
+  // Each thread's plane and wide below; the first thread's frame also holds wp.
+  emit_stack_use(e, ((size_t)ci * plane + (size_t)ob * np + (size_t)co * ci * k * k) * real_size);
   emit_line(e, "  enum { CI = %d, IH = %d, IW = %d, CO = %d, OH = %d, OW = %d, K = %d, TOP = %d, LEFT = %d };", ci, ih,
             iw, co, oh, ow, k, top, left);
   emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real), OB = %d, PB = %d };", ob, pb);
@@ -562,6 +574,9 @@ void emit_conv_grad_kernel(Emitter *e, const Node *node) {
     emit_line(e, "}");
     return;
   }
+  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4, vl = 64 / real_size;
+  size_t np, plane = plane_reals(c.oh, c.ow + c.k - 1, c.k, (int)vl, (int)vl, &np);
+  emit_stack_use(e, ((size_t)c.c * plane + (size_t)c.f * np) * real_size);  // each thread's plane and wide
   emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real) };");
   emit_line(e, "  enum { NP = (OH * PW + VL - 1) / VL * VL, PLANE = NP + (K - 1) * PW + K - 1 + VL, CHUNKS = 16 };");
   emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");

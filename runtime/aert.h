@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 4
+#define AERT_ABI_VERSION 5
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -188,6 +188,10 @@ typedef struct aert_model {
   // where the input alone does not determine it (a net applied first to a
   // prior's samples).
   const int *layer_nodes;
+  // The most stack one thread's kernel frame takes for its arrays (packed
+  // panels, a convolution's padded planes), in bytes: aert_main makes room
+  // for it in every thread before the first kernel runs.
+  size_t thread_stack_bytes;
 } aert_model;
 
 // The whole command line of a generated program: `int main(int argc, char

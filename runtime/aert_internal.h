@@ -312,4 +312,11 @@ void aert_receptive_field_free(aert_receptive_field *rf);
 // one k x k tile per filter and input channel.
 int aert_draw_conv_filters(const aert_model *model, const aert_options *options, const aert_param *kernel);
 
+// ---------------------------------------------------------------- stack.c
+// Makes room for model->thread_stack_bytes on every thread's stack (the main
+// thread's limit and the default pthread stack size raised where they are
+// smaller); false, after a message saying what to change, where a hard limit
+// or the user's OMP_STACKSIZE leaves a thread less than that.
+bool aert_reserve_stacks(const aert_model *model);
+
 #endif

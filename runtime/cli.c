@@ -311,6 +311,7 @@ int aert_main(const aert_model *model, int argc, char **argv) {
     int status = parse_options(&commands[i], argc, argv, &options);
     if (status >= 0) return status;
     if (options.has_lr && !check_lr(model, options.lr_spec)) return AERT_EXIT_USAGE;
+    if (!aert_reserve_stacks(model)) return AERT_EXIT_FAILURE;
     status = commands[i].run(model, &options);
     fflush(stdout);
     return status;

@@ -1280,6 +1280,7 @@ static const aert_model model = {
   .prior = {AERT_PRIOR_NONE, 0, {0, 0, 0}, -1},
   .layer_output = layer_output,
   .layer_nodes = layer_nodes,
+  .thread_stack_bytes = 262144,
 };
 
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }

@@ -1,0 +1,111 @@
+// test_stack.c — kernels keep their panels and padded planes on the threads'
+// stacks (runtime/stack.c): a convolution whose planes outgrow the usual
+// 8 MiB stack trains, its program having raised the limits itself; where the
+// user's OMP_STACKSIZE or a hard limit leaves too little, the program says
+// what to change and exits 1 instead of overflowing a stack.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests.h"
+
+#define AEC AEC_BUILD_DIR "/aec"
+
+// 64 channels of 192 x 192 padded: 9.6 MB of planes in the decoder's
+// convolution, in each thread.
+static const char *const wide_conv =
+    "input x: [1, 192, 192]\n"
+    "net encoder = conv(64, 3, relu) -> maxpool(2)\n"
+    "net decoder = upsample(2) -> conv(1, 3, sigmoid)\n"
+    "loss recon = bce(decoder(encoder(x)), x)\n"
+    "train { data \"train.csv\" test \"none\" batch 2 epochs 1\n"
+    "        step minimize recon over encoder, decoder with adam(lr=0.001) }\n";
+
+// A 784 x 500 weight (1.5 MiB): its products go by chunks and strips, 1 MiB of
+// panels a thread.
+static const char *const wide_dense =
+    "input x: [784]\n"
+    "net encoder = dense(500, relu)\n"
+    "net decoder = dense(784, sigmoid)\n"
+    "loss recon = mse(decoder(encoder(x)), x)\n"
+    "train { data \"train.csv\" test \"none\" batch 16 epochs 1\n"
+    "        step minimize recon over encoder, decoder with adam(lr=0.001) }\n";
+
+// A directory with m.ae, train.csv (n samples of `size` values in [0, 1)) and
+// the program ./m.
+static char *prepare(const char *tag, const char *model, int n, int size) {
+  char *dir = make_temp_dir(tag), path[4096];
+  snprintf(path, sizeof path, "%s/m.ae", dir);
+  write_file(path, model, strlen(model));
+  snprintf(path, sizeof path, "%s/train.csv", dir);
+  FILE *f = fopen(path, "w");
+  ck_assert(f != NULL);
+  unsigned s = 12345;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < size; j++)
+      s = s * 1103515245u + 12345u, fprintf(f, "%.3f%c", (s >> 16) % 1000 / 1e3, j == size - 1 ? '\n' : ',');
+  fclose(f);
+  CommandResult r = run_command("cd %s && %s m.ae -o m", dir, AEC);
+  ck_assert_msg(r.status == 0, "aec failed: %s", r.err);
+  command_result_free(&r);
+  return dir;
+}
+
+START_TEST(a_convolution_larger_than_the_default_stack_trains) {
+  char *dir = prepare("stack-conv", wide_conv, 4, 192 * 192);
+  // 8 MiB for the main thread and, through it, for OpenMP's threads: less
+  // than the planes need, so both must be raised for this to finish.
+  CommandResult r = run_command("cd %s && ulimit -S -s 8192 && unset OMP_STACKSIZE GOMP_STACKSIZE && "
+                                "./m train --checkpoint m.safetensors --threads 2",
+                                dir);
+  ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+  ck_assert_msg(isfinite(figure(r.out, "samples_per_s")), "%s", r.out);
+  command_result_free(&r);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(a_small_omp_stacksize_is_reported) {
+  const char *const models[] = {wide_conv, wide_dense};
+  const int sizes[] = {192 * 192, 784};
+  for (int i = 0; i < 2; i++) {
+    char *dir = prepare("stack-omp", models[i], 16, sizes[i]);
+    CommandResult r = run_command("cd %s && OMP_STACKSIZE=256K ./m train --checkpoint m.safetensors --threads 2", dir);
+    ck_assert_msg(r.status == 1, "model %d: status %d (139 is a stack overflow): %s", i, r.status, r.err);
+    ck_assert_msg(strstr(r.err, "OMP_STACKSIZE=256K gives OpenMP's threads") && strstr(r.err, "set OMP_STACKSIZE="),
+                  "model %d: %s", i, r.err);
+    command_result_free(&r);
+    // Where it names enough, the same program trains.
+    r = run_command("cd %s && OMP_STACKSIZE=32M ./m train --checkpoint m.safetensors --threads 2", dir);
+    ck_assert_msg(r.status == 0, "model %d: status %d: %s", i, r.status, r.err);
+    command_result_free(&r);
+    remove_tree(dir);
+    free(dir);
+  }
+}
+END_TEST
+
+START_TEST(a_hard_stack_limit_is_reported) {
+  char *dir = prepare("stack-hard", wide_conv, 4, 192 * 192);
+  CommandResult r = run_command("cd %s && ulimit -S -s 4096 && ulimit -H -s 4096 && ./m train --checkpoint m.safetensors",
+                                dir);
+  ck_assert_msg(r.status == 1, "status %d (139 is a stack overflow): %s", r.status, r.err);
+  ck_assert_msg(strstr(r.err, "the main thread has") && strstr(r.err, "ulimit -Hs"), "%s", r.err);
+  command_result_free(&r);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
+Suite *stack_suite(void) {
+  Suite *s = suite_create("stack");
+  TCase *t = tcase_create("stack");
+  tcase_set_timeout(t, 300);
+  tcase_add_test(t, a_convolution_larger_than_the_default_stack_trains);
+  tcase_add_test(t, a_small_omp_stacksize_is_reported);
+  tcase_add_test(t, a_hard_stack_limit_is_reported);
+  suite_add_tcase(s, t);
+  return s;
+}
