@@ -439,9 +439,11 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 // 128 column blocks, so a chunk is at least 64 deep. The blocks are
 // schedule(static)'s, numbered column block by column block, and every element
 // sums over k in order: the panel path's results, bit for bit.
+enum { CHUNKS_MOST_COLUMN_BLOCKS = 128 };
+
 static bool by_chunks(const Emitter *e, const Node *lead) {
   const size_t real_size = real_bytes(e);
-  return !one_column_block(e, lead) && shape_size(lead->shape) <= 128 * gemm_cols(e) &&
+  return !one_column_block(e, lead) && shape_size(lead->shape) <= CHUNKS_MOST_COLUMN_BLOCKS * gemm_cols(e) &&
          shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size >= AHEAD_MIN_BYTES;
 }
 
@@ -485,8 +487,8 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
       "  }",
       "}",
       NULL};
-  // Up to 128 column blocks, each a chunk's rounding of K at most one row deeper.
-  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + 128 * gemm_cols(e) * real_bytes(e));
+  // The panels, each column block's rounding of K to whole chunks at most a row deeper.
+  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + CHUNKS_MOST_COLUMN_BLOCKS * gemm_cols(e) * real_bytes(e));
   emit_lines(e, head);
   emit_line(e, "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, CHUNK_PANELS_BYTES = %d << 20 };", THREAD_PANELS_MIB);
   emit_lines(e, head_rest);
