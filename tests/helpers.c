@@ -108,3 +108,21 @@ bool read_png_size(const char *path, int *width, int *height) {
   cairo_surface_destroy(png);
   return ok;
 }
+
+char *make_program_dir(const char *tag, const char *model_text, int n, int size) {
+  char *dir = make_temp_dir(tag), path[4096];
+  snprintf(path, sizeof path, "%s/m.ae", dir);
+  write_file(path, model_text, strlen(model_text));
+  snprintf(path, sizeof path, "%s/train.csv", dir);
+  FILE *f = fopen(path, "w");
+  ck_assert(f != NULL);
+  unsigned s = 12345;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < size; j++)
+      s = s * 1103515245u + 12345u, fprintf(f, "%.4f%c", (s >> 16) % 10000 / 1e4, j == size - 1 ? '\n' : ',');
+  fclose(f);
+  CommandResult r = run_command("cd %s && %s/aec m.ae -o m", dir, AEC_BUILD_DIR);
+  ck_assert_msg(r.status == 0, "aec failed: %s", r.err);
+  command_result_free(&r);
+  return dir;
+}

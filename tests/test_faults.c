@@ -13,8 +13,6 @@
 
 #include "tests.h"
 
-#define AEC AEC_BUILD_DIR "/aec"
-
 static const char *const model_text =
     "input x: [16]\n"
     "net encoder = dense(8, relu)\n"
@@ -26,21 +24,9 @@ static const char *const model_text =
 // A directory with m.ae (the decoder's activation `act`, the optimizer `opt`),
 // train.csv (n samples) and the program ./m.
 static char *prepare(const char *tag, const char *act, const char *opt, int n) {
-  char *dir = make_temp_dir(tag), path[4096], text[1024];
-  snprintf(path, sizeof path, "%s/m.ae", dir);
+  char text[1024];
   snprintf(text, sizeof text, model_text, act, opt);
-  write_file(path, text, strlen(text));
-  snprintf(path, sizeof path, "%s/train.csv", dir);
-  FILE *f = fopen(path, "w");
-  ck_assert(f != NULL);
-  unsigned s = 12345;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < 16; j++) s = s * 1103515245u + 12345u, fprintf(f, "%.4f%c", (s >> 16) % 10000 / 1e4, j == 15 ? '\n' : ',');
-  fclose(f);
-  CommandResult r = run_command("cd %s && %s m.ae -o m", dir, AEC);
-  ck_assert_msg(r.status == 0, "aec failed: %s", r.err);
-  command_result_free(&r);
-  return dir;
+  return make_program_dir(tag, text, n, 16);
 }
 
 static bool exists(const char *dir, const char *name) {

@@ -10,8 +10,6 @@
 
 #include "tests.h"
 
-#define AEC AEC_BUILD_DIR "/aec"
-
 // 64 channels of 192 x 192 padded: 9.6 MB of planes in the decoder's
 // convolution, in each thread.
 static const char *const wide_conv =
@@ -32,28 +30,8 @@ static const char *const wide_dense =
     "train { data \"train.csv\" test \"none\" batch 16 epochs 1\n"
     "        step minimize recon over encoder, decoder with adam(lr=0.001) }\n";
 
-// A directory with m.ae, train.csv (n samples of `size` values in [0, 1)) and
-// the program ./m.
-static char *prepare(const char *tag, const char *model, int n, int size) {
-  char *dir = make_temp_dir(tag), path[4096];
-  snprintf(path, sizeof path, "%s/m.ae", dir);
-  write_file(path, model, strlen(model));
-  snprintf(path, sizeof path, "%s/train.csv", dir);
-  FILE *f = fopen(path, "w");
-  ck_assert(f != NULL);
-  unsigned s = 12345;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < size; j++)
-      s = s * 1103515245u + 12345u, fprintf(f, "%.3f%c", (s >> 16) % 1000 / 1e3, j == size - 1 ? '\n' : ',');
-  fclose(f);
-  CommandResult r = run_command("cd %s && %s m.ae -o m", dir, AEC);
-  ck_assert_msg(r.status == 0, "aec failed: %s", r.err);
-  command_result_free(&r);
-  return dir;
-}
-
 START_TEST(a_convolution_larger_than_the_default_stack_trains) {
-  char *dir = prepare("stack-conv", wide_conv, 4, 192 * 192);
+  char *dir = make_program_dir("stack-conv", wide_conv, 4, 192 * 192);
   // 8 MiB for the main thread and, through it, for OpenMP's threads: less
   // than the planes need, so both must be raised for this to finish.
   CommandResult r = run_command("cd %s && ulimit -S -s 8192 && unset OMP_STACKSIZE GOMP_STACKSIZE && "
@@ -71,7 +49,7 @@ START_TEST(a_small_omp_stacksize_is_reported) {
   const char *const models[] = {wide_conv, wide_dense};
   const int sizes[] = {192 * 192, 784};
   for (int i = 0; i < 2; i++) {
-    char *dir = prepare("stack-omp", models[i], 16, sizes[i]);
+    char *dir = make_program_dir("stack-omp", models[i], 16, sizes[i]);
     CommandResult r = run_command("cd %s && OMP_STACKSIZE=256K ./m train --checkpoint m.safetensors --threads 2", dir);
     ck_assert_msg(r.status == 1, "model %d: status %d (139 is a stack overflow): %s", i, r.status, r.err);
     ck_assert_msg(strstr(r.err, "OMP_STACKSIZE=256K gives OpenMP's threads") && strstr(r.err, "set OMP_STACKSIZE="),
@@ -88,7 +66,7 @@ START_TEST(a_small_omp_stacksize_is_reported) {
 END_TEST
 
 START_TEST(a_hard_stack_limit_is_reported) {
-  char *dir = prepare("stack-hard", wide_conv, 4, 192 * 192);
+  char *dir = make_program_dir("stack-hard", wide_conv, 4, 192 * 192);
   CommandResult r = run_command("cd %s && ulimit -S -s 4096 && ulimit -H -s 4096 && ./m train --checkpoint m.safetensors",
                                 dir);
   ck_assert_msg(r.status == 1, "status %d (139 is a stack overflow): %s", r.status, r.err);

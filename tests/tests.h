@@ -34,6 +34,10 @@ char *make_temp_dir(const char *tag);
 void remove_tree(const char *path);
 // Writes a file (creating it) or fails the test.
 void write_file(const char *path, const void *data, size_t size);
+// A fresh directory (see make_temp_dir) holding m.ae (`model_text`), train.csv
+// (n samples of `size` values in [0, 1), the same on every call) and ./m, the
+// program aec builds from them; fails the test when aec does.
+char *make_program_dir(const char *tag, const char *model_text, int n, int size);
 // Reads a `name value` figure from a program's standard output; NAN if absent.
 double figure(const char *stdout_text, const char *name);
 // The width and height of a PNG file, read back through cairo; false when it is not one.
