@@ -361,6 +361,8 @@ void emit_lines(Emitter *emitter, const char *const *lines);  // each line of a 
 // that runs it (at most): the model records the largest, and the runtime makes
 // room for it in every thread (runtime/stack.c).
 void emit_stack_use(Emitter *emitter, size_t bytes);
+// The size of the generated file's `real`: 4 (f32) or 8 (f64).
+size_t emit_real_bytes(const Emitter *emitter);
 // Opens a kernel: the comment naming its .ae place and formula, then
 // `static void NAME(int n, const real *restrict NAMES[0], ..., real *restrict
 // NAMES[n_inputs]) {`. `n` is there when anything is batched.

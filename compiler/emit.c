@@ -28,6 +28,8 @@ void emit_stack_use(Emitter *e, size_t bytes) {
   if (bytes > e->thread_stack_bytes) e->thread_stack_bytes = bytes;
 }
 
+size_t emit_real_bytes(const Emitter *e) { return e->options->dtype == DTYPE_F64 ? 8 : 4; }
+
 static void emit_blank(Emitter *e) { fputc('\n', e->out); }
 
 static void upper_name(const char *name, char *buf, size_t size) {
@@ -1224,7 +1226,7 @@ static void print_stats(Emitter *e, FunctionPlan **plans, int n_plans, size_t pe
   const Graph *g = e->graph;
   FILE *out = e->options->stats;
   static const char *const extra[] = {"eval", "reconstruct", "encode", "corrupt", "layer_output"};
-  size_t bytes = sizeof(float) * (e->options->dtype == DTYPE_F64 ? 2 : 1);
+  size_t bytes = emit_real_bytes(e);
   int batch = g->train.batch;
   fprintf(stderr, "%-24s %8s %8s %14s %14s %14s\n", "function", "nodes", "kernels", "arena_unplanned", "arena_planned",
           "flops/sample");

@@ -278,16 +278,14 @@ static void emit_row_blocks(Emitter *e, const char *rows_expr, bool rows_constan
 }
 
 // The generated code's GEMM_COLS: two 64-byte vectors of reals.
-static size_t gemm_cols(const Emitter *e) { return e->options->dtype == DTYPE_F64 ? 16 : 32; }
-
-static size_t real_bytes(const Emitter *e) { return e->options->dtype == DTYPE_F64 ? 8 : 4; }
+static size_t gemm_cols(const Emitter *e) { return 128 / emit_real_bytes(e); }
 
 // The stack a thread's panels of a product by strips or by chunks fill, at
 // most (the generated STRIP_PANELS_BYTES and CHUNK_PANELS_BYTES).
 enum { THREAD_PANELS_MIB = 1 };
 
 // A panel[DEPTH * GEMM_COLS] on each thread's stack, DEPTH at most PANEL_DEPTH.
-static void use_panel_stack(Emitter *e) { emit_stack_use(e, PANEL_DEPTH * gemm_cols(e) * real_bytes(e)); }
+static void use_panel_stack(Emitter *e) { emit_stack_use(e, PANEL_DEPTH * gemm_cols(e) * emit_real_bytes(e)); }
 
 static bool one_column_block(const Emitter *e, const Node *lead) { return shape_size(lead->shape) <= gemm_cols(e); }
 
@@ -304,7 +302,7 @@ enum { AHEAD_MIN_BYTES = 1 << 20 };
 // apart; of b[N][K] for an input gradient, whose next panel is next_cols rows
 // of K in a row, asked for as K stretches of next_cols.
 static void emit_packed_tile(Emitter *e, const Node *lead, bool transposed) {
-  const size_t real_size = real_bytes(e);
+  const size_t real_size = emit_real_bytes(e);
   if (one_column_block(e, lead) || shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size < AHEAD_MIN_BYTES) {
     emit_line(e, "    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);");
     return;
@@ -442,7 +440,7 @@ static const char *const THREAD_COLUMN_BLOCKS[] = {
 enum { CHUNKS_MOST_COLUMN_BLOCKS = 128 };
 
 static bool by_chunks(const Emitter *e, const Node *lead) {
-  const size_t real_size = real_bytes(e);
+  const size_t real_size = emit_real_bytes(e);
   return !one_column_block(e, lead) && shape_size(lead->shape) <= CHUNKS_MOST_COLUMN_BLOCKS * gemm_cols(e) &&
          shape_size(e->graph->nodes[lead->inputs[1]].shape) * real_size >= AHEAD_MIN_BYTES;
 }
@@ -488,7 +486,7 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
       "}",
       NULL};
   // The panels, each column block's rounding of K to whole chunks at most a row deeper.
-  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + CHUNKS_MOST_COLUMN_BLOCKS * gemm_cols(e) * real_bytes(e));
+  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + CHUNKS_MOST_COLUMN_BLOCKS * gemm_cols(e) * emit_real_bytes(e));
   emit_lines(e, head);
   emit_line(e, "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, CHUNK_PANELS_BYTES = %d << 20 };", THREAD_PANELS_MIB);
   emit_lines(e, head_rest);
@@ -686,7 +684,7 @@ static void emit_strips(Emitter *e, bool bias) {
       "  }",
       NULL};
   // The panels, and a strip of GEMM_ROWS columns of a, the batch deep.
-  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + PANEL_DEPTH * GEMM_ROWS * real_bytes(e));
+  emit_stack_use(e, ((size_t)THREAD_PANELS_MIB << 20) + PANEL_DEPTH * GEMM_ROWS * emit_real_bytes(e));
   emit_lines(e, head);
   emit_line(e, "  enum { COL_BLOCKS = (N + GEMM_COLS - 1) / GEMM_COLS, STRIP_PANELS_BYTES = %d << 20 };", THREAD_PANELS_MIB);
   emit_lines(e, head_rest);
@@ -771,7 +769,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     emit_signature(e, name, group, n_inputs, true, false);
     emit_line(e, "  enum { M = %s, N = %s };", in, out);
     emit_row_blocks(e, "M", true);
-    const size_t real_size = real_bytes(e);
+    const size_t real_size = emit_real_bytes(e);
     if (shape_size(lead->shape) * real_size >= AHEAD_MIN_BYTES)
       emit_strips(e, bias);
     emit_line(e, "  if (n <= AEC_PANEL_DEPTH) {  // b's column block packed as the weights' are, n rows deep");

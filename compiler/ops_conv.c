@@ -331,12 +331,19 @@ typedef struct Epilogue {
   int n_inputs;
 } Epilogue;
 
-// A padded plane's reals, as the kernels' enums PLANE and NP reckon them: NP
-// output pixels on rows of width pw, rounded up to `round`, and room past them
-// for every tap's read.
-static size_t plane_reals(int oh, int pw, int k, int vl, int round, size_t *np) {
-  *np = ((size_t)oh * pw + round - 1) / round * round;
-  return *np + (size_t)(k - 1) * pw + k - 1 + vl;
+// A padded plane's size in reals, written into the kernels' enums PLANE and NP
+// (one reckoning for the code and for the stack it needs): NP output pixels
+// on rows of width pw, rounded up to `round`, and room past them for every
+// tap's read.
+typedef struct PlaneSize {
+  size_t np, plane;
+} PlaneSize;
+
+static PlaneSize plane_size(int oh, int pw, int k, size_t vl, size_t round) {
+  PlaneSize p;
+  p.np = ((size_t)oh * pw + round - 1) / round * round;
+  p.plane = p.np + (size_t)(k - 1) * pw + k - 1 + vl;
+  return p;
 }
 
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
@@ -344,15 +351,16 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
                         const Epilogue *epilogue) {
   int ob = largest_divisor_at_most(co, 8);
   int pb = 24 / ob > 4 ? 4 : 24 / ob;
-  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4, vl = 64 / real_size;
-  size_t np, plane = plane_reals(oh, ow + k - 1, k, (int)vl, (int)vl * pb, &np);
+  const size_t real_size = emit_real_bytes(e), vl = 64 / real_size;
+  PlaneSize p = plane_size(oh, ow + k - 1, k, vl, vl * pb);
   // Each thread's plane and wide below; the first thread's frame also holds wp.
-  emit_stack_use(e, ((size_t)ci * plane + (size_t)ob * np + (size_t)co * ci * k * k) * real_size);
+  emit_stack_use(e, ((size_t)ci * p.plane + (size_t)ob * p.np + (size_t)co * ci * k * k) * real_size);
   emit_line(e, "  enum { CI = %d, IH = %d, IW = %d, CO = %d, OH = %d, OW = %d, K = %d, TOP = %d, LEFT = %d };", ci, ih,
             iw, co, oh, ow, k, top, left);
   emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real), OB = %d, PB = %d };", ob, pb);
-  emit_line(e, "  // output pixels on rows of width PW, in blocks of PB vectors; the plane has room for every tap's read");
-  emit_line(e, "  enum { NP = (OH * PW + VL * PB - 1) / (VL * PB) * (VL * PB), PLANE = NP + (K - 1) * PW + K - 1 + VL };");
+  emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole blocks of PB vectors;");
+  emit_line(e, "  // PLANE: NP and room past them for every tap's read, (K - 1) * PW + K - 1 + VL");
+  emit_line(e, "  enum { NP = %zu, PLANE = %zu };", p.np, p.plane);
   emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");
   emit_line(e, "  real wp[CO * CI * K * K];");
   emit_line(e, "  for (int o = 0; o < CO; o++)");
@@ -574,11 +582,13 @@ void emit_conv_grad_kernel(Emitter *e, const Node *node) {
     emit_line(e, "}");
     return;
   }
-  const size_t real_size = e->options->dtype == DTYPE_F64 ? 8 : 4, vl = 64 / real_size;
-  size_t np, plane = plane_reals(c.oh, c.ow + c.k - 1, c.k, (int)vl, (int)vl, &np);
-  emit_stack_use(e, ((size_t)c.c * plane + (size_t)c.f * np) * real_size);  // each thread's plane and wide
-  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real) };");
-  emit_line(e, "  enum { NP = (OH * PW + VL - 1) / VL * VL, PLANE = NP + (K - 1) * PW + K - 1 + VL, CHUNKS = 16 };");
+  const size_t real_size = emit_real_bytes(e), vl = 64 / real_size;
+  PlaneSize p = plane_size(c.oh, c.ow + c.k - 1, c.k, vl, vl);
+  emit_stack_use(e, ((size_t)c.c * p.plane + (size_t)c.f * p.np) * real_size);  // each thread's plane and wide
+  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real), CHUNKS = 16 };");
+  emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole vectors;");
+  emit_line(e, "  // PLANE: NP and room past them for every tap's read, (K - 1) * PW + K - 1 + VL");
+  emit_line(e, "  enum { NP = %zu, PLANE = %zu };", p.np, p.plane);
   emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");
   emit_line(e, "  static real partial[CHUNKS * F * C * K * K];  // each chunk's sums");
   emit_line(e, "#pragma omp parallel");
