@@ -540,7 +540,7 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   emit_line(e, "  const size_t count = (size_t)n * N;");
   emit_row_blocks(e, "n", false);
   emit_line(e, "  const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;");
-  emit_line(e, "  double partial[blocks];");
+  emit_line(e, "  double *restrict partial = aert_loss_partials((size_t)blocks);  // a block's share of the loss each");
   const bool pack = packs_panels(g, lead);
   if (pack) emit_line(e, "  enum { DEPTH = K };");
   emit_blocks_open(e, "n", pack ? PACK_WEIGHT : NULL);

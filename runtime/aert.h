@@ -201,6 +201,12 @@ int aert_main(const aert_model *model, int argc, char **argv);
 // Wall-clock seconds from a monotonic clock (kernel timing).
 double aert_seconds(void);
 
+// Room for `count` doubles: a loss kernel's partial sums, one a block, whose
+// number grows with the batch. The runtime keeps one buffer and grows it as
+// needed (kernels run one at a time, from the main thread); when memory runs
+// out it says so and the program exits with status 1.
+double *aert_loss_partials(size_t count);
+
 // ------------------------------------------------------------------ rng.c
 // Counter-based generator (Philox-style): a value depends only on
 // (key, counter), so any draw can be recomputed and threads never share state.

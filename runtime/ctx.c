@@ -37,6 +37,18 @@ void *aert_alloc(size_t count, size_t size, const char *what) {
   return p;
 }
 
+double *aert_loss_partials(size_t count) {
+  static double *partials;
+  static size_t capacity;
+  if (count <= capacity) return partials;
+  double *grown = aert_alloc(count, sizeof(double), "the loss's partial sums");
+  if (!grown) exit(AERT_EXIT_FAILURE);
+  aert_free(partials);
+  partials = grown;
+  capacity = count;
+  return partials;
+}
+
 aert_real *aert_alloc_reals(size_t rows, size_t cols, const char *what) {
   size_t count;
   if (!aert_mul_size(rows, cols, SIZE_MAX / sizeof(aert_real), &count)) {

@@ -2,7 +2,9 @@
 // stacks (runtime/stack.c): a convolution whose planes outgrow the usual
 // 8 MiB stack trains, its program having raised the limits itself; where the
 // user's OMP_STACKSIZE or a hard limit leaves too little, the program says
-// what to change and exits 1 instead of overflowing a stack.
+// what to change and exits 1 instead of overflowing a stack. A loss kernel's
+// partial sums, one for every 14 x 32 block of the batch's outputs, are on
+// the heap: a large batch does not overflow the main thread's stack.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +79,54 @@ START_TEST(a_hard_stack_limit_is_reported) {
 }
 END_TEST
 
+// 60000 samples of 1024 in one batch: the fused BCE kernel's 137,000 blocks
+// take 1.1 MB of partial sums, more than a 1 MiB stack holds, where the
+// kernels' own arrays need half of that.
+static const char *const wide_batch =
+    "input x: [1024]\n"
+    "net encoder = dense(16, relu)\n"
+    "net decoder = dense(1024, sigmoid)\n"
+    "loss recon = bce(decoder(encoder(x)), x)\n"
+    "train { data \"train.npy\" test \"none\" batch 60000 epochs 1\n"
+    "        step minimize recon over encoder, decoder with adam(lr=0.001) }\n";
+
+// rows x cols little-endian float32 values in [0, 1) as a .npy file.
+static void write_npy(const char *path, int rows, int cols) {
+  char header[128];
+  int text = snprintf(header + 10, sizeof header - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }",
+                      rows, cols);
+  int length = (10 + text + 1 + 63) / 64 * 64 - 10;  // the data starts 64-byte aligned
+  memcpy(header, "\x93NUMPY\x01\x00", 8);
+  header[8] = (char)(length & 0xff), header[9] = (char)(length >> 8);
+  memset(header + 10 + text, ' ', (size_t)(length - text - 1));
+  header[10 + length - 1] = '\n';
+  FILE *f = fopen(path, "wb");
+  ck_assert(f != NULL);
+  ck_assert(fwrite(header, 1, (size_t)(10 + length), f) == (size_t)(10 + length));
+  float *row = malloc(sizeof(float) * (size_t)cols);
+  unsigned s = 12345;
+  for (int i = 0; i < rows; i++) {
+    for (int j = 0; j < cols; j++) s = s * 1103515245u + 12345u, row[j] = (float)((s >> 16) % 10000) / 1e4f;
+    ck_assert(fwrite(row, sizeof(float), (size_t)cols, f) == (size_t)cols);
+  }
+  free(row);
+  ck_assert(fclose(f) == 0);
+}
+
+START_TEST(a_large_batch_keeps_its_loss_sums_off_the_stack) {
+  char *dir = make_program_dir("stack-batch", wide_batch, 1, 1024), path[4096];
+  snprintf(path, sizeof path, "%s/train.npy", dir);
+  write_npy(path, 60000, 1024);
+  CommandResult r = run_command("cd %s && ulimit -s 1024 && ./m train --checkpoint m.safetensors --threads 2", dir);
+  ck_assert_msg(r.status == 0, "status %d (139 is a stack overflow): %s", r.status, r.err);
+  const double loss = figure(r.out, "train.recon");
+  ck_assert_msg(isfinite(loss) && loss > 0.5 && loss < 1, "BCE of uniform data %g: %s", loss, r.out);
+  command_result_free(&r);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
 Suite *stack_suite(void) {
   Suite *s = suite_create("stack");
   TCase *t = tcase_create("stack");
@@ -84,6 +134,7 @@ Suite *stack_suite(void) {
   tcase_add_test(t, a_convolution_larger_than_the_default_stack_trains);
   tcase_add_test(t, a_small_omp_stacksize_is_reported);
   tcase_add_test(t, a_hard_stack_limit_is_reported);
+  tcase_add_test(t, a_large_batch_keeps_its_loss_sums_off_the_stack);
   suite_add_tcase(s, t);
   return s;
 }

@@ -536,7 +536,7 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
   const size_t count = (size_t)n * N;
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
   const int blocks = (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks;
-  double partial[blocks];
+  double *restrict partial = aert_loss_partials((size_t)blocks);  // a block's share of the loss each
   enum { DEPTH = K };
 #pragma omp parallel
   {
