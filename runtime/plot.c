@@ -255,7 +255,7 @@ int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t
   cairo_set_source_rgb(cr, 0, 0, 0);
   cairo_set_font_size(cr, 15);
   if (title) text_at(cr, width / 2.0, 12, title, 0.5, 0);
-  char range[160];
+  char range[256];  // the text below and the prior's, whole
   char prior_text[128] = "";
   if (prior) aert_prior_format(prior, prior_text, sizeof prior_text);
   if (prior)
