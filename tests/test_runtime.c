@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "aert.h"
 #include "tests.h"
@@ -97,32 +96,6 @@ static void assert_load_fails(const char *spec, size_t expect, const char *word1
                 "message for %s lacks '%s'/'%s': %s", spec, word1, word2 ? word2 : "", message);
   ck_assert_msg(strchr(message, '\n') == message + strlen(message) - 1, "more than one line: %s", message);
   free(message);
-}
-
-static void put_be32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
-
-// Writes an IDX file of u8 data: magic, dims, then `bytes` (gzip when gz).
-static void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim, const unsigned char *bytes,
-                      size_t n, bool gz) {
-  unsigned char header[4 + 16];
-  put_be32(header, magic);
-  for (int i = 0; i < ndim; i++) put_be32(header + 4 + 4 * i, dims[i]);
-  size_t hl = 4 + 4 * (size_t)ndim;
-  if (!gz) {
-    unsigned char *all = malloc(hl + n + 1);
-    memcpy(all, header, hl);
-    memcpy(all + hl, bytes, n);
-    write_file(path, all, hl + n);
-    free(all);
-    return;
-  }
-  gzFile f = gzopen(path, "wb");
-  ck_assert_ptr_nonnull(f);
-  ck_assert_int_eq(gzwrite(f, header, (unsigned)hl), (int)hl);
-  if (n) ck_assert_int_eq(gzwrite(f, bytes, (unsigned)n), (int)n);
-  ck_assert_int_eq(gzclose(f), Z_OK);
 }
 
 // Three 2x2 images with pixel values 10*i + j, and labels 7, 8, 9.

@@ -6,6 +6,8 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifndef AEC_SOURCE_DIR
 #error "AEC_SOURCE_DIR must name the repository root"
@@ -34,6 +36,10 @@ char *make_temp_dir(const char *tag);
 void remove_tree(const char *path);
 // Writes a file (creating it) or fails the test.
 void write_file(const char *path, const void *data, size_t size);
+// Writes an IDX file of u8 data: magic, dims (at most 4), then `bytes`; gzip
+// when gz.
+void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim, const unsigned char *bytes, size_t n,
+               bool gz);
 // A fresh directory (see make_temp_dir) holding m.ae (`model_text`), train.csv
 // (n samples of `size` values in [0, 1), the same on every call) and ./m, the
 // program aec builds from them; fails the test when aec does.
