@@ -132,8 +132,8 @@ static void put_be32(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
 }
 
-void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim, const unsigned char *bytes,
-                      size_t n, bool gz) {
+void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim, const unsigned char *bytes, size_t n,
+               bool gz) {
   unsigned char header[4 + 16];
   put_be32(header, magic);
   for (int i = 0; i < ndim; i++) put_be32(header + 4 + 4 * i, dims[i]);
