@@ -14,7 +14,12 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 DSL_SRCS      := $(wildcard dsl/*.c)
-COMPILER_SRCS := $(wildcard compiler/*.c)
+# The compiler's layers, bottom to top: each folder's files see only the
+# headers of the folders before it (LAYER_INCLUDES), so a call back up does
+# not compile. docs/architecture.md draws them.
+COMPILER_LAYERS := ir writer ops front passes cgen tools
+COMPILER_SRCS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.c)) compiler/main.c
+COMPILER_HDRS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.h)) compiler/ir/ops.def
 RUNTIME_SRCS  := $(wildcard runtime/*.c)
 TEST_SRCS     := $(wildcard tests/*.c)
 TEST_SUITES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
@@ -47,9 +52,19 @@ $(BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 	$(CC) $(WARN) $(CFLAGS) -Idsl -c $< -o $@
 
 # --- the compiler
-$(BUILD)/compiler/%.o: compiler/%.c compiler/aec.h compiler/ops.def dsl/dsl.h runtime/aert.h
+# layer_includes(L): -Idsl and -Icompiler/X for L and every layer before it.
+layer_includes = -Idsl $(patsubst %,-Icompiler/%,$(wordlist 1,$(call layer_index,$(1)),$(COMPILER_LAYERS)))
+layer_index = $(words $(call layers_upto,$(1),$(COMPILER_LAYERS)))
+layers_upto = $(if $(filter $(1),$(firstword $(2))),$(firstword $(2)),$(firstword $(2)) $(call layers_upto,$(1),$(wordlist 2,$(words $(2)),$(2))))
+ALL_COMPILER_INCLUDES := -Idsl $(patsubst %,-Icompiler/%,$(COMPILER_LAYERS))
+
+$(BUILD)/compiler/%.o: compiler/%.c $(COMPILER_HDRS) dsl/dsl.h
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -Idsl -Icompiler -Iruntime -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(call layer_includes,$(firstword $(subst /, ,$*))) -c $< -o $@
+
+$(BUILD)/compiler/main.o: compiler/main.c $(COMPILER_HDRS) dsl/dsl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(ALL_COMPILER_INCLUDES) -c $< -o $@
 
 # aec links generated programs against the runtime's libraries.
 $(BUILD)/compiler/main.o: CFLAGS += -DAEC_RUNTIME_LIBS='"$(PKG_LIBS)"'
@@ -83,9 +98,9 @@ $(BUILD)/tests/suites.inc: $(wildcard tests/test_*.c) Makefile
 
 $(BUILD)/tests/check_main.o: $(BUILD)/tests/suites.inc
 
-$(BUILD)/tests/%.o: tests/%.c tests/tests.h dsl/dsl.h compiler/aec.h runtime/aert.h
+$(BUILD)/tests/%.o: tests/%.c tests/tests.h dsl/dsl.h $(COMPILER_HDRS) runtime/aert.h
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(PKG_CFLAGS) -Idsl -Icompiler -Iruntime -Itests -I$(BUILD)/tests \
+	$(CC) $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(PKG_CFLAGS) $(ALL_COMPILER_INCLUDES) -Iruntime -Itests -I$(BUILD)/tests \
 	  -DAEC_SOURCE_DIR='"$(CURDIR)"' -DAEC_BUILD_DIR='"$(CURDIR)/$(BUILD)"' -c $< -o $@
 
 $(BUILD)/run-tests: $(TEST_OBJS) $(filter-out $(BUILD)/compiler/main.o,$(DSL_OBJS) $(COMPILER_OBJS)) $(BUILD)/libaert.a

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "aec.h"
+#include "tools.h"
 
 extern char **environ;
 
@@ -183,7 +183,22 @@ static char *runtime_dir(void) {
   return strdup(exe);
 }
 
-static bool write_c_file(const char *path, Graph *g, const EmitOptions *eo) {
+// Writes the program (aec --line: through a buffer, since the directives
+// pointing back at the .c file need its real line numbers).
+static bool write_program(FILE *out, const ProgramPlan *plan, const EmitOptions *eo) {
+  if (!eo->line_directives) return emit_program(out, plan, eo);
+  char *whole = NULL;
+  size_t size = 0;
+  FILE *buffer = open_memstream(&whole, &size);
+  if (!buffer) return false;
+  bool ok = emit_program(buffer, plan, eo);
+  ok &= fclose(buffer) == 0;
+  ok = ok && write_with_line_directives(out, whole, size, eo->c_name ? eo->c_name : "model.c");
+  free(whole);
+  return ok;
+}
+
+static bool write_c_file(const char *path, const ProgramPlan *plan, const EmitOptions *eo) {
   char *tmp = NULL;
   if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) return false;
   FILE *out = fopen(tmp, "w");
@@ -193,7 +208,7 @@ static bool write_c_file(const char *path, Graph *g, const EmitOptions *eo) {
     return false;
   }
   int errors_before = diag_error_count();
-  bool ok = emit_program(out, g, eo);
+  bool ok = write_program(out, plan, eo);
   ok &= fflush(out) == 0;
   ok &= fclose(out) == 0;
   if (!ok || rename(tmp, path) != 0) {
@@ -259,18 +274,21 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
   return 0;
 }
 
+// The whole pipeline: parse, lower, differentiate, plan, then write C (or
+// show what a tool asks for). Each pass's file is named beside it.
 int main(int argc, char **argv) {
   Options o = {.opt_level = 2};
   int rc = parse_options(argc, argv, &o);
   if (rc) return rc;
-  Source *src = source_load(o.input);
+  FILE *ir = o.dump_ir ? stdout : NULL;
+  Source *src = source_load(o.input);                       // dsl/source.c
   if (!src) return 1;
-  Program *program = parse_program(src);
+  Program *program = parse_program(src);                    // dsl/parser.c, dsl/lexer.re
   Graph *g = NULL;
-  if (program && diag_error_count() == 0) g = lower_program(program, o.defines, o.n_defines);
-  if (g && o.dump_ir && diag_error_count() == 0) dump_graph(stdout, g, "lower_program (shapes, weights, losses)");
-  if (g && diag_error_count() == 0) autodiff(g);
-  if (g && o.dump_ir && diag_error_count() == 0) dump_graph(stdout, g, "autodiff (backward nodes per step)");
+  if (program && diag_error_count() == 0) g = lower_program(program, o.defines, o.n_defines);  // front/lower.c
+  if (g && ir && diag_error_count() == 0) dump_graph(ir, g, "lower_program (shapes, weights, losses)");
+  if (g && diag_error_count() == 0) autodiff(g);            // passes/autodiff.c
+  if (g && ir && diag_error_count() == 0) dump_graph(ir, g, "autodiff (backward nodes per step)");
   if (!g || diag_error_count() > 0) {
     graph_free(g);
     ast_free_all();
@@ -278,17 +296,20 @@ int main(int argc, char **argv) {
     return 1;
   }
   int status = 0;
-  if (o.summary || o.dump_ir || o.stats || o.dot) {
-    if (o.summary) print_summary(stdout, g);
-    if (o.stats || o.dump_ir || o.dot) {
-      FILE *sink = fopen("/dev/null", "w");
-      EmitOptions eo = {.opt_level = o.opt_level, .stats = o.stats ? stdout : NULL, .source_path = o.input,
-                        .model_name = "stats", .source_hash = "", .dtype = o.dtype, .command_line = "",
-                        .dump_ir = o.dump_ir ? stdout : NULL, .dot = o.dot ? stdout : NULL};
-      if (!sink || !emit_program(sink, g, &eo)) status = 1;
-      if (sink) fclose(sink);
-    }
-  } else {
+  if (o.summary) print_summary(stdout, g);                  // tools/summary.c
+  ProgramPlan *plan = NULL;
+  if (!o.summary || o.dump_ir || o.stats || o.dot) {
+    plan_inference(g);                                      // passes/inference.c
+    if (ir) dump_graph(ir, g, "plan_inference (inference versions of losses, code, reconstruction)");
+    plan = plan_program(g, o.opt_level, o.dtype);           // passes/plan.c: schedule, fuse, memory, share
+    if (!plan->fits) status = 1;
+  }
+  if (o.summary || o.dump_ir || o.stats || o.dot) {         // tools/: they read the plan, write no C
+    if (o.stats) print_stats(stdout, plan, o.dtype);
+    for (int p = 0; ir && p < plan->n_functions; p++)
+      if (plan->functions[p]) dump_function(ir, g, plan->functions[p]);
+    if (o.dot) write_dot(stdout, g, plan->functions, g->n_steps);
+  } else if (status == 0) {                                 // cgen/: the program
     char hash[32];
     hash_source(src, &o, hash, sizeof hash);
     char *name = model_name_of(o.input);
@@ -306,13 +327,14 @@ int main(int argc, char **argv) {
     }
     eo.line_directives = o.line_directives;
     eo.c_name = c_path;
-    if (!write_c_file(c_path, g, &eo)) status = 1;
+    if (!write_c_file(c_path, plan, &eo)) status = 1;
     else if (compile) {
       status = compile_program(c_path, o.output, o.dtype, o.verbose);
       if (status == 0) unlink(c_path);
     }
     free(c_path), free(command), free(name);
   }
+  program_plan_free(plan);
   graph_free(g);
   ast_free_all();
   source_free(src);

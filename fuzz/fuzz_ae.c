@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "tools.h"
 
 static FILE *sink;
 
@@ -34,7 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     EmitOptions eo = {.opt_level = size % 2 ? 0 : 2, .source_path = "fuzz.ae", .model_name = "fuzz",
                       .source_hash = "0", .dtype = DTYPE_F32, .command_line = "", .c_name = "fuzz.c"};
     rewind(sink);
-    emit_program(sink, g, &eo);
+    plan_inference(g);
+    ProgramPlan *plan = plan_program(g, eo.opt_level, eo.dtype);
+    emit_program(sink, plan, &eo);
+    program_plan_free(plan);
   }
   graph_free(g);
   ast_free_all();

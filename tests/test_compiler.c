@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "tools.h"
 #include "tests.h"
 
 // Compiles text up to autodiff; returns the graph (or NULL) and the

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "passes.h"
 
 static bool shareable(const Node *node) {
   return !node->is_backward && node->shape.batched && op_info(node->op)->kernel != KERNEL_NONE;
@@ -125,53 +125,4 @@ Schedule schedule_given(const Graph *graph, const int *outputs, int n_outputs, c
     if (live[id] && !given[id]) schedule.nodes[schedule.n_nodes++] = id;
   free(live);
   return schedule;
-}
-
-// A list of node names in a comment, wrapped.
-static void name_list(Emitter *e, const char *head, const bool *which, const int *by, int by_value) {
-  const Graph *g = e->graph;
-  int count = 0;
-  for (int id = 0; id < g->n_nodes; id++) count += which[id] && (!by || by[id] == by_value);
-  if (!count) return;
-  fprintf(e->out, "//   %s", head);
-  int column = 5 + (int)strlen(head), shown = 0;
-  for (int id = 0; id < g->n_nodes; id++) {
-    if (!which[id] || (by && by[id] != by_value)) continue;
-    int length = (int)strlen(g->nodes[id].name) + 2;
-    if (column + length > 110) {
-      fprintf(e->out, "\n//     ");
-      column = 7;
-    }
-    fprintf(e->out, " %s%s", g->nodes[id].name, ++shown < count ? "," : "");
-    column += length;
-  }
-  fputc('\n', e->out);
-}
-
-void emit_share_comment(Emitter *e, const SharePlan *plan, int s) {
-  if (!plan || plan->n_steps < 2 || s >= plan->n_steps) return;
-  const Graph *g = e->graph;
-  bool any_given = false, any_stored = false, any_stale = false;
-  bool *stale = calloc((size_t)g->n_nodes + 1, sizeof(bool));
-  for (int id = 0; id < g->n_nodes; id++) {
-    any_given |= plan->given[s][id];
-    any_stored |= plan->stored[s][id];
-    stale[id] = plan->stale_by[s][id] >= 0;
-    any_stale |= stale[id];
-  }
-  emit_line(e, "// Values shared between the steps of a batch (computed once where that is exact):");
-  if (!any_given && !any_stale) emit_line(e, "//   none is read from an earlier step: every value here is computed fresh.");
-  for (int from = 0; from < s; from++) {
-    char head[200];
-    snprintf(head, sizeof head, "read from step %d (%s), unchanged since:", from, g->steps[from].loss_name);
-    name_list(e, head, plan->given[s], plan->from[s], from);
-  }
-  for (int by = 0; by < s; by++) {
-    char head[240];
-    snprintf(head, sizeof head, "computed again, as step %d (%s) updated %s after an earlier step computed it:", by,
-             g->steps[by].loss_name, g->steps[by].nets_text);
-    name_list(e, head, stale, plan->stale_by[s], by);
-  }
-  if (any_stored) name_list(e, "left in the arena for later steps:", plan->stored[s], NULL, 0);
-  free(stale);
 }

@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "ops.h"
 
 static Shape in_shape(const Graph *g, const Node *node, int i) { return g->nodes[node->inputs[i]].shape; }
 

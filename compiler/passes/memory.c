@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "passes.h"
 
 enum { ALIGN_ELEMS = 16 };  // 64-byte slots for float
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "front.h"
 
 typedef enum ValueKind {
   VAL_ERROR,       // already reported: propagate silently

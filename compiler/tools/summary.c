@@ -1,8 +1,8 @@
-// summary.c — what `aec --summary` and `aec --dump-ir` print: the model's
-// layers like Keras's model.summary(), and the graph node by node.
+// summary.c — what `aec --summary` prints: the model's layers like
+// Keras's model.summary(), and its steps.
 #include <string.h>
 
-#include "aec.h"
+#include "tools.h"
 
 void print_summary(FILE *out, const Graph *g) {
   fprintf(out, "%-28s %-24s %-16s %12s %14s\n", "Layer", "Op", "Output shape", "Params", "FLOPs/sample");
@@ -24,6 +24,3 @@ void print_summary(FILE *out, const Graph *g) {
             s->optimizer == OPTIMIZER_ADAM ? "adam" : "sgd", s->lr);
   }
 }
-
-// The graph as it stands, in inspect.c's stable form (aec --dump-ir prints it after each pass).
-void dump_ir(FILE *out, const Graph *g) { dump_graph(out, g, "autodiff"); }

@@ -3,7 +3,7 @@
 // `denoise` shows, and the first layer's kernel that `filters` draws.
 #include <stdlib.h>
 
-#include "aec.h"
+#include "front.h"
 
 // The corrupted input: a value computed from the input alone (no parameter
 // behind it) through at least one corruption op, of the input's size, that a

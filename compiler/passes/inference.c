@@ -6,7 +6,7 @@
 // corrupted (encoder(noisy) becomes the same node as encoder(x)).
 #include <stdlib.h>
 
-#include "aec.h"
+#include "passes.h"
 
 static int rebuild(Graph *g, int id, int *memo) {
   if (memo[id] != -2) return memo[id];

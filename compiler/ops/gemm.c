@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "ops.h"
 
 // Products whose depth K is a constant up to PANEL_DEPTH copy each block of 32
 // columns of their weight into a [K][32] panel on the thread's stack (at most

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "ops.h"
 
 static Shape input_shape(Graph *graph, const Node *node, int i) { return graph->nodes[node->inputs[i]].shape; }
 
@@ -611,3 +611,13 @@ static const OpInfo op_table[OP_COUNT] = {
 };
 
 const OpInfo *op_info(OpKind op) { return &op_table[op]; }
+
+void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {
+  expand_member_text(e, group, m, inputs, n_inputs, op_info(e->graph->nodes[group->members[m]].op)->expr);
+}
+
+void expand_op_with(Emitter *e, const Node *node, const char *const *operands, int n_operands) {
+  char copies[MAX_INPUTS][64];
+  for (int i = 0; i < MAX_INPUTS; i++) snprintf(copies[i], sizeof copies[i], "%s", i < n_operands ? operands[i] : "?");
+  expand_with(e, node, op_info(node->op)->expr, copies, "at", "(real)count", node->shape.batched ? "(real)n" : "1");
+}

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "cgen.h"
 
 static void json_string(FILE *f, const char *s) {
   fputc('"', f);
@@ -218,21 +218,21 @@ void emit_description(Emitter *e) {
     fprintf(stderr, "aec: out of memory writing the model description\n");
     exit(3);
   }
-  fprintf(e->out, "\n// The model as JSON (`describe` prints it): the forward graph, losses and steps.\n");
-  fprintf(e->out, "static const char description[] =");
+  emit_format(e, "\n// The model as JSON (`describe` prints it): the forward graph, losses and steps.\n");
+  emit_format(e, "static const char description[] =");
   const char *line = text;
   while (*line) {
     const char *end = strchr(line, '\n');
     size_t n = end ? (size_t)(end - line) : strlen(line);
-    fprintf(e->out, "\n    \"");
+    emit_format(e, "\n    \"");
     for (size_t i = 0; i < n; i++) {
       char c = line[i];
-      if (c == '"' || c == '\\') fputc('\\', e->out);
-      fputc(c, e->out);
+      if (c == '"' || c == '\\') emit_char(e, '\\');
+      emit_char(e, c);
     }
-    fprintf(e->out, "%s\"", end ? "\\n" : "");
+    emit_format(e, "%s\"", end ? "\\n" : "");
     line += n + (end ? 1 : 0);
   }
-  fprintf(e->out, ";\n");
+  emit_format(e, ";\n");
   free(text);
 }

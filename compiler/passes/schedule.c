@@ -2,7 +2,7 @@
 // need (dead-code elimination), in id order, which is topological.
 #include <stdlib.h>
 
-#include "aec.h"
+#include "passes.h"
 
 Schedule schedule_for(const Graph *graph, const int *outputs, int n_outputs) {
   bool *live = calloc((size_t)graph->n_nodes + 1, sizeof *live);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "passes.h"
 
 static bool is_gemm_leader(OpKind op) { return op == OP_DENSE || op == OP_DENSE_GRAD_INPUT; }
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "passes.h"
 
 // Which nodes depend on the step's parameters (forward direction).
 static bool *depends_on_params(const Graph *g, const Step *step, int n_forward) {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "ops.h"
 
 static OpKind prior_op(const char *name) {
   if (strcmp(name, "gaussian") == 0) return OP_PRIOR_GAUSSIAN;

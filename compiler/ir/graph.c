@@ -1,9 +1,10 @@
 // graph.c — the graph IR: nodes in topological order (a node's inputs always
-// have smaller ids), parameters in one buffer, shapes checked on insertion.
+// have smaller ids), parameters in one buffer, names unique. Shapes are
+// checked by ops/build.c, which adds nodes through graph_reserve_node.
 #include <stdlib.h>
 #include <string.h>
 
-#include "aec.h"
+#include "ir.h"
 
 static void *grow(void *items, int *cap, int need, size_t item_size) {
   if (need <= *cap) return items;
@@ -169,23 +170,7 @@ void shape_format(Shape shape, char *out, size_t size) {
   if (used < size) snprintf(out + used, size - used, "]");
 }
 
-static bool same_node(const Node *a, OpKind op, const int *inputs, int n_inputs, const double *attrs) {
-  if (a->op != op || a->n_inputs != n_inputs || memcmp(a->attr, attrs, sizeof a->attr) != 0) return false;
-  for (int i = 0; i < n_inputs; i++)
-    if (a->inputs[i] != inputs[i]) return false;
-  return true;
-}
-
-static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc) {
-  static const double no_attrs[MAX_ATTRS];
-  if (!attrs) attrs = no_attrs;
-  for (int i = 0; i < n_inputs; i++)
-    if (inputs[i] < 0) return -1;  // an input already failed and was reported
-  const OpInfo *info = op_info(op);
-  if (info->pure) {
-    for (int id = graph->n_nodes - 1; id >= 0; id--)
-      if (same_node(&graph->nodes[id], op, inputs, n_inputs, attrs)) return id;
-  }
+Node *graph_reserve_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc) {
   graph->nodes = grow(graph->nodes, &graph->cap_nodes, graph->n_nodes + 1, sizeof(Node));
   Node *node = &graph->nodes[graph->n_nodes];
   memset(node, 0, sizeof *node);
@@ -193,33 +178,44 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, co
   node->op = op;
   node->n_inputs = n_inputs;
   if (n_inputs > 0) memcpy(node->inputs, inputs, (size_t)n_inputs * sizeof(int));
-  memcpy(node->attr, attrs, sizeof node->attr);
+  if (attrs) memcpy(node->attr, attrs, sizeof node->attr);
   node->loc = loc;
   node->param_index = -1;
-  node->rng_node = info->random ? node->id : -1;
+  node->rng_node = -1;
   node->step = -1;
-  if (info->shape && !info->shape(graph, node, &node->shape)) return -1;
-  graph->n_nodes++;
-  graph_set_name(graph, node->id, info->name);
-  return node->id;
+  return node;
 }
 
-int graph_add(Graph *graph, OpKind op, const int *inputs, int n_inputs, Loc loc) {
-  return add_node(graph, op, inputs, n_inputs, NULL, loc);
+static const char *const op_names[OP_COUNT] = {
+#define OP(kind, name) [kind] = name,
+#include "ops.def"
+#undef OP
+};
+
+const char *op_name(OpKind op) { return op_names[op]; }
+
+bool node_uses_batch(const Graph *graph, const Node *node) {
+  if (node->shape.batched) return true;
+  for (int i = 0; i < node->n_inputs; i++)
+    if (graph->nodes[node->inputs[i]].shape.batched) return true;
+  return false;
 }
 
-int graph_add_attr(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc) {
-  return add_node(graph, op, inputs, n_inputs, attrs, loc);
-}
-
-int graph_add_constant(Graph *graph, double value, Loc loc) {
-  return add_node(graph, OP_CONSTANT, NULL, 0, (double[MAX_ATTRS]){value}, loc);
+const Layer *node_layer(const Graph *g, int id) {
+  const Node *node = &g->nodes[id];
+  if (!node->loc.source) return NULL;
+  for (int i = 0; i < g->n_layers; i++) {
+    const Layer *l = &g->layers[i];
+    if (l->loc.source == node->loc.source && l->loc.line == node->loc.line && l->loc.col == node->loc.col) return l;
+  }
+  return NULL;
 }
 
 int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool is_kernel, int fan_in,
                     int fan_out, Loc loc) {
-  int id = add_node(graph, OP_PARAM, NULL, 0, NULL, loc);
-  Node *node = &graph->nodes[id];
+  Node *node = graph_reserve_node(graph, OP_PARAM, NULL, 0, NULL, loc);
+  int id = node->id;
+  graph->n_nodes++;
   node->shape = shape;
   node->param_index = graph->n_params;
   graph->params = grow(graph->params, &graph->cap_params, graph->n_params + 1, sizeof(Param));
@@ -274,4 +270,20 @@ void graph_set_name(Graph *graph, int node, const char *base) {
   free(graph->nodes[node].name);
   graph->nodes[node].name = strdup(name);
   name_insert(index, graph->nodes[node].name);
+}
+
+void loc_format(Loc loc, bool base_only, char *buf, size_t size) {
+  if (!loc.source) {
+    snprintf(buf, size, "-");
+    return;
+  }
+  const char *path = loc.source->path;
+  if (base_only && strrchr(path, '/')) path = strrchr(path, '/') + 1;
+  snprintf(buf, size, "%s:%d:%d", path, loc.line, loc.col);
+}
+
+void shape_format_batched(Shape shape, char *buf, size_t size) {
+  char s[64];
+  shape_format(shape, s, sizeof s);
+  snprintf(buf, size, "%s%s", s, shape.batched ? "xN" : "");
 }
