@@ -15,7 +15,7 @@ CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 DSL_SRCS      := $(wildcard dsl/*.c)
 COMPILER_SRCS := $(wildcard compiler/*.c)
-RUNTIME_SRCS  := $(wildcard runtime/*.c)
+RUNTIME_SRCS  := $(wildcard runtime/*.c runtime/*/*.c)
 TEST_SRCS     := $(wildcard tests/*.c)
 TEST_SUITES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
 
