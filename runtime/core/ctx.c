@@ -9,6 +9,12 @@
 #define ALIGNMENT 64
 #define HUGE_PAGE ((size_t)2 << 20)
 
+bool aert_mul_size(size_t a, size_t b, size_t limit, size_t *out) {
+  if (a != 0 && b > limit / a) return false;
+  *out = a * b;
+  return true;
+}
+
 // Buffers of 2 MiB and more (parameters, gradients, optimizer state, the
 // arena, data sets) start on a 2 MiB boundary and ask for transparent huge
 // pages, which nothing gets where the kernel's setting is "madvise" (Debian's
