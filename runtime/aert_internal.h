@@ -155,6 +155,8 @@ int aert_cmd_describe(const aert_model *model, const aert_options *options);
 // train --profile: per-kernel times (see aert_ctx.kernel_seconds).
 bool aert_profile_start(const aert_model *model, aert_ctx *ctx);
 void aert_profile_report(const aert_model *model, aert_ctx *ctx);  // prints and frees
+// The matrix products' seconds and FLOPs so far.
+void aert_profile_gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops);
 int aert_cmd_time_kernels(const aert_model *model, const aert_options *options);
 
 // ------------------------------------------------------------------ trace.c

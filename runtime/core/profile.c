@@ -1,8 +1,7 @@
 // profile.c — train --profile: the time each generated kernel takes. The
 // generated code wraps every kernel call in TIMED(), which adds to
 // ctx->kernel_seconds when it is set; training sets it, evaluation does not.
-// Also the time-kernels command, which times the same kernels on one batch,
-// repeated, as `make bench` times OpenBLAS on the model's products.
+// The time-kernels command (cmd/devcheck.c) reads the same counters.
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -26,8 +25,7 @@ static double kernel_flops(const aert_kernel *k, double calls, double samples) {
   return k->flops_per_sample * samples + k->flops_per_call * calls;
 }
 
-// The matrix products' seconds and FLOPs so far.
-static void gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops) {
+void aert_profile_gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops) {
   *seconds = *flops = 0;
   for (int i = 0; i < model->n_kernels; i++)
     if (model->kernels[i].is_gemm) {
@@ -50,7 +48,7 @@ void aert_profile_report(const aert_model *model, aert_ctx *ctx) {
     }
   double total = 0, gemm_seconds, gemm_flops;
   for (int i = 0; i < n; i++) total += ctx->kernel_seconds[i];
-  gemm_totals(model, ctx, &gemm_seconds, &gemm_flops);
+  aert_profile_gemm_totals(model, ctx, &gemm_seconds, &gemm_flops);
   fprintf(stderr, "%-44s %6s %10s %7s %10s\n", "kernel", "line", "seconds", "share", "GFLOP/s");
   for (int r = 0; r < n; r++) {
     int i = order[r];
@@ -66,49 +64,4 @@ void aert_profile_report(const aert_model *model, aert_ctx *ctx) {
   free(order);
   free(ctx->kernel_seconds), free(ctx->kernel_calls), free(ctx->kernel_samples);
   ctx->kernel_seconds = ctx->kernel_calls = ctx->kernel_samples = NULL;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-// time-kernels: every step's forward and backward pass on one batch of the
-// data, --count times (default 20) after one unmeasured pass, with no update,
-// so the weights, activations and gradients stay where the last repeat left
-// them, as with OpenBLAS's repeated calls in `make bench`. The matrix
-// products' rate of each repeat; the best and the median on stdout.
-int aert_cmd_time_kernels(const aert_model *model, const aert_options *options) {
-  int repeats = options->has_count ? options->count : 20;
-  aert_first_batch b;
-  bool ready = aert_first_batch_open(model, options, options->has_batch ? options->batch : model->default_batch, &b);
-  double *rates = ready ? aert_alloc((size_t)repeats, sizeof(double), "repeat rates") : NULL;
-  int status = AERT_EXIT_FAILURE;
-  aert_ctx *ctx = b.ctx;
-  if (rates) {
-    for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, b.x, b.n);  // warms caches and threads
-  }
-  if (rates && aert_profile_start(model, ctx)) {
-    double best_seconds = 0;
-    for (int r = 0; r < repeats; r++) {
-      double seconds_before, flops_before, seconds, flops;
-      gemm_totals(model, ctx, &seconds_before, &flops_before);
-      for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, b.x, b.n);
-      gemm_totals(model, ctx, &seconds, &flops);
-      seconds -= seconds_before, flops -= flops_before;
-      rates[r] = seconds > 0 ? flops / seconds / 1e9 : 0;
-      if (r == 0 || seconds < best_seconds) best_seconds = seconds;
-    }
-    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d threads, %d repeats:\n", aert_program(), b.n,
-            b.data->path, ctx->threads, repeats);
-    aert_profile_report(model, ctx);  // all repeats together
-    qsort(rates, (size_t)repeats, sizeof *rates, compare_doubles);
-    printf("gemm_gflops_best %.6g\n", rates[repeats - 1]);
-    printf("gemm_gflops_median %.6g\n", repeats % 2 ? rates[repeats / 2] : (rates[repeats / 2 - 1] + rates[repeats / 2]) / 2);
-    printf("gemm_seconds_best %.6g\n", best_seconds);
-    status = AERT_EXIT_OK;
-  }
-  aert_free(rates);
-  aert_first_batch_close(model, &b);
-  return status;
 }

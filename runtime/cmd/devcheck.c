@@ -1,6 +1,7 @@
-// gradcheck.c — the developer check of generated gradients: each step's
-// analytic gradient against central finite differences on a perturbed
-// initialisation and the first batch of the data.
+// devcheck.c — the developer checks of generated kernels: gradcheck, each
+// step's analytic gradient against central finite differences on a perturbed
+// initialisation and the first batch of the data; and time-kernels, the
+// kernels of every step timed on that batch (profile.c counts the time).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,4 +131,50 @@ int aert_cmd_gradcheck(const aert_model *model, const aert_options *options) {
   aert_free(g);
   aert_first_batch_close(model, &b);
   return g ? AERT_EXIT_OK : AERT_EXIT_FAILURE;
+}
+
+// ----------------------------------------------------------- time-kernels
+static int compare_doubles(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+// time-kernels: every step's forward and backward pass on one batch of the
+// data, --count times (default 20) after one unmeasured pass, with no update,
+// so the weights, activations and gradients stay where the last repeat left
+// them, as with OpenBLAS's repeated calls in `make bench`. The matrix
+// products' rate of each repeat; the best and the median on stdout.
+int aert_cmd_time_kernels(const aert_model *model, const aert_options *options) {
+  int repeats = options->has_count ? options->count : 20;
+  aert_first_batch b;
+  bool ready = aert_first_batch_open(model, options, options->has_batch ? options->batch : model->default_batch, &b);
+  double *rates = ready ? aert_alloc((size_t)repeats, sizeof(double), "repeat rates") : NULL;
+  int status = AERT_EXIT_FAILURE;
+  aert_ctx *ctx = b.ctx;
+  if (rates) {
+    for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, b.x, b.n);  // warms caches and threads
+  }
+  if (rates && aert_profile_start(model, ctx)) {
+    double best_seconds = 0;
+    for (int r = 0; r < repeats; r++) {
+      double seconds_before, flops_before, seconds, flops;
+      aert_profile_gemm_totals(model, ctx, &seconds_before, &flops_before);
+      for (int s = 0; s < model->n_steps; s++) model->loss_and_grad(ctx, s, b.x, b.n);
+      aert_profile_gemm_totals(model, ctx, &seconds, &flops);
+      seconds -= seconds_before, flops -= flops_before;
+      rates[r] = seconds > 0 ? flops / seconds / 1e9 : 0;
+      if (r == 0 || seconds < best_seconds) best_seconds = seconds;
+    }
+    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d threads, %d repeats:\n", aert_program(), b.n,
+            b.data->path, ctx->threads, repeats);
+    aert_profile_report(model, ctx);  // all repeats together
+    qsort(rates, (size_t)repeats, sizeof *rates, compare_doubles);
+    printf("gemm_gflops_best %.6g\n", rates[repeats - 1]);
+    printf("gemm_gflops_median %.6g\n", repeats % 2 ? rates[repeats / 2] : (rates[repeats / 2 - 1] + rates[repeats / 2]) / 2);
+    printf("gemm_seconds_best %.6g\n", best_seconds);
+    status = AERT_EXIT_OK;
+  }
+  aert_free(rates);
+  aert_first_batch_close(model, &b);
+  return status;
 }
