@@ -10,6 +10,21 @@
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "libaert reads and writes little-endian files and assumes a little-endian host"
+// Temporary, until each folder has its header.
+bool aert_run_batches(aert_ctx *ctx, const aert_real *x, size_t in_size, size_t n,
+                      void (*fn)(aert_ctx *, const aert_real *, int, aert_real *), size_t out_size, aert_real *out);
+aert_real *aert_encode_all(const aert_model *model, aert_ctx *ctx, const aert_dataset *data);
+bool aert_need_code(const aert_model *model);
+double aert_mean_squared_error(const aert_real *a, const aert_real *b, size_t count);
+double aert_softmax_probe(const aert_real *train, const int32_t *train_labels, size_t n_train, const aert_real *test,
+                          const int32_t *test_labels, size_t n_test, int d, int classes, int epochs, uint64_t seed);
+void aert_knn_search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
+                     bool cosine, bool skip_self, uint32_t *neighbours);
+uint64_t *aert_binary_codes(const aert_real *codes, size_t n, int d, int words);
+void aert_knn_hamming(const uint64_t *db, size_t n_db, const uint64_t *queries, size_t n_q, int words, int k,
+                      bool skip_self, uint32_t *neighbours);
+double aert_precision_at_k(const uint32_t *neighbours, size_t n_q, int k, const int32_t *db_labels,
+                           const int32_t *query_labels);
 #endif
 
 #define AERT_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -227,10 +242,6 @@ bool aert_override_lr(const aert_model *model, const char *spec, double *lr);
 bool aert_parse_positive(const char *option, const char *text, double *out);
 // The energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between n rows of x and n rows of y (dim values each).
 double aert_energy_distance(const double *x, const double *y, size_t n, int dim);
-// encode's extras: FILE.npy (float32 [n, code]; the labels, when known, in
-// FILE.labels.npy as int32 [n]), and --plot (a scatter coloured by label).
-bool aert_write_codes_npy(const char *path, const aert_dataset *data, const aert_real *codes, int code_size);
-bool aert_plot_codes(const char *path, const aert_model *model, const aert_dataset *data, const aert_real *codes);
 
 // ------------------------------------------------------------------ plot.c
 // Charts through cairo; 0, or -1 after a message. A scatter of n points
@@ -310,9 +321,6 @@ typedef struct aert_receptive_field {
 bool aert_receptive_field_of(const aert_model *model, int node, aert_receptive_field *rf);
 void aert_receptive_field_free(aert_receptive_field *rf);
 
-// apps_conv.c: `filters` for a first conv layer (kernel [filters, in, k, k]):
-// one k x k tile per filter and input channel.
-int aert_draw_conv_filters(const aert_model *model, const aert_options *options, const aert_param *kernel);
 
 // ---------------------------------------------------------------- stack.c
 // Makes room for model->thread_stack_bytes on every thread's stack (the main
@@ -321,4 +329,19 @@ int aert_draw_conv_filters(const aert_model *model, const aert_options *options,
 // or the user's OMP_STACKSIZE leaves a thread less than that.
 bool aert_reserve_stacks(const aert_model *model);
 
+// Temporary, until each folder has its header.
+bool aert_run_batches(aert_ctx *ctx, const aert_real *x, size_t in_size, size_t n,
+                      void (*fn)(aert_ctx *, const aert_real *, int, aert_real *), size_t out_size, aert_real *out);
+aert_real *aert_encode_all(const aert_model *model, aert_ctx *ctx, const aert_dataset *data);
+bool aert_need_code(const aert_model *model);
+double aert_mean_squared_error(const aert_real *a, const aert_real *b, size_t count);
+double aert_softmax_probe(const aert_real *train, const int32_t *train_labels, size_t n_train, const aert_real *test,
+                          const int32_t *test_labels, size_t n_test, int d, int classes, int epochs, uint64_t seed);
+void aert_knn_search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
+                     bool cosine, bool skip_self, uint32_t *neighbours);
+uint64_t *aert_binary_codes(const aert_real *codes, size_t n, int d, int words);
+void aert_knn_hamming(const uint64_t *db, size_t n_db, const uint64_t *queries, size_t n_q, int words, int k,
+                      bool skip_self, uint32_t *neighbours);
+double aert_precision_at_k(const uint32_t *neighbours, size_t n_q, int k, const int32_t *db_labels,
+                           const int32_t *query_labels);
 #endif

@@ -1,6 +1,6 @@
 // cli.c — aert_main: the generated program's command line. Parses the
-// command and its options, then runs the command (train.c, commands.c,
-// gradcheck.c). Usage errors exit with status 2, other failures with 1.
+// command and its options, then runs the command (cmd/: a file for each
+// family of commands). Usage errors exit with status 2, other failures with 1.
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -176,18 +176,6 @@ static bool parse_u64(const char *option, const char *text, uint64_t *out) {
   unsigned long long v = strtoull(text, &end, 10);
   if (!*text || *end || errno || text[0] == '-') {
     aert_error("%s needs a non-negative integer, not '%s'", option, text);
-    return false;
-  }
-  *out = v;
-  return true;
-}
-
-bool aert_parse_positive(const char *option, const char *text, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(text, &end);
-  if (!*text || *end || errno || !isfinite(v) || v <= 0) {
-    aert_error("%s needs a positive number, not '%s'", option, text);
     return false;
   }
   *out = v;

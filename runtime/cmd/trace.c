@@ -1,8 +1,8 @@
 // trace.c — what an outside check needs to replay a training run step by
-// step (tests/torch/ does it in PyTorch): the `describe` command (the model
-// as JSON, embedded by aec), `train --trace FILE` (each batch's samples and
-// each step's loss) and `train --dump-random DIR` (the draws of every random
-// node, batch after batch).
+// step (tests/torch/ does it in PyTorch, with the model `describe` prints):
+// `train --trace FILE` (each batch's samples and each step's loss) and
+// `train --dump-random DIR` (the draws of every random node, batch after
+// batch).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -10,16 +10,6 @@
 #include <sys/stat.h>
 
 #include "aert_internal.h"
-
-int aert_cmd_describe(const aert_model *model, const aert_options *options) {
-  (void)options;
-  if (!model->description) {
-    aert_error("this program carries no model description");
-    return AERT_EXIT_FAILURE;
-  }
-  fputs(model->description, stdout);
-  return ferror(stdout) ? AERT_EXIT_FAILURE : AERT_EXIT_OK;
-}
 
 // ------------------------------------------------------------ random draws
 // One random node's dump: DIR/<node name>.<draw>.npy, one file a draw kind,

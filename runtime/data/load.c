@@ -79,3 +79,12 @@ aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, 
 aert_dataset *aert_dataset_load(const char *spec, size_t expect_size) {
   return aert_dataset_load_described(spec, expect_size, NULL);
 }
+
+static const char *const fashion_names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+const char *const *aert_label_names(const aert_dataset *data, int *count) {
+  bool fashion = data->path && strstr(data->path, "fashion-mnist") != NULL;
+  *count = fashion ? 10 : 0;
+  return fashion ? fashion_names : NULL;
+}
