@@ -225,10 +225,10 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options);
 int aert_cmd_pca(const aert_model *model, const aert_options *options);
 int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
 
-// ----------------------------------------------------------- activations.c
+// ----------------------------------------------------------- featuremaps.c
 // activations: a layer's feature maps for a few samples, and the input
 // patches (receptive fields) that activate each of its channels most.
-int aert_cmd_activations(const aert_model *model, const aert_options *options);
+int aert_cmd_feature_maps(const aert_model *model, const aert_options *options);
 
 // ------------------------------------------------------------ prior_match.c
 // prior-match: the codes' moments against the prior's and the energy

@@ -97,7 +97,7 @@ static const command_spec commands[] = {
      "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
     {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
      "--checkpoint C -o filters.png [--count N units]", "draw each first-layer unit's incoming weights as a tile"},
-    {"activations", aert_cmd_activations,
+    {"activations", aert_cmd_feature_maps,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_LAYER) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) |
          BIT(OPT_THREADS),
      "--checkpoint C [--data F] --layer NAME [--count N samples, default 4] -o maps.png",

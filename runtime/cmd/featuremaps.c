@@ -1,12 +1,15 @@
-// activations.c — `activations`: what one layer of a trained model responds
-// to, in the manner of Zeiler & Fergus's pictures of a convnet's units. For a
-// few samples it draws the layer's feature maps, each map scaled to its own
-// range; for each channel, the input patches that activate it most over the
-// first SEARCH_LIMIT samples of the data set, each cropped to the receptive
-// field of the unit where the channel peaked (receptive.c). A dense layer's
-// units are 1 x 1 maps: its activations are drawn as bars, and the inputs
-// that activate each unit most are whole samples. The layer's outputs come
-// from the generated program's layer_output (aert_model).
+// featuremaps.c — the `activations` command: what one layer of a trained
+// model responds to, in the manner of Zeiler & Fergus's pictures of a
+// convnet's units. (Its values are the layer's outputs, its feature maps; the
+// file is not named for the command so as not to be read as the activation
+// functions of the compiler's ops.) For a few samples it draws the layer's
+// feature maps, each map scaled to its own range; for each channel, the input
+// patches that activate it most over the first SEARCH_LIMIT samples of the
+// data set, each cropped to the receptive field of the unit where the channel
+// peaked (analysis/receptive.c). A dense layer's units are 1 x 1 maps: its
+// activations are drawn as bars, and the inputs that activate each unit most
+// are whole samples. The layer's outputs come from the generated program's
+// layer_output (aert_model).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,8 +395,8 @@ static bool check_arguments(const aert_model *model, const aert_options *options
 }
 
 // The search, the figure and the figures, for a loaded model and data set.
-static int draw_activations(const aert_model *model, const aert_options *options, aert_ctx *ctx, int layer,
-                            const aert_dataset *data, const aert_receptive_field *rf) {
+static int draw_feature_maps(const aert_model *model, const aert_options *options, aert_ctx *ctx, int layer,
+                             const aert_dataset *data, const aert_receptive_field *rf) {
   layer_shape shape = shape_of(&model->layers[layer]);
   search found = {0};
   figure_plan plan = {.model = model, .layer = &model->layers[layer], .shape = &shape, .data = data,
@@ -424,7 +427,7 @@ static int draw_activations(const aert_model *model, const aert_options *options
   return ok ? AERT_EXIT_OK : AERT_EXIT_FAILURE;
 }
 
-int aert_cmd_activations(const aert_model *model, const aert_options *options) {
+int aert_cmd_feature_maps(const aert_model *model, const aert_options *options) {
   int status, layer;
   if (!check_arguments(model, options, &status) || (layer = find_layer(model, options->layer)) < 0) return status;
   aert_ctx *ctx = aert_open_checkpoint(model, options);
@@ -434,7 +437,7 @@ int aert_cmd_activations(const aert_model *model, const aert_options *options) {
   status = AERT_EXIT_FAILURE;
   if (data && data->n == 0) aert_error("%s: no samples", data->path);
   else if (data && aert_receptive_field_of(model, model->layer_nodes[layer], &rf)) {
-    status = draw_activations(model, options, ctx, layer, data, &rf);
+    status = draw_feature_maps(model, options, ctx, layer, data, &rf);
     aert_receptive_field_free(&rf);
   }
   aert_dataset_free(data);
