@@ -76,6 +76,13 @@ $(BUILD)/include/aert.h: runtime/aert.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
+# --- the dependencies between the folders of dsl/, compiler/ and runtime/:
+# the include graph and the call graph (nm on the objects) by folder, checked
+# against the layers scripts/deps-graph.sh declares, and any cycle of files.
+.PHONY: deps-graph
+deps-graph: $(DSL_OBJS) $(COMPILER_OBJS) $(RUNTIME_OBJS)
+	@sh scripts/deps-graph.sh $(BUILD)
+
 # --- tests: one Check runner with every suite, listed from tests/test_*.c
 $(BUILD)/tests/suites.inc: $(wildcard tests/test_*.c) Makefile
 	@mkdir -p $(dir $@)
