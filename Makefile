@@ -58,13 +58,28 @@ $(AEC): $(DSL_OBJS) $(COMPILER_OBJS)
 	$(CC) $(CFLAGS) $^ -lm -o $@
 
 # --- the runtime, once for float and once for double (aec --dtype f64)
-$(BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
-	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -Iruntime -c $< -o $@
+# Its folders are layers, declared bottom first in scripts/deps-graph.sh
+# (`make deps-graph` checks them): a folder's files are compiled with the
+# include path of their own folder, the folders below it and runtime/ (the
+# public headers), so a call up a layer finds no declaration, an error even
+# where -Wno-error is given. Files directly in runtime/ see runtime/ alone.
+# One archive member a file name: two runtime files may not share a name.
+RUNTIME_FOLDERS := $(patsubst runtime/%/,%,$(sort $(dir $(wildcard runtime/*/*.c runtime/*/*.h))))
+$(foreach f,$(RUNTIME_FOLDERS),$(eval RUNTIME_SEES_$(f) := $(shell sh scripts/deps-graph.sh --sees runtime/$(f))))
+$(foreach f,$(RUNTIME_FOLDERS),$(if $(RUNTIME_SEES_$(f)),,$(error runtime/$(f) is in no layer of scripts/deps-graph.sh)))
+ifneq ($(words $(notdir $(RUNTIME_SRCS))),$(words $(sort $(notdir $(RUNTIME_SRCS)))))
+$(error two runtime files share a name, and libaert.a keeps one member a name: $(sort $(notdir $(RUNTIME_SRCS))))
+endif
+RUNTIME_HEADERS := $(wildcard runtime/*.h runtime/*/*.h)
+RUNTIME_LAYER    = -Werror=implicit-function-declaration $(addprefix -I,$(or $(RUNTIME_SEES_$(word 2,$(subst /, ,$<))),runtime))
 
-$(BUILD)/f64/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
+$(BUILD)/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -DAERT_REAL=double -Iruntime -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) $(RUNTIME_LAYER) -c $< -o $@
+
+$(BUILD)/f64/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -DAERT_REAL=double $(RUNTIME_LAYER) -c $< -o $@
 
 $(BUILD)/libaert.a: $(RUNTIME_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -90,9 +105,9 @@ $(BUILD)/tests/suites.inc: $(wildcard tests/test_*.c) Makefile
 
 $(BUILD)/tests/check_main.o: $(BUILD)/tests/suites.inc
 
-$(BUILD)/tests/%.o: tests/%.c tests/tests.h dsl/dsl.h compiler/aec.h runtime/aert.h
+$(BUILD)/tests/%.o: tests/%.c tests/tests.h dsl/dsl.h compiler/aec.h $(RUNTIME_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(PKG_CFLAGS) -Idsl -Icompiler -Iruntime -Itests -I$(BUILD)/tests \
+	$(CC) $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(PKG_CFLAGS) -Idsl -Icompiler -Iruntime $(RUNTIME_FOLDERS:%=-Iruntime/%) -Itests -I$(BUILD)/tests \
 	  -DAEC_SOURCE_DIR='"$(CURDIR)"' -DAEC_BUILD_DIR='"$(CURDIR)/$(BUILD)"' -c $< -o $@
 
 $(BUILD)/run-tests: $(TEST_OBJS) $(filter-out $(BUILD)/compiler/main.o,$(DSL_OBJS) $(COMPILER_OBJS)) $(BUILD)/libaert.a

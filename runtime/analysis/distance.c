@@ -6,7 +6,7 @@
 // out i = j (prior-match).
 #include <math.h>
 
-#include "aert_internal.h"
+#include "analysis.h"
 
 double aert_mean_squared_error(const aert_real *a, const aert_real *b, size_t count) {
   double sum = 0;

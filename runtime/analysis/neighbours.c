@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "analysis.h"
 
 // The k nearest rows of db (n_db x d) to each query (n_q x d), by Euclidean
 // or by cosine distance: neighbours[q * k ..], nearest first. Both rank by

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "analysis.h"
 
 #define MAX_SWEEPS 100
 #define MAX_ITERATIONS 1000

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "analysis.h"
 
 // A softmax classifier (multinomial logistic regression) on standardized
 // features, trained with Adam on mini-batches; returns its test accuracy.

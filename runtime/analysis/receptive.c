@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "analysis.h"
 
 enum { MAX_DEPTH = 4096 };
 

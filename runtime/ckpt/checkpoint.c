@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "aert_internal.h"
+#include "ckpt.h"
 
 #define MAX_HEADER_BYTES ((uint64_t)100 << 20)  // as the safetensors library
 #define REAL_DTYPE (sizeof(aert_real) == 8 ? "F64" : "F32")

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "analysis.h"
+#include "data.h"
+#include "draw.h"
 
 // ------------------------------------------------------------ reconstruct
 // Runs fn (reconstruct or encode) over samples [0, n) in batches; out gets n * out_size.

@@ -11,7 +11,9 @@
 #include <xmmintrin.h>
 #endif
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "ckpt.h"
+#include "data.h"
 
 aert_dataset *aert_load_model_data(const aert_model *model, const char *spec) {
   char shape[96], what[160];

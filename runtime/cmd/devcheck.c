@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
 
 #define STREAM_GRADCHECK 0x67726164ULL  // a stream of the seed apart from aert.h's
 #define WORST_SHOWN 10

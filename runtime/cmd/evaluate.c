@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "analysis.h"
 
 // ------------------------------------------------------------------- eval
 int aert_cmd_eval(const aert_model *model, const aert_options *options) {

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "analysis.h"
+#include "data.h"
+#include "draw.h"
 
 enum {
   SEARCH_LIMIT = 5000,  // samples searched for each channel's strongest inputs

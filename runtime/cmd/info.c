@@ -2,7 +2,7 @@
 // like Keras's model.summary()) and describe (the JSON aec embedded).
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
 
 // ---------------------------------------------------------------- summary
 static void shape_with_batch(char *out, size_t size, int rank, const int *shape) {

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "draw.h"
 
 // ----------------------------------------------------------------- filters
 // `filters` for a first conv layer (kernel [filters, in, k, k]): each

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "analysis.h"
 
 int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   if (!options->checkpoint) return aert_error("retrieve needs --checkpoint FILE"), AERT_EXIT_USAGE;

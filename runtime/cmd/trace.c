@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
 
 // ------------------------------------------------------------ random draws
 // One random node's dump: DIR/<node name>.<draw>.npy, one file a draw kind,

@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "aert_internal.h"
+#include "cmd.h"
+#include "ckpt.h"
 
 typedef struct train_run {
   const aert_model *model;

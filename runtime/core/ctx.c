@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 #define ALIGNMENT 64
 #define HUGE_PAGE ((size_t)2 << 20)

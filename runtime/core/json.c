@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 #define JSON_MAX_DEPTH 64
 #define JSON_MAX_VALUES (1 << 20)  // in one document: bounds memory on hostile input

@@ -4,7 +4,7 @@
 // moments, and its description.
 #include <math.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 void aert_prior_sample(const aert_prior *p, uint64_t key, uint64_t row, double *out) {
   uint64_t at = row * (uint64_t)p->dim;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 double aert_seconds(void) { return aert_now(); }
 

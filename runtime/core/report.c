@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 static char program_name[128] = "aert";
 

@@ -2,7 +2,7 @@
 // (key, counter), so any value can be recomputed and threads share no state.
 #include <math.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 // The 64-bit finalizer of SplitMix64 (Stafford's variant 13): a bijection
 // whose output bits each depend on every input bit.

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
-#include "aert_internal.h"
+#include "core.h"
 
 // The frames around the arrays: the kernel's own, OpenMP's, the runtime's.
 enum { STACK_MARGIN = 256 << 10 };

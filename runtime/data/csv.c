@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "data.h"
 
 typedef struct csv_field {
   const char *start;

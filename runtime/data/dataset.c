@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "aert_internal.h"
+#include "data.h"
 
 // Decompressed data larger than this is refused rather than read.
 #define MAX_FILE_BYTES ((size_t)16 << 30)

@@ -7,7 +7,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "aert_internal.h"
+#include "data.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "data.h"
 
 typedef struct npy_header {
   char descr[16];

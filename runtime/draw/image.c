@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "draw.h"
 
 #define SCALE 3  // screen pixels per image pixel
 #define GAP 2    // white pixels between images and around the grid

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aert_internal.h"
+#include "draw.h"
 
 // Matplotlib's tab10 palette, the colours of labels 0..9 (then repeating).
 static const double palette[10][3] = {
