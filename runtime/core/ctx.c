@@ -1,4 +1,5 @@
-// ctx.c — allocating a model's context and initialising its parameters.
+// ctx.c — memory (sizes checked for overflow, aligned buffers) and a model's
+// context, its parameters initialised.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 // load.c — aert_dataset_load: names a data set ("fashion-mnist:train" or a
 // path), reads its bytes (dataset.c) and hands them to the IDX, CSV or .npy
-// parser.
+// parser; and the names of Fashion-MNIST's labels.
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
