@@ -6,8 +6,10 @@
 #       #include "..." lines), the include cycles between files, and the call
 #       graph by folder with the call cycles between object files (from nm on
 #       the objects in BUILD, default build/; `make deps-graph` builds them
-#       first). Exits 1 when an include or a call runs up the layers below, or
-#       between two folders of one layer, or when files form a cycle.
+#       first). Exits 1 when an include or a call goes up the layers, between
+#       two folders of one layer or from one stack into the other, when a
+#       folder that holds sources is in no layer, or when files form a cycle
+#       (outside CYCLES_TOLERATED_IN); 2 when BUILD holds no objects.
 #   scripts/deps-graph.sh --sees FOLDER   prints FOLDER and the folders it may
 #       include from, its own first: the Makefile's include path for FOLDER.
 #
@@ -222,7 +224,7 @@ if [ -s "$tmp/call-cycles" ]; then
       echo "  tolerated (CYCLES_TOLERATED_IN): $members"
     else
       echo "  $members"
-      # the calls that close it, with a few of their symbols
+      # the calls between its files, with the symbols they use
       awk -v members=" $members " 'index(members, " " $1 " ") && index(members, " " $2 " ") { s[$1 " -> " $2] = s[$1 " -> " $2] " " $3 }
         END { for (e in s) print "    " e ":" s[e] }' "$tmp/calls" | sort
       status=1
