@@ -15,12 +15,12 @@ CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 
 DSL_SRCS      := $(wildcard dsl/*.c)
 # The compiler's layers, bottom to top: each folder's files see only the
-# headers of the folders before it (LAYER_INCLUDES), so a call back up does
-# not compile. docs/architecture.md draws them.
+# headers of the folders before it (layer_includes), so a call back up does
+# not compile. docs/architecture.md draws them; scripts/deps-graph.sh checks them.
 COMPILER_LAYERS := ir writer ops front passes cgen tools
 COMPILER_SRCS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.c)) compiler/main.c
 COMPILER_HDRS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.h)) compiler/ir/ops.def
-RUNTIME_SRCS  := $(wildcard runtime/*.c)
+RUNTIME_SRCS  := $(wildcard runtime/*.c runtime/*/*.c)
 TEST_SRCS     := $(wildcard tests/*.c)
 TEST_SUITES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
 
@@ -52,15 +52,15 @@ $(BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 	$(CC) $(WARN) $(CFLAGS) -Idsl -c $< -o $@
 
 # --- the compiler
-# layer_includes(L): -Idsl and -Icompiler/X for L and every layer before it.
-layer_includes = -Idsl $(patsubst %,-Icompiler/%,$(wordlist 1,$(call layer_index,$(1)),$(COMPILER_LAYERS)))
-layer_index = $(words $(call layers_upto,$(1),$(COMPILER_LAYERS)))
-layers_upto = $(if $(filter $(1),$(firstword $(2))),$(firstword $(2)),$(firstword $(2)) $(call layers_upto,$(1),$(wordlist 2,$(words $(2)),$(2))))
+# Each folder's include path: itself and the folders below it, as
+# scripts/deps-graph.sh declares them (the same list the runtime's rule reads).
+$(foreach l,$(COMPILER_LAYERS),$(eval COMPILER_SEES_$(l) := $(shell sh scripts/deps-graph.sh --sees compiler/$(l))))
+$(foreach l,$(COMPILER_LAYERS),$(if $(COMPILER_SEES_$(l)),,$(error compiler/$(l) is in no layer of scripts/deps-graph.sh)))
 ALL_COMPILER_INCLUDES := -Idsl $(patsubst %,-Icompiler/%,$(COMPILER_LAYERS))
 
 $(BUILD)/compiler/%.o: compiler/%.c $(COMPILER_HDRS) dsl/dsl.h
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(call layer_includes,$(firstword $(subst /, ,$*))) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(addprefix -I,$(COMPILER_SEES_$(firstword $(subst /, ,$*)))) -c $< -o $@
 
 $(BUILD)/compiler/main.o: compiler/main.c $(COMPILER_HDRS) dsl/dsl.h
 	@mkdir -p $(dir $@)
@@ -73,13 +73,28 @@ $(AEC): $(DSL_OBJS) $(COMPILER_OBJS)
 	$(CC) $(CFLAGS) $^ -lm -o $@
 
 # --- the runtime, once for float and once for double (aec --dtype f64)
-$(BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
-	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -Iruntime -c $< -o $@
+# Its folders are layers, declared bottom first in scripts/deps-graph.sh
+# (`make deps-graph` checks them): a folder's files are compiled with the
+# include path of their own folder, the folders below it and runtime/ (the
+# public headers), so a call up a layer finds no declaration, an error even
+# where -Wno-error is given. Files directly in runtime/ see runtime/ alone.
+# One archive member a file name: two runtime files may not share a name.
+RUNTIME_FOLDERS := $(patsubst runtime/%/,%,$(sort $(dir $(wildcard runtime/*/*.c runtime/*/*.h))))
+$(foreach f,$(RUNTIME_FOLDERS),$(eval RUNTIME_SEES_$(f) := $(shell sh scripts/deps-graph.sh --sees runtime/$(f))))
+$(foreach f,$(RUNTIME_FOLDERS),$(if $(RUNTIME_SEES_$(f)),,$(error runtime/$(f) is in no layer of scripts/deps-graph.sh)))
+ifneq ($(words $(notdir $(RUNTIME_SRCS))),$(words $(sort $(notdir $(RUNTIME_SRCS)))))
+$(error two runtime files share a name, and libaert.a keeps one member a name: $(sort $(notdir $(RUNTIME_SRCS))))
+endif
+RUNTIME_HEADERS := $(wildcard runtime/*.h runtime/*/*.h)
+RUNTIME_LAYER    = -Werror=implicit-function-declaration $(addprefix -I,$(or $(RUNTIME_SEES_$(word 2,$(subst /, ,$<))),runtime))
 
-$(BUILD)/f64/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
+$(BUILD)/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -DAERT_REAL=double -Iruntime -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) $(RUNTIME_LAYER) -c $< -o $@
+
+$(BUILD)/f64/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -DAERT_REAL=double $(RUNTIME_LAYER) -c $< -o $@
 
 $(BUILD)/libaert.a: $(RUNTIME_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -91,6 +106,13 @@ $(BUILD)/include/aert.h: runtime/aert.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
+# --- the dependencies between the folders of dsl/, compiler/ and runtime/:
+# the include graph and the call graph (nm on the objects) by folder, checked
+# against the layers scripts/deps-graph.sh declares, and any cycle of files.
+.PHONY: deps-graph
+deps-graph: $(DSL_OBJS) $(COMPILER_OBJS) $(RUNTIME_OBJS)
+	@sh scripts/deps-graph.sh $(BUILD)
+
 # --- tests: one Check runner with every suite, listed from tests/test_*.c
 $(BUILD)/tests/suites.inc: $(wildcard tests/test_*.c) Makefile
 	@mkdir -p $(dir $@)
@@ -98,9 +120,9 @@ $(BUILD)/tests/suites.inc: $(wildcard tests/test_*.c) Makefile
 
 $(BUILD)/tests/check_main.o: $(BUILD)/tests/suites.inc
 
-$(BUILD)/tests/%.o: tests/%.c tests/tests.h dsl/dsl.h $(COMPILER_HDRS) runtime/aert.h
+$(BUILD)/tests/%.o: tests/%.c tests/tests.h dsl/dsl.h $(COMPILER_HDRS) $(RUNTIME_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(PKG_CFLAGS) $(ALL_COMPILER_INCLUDES) -Iruntime -Itests -I$(BUILD)/tests \
+	$(CC) $(WARN) $(CFLAGS) $(CHECK_CFLAGS) $(PKG_CFLAGS) $(ALL_COMPILER_INCLUDES) -Iruntime $(RUNTIME_FOLDERS:%=-Iruntime/%) -Itests -I$(BUILD)/tests \
 	  -DAEC_SOURCE_DIR='"$(CURDIR)"' -DAEC_BUILD_DIR='"$(CURDIR)/$(BUILD)"' -c $< -o $@
 
 $(BUILD)/run-tests: $(TEST_OBJS) $(filter-out $(BUILD)/compiler/main.o,$(DSL_OBJS) $(COMPILER_OBJS)) $(BUILD)/libaert.a

@@ -27,12 +27,12 @@ $(FUZZ_BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 $(FUZZ_BUILD)/compiler/%.o: compiler/%.c $(COMPILER_HDRS) dsl/dsl.h runtime/aert.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(ALL_COMPILER_INCLUDES) -Iruntime -c $< -o $@
-$(FUZZ_BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
+$(FUZZ_BUILD)/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fopenmp $(PKG_CFLAGS) -Iruntime -c $< -o $@
-$(FUZZ_BUILD)/fuzz/%.o: fuzz/%.c runtime/aert.h runtime/aert_internal.h $(COMPILER_HDRS) dsl/dsl.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fopenmp $(PKG_CFLAGS) $(RUNTIME_LAYER) -c $< -o $@
+$(FUZZ_BUILD)/fuzz/%.o: fuzz/%.c $(RUNTIME_HEADERS) $(COMPILER_HDRS) dsl/dsl.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) $(ALL_COMPILER_INCLUDES) -Iruntime -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) $(ALL_COMPILER_INCLUDES) -Iruntime $(RUNTIME_FOLDERS:%=-Iruntime/%) -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_ae: $(FUZZ_BUILD)/fuzz/fuzz_ae.o $(FUZZ_FRONT_OBJS)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ -lm -o $@

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "aert.h"
-#include "aert_internal.h"
+#include "ckpt.h"
 
 enum { IN = 4, CODE = 2, N_ELEMS = 22 };
 

@@ -4,6 +4,7 @@
 // the file's name (and so the format), the second the sample size the model
 // expects; the rest is the file.
 #define _GNU_SOURCE
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,6 @@
 #include <zlib.h>
 
 #include "aert.h"
-#include "aert_internal.h"
 
 static char dir[64];
 

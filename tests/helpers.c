@@ -1,13 +1,16 @@
-// helpers.c — running commands, temporary directories and figures for the
-// Check suites (see tests.h).
+// helpers.c — running commands, temporary directories, files and figures for
+// the Check suites, and lin, a model written by hand for the runtime's own
+// tests (see tests.h).
 #define _GNU_SOURCE
 #include <cairo.h>
 #include <ftw.h>
 #include <math.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -151,4 +154,188 @@ void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim,
   ck_assert_int_eq(gzwrite(f, header, (unsigned)hl), (int)hl);
   if (n) ck_assert_int_eq(gzwrite(f, bytes, (unsigned)n), (int)n);
   ck_assert_int_eq(gzclose(f), Z_OK);
+}
+
+// ----------------------------------------------------------------- files
+char *path_in(const char *dir, const char *name) {
+  char *path = NULL;
+  ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
+  return path;
+}
+
+char *read_whole_file(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot read %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *data = malloc((size_t)n + 1);
+  ck_assert_uint_eq(fread(data, 1, (size_t)n, f), (size_t)n);
+  data[n] = 0;
+  fclose(f);
+  if (size) *size = (size_t)n;
+  return data;
+}
+
+bool path_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+stderr_capture stderr_begin(void) {
+  stderr_capture c;
+  char *dir = make_temp_dir("stderr");
+  c.path = path_in(dir, "err");
+  free(dir);
+  fflush(stderr);
+  c.saved = dup(2);
+  int fd = open(c.path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ck_assert_int_ge(fd, 0);
+  dup2(fd, 2);
+  close(fd);
+  return c;
+}
+
+char *stderr_end(stderr_capture *c) {
+  fflush(stderr);
+  dup2(c->saved, 2);
+  close(c->saved);
+  char *text = read_whole_file(c->path, NULL);
+  unlink(c->path);
+  char *dir = strdup(c->path);
+  *strrchr(dir, '/') = 0;
+  rmdir(dir);
+  free(dir);
+  free(c->path);
+  return text;
+}
+
+// ------------------------------------------------- a hand-written model: lin
+// x[4] -> z = x W1 + b1 [2] -> y = z W2 + b2 [4], loss mean((y - x)^2).
+enum { IN = LIN_IN, CODE = LIN_CODE, W1 = 0, B1 = 8, W2 = 10, B2 = 18, N_ELEMS = LIN_N_ELEMS, PER_SAMPLE = 12 };
+int lin_nan_after_batches = -1;
+
+static void lin_forward(const aert_ctx *ctx, const aert_real *x, int n, aert_real *z, aert_real *y) {
+  const aert_real *p = ctx->params;
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < CODE; j++) {
+      aert_real s = p[B1 + j];
+      for (int m = 0; m < IN; m++) s += x[i * IN + m] * p[W1 + m * CODE + j];
+      z[i * CODE + j] = s;
+    }
+    for (int k = 0; k < IN; k++) {
+      aert_real s = p[B2 + k];
+      for (int j = 0; j < CODE; j++) s += z[i * CODE + j] * p[W2 + j * IN + k];
+      y[i * IN + k] = s;
+    }
+  }
+}
+
+static double lin_loss(const aert_real *x, const aert_real *y, int n) {
+  double loss = 0;
+  for (int e = 0; e < n * IN; e++) loss += (double)(y[e] - x[e]) * (double)(y[e] - x[e]);
+  return loss / (n * IN);
+}
+
+static double lin_loss_and_grad(aert_ctx *ctx, int step, const aert_real *x, int n) {
+  (void)step;
+  aert_real *z = ctx->arena, *y = z + n * CODE, *dy = y + n * IN, *dz = dy + n * IN;
+  aert_real *g = ctx->grads, *p = ctx->params;
+  lin_forward(ctx, x, n, z, y);
+  memset(g, 0, N_ELEMS * sizeof *g);
+  for (int e = 0; e < n * IN; e++) dy[e] = 2 * (y[e] - x[e]) / (aert_real)(n * IN);
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < CODE; j++) {
+      aert_real s = 0;
+      for (int k = 0; k < IN; k++) {
+        g[W2 + j * IN + k] += z[i * CODE + j] * dy[i * IN + k];
+        s += dy[i * IN + k] * p[W2 + j * IN + k];
+      }
+      dz[i * CODE + j] = s;
+      g[B1 + j] += s;
+      for (int m = 0; m < IN; m++) g[W1 + m * CODE + j] += x[i * IN + m] * s;
+    }
+    for (int k = 0; k < IN; k++) g[B2 + k] += dy[i * IN + k];
+  }
+  if (lin_nan_after_batches >= 0 && ctx->batch_counter >= (uint64_t)lin_nan_after_batches) return NAN;
+  return lin_loss(x, y, n);
+}
+
+static void lin_adam(aert_ctx *ctx, int step) {
+  const double b1 = 0.9, b2 = 0.999, eps = 1e-7;
+  int64_t t = ++ctx->opt_t[step];
+  aert_real *m = ctx->opt_state[step], *v = m + N_ELEMS;
+  double lr = ctx->lr[step] * sqrt(1 - pow(b2, (double)t)) / (1 - pow(b1, (double)t));
+  for (int e = 0; e < N_ELEMS; e++) {
+    aert_real g = ctx->grads[e];
+    m[e] = (aert_real)(b1 * m[e] + (1 - b1) * g);
+    v[e] = (aert_real)(b2 * v[e] + (1 - b2) * g * g);
+    ctx->params[e] -= (aert_real)(lr * m[e] / (sqrt(v[e]) + eps));
+  }
+}
+
+static void lin_eval_losses(aert_ctx *ctx, const aert_real *x, int n, double *losses) {
+  aert_real *z = ctx->arena, *y = z + n * CODE;
+  lin_forward(ctx, x, n, z, y);
+  losses[0] = lin_loss(x, y, n);
+}
+
+static void lin_reconstruct(aert_ctx *ctx, const aert_real *x, int n, aert_real *out) {
+  lin_forward(ctx, x, n, ctx->arena, out);
+}
+
+static void lin_encode(aert_ctx *ctx, const aert_real *x, int n, aert_real *out) {
+  lin_forward(ctx, x, n, out, ctx->arena);
+}
+
+const aert_param lin_params[4] = {
+    {"encoder.dense.kernel", 2, {IN, CODE}, W1, 8, AERT_INIT_GLOROT_UNIFORM, IN, CODE},
+    {"encoder.dense.bias", 1, {CODE}, B1, 2, AERT_INIT_ZEROS, IN, CODE},
+    {"decoder.dense.kernel", 2, {CODE, IN}, W2, 8, AERT_INIT_GLOROT_UNIFORM, CODE, IN},
+    {"decoder.dense.bias", 1, {IN}, B2, 4, AERT_INIT_ZEROS, CODE, IN},
+};
+static const aert_layer lin_layers[] = {
+    {"encoder.dense", "dense(2)", 1, {CODE}, 10, 2.0 * IN * CODE, 3},
+    {"decoder.dense", "dense(4)", 1, {IN}, 12, 2.0 * CODE * IN, 4},
+};
+static const char *const lin_loss_names[] = {"recon"};
+static const aert_step lin_steps[] = {
+    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 0, 0.9, 0.999, 1e-7, 2 * N_ELEMS},
+};
+
+aert_model lin_model(void) {
+  aert_model m = {
+      .abi_version = AERT_ABI_VERSION,
+      .name = "lin",
+      .source_file = "lin.ae",
+      .source_hash = "0123456789abcdef",
+      .aec_version = "test",
+      .input_rank = 1,
+      .input_shape = {IN},
+      .input_size = IN,
+      .n_param_elems = N_ELEMS,
+      .n_params = 4,
+      .params = lin_params,
+      .n_layers = 2,
+      .layers = lin_layers,
+      .n_losses = 1,
+      .loss_names = lin_loss_names,
+      .n_steps = 1,
+      .steps = lin_steps,
+      .default_data = "train.csv",
+      .default_test = "test.csv",
+      .default_batch = 8,
+      .default_epochs = 3,
+      .default_seed = 1,
+      .arena_per_sample = PER_SAMPLE,
+      .arena_fixed = 0,
+      .code_size = CODE,
+      .recon_size = IN,
+      .loss_and_grad = lin_loss_and_grad,
+      .apply_update = lin_adam,
+      .eval_losses = lin_eval_losses,
+      .reconstruct = lin_reconstruct,
+      .encode = lin_encode,
+  };
+  return m;
 }

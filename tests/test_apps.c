@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "aert_internal.h"
+#include "analysis.h"
 #include "tests.h"
 
 #define AEC AEC_BUILD_DIR "/aec"

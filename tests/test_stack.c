@@ -1,5 +1,5 @@
 // test_stack.c — kernels keep their panels and padded planes on the threads'
-// stacks (runtime/stack.c): a convolution whose planes outgrow the usual
+// stacks (runtime/core/stack.c): a convolution whose planes outgrow the usual
 // 8 MiB stack trains, its program having raised the limits itself; where the
 // user's OMP_STACKSIZE or a hard limit leaves too little, the program says
 // what to change and exits 1 instead of overflowing a stack. A loss kernel's

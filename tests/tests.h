@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aert.h"
+
 #ifndef AEC_SOURCE_DIR
 #error "AEC_SOURCE_DIR must name the repository root"
 #endif
@@ -48,5 +50,28 @@ char *make_program_dir(const char *tag, const char *model_text, int n, int size)
 double figure(const char *stdout_text, const char *name);
 // The width and height of a PNG file, read back through cairo; false when it is not one.
 bool read_png_size(const char *path, int *width, int *height);
+
+// "dir/name", malloc'd.
+char *path_in(const char *dir, const char *name);
+// A whole file, malloc'd, with a zero byte after it; its length in *size when
+// size is not NULL. Fails the test when the file cannot be read.
+char *read_whole_file(const char *path, size_t *size);
+bool path_exists(const char *path);
+// Sends stderr to a file until stderr_end(), which returns what was written.
+typedef struct stderr_capture {
+  int saved;
+  char *path;
+} stderr_capture;
+stderr_capture stderr_begin(void);
+char *stderr_end(stderr_capture *c);
+
+// lin, a model written by hand, to test the runtime without the compiler:
+// x[4] -> z = x W1 + b1 [2] -> y = z W2 + b2 [4], loss mean((y - x)^2), one
+// Adam step; 22 parameters (lin_params), reconstruct and encode, no corruption.
+enum { LIN_IN = 4, LIN_CODE = 2, LIN_N_ELEMS = 22 };
+extern const aert_param lin_params[4];
+aert_model lin_model(void);
+// loss_and_grad returns NaN from this batch on (-1: never).
+extern int lin_nan_after_batches;
 
 #endif

@@ -1,0 +1,15 @@
+// ckpt.h — checkpoints (runtime/ckpt/), above core: safetensors files
+// written and read by checkpoint.c (aert_checkpoint_save and _load: aert.h).
+#ifndef AERT_CKPT_H
+#define AERT_CKPT_H
+
+#include "core.h"
+
+// aert_checkpoint_load, saying "optimizer state absent" on stderr only when
+// `want_optimizer` (train --resume).
+int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx,
+                            aert_progress_state *state, bool want_optimizer);
+// "optimizer.<loss>" for step s ("optimizer.step<s>" when two steps share a loss).
+void aert_optimizer_key(const aert_model *model, int step, char *out, size_t size);
+
+#endif

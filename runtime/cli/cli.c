@@ -1,0 +1,309 @@
+// cli.c — aert_main: the generated program's command line. Parses the
+// command and its options, then runs the command (cmd/: a file for each
+// family of commands). Usage errors exit with status 2, other failures with 1.
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+typedef enum option_id {
+  OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
+  OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER, N_OPTIONS
+} option_id;
+
+typedef struct option_spec {
+  const char *name;      // "--data"
+  const char *alias;     // "-o", or NULL
+  const char *metavar;   // NULL: a flag, which takes no value
+  const char *help;
+} option_spec;
+
+static const option_spec option_specs[N_OPTIONS] = {
+    [OPT_DATA] = {"--data", NULL, "FILE", "data set: fashion-mnist:train|test, .idx[.gz], .csv or .npy"},
+    [OPT_TEST] = {"--test", NULL, "FILE", "test set evaluated at each epoch's end"},
+    [OPT_EPOCHS] = {"--epochs", NULL, "N", "total epochs (a resumed run continues up to N; 0 saves the initial parameters)"},
+    [OPT_BATCH] = {"--batch", NULL, "N", "samples a batch"},
+    [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step, or LOSS=X,... of named steps (overrides the model's)"},
+    [OPT_SEED] = {"--seed", NULL, "N", "run seed: initialisation, shuffling, noise"},
+    [OPT_THREADS] = {"--threads", NULL, "N", "OpenMP threads (default: all cores)"},
+    [OPT_CHECKPOINT] = {"--checkpoint", NULL, "FILE", "checkpoint (.safetensors)"},
+    [OPT_RESUME] = {"--resume", NULL, "FILE", "continue training from this checkpoint"},
+    [OPT_LOG] = {"--log", NULL, "FILE", "append per-epoch losses to this CSV file"},
+    [OPT_OUTPUT] = {"--output", "-o", "FILE", "output file"},
+    [OPT_COUNT] = {"--count", NULL, "N", "number of samples to show (default 10)"},
+    [OPT_SAMPLES] = {"--samples", NULL, "K", "elements checked per parameter tensor (default 20)"},
+    [OPT_TRACE] = {"--trace", NULL, "FILE", "write each batch's sample indices and step losses (JSON lines)"},
+    [OPT_DUMP_RANDOM] = {"--dump-random", NULL, "DIR", "write each random node's draws, batch by batch, as .npy"},
+    [OPT_PLOT] = {"--plot", NULL, "FILE", "also draw the codes as a 2-D scatter coloured by label (PNG)"},
+    [OPT_NOISE] = {"--noise", NULL, "SPEC", "gaussian:STD, masking:P or salt_pepper:P instead of the model's corruption"},
+    [OPT_DB] = {"--db", NULL, "FILE", "the database searched (default: the training set)"},
+    [OPT_QUERIES] = {"--queries", NULL, "FILE", "the queries (default: the test set)"},
+    [OPT_K] = {"-k", NULL, "N", "neighbours retrieved per query (default 10)"},
+    [OPT_BINARY] = {"--binary", NULL, NULL, "codes thresholded at 0.5, Hamming distance (semantic hashing)"},
+    [OPT_COSINE] = {"--cosine", NULL, NULL, "cosine distance instead of Euclidean, for codes and raw inputs alike"},
+    [OPT_LABELS_FRACTION] = {"--labels-fraction", NULL, "X", "the fraction of the training set with labels (default 0.1)"},
+    [OPT_DIM] = {"--dim", NULL, "D", "principal components kept"},
+    [OPT_CSV] = {"--csv", NULL, "FILE", "a CSV file with a header line: x, then y"},
+    [OPT_PROFILE] = {"--profile", NULL, NULL, "time every generated kernel; a table on stderr, totals on stdout"},
+    [OPT_STEPS] = {"--steps", NULL, "LIST", "run only these steps, by loss name, comma-separated (default: every step)"},
+    [OPT_BASELINE] = {"--baseline", NULL, "CKPT", "also measure this checkpoint (a plain autoencoder's) the same way"},
+    [OPT_CHECKPOINT_EVERY] = {"--checkpoint-every", NULL, "N", "also save the checkpoint every N batches (--resume continues from that batch)"},
+    [OPT_LAYER] = {"--layer", NULL, "NAME", "a layer as `summary` names it (encoder.conv_1)"},
+};
+
+#define BIT(o) (1u << (o))
+
+typedef struct command_spec {
+  const char *name;
+  int (*run)(const aert_model *, const aert_options *);
+  unsigned options;  // BIT(option_id) of those it takes
+  const char *usage;
+  const char *help;
+} command_spec;
+
+static const command_spec commands[] = {
+    {"train", aert_cmd_train,
+     BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
+         BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
+         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY),
+     "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
+     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile] "
+     "[--steps recon,...]",
+     "train the model, saving a checkpoint at each epoch's end"},
+    {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
+    {"summary", aert_cmd_summary, 0, "", "print the layers, output shapes, parameters and FLOPs"},
+    {"describe", aert_cmd_describe, 0, "", "print the model as JSON: its forward graph, losses and steps"},
+    {"reconstruct", aert_cmd_reconstruct,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o grid.png [--count N]", "draw originals over their reconstructions"},
+    {"encode", aert_cmd_encode,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_PLOT),
+     "--checkpoint C [--data F] -o codes.csv|codes.npy [--plot codes.png]",
+     "write each sample's code (label first when known)"},
+    {"denoise", aert_cmd_denoise,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_NOISE) | BIT(OPT_SEED) |
+         BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o grid.png [--count N] [--noise SPEC] [--seed N]",
+     "corrupt images as in training (or by --noise), reconstruct them, and draw noisy / denoised / clean rows"},
+    {"retrieve", aert_cmd_retrieve,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DB) | BIT(OPT_QUERIES) | BIT(OPT_K) | BIT(OPT_BINARY) | BIT(OPT_COSINE) | BIT(OPT_COUNT) |
+         BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--db F] [--queries F] [-k 10] [--binary | --cosine] [--count N queries]",
+     "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
+    {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
+     "--checkpoint C -o filters.png [--count N units]", "draw each first-layer unit's incoming weights as a tile"},
+    {"activations", aert_cmd_feature_maps,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_LAYER) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) |
+         BIT(OPT_THREADS),
+     "--checkpoint C [--data F] --layer NAME [--count N samples, default 4] -o maps.png",
+     "draw a layer's feature maps for the first N samples, and the input patches (each cropped to the unit's "
+     "receptive field) that activate each channel most over the first 5000 samples of the data (default: the test "
+     "set); a dense layer's units as bars, with their strongest whole inputs"},
+    {"histogram", aert_cmd_histogram,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o hist.png [--count N dimensions]",
+     "draw the distribution of each code dimension; print the codes' mean and spread"},
+    {"probe", aert_cmd_probe,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_LABELS_FRACTION) | BIT(OPT_EPOCHS) |
+         BIT(OPT_SEED) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] [--test F] [--labels-fraction 0.1] [--epochs 30] [--seed N]",
+     "train a softmax classifier on the codes of a labelled fraction, and the same on raw inputs; test accuracy"},
+    {"pca", aert_cmd_pca,
+     BIT(OPT_DIM) | BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_CHECKPOINT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--dim D [--data F] [--test F] [--checkpoint C]",
+     "the test reconstruction MSE of a D-component PCA fitted on the data, and the autoencoder's with --checkpoint"},
+    {"plot-xy", aert_cmd_plot_xy, BIT(OPT_CSV) | BIT(OPT_OUTPUT), "--csv F -o plot.png",
+     "draw the second column of a CSV file against the first (needs no model)"},
+    {"prior-match", aert_cmd_prior_match,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BASELINE) | BIT(OPT_COUNT) | BIT(OPT_SEED) | BIT(OPT_BATCH) |
+         BIT(OPT_THREADS),
+     "--checkpoint C [--data F] [--baseline CKPT] [--count N] [--seed N]",
+     "how well the codes match the prior: each dimension's mean and std against the prior's, and the energy "
+     "distance between codes and as many prior samples"},
+    {"gradcheck", aert_cmd_gradcheck,
+     BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_SAMPLES) | BIT(OPT_THREADS),
+     "[--data F] [--batch N] [--seed N] [--samples K]",
+     "compare gradients with finite differences (a developer check)"},
+    {"time-kernels", aert_cmd_time_kernels,
+     BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_COUNT) | BIT(OPT_THREADS),
+     "[--data F] [--batch N] [--seed N] [--count R repeats, default 20]",
+     "time every step's kernels on one batch, repeated without an update; the products' best and median rate "
+     "(a developer check, as make bench times OpenBLAS)"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof *commands)
+
+static void print_usage(FILE *out, const aert_model *model) {
+  fprintf(out, "usage: %s COMMAND [OPTIONS]\n\n%s: an autoencoder compiled by aec from %s\n\ncommands:\n",
+          aert_program(), model->name, model->source_file ? model->source_file : "?");
+  for (int i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+  fprintf(out, "\n'%s COMMAND --help' lists a command's options.\n", aert_program());
+}
+
+static void print_command_help(FILE *out, const command_spec *c) {
+  fprintf(out, "usage: %s %s %s\n\n%s\n", aert_program(), c->name, c->usage, c->help);
+  if (c->options) fprintf(out, "\noptions:\n");
+  for (int o = 0; o < N_OPTIONS; o++) {
+    if (!(c->options & BIT(o))) continue;
+    const option_spec *s = &option_specs[o];
+    char flag[64];
+    snprintf(flag, sizeof flag, "%s%s%s%s%s", s->alias ? s->alias : "", s->alias ? ", " : "", s->name,
+             s->metavar ? " " : "", s->metavar ? s->metavar : "");
+    fprintf(out, "  %-22s %s\n", flag, s->help);
+  }
+  fprintf(out, "  %-22s %s\n", "-h, --help", "show this help");
+}
+
+static bool parse_int(const char *option, const char *text, int min, int *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (!*text || *end || errno || v < min || v > INT32_MAX) {
+    aert_error("%s needs an integer of at least %d, not '%s'", option, min, text);
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+static bool parse_u64(const char *option, const char *text, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (!*text || *end || errno || text[0] == '-') {
+    aert_error("%s needs a non-negative integer, not '%s'", option, text);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+// Stores one option's value in `o`; false after a message.
+static bool set_option(aert_options *o, option_id id, const char *name, const char *value) {
+  switch (id) {
+  case OPT_DATA: o->data = value, o->has_data = true; return true;
+  case OPT_TEST: o->test = value, o->has_test = true; return true;
+  case OPT_CHECKPOINT: o->checkpoint = value; return true;
+  case OPT_RESUME: o->resume = value; return true;
+  case OPT_LOG: o->log = value; return true;
+  case OPT_OUTPUT: o->output = value; return true;
+  case OPT_TRACE: o->trace = value; return true;
+  case OPT_DUMP_RANDOM: o->dump_random = value; return true;
+  case OPT_PLOT: o->plot = value; return true;
+  case OPT_NOISE: o->noise = value; return true;
+  case OPT_DB: o->db = value; return true;
+  case OPT_QUERIES: o->queries = value; return true;
+  case OPT_CSV: o->csv = value; return true;
+  case OPT_BINARY: o->binary = true; return true;
+  case OPT_COSINE: o->cosine = true; return true;
+  case OPT_PROFILE: o->profile = true; return true;
+  case OPT_STEPS: o->steps = value; return true;
+  case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);
+  case OPT_BASELINE: o->baseline = value; return true;
+  case OPT_LAYER: o->layer = value; return true;
+  case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
+  case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
+  case OPT_LABELS_FRACTION: return o->has_labels_fraction = aert_parse_positive(name, value, &o->labels_fraction);
+  case OPT_EPOCHS: return o->has_epochs = parse_int(name, value, 0, &o->epochs);
+  case OPT_BATCH: return o->has_batch = parse_int(name, value, 1, &o->batch);
+  case OPT_THREADS: return o->has_threads = parse_int(name, value, 1, &o->threads);
+  case OPT_COUNT: return o->has_count = parse_int(name, value, 1, &o->count);
+  case OPT_SAMPLES: return o->has_samples = parse_int(name, value, 1, &o->samples);
+  case OPT_LR: o->lr_spec = value; return o->has_lr = true;  // checked against the model's steps by train
+  case OPT_SEED: return o->has_seed = parse_u64(name, value, &o->seed);
+  case N_OPTIONS: break;
+  }
+  return false;
+}
+
+static int find_option(const char *arg, size_t length) {
+  for (int o = 0; o < N_OPTIONS; o++) {
+    const option_spec *s = &option_specs[o];
+    if ((strlen(s->name) == length && strncmp(arg, s->name, length) == 0) ||
+        (s->alias && strlen(s->alias) == length && strncmp(arg, s->alias, length) == 0))
+      return o;
+  }
+  return -1;
+}
+
+// Parses argv[2..] for command c. Returns -1 to go on, else an exit status.
+static int parse_options(const command_spec *c, int argc, char **argv, aert_options *o) {
+  for (int i = 2; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      print_command_help(stdout, c);
+      return AERT_EXIT_OK;
+    }
+    if (arg[0] != '-' || arg[1] == 0) {
+      aert_error("%s: unexpected argument '%s' (see '%s %s --help')", c->name, arg, aert_program(), c->name);
+      return AERT_EXIT_USAGE;
+    }
+    const char *eq = strchr(arg, '=');
+    size_t length = eq && arg[1] == '-' ? (size_t)(eq - arg) : strlen(arg);
+    int id = find_option(arg, length);
+    if (id < 0 || !(c->options & BIT(id))) {
+      aert_error("%s: unknown option '%.*s' (see '%s %s --help')", c->name, (int)length, arg, aert_program(), c->name);
+      return AERT_EXIT_USAGE;
+    }
+    const char *value = eq && arg[1] == '-' ? eq + 1 : NULL;
+    if (!option_specs[id].metavar) {  // a flag
+      if (value) {
+        aert_error("%s: option %s takes no value", c->name, option_specs[id].name);
+        return AERT_EXIT_USAGE;
+      }
+      set_option(o, (option_id)id, option_specs[id].name, NULL);
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argc) {
+        aert_error("%s: option %s needs a value (%s)", c->name, option_specs[id].name, option_specs[id].metavar);
+        return AERT_EXIT_USAGE;
+      }
+      value = argv[++i];
+    }
+    if (!set_option(o, (option_id)id, option_specs[id].name, value)) return AERT_EXIT_USAGE;
+  }
+  return -1;
+}
+
+// --lr names the model's steps, so it is checked once the model is known.
+static bool check_lr(const aert_model *model, const char *spec) {
+  double *lr = calloc((size_t)model->n_steps + 1, sizeof *lr);
+  bool ok = lr && aert_override_lr(model, spec, lr);
+  free(lr);
+  return ok;
+}
+
+int aert_main(const aert_model *model, int argc, char **argv) {
+  aert_set_program(argc > 0 ? argv[0] : NULL);
+  if (!model || model->abi_version != AERT_ABI_VERSION) {
+    aert_error("this program was generated for libaert ABI %d, the runtime is ABI %d; regenerate it with aec",
+               model ? model->abi_version : -1, AERT_ABI_VERSION);
+    return AERT_EXIT_FAILURE;
+  }
+  if (argc < 2) {
+    print_usage(stderr, model);
+    return AERT_EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    print_usage(stdout, model);
+    return AERT_EXIT_OK;
+  }
+  for (int i = 0; i < N_COMMANDS; i++) {
+    if (strcmp(argv[1], commands[i].name) != 0) continue;
+    aert_options options = {.command = commands[i].name};
+    int status = parse_options(&commands[i], argc, argv, &options);
+    if (status >= 0) return status;
+    if (options.has_lr && !check_lr(model, options.lr_spec)) return AERT_EXIT_USAGE;
+    if (!aert_reserve_stacks(model)) return AERT_EXIT_FAILURE;
+    status = commands[i].run(model, &options);
+    fflush(stdout);
+    return status;
+  }
+  aert_error("unknown command '%s' (see '%s --help')", argv[1], aert_program());
+  return AERT_EXIT_USAGE;
+}

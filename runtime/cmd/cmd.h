@@ -1,0 +1,112 @@
+// cmd.h — the commands (runtime/cmd/), above every other layer but the
+// command line (cli/), which parses an aert_options and runs one of them. A
+// file for each family of commands: train.c (with trace.c), evaluate.c,
+// coding.c, retrieve.c, pictures.c, featuremaps.c, info.c, devcheck.c; what
+// they share is in common.c.
+#ifndef AERT_CMD_H
+#define AERT_CMD_H
+
+#include "core.h"
+
+typedef struct aert_options {
+  const char *command;
+  const char *data, *test, *checkpoint, *resume, *log, *output, *trace, *dump_random;
+  bool profile;  // train --profile
+  const char *steps;     // train --steps recon,disc: the steps to run (by loss name); NULL: all
+  const char *baseline;  // prior-match --baseline CKPT
+  const char *layer;     // activations --layer NAME
+  int checkpoint_every;  // train --checkpoint-every N batches (0: only at each epoch's end)
+  int epochs, batch, threads, count, samples;
+  const char *lr_spec;  // train --lr: X for every step, or LOSS=X,... for named steps
+  uint64_t seed;
+  bool has_data, has_test, has_epochs, has_batch, has_lr, has_seed, has_threads, has_count, has_samples;
+  // What users do with a trained model: encode --plot, denoise --noise,
+  // retrieve --db/--queries/-k/--binary/--cosine, probe --labels-fraction,
+  // pca --dim, plot-xy --csv.
+  const char *plot, *noise, *db, *queries, *csv;
+  int k, dim;
+  double labels_fraction;
+  bool binary, cosine, has_k, has_dim, has_labels_fraction;
+} aert_options;
+
+// ---------------------------------------------------------- the commands
+int aert_cmd_train(const aert_model *model, const aert_options *options);                // train.c
+int aert_cmd_eval(const aert_model *model, const aert_options *options);                 // evaluate.c
+int aert_cmd_probe(const aert_model *model, const aert_options *options);
+int aert_cmd_pca(const aert_model *model, const aert_options *options);
+// prior-match: the codes' moments against the prior's and the energy
+// distance between codes and prior samples (and a baseline checkpoint's).
+int aert_cmd_prior_match(const aert_model *model, const aert_options *options);
+int aert_cmd_reconstruct(const aert_model *model, const aert_options *options);          // coding.c
+int aert_cmd_encode(const aert_model *model, const aert_options *options);
+int aert_cmd_denoise(const aert_model *model, const aert_options *options);
+int aert_cmd_retrieve(const aert_model *model, const aert_options *options);             // retrieve.c
+int aert_cmd_filters(const aert_model *model, const aert_options *options);              // pictures.c
+int aert_cmd_histogram(const aert_model *model, const aert_options *options);
+int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
+// activations (featuremaps.c): a layer's feature maps for a few samples, and
+// the input patches (receptive fields) that activate each of its channels most.
+int aert_cmd_feature_maps(const aert_model *model, const aert_options *options);
+int aert_cmd_summary(const aert_model *model, const aert_options *options);              // info.c
+int aert_cmd_describe(const aert_model *model, const aert_options *options);
+int aert_cmd_gradcheck(const aert_model *model, const aert_options *options);            // devcheck.c
+int aert_cmd_time_kernels(const aert_model *model, const aert_options *options);
+
+// ----------------------------------------------------------------- train.c
+// The steps `train --steps LIST` selects into run[model->n_steps]; false after a message.
+bool aert_select_steps(const aert_model *model, const char *list, bool *run);
+// train --lr: spec is one rate for every step or LOSS=RATE,...; sets lr[step]; false after a message.
+bool aert_override_lr(const aert_model *model, const char *spec, double *lr);
+
+// ----------------------------------------------------------------- trace.c
+// train --trace FILE: one JSON line a batch (epoch, batch, batch_counter,
+// each step's loss, the sample indices); train --dump-random DIR: each random
+// node's draws as DIR/<node>.<draw>.npy. NULL when neither was asked for, or
+// after a message (check options first to tell the two apart).
+typedef struct aert_trace aert_trace;
+aert_trace *aert_trace_open(const aert_model *model, const aert_options *options);
+// After every step of a batch ran, before ctx->batch_counter moves on.
+bool aert_trace_batch(aert_trace *trace, const aert_model *model, const aert_ctx *ctx, int epoch, size_t batch,
+                      const uint32_t *samples, int n, const double *losses);
+bool aert_trace_close(aert_trace *trace);
+
+// ---------------------------------------------------------------- common.c
+// The data set a command works on, checked against the model's input.
+aert_dataset *aert_load_model_data(const aert_model *model, const char *spec);
+// The threads setting (and subnormals flushed to zero in every thread).
+void aert_apply_threads(const aert_options *options, aert_ctx *ctx);
+// The test losses of a data set (means weighted by batch size) into losses[model->n_losses].
+bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *data, double *losses);
+// A context for a trained model: capacity from --batch (or the model's), the
+// checkpoint loaded, threads set. NULL after a message.
+aert_ctx *aert_open_checkpoint(const aert_model *model, const aert_options *options);
+// Copies samples order[first .. first+n) (or first.. when order is NULL) into batch.
+void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch);
+// The developer checks' batch (gradcheck, time-kernels): the data set from
+// --data (default: the model's training data), a context for `batch` samples
+// seeded by --seed, the threads set, and its first n = min(batch, samples)
+// samples gathered into x. False after a message; close it either way.
+typedef struct aert_first_batch {
+  aert_dataset *data;
+  aert_ctx *ctx;
+  aert_real *x;
+  int n;
+} aert_first_batch;
+bool aert_first_batch_open(const aert_model *model, const aert_options *options, int batch, aert_first_batch *b);
+void aert_first_batch_close(const aert_model *model, aert_first_batch *b);
+// The displayed height and width of a sample: channel 0 of [c, h, w], else a
+// square when the size is one, else one row.
+void aert_display_size(const aert_model *model, int *height, int *width);
+// fn over samples [0, n) of x (each `in_size` values) in batches of the
+// context's capacity; out gets n * out_size. Before each batch b,
+// ctx->batch_counter = b, so random draws (corrupt) differ from batch to batch.
+bool aert_run_batches(aert_ctx *ctx, const aert_real *x, size_t in_size, size_t n,
+                      void (*fn)(aert_ctx *, const aert_real *, int, aert_real *), size_t out_size, aert_real *out);
+// The codes of a whole data set; NULL after a message.
+aert_real *aert_encode_all(const aert_model *model, aert_ctx *ctx, const aert_dataset *data);
+// True when the model has a code; false after a message saying it has none.
+bool aert_need_code(const aert_model *model);
+// A positive finite number in text, or false after a message naming the option.
+bool aert_parse_positive(const char *option, const char *text, double *out);
+
+#endif

@@ -1,0 +1,259 @@
+// evaluate.c — the commands that measure a trained model: eval (every
+// named loss on a data set), probe (a softmax classifier on the codes of a
+// labelled fraction, against one on the raw inputs), pca (the test
+// reconstruction error of a PCA of --dim components, against the
+// autoencoder's) and prior-match (how well the codes follow the prior).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "analysis.h"
+
+// ------------------------------------------------------------------- eval
+int aert_cmd_eval(const aert_model *model, const aert_options *options) {
+  if (!options->checkpoint) {
+    aert_error("eval needs --checkpoint FILE");
+    return AERT_EXIT_USAGE;
+  }
+  aert_ctx *ctx = aert_open_checkpoint(model, options);
+  if (!ctx) return AERT_EXIT_FAILURE;
+  aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
+  double *losses = calloc((size_t)model->n_losses + 1, sizeof *losses);
+  int status = AERT_EXIT_FAILURE;
+  if (data && losses && aert_evaluate(model, ctx, data, losses)) {
+    for (int l = 0; l < model->n_losses; l++) printf("%s %.9g\n", model->loss_names[l], losses[l]);
+    status = AERT_EXIT_OK;
+  }
+  free(losses);
+  aert_dataset_free(data);
+  aert_ctx_free(model, ctx);
+  return status;
+}
+
+// ------------------------------------------------------------------- probe
+int aert_cmd_probe(const aert_model *model, const aert_options *options) {
+  if (!options->checkpoint) return aert_error("probe needs --checkpoint FILE"), AERT_EXIT_USAGE;
+  double fraction = options->has_labels_fraction ? options->labels_fraction : 0.1;
+  if (!(fraction > 0 && fraction <= 1)) return aert_error("--labels-fraction must be in (0, 1]"), AERT_EXIT_USAGE;
+  int epochs = options->has_epochs ? options->epochs : 30;
+  uint64_t seed = options->has_seed ? options->seed : model->default_seed;
+  if (!aert_need_code(model)) return AERT_EXIT_FAILURE;
+  aert_ctx *ctx = aert_open_checkpoint(model, options);
+  if (!ctx) return AERT_EXIT_FAILURE;
+  aert_dataset *train = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
+  aert_dataset *test = train ? aert_load_model_data(model, options->has_test ? options->test : model->default_test) : NULL;
+  int status = AERT_EXIT_FAILURE;
+  aert_real *picked = NULL, *train_codes = NULL, *test_codes = NULL;
+  int32_t *labels = NULL;
+  uint32_t *order = NULL;
+  if (!test) goto done;
+  if (!train->labels || !test->labels) {
+    aert_error("%s: the probe needs labels, and this data set has none", !train->labels ? train->path : test->path);
+    goto done;
+  }
+  size_t n = (size_t)floor(fraction * (double)train->n + 0.5), size = train->sample_size;
+  if (n < 1) n = 1;
+  int classes = 0;
+  for (size_t i = 0; i < train->n; i++) classes = train->labels[i] + 1 > classes ? train->labels[i] + 1 : classes;
+  for (size_t i = 0; i < test->n; i++) classes = test->labels[i] + 1 > classes ? test->labels[i] + 1 : classes;
+  // The labelled fraction: a seeded random subset of the training set.
+  order = malloc(train->n * sizeof *order);
+  picked = aert_alloc_reals(n, size, "labelled samples");
+  labels = malloc(n * sizeof *labels);
+  if (!order || !picked || !labels) goto done;
+  aert_shuffle(order, train->n, seed, 0x70726f6265ULL);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(picked + i * size, train->x + (size_t)order[i] * size, size * sizeof *picked);
+    labels[i] = train->labels[order[i]];
+  }
+  int dims = model->code_size;
+  train_codes = aert_alloc_reals(n, (size_t)dims, "codes");
+  test_codes = aert_encode_all(model, ctx, test);
+  if (!train_codes || !test_codes) goto done;
+  aert_run_batches(ctx, picked, size, n, model->encode, (size_t)dims, train_codes);
+  fprintf(stderr, "%s: softmax classifiers on %zu labelled samples (%.3g of %s), %d classes, %d epochs\n",
+          aert_program(), n, fraction, train->path, classes, epochs);
+  double start = aert_now();
+  double accuracy = aert_softmax_probe(train_codes, labels, n, test_codes, test->labels, test->n, dims, classes, epochs, seed);
+  double code_s = aert_now() - start;
+  start = aert_now();
+  double raw = aert_softmax_probe(picked, labels, n, test->x, test->labels, test->n, (int)size, classes, epochs, seed);
+  double raw_s = aert_now() - start;
+  fprintf(stderr, "  on the codes (%d values): test accuracy %.4f (%.1f s)\n", dims, accuracy, code_s);
+  fprintf(stderr, "  on the raw input (%zu values): test accuracy %.4f (%.1f s)\n", size, raw, raw_s);
+  printf("probe_accuracy %.6g\nraw_probe_accuracy %.6g\n", accuracy, raw);
+  status = AERT_EXIT_OK;
+done:
+  aert_free(picked), aert_free(train_codes), aert_free(test_codes);
+  free(labels), free(order);
+  aert_dataset_free(train), aert_dataset_free(test);
+  aert_ctx_free(model, ctx);
+  return status;
+}
+
+// --------------------------------------------------------------------- pca
+int aert_cmd_pca(const aert_model *model, const aert_options *options) {
+  if (!options->has_dim) return aert_error("pca needs --dim D"), AERT_EXIT_USAGE;
+  aert_ctx *ctx = NULL;
+  if (options->checkpoint) {
+    if (!model->reconstruct || model->recon_size != model->input_size) {
+      aert_error("model '%s' has no reconstruction of its input to compare", model->name);
+      return AERT_EXIT_FAILURE;
+    }
+    if (!(ctx = aert_open_checkpoint(model, options))) return AERT_EXIT_FAILURE;
+  }
+  aert_dataset *train = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
+  aert_dataset *test = train ? aert_load_model_data(model, options->has_test ? options->test : model->default_test) : NULL;
+  int status = AERT_EXIT_FAILURE;
+  aert_pca pca = {0};
+  aert_real *recon = NULL;
+  double *coords = NULL;
+  if (!test) goto done;
+  int d = (int)train->sample_size;
+  if (options->dim > d) {
+    aert_error("pca: --dim %d is more than the %d values of a sample", options->dim, d);
+    goto done;
+  }
+  double start = aert_now();
+  if (aert_pca_fit(train->x, train->n, d, options->dim, &pca) != 0) goto done;
+  double explained = 0;
+  for (int i = 0; i < pca.k; i++) explained += pca.variances[i];
+  coords = malloc((size_t)pca.k * sizeof *coords);
+  if (!coords) goto done;
+  double error = 0;
+  for (size_t i = 0; i < test->n; i++) error += aert_pca_squared_error(&pca, test->x + i * (size_t)d, coords);
+  double pca_mse = error / ((double)test->n * d);
+  fprintf(stderr, "%s: PCA of %zu samples of %s, %d components: %.1f%% of the variance, fitted in %.1f s\n",
+          aert_program(), train->n, train->path, pca.k, 100 * explained / fmax(pca.total_variance, 1e-300),
+          aert_now() - start);
+  printf("pca_mse %.6g\n", pca_mse);
+  if (ctx) {
+    recon = aert_alloc_reals(test->n, (size_t)d, "reconstructions");
+    if (!recon) goto done;
+    aert_run_batches(ctx, test->x, (size_t)d, test->n, model->reconstruct, (size_t)d, recon);
+    double ae_mse = aert_mean_squared_error(recon, test->x, test->n * (size_t)d);
+    fprintf(stderr, "%s: test MSE of %s: PCA(%d) %.6f, the autoencoder (a code of %d values) %.6f\n", aert_program(),
+            test->path, pca.k, pca_mse, model->code_size, ae_mse);
+    printf("ae_mse %.6g\n", ae_mse);
+  }
+  status = AERT_EXIT_OK;
+done:
+  aert_pca_free(&pca);
+  aert_free(recon);
+  free(coords);
+  aert_dataset_free(train), aert_dataset_free(test);
+  if (ctx) aert_ctx_free(model, ctx);
+  return status;
+}
+
+// ------------------------------------------------------------- prior-match
+// How well a model's codes follow its prior (an adversarial autoencoder's
+// aim). Per code dimension, the codes' mean and standard deviation against
+// the prior's; then the energy distance between the codes and as many samples
+// of the prior (analysis/distance.c). With --baseline, the same figure for
+// another checkpoint of the same program (a plain autoencoder: `train --steps
+// recon`).
+enum { PRIOR_MATCH_COUNT = 10000 };  // samples compared, by default
+
+// The codes of the first n samples, in batches of the context's capacity.
+static aert_real *codes_of(const aert_model *model, aert_ctx *ctx, const aert_dataset *data, size_t n) {
+  aert_real *codes = aert_alloc_reals(n ? n : 1, (size_t)model->code_size, "codes");
+  if (!codes) return NULL;
+  for (size_t first = 0, b = 0; first < n; first += (size_t)ctx->capacity, b++) {
+    int m = (int)(n - first < (size_t)ctx->capacity ? n - first : (size_t)ctx->capacity);
+    ctx->batch_counter = b;
+    model->encode(ctx, data->x + first * data->sample_size, m, codes + first * (size_t)model->code_size);
+  }
+  return codes;
+}
+
+// The energy distance of a checkpoint's codes from the prior samples; codes'
+// moments into mean/std when given. NAN after a message.
+static double checkpoint_distance(const aert_model *model, const aert_options *options, const char *checkpoint,
+                                  const aert_dataset *data, size_t n, const double *prior, double *mean, double *std) {
+  aert_options o = *options;
+  o.checkpoint = checkpoint;
+  aert_ctx *ctx = aert_open_checkpoint(model, &o);
+  if (!ctx) return NAN;
+  aert_real *codes = codes_of(model, ctx, data, n);
+  aert_ctx_free(model, ctx);
+  if (!codes) return NAN;
+  int dim = model->code_size;
+  double *x = malloc((n ? n : 1) * (size_t)dim * sizeof *x);
+  if (!x) {
+    aert_free(codes);
+    aert_error("out of memory for the codes");
+    return NAN;
+  }
+  for (size_t i = 0; i < n * (size_t)dim; i++) x[i] = codes[i];
+  aert_free(codes);
+  for (int d = 0; mean && d < dim; d++) {
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) s += x[i * (size_t)dim + (size_t)d];
+    double m = s / (double)n;
+    for (size_t i = 0; i < n; i++) s2 += (x[i * (size_t)dim + (size_t)d] - m) * (x[i * (size_t)dim + (size_t)d] - m);
+    mean[d] = m, std[d] = sqrt(s2 / (double)n);
+  }
+  double result = aert_energy_distance(x, prior, n, dim);
+  free(x);
+  return result;
+}
+
+int aert_cmd_prior_match(const aert_model *model, const aert_options *options) {
+  if (!options->checkpoint) return aert_error("prior-match needs --checkpoint FILE"), AERT_EXIT_USAGE;
+  const aert_prior *prior = &model->prior;
+  if (prior->kind == AERT_PRIOR_NONE) {
+    aert_error("model '%s' has no prior to match: prior-match is for adversarial autoencoders (gaussian, uniform or "
+               "mixture in the .ae file)", model->name);
+    return AERT_EXIT_FAILURE;
+  }
+  if (!model->encode || model->code_size != prior->dim) {
+    aert_error("model '%s': its code has %d values but its prior %d", model->name, model->code_size, prior->dim);
+    return AERT_EXIT_FAILURE;
+  }
+  aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
+  if (!data) return AERT_EXIT_FAILURE;
+  size_t n = data->n < (size_t)(options->has_count ? options->count : PRIOR_MATCH_COUNT)
+                 ? data->n
+                 : (size_t)(options->has_count ? options->count : PRIOR_MATCH_COUNT);
+  int dim = prior->dim, status = AERT_EXIT_FAILURE;
+  double *samples = malloc((n ? n : 1) * (size_t)dim * sizeof *samples);
+  double *mean = calloc((size_t)dim, sizeof *mean), *std = calloc((size_t)dim, sizeof *std);
+  if (!samples || !mean || !std) {
+    aert_error("out of memory for %zu prior samples", n);
+    goto done;
+  }
+  uint64_t key = aert_stream_key(options->has_seed ? options->seed : model->default_seed, AERT_STREAM_PRIOR, 0);
+  for (size_t i = 0; i < n; i++) aert_prior_sample(prior, key, i, samples + i * (size_t)dim);
+  double d = checkpoint_distance(model, options, options->checkpoint, data, n, samples, mean, std);
+  if (isnan(d)) goto done;
+  double baseline = NAN;
+  if (options->baseline) {
+    baseline = checkpoint_distance(model, options, options->baseline, data, n, samples, NULL, NULL);
+    if (isnan(baseline)) goto done;
+  }
+  char what[128];
+  aert_prior_format(prior, what, sizeof what);
+  fprintf(stderr, "%s: the codes of %zu samples of %s against %s\n", aert_program(), n, data->path, what);
+  fprintf(stderr, "  %-9s %12s %12s %12s %12s\n", "dimension", "code mean", "prior mean", "code std", "prior std");
+  for (int i = 0; i < dim; i++) {
+    double pm, ps;
+    aert_prior_moments(prior, i, &pm, &ps);
+    fprintf(stderr, "  %-9d %12.4f %12.4f %12.4f %12.4f\n", i, mean[i], pm, std[i], ps);
+    printf("code_mean.%d %.6g\ncode_std.%d %.6g\nprior_mean.%d %.6g\nprior_std.%d %.6g\n", i, mean[i], i, std[i], i, pm,
+           i, ps);
+  }
+  fprintf(stderr, "  energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| (Euclidean) to %zu prior samples: %.6g\n", n, d);
+  printf("distance %.6g\n", d);
+  if (options->baseline) {
+    fprintf(stderr, "  the same for %s: %.6g (%.1f times the model's)\n", options->baseline, baseline,
+            d > 0 ? baseline / d : INFINITY);
+    printf("baseline_distance %.6g\n", baseline);
+  }
+  status = AERT_EXIT_OK;
+done:
+  free(samples), free(mean), free(std);
+  aert_dataset_free(data);
+  return status;
+}

@@ -1,0 +1,66 @@
+// info.c — the commands that print the model itself: summary (its layers,
+// like Keras's model.summary()) and describe (the JSON aec embedded).
+#include <string.h>
+
+#include "cmd.h"
+
+// ---------------------------------------------------------------- summary
+static void shape_with_batch(char *out, size_t size, int rank, const int *shape) {
+  size_t n = (size_t)snprintf(out, size, "(None");
+  for (int i = 0; i < rank && n < size; i++) n += (size_t)snprintf(out + n, size - n, ", %d", shape[i]);
+  if (n < size) snprintf(out + n, size - n, ")");
+}
+
+// 1234567 -> "1,234,567"
+static void with_commas(char *out, size_t size, double v) {
+  char digits[64];
+  snprintf(digits, sizeof digits, "%.0f", v);
+  size_t len = strlen(digits), o = 0;
+  for (size_t i = 0; i < len && o + 2 < size; i++) {
+    if (i > 0 && (len - i) % 3 == 0 && digits[i - 1] != '-') out[o++] = ',';
+    out[o++] = digits[i];
+  }
+  out[o] = 0;
+}
+
+int aert_cmd_summary(const aert_model *model, const aert_options *options) {
+  (void)options;
+  char shape[96], params[32], flops[32];
+  const char *rule = "--------------------------------------------------------------------------------------------------";
+  fprintf(stderr, "Model: \"%s\" (%s)\n%s\n", model->name, model->source_file ? model->source_file : "?", rule);
+  fprintf(stderr, "%-28s %-26s %-18s %10s %12s\n", "Layer", "Op", "Output shape", "Params", "FLOPs");
+  fprintf(stderr, "%s\n", rule);
+  shape_with_batch(shape, sizeof shape, model->input_rank, model->input_shape);
+  fprintf(stderr, "%-28s %-26s %-18s %10s %12s\n", "x", "input", shape, "0", "0");
+  double total_flops = 0;
+  long total_params = 0;
+  for (int i = 0; i < model->n_layers; i++) {
+    const aert_layer *l = &model->layers[i];
+    shape_with_batch(shape, sizeof shape, l->rank, l->shape);
+    with_commas(params, sizeof params, (double)l->params);
+    with_commas(flops, sizeof flops, l->flops);
+    fprintf(stderr, "%-28s %-26s %-18s %10s %12s\n", l->name, l->op, shape, params, flops);
+    total_flops += l->flops;
+    total_params += l->params;
+  }
+  fprintf(stderr, "%s\n", rule);
+  with_commas(params, sizeof params, (double)model->n_param_elems);
+  with_commas(flops, sizeof flops, total_flops);
+  fprintf(stderr, "Total params: %s (%s)\n", params, sizeof(aert_real) == 8 ? "float64" : "float32");
+  fprintf(stderr, "Forward FLOPs per sample: %s\n", flops);
+  if (total_params != (long)model->n_param_elems)
+    aert_warning("the layers list %ld parameters, the model holds %zu", total_params, model->n_param_elems);
+  printf("params %zu\nflops_per_sample %.0f\n", model->n_param_elems, total_flops);
+  return AERT_EXIT_OK;
+}
+
+// --------------------------------------------------------------- describe
+int aert_cmd_describe(const aert_model *model, const aert_options *options) {
+  (void)options;
+  if (!model->description) {
+    aert_error("this program carries no model description");
+    return AERT_EXIT_FAILURE;
+  }
+  fputs(model->description, stdout);
+  return ferror(stdout) ? AERT_EXIT_FAILURE : AERT_EXIT_OK;
+}

@@ -1,0 +1,384 @@
+// train.c — the train command: epochs of shuffled batches, every step of
+// the model on each batch, the test losses and a checkpoint at each epoch's
+// end, progress on stderr and figures on stdout.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "ckpt.h"
+
+typedef struct train_run {
+  const aert_model *model;
+  const aert_options *options;
+  aert_ctx *ctx;
+  aert_dataset *train, *test;
+  int epochs, batch, first_epoch;
+  size_t first_batch;  // --resume from a mid-epoch checkpoint (--checkpoint-every): batches of first_epoch done
+  size_t batches_per_epoch;
+  char *checkpoint;
+  const char *last_saved;  // the last good checkpoint, for the message when a loss turns NaN
+  uint32_t *order;
+  aert_real *xb;
+  double *step_loss;    // [n_steps] sums of loss * n this epoch
+  double *test_losses;  // [n_losses]
+  double *batch_loss;   // [n_steps] each step's loss on the current batch, for --trace
+  bool *run_step;       // [n_steps] the steps --steps selects (all by default)
+  aert_trace *trace;    // --trace, --dump-random
+  double *profile[3];   // --profile: the kernel timing arrays, lent to ctx during training steps only
+  size_t epoch_samples;
+  FILE *log;
+  bool tty;
+  double train_seconds;  // all epochs, evaluation excluded
+  size_t samples_trained;
+  double first_batch_seconds;  // the run's first batch, which touches fresh memory
+  size_t first_batch_samples;
+  double last_draw, epoch_start, batch_time;
+} train_run;
+
+// -------------------------------------------------------------- progress
+static void format_eta(char *out, size_t size, double seconds) {
+  long s = seconds > 0 && seconds < 1e8 ? lround(seconds) : 0;
+  if (s >= 3600) snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else snprintf(out, size, "%ld:%02ld", s / 60, s % 60);
+}
+
+// The live line on a terminal, redrawn at most ten times a second.
+static void draw_progress(train_run *r, int epoch, size_t batch, bool force) {
+  double now = aert_now();
+  if (!r->tty || (!force && now - r->last_draw < 0.1)) return;
+  r->last_draw = now;
+  char line[512], eta[32];
+  int n = snprintf(line, sizeof line, "\repoch %d/%d  batch %zu/%zu ", epoch + 1, r->epochs, batch,
+                   r->batches_per_epoch);
+  for (int s = 0; s < r->model->n_steps && n < (int)sizeof line; s++)
+    if (r->run_step[s]) n += snprintf(line + n, sizeof line - (size_t)n, " %s %.4f", r->model->steps[s].loss,
+                  r->epoch_samples ? r->step_loss[s] / (double)r->epoch_samples : 0.0);
+  double elapsed = r->batch_time;
+  double rate = elapsed > 0 ? (double)r->epoch_samples / elapsed : 0;
+  size_t done = (size_t)(epoch - r->first_epoch) * r->batches_per_epoch + batch;
+  size_t total = (size_t)(r->epochs - r->first_epoch) * r->batches_per_epoch;
+  format_eta(eta, sizeof eta, done ? (r->train_seconds + elapsed) / (double)done * (double)(total - done) : 0);
+  if (n < (int)sizeof line) snprintf(line + n, sizeof line - (size_t)n, "  %.0f samples/s  ETA %s\033[K", rate, eta);
+  fputs(line, stderr);
+  fflush(stderr);
+}
+
+static void end_progress_line(train_run *r) {
+  if (r->tty && r->last_draw > 0) fputs("\r\033[K", stderr);
+  r->last_draw = 0;
+}
+
+// One line a epoch on stderr: train and test losses, speed and time.
+static void print_epoch_line(train_run *r, int epoch, double seconds, double train_seconds) {
+  end_progress_line(r);
+  fprintf(stderr, "epoch %d/%d ", epoch + 1, r->epochs);
+  for (int s = 0; s < r->model->n_steps; s++)
+    if (r->run_step[s]) fprintf(stderr, " train %s %.4f", r->model->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
+  for (int l = 0; r->test && l < r->model->n_losses; l++)
+    fprintf(stderr, "  test %s %.4f", r->model->loss_names[l], r->test_losses[l]);
+  fprintf(stderr, "  %.0f samples/s  %.1f s\n", (double)r->epoch_samples / train_seconds, seconds);
+  fflush(stderr);
+}
+
+// ------------------------------------------------------------------ setup
+static bool open_log(train_run *r, bool resuming) {
+  const char *path = r->options->log;
+  if (!path) return true;
+  struct stat st;
+  bool fresh = !resuming || stat(path, &st) != 0 || st.st_size == 0;
+  r->log = fopen(path, fresh ? "w" : "a");
+  if (!r->log) {
+    aert_error("%s: cannot open the log: %s", path, strerror(errno));
+    return false;
+  }
+  if (!fresh) return true;
+  fprintf(r->log, "epoch");
+  for (int s = 0; s < r->model->n_steps; s++)
+    if (r->run_step[s]) fprintf(r->log, ",train.%s", r->model->steps[s].loss);
+  for (int l = 0; r->test && l < r->model->n_losses; l++) fprintf(r->log, ",test.%s", r->model->loss_names[l]);
+  fprintf(r->log, ",seconds\n");
+  fflush(r->log);
+  return true;
+}
+
+static bool write_log_row(train_run *r, int epoch, double seconds) {
+  if (!r->log) return true;
+  fprintf(r->log, "%d", epoch + 1);
+  for (int s = 0; s < r->model->n_steps; s++)
+    if (r->run_step[s]) fprintf(r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
+  for (int l = 0; r->test && l < r->model->n_losses; l++) fprintf(r->log, ",%.9g", r->test_losses[l]);
+  fprintf(r->log, ",%.3f\n", seconds);
+  if (fflush(r->log) != 0 || ferror(r->log)) {
+    aert_error("%s: cannot write the log: %s", r->options->log, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+// Settings from the options, falling back on the model's train block.
+static bool configure(train_run *r) {
+  const aert_model *m = r->model;
+  const aert_options *o = r->options;
+  r->run_step = calloc((size_t)m->n_steps + 1, sizeof *r->run_step);
+  if (!r->run_step || !aert_select_steps(m, o->steps, r->run_step)) return false;
+  r->epochs = o->has_epochs ? o->epochs : m->default_epochs;
+  r->batch = o->has_batch ? o->batch : m->default_batch;
+  if (r->epochs < 0 || r->batch < 1) {
+    aert_error("train needs --epochs of at least 0 and --batch of at least 1 (the model gives %d and %d)", r->epochs,
+               r->batch);
+    return false;
+  }
+  if (o->checkpoint) r->checkpoint = strdup(o->checkpoint);
+  else if (asprintf(&r->checkpoint, "%s.safetensors", aert_program()) < 0) r->checkpoint = NULL;
+  return r->checkpoint != NULL;
+}
+
+// The context, and the resumed checkpoint's progress when --resume.
+static bool prepare_context(train_run *r) {
+  const aert_options *o = r->options;
+  r->ctx = aert_ctx_create(r->model, r->batch, o->has_seed ? o->seed : r->model->default_seed);
+  if (!r->ctx) return false;
+  aert_apply_threads(o, r->ctx);
+  if (o->resume) {
+    aert_progress_state state = {0, 0, 0};
+    if (aert_checkpoint_load_ex(o->resume, r->model, r->ctx, &state, true) != 0) return false;
+    if (o->has_seed) r->ctx->seed = o->seed;
+    r->first_epoch = (int)state.epoch;
+    r->ctx->batch_counter = state.batch_counter;
+    r->first_batch = (size_t)state.epoch_batch;
+    r->last_saved = o->resume;
+  }
+  return !o->has_lr || aert_override_lr(r->model, o->lr_spec, r->ctx->lr);
+}
+
+static bool load_data(train_run *r) {
+  const aert_options *o = r->options;
+  const char *test = o->has_test ? o->test : r->model->default_test;
+  r->train = aert_load_model_data(r->model, o->has_data ? o->data : r->model->default_data);
+  if (!r->train) return false;
+  if (test && *test && strcmp(test, "none") != 0) {
+    r->test = aert_load_model_data(r->model, test);
+    if (!r->test) return false;
+  }
+  r->batches_per_epoch = (r->train->n + (size_t)r->batch - 1) / (size_t)r->batch;
+  if (r->first_batch >= r->batches_per_epoch) {
+    aert_error("%s was saved after batch %zu of epoch %d, but an epoch of %s has %zu batches of %d (train with the same data and --batch)",
+               o->resume, r->first_batch, r->first_epoch + 1, r->train->path, r->batches_per_epoch, r->batch);
+    return false;
+  }
+  r->order = malloc(r->train->n * sizeof *r->order);
+  r->xb = aert_alloc_reals((size_t)r->batch, r->train->sample_size, "batch");
+  r->step_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->step_loss);
+  r->test_losses = calloc((size_t)r->model->n_losses + 1, sizeof *r->test_losses);
+  r->batch_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->batch_loss);
+  if (!r->order || !r->xb || !r->step_loss || !r->test_losses || !r->batch_loss) {
+    aert_error("out of memory for training buffers");
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- training
+// Every step on one batch. False (after the message) when a loss is not finite.
+static bool train_batch(train_run *r, int epoch, size_t b, int n) {
+  const aert_model *m = r->model;
+  r->ctx->kernel_seconds = r->profile[0], r->ctx->kernel_calls = r->profile[1], r->ctx->kernel_samples = r->profile[2];
+  bool in_order = true;  // every earlier step ran on this batch: a step may read what they left (aert_ctx.batch_step)
+  for (int s = 0; s < m->n_steps; s++) {
+    if (!r->run_step[s]) {
+      in_order = false;
+      continue;
+    }
+    r->ctx->batch_step = in_order ? s : -1;
+    double loss = m->loss_and_grad(r->ctx, s, r->xb, n);
+    r->ctx->batch_step = -1;
+    if (!isfinite(loss)) {
+      end_progress_line(r);
+      if (r->last_saved)
+        aert_error("step '%s' (batch %zu of epoch %d): loss is %g; the last good checkpoint is %s", m->steps[s].loss,
+                   b + 1, epoch + 1, loss, r->last_saved);
+      else
+        aert_error("step '%s' (batch %zu of epoch %d): loss is %g; no checkpoint was written yet", m->steps[s].loss,
+                   b + 1, epoch + 1, loss);
+      return false;
+    }
+    m->apply_update(r->ctx, s);
+    r->step_loss[s] += loss * n;
+    r->batch_loss[s] = loss;
+  }
+  r->ctx->kernel_seconds = r->ctx->kernel_calls = r->ctx->kernel_samples = NULL;
+  if (!aert_trace_batch(r->trace, m, r->ctx, epoch, b, r->order + b * (size_t)r->batch, n, r->batch_loss))
+    return false;
+  r->ctx->batch_counter++;
+  return true;
+}
+
+static bool train_epoch(train_run *r, int epoch) {
+  size_t N = r->train->n;
+  aert_shuffle(r->order, N, r->ctx->seed, (uint64_t)epoch);
+  memset(r->step_loss, 0, (size_t)r->model->n_steps * sizeof *r->step_loss);
+  r->epoch_samples = 0;
+  r->batch_time = 0;
+  for (size_t b = epoch == r->first_epoch ? r->first_batch : 0; b < r->batches_per_epoch; b++) {
+    size_t first = b * (size_t)r->batch;
+    int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch);
+    double start = aert_now();
+    aert_gather(r->train, r->order, first, n, r->xb);
+    if (!train_batch(r, epoch, b, n)) return false;
+    double seconds = aert_now() - start;
+    if (r->samples_trained + r->epoch_samples == 0) r->first_batch_seconds = seconds, r->first_batch_samples = (size_t)n;
+    r->batch_time += seconds;
+    r->epoch_samples += (size_t)n;
+    draw_progress(r, epoch, b + 1, false);
+    int every = r->options->checkpoint_every;
+    if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
+      aert_progress_state state = {epoch, r->ctx->batch_counter, b + 1};
+      if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, &state) != 0) return false;
+      r->last_saved = r->checkpoint;
+    }
+  }
+  r->train_seconds += r->batch_time;
+  r->samples_trained += r->epoch_samples;
+  return true;
+}
+
+// Test losses, figures, checkpoint and log at the end of an epoch.
+static bool finish_epoch(train_run *r, int epoch) {
+  const aert_model *m = r->model;
+  end_progress_line(r);  // stdout may be the same terminal
+  if (r->test && !aert_evaluate(m, r->ctx, r->test, r->test_losses)) return false;
+  printf("epoch %d\n", epoch + 1);
+  for (int s = 0; s < m->n_steps; s++)
+    if (r->run_step[s]) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
+  for (int l = 0; r->test && l < m->n_losses; l++) printf("test.%s %.9g\n", m->loss_names[l], r->test_losses[l]);
+  fflush(stdout);
+  aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
+  if (aert_checkpoint_save(r->checkpoint, m, r->ctx, &state) != 0) return false;
+  r->last_saved = r->checkpoint;
+  double seconds = aert_now() - r->epoch_start;
+  print_epoch_line(r, epoch, seconds, r->batch_time > 0 ? r->batch_time : 1e-9);
+  return write_log_row(r, epoch, seconds);
+}
+
+static void free_run(train_run *r) {
+  for (int i = 0; i < 3; i++) free(r->profile[i]);
+  aert_ctx_free(r->model, r->ctx);
+  aert_dataset_free(r->train);
+  aert_dataset_free(r->test);
+  free(r->order);
+  aert_free(r->xb);
+  free(r->step_loss);
+  free(r->test_losses);
+  free(r->batch_loss);
+  free(r->run_step);
+  aert_trace_close(r->trace);
+  free(r->checkpoint);
+  if (r->log) fclose(r->log);
+}
+
+int aert_cmd_train(const aert_model *model, const aert_options *options) {
+  train_run r = {.model = model, .options = options, .tty = isatty(2) != 0};
+  int status = AERT_EXIT_FAILURE;
+  if (!configure(&r) || !prepare_context(&r)) goto done;
+  if (r.first_epoch >= r.epochs && options->resume) {
+    aert_note("%s has trained %d epochs already; nothing to do (ask for more with --epochs)", options->resume,
+              r.first_epoch);
+    status = AERT_EXIT_OK;
+    goto done;
+  }
+  if (r.epochs == 0) {  // --epochs 0: the initialised parameters only
+    aert_progress_state state = {0, 0, 0};
+    if (aert_checkpoint_save(r.checkpoint, model, r.ctx, &state) != 0) goto done;
+    fprintf(stderr, "%s: wrote the initial parameters to %s (0 epochs)\n", aert_program(), r.checkpoint);
+    status = AERT_EXIT_OK;
+    goto done;
+  }
+  if (!load_data(&r) || !open_log(&r, options->resume != NULL)) goto done;
+  r.trace = aert_trace_open(model, options);
+  if (!r.trace && (options->trace || options->dump_random)) goto done;
+  if (options->profile) {
+    if (!aert_profile_start(model, r.ctx)) goto done;
+    r.profile[0] = r.ctx->kernel_seconds, r.profile[1] = r.ctx->kernel_calls, r.profile[2] = r.ctx->kernel_samples;
+    r.ctx->kernel_seconds = r.ctx->kernel_calls = r.ctx->kernel_samples = NULL;
+  }
+  fprintf(stderr, "%s: training on %s (%zu samples), %d threads, batch %d, epochs %d to %d\n", aert_program(),
+          r.train->path, r.train->n, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
+  for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
+    r.epoch_start = aert_now();
+    if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
+  }
+  bool traced = aert_trace_close(r.trace);
+  r.trace = NULL;
+  if (!traced) goto done;
+  printf("samples_per_s %.6g\n", (double)r.samples_trained / (r.train_seconds > 0 ? r.train_seconds : 1e-9));
+  // The same without the first batch, whose page faults and cold caches a
+  // short benchmark would otherwise charge to the kernels.
+  double warm_seconds = r.train_seconds - r.first_batch_seconds;
+  if (r.samples_trained > r.first_batch_samples && warm_seconds > 0)
+    printf("warm_samples_per_s %.6g\n", (double)(r.samples_trained - r.first_batch_samples) / warm_seconds);
+  if (options->profile) {
+    r.ctx->kernel_seconds = r.profile[0], r.ctx->kernel_calls = r.profile[1], r.ctx->kernel_samples = r.profile[2];
+    r.profile[0] = r.profile[1] = r.profile[2] = NULL;
+    aert_profile_report(model, r.ctx);
+  }
+  status = AERT_EXIT_OK;
+done:
+  free_run(&r);
+  return status;
+}
+
+// The step minimizing the loss named by the `length` characters at `name`;
+// -1 after a message naming `option` and the model's steps.
+static int find_step(const aert_model *model, const char *name, size_t length, const char *option) {
+  for (int s = 0; s < model->n_steps; s++)
+    if (strlen(model->steps[s].loss) == length && strncmp(model->steps[s].loss, name, length) == 0) return s;
+  char known[512] = "";
+  for (int s = 0, used = 0; s < model->n_steps && used < (int)sizeof known; s++)
+    used += snprintf(known + used, sizeof known - (size_t)used, "%s%s", s ? ", " : "", model->steps[s].loss);
+  aert_error("%s: the model has no step minimizing '%.*s' (its steps minimize %s)", option, (int)length, name, known);
+  return -1;
+}
+
+bool aert_select_steps(const aert_model *model, const char *list, bool *run) {
+  for (int s = 0; s < model->n_steps; s++) run[s] = list == NULL;
+  if (!list) return true;
+  bool any = false;
+  for (const char *at = list; *at;) {
+    size_t length = strcspn(at, ",");
+    int s = find_step(model, at, length, "--steps");
+    if (s < 0) return false;
+    run[s] = any = true;
+    at += length;
+    if (*at == ',') at++;
+  }
+  if (!any) aert_error("--steps: name at least one step");
+  return any;
+}
+
+bool aert_override_lr(const aert_model *model, const char *spec, double *lr) {
+  if (!strchr(spec, '=')) {
+    double every;
+    if (!aert_parse_positive("--lr", spec, &every)) return false;
+    for (int s = 0; s < model->n_steps; s++) lr[s] = every;
+    return true;
+  }
+  for (const char *at = spec; *at;) {
+    size_t length = strcspn(at, ","), name_length = strcspn(at, "=");
+    if (name_length >= length) {
+      aert_error("--lr: '%.*s' is not LOSS=RATE (give one rate for every step, or LOSS=RATE,...)", (int)length, at);
+      return false;
+    }
+    int s = find_step(model, at, name_length, "--lr");
+    char rate[64];
+    snprintf(rate, sizeof rate, "%.*s", (int)(length - name_length - 1), at + name_length + 1);
+    if (s < 0 || !aert_parse_positive("--lr", rate, &lr[s])) return false;
+    at += length;
+    if (*at == ',') at++;
+  }
+  return true;
+}

@@ -1,0 +1,94 @@
+// core.h — the runtime's bottom layer (runtime/core/): messages, memory and
+// the model's context, the JSON reader and writer, kernel timing and the
+// threads' stacks. Every layer above includes it; it includes only aert.h,
+// which declares the rest of core (rng.c, prior.c, aert_seconds, the context).
+#ifndef AERT_CORE_H
+#define AERT_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "aert.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "libaert reads and writes little-endian files and assumes a little-endian host"
+#endif
+
+#define AERT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+// Exit statuses of the generated program.
+enum { AERT_EXIT_OK = 0, AERT_EXIT_FAILURE = 1, AERT_EXIT_USAGE = 2 };
+
+// ---------------------------------------------------------------- report.c
+// Every message is one line on stderr, "PROGRAM: error: ...". The program
+// name is argv[0]'s basename once aert_main has run, "aert" before.
+void aert_set_program(const char *argv0);
+const char *aert_program(void);
+void aert_error(const char *fmt, ...) AERT_PRINTF(1, 2);
+void aert_warning(const char *fmt, ...) AERT_PRINTF(1, 2);
+void aert_note(const char *fmt, ...) AERT_PRINTF(1, 2);
+double aert_now(void);  // monotonic seconds
+
+// ------------------------------------------------------------------- ctx.c
+// Multiplies sizes; false when the product overflows `limit`.
+bool aert_mul_size(size_t a, size_t b, size_t limit, size_t *out);
+// 64-byte aligned, zeroed memory for count * size bytes; NULL after a
+// message naming `what` when the size overflows or memory runs out.
+void *aert_alloc(size_t count, size_t size, const char *what);
+// rows * cols aert_reals, aligned and zeroed, like aert_alloc.
+aert_real *aert_alloc_reals(size_t rows, size_t cols, const char *what);
+void aert_free(void *p);
+// The context for `capacity` samples a batch: every buffer allocated and
+// zeroed, lr from the steps, parameters initialised from `seed`.
+aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed);
+void aert_ctx_free(const aert_model *model, aert_ctx *ctx);
+void aert_init_params(const aert_model *model, aert_ctx *ctx);
+// The Glorot limit sqrt(6 / (fan_in + fan_out)) of a parameter (1 when it has no fans).
+double aert_glorot_limit(const aert_param *param);
+// "[784]" or "[1, 28, 28]" into out.
+void aert_format_shape(char *out, size_t size, int rank, const int *shape);
+
+// ------------------------------------------------------------------ json.c
+typedef enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+typedef struct json_value {
+  json_type type;
+  char *text;      // STRING: decoded, NUL-terminated; NUMBER: the literal as written
+  size_t length;   // of text
+  bool boolean;
+  size_t count;    // ARRAY and OBJECT members
+  char **keys;     // OBJECT: decoded keys
+  struct json_value *items;
+} json_value;
+// Parses strict JSON (one value, whitespace around it). NULL with a message
+// in `error` (like "expected ':' at byte 12") on any malformed input.
+json_value *json_parse(const char *text, size_t length, char *error, size_t error_size);
+void json_free(json_value *value);
+const json_value *json_get(const json_value *object, const char *key);
+// A NUMBER that is a non-negative integer that fits; false otherwise.
+bool json_as_u64(const json_value *value, uint64_t *out);
+
+// A growing string for writing JSON headers and CSV lines.
+typedef struct aert_buf {
+  char *data;
+  size_t length, capacity;
+  bool failed;  // out of memory
+} aert_buf;
+void aert_buf_printf(aert_buf *buf, const char *fmt, ...) AERT_PRINTF(2, 3);
+void aert_buf_json_string(aert_buf *buf, const char *text);
+void aert_buf_free(aert_buf *buf);
+
+// --------------------------------------------------------------- profile.c
+// train --profile and time-kernels: per-kernel times (see aert_ctx.kernel_seconds).
+bool aert_profile_start(const aert_model *model, aert_ctx *ctx);
+void aert_profile_report(const aert_model *model, aert_ctx *ctx);  // prints and frees
+// The matrix products' seconds and FLOPs so far.
+void aert_profile_gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops);
+
+// ----------------------------------------------------------------- stack.c
+// Makes room for model->thread_stack_bytes on every thread's stack (the main
+// thread's limit and the default pthread stack size raised where they are
+// smaller); false, after a message saying what to change, where a hard limit
+// or the user's OMP_STACKSIZE leaves a thread less than that.
+bool aert_reserve_stacks(const aert_model *model);
+
+#endif

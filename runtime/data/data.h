@@ -1,0 +1,53 @@
+// data.h — data sets (runtime/data/), above core: aert_dataset_load
+// (aert.h) names a data set and picks a parser (load.c); the IDX, CSV and
+// .npy parsers build on dataset.c's helpers.
+#ifndef AERT_DATA_H
+#define AERT_DATA_H
+
+#include "core.h"
+
+// ---------------------------------------------------------- for the layers above
+// load.c: aert_dataset_load with the model's side of a size mismatch spelled
+// out: `expect_what` like "the model's input has 784 ([1, 28, 28])". NULL:
+// "the model expects 784 values". expect_size 0 accepts any size.
+aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what);
+// load.c: label names when the data set is Fashion-MNIST's (*count of them), else NULL.
+const char *const *aert_label_names(const aert_dataset *data, int *count);
+
+// ---------------------------------------------------------- dataset.c, for the parsers
+// Reads a whole file, plain or gzip, into memory (with one spare zero byte
+// after the data). 0, or -1 after a message.
+int aert_read_file(const char *path, unsigned char **data, size_t *size);
+// A dataset of n samples of `rank`/`shape`; x (and labels when asked) allocated.
+aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels);
+// The same around `values` (n samples, malloc'd), which the dataset owns from
+// the call on, failed or not.
+aert_dataset *aert_dataset_adopt(const char *path, size_t n, int rank, const size_t *shape, aert_real *values);
+// Makes the file's buffer (*buffer, from aert_read_file) room for `count`
+// aert_reals, so that a parser converts the file's values where they lie
+// instead of beside a second copy: the count values of `item` bytes at
+// *buffer + offset move to the end of that room when an aert_real is wider
+// than an item, to its start otherwise. Converting them in order, each value
+// read before its aert_real is written, never overwrites one not read yet.
+// Sets *values to the room and returns the values' new place; NULL after a
+// message (out of memory), *buffer still the caller's.
+const unsigned char *aert_values_room(const char *path, unsigned char **buffer, size_t offset, size_t count,
+                                      size_t item, aert_real **values);
+// Checks a sample size against the model's and prints the message when they differ.
+bool aert_check_sample_size(const char *path, size_t got, size_t expect, const char *expect_what);
+
+// ---------------------------------------------------------- the parsers, for load.c
+// Per-format parsers, given the file's bytes (data[size] is a zero byte). The
+// IDX and .npy parsers convert the values inside the buffer (aert_values_room)
+// and hand it to the dataset: on success *data is NULL, the buffer theirs.
+aert_dataset *aert_parse_idx(const char *path, unsigned char **data, size_t size, size_t expect_size,
+                             const char *expect_what);
+aert_dataset *aert_parse_csv(const char *path, const char *text, size_t size, size_t expect_size,
+                             const char *expect_what);
+aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, size_t expect_size,
+                             const char *expect_what);
+// idx.c: labels of an IDX labels file for n images; NULL (no message) when
+// the file does not exist, and *failed set after a message when it is unusable.
+int32_t *aert_load_idx_labels(const char *images_path, size_t n, bool *failed);
+
+#endif

@@ -1,0 +1,173 @@
+// dataset.c — what the data set parsers share: a file's bytes (plain or
+// gzip), a new data set around them, and the sample size checked against the
+// model's. The parsers (idx.c, csv.c, npy.c) build on it; load.c picks one.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "data.h"
+
+// Decompressed data larger than this is refused rather than read.
+#define MAX_FILE_BYTES ((size_t)16 << 30)
+
+bool aert_check_sample_size(const char *path, size_t got, size_t expect, const char *expect_what) {
+  if (expect == 0 || got == expect) return true;
+  if (expect_what)
+    aert_error("%s: each sample has %zu values, %s", path, got, expect_what);
+  else
+    aert_error("%s: each sample has %zu values, the model expects %zu", path, got, expect);
+  return false;
+}
+
+// aert_dataset_new, or aert_dataset_adopt with `values`.
+static aert_dataset *new_dataset(const char *path, size_t n, int rank, const size_t *shape, bool with_labels,
+                                 aert_real *values) {
+  if (rank < 1 || rank > 3) abort();  // callers flatten
+  aert_dataset *d = calloc(1, sizeof *d);
+  size_t sample = 1, total;
+  for (int i = 0; i < rank; i++) sample *= shape[i];  // callers checked overflow
+  if (!d || !(d->path = strdup(path))) {
+    free(d);
+    free(values);
+    aert_error("%s: out of memory", path);
+    return NULL;
+  }
+  d->x = values;
+  if (sample == 0 || sample > INT32_MAX) {
+    aert_error("%s: samples of %zu values are not supported", path, sample);
+    aert_dataset_free(d);
+    return NULL;
+  }
+  d->n = n;
+  d->sample_size = sample;
+  d->rank = rank;
+  for (int i = 0; i < rank; i++) d->shape[i] = (int)shape[i];
+  if (!aert_mul_size(n, sample, SIZE_MAX / sizeof(aert_real), &total)) {
+    aert_error("%s: %zu samples of %zu values are too many to hold in memory", path, n, sample);
+    aert_dataset_free(d);
+    return NULL;
+  }
+  if (!d->x) d->x = malloc(total ? total * sizeof(aert_real) : 1);
+  if (with_labels) d->labels = malloc(n ? n * sizeof(int32_t) : 1);
+  if (!d->x || (with_labels && !d->labels)) {
+    aert_error("%s: out of memory for %zu samples of %zu values", path, n, sample);
+    aert_dataset_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels) {
+  return new_dataset(path, n, rank, shape, with_labels, NULL);
+}
+
+aert_dataset *aert_dataset_adopt(const char *path, size_t n, int rank, const size_t *shape, aert_real *values) {
+  return new_dataset(path, n, rank, shape, false, values);
+}
+
+const unsigned char *aert_values_room(const char *path, unsigned char **buffer, size_t offset, size_t count,
+                                      size_t item, aert_real **values) {
+  const size_t in = count * item, out = count * sizeof(aert_real);  // the parsers checked both against the file
+  if (out > in) {
+    // The room, and the values where they are now until they have moved (a
+    // small file's header can be longer than what the values grow by).
+    const size_t held = out > offset + in ? out : offset + in;
+    unsigned char *room = realloc(*buffer, held);  // a large buffer is remapped, not copied
+    if (!room) {
+      aert_error("%s: out of memory for %zu values", path, count);
+      return NULL;
+    }
+    *buffer = room;
+    memmove(room + out - in, room + offset, in);
+    if (held > out && (room = realloc(room, out))) *buffer = room;
+    *values = (aert_real *)*buffer;
+    return *buffer + out - in;
+  }
+  memmove(*buffer, *buffer + offset, in);
+  unsigned char *fitted = realloc(*buffer, in ? in : 1);  // without the read's spare capacity
+  if (fitted) *buffer = fitted;
+  *values = (aert_real *)*buffer;
+  return *buffer;
+}
+
+void aert_dataset_free(aert_dataset *d) {
+  if (!d) return;
+  free(d->path);
+  free(d->x);
+  free(d->labels);
+  free(d);
+}
+
+static bool grow(unsigned char **data, size_t *capacity, size_t need) {
+  if (need <= *capacity) return true;
+  size_t c = *capacity ? *capacity : 1 << 20;
+  while (c < need) c *= 2;
+  unsigned char *p = realloc(*data, c);
+  if (!p) return false;
+  *data = p;
+  *capacity = c;
+  return true;
+}
+
+static bool check_readable(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    aert_error("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    aert_error("%s: is a directory, not a data file", path);
+    return false;
+  }
+  return true;
+}
+
+int aert_read_file(const char *path, unsigned char **out, size_t *out_size) {
+  if (!check_readable(path)) return -1;
+  gzFile file = gzopen(path, "rb");
+  if (!file) {
+    aert_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    return -1;
+  }
+  unsigned char *data = NULL;
+  size_t size = 0, capacity = 0;
+  const unsigned chunk = 1u << 20;
+  for (;;) {
+    if (size > MAX_FILE_BYTES || !grow(&data, &capacity, size + chunk + 1)) {
+      aert_error("%s: too large to read (%zu bytes so far)", path, size);
+      goto fail;
+    }
+    int got = gzread(file, data + size, chunk);
+    if (got < 0) break;
+    size += (size_t)got;
+    if (got == 0) break;
+  }
+  int code = Z_OK;
+  const char *message = gzerror(file, &code);
+  if (code != Z_OK && code != Z_STREAM_END) {
+    const char *what = code == Z_BUF_ERROR ? "the gzip data is truncated" : "cannot decompress";
+    aert_error("%s: %s (zlib: %s)", path, what, message && *message ? message : zError(code));
+    goto fail;
+  }
+  if (gzclose_r(file) != Z_OK) {
+    file = NULL;
+    aert_error("%s: read error", path);
+    goto fail;
+  }
+  if (size == 0) {
+    aert_error("%s: the file is empty", path);
+    free(data);
+    return -1;
+  }
+  data[size] = 0;
+  *out = data;
+  *out_size = size;
+  return 0;
+fail:
+  if (file) gzclose_r(file);
+  free(data);
+  return -1;
+}

@@ -1,0 +1,90 @@
+// load.c — aert_dataset_load: names a data set ("fashion-mnist:train" or a
+// path), reads its bytes (dataset.c) and hands them to the IDX, CSV or .npy
+// parser; and the names of Fashion-MNIST's labels.
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "data.h"
+
+#define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+static bool has_suffix_gz(const char *s, const char *suffix) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%s.gz", suffix);
+  return has_suffix(s, suffix) || has_suffix(s, buf);
+}
+
+// "fashion-mnist:train" -> the Debian package's file; NULL (after a message)
+// for an unknown split; a copy of spec otherwise.
+static char *resolve_spec(const char *spec) {
+  const char *prefix = "fashion-mnist:";
+  char *path = NULL;
+  if (strncmp(spec, prefix, strlen(prefix)) != 0) return strdup(spec);
+  const char *split = spec + strlen(prefix);
+  const char *file = strcmp(split, "train") == 0 ? "train" : strcmp(split, "test") == 0 ? "t10k" : NULL;
+  if (!file) {
+    aert_error("%s: unknown data set (fashion-mnist:train or fashion-mnist:test)", spec);
+    return NULL;
+  }
+  const char *dir = getenv("AERT_FASHION_MNIST_DIR");
+  if (asprintf(&path, "%s/%s-images-idx3-ubyte.gz", dir && *dir ? dir : FASHION_MNIST_DIR, file) < 0) return NULL;
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    aert_error("%s: not found; %s needs the Debian package dataset-fashion-mnist "
+               "(apt-get install dataset-fashion-mnist)", path, spec);
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+static bool is_idx_magic(const unsigned char *d, size_t size) {
+  return size >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0x08;
+}
+
+aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what) {
+  if (!spec || !*spec) {
+    aert_error("no data file given");
+    return NULL;
+  }
+  char *path = resolve_spec(spec);
+  if (!path) return NULL;
+  unsigned char *data = NULL;
+  size_t size = 0;
+  aert_dataset *d = NULL;
+  if (aert_read_file(path, &data, &size) == 0) {
+    bool npy = size >= 6 && memcmp(data, "\x93NUMPY", 6) == 0;
+    if (has_suffix_gz(path, ".csv") || has_suffix_gz(path, ".txt"))
+      d = aert_parse_csv(path, (const char *)data, size, expect_size, expect_what);
+    else if (has_suffix_gz(path, ".npy") || npy)
+      d = aert_parse_npy(path, &data, size, expect_size, expect_what);
+    else if (strstr(path, "idx") || strstr(path, "ubyte") || is_idx_magic(data, size))
+      d = aert_parse_idx(path, &data, size, expect_size, expect_what);
+    else
+      aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
+  }
+  free(data);
+  free(path);
+  return d;
+}
+
+aert_dataset *aert_dataset_load(const char *spec, size_t expect_size) {
+  return aert_dataset_load_described(spec, expect_size, NULL);
+}
+
+static const char *const fashion_names[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+const char *const *aert_label_names(const aert_dataset *data, int *count) {
+  bool fashion = data->path && strstr(data->path, "fashion-mnist") != NULL;
+  *count = fashion ? 10 : 0;
+  return fashion ? fashion_names : NULL;
+}

@@ -1,0 +1,316 @@
+// plot.c — charts as PNG files through cairo: a scatter of 2-D points
+// coloured by label (encode --plot), a line chart of y against x (plot-xy,
+// examples/sweep.sh), and small-multiple histograms (histogram).
+#include <cairo.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "draw.h"
+
+// Matplotlib's tab10 palette, the colours of labels 0..9 (then repeating).
+static const double palette[10][3] = {
+    {0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173}, {0.839, 0.153, 0.157},
+    {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294}, {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498},
+    {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812}};
+
+typedef struct axes {
+  double x0, y0, w, h;          // the plotting area on the surface
+  double xlo, xhi, ylo, yhi;    // the data range it shows
+  bool log_x;                   // x drawn on a log2 scale
+} axes;
+
+static double map_x(const axes *a, double x) {
+  double t = a->log_x ? (log2(x) - log2(a->xlo)) / (log2(a->xhi) - log2(a->xlo)) : (x - a->xlo) / (a->xhi - a->xlo);
+  return a->x0 + t * a->w;
+}
+static double map_y(const axes *a, double y) { return a->y0 + a->h - (y - a->ylo) / (a->yhi - a->ylo) * a->h; }
+
+// A "nice" tick step (1, 2 or 5 times a power of ten) giving about 5 ticks.
+static double tick_step(double lo, double hi) {
+  double raw = (hi - lo) / 5, power = pow(10, floor(log10(raw))), f = raw / power;
+  return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * power;
+}
+
+// Widens [lo, hi] a little (and away from a zero width) so points sit inside.
+static void pad_range(double *lo, double *hi) {
+  if (!(*hi > *lo)) *lo -= 0.5, *hi += 0.5;
+  double pad = 0.04 * (*hi - *lo);
+  *lo -= pad, *hi += pad;
+}
+
+static void text_at(cairo_t *cr, double x, double y, const char *text, double align_x, double align_y) {
+  cairo_text_extents_t ext;
+  cairo_text_extents(cr, text, &ext);
+  cairo_move_to(cr, x - ext.width * align_x - ext.x_bearing, y - ext.height * align_y - ext.y_bearing);
+  cairo_show_text(cr, text);
+}
+
+static void format_tick(char *out, size_t size, double v, double step) {
+  if (fabs(v) < step * 1e-6) v = 0;
+  if (fabs(v) >= 1e4 || (fabs(v) < 1e-3 && v != 0)) snprintf(out, size, "%.2g", v);
+  else {
+    int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    snprintf(out, size, "%.*f", decimals, v);
+  }
+}
+
+// The frame, ticks, tick labels, axis labels and title around a.
+static void draw_axes(cairo_t *cr, const axes *a, const char *xlabel, const char *ylabel, const char *title) {
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_line_width(cr, 1);
+  cairo_rectangle(cr, a->x0, a->y0, a->w, a->h);
+  cairo_stroke(cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size(cr, 12);
+  char label[64];
+  if (a->log_x) {
+    for (double v = exp2(ceil(log2(a->xlo) - 1e-9)); v <= a->xhi * (1 + 1e-9); v *= 2) {
+      double x = map_x(a, v);
+      cairo_move_to(cr, x, a->y0 + a->h), cairo_line_to(cr, x, a->y0 + a->h + 5), cairo_stroke(cr);
+      snprintf(label, sizeof label, "%g", v);
+      text_at(cr, x, a->y0 + a->h + 8, label, 0.5, 0);
+    }
+  } else {
+    double step = tick_step(a->xlo, a->xhi);
+    for (double v = ceil(a->xlo / step) * step; v <= a->xhi; v += step) {
+      double x = map_x(a, v);
+      cairo_move_to(cr, x, a->y0 + a->h), cairo_line_to(cr, x, a->y0 + a->h + 5), cairo_stroke(cr);
+      format_tick(label, sizeof label, v, step);
+      text_at(cr, x, a->y0 + a->h + 8, label, 0.5, 0);
+    }
+  }
+  double step = tick_step(a->ylo, a->yhi);
+  for (double v = ceil(a->ylo / step) * step; v <= a->yhi; v += step) {
+    double y = map_y(a, v);
+    cairo_move_to(cr, a->x0 - 5, y), cairo_line_to(cr, a->x0, y), cairo_stroke(cr);
+    format_tick(label, sizeof label, v, step);
+    text_at(cr, a->x0 - 8, y, label, 1, 0.5);
+  }
+  cairo_set_font_size(cr, 13);
+  if (xlabel) text_at(cr, a->x0 + a->w / 2, a->y0 + a->h + 28, xlabel, 0.5, 0);
+  if (ylabel) {
+    cairo_save(cr);
+    cairo_translate(cr, a->x0 - 58, a->y0 + a->h / 2);
+    cairo_rotate(cr, -M_PI / 2);
+    text_at(cr, 0, 0, ylabel, 0.5, 0.5);
+    cairo_restore(cr);
+  }
+  if (title) {
+    cairo_set_font_size(cr, 15);
+    text_at(cr, a->x0 + a->w / 2, a->y0 - 14, title, 0.5, 1);
+  }
+}
+
+static cairo_surface_t *white_surface(int width, int height, cairo_t **cr) {
+  cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+  *cr = cairo_create(surface);
+  cairo_set_source_rgb(*cr, 1, 1, 1);
+  cairo_paint(*cr);
+  return surface;
+}
+
+static int finish_png(const char *path, cairo_surface_t *surface, cairo_t *cr) {
+  cairo_status_t status = cairo_status(cr);
+  cairo_destroy(cr);
+  if (status == CAIRO_STATUS_SUCCESS) status = cairo_surface_write_to_png(surface, path);
+  cairo_surface_destroy(surface);
+  if (status != CAIRO_STATUS_SUCCESS) {
+    aert_error("%s: cannot write the PNG image: %s", path, cairo_status_to_string(status));
+    return -1;
+  }
+  return 0;
+}
+
+int aert_plot_scatter(const char *path, const double *xy, const int32_t *labels, size_t n, const char *xlabel,
+                      const char *ylabel, const char *title, const char *const *label_names, int n_names) {
+  return aert_plot_scatter_over(path, xy, labels, n, NULL, 0, xlabel, ylabel, title, label_names, n_names);
+}
+
+int aert_plot_scatter_over(const char *path, const double *xy, const int32_t *labels, size_t n, const double *under_xy,
+                           size_t n_under, const char *xlabel, const char *ylabel, const char *title,
+                           const char *const *label_names, int n_names) {
+  double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+  int32_t max_label = -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(xy[2 * i]) || !isfinite(xy[2 * i + 1])) continue;
+    xlo = fmin(xlo, xy[2 * i]), xhi = fmax(xhi, xy[2 * i]);
+    ylo = fmin(ylo, xy[2 * i + 1]), yhi = fmax(yhi, xy[2 * i + 1]);
+    if (labels && labels[i] > max_label) max_label = labels[i];
+  }
+  for (size_t i = 0; under_xy && i < n_under; i++) {
+    if (!isfinite(under_xy[2 * i]) || !isfinite(under_xy[2 * i + 1])) continue;
+    xlo = fmin(xlo, under_xy[2 * i]), xhi = fmax(xhi, under_xy[2 * i]);
+    ylo = fmin(ylo, under_xy[2 * i + 1]), yhi = fmax(yhi, under_xy[2 * i + 1]);
+  }
+  if (!(xhi >= xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;  // nothing finite to show
+  pad_range(&xlo, &xhi), pad_range(&ylo, &yhi);
+  bool legend = labels && max_label >= 0 && max_label < 100;
+  int width = legend ? 860 : 720, height = 720;
+  cairo_t *cr;
+  cairo_surface_t *surface = white_surface(width, height, &cr);
+  axes a = {.x0 = 80, .y0 = 50, .w = 600, .h = 600, .xlo = xlo, .xhi = xhi, .ylo = ylo, .yhi = yhi};
+  cairo_save(cr);
+  cairo_rectangle(cr, a.x0, a.y0, a.w, a.h);
+  cairo_clip(cr);
+  double radius = n > 20000 ? 1.2 : n > 2000 ? 1.8 : 3;
+  cairo_set_source_rgba(cr, 0.55, 0.55, 0.55, 0.35);  // the prior's samples, under the codes
+  for (size_t i = 0; under_xy && i < n_under; i++) {
+    if (!isfinite(under_xy[2 * i]) || !isfinite(under_xy[2 * i + 1])) continue;
+    cairo_arc(cr, map_x(&a, under_xy[2 * i]), map_y(&a, under_xy[2 * i + 1]), radius, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(xy[2 * i]) || !isfinite(xy[2 * i + 1])) continue;
+    const double *c = palette[labels && labels[i] >= 0 ? labels[i] % 10 : 0];
+    cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.6);
+    cairo_arc(cr, map_x(&a, xy[2 * i]), map_y(&a, xy[2 * i + 1]), radius, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
+  cairo_restore(cr);
+  draw_axes(cr, &a, xlabel, ylabel, title);
+  if (legend) {
+    cairo_set_font_size(cr, 12);
+    for (int32_t l = 0; l <= max_label; l++) {
+      double y = a.y0 + 10 + 20 * l;
+      const double *c = palette[l % 10];
+      cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+      cairo_arc(cr, a.x0 + a.w + 22, y, 5, 0, 2 * M_PI);
+      cairo_fill(cr);
+      cairo_set_source_rgb(cr, 0, 0, 0);
+      char name[64];
+      if (label_names && l < n_names) snprintf(name, sizeof name, "%d %s", l, label_names[l]);
+      else snprintf(name, sizeof name, "%d", l);
+      text_at(cr, a.x0 + a.w + 34, y, name, 0, 0.5);
+    }
+  }
+  return finish_png(path, surface, cr);
+}
+
+int aert_plot_xy(const char *path, const double *x, const double *y, size_t n, const char *xlabel, const char *ylabel,
+                 const char *title) {
+  double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+  for (size_t i = 0; i < n; i++) {
+    xlo = fmin(xlo, x[i]), xhi = fmax(xhi, x[i]);
+    ylo = fmin(ylo, y[i]), yhi = fmax(yhi, y[i]);
+  }
+  if (n == 0) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
+  // Sizes spread over powers of two (code sizes 2..128) read best on a log scale.
+  bool log_x = xlo > 0 && xhi / xlo >= 16;
+  if (log_x) xlo /= 1.15, xhi *= 1.15;
+  else pad_range(&xlo, &xhi);
+  pad_range(&ylo, &yhi);
+  cairo_t *cr;
+  cairo_surface_t *surface = white_surface(760, 520, &cr);
+  axes a = {.x0 = 90, .y0 = 50, .w = 640, .h = 400, .xlo = xlo, .xhi = xhi, .ylo = ylo, .yhi = yhi, .log_x = log_x};
+  const double *c = palette[0];
+  cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+  cairo_set_line_width(cr, 2);
+  for (size_t i = 0; i < n; i++) {
+    if (i == 0) cairo_move_to(cr, map_x(&a, x[i]), map_y(&a, y[i]));
+    else cairo_line_to(cr, map_x(&a, x[i]), map_y(&a, y[i]));
+  }
+  cairo_stroke(cr);
+  for (size_t i = 0; i < n; i++) {
+    cairo_arc(cr, map_x(&a, x[i]), map_y(&a, y[i]), 4, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
+  draw_axes(cr, &a, xlabel, ylabel, title);
+  return finish_png(path, surface, cr);
+}
+
+int aert_plot_histograms(const char *path, const aert_real *values, size_t n, int dims, const char *title) {
+  return aert_plot_histograms_prior(path, values, n, dims, title, NULL);
+}
+
+int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t n, int dims, const char *title,
+                               const aert_prior *prior) {
+  enum { BINS = 40, PANEL_W = 150, PANEL_H = 90, GAP_X = 14, GAP_Y = 30, MARGIN = 30, TOP = 60 };
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t i = 0; i < n * (size_t)dims; i++)
+    if (isfinite(values[i])) lo = fmin(lo, values[i]), hi = fmax(hi, values[i]);
+  for (int d = 0; prior && d < dims && d < prior->dim; d++) {  // the prior's bulk is in view too
+    double mean, std;
+    aert_prior_moments(prior, d, &mean, &std);
+    lo = fmin(lo, mean - 3.5 * std), hi = fmax(hi, mean + 3.5 * std);
+  }
+  if (!(hi >= lo)) lo = 0, hi = 1;
+  if (hi == lo) hi = lo + 1;
+  int cols = (int)ceil(sqrt((double)dims * 1.5));
+  if (cols > dims) cols = dims;
+  if (cols < 1) cols = 1;
+  int rows = (dims + cols - 1) / cols;
+  int panels = 2 * MARGIN + cols * PANEL_W + (cols - 1) * GAP_X, height = TOP + MARGIN + rows * (PANEL_H + GAP_Y);
+  int width = panels < 820 ? 820 : panels;  // room for the title lines; the panels centred
+  double left = (width - panels) / 2.0;
+  if (width > 32767 || height > 32767) {
+    aert_error("%s: %d histograms do not fit in one image", path, dims);
+    return -1;
+  }
+  size_t *counts = calloc(BINS, sizeof *counts);
+  if (!counts) return aert_error("out of memory for histograms"), -1;
+  cairo_t *cr;
+  cairo_surface_t *surface = white_surface(width, height, &cr);
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  cairo_set_font_size(cr, 15);
+  if (title) text_at(cr, width / 2.0, 12, title, 0.5, 0);
+  char range[256];  // the text below and the prior's, whole
+  char prior_text[128] = "";
+  if (prior) aert_prior_format(prior, prior_text, sizeof prior_text);
+  if (prior)
+    snprintf(range, sizeof range, "each panel: one code dimension over [%.3g, %.3g], %d bins as a density; line: the prior %s",
+             lo, hi, BINS, prior_text);
+  else
+    snprintf(range, sizeof range, "each panel: one code dimension over [%.3g, %.3g], %d bins, bar height relative", lo,
+             hi, BINS);
+  cairo_set_font_size(cr, 12);
+  text_at(cr, width / 2.0, 36, range, 0.5, 0);
+  for (int d = 0; d < dims; d++) {
+    memset(counts, 0, BINS * sizeof *counts);
+    size_t most = 1;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+      double v = values[i * (size_t)dims + (size_t)d];
+      if (!isfinite(v)) continue;
+      sum += v;
+      int b = (int)((v - lo) / (hi - lo) * BINS);
+      if (b >= BINS) b = BINS - 1;
+      if (b < 0) b = 0;
+      if (++counts[b] > most) most = counts[b];
+    }
+    double x0 = left + MARGIN + (d % cols) * (PANEL_W + GAP_X), y0 = TOP + (d / cols) * (PANEL_H + GAP_Y) + 16;
+    cairo_set_source_rgb(cr, 0.94, 0.94, 0.94);
+    cairo_rectangle(cr, x0, y0, PANEL_W, PANEL_H);
+    cairo_fill(cr);
+    const double *c = palette[0];
+    cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+    // With a prior, bars and curve share a density scale: the taller of the two fills the panel.
+    bool curve = prior && d < prior->dim && n > 0;
+    double width = (hi - lo) / BINS, top = curve ? (double)most / ((double)n * width) : (double)most;
+    for (int k = 0; curve && k <= 200; k++) top = fmax(top, aert_prior_density(prior, d, lo + (hi - lo) * k / 200));
+    for (int b = 0; b < BINS; b++) {
+      double value = curve ? (double)counts[b] / ((double)n * width) : (double)counts[b];
+      double h = value / top * (PANEL_H - 4);
+      cairo_rectangle(cr, x0 + b * (double)PANEL_W / BINS, y0 + PANEL_H - h, (double)PANEL_W / BINS - 0.5, h);
+    }
+    cairo_fill(cr);
+    if (curve) {
+      cairo_set_source_rgb(cr, 0.85, 0.1, 0.1);
+      cairo_set_line_width(cr, 1.5);
+      for (int k = 0; k <= 200; k++) {
+        double x = lo + (hi - lo) * k / 200, h = aert_prior_density(prior, d, x) / top * (PANEL_H - 4);
+        if (k == 0) cairo_move_to(cr, x0 + PANEL_W * k / 200.0, y0 + PANEL_H - h);
+        else cairo_line_to(cr, x0 + PANEL_W * k / 200.0, y0 + PANEL_H - h);
+      }
+      cairo_stroke(cr);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    char label[64];
+    snprintf(label, sizeof label, "z%d  mean %.3g", d, n ? sum / (double)n : 0.0);
+    cairo_set_font_size(cr, 11);
+    text_at(cr, x0, y0 - 3, label, 0, 1);
+  }
+  free(counts);
+  return finish_png(path, surface, cr);
+}
