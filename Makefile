@@ -26,7 +26,7 @@ RUNTIME64_OBJS:= $(RUNTIME_SRCS:%.c=$(BUILD)/f64/%.o)
 TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 AEC     := $(BUILD)/aec
-LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h
+LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h $(BUILD)/include/aert_kernels.h
 
 .PHONY: all deps demo check check-torch bench clean golden
 all: $(AEC) $(LIBAERT)
@@ -73,6 +73,11 @@ $(BUILD)/libaert_f64.a: $(RUNTIME64_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/include/aert.h: runtime/aert.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# The shape-independent kernels every generated program includes after aert.h.
+$(BUILD)/include/aert_kernels.h: runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 

@@ -1124,34 +1124,6 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
 }
 
-// exp(x) for x <= 0, as the losses on logits use it (exp(-|z|)). In float it
-// is written out, so a simd loop keeps it in registers: libmvec's expf is a
-// call around which every vector register is saved (simple.ae's fused loss
-// kernel: 0.079 -> 0.074 s an epoch). The clamp is arithmetic, so x = -inf
-// gives NaN, in a loss that an infinite logit has made NaN or infinite anyway.
-static void emit_exp_nonpositive(Emitter *e, DType dtype) {
-  static const char *const in_float[] = {
-      "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)), written out so that",
-      "// a simd loop keeps it in registers: 2^k e^r, k = round(x / ln 2), e^r to degree 7.",
-      "// Within 7.9e-8 relative of exp on [-87, 0]; below -87 it gives e^-87.",
-      "static inline real exp_nonpositive(real x) {",
-      "  const real lowest = -87;",
-      "  x = (x > lowest) * x + (x <= lowest) * lowest;  // a conditional kept GCC from vectorizing",
-      "  const int32_t k = (int32_t)(x * 1.44269504088896341f - 0.5f);",
-      "  const real r = (x - (real)k * 0.693145751953125f) - (real)k * 1.42860682030941723e-06f;",
-      "  const real poly = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));",
-      "  const union { int32_t bits; real value; } two_to_k = {.bits = (k + 127) * (1 << 23)};",
-      "  return poly * two_to_k.value;",
-      "}",
-      NULL};
-  static const char *const in_double[] = {
-      "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)).",
-      "static inline real exp_nonpositive(real x) { return exp(x); }",
-      NULL};
-  const char *const *text = dtype == DTYPE_F64 ? in_double : in_float;
-  emit_lines(e, text);
-}
-
 static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
@@ -1168,27 +1140,9 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
   emit_line(e, "#include <tgmath.h>");
   emit_blank(e);
   emit_line(e, "#include \"aert.h\"");
+  emit_line(e, "#include \"aert_kernels.h\"  // the C every generated program shares, whatever its model");
   emit_blank(e);
   emit_line(e, "typedef aert_real real;");
-  static const char *const vector_math[] = {
-      "",
-      "// With AEC_LIBMVEC (aec sets it, with -fno-math-errno and -lmvec), glibc's vector",
-      "// math library computes exp, log and tanh 16 lanes at a time inside simd loops.",
-      "#if defined(AEC_LIBMVEC) && defined(__GLIBC__) && defined(__x86_64__)",
-      "#define AEC_VECTOR_MATH __attribute__((simd(\"notinbranch\")))",
-      "AEC_VECTOR_MATH float (expf)(float);",
-      "AEC_VECTOR_MATH float (logf)(float);",
-      "AEC_VECTOR_MATH float (log1pf)(float);",
-      "AEC_VECTOR_MATH float (tanhf)(float);",
-      "AEC_VECTOR_MATH double (exp)(double);",
-      "AEC_VECTOR_MATH double (log)(double);",
-      "AEC_VECTOR_MATH double (log1p)(double);",
-      "AEC_VECTOR_MATH double (tanh)(double);",
-      "#endif",
-      NULL};
-  emit_lines(e, vector_math);
-  emit_blank(e);
-  emit_exp_nonpositive(e, o->dtype);
   emit_blank(e);
   emit_line(e, "// ---- shapes: elements per sample of each batched value, or in all of an unbatched one");
   emit_line(e, "enum {");

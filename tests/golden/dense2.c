@@ -9,35 +9,9 @@
 #include <tgmath.h>
 
 #include "aert.h"
+#include "aert_kernels.h"  // the C every generated program shares, whatever its model
 
 typedef aert_real real;
-
-// With AEC_LIBMVEC (aec sets it, with -fno-math-errno and -lmvec), glibc's vector
-// math library computes exp, log and tanh 16 lanes at a time inside simd loops.
-#if defined(AEC_LIBMVEC) && defined(__GLIBC__) && defined(__x86_64__)
-#define AEC_VECTOR_MATH __attribute__((simd("notinbranch")))
-AEC_VECTOR_MATH float (expf)(float);
-AEC_VECTOR_MATH float (logf)(float);
-AEC_VECTOR_MATH float (log1pf)(float);
-AEC_VECTOR_MATH float (tanhf)(float);
-AEC_VECTOR_MATH double (exp)(double);
-AEC_VECTOR_MATH double (log)(double);
-AEC_VECTOR_MATH double (log1p)(double);
-AEC_VECTOR_MATH double (tanh)(double);
-#endif
-
-// exp(x) for x <= 0 (the losses on logits take exp(-|z|)), written out so that
-// a simd loop keeps it in registers: 2^k e^r, k = round(x / ln 2), e^r to degree 7.
-// Within 7.9e-8 relative of exp on [-87, 0]; below -87 it gives e^-87.
-static inline real exp_nonpositive(real x) {
-  const real lowest = -87;
-  x = (x > lowest) * x + (x <= lowest) * lowest;  // a conditional kept GCC from vectorizing
-  const int32_t k = (int32_t)(x * 1.44269504088896341f - 0.5f);
-  const real r = (x - (real)k * 0.693145751953125f) - (real)k * 1.42860682030941723e-06f;
-  const real poly = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-  const union { int32_t bits; real value; } two_to_k = {.bits = (k + 127) * (1 << 23)};
-  return poly * two_to_k.value;
-}
 
 // ---- shapes: elements per sample of each batched value, or in all of an unbatched one
 enum {
