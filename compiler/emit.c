@@ -856,48 +856,6 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
   emit_line(e, "}");
 }
 
-static void emit_optimizers(Emitter *e) {
-  bool adam = false, sgd = false;
-  for (int i = 0; i < e->graph->n_steps; i++) {
-    adam |= e->graph->steps[i].optimizer == OPTIMIZER_ADAM;
-    sgd |= e->graph->steps[i].optimizer == OPTIMIZER_SGD;
-  }
-  if (adam) {
-    emit_blank(e);
-    emit_line(e, "// Adam (Kingma & Ba), in PyTorch's arrangement: m and v are the running");
-    emit_line(e, "// moments, t the update count, the bias corrections folded into the step");
-    emit_line(e, "// (the second as a product: one division an element, not two). Both cores");
-    emit_line(e, "// share any tensor list over 16384 elements, 4096 at a time to whichever is");
-    emit_line(e, "// free: an equal split left one waiting 40%% of simple.ae's update for");
-    emit_line(e, "// gradients that sat in the other core's cache. Elementwise, so the result");
-    emit_line(e, "// does not depend on which thread took which chunk.");
-    emit_line(e, "static void adam(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,");
-    emit_line(e, "                 size_t size, real lr, real beta1, real beta2, real eps, double t) {");
-    emit_line(e, "  const real bias_correction1 = (real)(1 - pow((double)beta1, t));");
-    emit_line(e, "  const real bias_correction2_sqrt = (real)sqrt(1 - pow((double)beta2, t));");
-    emit_line(e, "  const real step_size = lr / bias_correction1, inverse_correction2 = 1 / bias_correction2_sqrt;");
-    emit_line(e, "#pragma omp parallel for simd schedule(dynamic, 4096) if (size >= 16384)");
-    emit_line(e, "  for (size_t i = 0; i < size; i++) {");
-    emit_line(e, "    m[i] += (1 - beta1) * (g[i] - m[i]);");
-    emit_line(e, "    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];");
-    emit_line(e, "    p[i] -= step_size * m[i] / (sqrt(v[i]) * inverse_correction2 + eps);");
-    emit_line(e, "  }");
-    emit_line(e, "}");
-  }
-  if (sgd) {
-    emit_blank(e);
-    emit_line(e, "// SGD with momentum, as PyTorch: velocity = momentum * velocity + g; p -= lr * velocity.");
-    emit_line(e, "static void sgd(real *restrict p, const real *restrict g, real *restrict velocity, size_t size,");
-    emit_line(e, "                real lr, real momentum) {");
-    emit_line(e, "#pragma omp parallel for simd schedule(static) if (size >= 65536)");
-    emit_line(e, "  for (size_t i = 0; i < size; i++) {");
-    emit_line(e, "    velocity[i] = momentum * velocity[i] + g[i];");
-    emit_line(e, "    p[i] -= lr * velocity[i];");
-    emit_line(e, "  }");
-    emit_line(e, "}");
-  }
-}
-
 static FunctionPlan *plan_eval(Emitter *e) {
   return plan_function(e, e->graph->eval_losses, e->graph->n_losses, -1, NULL, NULL);
 }
@@ -1338,24 +1296,9 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   for (int v = 0; v < n_views; v++) emit_buffer_table(&e, &views[v]);
   if (any_gemm && options->opt_level > 0) emit_gemm_support(&e);
   emit_blank(&e);
-  emit_line(&e, "// train --profile times each kernel call; otherwise TIMED costs one test.");
-  emit_line(&e, "#define TIMED(kernel, call)                                 \\");
-  emit_line(&e, "  do {                                                      \\");
-  emit_line(&e, "    if (!ctx->kernel_seconds) {                             \\");
-  emit_line(&e, "      call;                                                 \\");
-  emit_line(&e, "      break;                                                \\");
-  emit_line(&e, "    }                                                       \\");
-  emit_line(&e, "    const double start_ = aert_seconds();                   \\");
-  emit_line(&e, "    call;                                                   \\");
-  emit_line(&e, "    ctx->kernel_seconds[kernel] += aert_seconds() - start_; \\");
-  emit_line(&e, "    ctx->kernel_calls[kernel] += 1;                         \\");
-  emit_line(&e, "    ctx->kernel_samples[kernel] += n;                       \\");
-  emit_line(&e, "  } while (0)");
-  emit_blank(&e);
   emit_line(&e, "// ---- kernels, in the order they first run");
   fputs(kernel_text, out);
   free(kernel_text);
-  emit_optimizers(&e);
   for (int i = 0; i < graph->n_steps; i++) {
     if (shared_inputs[i]) emit_shared_inputs(&e, shared_inputs[i], i);
     emit_step_functions(&e, plans[i], i);

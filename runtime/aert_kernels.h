@@ -1,6 +1,6 @@
 // aert_kernels.h — the C that every program aec generates shares, whatever
-// its model: exp_nonpositive for the losses on logits, and the declarations
-// that let simd loops call glibc's vector math library.
+// its model: the optimizers' updates, exp_nonpositive for the losses on
+// logits, and the kernel timer TIMED.
 //
 // A generated model.c includes it after aert.h. Its functions are static
 // inline and compile in the model's own translation unit: the
@@ -60,6 +60,57 @@ static inline double exp_nonpositive_double(double x) { return exp(x); }
 
 static inline aert_real exp_nonpositive(aert_real x) {
   return _Generic(x, float: exp_nonpositive_float, double: exp_nonpositive_double)(x);
+}
+
+// ---- the kernel timer
+
+// TIMED(kernel, call) runs `call`, a kernel's call in a generated function
+// (whose `ctx` and batch size `n` it reads); under train --profile it adds
+// the call's time, one call and its samples to kernel number `kernel`'s
+// totals. Otherwise it costs one test.
+#define TIMED(kernel, call)                                 \
+  do {                                                      \
+    if (!ctx->kernel_seconds) {                             \
+      call;                                                 \
+      break;                                                \
+    }                                                       \
+    const double start_ = aert_seconds();                   \
+    call;                                                   \
+    ctx->kernel_seconds[kernel] += aert_seconds() - start_; \
+    ctx->kernel_calls[kernel] += 1;                         \
+    ctx->kernel_samples[kernel] += n;                       \
+  } while (0)
+
+// ---- the optimizers: each step's update calls one per run of contiguous parameters
+
+// Adam (Kingma & Ba), in PyTorch's arrangement: m and v are the running
+// moments, t the update count, the bias corrections folded into the step
+// (the second as a product: one division an element, not two). Both cores
+// share any tensor list over 16384 elements, 4096 at a time to whichever is
+// free: an equal split leaves one core waiting for gradients that sit in
+// the other core's cache. Elementwise, so the result does not depend on
+// which thread took which chunk.
+static inline void adam(aert_real *restrict p, const aert_real *restrict g, aert_real *restrict m, aert_real *restrict v,
+                        size_t size, aert_real lr, aert_real beta1, aert_real beta2, aert_real eps, double t) {
+  const aert_real bias_correction1 = (aert_real)(1 - pow((double)beta1, t));
+  const aert_real bias_correction2_sqrt = (aert_real)sqrt(1 - pow((double)beta2, t));
+  const aert_real step_size = lr / bias_correction1, inverse_correction2 = 1 / bias_correction2_sqrt;
+#pragma omp parallel for simd schedule(dynamic, 4096) if (size >= 16384)
+  for (size_t i = 0; i < size; i++) {
+    m[i] += (1 - beta1) * (g[i] - m[i]);
+    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+    p[i] -= step_size * m[i] / (sqrt(v[i]) * inverse_correction2 + eps);
+  }
+}
+
+// SGD with momentum, as PyTorch: velocity = momentum * velocity + g; p -= lr * velocity.
+static inline void sgd(aert_real *restrict p, const aert_real *restrict g, aert_real *restrict velocity, size_t size,
+                       aert_real lr, aert_real momentum) {
+#pragma omp parallel for simd schedule(static) if (size >= 65536)
+  for (size_t i = 0; i < size; i++) {
+    velocity[i] = momentum * velocity[i] + g[i];
+    p[i] -= lr * velocity[i];
+  }
 }
 
 #endif  // AERT_KERNELS_H

@@ -420,20 +420,6 @@ static inline __attribute__((always_inline)) void pack_transposed(real *restrict
 #define AEC_PANEL_DEPTH 2048
 #endif
 
-// train --profile times each kernel call; otherwise TIMED costs one test.
-#define TIMED(kernel, call)                                 \
-  do {                                                      \
-    if (!ctx->kernel_seconds) {                             \
-      call;                                                 \
-      break;                                                \
-    }                                                       \
-    const double start_ = aert_seconds();                   \
-    call;                                                   \
-    ctx->kernel_seconds[kernel] += aert_seconds() - start_; \
-    ctx->kernel_calls[kernel] += 1;                         \
-    ctx->kernel_samples[kernel] += n;                       \
-  } while (0)
-
 // ---- kernels, in the order they first run
 
 // ==== compute_encoder_dense_1_tanh: forward, twostep.ae:3:15
@@ -1262,36 +1248,6 @@ static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const 
         out[at] = v1;
       }
   }
-  }
-}
-
-// Adam (Kingma & Ba), in PyTorch's arrangement: m and v are the running
-// moments, t the update count, the bias corrections folded into the step
-// (the second as a product: one division an element, not two). Both cores
-// share any tensor list over 16384 elements, 4096 at a time to whichever is
-// free: an equal split left one waiting 40% of simple.ae's update for
-// gradients that sat in the other core's cache. Elementwise, so the result
-// does not depend on which thread took which chunk.
-static void adam(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,
-                 size_t size, real lr, real beta1, real beta2, real eps, double t) {
-  const real bias_correction1 = (real)(1 - pow((double)beta1, t));
-  const real bias_correction2_sqrt = (real)sqrt(1 - pow((double)beta2, t));
-  const real step_size = lr / bias_correction1, inverse_correction2 = 1 / bias_correction2_sqrt;
-#pragma omp parallel for simd schedule(dynamic, 4096) if (size >= 16384)
-  for (size_t i = 0; i < size; i++) {
-    m[i] += (1 - beta1) * (g[i] - m[i]);
-    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-    p[i] -= step_size * m[i] / (sqrt(v[i]) * inverse_correction2 + eps);
-  }
-}
-
-// SGD with momentum, as PyTorch: velocity = momentum * velocity + g; p -= lr * velocity.
-static void sgd(real *restrict p, const real *restrict g, real *restrict velocity, size_t size,
-                real lr, real momentum) {
-#pragma omp parallel for simd schedule(static) if (size >= 65536)
-  for (size_t i = 0; i < size; i++) {
-    velocity[i] = momentum * velocity[i] + g[i];
-    p[i] -= lr * velocity[i];
   }
 }
 
