@@ -47,7 +47,7 @@ $(BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 	$(CC) $(WARN) $(CFLAGS) -Idsl -c $< -o $@
 
 # --- the compiler
-$(BUILD)/compiler/%.o: compiler/%.c compiler/aec.h compiler/ops.def dsl/dsl.h runtime/aert.h
+$(BUILD)/compiler/%.o: compiler/%.c compiler/aec.h compiler/ops.def dsl/dsl.h runtime/aert.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -Idsl -Icompiler -Iruntime -c $< -o $@
 

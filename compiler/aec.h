@@ -337,7 +337,6 @@ struct Emitter {
 // ----------------------------------------------------------- emit_gemm.c
 // Matrix products specialized to their shapes, with fused epilogues.
 typedef struct FunctionPlan FunctionPlan;
-void emit_gemm_support(Emitter *emitter);  // the shared micro-kernel, once per file
 // The values a group reads from outside itself, in order of first use, and
 // the parameter name a fused kernel gives the i-th of them (a, b, c, ...).
 int group_inputs(const Graph *graph, const Group *group, int *inputs);

@@ -1251,22 +1251,17 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   // as large as the largest function needs.
   bool *used = calloc((size_t)graph->n_nodes, sizeof(bool));
   size_t per_sample = 0, fixed = 0;
-  bool any_gemm = false;
   for (int p = 0; p < n_plans; p++) {
     if (!plans[p]) continue;
     for (int i = 0; i < plans[p]->schedule.n_nodes; i++) used[plans[p]->schedule.nodes[i]] = true;
     if (plans[p]->memory.per_sample > per_sample) per_sample = plans[p]->memory.per_sample;
     if (plans[p]->memory.fixed > fixed) fixed = plans[p]->memory.fixed;
-    for (int g = 0; g < plans[p]->fusion.n_groups; g++)
-      any_gemm |= plans[p]->fusion.groups[g].kind == GROUP_GEMM || plans[p]->fusion.groups[g].kind == GROUP_GEMM_LOSS;
   }
   for (int i = 0; i < graph->n_steps; i++) {
     const FunctionPlan *fp = shared_inputs[i];
     for (int k = 0; fp && k < fp->schedule.n_nodes; k++) used[fp->schedule.nodes[k]] = true;
     if (fp && fp->memory.per_sample > per_sample) per_sample = fp->memory.per_sample;
     if (fp && fp->memory.fixed > fixed) fixed = fp->memory.fixed;
-    for (int k = 0; fp && k < fp->fusion.n_groups; k++)
-      any_gemm |= fp->fusion.groups[k].kind == GROUP_GEMM || fp->fusion.groups[k].kind == GROUP_GEMM_LOSS;
   }
   share.base = per_sample;  // the shared slots follow every function's planned part
   per_sample += share.per_sample;
@@ -1294,7 +1289,6 @@ bool emit_program(FILE *out, Graph *graph, const EmitOptions *options) {
   emit_blank(&e);
   emit_line(&e, "// ---- buffers: every value of each generated function, where it lives and which kernel computes it");
   for (int v = 0; v < n_views; v++) emit_buffer_table(&e, &views[v]);
-  if (any_gemm && options->opt_level > 0) emit_gemm_support(&e);
   emit_blank(&e);
   emit_line(&e, "// ---- kernels, in the order they first run");
   fputs(kernel_text, out);

@@ -24,7 +24,7 @@ $(FUZZ_BUILD)/dsl/lexer.o: $(BUILD)/dsl/lexer.c dsl/dsl.h
 $(FUZZ_BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Idsl -c $< -o $@
-$(FUZZ_BUILD)/compiler/%.o: compiler/%.c compiler/aec.h compiler/ops.def dsl/dsl.h runtime/aert.h
+$(FUZZ_BUILD)/compiler/%.o: compiler/%.c compiler/aec.h compiler/ops.def dsl/dsl.h runtime/aert.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Idsl -Icompiler -Iruntime -c $< -o $@
 $(FUZZ_BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
