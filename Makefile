@@ -58,11 +58,11 @@ $(AEC): $(DSL_OBJS) $(COMPILER_OBJS)
 	$(CC) $(CFLAGS) $^ -lm -o $@
 
 # --- the runtime, once for float and once for double (aec --dtype f64)
-$(BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
+$(BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -Iruntime -c $< -o $@
 
-$(BUILD)/f64/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
+$(BUILD)/f64/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -DAERT_REAL=double -Iruntime -c $< -o $@
 

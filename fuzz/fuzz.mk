@@ -27,7 +27,7 @@ $(FUZZ_BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 $(FUZZ_BUILD)/compiler/%.o: compiler/%.c compiler/aec.h compiler/ops.def dsl/dsl.h runtime/aert.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Idsl -Icompiler -Iruntime -c $< -o $@
-$(FUZZ_BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h
+$(FUZZ_BUILD)/runtime/%.o: runtime/%.c runtime/aert.h runtime/aert_internal.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fopenmp $(PKG_CFLAGS) -Iruntime -c $< -o $@
 $(FUZZ_BUILD)/fuzz/%.o: fuzz/%.c runtime/aert.h runtime/aert_internal.h compiler/aec.h compiler/ops.def dsl/dsl.h

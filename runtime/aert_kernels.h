@@ -1,7 +1,7 @@
 // aert_kernels.h — the C that every program aec generates shares, whatever
 // its model: the matrix micro-kernel the dense layers' products call, the
-// optimizers' updates, exp_nonpositive for the losses on logits, and the
-// kernel timer TIMED.
+// optimizers' updates, exp_nonpositive for the losses on logits, the kernel
+// timer TIMED, and the mixture prior's sampler.
 //
 // A generated model.c includes it after aert.h. Its functions are static
 // inline and compile in the model's own translation unit: the
@@ -14,9 +14,10 @@
 // Everything here is written for both.
 //
 // With AERT_KERNELS_SHARED_ONLY defined, only the first part is read: the
-// constants the compiler sizes its kernels by, plain C that any C compiler
-// reads (compiler/emit_gemm.c includes it so). The rest is GNU C for GCC:
-// vector extensions, __builtin_shuffle, OpenMP.
+// constants the compiler sizes its kernels by and the prior sampler, plain C
+// that any C compiler reads (compiler/emit_gemm.c and runtime/prior.c
+// include it so). The rest is GNU C for GCC: vector extensions,
+// __builtin_shuffle, OpenMP.
 #ifndef AERT_KERNELS_H
 #define AERT_KERNELS_H
 
@@ -25,7 +26,7 @@
 
 #include "aert.h"
 
-// ---- shared with the compiler
+// ---- shared with the compiler and the runtime
 
 // The micro-kernel's tile: AERT_GEMM_ROWS rows of a at a time, against two
 // vectors of columns (see gemm_rows).
@@ -38,6 +39,27 @@
 // gradient, whose depth is the batch, picks its path at run time against
 // AEC_PANEL_DEPTH (below).
 #define AERT_PANEL_DEPTH 2048
+
+// Row `row` of mixture([dim], k, s, radius) into out[dim], in double: k
+// gaussians of std s centred on a circle of that radius in dimensions 0 and
+// 1, N(0, s^2) in the others. The draws are counters row * dim + d under
+// `key`: the component comes from element 1's uniform0; dimensions 0 and 1's
+// noise is the Box–Muller pair of element 0 (the cosine half is that
+// element's normal draw); further dimensions take their own normal. So every
+// value is a function of the draws `train --dump-random` writes. The
+// generated prior kernels and aert_prior_sample both sample with it.
+static inline void aert_prior_mixture_sample(uint64_t key, uint64_t row, int dim, int k, double s, double radius,
+                                             double *out) {
+  const uint64_t at = row * (uint64_t)dim;
+  int c = (int)(aert_uniform01(key, 2 * (at + 1)) * k);  // the component
+  if (c >= k) c = k - 1;
+  const double u1 = (double)((aert_hash64(key, 2 * at) >> 11) + 1) * 0x1.0p-53;  // (0, 1]
+  const double u2 = aert_uniform01(key, 2 * at + 1);
+  const double length = sqrt(-2 * log(u1)), angle = 2 * M_PI * u2, centre = 2 * M_PI * c / k;
+  out[0] = radius * cos(centre) + s * length * cos(angle);
+  out[1] = radius * sin(centre) + s * length * sin(angle);
+  for (int d = 2; d < dim; d++) out[d] = s * aert_normal(key, at + (uint64_t)d);
+}
 
 #ifndef AERT_KERNELS_SHARED_ONLY
 
