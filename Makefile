@@ -31,7 +31,7 @@ RUNTIME64_OBJS:= $(RUNTIME_SRCS:%.c=$(BUILD)/f64/%.o)
 TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 AEC     := $(BUILD)/aec
-LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h
+LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h $(BUILD)/include/aert_kernels.h
 
 .PHONY: all deps demo check check-torch bench clean golden
 all: $(AEC) $(LIBAERT)
@@ -58,7 +58,7 @@ $(foreach l,$(COMPILER_LAYERS),$(eval COMPILER_SEES_$(l) := $(shell sh scripts/d
 $(foreach l,$(COMPILER_LAYERS),$(if $(COMPILER_SEES_$(l)),,$(error compiler/$(l) is in no layer of scripts/deps-graph.sh)))
 ALL_COMPILER_INCLUDES := -Idsl $(patsubst %,-Icompiler/%,$(COMPILER_LAYERS))
 
-$(BUILD)/compiler/%.o: compiler/%.c $(COMPILER_HDRS) dsl/dsl.h
+$(BUILD)/compiler/%.o: compiler/%.c $(COMPILER_HDRS) dsl/dsl.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(addprefix -I,$(COMPILER_SEES_$(firstword $(subst /, ,$*)))) -c $< -o $@
 
@@ -103,6 +103,11 @@ $(BUILD)/libaert_f64.a: $(RUNTIME64_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/include/aert.h: runtime/aert.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# The shape-independent C every generated program includes after aert.h.
+$(BUILD)/include/aert_kernels.h: runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 

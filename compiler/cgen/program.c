@@ -8,48 +8,6 @@
 #include "cgen.h"
 
 
-static void emit_optimizers(Emitter *e) {
-  bool adam = false, sgd = false;
-  for (int i = 0; i < e->graph->n_steps; i++) {
-    adam |= e->graph->steps[i].optimizer == OPTIMIZER_ADAM;
-    sgd |= e->graph->steps[i].optimizer == OPTIMIZER_SGD;
-  }
-  if (adam) {
-    emit_blank(e);
-    emit_line(e, "// Adam (Kingma & Ba), in PyTorch's arrangement: m and v are the running");
-    emit_line(e, "// moments, t the update count, the bias corrections folded into the step");
-    emit_line(e, "// (the second as a product: one division an element, not two). Both cores");
-    emit_line(e, "// share any tensor list over 16384 elements, 4096 at a time to whichever is");
-    emit_line(e, "// free: an equal split left one waiting 40%% of simple.ae's update for");
-    emit_line(e, "// gradients that sat in the other core's cache. Elementwise, so the result");
-    emit_line(e, "// does not depend on which thread took which chunk.");
-    emit_line(e, "static void adam(real *restrict p, const real *restrict g, real *restrict m, real *restrict v,");
-    emit_line(e, "                 size_t size, real lr, real beta1, real beta2, real eps, double t) {");
-    emit_line(e, "  const real bias_correction1 = (real)(1 - pow((double)beta1, t));");
-    emit_line(e, "  const real bias_correction2_sqrt = (real)sqrt(1 - pow((double)beta2, t));");
-    emit_line(e, "  const real step_size = lr / bias_correction1, inverse_correction2 = 1 / bias_correction2_sqrt;");
-    emit_line(e, "#pragma omp parallel for simd schedule(dynamic, 4096) if (size >= 16384)");
-    emit_line(e, "  for (size_t i = 0; i < size; i++) {");
-    emit_line(e, "    m[i] += (1 - beta1) * (g[i] - m[i]);");
-    emit_line(e, "    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];");
-    emit_line(e, "    p[i] -= step_size * m[i] / (sqrt(v[i]) * inverse_correction2 + eps);");
-    emit_line(e, "  }");
-    emit_line(e, "}");
-  }
-  if (sgd) {
-    emit_blank(e);
-    emit_line(e, "// SGD with momentum, as PyTorch: velocity = momentum * velocity + g; p -= lr * velocity.");
-    emit_line(e, "static void sgd(real *restrict p, const real *restrict g, real *restrict velocity, size_t size,");
-    emit_line(e, "                real lr, real momentum) {");
-    emit_line(e, "#pragma omp parallel for simd schedule(static) if (size >= 65536)");
-    emit_line(e, "  for (size_t i = 0; i < size; i++) {");
-    emit_line(e, "    velocity[i] = momentum * velocity[i] + g[i];");
-    emit_line(e, "    p[i] -= lr * velocity[i];");
-    emit_line(e, "  }");
-    emit_line(e, "}");
-  }
-}
-
 static void emit_tables(Emitter *e) {
   Graph *g = e->graph;
   emit_blank(e);
@@ -159,34 +117,6 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
 }
 
-// exp(x) for x <= 0, as the losses on logits use it (exp(-|z|)). In float it
-// is written out, so a simd loop keeps it in registers: libmvec's expf is a
-// call around which every vector register is saved (simple.ae's fused loss
-// kernel: 0.079 -> 0.074 s an epoch). The clamp is arithmetic, so x = -inf
-// gives NaN, in a loss that an infinite logit has made NaN or infinite anyway.
-static void emit_exp_nonpositive(Emitter *e, DType dtype) {
-  static const char *const in_float[] = {
-      "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)), written out so that",
-      "// a simd loop keeps it in registers: 2^k e^r, k = round(x / ln 2), e^r to degree 7.",
-      "// Within 7.9e-8 relative of exp on [-87, 0]; below -87 it gives e^-87.",
-      "static inline real exp_nonpositive(real x) {",
-      "  const real lowest = -87;",
-      "  x = (x > lowest) * x + (x <= lowest) * lowest;  // a conditional kept GCC from vectorizing",
-      "  const int32_t k = (int32_t)(x * 1.44269504088896341f - 0.5f);",
-      "  const real r = (x - (real)k * 0.693145751953125f) - (real)k * 1.42860682030941723e-06f;",
-      "  const real poly = 1 + r * (1 + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));",
-      "  const union { int32_t bits; real value; } two_to_k = {.bits = (k + 127) * (1 << 23)};",
-      "  return poly * two_to_k.value;",
-      "}",
-      NULL};
-  static const char *const in_double[] = {
-      "// exp(x) for x <= 0 (the losses on logits take exp(-|z|)).",
-      "static inline real exp_nonpositive(real x) { return exp(x); }",
-      NULL};
-  const char *const *text = dtype == DTYPE_F64 ? in_double : in_float;
-  emit_lines(e, text);
-}
-
 static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
@@ -203,27 +133,9 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
   emit_line(e, "#include <tgmath.h>");
   emit_blank(e);
   emit_line(e, "#include \"aert.h\"");
+  emit_line(e, "#include \"aert_kernels.h\"  // the C every generated program shares, whatever its model");
   emit_blank(e);
   emit_line(e, "typedef aert_real real;");
-  static const char *const vector_math[] = {
-      "",
-      "// With AEC_LIBMVEC (aec sets it, with -fno-math-errno and -lmvec), glibc's vector",
-      "// math library computes exp, log and tanh 16 lanes at a time inside simd loops.",
-      "#if defined(AEC_LIBMVEC) && defined(__GLIBC__) && defined(__x86_64__)",
-      "#define AEC_VECTOR_MATH __attribute__((simd(\"notinbranch\")))",
-      "AEC_VECTOR_MATH float (expf)(float);",
-      "AEC_VECTOR_MATH float (logf)(float);",
-      "AEC_VECTOR_MATH float (log1pf)(float);",
-      "AEC_VECTOR_MATH float (tanhf)(float);",
-      "AEC_VECTOR_MATH double (exp)(double);",
-      "AEC_VECTOR_MATH double (log)(double);",
-      "AEC_VECTOR_MATH double (log1p)(double);",
-      "AEC_VECTOR_MATH double (tanh)(double);",
-      "#endif",
-      NULL};
-  emit_lines(e, vector_math);
-  emit_blank(e);
-  emit_exp_nonpositive(e, o->dtype);
   emit_blank(e);
   emit_line(e, "// ---- shapes: elements per sample of each batched value, or in all of an unbatched one");
   emit_line(e, "enum {");
@@ -266,26 +178,10 @@ bool emit_program(FILE *out, const ProgramPlan *plan, const EmitOptions *options
   emit_line(&e, "// ---- buffers: every value of each generated function, where it lives and which kernel computes it");
   for (int p = 0; p < plan->n_functions; p++)
     if (plan->functions[p]) emit_buffer_table(&e, plan->functions[p]);  // notes.c
-  if (plan->any_gemm && options->opt_level > 0) emit_gemm_support(&e);
-  emit_blank(&e);
-  emit_line(&e, "// train --profile times each kernel call; otherwise TIMED costs one test.");
-  emit_line(&e, "#define TIMED(kernel, call)                                 \\");
-  emit_line(&e, "  do {                                                      \\");
-  emit_line(&e, "    if (!ctx->kernel_seconds) {                             \\");
-  emit_line(&e, "      call;                                                 \\");
-  emit_line(&e, "      break;                                                \\");
-  emit_line(&e, "    }                                                       \\");
-  emit_line(&e, "    const double start_ = aert_seconds();                   \\");
-  emit_line(&e, "    call;                                                   \\");
-  emit_line(&e, "    ctx->kernel_seconds[kernel] += aert_seconds() - start_; \\");
-  emit_line(&e, "    ctx->kernel_calls[kernel] += 1;                         \\");
-  emit_line(&e, "    ctx->kernel_samples[kernel] += n;                       \\");
-  emit_line(&e, "  } while (0)");
   emit_blank(&e);
   emit_line(&e, "// ---- kernels, in the order they first run");
   emit_text(&e, kernel_text);
   free(kernel_text);
-  emit_optimizers(&e);
   emit_functions(&e, plan);  // functions.c
   emit_tables(&e);
   emit_blank(&e);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "ops.h"
+#define AERT_KERNELS_SHARED_ONLY  // AERT_GEMM_ROWS and AERT_PANEL_DEPTH, which the generated code uses too
+#include "aert_kernels.h"
 
 // Products whose depth K is a constant up to PANEL_DEPTH copy each block of 32
 // columns of their weight into a [K][32] panel on the thread's stack (at most
@@ -22,11 +24,11 @@
 // columns of 500) runs the same 14 x 2-vector loop and only its store is cut.
 // Deeper ones read the weight in place (and transpose an input gradient's
 // kernel into scratch first).
-enum { PANEL_DEPTH = 2048 };
+enum { PANEL_DEPTH = AERT_PANEL_DEPTH };
 
 // The micro-kernel's tile: GEMM_ROWS rows of a at a time, against two vectors
 // of columns (see gemm_rows).
-enum { GEMM_ROWS = 14 };
+enum { GEMM_ROWS = AERT_GEMM_ROWS };
 
 static bool packs_panels(const Graph *g, const Node *lead) {
   return (lead->op == OP_DENSE || lead->op == OP_DENSE_GRAD_INPUT) &&
@@ -38,230 +40,6 @@ size_t gemm_scratch(const Graph *g, const Group *group, bool optimize) {
   const Node *lead = &g->nodes[group->members[0]];
   if (lead->op != OP_DENSE_GRAD_INPUT || packs_panels(g, lead)) return 0;
   return shape_size(g->nodes[lead->inputs[1]].shape);  // the kernel, transposed
-}
-
-void emit_gemm_support(Emitter *e) {
-  static const char *const text[] = {
-      "",
-      "// ---- the matrix micro-kernel every dense layer's products use",
-      "#ifdef _OPENMP",
-      "#include <omp.h>",
-      "#endif",
-      "",
-      "// This thread's even share [first, last) of `count` rows.",
-      "static inline void thread_rows(int count, int *first, int *last) {",
-      "#ifdef _OPENMP",
-      "  const int threads = omp_get_num_threads(), thread = omp_get_thread_num();",
-      "#else",
-      "  const int threads = 1, thread = 0;",
-      "#endif",
-      "  *first = (int)((long long)count * thread / threads);",
-      "  *last = (int)((long long)count * (thread + 1) / threads);",
-      "}",
-      "",
-      "typedef real vreal __attribute__((vector_size(64)));",
-      "typedef real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof(real))));",
-      NULL};
-  static const char *const text_rest[] = {
-      "// A kernel gradient reads a^T: a's rows lie 1-4 KB apart, one a row for every k,",
-      "// a stride the hardware prefetcher does not follow. The product asks for the row",
-      "// GEMM_PREFETCH ahead (24 measured best of 4 to 48 on the 784-1000-500-250-30",
-      "// model, whose kernel gradients went from 185-245 to 240-300 GFLOP/s).",
-      "enum { GEMM_PREFETCH = 24 };",
-      "",
-      "// c[rows][cols] (row stride ldc) = sum over k < depth of A(i, k) * b[k][j], where",
-      "// A(i, k) = a[i * a_row + k * a_k] and row k of b starts at b + k * b_k, with",
-      "// `readable` columns there (GEMM_COLS for a zero-padded panel, else cols). With",
-      "// GEMM_COLS readable, rows x 2 vectors of sums stay in registers and only the",
-      "// store is cut to cols; a narrower b goes a vector of columns at a time, the last",
-      "// one loaded element by element (a memcpy of a variable width became a byte copy",
-      "// through the stack for every k). `rows` is a literal at every call (14, 4, 2",
-      "// or 1), so the loops over it unroll. Every element sums over k in order.",
-      "// With `ahead` (a panel's worth of columns, ahead_rows rows ahead_stride apart),",
-      "// it asks for one of those rows every fourth k: see gemm_tile_ahead. A 14-row",
-      "// block of a forward or input-gradient product also asks for the next block's",
-      "// rows of a, which half come from the other core's cache the first time a",
-      "// thread reads them: deep.ae's products went from 221 to 233 GFLOP/s (simple's",
-      "// 181 to 184, the 784-1000-500-250-30 model's unchanged; medians of 5). A kernel",
-      "// gradient's 14-row block asks to own the next block's lines of c, which it will",
-      "// overwrite: the gradient Adam read a step ago is out of the caches by then (the",
-      "// 784-1000-500-250-30 model's products +1.6%, deep's +1.2%, simple's unchanged).",
-      "// With `accumulate` (GEMM_COLS readable only), the sums start from c's values:",
-      "// a product by chunks of k (see the forward products) goes on where it stopped.",
-      "static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, int readable, int depth,",
-      "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
-      "    real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {",
-      "  if (readable == GEMM_COLS) {",
-      "    vreal acc[GEMM_ROWS][2];",
-      "#pragma GCC unroll 16",
-      "    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};",
-      "    if (accumulate && cols == GEMM_COLS) {",
-      "#pragma GCC unroll 16",
-      "      for (int r = 0; r < rows; r++) {",
-      "        acc[r][0] = *(const vreal_unaligned *)(c + (size_t)r * ldc);",
-      "        acc[r][1] = *(const vreal_unaligned *)(c + (size_t)r * ldc + VL);",
-      "      }",
-      "    } else if (accumulate) {",
-      "#pragma GCC unroll 16",
-      "      for (int r = 0; r < rows; r++) {",
-      "        real sums[GEMM_COLS] = {0};",
-      "        for (int j = 0; j < cols; j++) sums[j] = c[(size_t)r * ldc + j];",
-      "        memcpy(acc[r], sums, sizeof sums);",
-      "      }",
-      "    }",
-      "    for (int k = 0; k < depth; k++) {",
-      "      if (a_row == 1) {  // a read down its columns, a row of a for every k: ask for it early",
-      "        __builtin_prefetch(a + (size_t)(k + GEMM_PREFETCH) * a_k);",
-      "        __builtin_prefetch(a + (size_t)(k + GEMM_PREFETCH) * a_k + rows - 1);",
-      "        if (rows == GEMM_ROWS && k % 8 == 0 && k / 8 < 2 * GEMM_ROWS)  // and for the next block of c, to write",
-      "          __builtin_prefetch(c + (size_t)(GEMM_ROWS + k / 16) * ldc + k / 8 % 2 * VL, 1, 3);",
-      "      }",
-      "      if (a_k == 1 && rows == GEMM_ROWS)  // the next block's rows of a: a line of each every VL k",
-      "        for (int r = k % VL; r < GEMM_ROWS; r += VL) __builtin_prefetch(a + (size_t)(GEMM_ROWS + r) * a_row + k - k % VL, 0, 2);",
-      "      if (ahead && k % 4 == 0 && k / 4 < ahead_rows) {",
-      "        const real *row = ahead + (size_t)(k / 4) * ahead_stride;",
-      "        __builtin_prefetch(row, 0, 2), __builtin_prefetch(row + VL, 0, 2), __builtin_prefetch(row + GEMM_COLS - 1, 0, 2);",
-      "      }",
-      "      const vreal b0 = *(const vreal_unaligned *)(b + (size_t)k * b_k);",
-      "      const vreal b1 = *(const vreal_unaligned *)(b + (size_t)k * b_k + VL);",
-      "#pragma GCC unroll 16",
-      "      for (int r = 0; r < rows; r++) {",
-      "        const real ar = a[(size_t)r * a_row + (size_t)k * a_k];",
-      "        acc[r][0] += ar * b0;",
-      "        acc[r][1] += ar * b1;",
-      "      }",
-      "    }",
-      "    if (cols == GEMM_COLS) {",
-      "#pragma GCC unroll 16",
-      "      for (int r = 0; r < rows; r++) {",
-      "        *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];",
-      "        *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];",
-      "      }",
-      "      return;",
-      "    }",
-      "#pragma GCC unroll 16",
-      "    for (int r = 0; r < rows; r++) {",
-      "      real sums[GEMM_COLS];",
-      "      memcpy(sums, acc[r], sizeof sums);",
-      "      for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = sums[j];",
-      "    }",
-      "    return;",
-      "  }",
-      "  for (int j = 0; j < cols; j += VL) {",
-      "    const int width = cols - j < VL ? cols - j : VL;",
-      "    vreal acc[GEMM_ROWS];",
-      "#pragma GCC unroll 16",
-      "    for (int r = 0; r < rows; r++) acc[r] = (vreal){0};",
-      "    for (int k = 0; k < depth; k++) {",
-      "      vreal bk = {0};",
-      "      if (width == VL)",
-      "        bk = *(const vreal_unaligned *)(b + (size_t)k * b_k + j);",
-      "      else",
-      "        for (int t = 0; t < width; t++) bk[t] = b[(size_t)k * b_k + j + t];",
-      "#pragma GCC unroll 16",
-      "      for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;",
-      "    }",
-      "#pragma GCC unroll 16",
-      "    for (int r = 0; r < rows; r++) {",
-      "      real sums[VL];",
-      "      memcpy(sums, &acc[r], sizeof sums);",
-      "      for (int t = 0; t < width; t++) c[(size_t)r * ldc + j + t] = sums[t];",
-      "    }",
-      "  }",
-      "}",
-      "",
-      "// c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a",
-      "// batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent",
-      "// sums, a quarter of what keeps the multipliers busy). A 14-row tile also asks",
-      "// for the rows `ahead`: its share of the weight rows its thread packs next, for",
-      "// an input-gradient product with a weight of 1 MiB or more. Packing a panel",
-      "// from a weight that Adam left in the other core's cache or in L3 read rows",
-      "// 2-4 KB apart, which the hardware does not prefetch. Asking for them spread",
-      "// over the tiles before took the 784-1000-500-250-30 model's forward products,",
-      "// which were packed this way then, from 255-262 to 271-277 GFLOP/s.",
-      "static inline __attribute__((always_inline)) void gemm_tile_ahead(int rows, int cols, int readable, int depth,",
-      "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
-      "    real *restrict c, size_t ldc, const real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {",
-      "  if (rows == GEMM_ROWS) {",
-      "    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate);",
-      "    return;",
-      "  }",
-      "  int r = 0;",
-      "  for (; r + 4 <= rows; r += 4)",
-      "    gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);",
-      "  if (r + 2 <= rows) {",
-      "    gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);",
-      "    r += 2;",
-      "  }",
-      "  if (r < rows)",
-      "    gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);",
-      "}",
-      "",
-      "static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int readable, int depth,",
-      "    const real *restrict a, size_t a_row, size_t a_k, const real *restrict b, size_t b_k,",
-      "    real *restrict c, size_t ldc) {",
-      "  gemm_tile_ahead(rows, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, NULL, 0, 0, 0);",
-      "}",
-      NULL};
-  emit_lines(e, text);
-  emit_line(e, "enum { VL = 64 / sizeof(real), GEMM_ROWS = %d, GEMM_COLS = 2 * VL };", GEMM_ROWS);
-  emit_lines(e, text_rest);
-  emit_line(e, "%s", "");
-  // An input gradient's panel is a block of the kernel transposed. Element by
-  // element that copy took 12-18% of the large model's input-gradient products
-  // (measured by packing once and reusing the panel); by squares of vectors it
-  // takes a third of that (those products 239-259 -> 247-270 GFLOP/s).
-  emit_line(e, "typedef %s vlane_index __attribute__((vector_size(64)));  // a shuffle's lane numbers",
-            e->options->dtype == DTYPE_F64 ? "int64_t" : "int32_t");
-  static const char *const transpose[] = {
-      "",
-      "// r[i][j] becomes r[j][i]: each round swaps one bit of the row index with the",
-      "// same bit of the lane index through two-vector shuffles.",
-      "static inline __attribute__((always_inline)) void transpose_square(vreal r[VL]) {",
-      "#pragma GCC unroll 4",
-      "  for (int bit = 1; bit < VL; bit *= 2) {",
-      "    vlane_index low, high;",
-      "    for (int j = 0; j < VL; j++) {",
-      "      low[j] = j & bit ? VL + j - bit : j;",
-      "      high[j] = j & bit ? VL + j : j + bit;",
-      "    }",
-      "#pragma GCC unroll 16",
-      "    for (int i = 0; i < VL; i++)",
-      "      if (!(i & bit)) {",
-      "        const vreal x = r[i], y = r[i | bit];",
-      "        r[i] = __builtin_shuffle(x, y, low);",
-      "        r[i | bit] = __builtin_shuffle(x, y, high);",
-      "      }",
-      "  }",
-      "}",
-      "",
-      "// panel[k][j] = b[(j0 + j) * depth + k] for k < depth and j < cols, zeros for j",
-      "// from cols to GEMM_COLS: a column block of b^T, VL x VL elements at a time.",
-      "static inline __attribute__((always_inline)) void pack_transposed(real *restrict panel, const real *restrict b,",
-      "                                                                  int depth, int j0, int cols) {",
-      "  const int squares = depth / VL * VL;",
-      "  for (int k0 = 0; k0 < squares; k0 += VL)",
-      "    for (int half = 0; half < 2; half++) {",
-      "      vreal r[VL];",
-      "#pragma GCC unroll 16",
-      "      for (int i = 0; i < VL; i++)",
-      "        r[i] = half * VL + i < cols ? *(const vreal_unaligned *)(b + (size_t)(j0 + half * VL + i) * depth + k0) : (vreal){0};",
-      "      transpose_square(r);",
-      "#pragma GCC unroll 16",
-      "      for (int i = 0; i < VL; i++) *(vreal *)(panel + (size_t)(k0 + i) * GEMM_COLS + half * VL) = r[i];",
-      "    }",
-      "  for (int k = squares; k < depth; k++)",
-      "    for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)(j0 + j) * depth + k] : 0;",
-      "}",
-      NULL};
-  emit_lines(e, transpose);
-  emit_line(e, "%s", "");
-  emit_line(e, "// The deepest batch whose kernel-gradient product packs b, a block of columns at a");
-  emit_line(e, "// time, into a [depth][GEMM_COLS] panel on the thread's stack (see the kernels);");
-  emit_line(e, "// -DAEC_PANEL_DEPTH=0 sends every batch through the in-place path (the tests do).");
-  emit_line(e, "#ifndef AEC_PANEL_DEPTH");
-  emit_line(e, "#define AEC_PANEL_DEPTH %d", PANEL_DEPTH);
-  emit_line(e, "#endif");
 }
 
 // The loop over output blocks: `rows` is a C expression (n, or a constant).

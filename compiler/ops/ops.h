@@ -84,7 +84,6 @@ void expand_op_with(Emitter *emitter, const Node *node, const char *const *opera
 
 // ------------------------------------------------------------- gemm.c
 // Matrix products specialized to their shapes, with fused epilogues.
-void emit_gemm_support(Emitter *emitter);  // the shared micro-kernel, once per file
 void emit_gemm_group(Emitter *emitter, const char *name, const Group *group);
 // Scratch elements a group's kernel needs (a transposed kernel), or 0.
 size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);

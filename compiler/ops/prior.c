@@ -67,11 +67,9 @@ int lower_prior(Graph *g, const char *name, int dims, const double *numbers, con
   return id;
 }
 
-// mixture: row r's component c from its second element's uniform0; the first
-// two dimensions' noise is the Box–Muller pair of its first element (the
-// cosine half is that element's $normal draw); further dimensions take their
-// own $normal. So every value is a function of the draws `train
-// --dump-random` writes (uniform0, uniform1, normal of each element).
+// mixture: each row sampled in double by aert_prior_mixture_sample
+// (runtime/aert_kernels.h), the sampler aert_prior_sample uses too: the
+// runtime draws the prior with the kernel's formulas.
 void emit_prior_mixture(Emitter *e, const Node *node) {
   char size[512];
   size_const(e->graph, node->id, size, sizeof size);
@@ -80,15 +78,9 @@ void emit_prior_mixture(Emitter *e, const Node *node) {
   emit_line(e, "  enum { D = %s, K = %d };", size, (int)node->attr[0]);
   emit_line(e, "  const double s = %.17g, radius = %.17g;", node->attr[1], node->attr[2]);
   emit_line(e, "  for (int row = 0; row < n; row++) {");
-  emit_line(e, "    const uint64_t at = (uint64_t)row * D;");
-  emit_line(e, "    int c = (int)(aert_uniform01(key, 2 * (at + 1)) * K);  // the component");
-  emit_line(e, "    if (c >= K) c = K - 1;");
-  emit_line(e, "    const double u1 = (double)((aert_hash64(key, 2 * at) >> 11) + 1) * 0x1.0p-53;  // (0, 1]");
-  emit_line(e, "    const double u2 = aert_uniform01(key, 2 * at + 1);");
-  emit_line(e, "    const double length = sqrt(-2 * log(u1)), angle = 2 * M_PI * u2, centre = 2 * M_PI * c / K;");
-  emit_line(e, "    out[at] = (real)(radius * cos(centre) + s * length * cos(angle));");
-  emit_line(e, "    out[at + 1] = (real)(radius * sin(centre) + s * length * sin(angle));");
-  emit_line(e, "    for (int d = 2; d < D; d++) out[at + d] = (real)(s * aert_normal(key, at + d));");
+  emit_line(e, "    double values[D];");
+  emit_line(e, "    aert_prior_mixture_sample(key, (uint64_t)row, D, K, s, radius, values);");
+  emit_line(e, "    for (int d = 0; d < D; d++) out[(size_t)row * D + d] = (real)values[d];");
   emit_line(e, "  }");
   emit_line(e, "}");
 }

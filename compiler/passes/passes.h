@@ -84,7 +84,6 @@ typedef struct ProgramPlan {
   SharePlan share;
   bool *used;               // [n_nodes] computed by some function (gets a shape constant)
   size_t arena_per_sample, arena_fixed;
-  bool any_gemm;
   KernelPlan *kernels;
   int n_kernels;
   bool fits;                // the training memory fits this machine (else reported)

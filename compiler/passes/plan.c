@@ -241,8 +241,6 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
     for (int i = 0; i < fp->schedule.n_nodes; i++) used[fp->schedule.nodes[i]] = true;
     if (fp->memory.per_sample > per_sample) per_sample = fp->memory.per_sample;
     if (fp->memory.fixed > fixed) fixed = fp->memory.fixed;
-    for (int k = 0; k < fp->fusion.n_groups; k++)
-      pp->any_gemm |= fp->fusion.groups[k].kind == GROUP_GEMM || fp->fusion.groups[k].kind == GROUP_GEMM_LOSS;
   }
   pp->share.base = per_sample;  // the shared slots follow every function's planned part
   per_sample += pp->share.per_sample;

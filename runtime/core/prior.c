@@ -1,10 +1,13 @@
 // prior.c — the model's prior (aert_model.prior) on the runtime's side:
 // samples drawn with the same formulas as the generated kernels
-// (compiler/ops.c and ops_prior.c), each dimension's marginal density and
-// moments, and its description.
+// (compiler/ops.c; the mixture's by the sampler in aert_kernels.h, which
+// they call), each dimension's marginal density and moments, and its
+// description.
 #include <math.h>
 
 #include "core.h"
+#define AERT_KERNELS_SHARED_ONLY  // the mixture's sampler, which the generated kernels call too
+#include "aert_kernels.h"
 
 void aert_prior_sample(const aert_prior *p, uint64_t key, uint64_t row, double *out) {
   uint64_t at = row * (uint64_t)p->dim;
@@ -16,18 +19,7 @@ void aert_prior_sample(const aert_prior *p, uint64_t key, uint64_t row, double *
     for (int d = 0; d < p->dim; d++)
       out[d] = p->p[0] + (p->p[1] - p->p[0]) * aert_uniform01(key, 2 * (at + (uint64_t)d));
     return;
-  case AERT_PRIOR_MIXTURE: {
-    int k = (int)p->p[0];
-    double s = p->p[1], radius = p->p[2];
-    int c = (int)(aert_uniform01(key, 2 * (at + 1)) * k);
-    if (c >= k) c = k - 1;
-    double u1 = (double)((aert_hash64(key, 2 * at) >> 11) + 1) * 0x1.0p-53, u2 = aert_uniform01(key, 2 * at + 1);
-    double length = sqrt(-2 * log(u1)), angle = 2 * M_PI * u2, centre = 2 * M_PI * c / k;
-    out[0] = radius * cos(centre) + s * length * cos(angle);
-    out[1] = radius * sin(centre) + s * length * sin(angle);
-    for (int d = 2; d < p->dim; d++) out[d] = s * aert_normal(key, at + (uint64_t)d);
-    return;
-  }
+  case AERT_PRIOR_MIXTURE: aert_prior_mixture_sample(key, row, p->dim, (int)p->p[0], p->p[1], p->p[2], out); return;
   case AERT_PRIOR_NONE: break;
   }
   for (int d = 0; d < p->dim; d++) out[d] = 0;
