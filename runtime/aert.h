@@ -65,7 +65,7 @@ typedef struct aert_kernel {
 typedef enum aert_optimizer { AERT_SGD, AERT_ADAM } aert_optimizer;
 
 // The prior the code is matched against (an adversarial autoencoder's), for
-// histogram, encode --plot and prior-match (prior.c samples it as the
+// histogram, encode --plot and prior-match (core/prior.c samples it as the
 // generated kernels do).
 typedef enum aert_prior_kind { AERT_PRIOR_NONE, AERT_PRIOR_GAUSSIAN, AERT_PRIOR_UNIFORM, AERT_PRIOR_MIXTURE } aert_prior_kind;
 typedef struct aert_prior {
@@ -165,7 +165,7 @@ typedef struct aert_model {
   // (n * code_size). NULL when the model has none.
   void (*reconstruct)(aert_ctx *ctx, const aert_real *x, int n, aert_real *out);
   void (*encode)(aert_ctx *ctx, const aert_real *x, int n, aert_real *out);
-  // The model as JSON (aec's compiler/describe.c gives the format): the
+  // The model as JSON (aec's compiler/cgen/describe.c gives the format): the
   // forward graph, parameters, losses, steps and random nodes. `describe`
   // prints it; tests/torch/ rebuilds the model in PyTorch from it.
   const char *description;
@@ -207,7 +207,7 @@ double aert_seconds(void);
 // out it says so and the program exits with status 1.
 double *aert_loss_partials(size_t count);
 
-// ------------------------------------------------------------------ rng.c
+// ------------------------------------------------------------- core/rng.c
 // Counter-based generator (Philox-style): a value depends only on
 // (key, counter), so any draw can be recomputed and threads never share state.
 uint64_t aert_hash64(uint64_t key, uint64_t counter);
@@ -216,7 +216,7 @@ double aert_normal(uint64_t key, uint64_t counter);           // N(0, 1)
 // Stream keys for the separate uses of the run seed.
 enum { AERT_STREAM_INIT = 1, AERT_STREAM_SHUFFLE = 2, AERT_STREAM_CORRUPT = 3, AERT_STREAM_PRIOR = 4 };
 uint64_t aert_stream_key(uint64_t seed, uint64_t stream, uint64_t index);
-// ---------------------------------------------------------------- prior.c
+// ----------------------------------------------------------- core/prior.c
 // Sample `row` of the prior (dim values into out), with the generated
 // kernels' formulas: draws of counters row * dim + d under `key`.
 void aert_prior_sample(const aert_prior *prior, uint64_t key, uint64_t row, double *out);
@@ -228,7 +228,7 @@ void aert_prior_format(const aert_prior *prior, char *out, size_t size);
 // Fisher–Yates permutation of 0..n-1 for an epoch, from (seed, epoch).
 void aert_shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch);
 
-// ------------------------------------------------------------------ data.c
+// ----------------------------------------------- data/dataset.c, data/load.c
 // A data set: n samples of `sample_size` elements each, scaled as the model
 // sees them, with labels when the source has them.
 typedef struct aert_dataset {
@@ -251,7 +251,7 @@ typedef struct aert_dataset {
 aert_dataset *aert_dataset_load(const char *spec, size_t expect_size);
 void aert_dataset_free(aert_dataset *dataset);
 
-// ------------------------------------------------------------ checkpoint.c
+// ------------------------------------------------------- ckpt/checkpoint.c
 // Checkpoints are safetensors files: every parameter under its name, each
 // step's optimizer state as "optimizer.<loss>.state", and in __metadata__
 // the model name, source hash, dtype, epoch, batches and Adam step counts.
@@ -270,7 +270,7 @@ int aert_checkpoint_save(const char *path, const aert_model *model, const aert_c
 int aert_checkpoint_load(const char *path, const aert_model *model, aert_ctx *ctx,
                          aert_progress_state *state);
 
-// ----------------------------------------------------------------- image.c
+// ------------------------------------------------------------ draw/image.c
 // Writes a grid of grey images (values in [0,1], each `height` x `width`,
 // `rows` x `cols` of them in row-major order) as a PNG through cairo.
 int aert_write_image_grid(const char *path, const aert_real *images, int rows, int cols,
