@@ -78,7 +78,7 @@ static void json_draws(FILE *f, const OpInfo *info) {
 static void describe_node(FILE *f, const Graph *g, const Node *n) {
   const OpInfo *info = op_info(n->op);
   fprintf(f, "    {\"id\": %d, \"op\": ", n->id);
-  json_string(f, info->name);
+  json_string(f, op_name(n->op));
   fprintf(f, ", \"name\": ");
   json_string(f, n->name);
   fprintf(f, ", \"inputs\": [");

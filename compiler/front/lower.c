@@ -500,7 +500,10 @@ static Value lower_prior_call(Lowerer *L, const Builtin *b, const Expr *call, Bo
     }
     numbers[i - 1] = args->value[i].number;
   }
-  int id = lower_prior(L->graph, b->name, (int)dims, numbers, present, locs, call->loc);
+  OpKind op = strcmp(b->name, "gaussian") == 0  ? OP_PRIOR_GAUSSIAN
+              : strcmp(b->name, "uniform") == 0 ? OP_PRIOR_UNIFORM
+                                                : OP_PRIOR_MIXTURE;
+  int id = lower_prior(L->graph, op, (int)dims, numbers, present, locs, call->loc);
   if (id >= 0) {
     char name[sizeof L->prefix + 40];
     snprintf(name, sizeof name, "%s%s%s", L->prefix, L->prefix[0] ? "_" : "", b->name);
@@ -892,7 +895,7 @@ static Value binary(Lowerer *L, char op, Value a, Value b, Loc loc) {
   int x = a.kind == VAL_NUMBER ? number_node(L, a.number, loc) : a.node;
   int y = b.kind == VAL_NUMBER ? number_node(L, b.number, loc) : b.node;
   OpKind kind = op == '+' ? OP_ADD : op == '-' ? OP_SUB : op == '*' ? OP_MUL : OP_DIV;
-  return tensor_value(add_named(L, kind, (int[]){x, y}, 2, loc, op_info(kind)->name));
+  return tensor_value(add_named(L, kind, (int[]){x, y}, 2, loc, op_name(kind)));
 }
 
 static Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {

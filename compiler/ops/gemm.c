@@ -402,7 +402,7 @@ static void emit_epilogue_at(Emitter *e, const Group *group, const int *inputs, 
   for (int m = 1; m < group->n_members; m++) {
     fprintf(e->out, "%s        const real v%d = ", indent, m);
     expand_member(e, group, m, inputs, n_inputs);
-    fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[m]].op)->name);
+    fprintf(e->out, ";  // %s\n", op_name(g->nodes[group->members[m]].op));
   }
   emit_line(e, "%s        out[at] = v%d;", indent, group->n_members - 1);
   emit_line(e, "%s      }", indent);
@@ -503,6 +503,7 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
 static void emit_loss_rows(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *width) {
   const Graph *g = e->graph;
   const OpInfo *loss_op = op_info(g->nodes[group->members[1]].op);
+  const char *loss_name = op_name(g->nodes[group->members[1]].op);
   emit_line(e, "      for (int r = 0; r < rows; r++) {");
   emit_line(e, "#pragma omp simd");
   emit_line(e, "        for (int j = 0; j < %s; j++) {", width);
@@ -511,14 +512,14 @@ static void emit_loss_rows(Emitter *e, const Group *group, const int *inputs, in
   fprintf(e->out, "          column_sums[j] += ");
   if (loss_op->log_factor) {
     expand_member_text(e, group, 1, inputs, n_inputs, loss_op->rest);
-    fprintf(e->out, ";  // %s, but for the logarithm of\n          column_factors[j] *= ", loss_op->name);
+    fprintf(e->out, ";  // %s, but for the logarithm of\n          column_factors[j] *= ", loss_name);
     expand_member_text(e, group, 1, inputs, n_inputs, loss_op->log_factor);
   } else {
     expand_member(e, group, 1, inputs, n_inputs);
   }
-  fprintf(e->out, ";  // %s\n          out[at] = ", loss_op->name);
+  fprintf(e->out, ";  // %s\n          out[at] = ", loss_name);
   expand_member(e, group, 2, inputs, n_inputs);
-  fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[2]].op)->name);
+  fprintf(e->out, ";  // %s\n", op_name(g->nodes[group->members[2]].op));
   emit_line(e, "        }");
   emit_line(e, "      }");
 }
@@ -610,8 +611,8 @@ static void emit_comment(Emitter *e, const Group *group, const int *inputs, int 
     while (text + length < end && text[length] != '\n' && length < 150) length++;
     fprintf(e->out, "// %s:%d: %.*s\n", path, lead->loc.line, length, text);
   }
-  fprintf(e->out, "// %s%s", lead->is_backward ? "backward: " : "", op_info(lead->op)->name);
-  for (int m = 1; m < group->n_members; m++) fprintf(e->out, " -> %s", op_info(g->nodes[group->members[m]].op)->name);
+  fprintf(e->out, "// %s%s", lead->is_backward ? "backward: " : "", op_name(lead->op));
+  for (int m = 1; m < group->n_members; m++) fprintf(e->out, " -> %s", op_name(g->nodes[group->members[m]].op));
   fprintf(e->out, ", %.0f FLOPs per sample\n// %s\n// reads", op_info(lead->op)->flops(g, lead), formula);
   for (int i = 0; i < n_inputs; i++) fprintf(e->out, "%s %s = %s", i ? "," : "", letter(i), g->nodes[inputs[i]].name);
   fprintf(e->out, "\n");
@@ -791,7 +792,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     return;
   }
   default:
-    fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_info(lead->op)->name);
+    fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_name(lead->op));
     exit(3);
   }
 }
