@@ -54,6 +54,7 @@ static void name_after_layer(Lowerer *L, int node, int before, const LayerSite *
 // The layer's line in the summary: its output (after the activation), the
 // weights it made and, for a layer with weights, its op's FLOPs.
 static void record_layer(Lowerer *L, const LayerSite *site, const char *description, int output, int op_node, Loc loc) {
+  if (L->current_net < 0) return;  // outside a net (flatten(y) in a loss): a value, not a layer of a net
   Graph *g = L->graph;
   long params = 0;
   double flops = 0;
