@@ -1,6 +1,7 @@
 // test_conv.c — convolutional models end to end: parameter counts as Keras
 // gives them, checkpoint layouts as PyTorch expects them, shape errors,
-// `filters` on a first conv layer and `activations` on a small trained model.
+// `filters` on a first conv layer, `activations` on a small trained model and
+// the receptive fields it reports.
 // (Their gradients are in test_gradcheck.c; -O0 against -O2 in
 // test_optimize.c, which trains every example.)
 #define _GNU_SOURCE
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aert_internal.h"
 #include "tests.h"
 
 #define AEC AEC_BUILD_DIR "/aec"
@@ -186,6 +188,49 @@ START_TEST(activations_draws_maps_and_receptive_fields) {
 }
 END_TEST
 
+// The receptive fields the runtime maps through the description's windows
+// (aert_receptive_field_of, which `activations` reports): a stride-2 conv
+// (rows 2o .. 2o + 2), a 3x3 maxpool with pad=same (window 3o - 1 ..),
+// the unpool back at its switches, and a stride-2 deconv, whose output row 4
+// comes from the unpooled rows 1 and 2.
+START_TEST(receptive_fields_follow_the_descriptions_windows) {
+  static const char *model = "input x: [1, 8, 8]\n"
+                             "net e(x) {\n"
+                             "  c = conv(x, 2, 3, relu, stride=2)\n"
+                             "  p = maxpool(c, 3, pad=same)\n"
+                             "  return unpool(p, p)\n"
+                             "}\n"
+                             "net d = deconv(1, 3, sigmoid, stride=2)\n"
+                             "loss r = mse(d(e(x)), x)\n";
+  char path[700];
+  snprintf(path, sizeof path, "%s/rf.ae", dir);
+  write_file(path, model, strlen(model));
+  must_succeed(AEC " rf.ae -o rf");
+  CommandResult r = in_dir("./rf describe");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  // The ids below are these nodes.
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"id\": 5, \"op\": \"maxpool\""));
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"id\": 6, \"op\": \"unpool\""));
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"id\": 9, \"op\": \"deconv\""));
+  aert_model m = {.description = r.out, .input_rank = 3, .input_shape = {1, 8, 8}};
+  static const struct {
+    int node, position, lo, hi;  // ids in the description: 3 conv, 5 maxpool, 6 unpool, 9 deconv
+  } expected[] = {{3, 1, 2, 4}, {5, 0, -2, 4}, {5, 1, 4, 10}, {6, 1, -2, 4}, {6, 2, 4, 10}, {9, 4, -2, 10}};
+  for (size_t i = 0; i < sizeof expected / sizeof *expected; i++) {
+    aert_receptive_field rf;
+    ck_assert(aert_receptive_field_of(&m, expected[i].node, &rf));
+    ck_assert(!rf.whole);
+    int p = expected[i].position;
+    ck_assert_msg(rf.row_lo[p] == expected[i].lo && rf.row_hi[p] == expected[i].hi && rf.col_lo[p] == expected[i].lo &&
+                      rf.col_hi[p] == expected[i].hi,
+                  "node %d, position %d: rows %d..%d, columns %d..%d", expected[i].node, p, rf.row_lo[p], rf.row_hi[p],
+                  rf.col_lo[p], rf.col_hi[p]);
+    aert_receptive_field_free(&rf);
+  }
+  command_result_free(&r);
+}
+END_TEST
+
 Suite *conv_suite(void) {
   Suite *s = suite_create("conv");
   TCase *t = tcase_create("convolutional models");
@@ -197,6 +242,7 @@ Suite *conv_suite(void) {
   tcase_add_test(t, shape_errors_are_clear);
   tcase_add_test(t, filters_draws_the_first_conv);
   tcase_add_test(t, activations_draws_maps_and_receptive_fields);
+  tcase_add_test(t, receptive_fields_follow_the_descriptions_windows);
   suite_add_tcase(s, t);
   return s;
 }
