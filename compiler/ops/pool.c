@@ -8,7 +8,7 @@
 // windows centred (pool_padding: half the overhang before, rounded down)
 // and those that run off the edge using the pixels inside. pool_padding is
 // the one place this is computed: for the kernels and for the windows
-// (pool_window) that the model's description gives the runtime.
+// (pool_window, spread_window) that the model's description gives the runtime.
 //
 // Switches. maxpool does not store its argmax: unpool and maxpool's gradient
 // recompute it from the pooled input (the first largest value of a window in
@@ -35,14 +35,14 @@ static Shape pooled(Shape x, const Node *node) {
   return image(x.dims[0], pool_size(x.dims[1], k, same), pool_size(x.dims[2], k, same));
 }
 
-// maxpool(x[C, H, W]) -> [C, H/k, W/k] (rounded down for valid, up for same)
-static bool shape_maxpool(Graph *g, Node *node, Shape *out) {
+// A pool: maxpool(x[C, H, W]) -> [C, H/k, W/k] (rounded down for valid, up for same)
+static bool shape_pool(Graph *g, Node *node, Shape *out) {
   Shape x = input_shape(g, node, 0);
-  if (!want_image(g, node, x, "maxpool")) return false;
+  if (!want_image(g, node, x, op_name(node->op))) return false;
   *out = pooled(x, node);
   if (out->dims[1] < 1 || out->dims[2] < 1) {
-    diag_error(node->loc, "maxpool: a %dx%d window with pad=valid does not fit the %dx%d input; use pad=same",
-               (int)node->attr[0], (int)node->attr[0], x.dims[1], x.dims[2]);
+    diag_error(node->loc, "%s: a %dx%d window with pad=valid does not fit the %dx%d input; use pad=same",
+               op_name(node->op), (int)node->attr[0], (int)node->attr[0], x.dims[1], x.dims[2]);
     return false;
   }
   return true;
@@ -329,33 +329,37 @@ static void emit_upsample_grad(Emitter *e, const Node *node) {
 }
 
 // --------------------------------------------------------------- windows
-// A pool's output o reads the input window o * K - PT ...; an upsample's
-// input i writes the output block i * K ...; an unpool's value v[i] goes to
-// the output window i * K - PT ..., and each output position reads its
-// window of the pooled input x (its switches).
+// A pool's output o reads the window o * K - PT ... of its input.
 static bool pool_window(const Graph *g, const Node *node, int input, int axis, Window *out) {
+  (void)input;
+  int k = (int)node->attr[0], top, left;
+  pool_padding(input_shape(g, node, 0), node, &top, &left);
+  *out = (Window){.size = k, .stride = k, .pad = axis == 0 ? top : left};
+  return true;
+}
+
+// An upsample's input i writes the output block i * K ...; an unpool's value
+// v[i] goes to the output window i * K - PT ..., and each output position
+// reads its window of the pooled input x (its switches).
+static bool spread_window(const Graph *g, const Node *node, int input, int axis, Window *out) {
   int k = (int)node->attr[0], top = 0, left = 0;
-  switch (node->op) {
-  case OP_MAXPOOL: pool_padding(input_shape(g, node, 0), node, &top, &left); break;
-  case OP_UNPOOL: pool_padding(input_shape(g, node, 1), node, &top, &left); break;
-  default: break;  // upsample: no padding
-  }
-  *out = (Window){.size = k, .stride = k, .pad = axis == 0 ? top : left, .transposed = node->op != OP_MAXPOOL,
+  if (node->op == OP_UNPOOL) pool_padding(input_shape(g, node, 1), node, &top, &left);
+  *out = (Window){.size = k, .stride = k, .pad = axis == 0 ? top : left, .transposed = true,
                   .both = node->op == OP_UNPOOL && input == 1};
   return true;
 }
 
 // ------------------------------------------------------------------- rows
 // attr: {k, pad (0 same, 1 valid)}; upsample {k}.
-const OpInfo OP_MAXPOOL_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_maxpool, .emit = emit_maxpool,
+const OpInfo OP_MAXPOOL_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_pool, .emit = emit_maxpool,
                                .vjp = vjp_maxpool, .flops = flops_pool, .pure = true, .window = pool_window};
 const OpInfo OP_UNPOOL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_unpool, .emit = emit_unpool,
-                              .vjp = vjp_unpool, .flops = flops_pool, .pure = true, .window = pool_window,
+                              .vjp = vjp_unpool, .flops = flops_pool, .pure = true, .window = spread_window,
                               .takes_reader = unpool_takes_gradient, .emit_group = emit_unpool_gradient_group};
 const OpInfo OP_UNPOOL_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_unpool_grad,
                                    .emit = emit_unpool_grad, .flops = flops_pool, .pure = true};
 const OpInfo OP_UPSAMPLE_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_upsample,
                                 .emit = emit_upsample, .vjp = vjp_upsample, .flops = flops_pool, .pure = true,
-                                .window = pool_window};
+                                .window = spread_window};
 const OpInfo OP_UPSAMPLE_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_upsample_grad,
                                      .emit = emit_upsample_grad, .flops = flops_pool, .pure = true};
