@@ -363,3 +363,58 @@ const OpInfo OP_UPSAMPLE_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape =
                                 .window = spread_window};
 const OpInfo OP_UPSAMPLE_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_upsample_grad,
                                      .emit = emit_upsample_grad, .flops = flops_pool, .pure = true};
+
+// ---------------------------------------------------------------- avgpool
+// avgpool(x, k, pad=valid): each K x K window's mean, stride K, as PyTorch's
+// nn.AvgPool2d(k) and Keras's AveragePooling2D. With pad=same the windows
+// are maxpool's (ceil(in / k) of them, centred) and one that runs off the
+// edge divides by the pixels inside it, as Keras does (PyTorch's
+// count_include_pad would count the padding too). attr {k, pad}. Its
+// gradient, avgpool_grad(dy, x), gives each pixel its window's dy over that
+// window's count (zero where pad=valid dropped it); x gives the shape only.
+static void vjp_avgpool(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add_attr(g, OP_AVGPOOL_GRAD, (int[]){grad, node->inputs[0]}, 2, node->attr, node->loc);
+}
+
+// The loop over each plane's windows, y0..y1 x x0..x1 clipped to the image.
+static void emit_window_loop(Emitter *e, const char *body) {
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int ic = 0; ic < n * C; ic++)");
+  emit_line(e, "    for (int oy = 0; oy < OH; oy++)");
+  emit_line(e, "      for (int ox = 0; ox < OW; ox++) {");
+  emit_line(e, "        const int y0 = oy * K - PT < 0 ? 0 : oy * K - PT, y1 = oy * K - PT + K > H ? H : oy * K - PT + K;");
+  emit_line(e, "        const int x0 = ox * K - PL < 0 ? 0 : ox * K - PL, x1 = ox * K - PL + K > W ? W : ox * K - PL + K;");
+  emit_line(e, "        const size_t o = (size_t)ic * OH * OW + oy * OW + ox, plane = (size_t)ic * H * W;");
+  emit_line(e, "        const real count = (real)((y1 - y0) * (x1 - x0));");
+  emit_line(e, "%s", body);
+  emit_line(e, "      }");
+}
+
+static void emit_avgpool(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"x", "y"},
+                   "y = the mean of x over each K x K window (stride K), of the pixels inside the image");
+  emit_pool_enum(e, node, input_shape(e->graph, node, 0));
+  emit_window_loop(e, "        real sum = 0;\n"
+                      "        for (int yy = y0; yy < y1; yy++)\n"
+                      "          for (int xx = x0; xx < x1; xx++) sum += x[plane + yy * W + xx];\n"
+                      "        y[o] = sum / count;");
+  emit_line(e, "}");
+}
+
+static void emit_avgpool_grad(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"dy", "x", "dx"},
+                   "dx = dy of each pixel's window over the window's count; zero outside every window");
+  emit_line(e, "  (void)x;  // gives the shape only");
+  emit_pool_enum(e, node, input_shape(e->graph, node, 1));
+  emit_line(e, "  memset(dx, 0, sizeof(real) * (size_t)n * C * H * W);");
+  emit_window_loop(e, "        const real g = dy[o] / count;\n"
+                      "        for (int yy = y0; yy < y1; yy++)\n"
+                      "          for (int xx = x0; xx < x1; xx++) dx[plane + yy * W + xx] = g;");
+  emit_line(e, "}");
+}
+
+const OpInfo OP_AVGPOOL_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_pool, .emit = emit_avgpool,
+                               .vjp = vjp_avgpool, .flops = flops_pool, .pure = true, .window = pool_window};
+const OpInfo OP_AVGPOOL_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_like_second,
+                                    .emit = emit_avgpool_grad, .flops = flops_pool, .pure = true};
