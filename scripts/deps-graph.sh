@@ -42,11 +42,14 @@ runtime/cmd
 runtime/cli
 "
 # Folders whose files may still call each other in a cycle: such a cycle is
-# printed but does not fail the check. None: every folder is free of them.
+# printed but does not fail the check. compiler/front/ is one: lowering is
+# recursive descent (an expression's builtins and nets lower their arguments
+# as expressions, the train block evaluates numbers), split into files by
+# size; breaking it means moving the recursion into one file of its own.
 # (A table of function pointers, as ops/table.c's rows, refers to functions
 # without calling them: only references from code count as calls here, while
 # the folder check above counts every reference.)
-CYCLES_TOLERATED_IN=""
+CYCLES_TOLERATED_IN="compiler/front"
 
 set -eu
 cd "$(dirname "$0")/.."
@@ -248,6 +251,15 @@ if [ -s "$tmp/call-cycles" ]; then
   done < "$tmp/call-cycles"
 else
   echo "call cycles between objects: none"
+fi
+
+# ------------------------------------------------------------ one writer
+# Only compiler/writer/writer.c touches the generated C's output stream.
+writers=$(grep -rn --include='*.c' -e '->out\b' compiler | grep -v '^compiler/writer/writer\.c:' || true)
+if [ -n "$writers" ]; then
+  echo "the generated C's stream (Emitter.out) used outside compiler/writer/writer.c:"; echo "$writers" | sed 's/^/  /'; status=1
+else
+  echo "one writer: only compiler/writer/writer.c writes generated C"
 fi
 
 if [ $status = 0 ]; then echo "deps-graph: ok"; else echo "deps-graph: FAILED"; fi

@@ -352,6 +352,19 @@ START_TEST(dropout_lowers_as_a_stage_and_as_a_function) {
 }
 END_TEST
 
+// Layers without weights may be applied outside a net (they used to crash
+// aec, recording a layer of net -1): they make plain values.
+START_TEST(pooling_and_flatten_outside_a_net) {
+  Graph *g = expect_ok("input x: [1, 8, 8]\n"
+                       "net d = flatten() -> dense(64) -> reshape([1, 8, 8])\n"
+                       "y = maxpool(d(x), 2)\n"
+                       "loss r = mse(flatten(upsample(y, 2)), flatten(x))\n");
+  ck_assert_int_ge(find_node(g, "y_maxpool_1"), 0);
+  ck_assert_int_eq(g->n_layers, 3);  // the net's
+  graph_free(g);
+}
+END_TEST
+
 START_TEST(every_example_parses) {
   static const char *const examples[] = {"simple", "deep", "denoise", "sparse", "conv", "unpool", "adversarial"};
   for (size_t i = 0; i < sizeof examples / sizeof *examples; i++) {
@@ -378,6 +391,7 @@ Suite *compiler_suite(void) {
   tcase_add_test(t, a_step_only_differentiates_its_nets);
   tcase_add_test(t, dropout_lowers_as_a_stage_and_as_a_function);
   tcase_add_test(t, a_maxpool_gradient_takes_the_activation_gradient);
+  tcase_add_test(t, pooling_and_flatten_outside_a_net);
   tcase_add_test(t, every_example_parses);
   suite_add_tcase(s, t);
   TCase *e = tcase_create("diagnostics");

@@ -1,6 +1,7 @@
 // test_conv.c — convolutional models end to end: parameter counts as Keras
 // gives them, checkpoint layouts as PyTorch expects them, shape errors,
-// `filters` on a first conv layer and `activations` on a small trained model.
+// `filters` on a first conv layer, `activations` on a small trained model and
+// the receptive fields it reports, and what avgpool computes.
 // (Their gradients are in test_gradcheck.c; -O0 against -O2 in
 // test_optimize.c, which trains every example.)
 #define _GNU_SOURCE
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis.h"
 #include "tests.h"
 
 #define AEC AEC_BUILD_DIR "/aec"
@@ -186,6 +188,100 @@ START_TEST(activations_draws_maps_and_receptive_fields) {
 }
 END_TEST
 
+// The receptive fields the runtime maps through the description's windows
+// (aert_receptive_field_of, which `activations` reports): a stride-2 conv
+// (rows 2o .. 2o + 2), a 3x3 maxpool with pad=same (window 3o - 1 ..),
+// the unpool back at its switches, and a stride-2 deconv, whose output row 4
+// comes from the unpooled rows 1 and 2.
+START_TEST(receptive_fields_follow_the_descriptions_windows) {
+  static const char *model = "input x: [1, 8, 8]\n"
+                             "net e(x) {\n"
+                             "  c = conv(x, 2, 3, relu, stride=2)\n"
+                             "  p = maxpool(c, 3, pad=same)\n"
+                             "  return unpool(p, p)\n"
+                             "}\n"
+                             "net d = deconv(1, 3, sigmoid, stride=2)\n"
+                             "loss r = mse(d(e(x)), x)\n";
+  char path[700];
+  snprintf(path, sizeof path, "%s/rf.ae", dir);
+  write_file(path, model, strlen(model));
+  must_succeed(AEC " rf.ae -o rf");
+  CommandResult r = in_dir("./rf describe");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  // The ids below are these nodes.
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"id\": 5, \"op\": \"maxpool\""));
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"id\": 6, \"op\": \"unpool\""));
+  ck_assert_ptr_nonnull(strstr(r.out, "{\"id\": 9, \"op\": \"deconv\""));
+  aert_model m = {.description = r.out, .input_rank = 3, .input_shape = {1, 8, 8}};
+  static const struct {
+    int node, position, lo, hi;  // ids in the description: 3 conv, 5 maxpool, 6 unpool, 9 deconv
+  } expected[] = {{3, 1, 2, 4}, {5, 0, -2, 4}, {5, 1, 4, 10}, {6, 1, -2, 4}, {6, 2, 4, 10}, {9, 4, -2, 10}};
+  for (size_t i = 0; i < sizeof expected / sizeof *expected; i++) {
+    aert_receptive_field rf;
+    ck_assert(aert_receptive_field_of(&m, expected[i].node, &rf));
+    ck_assert(!rf.whole);
+    int p = expected[i].position;
+    ck_assert_msg(rf.row_lo[p] == expected[i].lo && rf.row_hi[p] == expected[i].hi && rf.col_lo[p] == expected[i].lo &&
+                      rf.col_hi[p] == expected[i].hi,
+                  "node %d, position %d: rows %d..%d, columns %d..%d", expected[i].node, p, rf.row_lo[p], rf.row_hi[p],
+                  rf.col_lo[p], rf.col_hi[p]);
+    aert_receptive_field_free(&rf);
+  }
+  command_result_free(&r);
+}
+END_TEST
+
+// avgpool end to end: an encoder that is avgpool(2, pad=same) over 5 x 5
+// images encodes each sample as its 3 x 3 window means, the windows on the
+// last row and column (off the edge) averaging the pixels inside only.
+START_TEST(avgpool_encodes_window_means) {
+  static const char *model = "input x: [1, 5, 5]\n"
+                             "net encoder = avgpool(2, pad=same)\n"
+                             "net decoder = flatten() -> dense(25, sigmoid) -> reshape([1, 5, 5])\n"
+                             "loss recon = mse(decoder(encoder(x)), x)\n"
+                             "train { data \"data.csv\" test \"data.csv\" batch 4\n"
+                             "        step minimize recon over decoder with adam() }\n";
+  char path[700];
+  snprintf(path, sizeof path, "%s/avg.ae", dir);
+  write_file(path, model, strlen(model));
+  snprintf(path, sizeof path, "%s/data.csv", dir);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  for (int sample = 0; sample < 3; sample++)  // pixel p of sample s is (p + 3 s) / 100
+    for (int p = 0; p < 25; p++) fprintf(f, "%g%s", (p + 3 * sample) / 100.0, p == 24 ? "\n" : ",");
+  ck_assert_int_eq(fclose(f), 0);
+  must_succeed(AEC " avg.ae -o avg");
+  CommandResult r = in_dir("./avg summary");
+  ck_assert_msg(r.status == 0 && strstr(r.err, "avgpool(2, pad=same)") && strstr(r.err, "(None, 1, 3, 3)"), "%s",
+                r.err);
+  command_result_free(&r);
+  must_succeed("./avg train --epochs 1 --threads 1 --checkpoint c.safetensors");
+  must_succeed("./avg encode --checkpoint c.safetensors --data data.csv -o codes.csv");
+  snprintf(path, sizeof path, "%s/codes.csv", dir);
+  f = fopen(path, "r");
+  ck_assert_ptr_nonnull(f);
+  char line[1024];
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  ck_assert_str_eq(line, "z0,z1,z2,z3,z4,z5,z6,z7,z8\n");
+  for (int sample = 0; sample < 3; sample++) {
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    const char *at = line;
+    for (int w = 0; w < 9; w++) {
+      int oy = w / 3, ox = w % 3;
+      double sum = 0, count = 0;
+      for (int y = 2 * oy; y < 2 * oy + 2 && y < 5; y++)
+        for (int x = 2 * ox; x < 2 * ox + 2 && x < 5; x++) sum += (y * 5 + x + 3 * sample) / 100.0, count++;
+      char *end;
+      double code = strtod(at, &end);
+      ck_assert_msg(end != at && fabs(code - sum / count) < 1e-6, "sample %d, window %d: %g, not the mean %g", sample, w,
+                    code, sum / count);
+      at = *end == ',' ? end + 1 : end;
+    }
+  }
+  fclose(f);
+}
+END_TEST
+
 Suite *conv_suite(void) {
   Suite *s = suite_create("conv");
   TCase *t = tcase_create("convolutional models");
@@ -197,6 +293,8 @@ Suite *conv_suite(void) {
   tcase_add_test(t, shape_errors_are_clear);
   tcase_add_test(t, filters_draws_the_first_conv);
   tcase_add_test(t, activations_draws_maps_and_receptive_fields);
+  tcase_add_test(t, receptive_fields_follow_the_descriptions_windows);
+  tcase_add_test(t, avgpool_encodes_window_means);
   suite_add_tcase(s, t);
   return s;
 }

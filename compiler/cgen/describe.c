@@ -16,7 +16,9 @@
 //            value; leaky_relu: its slope; ...); param nodes add `param`;
 //            random nodes add `random: {draws}` (see below); ops that map
 //            each element to the element at the same place (the op table's
-//            elementwise kernels) add `elementwise: true`.
+//            elementwise kernels) add `elementwise: true`; ops that map
+//            image positions through windows (conv, deconv, pooling,
+//            upsampling, unpooling) add `windows` (see below).
 //   losses:  [{name, node}]
 //   steps:   [{loss, loss_index, nets, params, optimizer, lr, momentum,
 //              beta1, beta2, eps}]
@@ -25,6 +27,16 @@
 //   random:  [node ids of random nodes]; each random node's `random.draws`
 //            names the per-element draws its kernel uses ("uniform0",
 //            "uniform1", "normal"), which `train --dump-random DIR` writes.
+//   windows: [{input, rows: AXIS, cols: AXIS}], one per input the op
+//            windows (not a kernel or a bias), from the geometry its kernels
+//            use (the op table's window rule). AXIS = {size, stride, pad,
+//            on}: window w covers positions w * stride - pad .. w * stride -
+//            pad + size - 1 of the input (on "input": a conv or a pool,
+//            output position w reads that window), of the output (on
+//            "output": a transposed conv or an upsample, input position w
+//            writes it), or of both ("both": an unpool's switches, each
+//            output position of window w reads the input's window w). The
+//            runtime maps receptive fields through them (runtime/receptive.c).
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
@@ -75,10 +87,29 @@ static void json_draws(FILE *f, const OpInfo *info) {
   fputc(']', f);
 }
 
+// The windows of a windowed op's inputs (see the format above).
+static void json_windows(FILE *f, const Graph *g, const Node *n, const OpInfo *info) {
+  fprintf(f, ", \"windows\": [");
+  bool first = true;
+  for (int i = 0; i < n->n_inputs; i++) {
+    Window axes[2];
+    if (!info->window(g, n, i, 0, &axes[0]) || !info->window(g, n, i, 1, &axes[1])) continue;
+    fprintf(f, "%s{\"input\": %d", first ? "" : ", ", i);
+    for (int a = 0; a < 2; a++) {
+      const Window *w = &axes[a];
+      fprintf(f, ", \"%s\": {\"size\": %d, \"stride\": %d, \"pad\": %d, \"on\": \"%s\"}", a ? "cols" : "rows",
+              w->size, w->stride, w->pad, w->both ? "both" : w->transposed ? "output" : "input");
+    }
+    fprintf(f, "}");
+    first = false;
+  }
+  fprintf(f, "]");
+}
+
 static void describe_node(FILE *f, const Graph *g, const Node *n) {
   const OpInfo *info = op_info(n->op);
   fprintf(f, "    {\"id\": %d, \"op\": ", n->id);
-  json_string(f, info->name);
+  json_string(f, op_name(n->op));
   fprintf(f, ", \"name\": ");
   json_string(f, n->name);
   fprintf(f, ", \"inputs\": [");
@@ -96,6 +127,7 @@ static void describe_node(FILE *f, const Graph *g, const Node *n) {
     json_string(f, g->params[n->param_index].name);
   }
   if (info->kernel == KERNEL_ELEMENTWISE) fprintf(f, ", \"elementwise\": true");
+  if (info->window) json_windows(f, g, n, info);
   if (info->random) {
     fprintf(f, ", \"random\": {\"rng_node\": %d, \"draws\": ", n->rng_node);
     json_draws(f, info);

@@ -81,7 +81,7 @@ static void emit_member_chain(Emitter *e, const Group *group, int from, int to, 
     emit_format(e, "%sconst real v%d = ", indent, m);
     expand_with(e, node, op_info(node->op)->expr, operands, index, "(real)count",
                 node->shape.batched ? "(real)n" : "1");
-    emit_format(e, ";  // %s\n", op_info(node->op)->name);
+    emit_format(e, ";  // %s\n", op_name(node->op));
   }
 }
 
@@ -202,8 +202,8 @@ void emit_kernels(Emitter *e, const ProgramPlan *pp) {
     case GROUP_GEMM_LOSS: emit_gemm_group(e, kernel->name, group); break;
     case GROUP_LOSS: emit_loss_group(e, kernel->name, group); break;
     case GROUP_ELEMENTWISE: emit_elementwise_group(e, kernel->name, group); break;
-    case GROUP_CONV: emit_conv_group(e, kernel->name, group); break;
-    case GROUP_UNPOOL_GRADIENT: emit_unpool_gradient_group(e, kernel->name, group); break;
+    case GROUP_CONV:  // the leader's row says who writes these (OpInfo.emit_group)
+    case GROUP_UNPOOL_GRADIENT: op_info(g->nodes[group->members[0]].op)->emit_group(e, kernel->name, group); break;
     }
     char *text = emit_capture_end(e, capture, NULL);
     emit_kernel_with_note(e, kernel->name, group, text);

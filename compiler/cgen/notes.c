@@ -109,7 +109,7 @@ void emit_kernel_note(Emitter *e, const char *kernel, const Group *group) {
     shape_format_batched(node->shape, shape, sizeof shape);
     loc_format(node->loc, true, where, sizeof where);
     const Layer *layer = node_layer(g, node->id);
-    emit_format(e, "// %s %%%d %s = %s [%s", m ? "      " : "nodes:", node->id, node->name, op_info(node->op)->name, where);
+    emit_format(e, "// %s %%%d %s = %s [%s", m ? "      " : "nodes:", node->id, node->name, op_name(node->op), where);
     if (layer) emit_format(e, ", %s", layer->name);
     emit_format(e, "] %s%s\n", shape, group_materializes(group, node->id) ? ", stored" : "");
     double f = op_info(node->op)->flops ? op_info(node->op)->flops(g, node) : 0;

@@ -1,6 +1,7 @@
 // graph.c — the graph IR: nodes in topological order (a node's inputs always
 // have smaller ids), parameters in one buffer, names unique. Shapes are
 // checked by ops/build.c, which adds nodes through graph_reserve_node.
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,11 +187,11 @@ Node *graph_reserve_node(Graph *graph, OpKind op, const int *inputs, int n_input
   return node;
 }
 
-static const char *const op_names[OP_COUNT] = {
-#define OP(kind, name) [kind] = name,
+static const char *const op_names[] = {
+#define OP(kind, name) name,
 #include "ops.def"
-#undef OP
 };
+_Static_assert(sizeof op_names / sizeof *op_names == OP_COUNT, "ops.def gives every op a name");
 
 const char *op_name(OpKind op) { return op_names[op]; }
 
@@ -246,9 +247,28 @@ static const char *const reserved_names[] = {
     "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "exp", "log", "tanh", "fabs", "fmax",
     "pow", "sqrt", "log1p", "memcpy", "memset", NULL};
 
+// The activations' expressions (ops.def), whose functions (erf(...)) a
+// buffer must not shadow either.
+static const char *const activation_exprs[] = {
+#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary) forward, gradient,
+#include "ops.def"
+    NULL};
+
+// `name(` appears in `text`, not as the end of a longer identifier.
+static bool called_in(const char *text, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = strstr(text, name); p; p = strstr(p + 1, name)) {
+    bool starts = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+    if (starts && p[n] == '(') return true;
+  }
+  return false;
+}
+
 static bool name_taken(const Graph *graph, const char *name) {
   for (int i = 0; reserved_names[i]; i++)
     if (strcmp(reserved_names[i], name) == 0) return true;
+  for (int i = 0; activation_exprs[i]; i++)
+    if (called_in(activation_exprs[i], name)) return true;
   return *name_slot(graph->name_index, name) != NULL;
 }
 

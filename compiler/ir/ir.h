@@ -26,10 +26,10 @@ typedef struct Shape {
   int dims[MAX_RANK];
 } Shape;
 
+// Every op, from ops.def's rows (an activation's row gives two: KIND and KIND_GRAD).
 typedef enum OpKind {
 #define OP(kind, name) kind,
 #include "ops.def"
-#undef OP
   OP_COUNT
 } OpKind;
 
@@ -180,8 +180,8 @@ typedef enum GroupKind {
   GROUP_LOSS,         // a loss and its gradient in one pass
   GROUP_GEMM_LOSS,    // the last dense product with the loss and its gradient as epilogue
   GROUP_ELEMENTWISE,  // a chain of elementwise ops in one loop
-  GROUP_CONV,         // a stride-1 convolution with an elementwise epilogue (ops/conv.c)
-  GROUP_UNPOOL_GRADIENT,  // a maxpool's gradient with the activation gradient after it (ops/conv.c)
+  GROUP_CONV,         // a stride-1 convolution with an elementwise epilogue (the row's takes_epilogue)
+  GROUP_UNPOOL_GRADIENT,  // a maxpool's gradient with the activation gradient after it (takes_reader)
 } GroupKind;
 
 enum { MAX_GROUP = 8 };

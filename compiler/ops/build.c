@@ -27,7 +27,7 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, co
   node->rng_node = info->random ? node->id : -1;
   if (info->shape && !info->shape(graph, node, &node->shape)) return -1;
   graph->n_nodes++;
-  graph_set_name(graph, node->id, info->name);
+  graph_set_name(graph, node->id, op_name(op));
   return node->id;
 }
 

@@ -1,7 +1,8 @@
-// ops_conv.c — the convolutional ops: shape rules, kernels and
-// vector-Jacobian rules of conv, deconv (transposed convolution), maxpool,
-// unpool (max-unpooling with a maxpool's switches), upsample and reshape
-// (flatten is a reshape). ops.c's table points here.
+// conv.c — the convolutions: conv, deconv (transposed convolution) and their
+// gradients. Shape rules, vector-Jacobian rules, FLOPs and kernels, then
+// the op-table rows. The geometry is computed in one place, node_geom: for
+// the kernels, the FLOPs (which a layer's summary line shows too), and the
+// windows (conv_window) that the model's description gives the runtime.
 //
 // Layouts. Batched values are NCHW: one sample is [channels, height, width].
 // A conv kernel is [filters, in_channels, k, k] (PyTorch's Conv2d.weight); a
@@ -15,14 +16,8 @@
 // the rest after (more at the bottom/right for even kernels or stride 2);
 // "valid" gives (in - k) / stride + 1 and pads nothing. A deconv's output is
 // in * stride (same) or (in - 1) * stride + k (valid): the input of the conv
-// whose output it is given. maxpool(k) has stride k; with pad=same it gives
-// ceil(in / k) and its windows that run off the edge use the pixels inside.
+// whose output it is given.
 //
-// Switches. maxpool does not store its argmax: unpool and maxpool's gradient
-// recompute it from the pooled input (the first largest value of a window in
-// row-major order, as PyTorch's max_pool2d), which costs one compare per
-// pixel and no memory. maxpool's gradient is unpool(dy, x); unpool's is the
-// gather unpool_grad(dy, x).
 //
 // Kernels. -O0 gets plain loops (the reference). -O2 gets, for stride 1,
 // direct convolution specialized to the shapes (DESIGN.md part 5): each
@@ -39,15 +34,13 @@
 
 #include "ops.h"
 
-static Shape in_shape(const Graph *g, const Node *node, int i) { return g->nodes[node->inputs[i]].shape; }
-
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-int conv_output_size(int in, int k, int stride, bool valid) {
+static int conv_output_size(int in, int k, int stride, bool valid) {
   return valid ? (in < k ? 0 : (in - k) / stride + 1) : ceil_div(in, stride);
 }
 
-int deconv_output_size(int in, int k, int stride, bool valid) { return valid ? (in - 1) * stride + k : in * stride; }
+static int deconv_output_size(int in, int k, int stride, bool valid) { return valid ? (in - 1) * stride + k : in * stride; }
 
 static int conv_pad_before(int in, int out, int k, int stride, bool valid) {
   if (valid) return 0;
@@ -77,29 +70,29 @@ static int stride_of(const Node *node) { return (int)node->attr[0]; }
 static ConvGeom node_geom(const Graph *g, const Node *node) {
   switch (node->op) {
   case OP_CONV: {
-    Shape w = in_shape(g, node, 1);
-    return geom_of(in_shape(g, node, 0), node->shape, w.dims[2], stride_of(node), is_valid(node));
+    Shape w = input_shape(g, node, 1);
+    return geom_of(input_shape(g, node, 0), node->shape, w.dims[2], stride_of(node), is_valid(node));
   }
   case OP_CONV_GRAD_INPUT: {  // (dy, kernel, x) -> dx
-    Shape w = in_shape(g, node, 1);
-    return geom_of(node->shape, in_shape(g, node, 0), w.dims[2], stride_of(node), is_valid(node));
+    Shape w = input_shape(g, node, 1);
+    return geom_of(node->shape, input_shape(g, node, 0), w.dims[2], stride_of(node), is_valid(node));
   }
   case OP_CONV_GRAD_KERNEL:  // (x, dy) -> dkernel
-    return geom_of(in_shape(g, node, 0), in_shape(g, node, 1), (int)node->attr[2], stride_of(node), is_valid(node));
+    return geom_of(input_shape(g, node, 0), input_shape(g, node, 1), (int)node->attr[2], stride_of(node), is_valid(node));
   case OP_DECONV: {  // (x, kernel, bias) -> y: the conv maps y to x
-    Shape w = in_shape(g, node, 1);
-    return geom_of(node->shape, in_shape(g, node, 0), w.dims[2], stride_of(node), is_valid(node));
+    Shape w = input_shape(g, node, 1);
+    return geom_of(node->shape, input_shape(g, node, 0), w.dims[2], stride_of(node), is_valid(node));
   }
   case OP_DECONV_GRAD_INPUT: {  // (dy, kernel, x) -> dx: a conv of dy
-    Shape w = in_shape(g, node, 1);
-    return geom_of(in_shape(g, node, 0), node->shape, w.dims[2], stride_of(node), is_valid(node));
+    Shape w = input_shape(g, node, 1);
+    return geom_of(input_shape(g, node, 0), node->shape, w.dims[2], stride_of(node), is_valid(node));
   }
   default: return (ConvGeom){0};
   }
 }
 
 // ------------------------------------------------------------- shape rules
-static bool want_image(Graph *g, const Node *node, Shape x, const char *what) {
+bool want_image(Graph *g, const Node *node, Shape x, const char *what) {
   if (x.batched && x.rank == 3) return true;
   char s[64];
   shape_format(x, s, sizeof s);
@@ -109,11 +102,11 @@ static bool want_image(Graph *g, const Node *node, Shape x, const char *what) {
   return false;
 }
 
-static Shape image(int c, int h, int w) { return (Shape){.batched = true, .rank = 3, .dims = {c, h, w}}; }
+Shape image(int c, int h, int w) { return (Shape){.batched = true, .rank = 3, .dims = {c, h, w}}; }
 
 // conv(x[C, H, W], kernel[F, C, k, k], bias[F]) -> [F, OH, OW]
-bool shape_conv(Graph *g, Node *node, Shape *out) {
-  Shape x = in_shape(g, node, 0), w = in_shape(g, node, 1);
+static bool shape_conv(Graph *g, Node *node, Shape *out) {
+  Shape x = input_shape(g, node, 0), w = input_shape(g, node, 1);
   if (!want_image(g, node, x, "conv")) return false;
   if (w.dims[1] != x.dims[0]) {
     diag_error(node->loc, "conv: its weights were made for %d input channels, but this input has %d "
@@ -132,8 +125,8 @@ bool shape_conv(Graph *g, Node *node, Shape *out) {
 }
 
 // deconv(x[C, H, W], kernel[C, F, k, k], bias[F]) -> [F, H', W']
-bool shape_deconv(Graph *g, Node *node, Shape *out) {
-  Shape x = in_shape(g, node, 0), w = in_shape(g, node, 1);
+static bool shape_deconv(Graph *g, Node *node, Shape *out) {
+  Shape x = input_shape(g, node, 0), w = input_shape(g, node, 1);
   if (!want_image(g, node, x, "deconv")) return false;
   if (w.dims[0] != x.dims[0]) {
     diag_error(node->loc, "deconv: its weights were made for %d input channels, but this input has %d "
@@ -147,102 +140,26 @@ bool shape_deconv(Graph *g, Node *node, Shape *out) {
 }
 
 // conv_grad_input(dy, kernel, x), deconv_grad_input(dy, kernel, x): x's shape
-bool shape_like_third(Graph *g, Node *node, Shape *out) {
-  *out = in_shape(g, node, 2);
+static bool shape_like_third(Graph *g, Node *node, Shape *out) {
+  *out = input_shape(g, node, 2);
   return true;
 }
 
 // conv_grad_kernel(x[C, ...], dy[F, ...]) -> [F, C, k, k]
-bool shape_conv_grad_kernel(Graph *g, Node *node, Shape *out) {
+static bool shape_conv_grad_kernel(Graph *g, Node *node, Shape *out) {
   int k = (int)node->attr[2];
-  *out = (Shape){.rank = 4, .dims = {in_shape(g, node, 1).dims[0], in_shape(g, node, 0).dims[0], k, k}};
+  *out = (Shape){.rank = 4, .dims = {input_shape(g, node, 1).dims[0], input_shape(g, node, 0).dims[0], k, k}};
   return true;
 }
 
 // conv_grad_bias(dy[F, OH, OW]) -> [F]
-bool shape_conv_grad_bias(Graph *g, Node *node, Shape *out) {
-  *out = (Shape){.rank = 1, .dims = {in_shape(g, node, 0).dims[0]}};
-  return true;
-}
-
-static int pool_size(int in, int k, bool same) { return same ? ceil_div(in, k) : in / k; }
-
-static Shape pooled(Shape x, const Node *node) {
-  int k = (int)node->attr[0];
-  bool same = node->attr[1] == 0;
-  return image(x.dims[0], pool_size(x.dims[1], k, same), pool_size(x.dims[2], k, same));
-}
-
-// maxpool(x[C, H, W]) -> [C, H/k, W/k] (rounded down for valid, up for same)
-bool shape_maxpool(Graph *g, Node *node, Shape *out) {
-  Shape x = in_shape(g, node, 0);
-  if (!want_image(g, node, x, "maxpool")) return false;
-  *out = pooled(x, node);
-  if (out->dims[1] < 1 || out->dims[2] < 1) {
-    diag_error(node->loc, "maxpool: a %dx%d window with pad=valid does not fit the %dx%d input; use pad=same",
-               (int)node->attr[0], (int)node->attr[0], x.dims[1], x.dims[2]);
-    return false;
-  }
-  return true;
-}
-
-// unpool(v[pooled], x[C, H, W]) -> [C, H, W], x being the pooled input
-bool shape_unpool(Graph *g, Node *node, Shape *out) {
-  Shape v = in_shape(g, node, 0), x = in_shape(g, node, 1), p = pooled(x, node);
-  bool same = v.batched && v.rank == 3;
-  for (int d = 0; d < 3 && same; d++) same = v.dims[d] == p.dims[d];
-  if (!same) {
-    char sv[64], sp[64];
-    shape_format(v, sv, sizeof sv), shape_format(p, sp, sizeof sp);
-    diag_error(node->loc, "unpool: the value has shape %s but the maxpool's output has %s; unpool a value shaped like "
-               "the pooled one (the decoder layer before unpool must produce %s)", sv, sp, sp);
-    return false;
-  }
-  *out = x;
-  return true;
-}
-
-// unpool_grad(dy[C, H, W], x[C, H, W]) -> pooled
-bool shape_unpool_grad(Graph *g, Node *node, Shape *out) {
-  *out = pooled(in_shape(g, node, 1), node);
-  return true;
-}
-
-// upsample(x[C, H, W]) -> [C, H*k, W*k]
-bool shape_upsample(Graph *g, Node *node, Shape *out) {
-  Shape x = in_shape(g, node, 0);
-  if (!want_image(g, node, x, "upsample")) return false;
-  int k = (int)node->attr[0];
-  *out = image(x.dims[0], x.dims[1] * k, x.dims[2] * k);
-  return true;
-}
-
-// upsample_grad(dy[C, H*k, W*k]) -> [C, H, W]
-bool shape_upsample_grad(Graph *g, Node *node, Shape *out) {
-  Shape dy = in_shape(g, node, 0);
-  int k = (int)node->attr[0];
-  *out = image(dy.dims[0], dy.dims[1] / k, dy.dims[2] / k);
-  return true;
-}
-
-// reshape(x) -> the dims in attr (0 ends them), the same number of elements
-bool shape_reshape(Graph *g, Node *node, Shape *out) {
-  Shape x = in_shape(g, node, 0);
-  Shape s = {.batched = x.batched};
-  for (int d = 0; d < MAX_ATTRS && node->attr[d] > 0; d++) s.dims[s.rank++] = (int)node->attr[d];
-  if (shape_size(s) != shape_size(x) || !x.batched) {
-    char sx[64], ss[64];
-    shape_format(x, sx, sizeof sx), shape_format(s, ss, sizeof ss);
-    diag_error(node->loc, "reshape: a value of shape %s (%zu elements per sample) cannot become %s (%zu elements)", sx,
-               shape_size(x), ss, shape_size(s));
-    return false;
-  }
-  *out = s;
+static bool shape_conv_grad_bias(Graph *g, Node *node, Shape *out) {
+  *out = (Shape){.rank = 1, .dims = {input_shape(g, node, 0).dims[0]}};
   return true;
 }
 
 // ---------------------------------------------------------------- FLOPs
-double flops_conv_family(const Graph *g, const Node *node) {
+static double flops_conv_family(const Graph *g, const Node *node) {
   ConvGeom c = node_geom(g, node);
   double macs = (double)c.f * c.oh * c.ow * c.c * c.k * c.k;
   bool bias = node->op == OP_CONV || node->op == OP_DECONV;
@@ -250,18 +167,12 @@ double flops_conv_family(const Graph *g, const Node *node) {
   return per;  // conv_grad_kernel: per sample of the batch as well
 }
 
-// One compare or add per element of the larger side.
-double flops_pool(const Graph *g, const Node *node) {
-  Shape a = g->nodes[node->inputs[0]].shape, b = node->shape;
-  return (double)(shape_size(a) > shape_size(b) ? shape_size(a) : shape_size(b));
-}
-
 // ------------------------------------------------------------ VJP rules
 static int add_attr(Graph *g, OpKind op, const int *inputs, int n, const double *attr, Loc loc) {
   return graph_add_attr(g, op, inputs, n, attr, loc);
 }
 
-void vjp_conv(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+static void vjp_conv(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   int x = node->inputs[0], w = node->inputs[1];
   double attr[MAX_ATTRS] = {node->attr[0], node->attr[1], g->nodes[w].shape.dims[2]};
   if (needs[0]) out[0] = add_attr(g, OP_CONV_GRAD_INPUT, (int[]){grad, w, x}, 3, attr, node->loc);
@@ -272,36 +183,12 @@ void vjp_conv(Graph *g, const Node *node, int grad, const bool *needs, int *out)
 // deconv(x) = conv_grad_input(x) of the conv from y to x: its data gradient
 // is that conv, its kernel gradient that conv's kernel gradient with the
 // roles of input and output exchanged.
-void vjp_deconv(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+static void vjp_deconv(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   int x = node->inputs[0], w = node->inputs[1];
   double attr[MAX_ATTRS] = {node->attr[0], node->attr[1], g->nodes[w].shape.dims[2]};
   if (needs[0]) out[0] = add_attr(g, OP_DECONV_GRAD_INPUT, (int[]){grad, w, x}, 3, attr, node->loc);
   if (needs[1]) out[1] = add_attr(g, OP_CONV_GRAD_KERNEL, (int[]){grad, x}, 2, attr, node->loc);
   if (needs[2]) out[2] = graph_add(g, OP_CONV_GRAD_BIAS, (int[]){grad}, 1, node->loc);
-}
-
-void vjp_maxpool(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
-  (void)needs;
-  out[0] = add_attr(g, OP_UNPOOL, (int[]){grad, node->inputs[0]}, 2, node->attr, node->loc);
-}
-
-// The switches (input 1) are piecewise constant: no gradient flows to them.
-void vjp_unpool(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
-  if (needs[0]) out[0] = add_attr(g, OP_UNPOOL_GRAD, (int[]){grad, node->inputs[1]}, 2, node->attr, node->loc);
-  if (needs[1]) out[1] = VJP_ZERO;
-}
-
-void vjp_upsample(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
-  (void)needs;
-  out[0] = add_attr(g, OP_UPSAMPLE_GRAD, (int[]){grad}, 1, node->attr, node->loc);
-}
-
-void vjp_reshape(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
-  (void)needs;
-  Shape x = g->nodes[node->inputs[0]].shape;
-  double attr[MAX_ATTRS] = {0};
-  for (int d = 0; d < x.rank && d < MAX_ATTRS; d++) attr[d] = x.dims[d];
-  out[0] = add_attr(g, OP_RESHAPE, (int[]){grad}, 1, attr, node->loc);
 }
 
 // ---------------------------------------------------------------- kernels
@@ -423,9 +310,9 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
     emit_line(e, "              (void)at;  // read by epilogues with other operands");
     emit_line(e, "              const real v0 = wide[b][y * PW + xx];");
     for (int m = 1; m < epilogue->group->n_members; m++) {
-      fprintf(e->out, "              const real v%d = ", m);
+      emit_format(e, "              const real v%d = ", m);
       expand_member(e, epilogue->group, m, epilogue->inputs, epilogue->n_inputs);
-      fprintf(e->out, ";  // %s\n", op_info(e->graph->nodes[epilogue->group->members[m]].op)->name);
+      emit_format(e, ";  // %s\n", op_name(e->graph->nodes[epilogue->group->members[m]].op));
     }
     emit_line(e, "              yi[((o0 + b) * OH + y) * OW + xx] = v%d;", epilogue->group->n_members - 1);
     emit_line(e, "            }");
@@ -504,34 +391,34 @@ static void emit_transpose(Emitter *e, ConvGeom c, const char *bias, const char 
     emit_conv_transpose_ref(e, c, bias, in, w, out);
 }
 
-void emit_conv(Emitter *e, const Node *node) {
+static void emit_conv(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
                    "y[n][F][OH][OW] = bias[F] + sum over C, K, K of kernel[F][C][K][K] * x[n][C][OH*S+K-PT][OW*S+K-PL]");
   emit_forward(e, node_geom(e->graph, node), "bias", "x", "kernel", "y");
   emit_line(e, "}");
 }
 
-bool conv_takes_epilogue(const Node *node) { return node->op == OP_CONV && stride_of(node) == 1; }
+static bool conv_takes_epilogue(const Node *node) { return node->op == OP_CONV && stride_of(node) == 1; }
 
 // A stride-1 conv and the elementwise ops that alone read it (its
 // activation): the direct kernel applies them as each value leaves the
 // accumulators, so the conv's own output is never written.
-void emit_conv_group(Emitter *e, const char *name, const Group *group) {
+static void emit_conv_group(Emitter *e, const char *name, const Group *group) {
   const Graph *g = e->graph;
   int inputs[32];
   int n_inputs = group_inputs(g, group, inputs);
   emit_group_comment(e, group, inputs, n_inputs);
   emit_line(e, "// out[n][F][OH][OW] = epilogue(c[F] + sum over C, K, K of b[F][C][K][K] * a[n][C][OH+K-PT][OW+K-PL])");
-  fprintf(e->out, "static void %s(int n, ", name);
-  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", group_param_name(i));
-  fprintf(e->out, "real *restrict out) {\n");
+  emit_format(e, "static void %s(int n, ", name);
+  for (int i = 0; i < n_inputs; i++) emit_format(e, "const real *restrict %s, ", group_param_name(i));
+  emit_format(e, "real *restrict out) {\n");
   ConvGeom c = node_geom(g, &g->nodes[group->members[0]]);
   Epilogue epilogue = {group, inputs, n_inputs};
   emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, "c", "a", "b", "out", &epilogue);
   emit_line(e, "}");
 }
 
-void emit_conv_grad_input(Emitter *e, const Node *node) {
+static void emit_conv_grad_input(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"dy", "kernel", "x", "dx"},
                    "dx[n][C][H][W] = the transposed convolution of dy[n][F][OH][OW] with kernel[F][C][K][K]");
   emit_line(e, "  (void)x;  // gives the shape only");
@@ -539,14 +426,14 @@ void emit_conv_grad_input(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
-void emit_deconv(Emitter *e, const Node *node) {
+static void emit_deconv(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
                    "y[n][C][H][W] = bias[C] + the transposed convolution of x[n][F][OH][OW] with kernel[F][C][K][K]");
   emit_transpose(e, node_geom(e->graph, node), "bias", "x", "kernel", "y");
   emit_line(e, "}");
 }
 
-void emit_deconv_grad_input(Emitter *e, const Node *node) {
+static void emit_deconv_grad_input(Emitter *e, const Node *node) {
   emit_kernel_open(e, node, (const char *const[]){"dy", "kernel", "x", "dx"},
                    "dx[n][F][OH][OW] = the convolution of dy[n][C][H][W] with kernel[F][C][K][K]");
   emit_line(e, "  (void)x;  // gives the shape only");
@@ -557,7 +444,7 @@ void emit_deconv_grad_input(Emitter *e, const Node *node) {
 // dkernel[F][C][K][K] = sum over samples and output pixels of dy * x at the
 // tap. Samples are split in CHUNKS fixed ranges summed in order: the result
 // does not depend on the number of threads.
-void emit_conv_grad_kernel(Emitter *e, const Node *node) {
+static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   ConvGeom c = node_geom(e->graph, node);
   emit_kernel_open(e, node, (const char *const[]){"x", "dy", "dkernel"},
                    "dkernel[F][C][K][K] = sum over n, OH, OW of dy[n][F][OH][OW] * x[n][C][OH*S+K-PT][OW*S+K-PL]");
@@ -640,8 +527,8 @@ void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
-void emit_conv_grad_bias(Emitter *e, const Node *node) {
-  Shape dy = in_shape(e->graph, node, 0);
+static void emit_conv_grad_bias(Emitter *e, const Node *node) {
+  Shape dy = input_shape(e->graph, node, 0);
   emit_kernel_open(e, node, (const char *const[]){"dy", "dbias"}, "dbias[F] = sum over n, OH, OW of dy[n][F][OH][OW]");
   emit_line(e, "  enum { F = %d, P = %d };", dy.dims[0], dy.dims[1] * dy.dims[2]);
   emit_line(e, "#pragma omp parallel for schedule(static)");
@@ -660,213 +547,30 @@ void emit_conv_grad_bias(Emitter *e, const Node *node) {
 }
 
 // The padding above and left of x that a maxpool/unpool/unpool_grad node's
-// windows reach, x being the pooled input.
-static void pool_padding(Shape x, const Node *node, int *top, int *left) {
-  int k = (int)node->attr[0];
-  Shape p = pooled(x, node);
-  *top = (p.dims[1] * k - x.dims[1]) / 2, *left = (p.dims[2] * k - x.dims[2]) / 2;
-  if (*top < 0) *top = 0;
-  if (*left < 0) *left = 0;
+
+// --------------------------------------------------------------- windows
+// The conv's input window of output o starts at o * S - PT (PL for columns);
+// a deconv is the transpose of the conv from its output to its input, so
+// input i writes the output window i * S - PT ... (node_geom's PT).
+static bool conv_window(const Graph *g, const Node *node, int input, int axis, Window *out) {
+  if (input != 0) return false;  // the kernel and the bias have no positions
+  ConvGeom c = node_geom(g, node);
+  *out = (Window){.size = c.k, .stride = c.s, .pad = axis == 0 ? c.pt : c.pl, .transposed = node->op == OP_DECONV};
+  return true;
 }
 
-// Every window lies wholly inside x (no padding): the kernels below take the fast form.
-static bool windows_inside(Shape x, const Node *node) {
-  int k = (int)node->attr[0], top, left;
-  Shape p = pooled(x, node);
-  pool_padding(x, node, &top, &left);
-  return top == 0 && left == 0 && p.dims[1] * k <= x.dims[1] && p.dims[2] * k <= x.dims[2];
-}
-
-// The pooling geometry as constants; true for the fast form (at -O1 and up).
-static bool emit_pool_enum(Emitter *e, const Node *node, Shape x) {
-  int top, left;
-  Shape p = pooled(x, node);
-  pool_padding(x, node, &top, &left);
-  emit_line(e, "  enum { C = %d, H = %d, W = %d, OH = %d, OW = %d, K = %d, PT = %d, PL = %d };", x.dims[0], x.dims[1],
-            x.dims[2], p.dims[1], p.dims[2], (int)node->attr[0], top, left);
-  return windows_inside(x, node) && e->options->opt_level > 0;
-}
-
-// The loop over windows that finds each one's switch: `at`, the index in
-// the plane of its first largest value. `body` uses at and o (the window).
-static void emit_switch_loop(Emitter *e, const char *plane_of_x, const char *body) {
-  emit_line(e, "#pragma omp parallel for schedule(static)");
-  emit_line(e, "  for (int ic = 0; ic < n * C; ic++) {");
-  emit_line(e, "    const real *restrict xp = %s + (size_t)ic * H * W;", plane_of_x);
-  emit_line(e, "    for (int oy = 0; oy < OH; oy++)");
-  emit_line(e, "      for (int ox = 0; ox < OW; ox++) {");
-  emit_line(e, "        const int y0 = oy * K - PT < 0 ? 0 : oy * K - PT, y1 = oy * K - PT + K > H ? H : oy * K - PT + K;");
-  emit_line(e, "        const int x0 = ox * K - PL < 0 ? 0 : ox * K - PL, x1 = ox * K - PL + K > W ? W : ox * K - PL + K;");
-  emit_line(e, "        int at = y0 * W + x0;");
-  emit_line(e, "        for (int yy = y0; yy < y1; yy++)");
-  emit_line(e, "          for (int xx = x0; xx < x1; xx++)");
-  emit_line(e, "            if (xp[yy * W + xx] > xp[at]) at = yy * W + xx;");
-  emit_line(e, "        const size_t o = (size_t)ic * OH * OW + oy * OW + ox;");
-  emit_line(e, "        %s", body);
-  emit_line(e, "      }");
-  emit_line(e, "  }");
-}
-
-// The fast form, windows wholly inside: one output row at a time, its
-// windows' K x K taps at constant offsets (tap t at row t / K, column
-// t % K), so the compiler unrolls the taps and vectorizes across the row.
-// `best` is the window's largest value and, when `switches`, `which` the
-// tap of its first largest one (a real, so that comparisons and selects
-// stay in one vector type: with an int GCC does not vectorize the loop); `before` and `body` use xr (the window
-// row's first input row), r (the output row) and ox.
-static void emit_window_rows(Emitter *e, const char *x, bool switches, const char *before, const char *body) {
-  emit_line(e, "#pragma omp parallel for schedule(static)");
-  emit_line(e, "  for (int r = 0; r < n * C * OH; r++) {");
-  emit_line(e, "    const int ic = r / OH, oy = r %% OH;");
-  emit_line(e, "    const real *restrict xr = %s + ((size_t)ic * H + oy * K) * W;", x);
-  if (*before) emit_line(e, "    %s", before);
-  emit_line(e, "    for (int ox = 0; ox < OW; ox++) {");
-  emit_line(e, "      real best = xr[ox * K];");
-  if (switches) emit_line(e, "      real which = 0;");
-  emit_line(e, "#pragma GCC unroll 64");
-  emit_line(e, "      for (int t = 1; t < K * K; t++) {");
-  emit_line(e, "        const real tap = xr[t / K * W + ox * K + t %% K];");
-  if (switches) emit_line(e, "        which = tap > best ? (real)t : which;");
-  emit_line(e, "        best = tap > best ? tap : best;");
-  emit_line(e, "      }");
-  emit_line(e, "      %s", body);
-  emit_line(e, "    }");
-  emit_line(e, "  }");
-}
-
-void emit_maxpool(Emitter *e, const Node *node) {
-  emit_kernel_open(e, node, (const char *const[]){"x", "y"}, "y = the largest x of each K x K window (stride K)");
-  if (emit_pool_enum(e, node, in_shape(e->graph, node, 0))) {
-    emit_window_rows(e, "x", false, "", "y[(size_t)r * OW + ox] = best;");
-  } else {
-    emit_switch_loop(e, "x", "y[o] = xp[at];");
-  }
-  emit_line(e, "}");
-}
-
-// The fast form of unpool: every tap of every window is written, rows and
-// columns no window covers zeroed first. `gate`, when given, is an
-// activation's gradient (from its output) applied to v with the window's
-// largest x, the value at its switch (see unpool_takes_gradient).
-static void emit_unpool_rows(Emitter *e, const Node *node, Shape x, const char *v, const char *x_name,
-                             const Node *gate) {
-  if (pooled(x, node).dims[1] * (int)node->attr[0] < x.dims[1] || pooled(x, node).dims[2] * (int)node->attr[0] < x.dims[2])
-    emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
-  char v_at[64], note[120] = "", body[1024];
-  snprintf(v_at, sizeof v_at, "%s[(size_t)r * OW + ox]", v);
-  char *g = NULL;  // the value at the switch: v, or the gate applied to it
-  size_t g_size = 0;
-  FILE *target = e->out;
-  e->out = open_memstream(&g, &g_size);
-  if (gate) {
-    expand_op_with(e, gate, (const char *const[]){"best", v_at}, 2);
-    snprintf(note, sizeof note, "  // %s at the switch, where %s is the window's largest", op_info(gate->op)->name, x_name);
-  } else {
-    fputs(v_at, e->out);
-  }
-  fclose(e->out);
-  e->out = target;
-  int length = snprintf(body, sizeof body,
-                        "const real g = %s;%s\n"
-                        "#pragma GCC unroll 64\n"
-                        "      for (int t = 0; t < K * K; t++) outr[t / K * W + ox * K + t %% K] = which == (real)t ? g : 0;",
-                        g, note);
-  free(g);
-  if (length < 0 || (size_t)length >= sizeof body) {
-    fprintf(stderr, "aec: internal error: the unpool kernel's loop is too long\n");
-    exit(3);
-  }
-  const char *before = "real *restrict outr = out + ((size_t)ic * H + oy * K) * W;";
-  emit_window_rows(e, x_name, true, before, body);
-}
-
-void emit_unpool(Emitter *e, const Node *node) {
-  emit_kernel_open(e, node, (const char *const[]){"v", "x", "out"},
-                   "out = zero but at each window's switch (where x is largest), which gets v");
-  Shape x = in_shape(e->graph, node, 1);
-  if (emit_pool_enum(e, node, x)) {
-    emit_unpool_rows(e, node, x, "v", "x", NULL);
-  } else {
-    emit_line(e, "  memset(out, 0, sizeof(real) * (size_t)n * C * H * W);");
-    emit_switch_loop(e, "x", "out[(size_t)ic * H * W + at] = v[o];");
-  }
-  emit_line(e, "}");
-}
-
-// A maxpool's gradient, unpool(v, y), read only by the gradient of the
-// activation whose output y the maxpool pooled (relu_grad(y, unpool(v, y))).
-// That gradient is zero where its incoming gradient is (OpInfo
-// .zero_where_gradient_is), so it changes only each window's switch, where y
-// is the window's largest value: the kernel applies it to v there and never
-// writes the unpooled gradient. On conv.ae
-// the first layer's two kernels (0.33 s of 3.1 s of kernels an epoch) became
-// one of 0.18 s; the model trained 4-6% faster (3 alternating runs of 3 epochs).
-bool unpool_takes_gradient(const Graph *g, const Node *unpool, const Node *reader) {
-  if (unpool->op != OP_UNPOOL || !op_info(reader->op)->zero_where_gradient_is) return false;
-  if (reader->inputs[0] != unpool->inputs[1] || reader->inputs[1] != unpool->id) return false;
-  return windows_inside(in_shape(g, unpool, 1), unpool);
-}
-
-void emit_unpool_gradient_group(Emitter *e, const char *name, const Group *group) {
-  const Graph *g = e->graph;
-  const Node *unpool = &g->nodes[group->members[0]];
-  int inputs[8];
-  int n_inputs = group_inputs(g, group, inputs);  // v, then the pooled y
-  emit_group_comment(e, group, inputs, n_inputs);
-  emit_line(e, "// out = zero but at each window's switch (where b is largest), which gets %s(b, a)",
-            op_info(g->nodes[group->members[1]].op)->name);
-  emit_line(e, "static void %s(int n, const real *restrict a, const real *restrict b, real *restrict out) {", name);
-  Shape x = in_shape(g, unpool, 1);
-  emit_pool_enum(e, unpool, x);
-  emit_unpool_rows(e, unpool, x, "a", "b", &g->nodes[group->members[1]]);
-  emit_line(e, "}");
-}
-
-void emit_unpool_grad(Emitter *e, const Node *node) {
-  emit_kernel_open(e, node, (const char *const[]){"dy", "x", "out"},
-                   "out = dy at each window's switch (where x is largest)");
-  if (emit_pool_enum(e, node, in_shape(e->graph, node, 1))) {
-    emit_window_rows(e, "x", true, "const real *restrict dyr = dy + ((size_t)ic * H + oy * K) * W;",
-                     "real g = dyr[ox * K];\n"
-                     "#pragma GCC unroll 64\n"
-                     "      for (int t = 1; t < K * K; t++) g = which == (real)t ? dyr[t / K * W + ox * K + t % K] : g;\n"
-                     "      out[(size_t)r * OW + ox] = g;");
-  } else {
-    emit_switch_loop(e, "x", "out[o] = dy[(size_t)ic * H * W + at];");
-  }
-  emit_line(e, "}");
-}
-
-void emit_upsample(Emitter *e, const Node *node) {
-  Shape x = in_shape(e->graph, node, 0);
-  emit_kernel_open(e, node, (const char *const[]){"x", "y"}, "y[n][C][H*K][W*K] = x[n][C][H][W] (nearest)");
-  emit_line(e, "  enum { C = %d, H = %d, W = %d, K = %d };", x.dims[0], x.dims[1], x.dims[2], (int)node->attr[0]);
-  emit_line(e, "#pragma omp parallel for schedule(static)");
-  emit_line(e, "  for (int ic = 0; ic < n * C; ic++)");
-  emit_line(e, "    for (int yy = 0; yy < H; yy++) {");
-  emit_line(e, "      real *restrict row = y + ((size_t)ic * H + yy) * K * W * K;");
-  emit_line(e, "      const real *restrict src = x + ((size_t)ic * H + yy) * W;");
-  emit_line(e, "      for (int xx = 0; xx < W; xx++)");
-  emit_line(e, "#pragma GCC unroll 64");
-  emit_line(e, "        for (int b = 0; b < K; b++) row[xx * K + b] = src[xx];");
-  emit_line(e, "      for (int a = 1; a < K; a++) memcpy(row + a * W * K, row, sizeof(real) * W * K);");
-  emit_line(e, "    }");
-  emit_line(e, "}");
-}
-
-void emit_upsample_grad(Emitter *e, const Node *node) {
-  Shape x = node->shape;
-  emit_kernel_open(e, node, (const char *const[]){"dy", "dx"}, "dx[n][C][H][W] = the sum of dy over each K x K block");
-  emit_line(e, "  enum { C = %d, H = %d, W = %d, K = %d };", x.dims[0], x.dims[1], x.dims[2], (int)node->attr[0]);
-  emit_line(e, "#pragma omp parallel for schedule(static)");
-  emit_line(e, "  for (int r = 0; r < n * C * H; r++) {");
-  emit_line(e, "    const real *restrict dyr = dy + (size_t)r * K * W * K;");
-  emit_line(e, "    for (int xx = 0; xx < W; xx++) {");
-  emit_line(e, "      real sum = 0;");
-  emit_line(e, "#pragma GCC unroll 64");
-  emit_line(e, "      for (int t = 0; t < K * K; t++) sum += dyr[t / K * W * K + xx * K + t %% K];");
-  emit_line(e, "      dx[(size_t)r * W + xx] = sum;");
-  emit_line(e, "    }");
-  emit_line(e, "  }");
-  emit_line(e, "}");
-}
+// ------------------------------------------------------------------- rows
+// attr: {stride, pad (0 same, 1 valid), k (the gradients)}.
+const OpInfo OP_CONV_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_conv, .emit = emit_conv,
+                            .vjp = vjp_conv, .flops = flops_conv_family, .pure = true, .window = conv_window,
+                            .takes_epilogue = conv_takes_epilogue, .emit_group = emit_conv_group};
+const OpInfo OP_CONV_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_like_third,
+                                       .emit = emit_conv_grad_input, .flops = flops_conv_family, .pure = true};
+const OpInfo OP_CONV_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_conv_grad_kernel,
+                                        .emit = emit_conv_grad_kernel, .flops = flops_conv_family, .pure = true};
+const OpInfo OP_CONV_GRAD_BIAS_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_conv_grad_bias,
+                                      .emit = emit_conv_grad_bias, .flops = flops_input_elements, .pure = true};
+const OpInfo OP_DECONV_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_deconv, .emit = emit_deconv,
+                              .vjp = vjp_deconv, .flops = flops_conv_family, .pure = true, .window = conv_window};
+const OpInfo OP_DECONV_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_like_third,
+                                         .emit = emit_deconv_grad_input, .flops = flops_conv_family, .pure = true};

@@ -178,9 +178,9 @@ static void emit_epilogue_at(Emitter *e, const Group *group, const int *inputs, 
   emit_line(e, "%s        const size_t at = (size_t)(i0 + r) * N + j0 + j;", indent);
   emit_line(e, "%s        const real v0 = %s;", indent, first_value);
   for (int m = 1; m < group->n_members; m++) {
-    fprintf(e->out, "%s        const real v%d = ", indent, m);
+    emit_format(e, "%s        const real v%d = ", indent, m);
     expand_member(e, group, m, inputs, n_inputs);
-    fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[m]].op)->name);
+    emit_format(e, ";  // %s\n", op_name(g->nodes[group->members[m]].op));
   }
   emit_line(e, "%s        out[at] = v%d;", indent, group->n_members - 1);
   emit_line(e, "%s      }", indent);
@@ -281,22 +281,23 @@ static void emit_chunks(Emitter *e, const Group *group, const int *inputs, int n
 static void emit_loss_rows(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *width) {
   const Graph *g = e->graph;
   const OpInfo *loss_op = op_info(g->nodes[group->members[1]].op);
+  const char *loss_name = op_name(g->nodes[group->members[1]].op);
   emit_line(e, "      for (int r = 0; r < rows; r++) {");
   emit_line(e, "#pragma omp simd");
   emit_line(e, "        for (int j = 0; j < %s; j++) {", width);
   emit_line(e, "          const size_t at = (size_t)(i0 + r) * N + j0 + j;");
   emit_line(e, "          const real v0 = out[at] + c[j0 + j];");
-  fprintf(e->out, "          column_sums[j] += ");
+  emit_format(e, "          column_sums[j] += ");
   if (loss_op->log_factor) {
     expand_member_text(e, group, 1, inputs, n_inputs, loss_op->rest);
-    fprintf(e->out, ";  // %s, but for the logarithm of\n          column_factors[j] *= ", loss_op->name);
+    emit_format(e, ";  // %s, but for the logarithm of\n          column_factors[j] *= ", loss_name);
     expand_member_text(e, group, 1, inputs, n_inputs, loss_op->log_factor);
   } else {
     expand_member(e, group, 1, inputs, n_inputs);
   }
-  fprintf(e->out, ";  // %s\n          out[at] = ", loss_op->name);
+  emit_format(e, ";  // %s\n          out[at] = ", loss_name);
   expand_member(e, group, 2, inputs, n_inputs);
-  fprintf(e->out, ";  // %s\n", op_info(g->nodes[group->members[2]].op)->name);
+  emit_format(e, ";  // %s\n", op_name(g->nodes[group->members[2]].op));
   emit_line(e, "        }");
   emit_line(e, "      }");
 }
@@ -311,9 +312,9 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
   char in[512], out[512];
   size_const(g, lead->inputs[0], in, sizeof in);
   size_const(g, lead->id, out, sizeof out);
-  fprintf(e->out, "static void %s(int n, ", name);
-  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
-  fprintf(e->out, "real *restrict loss, real *restrict out) {\n");
+  emit_format(e, "static void %s(int n, ", name);
+  for (int i = 0; i < n_inputs; i++) emit_format(e, "const real *restrict %s, ", letter(i));
+  emit_format(e, "real *restrict loss, real *restrict out) {\n");
   emit_line(e, "  enum { K = %s, N = %s };", in, out);
   emit_line(e, "  const size_t count = (size_t)n * N;");
   emit_row_blocks(e, "n", false);
@@ -366,17 +367,17 @@ static void emit_gemm_loss(Emitter *e, const char *name, const Group *group, con
 // The kernel's parameters in emit_call's order: the inputs, a kernel gradient's
 // bias gradient (Group.second_output), the output, the scratch.
 static void emit_signature(Emitter *e, const char *name, const Group *group, int n_inputs, bool batch, bool scratch) {
-  fprintf(e->out, "static void %s(", name);
-  if (batch) fprintf(e->out, "int n, ");
-  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", letter(i));
-  if (group->second_output >= 0) fprintf(e->out, "real *restrict bias, ");
-  fprintf(e->out, "real *restrict out%s) {\n", scratch ? ", real *restrict scratch" : "");
+  emit_format(e, "static void %s(", name);
+  if (batch) emit_format(e, "int n, ");
+  for (int i = 0; i < n_inputs; i++) emit_format(e, "const real *restrict %s, ", letter(i));
+  if (group->second_output >= 0) emit_format(e, "real *restrict bias, ");
+  emit_format(e, "real *restrict out%s) {\n", scratch ? ", real *restrict scratch" : "");
 }
 
 static void emit_comment(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *formula) {
   const Graph *g = e->graph;
   const Node *lead = &g->nodes[group->members[0]];
-  fputc('\n', e->out);
+  emit_blank(e);
   if (lead->loc.source) {
     const char *path = strrchr(lead->loc.source->path, '/');
     path = path ? path + 1 : lead->loc.source->path;
@@ -386,13 +387,13 @@ static void emit_comment(Emitter *e, const Group *group, const int *inputs, int 
     while (text < end && (*text == ' ' || *text == '\t')) text++;
     int length = 0;
     while (text + length < end && text[length] != '\n' && length < 150) length++;
-    fprintf(e->out, "// %s:%d: %.*s\n", path, lead->loc.line, length, text);
+    emit_format(e, "// %s:%d: %.*s\n", path, lead->loc.line, length, text);
   }
-  fprintf(e->out, "// %s%s", lead->is_backward ? "backward: " : "", op_info(lead->op)->name);
-  for (int m = 1; m < group->n_members; m++) fprintf(e->out, " -> %s", op_info(g->nodes[group->members[m]].op)->name);
-  fprintf(e->out, ", %.0f FLOPs per sample\n// %s\n// reads", op_info(lead->op)->flops(g, lead), formula);
-  for (int i = 0; i < n_inputs; i++) fprintf(e->out, "%s %s = %s", i ? "," : "", letter(i), g->nodes[inputs[i]].name);
-  fprintf(e->out, "\n");
+  emit_format(e, "// %s%s", lead->is_backward ? "backward: " : "", op_name(lead->op));
+  for (int m = 1; m < group->n_members; m++) emit_format(e, " -> %s", op_name(g->nodes[group->members[m]].op));
+  emit_format(e, ", %.0f FLOPs per sample\n// %s\n// reads", op_info(lead->op)->flops(g, lead), formula);
+  for (int i = 0; i < n_inputs; i++) emit_format(e, "%s %s = %s", i ? "," : "", letter(i), g->nodes[inputs[i]].name);
+  emit_format(e, "\n");
 }
 
 // A kernel gradient's panel: column block j0 of b[n][N], n rows deep.
@@ -569,7 +570,7 @@ void emit_gemm_group(Emitter *e, const char *name, const Group *group) {
     return;
   }
   default:
-    fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_info(lead->op)->name);
+    fprintf(stderr, "aec: internal error: %s is not a matrix product\n", op_name(lead->op));
     exit(3);
   }
 }

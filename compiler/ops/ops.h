@@ -1,8 +1,11 @@
-// ops.h — what each IR op is: its row in the op table (table.c), and the
-// family files that hold a layer's shape rule, vector-Jacobian rule, FLOPs
-// and kernel (dense in table.c and gemm.c, conv.c, prior.c). Nodes enter
-// the graph through build.c, which applies the shape rules. Above writer/
-// (kernels are written through it), below front/ and passes/.
+// ops.h — what each IR op is: its OpInfo row. ir/ops.def lists the ops; an
+// activation's two rows are made in table.c from its ops.def row, and every
+// other op's row, KIND_row, is defined in its family file with the shape
+// rule, vector-Jacobian rule, FLOPs and kernel it points to (table.c:
+// storage, arithmetic, reshape; dense.c and gemm.c; conv.c; pool.c;
+// noise.c; losses.c; prior.c). table.c gathers the rows into the op table.
+// Nodes enter the graph through build.c, which applies the shape rules.
+// Above writer/ (kernels are written through it), below front/ and passes/.
 #ifndef AEC_OPS_H
 #define AEC_OPS_H
 
@@ -17,10 +20,7 @@ int graph_add(Graph *graph, OpKind op, const int *inputs, int n_inputs, Loc loc)
 int graph_add_attr(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc);
 int graph_add_constant(Graph *graph, double value, Loc loc);
 
-// ------------------------------------------------------------ table.c
-// One entry per IR op: its name, arity, shape rule, how its forward kernel is
-// written, and its vector-Jacobian rule.
-
+// ------------------------------------------------------------ the op table
 typedef enum KernelKind {
   KERNEL_NONE,         // input, param, constant: storage only
   KERNEL_CUSTOM,       // the op's own emit function
@@ -34,8 +34,22 @@ typedef enum Divisor {
   DIVIDE_BY_ROWS,   // the batch size n for batched values, else 1 ($rows)
 } Divisor;
 
+// What an activation's gradient reads besides the incoming gradient (ops.def).
+typedef enum GradientReads { READS_INPUT, READS_OUTPUT } GradientReads;
+
+// A windowed op's geometry along one image axis, relating its output
+// positions o to the positions i of one input: window w covers positions
+// w * stride - pad .. w * stride - pad + size - 1. Not transposed (a conv, a
+// pool): o = w, and o reads input window w. Transposed (a deconv, an
+// upsample): i = w, and i writes output window w. `both`: o lies in output
+// window w and reads input window w (an unpool's switches, from the
+// window's input).
+typedef struct Window {
+  int size, stride, pad;
+  bool transposed, both;
+} Window;
+
 typedef struct OpInfo {
-  const char *name;
   KernelKind kernel;
   Divisor divisor;
   int n_inputs;
@@ -46,7 +60,7 @@ typedef struct OpInfo {
   void (*emit)(Emitter *emitter, const Node *node);
   // Adds backward nodes: given the gradient `grad` of the loss with respect
   // to the node's output, sets grads_in[i] to the gradient with respect to
-  // input i (or -1), for the inputs whose needs_grad[i] is set.
+  // input i (or -1, or VJP_ZERO), for the inputs whose needs_grad[i] is set.
   void (*vjp)(Graph *graph, const Node *node, int grad, const bool *needs_grad, int *grads_in);
   double (*flops)(const Graph *graph, const Node *node);  // per sample (batched) or per call
   // KERNEL_ELEMENTWISE: the C expression for one output element;
@@ -66,21 +80,76 @@ typedef struct OpInfo {
   bool pure;    // identical nodes may be shared
   bool random;  // draws from the run's counter-based generator: its kernel takes a key
   bool identity_at_inference;  // corruption: in evaluation, encode and reconstruct it passes its input through
+  bool prior;   // a prior: one sample a batch row, drawn at inference too (prior.c)
   // A loss (KERNEL_REDUCE) whose gradient op reads the same two inputs: the
   // fusion pass computes both in one pass. OP_INPUT (0) for none.
   OpKind gradient_op;
+  // An activation (an ACTIVATION row): its gradient op, which reads the
+  // activation's output (gradient_reads_output) or its input, then the
+  // incoming gradient. OP_INPUT for other ops.
+  OpKind activation_gradient;
+  bool gradient_reads_output;
   // An activation's gradient, zero wherever its incoming gradient ($1) is:
   // after a maxpool's gradient it changes only each window's switch
-  // (unpool_takes_gradient).
+  // (takes_reader in pool.c).
   bool zero_where_gradient_is;
+  // Fusion at -O2 (passes/fuse.c asks the row; the family file answers):
+  // the elementwise ops that alone read the node become its epilogue
+  // (GROUP_CONV);
+  bool (*takes_epilogue)(const Node *node);
+  // `reader`, the node's only reader, is applied inside the node's kernel
+  // (GROUP_UNPOOL_GRADIENT);
+  bool (*takes_reader)(const Graph *graph, const Node *node, const Node *reader);
+  // the kernel of either group that the op leads.
+  void (*emit_group)(Emitter *emitter, const char *name, const Group *group);
+  // Ops that map image positions through windows (convolutions, pooling,
+  // upsampling): input `input`'s geometry along `axis` (0 rows, 1 columns),
+  // the one the kernels use; false for an input it does not window (a
+  // kernel, a bias). The description (cgen/describe.c) writes it for the
+  // runtime's receptive fields.
+  bool (*window)(const Graph *graph, const Node *node, int input, int axis, Window *out);
 } OpInfo;
+
+// Every op's row, defined in its family file (activations: table.c).
+#define OP(kind, name) extern const OpInfo kind##_row;
+#include "ops.def"
 
 const OpInfo *op_info(OpKind op);
 // Member m of a group as a C expression of element `at`: earlier members are v0, v1, ...
 void expand_member(Emitter *emitter, const Group *group, int m, const int *inputs, int n_inputs);
 // An op's expression with its inputs given as C expressions: a kernel that
-// applies the op to values it holds (emit_unpool_gradient_group).
+// applies the op to values it holds (the unpool-and-gradient kernel).
 void expand_op_with(Emitter *emitter, const Node *node, const char *const *operands, int n_operands);
+
+// A vjp rule sets VJP_ZERO for an input whose gradient is zero (unpool's switches).
+enum { VJP_ZERO = -2 };
+
+// ---------------------------------------------- shared by the family files (table.c)
+#define ELEMENTWISE(expression) .kernel = KERNEL_ELEMENTWISE, .expr = expression, .flops = flops_elements, .pure = true
+#define REDUCE(expression, by) \
+  .kernel = KERNEL_REDUCE, .expr = expression, .divisor = by, .flops = flops_input_elements, .pure = true
+#define LOG_SPLIT_REDUCE(rest_expression, factor, by) \
+  REDUCE(rest_expression " + log(" factor ")", by), .rest = rest_expression, .log_factor = factor
+
+Shape input_shape(const Graph *graph, const Node *node, int i);
+bool shapes_equal(Shape a, Shape b);
+const char *user_name(OpKind op);  // as the user wrote it: "'+'" for add, bce for bce_logits
+bool shape_same(Graph *graph, Node *node, Shape *out);         // input 0's
+bool shape_scalar(Graph *graph, Node *node, Shape *out);       // a scalar
+bool shape_like_second(Graph *graph, Node *node, Shape *out);  // input 1's
+double flops_elements(const Graph *graph, const Node *node);        // one an output element
+double flops_input_elements(const Graph *graph, const Node *node);  // two an element of input 0
+// Nodes for vjp rules, at `loc`.
+int add1(Graph *graph, OpKind op, int a, Loc loc);
+int add2(Graph *graph, OpKind op, int a, int b, Loc loc);
+int add3(Graph *graph, OpKind op, int a, int b, int c, Loc loc);
+// A gradient at the output's shape, summed when `input` was a broadcast scalar.
+int reduce_to(Graph *graph, int grad, int input, Loc loc);
+
+// conv.c: whether x is an image, [channels, height, width] per sample (else
+// a report naming `what`), and such a shape.
+bool want_image(Graph *graph, const Node *node, Shape x, const char *what);
+Shape image(int c, int h, int w);
 
 // ------------------------------------------------------------- gemm.c
 // Matrix products specialized to their shapes, with fused epilogues.
@@ -88,64 +157,19 @@ void emit_gemm_group(Emitter *emitter, const char *name, const Group *group);
 // Scratch elements a group's kernel needs (a transposed kernel), or 0.
 size_t gemm_scratch(const Graph *graph, const Group *group, bool optimize);
 
-// The bias gradient's loop: dbias[j] = sum over the batch of dy[i][j], j < columns (table.c).
+// The bias gradient's loop: dbias[j] = sum over the batch of dy[i][j], j < columns (dense.c).
 void emit_column_sums(Emitter *emitter, const char *dy, const char *dbias, const char *columns);
 
 // ------------------------------------------------------------ prior.c
 // Priors: gaussian([d], std=1), uniform([d], lo, hi), mixture([d], k, std,
 // radius=4). lower_prior makes the node (numbers/present/locs: the arguments
 // after the shape) or reports and returns -1.
-bool op_is_prior(OpKind op);
-int lower_prior(Graph *graph, const char *name, int dims, const double *numbers, const bool *present, const Loc *locs,
+int lower_prior(Graph *graph, OpKind op, int dims, const double *numbers, const bool *present, const Loc *locs,
                 Loc loc);
 void emit_prior_mixture(Emitter *emitter, const Node *node);
 // The prior the code is matched against (the first of the code's size), or -1.
 int find_prior(const Graph *graph);
 // The model table's `.prior = {...},` line.
 void emit_prior_entry(Emitter *emitter);
-
-// ------------------------------------------------------------- conv.c
-// conv, deconv, maxpool, unpool, upsample, reshape: shape rules, kernels and
-// vector-Jacobian rules (layouts and attributes at the top of conv.c).
-// A vjp rule sets VJP_ZERO for an input whose gradient is zero (unpool's switches).
-enum { VJP_ZERO = -2 };
-int conv_output_size(int in, int k, int stride, bool valid);
-int deconv_output_size(int in, int k, int stride, bool valid);
-bool shape_conv(Graph *graph, Node *node, Shape *out);
-bool shape_deconv(Graph *graph, Node *node, Shape *out);
-bool shape_like_third(Graph *graph, Node *node, Shape *out);
-bool shape_conv_grad_kernel(Graph *graph, Node *node, Shape *out);
-bool shape_conv_grad_bias(Graph *graph, Node *node, Shape *out);
-bool shape_maxpool(Graph *graph, Node *node, Shape *out);
-bool shape_unpool(Graph *graph, Node *node, Shape *out);
-bool shape_unpool_grad(Graph *graph, Node *node, Shape *out);
-bool shape_upsample(Graph *graph, Node *node, Shape *out);
-bool shape_upsample_grad(Graph *graph, Node *node, Shape *out);
-bool shape_reshape(Graph *graph, Node *node, Shape *out);
-void emit_conv(Emitter *emitter, const Node *node);
-// A stride-1 conv takes the elementwise ops after it as its epilogue (passes/fuse.c).
-bool conv_takes_epilogue(const Node *node);
-void emit_conv_group(Emitter *emitter, const char *name, const Group *group);
-bool unpool_takes_gradient(const Graph *graph, const Node *unpool, const Node *reader);
-void emit_unpool_gradient_group(Emitter *emitter, const char *name, const Group *group);
-void emit_conv_grad_input(Emitter *emitter, const Node *node);
-void emit_conv_grad_kernel(Emitter *emitter, const Node *node);
-void emit_conv_grad_bias(Emitter *emitter, const Node *node);
-void emit_deconv(Emitter *emitter, const Node *node);
-void emit_deconv_grad_input(Emitter *emitter, const Node *node);
-void emit_maxpool(Emitter *emitter, const Node *node);
-void emit_unpool(Emitter *emitter, const Node *node);
-void emit_unpool_grad(Emitter *emitter, const Node *node);
-void emit_upsample(Emitter *emitter, const Node *node);
-void emit_upsample_grad(Emitter *emitter, const Node *node);
-void vjp_conv(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
-void vjp_deconv(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
-void vjp_maxpool(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
-void vjp_unpool(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
-void vjp_upsample(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
-void vjp_reshape(Graph *graph, const Node *node, int grad, const bool *needs, int *grads_in);
-double flops_conv_family(const Graph *graph, const Node *node);
-double flops_pool(const Graph *graph, const Node *node);
-
 
 #endif

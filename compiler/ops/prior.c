@@ -1,4 +1,4 @@
-// ops_prior.c — priors: gaussian([d], std=1), uniform([d], lo, hi) and
+// prior.c — priors: gaussian([d], std=1), uniform([d], lo, hi) and
 // mixture([d], k, std, radius=4), one sample a batch row. A prior node has
 // no input; its batched shape [d] is set when it is made (as the input's
 // is). Its draws come from the counter-based generator keyed by (seed,
@@ -12,18 +12,8 @@
 
 #include "ops.h"
 
-static OpKind prior_op(const char *name) {
-  if (strcmp(name, "gaussian") == 0) return OP_PRIOR_GAUSSIAN;
-  if (strcmp(name, "uniform") == 0) return OP_PRIOR_UNIFORM;
-  if (strcmp(name, "mixture") == 0) return OP_PRIOR_MIXTURE;
-  return OP_INPUT;
-}
-
-bool op_is_prior(OpKind op) { return op == OP_PRIOR_GAUSSIAN || op == OP_PRIOR_UNIFORM || op == OP_PRIOR_MIXTURE; }
-
-int lower_prior(Graph *g, const char *name, int dims, const double *numbers, const bool *present, const Loc *locs,
+int lower_prior(Graph *g, OpKind op, int dims, const double *numbers, const bool *present, const Loc *locs,
                 Loc loc) {
-  OpKind op = prior_op(name);
   double attrs[MAX_ATTRS] = {0};
   switch (op) {
   case OP_PRIOR_GAUSSIAN:  // std
@@ -92,7 +82,7 @@ int find_prior(const Graph *g) {
   size_t code = g->code_node >= 0 ? shape_size(g->nodes[g->code_node].shape) : 0;
   for (int id = 0; id < g->n_nodes; id++) {
     const Node *node = &g->nodes[id];
-    if (!op_is_prior(node->op) || node->is_backward) continue;
+    if (!op_info(node->op)->prior || node->is_backward) continue;
     if (code && shape_size(node->shape) == code) return id;
     if (first < 0) first = id;
   }
@@ -113,3 +103,14 @@ void emit_prior_entry(Emitter *e) {
   emit_line(e, "  .prior = {%s, %zu, {%.17g, %.17g, %.17g}, %d},  // %s, line %d", kind, shape_size(node->shape),
             node->attr[0], node->attr[1], node->attr[2], id, node->name, node->loc.line);
 }
+
+// ------------------------------------------------------------------- rows
+// No input; the batched shape is set when the node is made; random (the same
+// draws in every step of a batch), not pure (two calls draw differently),
+// and still drawn at inference.
+const OpInfo OP_PRIOR_GAUSSIAN_row = {.kernel = KERNEL_ELEMENTWISE, .expr = "$attr0 * $normal", .flops = flops_elements,
+                                      .random = true, .prior = true};
+const OpInfo OP_PRIOR_UNIFORM_row = {.kernel = KERNEL_ELEMENTWISE, .expr = "$attr0 + ($attr1 - $attr0) * $uniform0",
+                                     .flops = flops_elements, .random = true, .prior = true};
+const OpInfo OP_PRIOR_MIXTURE_row = {.kernel = KERNEL_CUSTOM, .emit = emit_prior_mixture, .flops = flops_elements,
+                                     .random = true, .prior = true};

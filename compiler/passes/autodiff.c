@@ -69,7 +69,7 @@ static bool differentiate_step(Graph *g, int s_index) {
     const OpInfo *info = op_info(node.op);
     if (node.op == OP_PARAM) continue;
     if (!info->vjp) {
-      diag_error(node.loc, "%s has no gradient rule yet", info->name);
+      diag_error(node.loc, "%s has no gradient rule yet", op_name(node.op));
       ok = false;
       break;
     }

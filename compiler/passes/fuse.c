@@ -128,14 +128,22 @@ static int bias_gradient_partner(Context *c, const Node *kernel_grad) {
   return -1;
 }
 
-// The activation gradient that alone reads a maxpool's gradient (an unpool)
-// and can be applied at its switches (unpool_takes_gradient), if no group
-// has taken it yet; else -1.
-static int unpool_gradient_partner(Context *c, const Node *unpool) {
-  if (unpool->op != OP_UNPOOL) return -1;
-  int reader = only_consumer(c, unpool->id);
+// The node's only reader when the node's kernel can apply it (OpInfo
+// .takes_reader: a maxpool's gradient, an unpool, takes the activation
+// gradient after it and applies it at its switches), if no group has taken
+// it yet; else -1.
+static int reader_partner(Context *c, const Node *node) {
+  const OpInfo *info = op_info(node->op);
+  if (!info->takes_reader) return -1;
+  int reader = only_consumer(c, node->id);
   if (reader < 0 || c->plan->group_of[reader] >= 0) return -1;
-  return unpool_takes_gradient(c->graph, unpool, &c->graph->nodes[reader]) ? reader : -1;
+  return info->takes_reader(c->graph, node, &c->graph->nodes[reader]) ? reader : -1;
+}
+
+// A stride-1 conv takes the elementwise ops after it (OpInfo .takes_epilogue).
+static bool takes_epilogue(const Node *node) {
+  const OpInfo *info = op_info(node->op);
+  return info->takes_epilogue && info->takes_epilogue(node);
 }
 
 static Group *new_group(Context *c, GroupKind kind, int leader) {
@@ -191,13 +199,13 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
       Group *group = new_group(&c, GROUP_GEMM, id);
       extend_chain(&c, group);
       seal(&c, group);
-    } else if (fuse && conv_takes_epilogue(node)) {
+    } else if (fuse && takes_epilogue(node)) {
       Group *group = new_group(&c, GROUP_CONV, id);
       extend_chain(&c, group);
       seal(&c, group);
-    } else if (fuse && unpool_gradient_partner(&c, node) >= 0) {
+    } else if (fuse && reader_partner(&c, node) >= 0) {
       Group *group = new_group(&c, GROUP_UNPOOL_GRADIENT, id);
-      group->members[group->n_members++] = unpool_gradient_partner(&c, node);
+      group->members[group->n_members++] = reader_partner(&c, node);
       seal(&c, group);
     } else if (fuse && op_info(node->op)->kernel == KERNEL_REDUCE && loss_gradient_partner(&c, id) >= 0) {
       Group *group = new_group(&c, GROUP_LOSS, id);

@@ -21,7 +21,7 @@ void dump_node(FILE *out, const Graph *g, int id) {
   char shape[80], where[400];
   shape_format_batched(n->shape, shape, sizeof shape);
   loc_format(n->loc, false, where, sizeof where);
-  fprintf(out, "%%%d = %s", id, op_info(n->op)->name);
+  fprintf(out, "%%%d = %s", id, op_name(n->op));
   for (int i = 0; i < n->n_inputs; i++) fprintf(out, "%s%%%d", i ? ", " : " ", n->inputs[i]);
   fprintf(out, " : %s  name=%s at=%s", shape, n->name, where);
   const Layer *layer = node_layer(g, id);
@@ -104,7 +104,7 @@ static void dot_node(FILE *out, const Graph *g, int f, int id, const char *inden
   char shape[80], where[400];
   shape_format_batched(n->shape, shape, sizeof shape);
   loc_format(n->loc, true, where, sizeof where);
-  fprintf(out, "%sf%d_n%d [label=\"%%%d %s\\n", indent, f, id, id, op_info(n->op)->name);
+  fprintf(out, "%sf%d_n%d [label=\"%%%d %s\\n", indent, f, id, id, op_name(n->op));
   dot_escape(out, n->name);
   fprintf(out, "\\n%s  ", shape);
   dot_escape(out, where);

@@ -1,13 +1,13 @@
 // receptive.c — the receptive field of a layer's units, from the model's
-// description (aert_model.description, compiler/describe.c's JSON): the
+// description (aert_model.description, compiler/cgen/describe.c's JSON): the
 // forward graph is walked back from the layer's node to the input, one image
 // axis at a time, mapping each unit's output rows (columns) to the input rows
-// (columns) it reads. conv, deconv, maxpool, unpool and upsample map
-// positions with their kernel, stride and Keras padding (ops_conv.c's
-// geometry); elementwise ops pass positions through; any other op on the way
-// (dense, reshape) mixes every position, so the unit sees the whole input.
-// The intervals are nominal: they run past the image's edges where a layer
-// padded.
+// (columns) it reads. Ops that map positions through windows (convolutions,
+// pooling, upsampling, unpooling) carry their geometry in the description's
+// `windows`, from the compiler's own geometry; elementwise ops pass positions
+// through; any other op on the way (dense, reshape) mixes every position, so
+// the unit sees the whole input. No op is known here by name. The intervals
+// are nominal: they run past the image's edges where a layer padded.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
@@ -17,15 +17,25 @@
 
 enum { MAX_DEPTH = 4096 };
 
+// An input's windows along one axis (describe.c's `windows`): window w
+// covers positions w * stride - pad .. w * stride - pad + size - 1 of the
+// input (on INPUT), of the output (on OUTPUT) or of both (BOTH).
+typedef enum rf_side { ON_INPUT, ON_OUTPUT, ON_BOTH } rf_side;
+
+typedef struct rf_window {
+  int size, stride, pad;
+  rf_side on;
+} rf_window;
+
 // One forward node of the description.
 typedef struct rf_node {
   const char *op;
   int inputs[4], n_inputs;
   int rank, dims[4];
   bool batched;
-  double attr[3];
   bool elementwise;  // the description marks its op elementwise (the op table's kind)
   bool on_input;     // depends on the model's input
+  rf_window windows[4][2];  // per input, per axis (rows, columns); size 0 where the op does not window it
 } rf_node;
 
 typedef struct rf_graph {
@@ -60,6 +70,33 @@ static bool json_int(const json_value *v, int *out) {
   return true;
 }
 
+static bool read_axis(const json_value *axis, rf_window *w) {
+  const json_value *on = json_get(axis, "on");
+  if (!json_int(json_get(axis, "size"), &w->size) || !json_int(json_get(axis, "stride"), &w->stride) ||
+      !json_int(json_get(axis, "pad"), &w->pad) || !on || on->type != JSON_STRING || w->size < 1 || w->stride < 1)
+    return false;
+  if (strcmp(on->text, "input") == 0) w->on = ON_INPUT;
+  else if (strcmp(on->text, "output") == 0) w->on = ON_OUTPUT;
+  else if (strcmp(on->text, "both") == 0) w->on = ON_BOTH;
+  else return false;
+  return true;
+}
+
+// A node's `windows`, when it has them.
+static bool read_windows(const json_value *windows, rf_node *n) {
+  if (!windows) return true;
+  if (windows->type != JSON_ARRAY) return false;
+  for (size_t i = 0; i < windows->count; i++) {
+    const json_value *item = &windows->items[i];
+    int input;
+    if (!json_int(json_get(item, "input"), &input) || input < 0 || input >= n->n_inputs ||
+        !read_axis(json_get(item, "rows"), &n->windows[input][0]) ||
+        !read_axis(json_get(item, "cols"), &n->windows[input][1]))
+      return false;
+  }
+  return true;
+}
+
 static bool read_node(const json_value *item, rf_graph *g) {
   const json_value *id = json_get(item, "id"), *op = json_get(item, "op"), *inputs = json_get(item, "inputs"),
                    *shape = json_get(item, "shape"), *batched = json_get(item, "batched"), *attr = json_get(item, "attr"),
@@ -76,9 +113,7 @@ static bool read_node(const json_value *item, rf_graph *g) {
     if (!json_int(&inputs->items[i], &n->inputs[i]) || n->inputs[i] < 0 || n->inputs[i] >= at) return false;
   for (int d = 0; d < n->rank; d++)
     if (!json_int(&shape->items[d], &n->dims[d])) return false;
-  for (size_t i = 0; i < 3 && i < attr->count; i++)
-    n->attr[i] = attr->items[i].type == JSON_NUMBER ? strtod(attr->items[i].text, NULL) : NAN;
-  return true;
+  return read_windows(json_get(item, "windows"), n);
 }
 
 // The forward graph of the description; false when it is malformed.
@@ -104,26 +139,26 @@ static bool read_graph(const json_value *d, rf_graph *g) {
   return g->nodes[g->input].op != NULL;
 }
 
-static bool is_op(const rf_node *n, const char *op) { return n->op && strcmp(n->op, op) == 0; }
-
-// Ops whose output element i reads element i of each input (or a scalar).
-// Keras's "same" padding before: half of max((out - 1) * stride + k - in, 0), rounded down.
-static int pad_before(int in, int out, int k, int stride, bool valid) {
-  int total = (out - 1) * stride + k - in;
-  return valid || total <= 0 ? 0 : total / 2;
-}
-
 static span walk(const rf_graph *g, int id, int axis, int lo, int hi, int depth);
 
-// The positions of input `i` of node n that output positions [lo, hi] read.
-static span walk_input(const rf_graph *g, const rf_node *n, int i, int axis, int lo, int hi, int depth) {
+// The positions of input `i` of node n that output positions [lo, hi]
+// read, through the input's windows: first the windows that cover [lo, hi]
+// (on the output side; output position w is window w otherwise), then the
+// input positions of those windows (on the input side; window w is input
+// position w otherwise).
+static span walk_windows(const rf_graph *g, const rf_node *n, int i, int axis, int lo, int hi, int depth) {
+  const rf_window *w = &n->windows[i][axis];
+  int first = lo, last = hi;
+  if (w->on != ON_INPUT) first = ceil_div(lo + w->pad - w->size + 1, w->stride), last = floor_div(hi + w->pad, w->stride);
+  if (w->on != ON_OUTPUT) lo = first * w->stride - w->pad, hi = last * w->stride - w->pad + w->size - 1;
+  else lo = first, hi = last;
   return walk(g, n->inputs[i], axis, lo, hi, depth + 1);
 }
 
-// Attribute i as a whole number of at least 1 (a kernel, stride or window), or 0.
-static int positive_attr(const rf_node *n, int i) {
-  double v = n->attr[i];
-  return v >= 1 && v <= 1 << 20 ? (int)v : 0;
+static bool windowed(const rf_node *n) {
+  for (int i = 0; i < n->n_inputs; i++)
+    if (n->windows[i][0].size) return true;
+  return false;
 }
 
 static span walk(const rf_graph *g, int id, int axis, int lo, int hi, int depth) {
@@ -131,36 +166,15 @@ static span walk(const rf_graph *g, int id, int axis, int lo, int hi, int depth)
   if (id == g->input) return (span){.lo = lo, .hi = hi};
   if (!n->on_input) return (span){.none = true};
   if (depth > MAX_DEPTH || n->rank != 3 || !n->batched || n->n_inputs < 1) return (span){.whole = true};
-  const rf_node *x = &g->nodes[n->inputs[0]];
-  int d = axis + 1;  // the shape's dimension: 1 rows, 2 columns
-  if ((is_op(n, "conv") || is_op(n, "deconv")) && n->n_inputs >= 2 && x->rank == 3) {
-    int k = g->nodes[n->inputs[1]].dims[2], s = positive_attr(n, 0);
-    bool valid = n->attr[1] != 0;
-    if (k < 1 || s < 1) return (span){.whole = true};
-    if (is_op(n, "conv")) {  // output o reads inputs o*s - pt .. o*s - pt + k - 1
-      int pt = pad_before(x->dims[d], n->dims[d], k, s, valid);
-      return walk_input(g, n, 0, axis, lo * s - pt, hi * s - pt + k - 1, depth);
+  if (windowed(n)) {  // every input that depends on the input must be windowed
+    span s = {.none = true};
+    for (int i = 0; i < n->n_inputs; i++) {
+      const rf_node *in = &g->nodes[n->inputs[i]];
+      if (!in->on_input) continue;
+      bool image = in->batched && in->rank == 3 && n->windows[i][axis].size;
+      s = span_union(s, image ? walk_windows(g, n, i, axis, lo, hi, depth) : (span){.whole = true});
     }
-    // A deconv is the transpose of the conv from its output to its input:
-    // input i writes outputs i*s - pt .. i*s - pt + k - 1.
-    int pt = pad_before(n->dims[d], x->dims[d], k, s, valid);
-    return walk_input(g, n, 0, axis, ceil_div(lo + pt - k + 1, s), floor_div(hi + pt, s), depth);
-  }
-  int k = positive_attr(n, 0);
-  if (is_op(n, "maxpool") && k && x->rank == 3) {  // stride k; "same" centres the windows, which use the pixels inside
-    int pt = (n->dims[d] * k - x->dims[d]) / 2;
-    if (pt < 0) pt = 0;
-    return walk_input(g, n, 0, axis, lo * k - pt, hi * k - pt + k - 1, depth);
-  }
-  if (is_op(n, "upsample") && k) return walk_input(g, n, 0, axis, floor_div(lo, k), floor_div(hi, k), depth);
-  if (is_op(n, "unpool") && k && n->n_inputs >= 2 && x->rank == 3) {
-    // (v pooled, x before pooling): a position reads its window's value and the window
-    const rf_node *before = &g->nodes[n->inputs[1]];
-    int pooled = x->dims[d], pt = (pooled * k - before->dims[d]) / 2;
-    if (pt < 0) pt = 0;
-    int first = floor_div(lo + pt, k), last = floor_div(hi + pt, k);
-    span v = walk_input(g, n, 0, axis, first, last, depth);
-    return span_union(v, walk_input(g, n, 1, axis, first * k - pt, last * k - pt + k - 1, depth));
+    return s;
   }
   if (n->elementwise) {
     span s = {.none = true};
@@ -168,7 +182,7 @@ static span walk(const rf_graph *g, int id, int axis, int lo, int hi, int depth)
       const rf_node *in = &g->nodes[n->inputs[i]];
       if (!in->on_input) continue;
       bool same = in->batched && in->rank == 3 && in->dims[1] == n->dims[1] && in->dims[2] == n->dims[2];
-      s = span_union(s, same ? walk_input(g, n, i, axis, lo, hi, depth) : (span){.whole = true});
+      s = span_union(s, same ? walk(g, n->inputs[i], axis, lo, hi, depth + 1) : (span){.whole = true});
     }
     return s;
   }

@@ -86,7 +86,7 @@ def read_safetensors(path):
 
 
 # ------------------------------------------------------------ the ops
-# One function per IR op name (compiler/ops.def): f(node, inputs, run) ->
+# One function per IR op name (compiler/ir/ops.def): f(node, inputs, run) ->
 # tensor. Batched values have the batch axis first; scalars are 0-d tensors.
 # `run` is the Replay (the batch size, the random draws).
 def rows_divisor(node, run, value):
@@ -108,10 +108,10 @@ def kl_sparsity(node, inputs, run):
     return (rho * torch.log(rho / mean) + (1 - rho) * torch.log((1 - rho) / (1 - mean))).sum()
 
 
-# Convolutional ops (compiler/ops_conv.c). Images are NCHW; a conv kernel is
+# Convolutional ops (compiler/ops/conv.c, pool.c). Images are NCHW; a conv kernel is
 # [out, in, k, k] (Conv2d's), a deconv kernel [in, out, k, k]
 # (ConvTranspose2d's); attr is {stride, pad (0 same, 1 valid)} for conv and
-# deconv, {k, pad} for maxpool and unpool, {k} for upsample. "same" pads as
+# deconv, {k, pad} for maxpool, avgpool and unpool, {k} for upsample. "same" pads as
 # Keras: max((out - 1) * stride + k - in, 0) in all, half (rounded down) before.
 conv_pads = described.conv_pads
 
@@ -158,12 +158,24 @@ def unpool(node, inputs, run):
     return out[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]]
 
 
+def avgpool(node, inputs, run):
+    """Each window's mean over the pixels inside the image: zero padding, as
+    Keras pads a same pooling window, divided by the real pixels' count."""
+    x = inputs[0]
+    k, same = int(node["attr"][0]), node["attr"][1] == 0
+    pads = (*described.pool_pads(x.shape[3], k, same), *described.pool_pads(x.shape[2], k, same))
+    sums = F.avg_pool2d(F.pad(x, pads), k, k, divisor_override=1)
+    counts = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), pads), k, k, divisor_override=1)
+    return sums / counts
+
+
 OPS = {
     "dense": lambda node, x, run: x[0] @ x[1] + x[2],
     "conv": conv,
     "deconv": deconv,
     "maxpool": maxpool,
     "unpool": unpool,
+    "avgpool": avgpool,
     "upsample": lambda node, x, run: x[0].repeat_interleave(int(node["attr"][0]), 2).repeat_interleave(
         int(node["attr"][0]), 3),
     "reshape": lambda node, x, run: x[0].reshape([x[0].shape[0]] + node["shape"]),
@@ -172,6 +184,8 @@ OPS = {
     "sigmoid": lambda node, x, run: torch.sigmoid(x[0]),
     "tanh": lambda node, x, run: torch.tanh(x[0]),
     "softplus": lambda node, x, run: F.softplus(x[0]),
+    "elu": lambda node, x, run: F.elu(x[0]),
+    "gelu": lambda node, x, run: F.gelu(x[0]),
     "add": lambda node, x, run: x[0] + x[1],
     "sub": lambda node, x, run: x[0] - x[1],
     "mul": lambda node, x, run: x[0] * x[1],
@@ -202,7 +216,7 @@ RANDOM_OPS = {
     # mask of the kept elements divided by 1 - p (aec's attr[1] is not used)
     "dropout": lambda node, x, d, run: x[0] * ((d["uniform0"] >= node["attr"][0]).to(x[0].dtype)
                                                / (1 - node["attr"][0])),
-    # priors (compiler/ops_prior.c): one sample a batch row, no input
+    # priors (compiler/ops/prior.c): one sample a batch row, no input
     "gaussian": lambda node, x, d, run: node["attr"][0] * d["normal"],
     "uniform": lambda node, x, d, run: node["attr"][0] + (node["attr"][1] - node["attr"][0]) * d["uniform0"],
     "mixture": lambda node, x, d, run: mixture_prior(node, d),

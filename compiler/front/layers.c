@@ -1,0 +1,258 @@
+// layers.c — the builtins that are layers of a net: dense, conv and deconv
+// (they make weights), and the pooling, upsampling, unpooling and reshaping
+// rows (maxpool, upsample, unpool, flatten, reshape). Each call site of a
+// net is one layer, `<net>.<kind>_<i>` in the summary; its weights are
+// `<net>.<kind>_<i>.kernel` and `.bias`, made on the net's first application
+// and shared by every later one. A conv kernel is [filters, in, k, k]
+// (PyTorch's Conv2d layout), a deconv kernel [in, filters, k, k]
+// (ConvTranspose2d's), a dense kernel [in, units]. A layer's FLOPs are its
+// op's (the op table's rule: one reckoning for the summary and --stats).
+#include <stdlib.h>
+#include <string.h>
+
+#include "lowering.h"
+
+// The call site's layer in the net being applied: made on the net's first
+// application (its name `<kind>_<i>`, i counting the net's layers of that
+// kind), found after. *first tells which.
+static LayerSite *layer_site(Lowerer *L, const Expr *call, const char *kind, bool *first) {
+  for (int i = 0; i < L->n_sites; i++)
+    if (L->sites[i].net == L->current_net && L->sites[i].site == call) return *first = false, &L->sites[i];
+  L->sites = realloc(L->sites, (size_t)(L->n_sites + 1) * sizeof(LayerSite));
+  LayerSite *site = &L->sites[L->n_sites++];
+  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1};
+  int index = 1;
+  for (int i = 0; i + 1 < L->n_sites; i++)
+    index += L->sites[i].net == L->current_net && strncmp(L->sites[i].layer, kind, strlen(kind)) == 0 &&
+             L->sites[i].layer[strlen(kind)] == '_';
+  snprintf(site->layer, sizeof site->layer, "%s_%d", kind, index);
+  *first = true;
+  return site;
+}
+
+// The site's kernel and bias, `<net>.<layer>.kernel` and `.bias` (Glorot
+// fans as Keras counts them).
+static void make_weights(Lowerer *L, LayerSite *site, Shape kernel, int filters, int fan_in, int fan_out, Loc loc) {
+  Graph *g = L->graph;
+  const char *net = g->nets[L->current_net].name;
+  char name[300];
+  snprintf(name, sizeof name, "%s.%s.kernel", net, site->layer);
+  site->kernel = graph_add_param(g, name, L->current_net, kernel, true, fan_in, fan_out, loc);
+  snprintf(name, sizeof name, "%s.%s.bias", net, site->layer);
+  site->bias = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {filters}}, false, fan_in, fan_out,
+                               loc);
+}
+
+// A new node gets the site's layer name: <prefix>_<layer>.
+static void name_after_layer(Lowerer *L, int node, int before, const LayerSite *site) {
+  if (node < before) return;
+  char name[300];
+  snprintf(name, sizeof name, "%s%s%s", L->prefix, L->prefix[0] ? "_" : "", site->layer);
+  graph_set_name(L->graph, node, name);
+}
+
+// The layer's line in the summary: its output (after the activation), the
+// weights it made and, for a layer with weights, its op's FLOPs.
+static void record_layer(Lowerer *L, const LayerSite *site, const char *description, int output, int op_node, Loc loc) {
+  if (L->current_net < 0) return;  // outside a net (flatten(y) in a loss): a value, not a layer of a net
+  Graph *g = L->graph;
+  long params = 0;
+  double flops = 0;
+  if (site->kernel >= 0) {
+    params = (long)g->params[g->nodes[site->kernel].param_index].size +
+             (long)g->params[g->nodes[site->bias].param_index].size;
+    flops = op_info(g->nodes[op_node].op)->flops(g, &g->nodes[op_node]);
+  }
+  char full[300];
+  snprintf(full, sizeof full, "%s.%s", g->nets[L->current_net].name, site->layer);
+  g->layers = realloc(g->layers, (size_t)(g->n_layers + 1) * sizeof(Layer));
+  g->layers[g->n_layers++] = (Layer){.name = strdup(full), .description = strdup(description), .node = output,
+                                     .params = params, .flops = flops, .loc = loc};
+}
+
+// A layer that makes weights must be inside a net.
+static bool inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
+  if (L->current_net >= 0) return true;
+  diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", b->name, b->name);
+  return false;
+}
+
+// ----------------------------------------------------------------- dense
+Value lower_dense(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int x = -1, units = 0;
+  if (!want_tensor(args, 0, b, call, &x) | !want_int(args, 1, b, call, 1, &units)) return error_value;
+  OpKind act = OP_INPUT;
+  if (args->present[2] && !want_activation(args, 2, b, call, &act)) return error_value;
+  if (!inside_net(L, b, call)) return error_value;
+  Graph *g = L->graph;
+  Shape in = g->nodes[x].shape;
+  if (!in.batched || in.rank != 1) {
+    char s[64];
+    shape_format(in, s, sizeof s);
+    diag_error(call->loc, "dense needs a flat input of shape [features] per sample, but got %s%s", s,
+               in.batched ? "; add flatten() before it" : "");
+    return error_value;
+  }
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  if (first) {
+    int fan_in = in.dims[0];
+    make_weights(L, site, (Shape){.rank = 2, .dims = {fan_in, units}}, units, fan_in, units, call->loc);
+  }
+  int z = add_named(L, b->op, (int[]){x, site->kernel, site->bias}, 3, call->loc, site->layer);
+  int y = apply_activation(L, z, act, NULL, call->loc, site->layer);
+  if (y < 0) return error_value;
+  if (first) {
+    char description[200];
+    snprintf(description, sizeof description, "dense(%d%s%s)", units, act == OP_INPUT ? "" : ", ",
+             act == OP_INPUT ? "" : activation_name(act));
+    record_layer(L, site, description, y, z, call->loc);
+  }
+  return tensor_value(y);
+}
+
+// ---------------------------------------------------------- convolutions
+// conv(filters, k, activation?, stride?, pad?), deconv(...): attr {stride,
+// pad (0 same, 1 valid)}; a conv's stride defaults to 1, a deconv's to 2.
+Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  Graph *g = L->graph;
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  bool is_deconv = b->op == OP_DECONV, ok = true;
+  int filters = whole_arg(args, 1, b, call, 1, 0, &ok);
+  int k = whole_arg(args, 2, b, call, 1, 0, &ok);
+  int stride = whole_arg(args, 4, b, call, 1, is_deconv ? 2 : 1, &ok);
+  int pad = whole_arg(args, 5, b, call, 0, 0, &ok);
+  OpKind act = OP_INPUT;
+  if (args->present[3] && !want_activation(args, 3, b, call, &act)) return error_value;
+  if (!ok) return error_value;
+  Shape in = g->nodes[x].shape;
+  if (!in.batched || in.rank != 3) {
+    char s[64];
+    shape_format(in, s, sizeof s);
+    diag_error(call->loc, "%s needs an image input of shape [channels, height, width] per sample, but got %s%s", b->name,
+               s, in.batched && in.rank == 1 ? "; add reshape([c, h, w]) before it" : "");
+    return error_value;
+  }
+  if (!inside_net(L, b, call)) return error_value;
+  int before = g->n_nodes;
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  if (first) {
+    int c = in.dims[0];
+    Shape kernel = {.rank = 4, .dims = {is_deconv ? c : filters, is_deconv ? filters : c, k, k}};
+    int fan_in = c * k * k, fan_out = filters * k * k;  // Keras: the receptive field times the channels
+    if (is_deconv) fan_in = filters * k * k, fan_out = c * k * k;
+    make_weights(L, site, kernel, filters, fan_in, fan_out, call->loc);
+  }
+  double attr[MAX_ATTRS] = {stride, pad};
+  int z = graph_add_attr(g, b->op, (int[]){x, site->kernel, site->bias}, 3, attr, call->loc);
+  if (z < 0) return error_value;
+  name_after_layer(L, z, before, site);
+  int y = apply_activation(L, z, act, NULL, call->loc, site->layer);
+  if (y < 0) return error_value;
+  if (first) {
+    char stride_text[32] = "", description[200];
+    if (stride != (is_deconv ? 2 : 1)) snprintf(stride_text, sizeof stride_text, ", stride=%d", stride);
+    snprintf(description, sizeof description, "%s(%d, %d%s%s%s%s)", b->name, filters, k, act == OP_INPUT ? "" : ", ",
+             act == OP_INPUT ? "" : activation_name(act), stride_text, pad ? ", pad=valid" : "");
+    record_layer(L, site, description, y, z, call->loc);
+  }
+  return tensor_value(y);
+}
+
+// ------------------------------------------------ layers without weights
+// The node `y` (already made, from node `before` on) as the call site's layer.
+static Value finish_layer(Lowerer *L, const Builtin *b, const Expr *call, int y, int before, const char *description) {
+  if (y < 0) return error_value;
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  name_after_layer(L, y, before, site);
+  if (first) record_layer(L, site, description, y, y, call->loc);
+  return tensor_value(y);
+}
+
+// A pooling or upsampling row, name(input, k, pad?): attr {k, pad}, pad
+// (0 same, 1 valid) given when the row has it and valid when left out.
+Value lower_window(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  int before = L->graph->n_nodes;
+  bool ok = true, has_pad = builtin_arity(b) > 2;
+  double attr[MAX_ATTRS] = {whole_arg(args, 1, b, call, 1, 0, &ok)};
+  if (has_pad) attr[1] = whole_arg(args, 2, b, call, 0, 1, &ok);  // valid unless pad=same
+  if (!ok) return error_value;
+  char description[200];
+  snprintf(description, sizeof description, "%s(%d%s)", b->name, (int)attr[0],
+           has_pad && attr[1] == 0 ? ", pad=same" : "");
+  // The site is named before the node is made, as the layers with weights are.
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  int y = graph_add_attr(L->graph, b->op, &x, 1, attr, call->loc);
+  if (y < 0) return error_value;
+  name_after_layer(L, y, before, site);
+  if (first) record_layer(L, site, description, y, y, call->loc);
+  return tensor_value(y);
+}
+
+// unpool(v, pool): v back at the switches of `pool`, a maxpool's output.
+Value lower_unpool(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  Graph *g = L->graph;
+  int x = -1, pool = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  int before = g->n_nodes;
+  if (!want_tensor(args, 1, b, call, &pool)) return error_value;
+  if (g->nodes[pool].op != OP_MAXPOOL) {
+    diag_error(arg_loc(args, 1, call), "unpool: its second argument must be a value made by maxpool (its switches)");
+    return error_value;
+  }
+  char description[200];
+  snprintf(description, sizeof description, "unpool(%s)",
+           args->expr[1] && args->expr[1]->kind == EXPR_NAME ? args->expr[1]->name : "pool");
+  int y = graph_add_attr(g, b->op, (int[]){x, g->nodes[pool].inputs[0]}, 2, g->nodes[pool].attr, call->loc);
+  return finish_layer(L, b, call, y, before, description);
+}
+
+// flatten(): a reshape to one axis.
+Value lower_flatten(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  int before = L->graph->n_nodes;
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  double attr[MAX_ATTRS] = {(double)shape_size(L->graph->nodes[x].shape)};
+  int y = graph_add_attr(L->graph, OP_RESHAPE, &x, 1, attr, call->loc);
+  if (y < 0) return error_value;
+  name_after_layer(L, y, before, site);
+  if (first) record_layer(L, site, "flatten()", y, y, call->loc);
+  return tensor_value(y);
+}
+
+// reshape([..]): attr the new dims (0 ends them).
+Value lower_reshape(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  int before = L->graph->n_nodes;
+  const Expr *list = args->value[1].kind == VAL_LIST ? args->expr[1] : NULL;
+  if (!list || list->n_items < 1 || list->n_items > 3) {
+    diag_error(arg_loc(args, 1, call), "reshape: the shape is a list of 1 to 3 sizes, like [8, 4, 4]");
+    return error_value;
+  }
+  double attr[MAX_ATTRS] = {0};
+  char description[200];
+  size_t used = (size_t)snprintf(description, sizeof description, "reshape([");
+  for (int i = 0; i < list->n_items; i++) {
+    long d;
+    if (!eval_whole(L, list->items[i], "a dimension", 1, 1 << 24, &d)) return error_value;
+    attr[i] = (double)d;
+    used += (size_t)snprintf(description + used, sizeof description - used, "%s%ld", i ? ", " : "", d);
+  }
+  snprintf(description + used, sizeof description - used, "])");
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  int y = graph_add_attr(L->graph, b->op, &x, 1, attr, call->loc);
+  if (y < 0) return error_value;
+  name_after_layer(L, y, before, site);
+  if (first) record_layer(L, site, description, y, y, call->loc);
+  return tensor_value(y);
+}

@@ -1,0 +1,144 @@
+// lowering.h — what front/'s files share while lowering the AST to the
+// graph: values and scopes (scope.c), the state of one lowering (lower.c
+// walks statements, expressions and nets), the builtins and their argument
+// binding (builtins.c: the table comes from ir/ops.def's rows), layers that
+// make weights or name a layer (layers.c) and the train block (train.c).
+// Private to front/; front.h is what the layers above see.
+#ifndef AEC_LOWERING_H
+#define AEC_LOWERING_H
+
+#include "front.h"
+
+typedef enum ValueKind {
+  VAL_ERROR,       // already reported: propagate silently
+  VAL_NUMBER,
+  VAL_TENSOR,
+  VAL_NET,
+  VAL_ACTIVATION,  // relu, sigmoid, ... used as a value (a layer argument)
+  VAL_LIST,        // a list literal given as an argument (a prior's shape); its expr holds the items
+} ValueKind;
+
+typedef struct Value {
+  ValueKind kind;
+  double number;
+  int node;
+  int net;
+  OpKind activation;  // an ACTIVATION row's op; OP_INPUT stands for `linear`
+} Value;
+
+extern const Value error_value;
+Value tensor_value(int node);  // error_value for a failed node (-1)
+
+// ---------------------------------------------------------------- scope.c
+typedef struct Binding {
+  const char *name;
+  Loc loc;
+  Value value;
+} Binding;
+
+typedef struct Scope {
+  Binding *items;
+  int n, cap;
+  struct Scope *parent;
+} Scope;
+
+Binding *scope_find(Scope *scope, const char *name);
+void scope_bind(Scope *scope, const char *name, Loc loc, Value value);  // reports a name defined twice
+
+// ---------------------------------------------------------------- lower.c
+// One call site of a layer in one net (layers.c): its name in the summary
+// and in its weights' names (`dense_1`, `conv_2`), and its weights (param
+// nodes, or -1), made on the net's first application and shared after.
+typedef struct LayerSite {
+  int net;
+  const Expr *site;
+  char layer[48];
+  int kernel, bias;
+} LayerSite;
+
+typedef struct Lowerer {
+  Graph *graph;
+  const Program *program;
+  Scope globals;
+  LayerSite *sites;
+  int n_sites;
+  int current_net;       // the net being applied, or -1
+  char prefix[128];      // names of the nodes being made start with it
+  int first_recon_pred;  // the prediction of the first mse/bce whose target is the input
+  const char *failed_losses[64];  // losses already reported, so steps naming them stay quiet
+  int n_failed_losses;
+  const Stmt *train;
+} Lowerer;
+
+Value eval_expr(Lowerer *L, Scope *scope, const Expr *expr);
+bool eval_number(Lowerer *L, const Expr *e, double *out);
+// A whole number from lo to hi, or a report naming `what`.
+bool eval_whole(Lowerer *L, const Expr *e, const char *what, long lo, long hi, long *out);
+Value apply_net(Lowerer *L, int net_index, const Value *inputs, int n_inputs, Loc loc);
+// Adds a node named `<prefix>_<suffix>` when it is new.
+int add_named(Lowerer *L, OpKind op, const int *inputs, int n_inputs, Loc loc, const char *suffix);
+// The same with attributes.
+int add_named_attr(Lowerer *L, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc,
+                   const char *suffix);
+int number_node(Lowerer *L, double value, Loc loc);
+
+// ------------------------------------------------------------- builtins.c
+// A builtin's parameters, bound from a call's positional and keyword
+// arguments. In a pipeline the input is implicit and comes first.
+enum { MAX_BUILTIN_ARGS = 8 };
+
+typedef struct Bound {
+  const Expr *expr[MAX_BUILTIN_ARGS];
+  Value value[MAX_BUILTIN_ARGS];
+  bool present[MAX_BUILTIN_ARGS];
+  Scope *scope;  // where the call is: a builtin taking nets... evaluates its own arguments
+} Bound;
+
+typedef struct Builtin Builtin;
+typedef Value (*LowerFn)(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
+
+// One builtin row of ops.def (BUILTIN_OP, BUILTIN, ACTIVATION).
+struct Builtin {
+  const char *name;
+  OpKind op;                             // the op the row names; OP_INPUT for a BUILTIN row
+  const char *params[MAX_BUILTIN_ARGS];  // "?" suffix: optional; "..." : any number of nets
+  LowerFn lower;
+  const char *summary;
+  double fallback;                       // an activation's parameter when left out
+};
+
+const Builtin *find_builtin(const char *name);
+int builtin_arity(const Builtin *b);
+// The activation a name stands for (OP_INPUT for linear); false if it is none.
+bool find_activation(const char *name, OpKind *op);
+// Applies an activation to `node` ($attr0 = *param, or the row's default
+// when param is NULL), naming it `<prefix>_<layer_name>_<activation>`.
+int apply_activation(Lowerer *L, int node, OpKind act, const double *param, Loc loc, const char *layer_name);
+const char *activation_name(OpKind op);  // "linear" for OP_INPUT
+Value call_builtin(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit);
+
+Loc arg_loc(const Bound *args, int i, const Expr *call);
+bool want_tensor(const Bound *args, int i, const Builtin *b, const Expr *call, int *node);
+bool want_int(const Bound *args, int i, const Builtin *b, const Expr *call, int lo, int *out);
+// A whole number of at least lo when given, else `fallback`; clears *ok after reporting.
+int whole_arg(const Bound *args, int i, const Builtin *b, const Expr *call, int lo, int fallback, bool *ok);
+// An activation argument: one of the activation list (the message lists them).
+bool want_activation(const Bound *args, int i, const Builtin *b, const Expr *call, OpKind *act);
+
+// The lowering of each builtin row (builtins.c, layers.c), named by ops.def.
+#define BUILTIN_OP(kind, name, params, lowering, summary) \
+  Value lowering(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
+#define BUILTIN(name, params, lowering, summary) \
+  Value lowering(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
+#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary)
+#include "ops.def"
+Value lower_activation_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
+
+// ---------------------------------------------------------------- train.c
+void lower_train(Lowerer *L, const Stmt *s);
+// Without steps, one loss trains every applied net with Adam (Keras's default).
+void default_step(Lowerer *L);
+// What `encode` and `reconstruct` use (DESIGN.md part 1).
+void find_code_and_reconstruction(Lowerer *L);
+
+#endif

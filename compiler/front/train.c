@@ -1,0 +1,182 @@
+// train.c — the train block: its settings (data, test, batch, epochs, seed)
+// and steps, each with its loss, nets and optimizer, every default filled
+// in; the default step when there is none; and the values `encode` and
+// `reconstruct` use.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lowering.h"
+
+static void set_optimizer(Lowerer *L, Step *step, const Expr *call) {
+  if (!call || call->kind != EXPR_CALL || (strcmp(call->name, "adam") != 0 && strcmp(call->name, "sgd") != 0)) {
+    diag_error(call ? call->loc : step->loc, "the optimizer must be adam(...) or sgd(...)");
+    return;
+  }
+  bool adam = strcmp(call->name, "adam") == 0;
+  step->optimizer = adam ? OPTIMIZER_ADAM : OPTIMIZER_SGD;
+  step->lr = adam ? 0.001 : 0.01;
+  step->beta1 = 0.9, step->beta2 = 0.999, step->eps = 1e-8, step->momentum = 0;
+  static const char *const adam_args[] = {"lr", "beta1", "beta2", "eps"};
+  static const char *const sgd_args[] = {"lr", "momentum"};
+  const char *const *names = adam ? adam_args : sgd_args;
+  int n_names = adam ? 4 : 2;
+  double *slots_adam[] = {&step->lr, &step->beta1, &step->beta2, &step->eps};
+  double *slots_sgd[] = {&step->lr, &step->momentum};
+  double **slots = adam ? slots_adam : slots_sgd;
+  for (int i = 0; i < call->n_args; i++) {
+    const Arg *arg = &call->args[i];
+    int slot = arg->keyword ? -1 : i;
+    for (int j = 0; arg->keyword && j < n_names; j++)
+      if (strcmp(names[j], arg->keyword) == 0) slot = j;
+    if (slot < 0 || slot >= n_names) {
+      if (arg->keyword)
+        diag_error(arg->loc, "%s has no setting '%s'", call->name, arg->keyword);
+      else
+        diag_error(arg->loc, "%s takes at most %d settings", call->name, n_names);
+      continue;
+    }
+    double v;
+    if (!eval_number(L, arg->value, &v)) continue;
+    bool ok = strcmp(names[slot], "lr") == 0 || strcmp(names[slot], "eps") == 0 ? v > 0 && isfinite(v) : v >= 0 && v < 1;
+    if (!ok) {
+      diag_error(arg->value->loc, "%s: %s = %g is out of range", call->name, names[slot], v);
+      continue;
+    }
+    *slots[slot] = v;
+  }
+}
+
+static int compare_ints(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static void finish_step(Graph *g, Step *step) {
+  step->params = malloc(((size_t)g->n_params + 1) * sizeof(int));
+  size_t text_len = 1;
+  for (int i = 0; i < step->n_nets; i++) text_len += strlen(g->nets[step->nets[i]].name) + 2;
+  step->nets_text = calloc(text_len, 1);
+  for (int i = 0; i < step->n_nets; i++) {
+    Net *net = &g->nets[step->nets[i]];
+    if (i) strcat(step->nets_text, ", ");
+    strcat(step->nets_text, net->name);
+    for (int p = 0; p < net->n_params; p++) step->params[step->n_params++] = net->param_ids[p];
+  }
+  qsort(step->params, (size_t)step->n_params, sizeof(int), compare_ints);
+  step->grad_nodes = malloc(((size_t)step->n_params + 1) * sizeof(int));
+  for (int i = 0; i < step->n_params; i++) {
+    step->grad_nodes[i] = -1;
+    step->n_elems += g->params[step->params[i]].size;
+  }
+}
+
+void lower_train(Lowerer *L, const Stmt *s) {
+  Graph *g = L->graph;
+  for (int i = 0; i < s->n_settings; i++) {
+    const TrainSetting *set = &s->settings[i];
+    const char *key = set->key.name;
+    if (strcmp(key, "data") == 0 || strcmp(key, "test") == 0) {
+      if (set->value->kind != EXPR_STRING) {
+        diag_error(set->value->loc, "'%s' takes a string: \"fashion-mnist:train\" or a file path", key);
+        continue;
+      }
+      char **slot = key[0] == 'd' ? &g->train.data : &g->train.test;
+      free(*slot);
+      *slot = strdup(set->value->name);
+    } else if (strcmp(key, "batch") == 0 || strcmp(key, "epochs") == 0 || strcmp(key, "seed") == 0) {
+      long v;
+      long lo = key[0] == 'b' ? 1 : 0, hi = key[0] == 's' ? 4294967295L : 1 << 20;
+      if (!eval_whole(L, set->value, key, lo, hi, &v)) continue;
+      if (key[0] == 'b') g->train.batch = (int)v;
+      else if (key[0] == 'e') g->train.epochs = (int)v;
+      else g->train.seed = (uint64_t)v;
+    } else {
+      diag_error(set->key.loc, "unknown train setting '%s'; the settings are data, test, batch, epochs and seed", key);
+    }
+  }
+  for (int i = 0; i < s->n_steps; i++) {
+    const TrainStep *ts = &s->steps[i];
+    Step step = {.loc = ts->loc, .loss_name = strdup(ts->loss.name), .loss_index = -1};
+    for (int l = 0; l < g->n_losses; l++)
+      if (strcmp(g->losses[l].name, ts->loss.name) == 0) step.loss_index = l;
+    bool ok = true;
+    if (step.loss_index < 0) {
+      bool reported = false;
+      for (int f = 0; f < L->n_failed_losses; f++) reported |= strcmp(L->failed_losses[f], ts->loss.name) == 0;
+      if (reported) {  // its error is already out; checking its nets would only cascade
+        free(step.loss_name);
+        continue;
+      }
+      diag_error(ts->loss.loc, "unknown loss '%s'", ts->loss.name);
+      ok = false;
+    }
+    step.nets = malloc(((size_t)ts->n_nets + 1) * sizeof(int));
+    for (int n = 0; n < ts->n_nets; n++) {
+      Binding *b = scope_find(&L->globals, ts->nets[n].name);
+      if (!b || b->value.kind != VAL_NET) {
+        diag_error(ts->nets[n].loc, "unknown net '%s'", ts->nets[n].name);
+        ok = false;
+        continue;
+      }
+      int net = b->value.net;
+      for (int k = 0; k < step.n_nets; k++)
+        if (step.nets[k] == net) {
+          diag_error(ts->nets[n].loc, "net '%s' is named twice in this step", ts->nets[n].name);
+          ok = false;
+        }
+      if (!g->nets[net].applied) {
+        diag_error(ts->nets[n].loc, "net '%s' is never applied, so it has no weights to train", ts->nets[n].name);
+        ok = false;
+      }
+      step.nets[step.n_nets++] = net;
+    }
+    set_optimizer(L, &step, ts->optimizer);
+    g->steps = realloc(g->steps, (size_t)(g->n_steps + 1) * sizeof(Step));
+    g->steps[g->n_steps++] = step;
+    if (ok) finish_step(g, &g->steps[g->n_steps - 1]);
+  }
+}
+
+// Without steps, one loss trains every applied net with Adam (Keras's default).
+void default_step(Lowerer *L) {
+  Graph *g = L->graph;
+  if (g->n_steps > 0 || g->n_losses == 0) return;
+  Loc loc = L->train ? L->train->loc : g->losses[0].loc;
+  if (g->n_losses > 1) {
+    diag_error(loc, "the file defines %d losses but no step; say which to train: step minimize LOSS over NETS with adam()",
+               g->n_losses);
+    return;
+  }
+  Step step = {.loc = g->losses[0].loc, .loss_name = strdup(g->losses[0].name), .loss_index = 0,
+               .optimizer = OPTIMIZER_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+  step.nets = malloc(((size_t)g->n_nets + 1) * sizeof(int));
+  for (int n = 0; n < g->n_nets; n++)
+    if (g->nets[n].applied) step.nets[step.n_nets++] = n;
+  g->steps = malloc(sizeof(Step));
+  g->steps[g->n_steps++] = step;
+  finish_step(g, &g->steps[0]);
+}
+
+// What `encode` and `reconstruct` use (DESIGN.md part 1): the value named
+// `code` or the encoder's output, and the value named `reconstruction` or
+// the prediction of the first loss whose target is the input.
+void find_code_and_reconstruction(Lowerer *L) {
+  Graph *g = L->graph;
+  Binding *code = scope_find(&L->globals, "code");
+  if (code && code->value.kind == VAL_TENSOR && g->nodes[code->value.node].shape.batched)
+    g->code_node = code->value.node;
+  else {
+    Binding *encoder = scope_find(&L->globals, "encoder");
+    if (encoder && encoder->value.kind == VAL_NET && g->nodes[g->input_node].shape.batched) {
+      int errors = diag_error_count();
+      Value input = tensor_value(g->input_node);
+      Value v = apply_net(L, encoder->value.net, &input, 1, g->nets[encoder->value.net].loc);
+      if (v.kind == VAL_TENSOR && g->nodes[v.node].shape.batched) g->code_node = v.node;
+      if (diag_error_count() != errors) g->code_node = -1;
+    }
+  }
+  Binding *recon = scope_find(&L->globals, "reconstruction");
+  int candidate = recon && recon->value.kind == VAL_TENSOR ? recon->value.node : L->first_recon_pred;
+  if (candidate >= 0 && shape_size(g->nodes[candidate].shape) == shape_size(g->nodes[g->input_node].shape) &&
+      g->nodes[candidate].shape.batched)
+    g->reconstruction_node = candidate;
+}
+

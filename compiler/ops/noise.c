@@ -1,0 +1,72 @@
+// noise.c — corruption (gaussian_noise, masking_noise, salt_pepper),
+// dropout and clip. The random ones draw from the run's counter-based
+// generator keyed by (seed, batch, node): not pure (two calls draw
+// differently), random (the kernel takes a key), and the identity at
+// inference. Their mask gradients are random too, keyed by the forward node
+// (rng_node), so they see the same draws.
+#include "ops.h"
+
+// ------------------------------------------------ vector-Jacobian rules
+// Corruption. Gaussian noise adds to its input, so the gradient passes
+// through; masks recompute the forward node's draws (rng_node) and let the
+// gradient through where the input was kept.
+static void vjp_gaussian_noise(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)g, (void)node, (void)needs;
+  out[0] = grad;
+}
+static void vjp_with_mask(Graph *g, const Node *node, int grad, OpKind grad_op, int *out) {
+  int id = graph_add_attr(g, grad_op, (int[]){grad}, 1, node->attr, node->loc);
+  if (id >= 0) g->nodes[id].rng_node = node->id;  // the same draws as the forward node
+  out[0] = id;
+}
+static void vjp_masking_noise(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_with_mask(g, node, grad, OP_MASKING_NOISE_GRAD, out);
+}
+static void vjp_salt_pepper(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_with_mask(g, node, grad, OP_SALT_PEPPER_GRAD, out);
+}
+// Dropout is linear in its input: the gradient goes through the same mask and scale.
+static void vjp_dropout(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  vjp_with_mask(g, node, grad, OP_DROPOUT_GRAD, out);
+}
+static void vjp_clip(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = graph_add_attr(g, OP_CLIP_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
+}
+// ------------------------------------------------------------------- rows
+const OpInfo OP_GAUSSIAN_NOISE_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE, .expr = "$0 + $attr0 * $normal",
+                                      .flops = flops_elements, .shape = shape_same, .vjp = vjp_gaussian_noise,
+                                      .random = true, .identity_at_inference = true};
+const OpInfo OP_MASKING_NOISE_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                                     .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements,
+                                     .shape = shape_same, .vjp = vjp_masking_noise, .random = true,
+                                     .identity_at_inference = true};
+const OpInfo OP_MASKING_NOISE_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                                          .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements,
+                                          .shape = shape_same, .random = true};
+const OpInfo OP_SALT_PEPPER_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                                   .expr = "$uniform0 < $attr0 ? ($uniform1 < (real)0.5 ? 0 : 1) : $0",
+                                   .flops = flops_elements, .shape = shape_same, .vjp = vjp_salt_pepper,
+                                   .random = true, .identity_at_inference = true};
+const OpInfo OP_SALT_PEPPER_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                                        .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements,
+                                        .shape = shape_same, .random = true};
+const OpInfo OP_CLIP_row = {.n_inputs = 1, ELEMENTWISE("fmin(fmax($0, $attr0), $attr1)"), .shape = shape_same,
+                            .vjp = vjp_clip};
+const OpInfo OP_CLIP_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0 > $attr0 && $0 < $attr1 ? $1 : 0"),
+                                 .shape = shape_like_second};
+// Inverted dropout, as PyTorch's and Keras's: attr {p, 1 / (1 - p)} (the
+// scale computed in double when lowering). In training each element is
+// zeroed with probability p and the others are scaled by 1 / (1 - p), so the
+// expected value is unchanged; at inference it passes its input through.
+// Random like the corruption ops: the gradient reuses the forward draws.
+const OpInfo OP_DROPOUT_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                               .expr = "$uniform0 < $attr0 ? 0 : $0 * $attr1", .flops = flops_elements,
+                               .shape = shape_same, .vjp = vjp_dropout, .random = true,
+                               .identity_at_inference = true};
+const OpInfo OP_DROPOUT_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
+                                    .expr = "$uniform0 < $attr0 ? 0 : $0 * $attr1", .flops = flops_elements,
+                                    .shape = shape_same, .random = true};
