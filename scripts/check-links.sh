@@ -11,7 +11,7 @@
 # pages another change is bringing (space-separated); links to them pass.
 cd "$(dirname "$0")/.." || exit 2
 [ $# -gt 0 ] || set -- README.md docs/*.md bench/NOTES.md
-PENDING="${PENDING-docs/architecture.md}"
+PENDING="${PENDING-}"
 
 # GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens.
 anchors() { grep '^#' "$1" | sed 's/^#* *//' | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9 _-]//g; s/ /-/g'; }
