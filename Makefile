@@ -136,6 +136,7 @@ $(BUILD)/run-tests: $(TEST_OBJS) $(filter-out $(BUILD)/compiler/main.o,$(DSL_OBJ
 check: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/run-tests
 	@sh scripts/deps-graph.sh $(BUILD) > $(BUILD)/deps-graph.txt || { cat $(BUILD)/deps-graph.txt; exit 1; }
+	@sh scripts/check-links.sh
 	$(BUILD)/run-tests
 
 # --- step-by-step agreement with PyTorch (tests/torch/check_torch.py): every
