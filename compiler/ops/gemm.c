@@ -1,4 +1,4 @@
-// emit_gemm.c — matrix products specialized to their shapes. The three
+// gemm.c — matrix products specialized to their shapes. The three
 // products of a dense layer (forward, input gradient, kernel gradient) are
 // written as one register-blocked micro-kernel (gemm_rows: a 14 x 2-vector
 // block of accumulators, or 14 x 1 for the last columns, GNU C vector types,
