@@ -57,7 +57,7 @@ static void usage(FILE *out) {
           "  -v               print the C compiler command\n"
           "  --version, --help\n"
           "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
-          "AEC_RUNTIME_DIR (where libaert.a and include/aert.h are; default: next to aec).\n");
+          "AEC_RUNTIME_DIR (where libaert.a and include/aert.h, aert_kernels.h are; default: next to aec).\n");
 }
 
 static bool parse_define(const char *text, Define *out) {
@@ -170,7 +170,7 @@ static char *canonical_options(const Options *o) {
   return text;
 }
 
-// Where libaert.a and include/aert.h live: $AEC_RUNTIME_DIR or aec's own directory.
+// Where libaert.a and include/aert.h, aert_kernels.h live: $AEC_RUNTIME_DIR or aec's own directory.
 static char *runtime_dir(void) {
   const char *env = getenv("AEC_RUNTIME_DIR");
   if (env && *env) return strdup(env);
