@@ -2,8 +2,10 @@
 // the backward pass, and writes C (-o model.c) or also compiles it with the
 // runtime into a program (-o model).
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,10 @@ static bool parse_define(const char *text, Define *out) {
   char *end;
   errno = 0;
   double v = strtod(eq + 1, &end);
-  if (errno || end == eq + 1 || *end) return false;
+  if (errno || end == eq + 1 || *end || !isfinite(v)) return false;
+  if (!(isalpha((unsigned char)text[0]) || text[0] == '_')) return false;
+  for (const char *c = text; c < eq; c++)
+    if (!(isalnum((unsigned char)*c) || *c == '_')) return false;
   out->name = strndup(text, (size_t)(eq - text));
   out->value = v;
   return true;
@@ -89,7 +94,7 @@ static int parse_options(int argc, char **argv, Options *o) {
       if (!def) return diag_error_plain("-D needs NAME=VALUE"), 2;
       if (o->n_defines == MAX_DEFINES) return diag_error_plain("too many -D options"), 2;
       if (!parse_define(def, &o->defines[o->n_defines]))
-        return diag_error_plain("-D %s: expected NAME=NUMBER, like -D code=16", def), 2;
+        return diag_error_plain("-D %s: expected NAME=NUMBER (a .ae name, a finite number), like -D code=16", def), 2;
       o->n_defines++;
     } else if (strcmp(a, "--dtype") == 0 || strncmp(a, "--dtype=", 8) == 0) {
       const char *v = a[7] == '=' ? a + 8 : (++i < argc ? argv[i] : "");
@@ -321,7 +326,8 @@ int main(int argc, char **argv) {
     if (!o.output) {
       if (asprintf(&c_path, "%s.c", name) < 0) return 1;
     } else if (compile) {
-      if (asprintf(&c_path, "%s.aec-%d.c", o.output, (int)getpid()) < 0) return 1;
+      // "./" before a name the C compiler would take for an option
+      if (asprintf(&c_path, "%s%s.aec-%d.c", o.output[0] == '-' ? "./" : "", o.output, (int)getpid()) < 0) return 1;
     } else {
       c_path = strdup(o.output);
     }

@@ -32,25 +32,10 @@ static bool count_error(void) {
   return false;
 }
 
-// The bytes of line `line` (1-based), without its line end; a line past
-// the end of the text is empty.
-static const char *find_line(const Source *source, int line, size_t *length) {
-  const char *text = source->text, *end = source->text + source->length;
-  for (int i = 1; i < line && text < end; i++) {
-    const char *newline = memchr(text, '\n', end - text);
-    text = newline ? newline + 1 : end;
-  }
-  const char *newline = memchr(text, '\n', end - text);
-  size_t n = (newline ? newline : end) - text;
-  if (n > 0 && text[n - 1] == '\r') n--;
-  *length = n;
-  return text;
-}
-
 static void show_line(Loc loc) {
   FILE *f = out();
   size_t length;
-  const char *text = find_line(loc.source, loc.line, &length);
+  const char *text = source_line_text(loc.source, loc.line, &length);
   size_t column = loc.col > 0 ? (size_t)loc.col - 1 : 0;
   if (column > length) column = length;
 

@@ -15,6 +15,8 @@ typedef struct Source {
   const char *path;  // as the user named it
   char *text;        // NUL-terminated copy of the file
   size_t length;     // bytes, not counting the terminator
+  size_t *line_start;  // [n_lines] offset of each line's first byte, so a line is found in O(1)
+  int n_lines;
 } Source;
 
 typedef struct Loc {
@@ -29,6 +31,9 @@ Source *source_load(const char *path);
 // Wraps text already in memory (tests, -D expansions). Copies the text.
 Source *source_from_string(const char *path, const char *text);
 void source_free(Source *source);
+// The bytes of line `line` (1-based), without its line end (\n or \r\n);
+// a line outside the text is empty.
+const char *source_line_text(const Source *source, int line, size_t *length);
 
 // ------------------------------------------------------------------ diag.c
 // Diagnostics are printed as

@@ -23,6 +23,13 @@ static Source *new_source(const char *path, char *text, size_t length) {
   source->path = checked(strdup(path));
   source->text = text;
   source->length = length;
+  size_t lines = 1;
+  for (const char *c = text; (c = memchr(c, '\n', length - (size_t)(c - text))) != NULL; c++) lines++;
+  source->line_start = checked(malloc(lines * sizeof(size_t)));
+  source->n_lines = 0;
+  source->line_start[source->n_lines++] = 0;
+  for (size_t i = 0; i < length; i++)
+    if (text[i] == '\n') source->line_start[source->n_lines++] = i + 1;
   return source;
 }
 
@@ -58,8 +65,22 @@ Source *source_from_string(const char *path, const char *text) {
   return new_source(path, copy, length);
 }
 
+const char *source_line_text(const Source *source, int line, size_t *length) {
+  if (line < 1 || line > source->n_lines) {
+    *length = 0;
+    return source->text + source->length;
+  }
+  const char *text = source->text + source->line_start[line - 1], *end = source->text + source->length;
+  const char *newline = memchr(text, '\n', (size_t)(end - text));
+  size_t n = (size_t)((newline ? newline : end) - text);
+  if (n > 0 && text[n - 1] == '\r') n--;
+  *length = n;
+  return text;
+}
+
 void source_free(Source *source) {
   if (!source) return;
+  free(source->line_start);
   free((char *)source->path);
   free(source->text);
   free(source);

@@ -257,11 +257,7 @@ void emit_description(Emitter *e) {
     const char *end = strchr(line, '\n');
     size_t n = end ? (size_t)(end - line) : strlen(line);
     emit_format(e, "\n    \"");
-    for (size_t i = 0; i < n; i++) {
-      char c = line[i];
-      if (c == '"' || c == '\\') emit_char(e, '\\');
-      emit_char(e, c);
-    }
+    emit_c_string_bytes(e, line, n);
     emit_format(e, "%s\"", end ? "\\n" : "");
     line += n + (end ? 1 : 0);
   }

@@ -156,10 +156,11 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
   Graph *g = e->graph;
   const Step *step = &g->steps[s_index];
 
-  char line[160];
+  char line[160], place[1200];
   source_line(step->loc, line, sizeof line);
+  source_place(step->loc, place, sizeof place);
   emit_blank(e);
-  emit_line(e, "// ---- step %d: %s:%d: %s", s_index, file_base(step->loc.source->path), step->loc.line, line);
+  emit_line(e, "// ---- step %d: %s: %s", s_index, place, line);
   emit_line(e, "// Forward pass, then the gradient of '%s' with respect to the parameters of %s.",
             step->loss_name, step->nets_text);
   char name[300];

@@ -88,7 +88,7 @@ void emit_buffer_table(Emitter *e, const FunctionPlan *fn) {
 void emit_kernel_note(Emitter *e, const char *kernel, const Group *group) {
   const Graph *g = e->graph;
   const Node *lead = &g->nodes[group->members[0]];
-  char where[400], shape[80];
+  char where[1300], shape[80];
   int backward = -1;  // a backward member's step
   bool forward = false;
   for (int m = 0; m < group->n_members; m++) {
@@ -99,15 +99,17 @@ void emit_kernel_note(Emitter *e, const char *kernel, const Group *group) {
   emit_format(e, "// ==== %s: %s%s", kernel, forward ? "forward" : "", forward && backward >= 0 ? " + " : "");
   if (backward >= 0) emit_format(e, "backward (step %d)", backward);
   if (lead->loc.source) {
-    loc_format(lead->loc, true, where, sizeof where);
-    emit_format(e, ", %s", where);
+    source_place(lead->loc, where, sizeof where);
+    emit_format(e, ", %s:%d", where, lead->loc.col);
   }
   emit_format(e, "\n");
   double per_sample = 0, per_call = 0;
   for (int m = 0; m < group->n_members; m++) {
     const Node *node = &g->nodes[group->members[m]];
     shape_format_batched(node->shape, shape, sizeof shape);
-    loc_format(node->loc, true, where, sizeof where);
+    source_place(node->loc, where, sizeof where);
+    if (node->loc.source) snprintf(where + strlen(where), sizeof where - strlen(where), ":%d", node->loc.col);
+    else snprintf(where, sizeof where, "-");
     const Layer *layer = node_layer(g, node->id);
     emit_format(e, "// %s %%%d %s = %s [%s", m ? "      " : "nodes:", node->id, node->name, op_name(node->op), where);
     if (layer) emit_format(e, ", %s", layer->name);

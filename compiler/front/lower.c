@@ -142,7 +142,7 @@ Value apply_net(Lowerer *L, int net_index, const Value *inputs, int n_inputs, Lo
       }
       scope_bind(&local, s->name.name, s->name.loc, v);
     }
-    free(local.items);
+    scope_free(&local);
     if (result.kind != VAL_TENSOR && result.kind != VAL_ERROR) {
       diag_error(loc, "net '%s' must return a tensor value", net->name);
       result = error_value;
@@ -289,18 +289,19 @@ static void lower_loss(Lowerer *L, const Stmt *s) {
                v.kind == VAL_TENSOR ? "of shape " : "", shape);
     return;
   }
-  for (int i = 0; i < g->n_losses; i++)
-    if (strcmp(g->losses[i].name, s->name.name) == 0) {
-      diag_error(s->name.loc, "loss '%s' is already defined", s->name.name);
-      return;
-    }
+  if (strmap_get(&L->loss_index, s->name.name) >= 0) {
+    diag_error(s->name.loc, "loss '%s' is already defined", s->name.name);
+    return;
+  }
   if (g->nodes[v.node].op == OP_CONSTANT) {
     diag_error(s->value->loc, "loss '%s' is a constant; it must depend on a net", s->name.name);
     return;
   }
   graph_set_name(g, v.node, s->name.name);
   g->losses = realloc(g->losses, (size_t)(g->n_losses + 1) * sizeof(Loss));
-  g->losses[g->n_losses++] = (Loss){.name = strdup(s->name.name), .node = v.node, .loc = s->name.loc};
+  g->losses[g->n_losses] = (Loss){.name = strdup(s->name.name), .node = v.node, .loc = s->name.loc};
+  strmap_put(&L->loss_index, g->losses[g->n_losses].name, g->n_losses);
+  g->n_losses++;
   scope_bind(&L->globals, s->name.name, s->name.loc, v);
 }
 
@@ -357,7 +358,8 @@ Graph *lower_program(const Program *program, const Define *defines, int n_define
   if (diag_error_count() == errors_before) find_code_and_reconstruction(&L);
   if (diag_error_count() == errors_before) find_roles(g);
   free(define_used);
-  free(L.globals.items);
+  scope_free(&L.globals);
+  strmap_free(&L.loss_index);
   free(L.sites);
   if (diag_error_count() != errors_before) {
     graph_free(g);

@@ -3,23 +3,28 @@
 // positional and keyword arguments to a builtin's parameters, with the
 // checks the lowerings ask of them (a tensor, a whole number, an activation).
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lowering.h"
 
 // ------------------------------------------------------------- scopes
+static Binding *scope_find_here(Scope *scope, const char *name) {
+  int at = strmap_get(&scope->index, name);
+  return at >= 0 ? &scope->items[at] : NULL;
+}
+
 Binding *scope_find(Scope *scope, const char *name) {
-  for (; scope; scope = scope->parent)
-    for (int i = 0; i < scope->n; i++)
-      if (strcmp(scope->items[i].name, name) == 0) return &scope->items[i];
+  for (; scope; scope = scope->parent) {
+    Binding *found = scope_find_here(scope, name);
+    if (found) return found;
+  }
   return NULL;
 }
 
 void scope_bind(Scope *scope, const char *name, Loc loc, Value value) {
-  Binding *old = NULL;
-  for (int i = 0; i < scope->n; i++)
-    if (strcmp(scope->items[i].name, name) == 0) old = &scope->items[i];
+  Binding *old = scope_find_here(scope, name);
   if (old) {
     diag_error(loc, "'%s' is already defined", name);
     diag_note(old->loc, "'%s' was defined here", name);
@@ -28,8 +33,16 @@ void scope_bind(Scope *scope, const char *name, Loc loc, Value value) {
   if (scope->n == scope->cap) {
     scope->cap = scope->cap ? scope->cap * 2 : 16;
     scope->items = realloc(scope->items, (size_t)scope->cap * sizeof(Binding));
+    if (!scope->items) fputs("aec: out of memory\n", stderr), exit(1);
   }
+  strmap_put(&scope->index, name, scope->n);
   scope->items[scope->n++] = (Binding){.name = name, .loc = loc, .value = value};
+}
+
+void scope_free(Scope *scope) {
+  free(scope->items);
+  strmap_free(&scope->index);
+  *scope = (Scope){.parent = scope->parent};
 }
 
 // ----------------------------------------------------------- arguments

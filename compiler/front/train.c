@@ -94,9 +94,8 @@ void lower_train(Lowerer *L, const Stmt *s) {
   }
   for (int i = 0; i < s->n_steps; i++) {
     const TrainStep *ts = &s->steps[i];
-    Step step = {.loc = ts->loc, .loss_name = strdup(ts->loss.name), .loss_index = -1};
-    for (int l = 0; l < g->n_losses; l++)
-      if (strcmp(g->losses[l].name, ts->loss.name) == 0) step.loss_index = l;
+    Step step = {.loc = ts->loc, .loss_name = strdup(ts->loss.name),
+                 .loss_index = strmap_get(&L->loss_index, ts->loss.name)};
     bool ok = true;
     if (step.loss_index < 0) {
       bool reported = false;

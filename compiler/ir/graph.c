@@ -35,6 +35,13 @@ typedef struct NameIndex {
   size_t hint_cap, n_hints;
 } NameIndex;
 
+// Open addressing over node ids (-1: empty), hashed on what makes two pure
+// nodes the same computation; at most half full (graph_find_pure).
+typedef struct PureIndex {
+  int *ids;
+  size_t cap, n;
+} PureIndex;
+
 static const char tombstone[1];
 #define TOMBSTONE ((const char *)tombstone)
 
@@ -70,7 +77,15 @@ static void name_insert(NameIndex *index, const char *name) {
     *index = bigger;
   }
   const char **slot = name_slot(index, name);
-  if (!*slot) index->used++;
+  if (!*slot) {  // a new name: into the first tombstone on its path, if any
+    size_t mask = index->cap - 1;
+    for (size_t i = name_hash(name) & mask; &index->names[i] != slot; i = (i + 1) & mask)
+      if (index->names[i] == TOMBSTONE) {
+        slot = &index->names[i];
+        break;
+      }
+    if (!*slot) index->used++;  // (else the tombstone was counted)
+  }
   *slot = name;
 }
 
@@ -151,7 +166,69 @@ void graph_free(Graph *graph) {
   free(graph->train.data), free(graph->train.test), free(graph->input_name), free(graph->eval_losses);
   free(graph->layer_eval_nodes);
   name_index_free(graph->name_index);
+  if (graph->pure_index) free(graph->pure_index->ids);
+  free(graph->pure_index);
   free(graph);
+}
+
+// ------------------------------------------------------------ pure index
+
+static uint64_t pure_hash(OpKind op, const int *inputs, int n_inputs, const double *attrs) {
+  uint64_t h = 1469598103934665603ull;
+  unsigned char bytes[sizeof(int) * (2 + MAX_INPUTS) + sizeof(double) * MAX_ATTRS];
+  size_t n = 0;
+  int head[2] = {(int)op, n_inputs};
+  memcpy(bytes, head, sizeof head), n += sizeof head;
+  memcpy(bytes + n, inputs, sizeof(int) * (size_t)n_inputs), n += sizeof(int) * (size_t)n_inputs;
+  memcpy(bytes + n, attrs, sizeof(double) * MAX_ATTRS), n += sizeof(double) * MAX_ATTRS;
+  for (size_t i = 0; i < n; i++) h = (h ^ bytes[i]) * 1099511628211ull;
+  h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;
+  return h;
+}
+
+static bool same_node(const Node *a, OpKind op, const int *inputs, int n_inputs, const double *attrs) {
+  if (a->op != op || a->n_inputs != n_inputs || memcmp(a->attr, attrs, sizeof a->attr) != 0) return false;
+  for (int i = 0; i < n_inputs; i++)
+    if (a->inputs[i] != inputs[i]) return false;
+  return true;
+}
+
+// The slot holding the node that matches, or the empty slot where it would go.
+static int *pure_slot(const Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs) {
+  const PureIndex *index = graph->pure_index;
+  size_t mask = index->cap - 1;
+  for (size_t i = pure_hash(op, inputs, n_inputs, attrs) & mask;; i = (i + 1) & mask) {
+    int *slot = &index->ids[i];
+    if (*slot < 0 || same_node(&graph->nodes[*slot], op, inputs, n_inputs, attrs)) return slot;
+  }
+}
+
+int graph_find_pure(const Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs) {
+  if (!graph->pure_index) return -1;
+  return *pure_slot(graph, op, inputs, n_inputs, attrs);
+}
+
+void graph_note_pure(Graph *graph, int node) {
+  if (!graph->pure_index) graph->pure_index = calloc(1, sizeof *graph->pure_index);
+  PureIndex *index = graph->pure_index;
+  if (!index) fputs("aec: out of memory\n", stderr), exit(1);
+  if ((index->n + 1) * 2 > index->cap) {
+    PureIndex old = *index;
+    index->cap = old.cap ? old.cap * 2 : 64;
+    index->ids = malloc(index->cap * sizeof *index->ids);
+    if (!index->ids) fputs("aec: out of memory\n", stderr), exit(1);
+    memset(index->ids, 0xff, index->cap * sizeof *index->ids);  // every slot -1
+    for (size_t i = 0; i < old.cap; i++)
+      if (old.ids[i] >= 0) {
+        const Node *n = &graph->nodes[old.ids[i]];
+        *pure_slot(graph, n->op, n->inputs, n->n_inputs, n->attr) = old.ids[i];
+      }
+    free(old.ids);
+  }
+  const Node *n = &graph->nodes[node];
+  int *slot = pure_slot(graph, n->op, n->inputs, n->n_inputs, n->attr);
+  if (*slot < 0) index->n++;
+  *slot = node;  // the newer of two identical nodes, as a search from the end would find
 }
 
 Node *graph_node(Graph *graph, int id) { return &graph->nodes[id]; }

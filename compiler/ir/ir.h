@@ -109,6 +109,17 @@ typedef struct TrainConfig {
   uint64_t seed;
 } TrainConfig;
 
+// ------------------------------------------------------------ strmap.c
+// Strings to ints in O(1) (keys are not copied: they must outlive the map).
+typedef struct StrMap {
+  const char **keys;
+  int *values;
+  size_t cap, n;
+} StrMap;
+int strmap_get(const StrMap *map, const char *key);  // -1 when missing
+void strmap_put(StrMap *map, const char *key, int value);
+void strmap_free(StrMap *map);
+
 typedef struct Graph {
   Node *nodes;
   int n_nodes, cap_nodes;
@@ -134,6 +145,7 @@ typedef struct Graph {
   int corrupt_node;        // the corrupted input fed to the model in training (roles.c), or -1
   int first_kernel_param;  // the first layer's kernel, an index into params (roles.c), or -1
   struct NameIndex *name_index;  // graph.c: the nodes' names hashed, so naming stays O(1) (graph_set_name)
+  struct PureIndex *pure_index;  // graph.c: the pure nodes hashed by op, inputs and attributes
 } Graph;
 
 // ------------------------------------------------------------- graph.c
@@ -148,6 +160,10 @@ Node *graph_reserve_node(Graph *graph, OpKind op, const int *inputs, int n_input
 int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool is_kernel,
                     int fan_in, int fan_out, Loc loc);
 void graph_set_name(Graph *graph, int node, const char *base);  // made unique
+// The node computing `op` of these inputs and attributes, among those noted
+// with graph_note_pure, or -1: a pure op is computed once (ops/build.c).
+int graph_find_pure(const Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs);
+void graph_note_pure(Graph *graph, int node);
 Node *graph_node(Graph *graph, int id);
 // An op's name, from ops.def: "dense", "relu_grad", ...
 const char *op_name(OpKind op);

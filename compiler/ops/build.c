@@ -6,13 +6,6 @@
 
 #include "ops.h"
 
-static bool same_node(const Node *a, OpKind op, const int *inputs, int n_inputs, const double *attrs) {
-  if (a->op != op || a->n_inputs != n_inputs || memcmp(a->attr, attrs, sizeof a->attr) != 0) return false;
-  for (int i = 0; i < n_inputs; i++)
-    if (a->inputs[i] != inputs[i]) return false;
-  return true;
-}
-
 static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc) {
   static const double no_attrs[MAX_ATTRS];
   if (!attrs) attrs = no_attrs;
@@ -20,14 +13,15 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, co
     if (inputs[i] < 0) return -1;  // an input already failed and was reported
   const OpInfo *info = op_info(op);
   if (info->pure) {
-    for (int id = graph->n_nodes - 1; id >= 0; id--)
-      if (same_node(&graph->nodes[id], op, inputs, n_inputs, attrs)) return id;
+    int same = graph_find_pure(graph, op, inputs, n_inputs, attrs);
+    if (same >= 0) return same;
   }
   Node *node = graph_reserve_node(graph, op, inputs, n_inputs, attrs, loc);
   node->rng_node = info->random ? node->id : -1;
   if (info->shape && !info->shape(graph, node, &node->shape)) return -1;
   graph->n_nodes++;
   graph_set_name(graph, node->id, op_name(op));
+  if (info->pure) graph_note_pure(graph, node->id);
   return node->id;
 }
 

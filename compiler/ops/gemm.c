@@ -379,15 +379,10 @@ static void emit_comment(Emitter *e, const Group *group, const int *inputs, int 
   const Node *lead = &g->nodes[group->members[0]];
   emit_blank(e);
   if (lead->loc.source) {
-    const char *path = strrchr(lead->loc.source->path, '/');
-    path = path ? path + 1 : lead->loc.source->path;
-    const char *text = lead->loc.source->text, *end = text + lead->loc.source->length;
-    for (int line = 1; line < lead->loc.line && text < end; text++)
-      if (*text == '\n') line++;
-    while (text < end && (*text == ' ' || *text == '\t')) text++;
-    int length = 0;
-    while (text + length < end && text[length] != '\n' && length < 150) length++;
-    emit_format(e, "// %s:%d: %.*s\n", path, lead->loc.line, length, text);
+    char line[160], place[1200];
+    source_line(lead->loc, line, sizeof line);
+    source_place(lead->loc, place, sizeof place);
+    emit_format(e, "// %s: %s\n", place, line);
   }
   emit_format(e, "// %s%s", lead->is_backward ? "backward: " : "", op_name(lead->op));
   for (int m = 1; m < group->n_members; m++) emit_format(e, " -> %s", op_name(g->nodes[group->members[m]].op));

@@ -8,17 +8,17 @@
 
 #include "passes.h"
 
-static int rebuild(Graph *g, int id, int *memo) {
-  if (memo[id] != -2) return memo[id];
+// Node `id` rebuilt from its inputs' rebuilt nodes (all in memo already).
+static int rebuild_node(Graph *g, int id, const int *memo) {
   Node node = g->nodes[id];  // a copy: graph_add may move the array
-  if (op_info(node.op)->identity_at_inference) return memo[id] = rebuild(g, node.inputs[0], memo);
+  if (op_info(node.op)->identity_at_inference) return memo[node.inputs[0]];
   int inputs[MAX_INPUTS];
   bool changed = false;
   for (int i = 0; i < node.n_inputs; i++) {
-    inputs[i] = rebuild(g, node.inputs[i], memo);
+    inputs[i] = memo[node.inputs[i]];
     changed |= inputs[i] != node.inputs[i];
   }
-  if (!changed) return memo[id] = id;
+  if (!changed) return id;
   int before = g->n_nodes;
   int made = graph_add_attr(g, node.op, inputs, node.n_inputs, node.attr, node.loc);
   if (made >= before) {  // a new node: name it after the one it stands for
@@ -26,7 +26,40 @@ static int rebuild(Graph *g, int id, int *memo) {
     snprintf(name, sizeof name, "%s_eval", node.name);
     graph_set_name(g, made, name);
   }
-  return memo[id] = made;
+  return made;
+}
+
+// The node standing for `id` at inference, memoized. Depth-first over the
+// inputs in order, as a recursion would go, but on a stack of its own: a
+// chain of 100k values must not overflow the C stack.
+static int rebuild(Graph *g, int root, int *memo) {
+  if (memo[root] != -2) return memo[root];
+  int cap = 64, n = 0, *stack = malloc((size_t)cap * sizeof *stack);
+  if (!stack) fputs("aec: out of memory\n", stderr), exit(1);
+  stack[n++] = root;
+  while (n > 0) {
+    int top = stack[n - 1];
+    if (memo[top] != -2) {
+      n--;
+      continue;
+    }
+    const Node *node = &g->nodes[top];
+    int pending = -1, n_inputs = op_info(node->op)->identity_at_inference ? 1 : node->n_inputs;
+    for (int i = 0; i < n_inputs && pending < 0; i++)
+      if (memo[node->inputs[i]] == -2) pending = node->inputs[i];
+    if (pending < 0) {
+      memo[top] = rebuild_node(g, top, memo);
+      n--;
+      continue;
+    }
+    if (n == cap) {
+      stack = realloc(stack, (size_t)(cap *= 2) * sizeof *stack);
+      if (!stack) fputs("aec: out of memory\n", stderr), exit(1);
+    }
+    stack[n++] = pending;
+  }
+  free(stack);
+  return memo[root];
 }
 
 // Each layer's output at inference, where the input alone determines it: a

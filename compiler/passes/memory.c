@@ -18,14 +18,19 @@ typedef struct Pool {
   int *owner;  // node id, or -1 - group for scratch
   int n, cap;
   size_t high_water;
+  size_t in_use;  // the intervals' total size: end[n-1] - in_use is the room in the gaps
 } Pool;
 
 static size_t pool_take(Pool *pool, size_t size, int owner) {
   size_t at = 0;
   int index = 0;
-  for (; index < pool->n; index++) {  // first gap that fits
-    if (pool->begin[index] >= at + size) break;
-    if (pool->end[index] > at) at = pool->end[index];
+  if (pool->n > 0 && pool->end[pool->n - 1] - pool->in_use < size) {
+    index = pool->n, at = pool->end[pool->n - 1];  // no gap is large enough: after the last (no scan)
+  } else {
+    for (; index < pool->n; index++) {  // first gap that fits
+      if (pool->begin[index] >= at + size) break;
+      if (pool->end[index] > at) at = pool->end[index];
+    }
   }
   if (pool->n == pool->cap) {
     pool->cap = pool->cap ? pool->cap * 2 : 16;
@@ -38,13 +43,23 @@ static size_t pool_take(Pool *pool, size_t size, int owner) {
   memmove(pool->owner + index + 1, pool->owner + index, (size_t)(pool->n - index) * sizeof(int));
   pool->begin[index] = at, pool->end[index] = at + size, pool->owner[index] = owner;
   pool->n++;
+  pool->in_use += size;
   if (at + size > pool->high_water) pool->high_water = at + size;
   return at;
 }
 
-static void pool_release(Pool *pool, int owner) {
-  for (int i = 0; i < pool->n; i++) {
+// Releases owner's interval, which begins at `at`: found by bisection (the
+// intervals are sorted and disjoint; empty ones may share a begin).
+static void pool_release(Pool *pool, int owner, size_t at) {
+  int lo = 0, hi = pool->n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (pool->begin[mid] < at) lo = mid + 1;
+    else hi = mid;
+  }
+  for (int i = lo; i < pool->n && pool->begin[i] == at; i++) {
     if (pool->owner[i] != owner) continue;
+    pool->in_use -= pool->end[i] - pool->begin[i];
     memmove(pool->begin + i, pool->begin + i + 1, (size_t)(pool->n - i - 1) * sizeof(size_t));
     memmove(pool->end + i, pool->end + i + 1, (size_t)(pool->n - i - 1) * sizeof(size_t));
     memmove(pool->owner + i, pool->owner + i + 1, (size_t)(pool->n - i - 1) * sizeof(int));
@@ -95,7 +110,7 @@ MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinn
       size_t size = round_up(scratch_size[gi]);
       plan.unplanned_fixed += size;
       plan.scratch[gi] = pool_take(&fixed, size, -1 - gi);
-      pool_release(&fixed, -1 - gi);  // only while the group runs
+      pool_release(&fixed, -1 - gi, plan.scratch[gi]);  // only while the group runs
     }
     if (!reuse) continue;
     // Values whose last reader is this group are dead after it.
@@ -104,13 +119,13 @@ MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinn
       for (int i = 0; i < node->n_inputs; i++) {
         int in = node->inputs[i];
         if (last_use[in] != gi || !plan.has_slot[in]) continue;
-        pool_release(g->nodes[in].shape.batched ? &batched : &fixed, in);
+        pool_release(g->nodes[in].shape.batched ? &batched : &fixed, in, plan.offset[in]);
         last_use[in] = -2;  // released once
       }
     }
     for (int w = 0; w < 2; w++)  // written but never read
       if (written[w] >= 0 && plan.has_slot[written[w]] && last_use[written[w]] == -1)
-        pool_release(g->nodes[written[w]].shape.batched ? &batched : &fixed, written[w]);
+        pool_release(g->nodes[written[w]].shape.batched ? &batched : &fixed, written[w], plan.offset[written[w]]);
   }
   plan.per_sample = batched.high_water;
   plan.fixed = fixed.high_water;

@@ -86,6 +86,7 @@ typedef struct ProgramPlan {
   size_t arena_per_sample, arena_fixed;
   KernelPlan *kernels;
   int n_kernels;
+  StrMap kernel_by_signature, kernel_by_name;  // each to its index in kernels
   bool fits;                // the training memory fits this machine (else reported)
 } ProgramPlan;
 

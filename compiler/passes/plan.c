@@ -80,9 +80,7 @@ static void name_kernels(ProgramPlan *pp, FunctionPlan *fp) {
     const Group *group = &fp->fusion.groups[gi];
     char signature[512];
     group_signature(group, pp->optimize, signature, sizeof signature);
-    int found = -1;
-    for (int k = 0; k < pp->n_kernels; k++)
-      if (strcmp(pp->kernels[k].signature, signature) == 0) found = k;
+    int found = strmap_get(&pp->kernel_by_signature, signature);
     if (found >= 0) {
       fp->kernel[gi] = strdup(pp->kernels[found].name);
       fp->kernel_index[gi] = found;
@@ -90,12 +88,8 @@ static void name_kernels(ProgramPlan *pp, FunctionPlan *fp) {
     }
     char name[400];
     snprintf(name, sizeof name, "compute_%s", g->nodes[group->output].name);
-    for (int version = 2;; version++) {
-      bool taken = false;
-      for (int k = 0; k < pp->n_kernels; k++) taken |= strcmp(pp->kernels[k].name, name) == 0;
-      if (!taken) break;
+    for (int version = 2; strmap_get(&pp->kernel_by_name, name) >= 0; version++)
       snprintf(name, sizeof name, "compute_%s_v%d", g->nodes[group->output].name, version);
-    }
     pp->kernels = realloc(pp->kernels, (size_t)(pp->n_kernels + 1) * sizeof *pp->kernels);
     KernelPlan *k = &pp->kernels[pp->n_kernels];
     *k = (KernelPlan){.signature = strdup(signature), .name = strdup(name), .group = group,
@@ -108,6 +102,8 @@ static void name_kernels(ProgramPlan *pp, FunctionPlan *fp) {
     }
     OpKind lead = g->nodes[group->members[0]].op;
     k->is_gemm = lead == OP_DENSE || lead == OP_DENSE_GRAD_INPUT || lead == OP_DENSE_GRAD_KERNEL;
+    strmap_put(&pp->kernel_by_signature, k->signature, pp->n_kernels);
+    strmap_put(&pp->kernel_by_name, k->name, pp->n_kernels);
     fp->kernel[gi] = strdup(name);
     fp->kernel_index[gi] = pp->n_kernels++;
   }
@@ -260,6 +256,7 @@ void program_plan_free(ProgramPlan *pp) {
   if (!pp) return;
   for (int k = 0; k < pp->n_kernels; k++) free(pp->kernels[k].signature), free(pp->kernels[k].name);
   free(pp->kernels);
+  strmap_free(&pp->kernel_by_signature), strmap_free(&pp->kernel_by_name);
   for (int p = 0; p < pp->n_functions; p++) function_plan_free(pp->functions[p]);
   free(pp->functions);
   for (int i = 0; i < pp->graph->n_steps; i++) function_plan_free(pp->shared_inputs[i]);

@@ -84,36 +84,63 @@ const char *size_const(const Graph *graph, int node, char *buf, size_t size) {
   return buf;
 }
 
-// The .ae source line of a location, trimmed, for comments.
-void source_line(Loc loc, char *buf, size_t size) {
-  buf[0] = '\0';
-  if (!loc.source) return;
-  const char *text = loc.source->text, *end = text + loc.source->length;
-  for (int line = 1; line < loc.line && text < end; text++)
-    if (*text == '\n') line++;
-  while (text < end && (*text == ' ' || *text == '\t')) text++;
+// ------------------------------------------------- user text into C
+// User text (file names, .ae source lines and comments, -D names, the model
+// description) reaches the generated C in two contexts only, each through
+// one function here: comment_text for comments, string_bytes for string
+// literals (and #line directives). Names of values, nets and layers are .ae
+// identifiers, checked by the lexer, and go out as they are.
+
+// Comment context. Printable ASCII stays; every other byte, and each byte
+// that could end or extend a comment, becomes \xNN: a line end (ends a //
+// comment), a backslash (backslash-newline, even with spaces between,
+// continues it onto the next line), the first ? of ?? (the trigraph ??/ is
+// a backslash under -std=c11), the / of */ (ends a block comment). Bytes
+// past 0x7e go too: a bidirectional-override character in a comment is a
+// -Wbidi-chars warning, and invalid UTF-8 a -Winvalid-utf8 one. Whole escapes
+// only: a long text is cut between them.
+void comment_text(const char *text, size_t length, char *buf, size_t size) {
   size_t n = 0;
-  while (text + n < end && text[n] != '\n' && n + 1 < size) n++;
-  memcpy(buf, text, n);
-  buf[n] = '\0';
-  for (char *c = buf; *c; c++)  // keep the comment a comment
-    if (*c == '*' && c[1] == '/') c[1] = '|';
-  while (n > 0 && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+  for (size_t i = 0; i < length; i++) {
+    unsigned char c = (unsigned char)text[i];
+    bool plain = c >= 0x20 && c <= 0x7e && c != '\\' && !(c == '?' && i + 1 < length && text[i + 1] == '?') &&
+                 !(c == '/' && i > 0 && text[i - 1] == '*');
+    size_t need = plain ? 1 : 4;
+    if (n + need + 1 > size) break;
+    if (plain) buf[n++] = (char)c;
+    else n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+  }
+  if (size) buf[n] = '\0';
 }
 
-const char *file_base(const char *path) {
-  const char *slash = strrchr(path, '/');
-  return slash ? slash + 1 : path;
+void source_line(Loc loc, char *buf, size_t size) {
+  if (size) buf[0] = '\0';
+  if (!loc.source) return;
+  size_t n;
+  const char *text = source_line_text(loc.source, loc.line, &n);
+  while (n > 0 && (*text == ' ' || *text == '\t')) text++, n--;
+  while (n > 0 && isspace((unsigned char)text[n - 1])) n--;
+  comment_text(text, n, buf, size);
+}
+
+void source_place(Loc loc, char *buf, size_t size) {
+  if (size) buf[0] = '\0';
+  if (!loc.source) return;
+  const char *path = loc.source->path, *slash = strrchr(path, '/');
+  if (slash) path = slash + 1;
+  char base[1100];
+  comment_text(path, strlen(path), base, sizeof base);
+  snprintf(buf, size, "%s:%d", base, loc.line);
 }
 
 void emit_kernel_open(Emitter *e, const Node *node, const char *const *arg_names, const char *formula) {
   const Graph *g = e->graph;
-  char line[160], shape[64];
+  char line[160], place[1200], shape[64];
   source_line(node->loc, line, sizeof line);
+  source_place(node->loc, place, sizeof place);
   shape_format(node->shape, shape, sizeof shape);
   emit_blank(e);
-  if (node->loc.source)
-    emit_line(e, "// %s:%d: %s", file_base(node->loc.source->path), node->loc.line, line);
+  if (node->loc.source) emit_line(e, "// %s: %s", place, line);
   emit_line(e, "// %s%s -> %s%s%s", node->is_backward ? "backward: " : "", op_name(node->op), shape,
             node->shape.batched ? " per sample" : "", "");
   if (formula) emit_line(e, "// %s", formula);
@@ -135,15 +162,26 @@ void param_const(const Graph *g, int param, const char *suffix, char *buf, size_
 }
 
 
+// String-literal context: the bytes of a C string literal, without the
+// quotes. Printable ASCII stays but for " \\ and ? (\\? keeps ??/ and its
+// kin from being trigraphs); every other byte is a three-digit octal escape,
+// which, unlike \\x, cannot swallow the characters after it.
+static void string_bytes(FILE *out, const char *text, size_t length) {
+  for (size_t i = 0; i < length; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c == '"' || c == '\\' || c == '?') fprintf(out, "\\%c", c);
+    else if (c >= 0x20 && c <= 0x7e) fputc(c, out);
+    else fprintf(out, "\\%03o", c);
+  }
+}
+
 void emit_c_string(Emitter *e, const char *text) {
   fputc('"', e->out);
-  for (const char *c = text; *c; c++) {
-    if (*c == '"' || *c == '\\') fputc('\\', e->out);
-    if ((unsigned char)*c < 32) fprintf(e->out, "\\%03o", (unsigned char)*c);
-    else fputc(*c, e->out);
-  }
+  string_bytes(e->out, text, strlen(text));
   fputc('"', e->out);
 }
+
+void emit_c_string_bytes(Emitter *e, const char *text, size_t length) { string_bytes(e->out, text, length); }
 
 // ------------------------------------------------ expression templates
 // Expands an op's expression template (see OpInfo.expr in ops/ops.h).
@@ -220,10 +258,11 @@ bool group_uses_batch(const Graph *g, const Group *group) {
 void emit_group_comment(Emitter *e, const Group *group, const int *inputs, int n_inputs) {
   const Graph *g = e->graph;
   const Node *lead = &g->nodes[group->members[0]];
-  char line[160];
+  char line[160], place[1200];
   source_line(lead->loc, line, sizeof line);
+  source_place(lead->loc, place, sizeof place);
   emit_blank(e);
-  if (lead->loc.source) emit_line(e, "// %s:%d: %s", file_base(lead->loc.source->path), lead->loc.line, line);
+  if (lead->loc.source) emit_line(e, "// %s: %s", place, line);
   fprintf(e->out, "// fused%s:", lead->is_backward ? " (backward)" : "");
   for (int m = 0; m < group->n_members; m++)
     fprintf(e->out, "%s %s", m ? " ->" : "", op_name(g->nodes[group->members[m]].op));
@@ -300,9 +339,6 @@ void expand_member_text(Emitter *e, const Group *group, int m, const int *inputs
 
 void emit_line_directive(Emitter *e, int line, const char *path) {
   fprintf(e->out, "#line %d \"", line);
-  for (const char *c = path; *c; c++) {
-    if (*c == '"' || *c == '\\') fputc('\\', e->out);
-    fputc(*c, e->out);
-  }
+  string_bytes(e->out, path, strlen(path));
   fprintf(e->out, "\"\n");
 }

@@ -43,13 +43,19 @@ typedef struct Capture Capture;
 Capture *emit_capture_begin(Emitter *emitter);
 char *emit_capture_end(Emitter *emitter, Capture *capture, size_t *size);  // malloc'd, NUL-ended
 
-// User text in generated C: a C string literal, quotes included (every byte
-// that is not printable ASCII, and \ and ", escaped).
+// User text in generated C goes through one escaping function per context
+// (writer.c says which bytes each escapes and why).
+// String literals: emit_c_string writes one, quotes included;
+// emit_c_string_bytes writes the inside of one.
 void emit_c_string(Emitter *emitter, const char *text);
-// A .ae source line for a // comment: trimmed, cut to size, and made safe to
-// stand in a comment.
+void emit_c_string_bytes(Emitter *emitter, const char *text, size_t length);
+// Comments: `length` bytes of `text` made safe to stand in a // or /* */
+// comment, cut (between escapes) to fit `size`.
+void comment_text(const char *text, size_t length, char *buf, size_t size);
+// A .ae source line for a comment: trimmed, then through comment_text.
 void source_line(Loc loc, char *buf, size_t size);
-const char *file_base(const char *path);  // the file name after the last '/'
+// `FILE:LINE` of a location for a comment (the file's base name, escaped).
+void source_place(Loc loc, char *buf, size_t size);
 // `#line LINE "PATH"` (aec --line), and the marker line that tools/inspect.c
 // turns into a directive back at the .c file's own line.
 void emit_line_directive(Emitter *emitter, int line, const char *path);
