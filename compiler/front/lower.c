@@ -5,6 +5,7 @@
 // functions their ops.def rows name (builtins.c), losses become scalar
 // nodes, and the train block becomes steps with every default filled in
 // (train.c).
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,11 @@ static Value binary(Lowerer *L, char op, Value a, Value b, Loc loc) {
     double r = op == '+' ? x + y : op == '-' ? x - y : op == '*' ? x * y : x / y;
     if (op == '/' && y == 0) {
       diag_error(loc, "division by zero");
+      return error_value;
+    }
+    if (!isfinite(r)) {
+      diag_error(loc, "%g %c %g is beyond the largest number (%g); use a smaller number", x, op, y,
+                 DBL_MAX);
       return error_value;
     }
     return (Value){.kind = VAL_NUMBER, .number = r};

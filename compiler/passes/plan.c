@@ -3,6 +3,8 @@
 // (memory.c), the values steps share (share.c), and a name for every
 // distinct kernel. cgen/ writes the program from the plan; tools/ (--stats,
 // --dump-ir, --dot) read it without writing any C.
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -177,6 +179,30 @@ static bool fits_in_memory(const Graph *g, DType dtype, size_t per_sample, size_
   return false;
 }
 
+// Refuses a number the generated code cannot hold: a constant or an op's
+// setting (clip's bounds, a noise level) beyond float's range under --dtype
+// f32 would turn into infinity. (The front end already refuses arithmetic
+// on numbers that leaves double's range.) One report per .ae place.
+static bool numbers_fit(const Graph *g, DType dtype) {
+  bool ok = true;
+  Loc reported = {0};
+  for (int id = 0; id < g->n_nodes; id++) {
+    const Node *node = &g->nodes[id];
+    for (int a = 0; a < MAX_ATTRS; a++) {
+      double v = node->attr[a];
+      bool fits = isfinite(v) && (dtype == DTYPE_F64 || fabs(v) <= FLT_MAX);
+      if (fits || (node->loc.line == reported.line && node->loc.col == reported.col)) continue;
+      if (isfinite(v))
+        diag_error(node->loc, "%g is beyond the range of --dtype f32 (at most %g); use a smaller number, or --dtype f64", v,
+                   (double)FLT_MAX);
+      else
+        diag_error(node->loc, "%s is not a number the generated code can hold", isnan(v) ? "NaN" : "infinity");
+      reported = node->loc, ok = false;
+    }
+  }
+  return ok;
+}
+
 // Every function's plan; what the arena must hold; every kernel named.
 ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   ProgramPlan *pp = calloc(1, sizeof *pp);
@@ -241,7 +267,7 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   pp->share.base = per_sample;  // the shared slots follow every function's planned part
   per_sample += pp->share.per_sample;
   pp->arena_per_sample = per_sample, pp->arena_fixed = fixed;
-  pp->fits = fits_in_memory(graph, dtype, per_sample, fixed);
+  pp->fits = numbers_fit(graph, dtype) && fits_in_memory(graph, dtype, per_sample, fixed);
   for (int i = 0; i < graph->n_params; i++) used[graph->params[i].node] = true;
   used[graph->input_node] = true;
   // Kernels in the order they first run: the functions', then the shared inputs'.
