@@ -225,15 +225,15 @@ START_TEST(outputs_never_replace_links_or_special_files) {
 }
 END_TEST
 
-// The old temporaries were NAME.tmp.PID: a link planted there (the shell's
-// $$ is the pid the program gets from exec) must not be followed.
+// The old temporaries were NAME.tmp.PID: a link planted there (the inner
+// shell's $$ is the pid the program keeps through exec) must not be followed.
 START_TEST(planted_link_at_old_temporary_name_is_not_followed) {
   put("victim", "precious\n");
   const char *commands[] = {
-      "ln -s victim p.safetensors.tmp.$$ && exec ./m train --checkpoint p.safetensors",
-      "ln -s victim codes.csv.tmp.$$ && exec ./m encode --checkpoint k.safetensors --data train.csv -o codes.csv",
-      "ln -s victim out.c.tmp.$$ && exec %s/aec m.ae -o out.c",
-      "ln -s victim prog.aec-$$.c && exec %s/aec m.ae -o prog",
+      "sh -c 'ln -s victim p.safetensors.tmp.$$ && exec ./m train --checkpoint p.safetensors'",
+      "sh -c 'ln -s victim codes.csv.tmp.$$ && exec ./m encode --checkpoint k.safetensors --data train.csv -o codes.csv'",
+      "sh -c 'ln -s victim out.c.tmp.$$ && exec %s/aec m.ae -o out.c'",
+      "sh -c 'ln -s victim prog.aec-$$.c && exec %s/aec m.ae -o prog'",
   };
   for (int i = 0; i < 4; i++) {
     char command[4096];
