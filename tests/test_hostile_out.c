@@ -383,6 +383,22 @@ static long long header_number(const char *header, const char *key) {
   return at ? atoll(at + strlen(quoted)) : 0;
 }
 
+// Waits until the program spawned with `capture` says it is training.
+static void wait_for_training(const char *capture) {
+  char *err_path = path_in(capture, "err");
+  for (int waited = 0;; waited++) {
+    ck_assert_msg(waited < 20000, "train did not start");
+    FILE *f = fopen(err_path, "r");
+    char text[512] = "";
+    size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[got] = 0;
+    if (strstr(text, "training on")) break;
+    usleep(1000);
+  }
+  free(err_path);
+}
+
 START_TEST(signals_stop_training_with_a_named_checkpoint) {
   unsigned seed = 2024;
   const char *const argv[] = {"./m", "train", "--epochs", "1000000", "--checkpoint", "s.safetensors", NULL};
@@ -390,18 +406,7 @@ START_TEST(signals_stop_training_with_a_named_checkpoint) {
     int sig = i % 2 ? SIGTERM : SIGINT;
     char *capture = make_temp_dir("hostsig");
     pid_t pid = spawn(argv, capture);
-    char *err_path = path_in(capture, "err");
-    for (int waited = 0;; waited++) {  // until it says it is training
-      ck_assert_msg(waited < 20000, "train did not start");
-      FILE *f = fopen(err_path, "r");
-      char text[512] = "";
-      size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
-      if (f) fclose(f);
-      text[got] = 0;
-      if (strstr(text, "training on")) break;
-      usleep(1000);
-    }
-    free(err_path);
+    wait_for_training(capture);
     seed = seed * 1103515245u + 12345u;
     struct timespec pause = {0, (long)((seed >> 16) % 150) * 1000000L};  // 0 to 149 ms
     nanosleep(&pause, NULL);
@@ -425,6 +430,23 @@ START_TEST(signals_stop_training_with_a_named_checkpoint) {
     free(file);
     result_free(&r);
     assert_no_temporary("after a signal");
+  }
+  // A second signal close behind the first (perhaps while the checkpoint is
+  // written) exits at once: the checkpoint on disk stays whole, no temporary stays.
+  for (int i = 0; i < 4; i++) {
+    char *capture = make_temp_dir("hostsig2");
+    pid_t pid = spawn(argv, capture);
+    struct timespec pause = {0, 50000000L}, gap = {0, (long)i * 700000L};
+    wait_for_training(capture);
+    nanosleep(&pause, NULL);
+    ck_assert_int_eq(kill(pid, SIGINT), 0);
+    nanosleep(&gap, NULL);
+    kill(pid, SIGINT);
+    run_result r = finish(pid, capture);
+    ck_assert_msg(r.status == 130 && strstr(r.err, "s.safetensors"), "two signals: exit %d\n%s", r.status, r.err);
+    must_succeed_in(dir, "./m eval --checkpoint s.safetensors --data train.csv");
+    result_free(&r);
+    assert_no_temporary("after two signals");
   }
 }
 END_TEST

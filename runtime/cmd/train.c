@@ -225,14 +225,31 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n) {
   return true;
 }
 
+// "the checkpoint K holds 3 epochs and 5 batches (continue with --resume K)"
+static void describe_checkpoint(const train_run *r, const aert_progress_state *state, char *out, size_t size) {
+  char batches[64] = "";
+  if (state->epoch_batch) snprintf(batches, sizeof batches, " and %llu batches", (unsigned long long)state->epoch_batch);
+  snprintf(out, size, "the checkpoint %s holds %lld epochs%s (continue with --resume %s)", r->checkpoint,
+           (long long)state->epoch, batches, r->checkpoint);
+}
+
+// The checkpoint, and what a second signal's exit says about it.
+static bool save_checkpoint(train_run *r, const aert_progress_state *state) {
+  if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, state) != 0) return false;
+  r->last_saved = r->checkpoint;
+  char note[8400];
+  describe_checkpoint(r, state, note, sizeof note);
+  aert_signal_note(note);
+  return true;
+}
+
 // SIGINT or SIGTERM arrived: where the checkpoint on disk stands, on stderr.
 static void say_stopped(train_run *r, const aert_progress_state *state) {
   end_progress_line(r);
   r->stopped = aert_stop_signal();
-  char batches[64] = "";
-  if (state->epoch_batch) snprintf(batches, sizeof batches, " and %llu batches", (unsigned long long)state->epoch_batch);
-  fprintf(stderr, "%s: stopped by %s: the checkpoint %s holds %lld epochs%s (continue with --resume %s)\n",
-          aert_program(), aert_signal_name(r->stopped), r->checkpoint, (long long)state->epoch, batches, r->checkpoint);
+  char note[8400];
+  describe_checkpoint(r, state, note, sizeof note);
+  fprintf(stderr, "%s: stopped by %s: %s\n", aert_program(), aert_signal_name(r->stopped), note);
   fflush(stderr);
 }
 
@@ -240,7 +257,7 @@ static void say_stopped(train_run *r, const aert_progress_state *state) {
 static bool save_stopped(train_run *r, int epoch, size_t b) {
   end_progress_line(r);
   aert_progress_state state = {epoch, r->ctx->batch_counter, b};
-  if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, &state) != 0) return false;
+  if (!save_checkpoint(r, &state)) return false;
   say_stopped(r, &state);
   return false;
 }
@@ -266,8 +283,7 @@ static bool train_epoch(train_run *r, int epoch) {
     int every = r->options->checkpoint_every;
     if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
       aert_progress_state state = {epoch, r->ctx->batch_counter, b + 1};
-      if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, &state) != 0) return false;
-      r->last_saved = r->checkpoint;
+      if (!save_checkpoint(r, &state)) return false;
     }
   }
   r->train_seconds += r->batch_time;
@@ -281,8 +297,7 @@ static bool finish_epoch(train_run *r, int epoch) {
   end_progress_line(r);  // stdout may be the same terminal
   if (r->test && !aert_evaluate(m, r->ctx, r->test, r->test_losses)) return false;
   aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
-  if (aert_checkpoint_save(r->checkpoint, m, r->ctx, &state) != 0) return false;  // before stdout says the epoch is done
-  r->last_saved = r->checkpoint;
+  if (!save_checkpoint(r, &state)) return false;  // before stdout says the epoch is done
   printf("epoch %d\n", epoch + 1);
   for (int s = 0; s < m->n_steps; s++)
     if (r->run_step[s]) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);

@@ -108,6 +108,8 @@ bool aert_output_write_all(const char *path, const char *what, const void *data,
 // temporaries in flight are removed and the program exits 128 + the signal.
 void aert_catch_signals(bool defer);
 int aert_stop_signal(void);  // 0 or the signal caught
+// What the exit at a signal says last (train: which checkpoint is on disk).
+void aert_signal_note(const char *text);
 const char *aert_signal_name(int sig);
 
 // ----------------------------------------------------------------- stack.c

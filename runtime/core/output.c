@@ -34,15 +34,18 @@ struct aert_output {
 // ------------------------------------------------ the temporaries in flight
 // For the signal handler, which may only unlink and write: fixed buffers.
 enum { MAX_LIVE = 8 };
-static char live_tmp[MAX_LIVE][PATH_MAX];
+static char live_tmp[MAX_LIVE][PATH_MAX], live_name[MAX_LIVE][PATH_MAX];
 static volatile sig_atomic_t live_used[MAX_LIVE];
 static volatile sig_atomic_t stop_signal, defer_signals;
+static char notes[2][PATH_MAX + 256];  // aert_signal_note's text: one written while the other is shown
+static volatile sig_atomic_t note_shown = -1;
 
-static int live_add(const char *tmp) {
-  if (strlen(tmp) >= PATH_MAX) return -1;
+static int live_add(const char *tmp, const char *name) {
+  if (strlen(tmp) >= PATH_MAX || strlen(name) >= PATH_MAX) return -1;
   for (int i = 0; i < MAX_LIVE; i++)
     if (!live_used[i]) {
       memcpy(live_tmp[i], tmp, strlen(tmp) + 1);
+      memcpy(live_name[i], name, strlen(name) + 1);
       live_used[i] = 1;
       return i;
     }
@@ -59,26 +62,41 @@ static void on_signal(int sig) {
     stop_signal = sig;
     return;
   }
-  for (int i = 0; i < MAX_LIVE; i++)
-    if (live_used[i]) unlink(live_tmp[i]);
   say(aert_program());
   say(sig == SIGINT ? ": interrupted by SIGINT" : ": interrupted by SIGTERM");
-  say("; the files being written were removed, every file already in place is whole\n");
+  for (int i = 0; i < MAX_LIVE; i++)
+    if (live_used[i]) {
+      unlink(live_tmp[i]);
+      say("; ");
+      say(live_name[i]);
+      say(" was not replaced");
+    }
+  say("; every file already in place is whole");
+  if (note_shown >= 0) say("; "), say(notes[note_shown]);
+  say("\n");
   _exit(128 + sig);
 }
 
+// A signal the parent left ignored (nohup, a shell's background job) stays ignored.
 void aert_catch_signals(bool defer) {
   defer_signals = defer;
-  struct sigaction sa;
+  struct sigaction sa, old;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  const int signals[] = {SIGINT, SIGTERM};
+  for (int i = 0; i < 2; i++)
+    if (sigaction(signals[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(signals[i], &sa, NULL);
 }
 
 int aert_stop_signal(void) { return stop_signal; }
+
+void aert_signal_note(const char *text) {
+  int next = note_shown == 0 ? 1 : 0;
+  snprintf(notes[next], sizeof notes[next], "%s", text);
+  note_shown = next;
+}
 
 const char *aert_signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
@@ -134,8 +152,21 @@ static char *resolve_target(const char *path, const char *what, mode_t *mode) {
   return strdup(path);
 }
 
+// Whether process `pid` is gone: kill(pid, 0) fails with ESRCH, or it is a
+// zombie whose parent has not reaped it yet (Linux's /proc says 'Z').
+static bool process_gone(long pid) {
+  if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+  char path[64], state = 0;
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1) state = 0;  // a name with ')' reads no state: alive
+  fclose(f);
+  return state == 'Z';
+}
+
 // Removes the temporaries of `name` in `dir` that dead processes left: their
-// names carry the writer's pid, and kill(pid, 0) failing with ESRCH says it is gone.
+// names carry the writer's pid (process_gone).
 static void remove_stale(const char *dir, const char *prefix) {
   DIR *d = opendir(dir);
   if (!d) return;
@@ -144,7 +175,7 @@ static void remove_stale(const char *dir, const char *prefix) {
     if (strncmp(e->d_name, prefix, n) != 0) continue;
     char *end = NULL;
     long pid = strtol(e->d_name + n, &end, 10);
-    if (pid > 0 && end && *end == '-' && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+    if (pid > 0 && end && *end == '-' && pid != (long)getpid() && process_gone(pid))
       unlinkat(dirfd(d), e->d_name, 0);
   }
   closedir(d);
@@ -185,7 +216,7 @@ aert_output *aert_output_begin(const char *path, const char *what) {
     free(o->tmp), free(o->path), free(o->target), free(o);
     return NULL;
   }
-  o->slot = live_add(o->tmp);
+  o->slot = live_add(o->tmp, path);
   if (fchmod(fd, mode) != 0 || !(o->f = fdopen(fd, "wb"))) {
     aert_error("%s: cannot create %s: %s", path, what, strerror(errno));
     close(fd);
