@@ -418,6 +418,10 @@ START_TEST(signals_stop_training_with_a_named_checkpoint) {
     long long epochs = atoll(said + strlen("the checkpoint s.safetensors holds ")), batches = 0;
     const char *and = strstr(said, " epochs and ");
     if (and) batches = atoll(and + strlen(" epochs and "));
+    const char *last = NULL;  // standard output's last "epoch N" is never ahead of the checkpoint
+    for (const char *at = r.out; (at = strstr(at, "epoch ")) != NULL; at++) last = at;
+    ck_assert_msg(!last || atoll(last + 6) <= epochs, "run %d: stdout says %.12s, the checkpoint holds %lld epochs", i,
+                  last, epochs);
     must_succeed_in(dir, "./m eval --checkpoint s.safetensors --data train.csv");
     size_t size;
     char *path = in_dir("s.safetensors");
