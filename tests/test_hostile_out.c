@@ -371,6 +371,21 @@ START_TEST(dead_writers_temporaries_are_removed) {
 }
 END_TEST
 
+// A resumed --log keeps its lines (through a link to it too) and adds the new epochs'.
+START_TEST(resumed_log_keeps_its_lines) {
+  put("log.csv", "");
+  link_to("log.csv", "log-link");
+  must_succeed_in(dir, "./m train --epochs 2 --checkpoint r.safetensors --log log-link");
+  must_succeed_in(dir, "./m train --epochs 3 --checkpoint r.safetensors --resume r.safetensors --log log-link");
+  char *text = get("log.csv");
+  int lines = 0;
+  for (const char *at = text; (at = strchr(at, '\n')) != NULL; at++) lines++;
+  ck_assert_msg(lines == 4 && strncmp(text, "epoch,", 6) == 0 && strstr(text, "\n3,"), "%s", text);
+  ck_assert_int_eq(kind("log-link"), S_IFLNK);
+  free(text);
+}
+END_TEST
+
 // ---------------------------------------------------------------- signals
 // 20 runs of train, each sent SIGINT or SIGTERM at a random moment once it
 // has started: it exits 130 or 143 naming the checkpoint and its epochs and
@@ -466,6 +481,7 @@ Suite *hostile_out_suite(void) {
   tcase_add_test(t, unwritable_directory_fails_before_any_work);
   tcase_add_test(t, failed_writes_leave_no_partial_file);
   tcase_add_test(t, dead_writers_temporaries_are_removed);
+  tcase_add_test(t, resumed_log_keeps_its_lines);
   tcase_add_test(t, signals_stop_training_with_a_named_checkpoint);
   suite_add_tcase(s, t);
   return s;
