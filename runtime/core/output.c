@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ static int live_add(const char *tmp, const char *name) {
     if (!live_used[i]) {
       memcpy(live_tmp[i], tmp, strlen(tmp) + 1);
       memcpy(live_name[i], name, strlen(name) + 1);
+      atomic_signal_fence(memory_order_seq_cst);  // the names are whole before the handler may read them
       live_used[i] = 1;
       return i;
     }
@@ -95,6 +97,7 @@ int aert_stop_signal(void) { return stop_signal; }
 void aert_signal_note(const char *text) {
   int next = note_shown == 0 ? 1 : 0;
   snprintf(notes[next], sizeof notes[next], "%s", text);
+  atomic_signal_fence(memory_order_seq_cst);
   note_shown = next;
 }
 
