@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <spawn.h>
@@ -203,28 +204,64 @@ static bool write_program(FILE *out, const ProgramPlan *plan, const EmitOptions 
   return ok;
 }
 
-static bool write_c_file(const char *path, const ProgramPlan *plan, const EmitOptions *eo) {
+// ---------------------------------------------- output files, as the runtime
+// writes them (runtime/core/output.c): never through a link planted at a
+// predictable name, never over a directory, device or FIFO.
+// The file writing `path` replaces: path (absent or a regular file) or the
+// regular file a symbolic link there names; NULL after a message otherwise.
+static char *output_target(const char *path) {
+  struct stat st, to;
+  if (lstat(path, &st) != 0) return errno == ENOENT ? strdup(path) : (diag_error_plain("cannot write '%s': %s", path, strerror(errno)), NULL);
+  bool link = S_ISLNK(st.st_mode);
+  if (link && stat(path, &to) != 0) {
+    diag_error_plain("cannot write '%s': it is a symbolic link to a file that does not exist", path);
+    return NULL;
+  }
+  if (!S_ISREG(link ? to.st_mode : st.st_mode)) {
+    diag_error_plain("cannot write '%s': it is %s, and only a regular file is replaced", path,
+                     link ? "a symbolic link to something other than a regular file" : "not a regular file");
+    return NULL;
+  }
+  return link ? realpath(path, NULL) : strdup(path);
+}
+
+// A new file DIR/.NAME.aec-tmp-PID-XXXXXX<suffix> beside target, made with
+// O_EXCL; its name, or NULL after a message.
+static char *create_temporary(const char *target, const char *suffix) {
+  const char *slash = strrchr(target, '/'), *name = slash ? slash + 1 : target;
+  int dir_length = slash ? (int)(slash - target) + 1 : 0;
   char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) return false;
+  if (asprintf(&tmp, "%.*s.%.100s.aec-tmp-%d-XXXXXX%s", dir_length, target, name, (int)getpid(), suffix) < 0) return NULL;
+  int fd = mkostemps(tmp, (int)strlen(suffix), O_CLOEXEC);
+  if (fd < 0) {
+    diag_error_plain("cannot write '%s': %s", target, strerror(errno));
+    free(tmp);
+    return NULL;
+  }
+  mode_t mask = umask(0);
+  umask(mask);
+  if (fchmod(fd, 0666 & ~mask) != 0 || close(fd) != 0) {
+    diag_error_plain("cannot write '%s': %s", target, strerror(errno));
+    unlink(tmp), free(tmp);
+    return NULL;
+  }
+  return tmp;
+}
+
+// The C into `tmp` (a file create_temporary made).
+static bool write_c_file(const char *tmp, const char *shown, const ProgramPlan *plan, const EmitOptions *eo) {
   FILE *out = fopen(tmp, "w");
   if (!out) {
-    diag_error_plain("cannot write '%s': %s", tmp, strerror(errno));
-    free(tmp);
+    diag_error_plain("cannot write '%s': %s", shown, strerror(errno));
     return false;
   }
   int errors_before = diag_error_count();
   bool ok = write_program(out, plan, eo);
-  ok &= fflush(out) == 0;
+  ok &= fflush(out) == 0 && fsync(fileno(out)) == 0;
   ok &= fclose(out) == 0;
-  if (!ok || rename(tmp, path) != 0) {
-    if (diag_error_count() == errors_before)  // else emit_program said why (a model too large for memory)
-      diag_error_plain("cannot write '%s': %s", path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return false;
-  }
-  free(tmp);
-  return true;
+  if (!ok && diag_error_count() == errors_before)  // else emit_program said why (a model too large for memory)
+    diag_error_plain("cannot write '%s': %s", shown, strerror(errno));
+  return ok;
 }
 
 // Splits a string of flags on spaces into argv entries.
@@ -321,23 +358,28 @@ int main(int argc, char **argv) {
     char *command = canonical_options(&o);
     EmitOptions eo = {.opt_level = o.opt_level, .source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
                       .command_line = command};
-    char *c_path = NULL;
     bool compile = o.output && !ends_with(o.output, ".c");
-    if (!o.output) {
-      if (asprintf(&c_path, "%s.c", name) < 0) return 1;
-    } else if (compile) {
-      // "./" before a name the C compiler would take for an option
-      if (asprintf(&c_path, "%s%s.aec-%d.c", o.output[0] == '-' ? "./" : "", o.output, (int)getpid()) < 0) return 1;
+    char *final = NULL, *target = NULL, *c_path = NULL, *exe = NULL;
+    if (!o.output && asprintf(&final, "%s.c", name) < 0) return 1;
+    if (o.output) final = strdup(o.output);
+    if (!(target = output_target(final)) || !(c_path = create_temporary(target, compile ? ".c" : "")) ||
+        (compile && !(exe = create_temporary(target, "")))) {
+      if (c_path) unlink(c_path);
+      status = 1;
     } else {
-      c_path = strdup(o.output);
+      eo.line_directives = o.line_directives;
+      eo.c_name = compile ? c_path : final;
+      bool written = write_c_file(c_path, final, plan, &eo);
+      status = !written ? 1 : compile ? compile_program(c_path, exe, o.dtype, o.verbose) : 0;
+      bool keep_c = compile && written && status != 0;  // the C compiler failed on it: kept, and named
+      if (status == 0 && rename(compile ? exe : c_path, target) != 0) {
+        diag_error_plain("cannot write '%s': %s", final, strerror(errno));
+        status = 1;
+      }
+      if (compile ? !keep_c : status != 0) unlink(c_path);
+      if (exe && status != 0) unlink(exe);
     }
-    eo.line_directives = o.line_directives;
-    eo.c_name = c_path;
-    if (!write_c_file(c_path, plan, &eo)) status = 1;
-    else if (compile) {
-      status = compile_program(c_path, o.output, o.dtype, o.verbose);
-      if (status == 0) unlink(c_path);
-    }
+    free(final), free(target), free(exe);
     free(c_path), free(command), free(name);
   }
   program_plan_free(plan);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,21 +100,11 @@ static bool write_checkpoint_file(FILE *f, const aert_buf *h, const aert_model *
   }
   for (int s = 0; ok && s < model->n_steps; s++)
     ok = write_bytes(f, ctx->opt_state[s], model->steps[s].state_size * sizeof(aert_real));
-  return ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+  return ok;
 }
 
-// Makes the rename durable; file systems that cannot fsync a directory are fine.
-static void sync_directory(const char *path) {
-  char *copy = strdup(path);
-  if (!copy) return;
-  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(copy);
-}
-
+// Through core's safe output (output.c): a temporary beside the file, synced,
+// then renamed over it, so a crash or a full disk leaves the old checkpoint.
 int aert_checkpoint_save(const char *path, const aert_model *model, const aert_ctx *ctx,
                          const aert_progress_state *state) {
   aert_buf header = {0};
@@ -124,31 +113,15 @@ int aert_checkpoint_save(const char *path, const aert_model *model, const aert_c
     aert_buf_free(&header);
     return -1;
   }
-  char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
-    aert_buf_free(&header);
-    return -1;
+  aert_output *out = aert_output_begin(path, "the checkpoint");
+  bool ok = out != NULL;
+  if (ok && !write_checkpoint_file(aert_output_stream(out), &header, model, ctx)) {
+    aert_error("%s: cannot write the checkpoint: %s", path, strerror(errno ? errno : EIO));
+    aert_output_abandon(out);
+    ok = false;
+  } else if (ok) {
+    ok = aert_output_commit(out);
   }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-  if (!f) {
-    aert_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
-    if (fd >= 0) close(fd), unlink(tmp);
-    free(tmp);
-    aert_buf_free(&header);
-    return -1;
-  }
-  bool ok = write_checkpoint_file(f, &header, model, ctx);
-  int saved_errno = errno;
-  if (fclose(f) != 0 && ok) ok = false, saved_errno = errno;
-  if (ok && rename(tmp, path) != 0) ok = false, saved_errno = errno;
-  if (!ok) {
-    aert_error("%s: cannot write the checkpoint: %s", path, strerror(saved_errno));
-    unlink(tmp);
-  } else {
-    sync_directory(path);
-  }
-  free(tmp);
   aert_buf_free(&header);
   return ok ? 0 : -1;
 }

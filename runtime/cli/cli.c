@@ -300,6 +300,11 @@ int aert_main(const aert_model *model, int argc, char **argv) {
     if (status >= 0) return status;
     if (options.has_lr && !check_lr(model, options.lr_spec)) return AERT_EXIT_USAGE;
     if (!aert_reserve_stacks(model)) return AERT_EXIT_FAILURE;
+    // -o and --plot can be written (a temporary made and removed beside each) before any work.
+    if ((options.output && !aert_output_check(options.output, "the output")) ||
+        (options.plot && !aert_output_check(options.plot, "the plot")))
+      return AERT_EXIT_FAILURE;
+    aert_catch_signals(false);  // SIGINT, SIGTERM: the files being written are removed (train defers them)
     status = commands[i].run(model, &options);
     fflush(stdout);
     return status;

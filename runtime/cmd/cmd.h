@@ -68,7 +68,8 @@ aert_trace *aert_trace_open(const aert_model *model, const aert_options *options
 // After every step of a batch ran, before ctx->batch_counter moves on.
 bool aert_trace_batch(aert_trace *trace, const aert_model *model, const aert_ctx *ctx, int epoch, size_t batch,
                       const uint32_t *samples, int n, const double *losses);
-bool aert_trace_close(aert_trace *trace);
+// keep: the files are renamed into place (false after a message); else removed.
+bool aert_trace_close(aert_trace *trace, bool keep);
 
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.

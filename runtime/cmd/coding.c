@@ -71,11 +71,9 @@ int aert_cmd_reconstruct(const aert_model *model, const aert_options *options) {
 // ------------------------------------------------------------ encode extras
 // codes.npy: float32 [n, code_size]; with labels, codes.labels.npy: int32 [n].
 static bool write_npy(const char *path, const char *descr, size_t rows, size_t cols, const void *data, size_t item) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    aert_error("%s: cannot create: %s", path, strerror(errno));
-    return false;
-  }
+  aert_output *out = aert_output_begin(path, "the codes");
+  if (!out) return false;
+  FILE *f = aert_output_stream(out);
   char dict[128];
   int len = cols ? snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %zu), }", descr,
                             rows, cols)
@@ -88,10 +86,7 @@ static bool write_npy(const char *path, const char *descr, size_t rows, size_t c
   for (size_t i = header; i < padded; i++) fputc(' ', f);
   fputc('\n', f);
   fwrite(data, item, rows * (cols ? cols : 1), f);
-  bool ok = !ferror(f);
-  if (fclose(f) != 0) ok = false;
-  if (!ok) aert_error("%s: cannot write: %s", path, strerror(errno));
-  return ok;
+  return aert_output_commit(out);
 }
 
 static bool write_codes_npy(const char *path, const aert_dataset *data, const aert_real *codes, int code_size) {
@@ -161,11 +156,9 @@ static bool plot_codes(const char *path, const aert_model *model, const aert_dat
 
 // ----------------------------------------------------------------- encode
 static bool write_codes(const char *path, const aert_dataset *data, const aert_real *codes, int code_size) {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    aert_error("%s: cannot create: %s", path, strerror(errno));
-    return false;
-  }
+  aert_output *out = aert_output_begin(path, "the codes");
+  if (!out) return false;
+  FILE *f = aert_output_stream(out);
   if (data->labels) fprintf(f, "label,");
   for (int j = 0; j < code_size; j++) fprintf(f, "z%d%s", j, j + 1 < code_size ? "," : "\n");
   for (size_t i = 0; i < data->n; i++) {
@@ -173,10 +166,7 @@ static bool write_codes(const char *path, const aert_dataset *data, const aert_r
     for (int j = 0; j < code_size; j++)
       fprintf(f, "%.9g%s", (double)codes[i * (size_t)code_size + (size_t)j], j + 1 < code_size ? "," : "\n");
   }
-  bool ok = !ferror(f);
-  if (fclose(f) != 0) ok = false;
-  if (!ok) aert_error("%s: cannot write the codes: %s", path, strerror(errno));
-  return ok;
+  return aert_output_commit(out);
 }
 
 int aert_cmd_encode(const aert_model *model, const aert_options *options) {

@@ -16,6 +16,7 @@
 // [rows, ...node shape] with the rows of every batch one after another (a
 // batched node: n rows a batch; an unbatched one: one row a batch).
 typedef struct random_file {
+  aert_output *out;
   FILE *f;
   char *path;
   int draw;          // 0: uniform0, 1: uniform1, 2: normal
@@ -28,6 +29,7 @@ typedef struct random_file {
 } random_file;
 
 struct aert_trace {
+  aert_output *out;
   FILE *log;
   const char *log_path;
   random_file *random;
@@ -76,9 +78,12 @@ static bool add_random_file(aert_trace *t, const char *dir, const json_value *no
     r.size *= (size_t)v;
   }
   if (asprintf(&r.path, "%s/%s.%s.npy", dir, name->text, draw) < 0) return false;
-  r.f = fopen(r.path, "wb");
-  if (!r.f || !write_npy_header(&r)) {
-    aert_error("%s: cannot write: %s", r.path, strerror(errno));
+  r.out = aert_output_begin(r.path, "the draws");
+  if (!r.out) return free(r.path), false;
+  r.f = aert_output_stream(r.out);
+  if (!write_npy_header(&r)) {
+    aert_error("%s: cannot write the draws: %s", r.path, strerror(errno));
+    aert_output_abandon(r.out);
     free(r.path);
     return false;
   }
@@ -145,15 +150,15 @@ aert_trace *aert_trace_open(const aert_model *model, const aert_options *options
   if (!t) return NULL;
   if (options->trace) {
     t->log_path = options->trace;
-    t->log = fopen(options->trace, "w");
-    if (!t->log) {
-      aert_error("%s: cannot open the trace: %s", options->trace, strerror(errno));
-      aert_trace_close(t);
+    t->out = aert_output_begin(options->trace, "the trace");
+    if (!t->out) {
+      aert_trace_close(t, false);
       return NULL;
     }
+    t->log = aert_output_stream(t->out);
   }
   if (options->dump_random && !open_random_dump(t, model, options->dump_random)) {
-    aert_trace_close(t);
+    aert_trace_close(t, false);
     return NULL;
   }
   return t;
@@ -177,19 +182,19 @@ bool aert_trace_batch(aert_trace *t, const aert_model *model, const aert_ctx *ct
   return dump_random(t, ctx, n);
 }
 
-bool aert_trace_close(aert_trace *t) {
+bool aert_trace_close(aert_trace *t, bool keep) {
   if (!t) return true;
   bool ok = true;
-  if (t->log && fclose(t->log) != 0) {
-    aert_error("%s: cannot write the trace: %s", t->log_path, strerror(errno));
-    ok = false;
-  }
+  if (t->out && keep) ok = aert_output_commit(t->out);
+  else aert_output_abandon(t->out);
   for (int i = 0; i < t->n_random; i++) {
     random_file *r = &t->random[i];
-    if (!write_npy_header(r) || fclose(r->f) != 0) {
-      aert_error("%s: cannot write: %s", r->path, strerror(errno));
+    if (keep && ok && !write_npy_header(r)) {
+      aert_error("%s: cannot write the draws: %s", r->path, strerror(errno));
       ok = false;
     }
+    if (keep && ok) ok = aert_output_commit(r->out);
+    else aert_output_abandon(r->out);
     free(r->path);
   }
   free(t->random);

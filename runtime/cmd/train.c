@@ -31,13 +31,14 @@ typedef struct train_run {
   aert_trace *trace;    // --trace, --dump-random
   double *profile[3];   // --profile: the kernel timing arrays, lent to ctx during training steps only
   size_t epoch_samples;
-  FILE *log;
+  aert_buf log;  // --log: the whole CSV, written anew (through a temporary) at each epoch's end
   bool tty;
   double train_seconds;  // all epochs, evaluation excluded
   size_t samples_trained;
   double first_batch_seconds;  // the run's first batch, which touches fresh memory
   size_t first_batch_samples;
   double last_draw, epoch_start, batch_time;
+  int stopped;  // SIGINT or SIGTERM stopped training (its number)
 } train_run;
 
 // -------------------------------------------------------------- progress
@@ -86,38 +87,44 @@ static void print_epoch_line(train_run *r, int epoch, double seconds, double tra
 }
 
 // ------------------------------------------------------------------ setup
+// --log: the rows of a log being resumed are kept and the new ones follow.
 static bool open_log(train_run *r, bool resuming) {
   const char *path = r->options->log;
   if (!path) return true;
-  struct stat st;
-  bool fresh = !resuming || stat(path, &st) != 0 || st.st_size == 0;
-  r->log = fopen(path, fresh ? "w" : "a");
-  if (!r->log) {
-    aert_error("%s: cannot open the log: %s", path, strerror(errno));
-    return false;
+  if (resuming) {
+    FILE *f = fopen(path, "rb");
+    char chunk[4096];
+    for (size_t n; f && (n = fread(chunk, 1, sizeof chunk, f)) > 0;) aert_buf_printf(&r->log, "%.*s", (int)n, chunk);
+    if (f && ferror(f)) aert_error("%s: cannot read the log: %s", path, strerror(errno)), r->log.failed = true;
+    if (f) fclose(f);
+    if (r->log.length > 0 && r->log.data[r->log.length - 1] != '\n') aert_buf_printf(&r->log, "\n");
   }
-  if (!fresh) return true;
-  fprintf(r->log, "epoch");
+  if (r->log.length > 0) return !r->log.failed;
+  aert_buf_printf(&r->log, "epoch");
   for (int s = 0; s < r->model->n_steps; s++)
-    if (r->run_step[s]) fprintf(r->log, ",train.%s", r->model->steps[s].loss);
-  for (int l = 0; r->test && l < r->model->n_losses; l++) fprintf(r->log, ",test.%s", r->model->loss_names[l]);
-  fprintf(r->log, ",seconds\n");
-  fflush(r->log);
-  return true;
+    if (r->run_step[s]) aert_buf_printf(&r->log, ",train.%s", r->model->steps[s].loss);
+  for (int l = 0; r->test && l < r->model->n_losses; l++) aert_buf_printf(&r->log, ",test.%s", r->model->loss_names[l]);
+  aert_buf_printf(&r->log, ",seconds\n");
+  return !r->log.failed;
 }
 
 static bool write_log_row(train_run *r, int epoch, double seconds) {
-  if (!r->log) return true;
-  fprintf(r->log, "%d", epoch + 1);
+  if (!r->options->log) return true;
+  aert_buf_printf(&r->log, "%d", epoch + 1);
   for (int s = 0; s < r->model->n_steps; s++)
-    if (r->run_step[s]) fprintf(r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
-  for (int l = 0; r->test && l < r->model->n_losses; l++) fprintf(r->log, ",%.9g", r->test_losses[l]);
-  fprintf(r->log, ",%.3f\n", seconds);
-  if (fflush(r->log) != 0 || ferror(r->log)) {
-    aert_error("%s: cannot write the log: %s", r->options->log, strerror(errno));
-    return false;
-  }
-  return true;
+    if (r->run_step[s]) aert_buf_printf(&r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
+  for (int l = 0; r->test && l < r->model->n_losses; l++) aert_buf_printf(&r->log, ",%.9g", r->test_losses[l]);
+  aert_buf_printf(&r->log, ",%.3f\n", seconds);
+  if (r->log.failed) return aert_error("%s: out of memory for the log", r->options->log), false;
+  return aert_output_write_all(r->options->log, "the log", r->log.data, r->log.length);
+}
+
+// Every file train writes can be written, before any work: the checkpoint,
+// the log and the trace (a temporary made and removed beside each).
+static bool check_outputs(const train_run *r) {
+  const aert_options *o = r->options;
+  return aert_output_check(r->checkpoint, "the checkpoint") && (!o->log || aert_output_check(o->log, "the log")) &&
+         (!o->trace || aert_output_check(o->trace, "the trace"));
 }
 
 // Settings from the options, falling back on the model's train block.
@@ -218,6 +225,43 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n) {
   return true;
 }
 
+// "the checkpoint K holds 3 epochs and 5 batches (continue with --resume K)"
+static void describe_checkpoint(const train_run *r, const aert_progress_state *state, char *out, size_t size) {
+  char batches[64] = "";
+  if (state->epoch_batch) snprintf(batches, sizeof batches, " and %llu batches", (unsigned long long)state->epoch_batch);
+  snprintf(out, size, "the checkpoint %s holds %lld epochs%s (continue with --resume %s)", r->checkpoint,
+           (long long)state->epoch, batches, r->checkpoint);
+}
+
+// The checkpoint, and what a second signal's exit says about it.
+static bool save_checkpoint(train_run *r, const aert_progress_state *state) {
+  if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, state) != 0) return false;
+  r->last_saved = r->checkpoint;
+  char note[8400];
+  describe_checkpoint(r, state, note, sizeof note);
+  aert_signal_note(note);
+  return true;
+}
+
+// SIGINT or SIGTERM arrived: where the checkpoint on disk stands, on stderr.
+static void say_stopped(train_run *r, const aert_progress_state *state) {
+  end_progress_line(r);
+  r->stopped = aert_stop_signal();
+  char note[8400];
+  describe_checkpoint(r, state, note, sizeof note);
+  fprintf(stderr, "%s: stopped by %s: %s\n", aert_program(), aert_signal_name(r->stopped), note);
+  fflush(stderr);
+}
+
+// Stopping before batch b of `epoch`: the checkpoint of all before it.
+static bool save_stopped(train_run *r, int epoch, size_t b) {
+  end_progress_line(r);
+  aert_progress_state state = {epoch, r->ctx->batch_counter, b};
+  if (!save_checkpoint(r, &state)) return false;
+  say_stopped(r, &state);
+  return false;
+}
+
 static bool train_epoch(train_run *r, int epoch) {
   size_t N = r->train->n;
   aert_shuffle(r->order, N, r->ctx->seed, (uint64_t)epoch);
@@ -225,6 +269,7 @@ static bool train_epoch(train_run *r, int epoch) {
   r->epoch_samples = 0;
   r->batch_time = 0;
   for (size_t b = epoch == r->first_epoch ? r->first_batch : 0; b < r->batches_per_epoch; b++) {
+    if (aert_stop_signal()) return save_stopped(r, epoch, b);
     size_t first = b * (size_t)r->batch;
     int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch);
     double start = aert_now();
@@ -238,8 +283,7 @@ static bool train_epoch(train_run *r, int epoch) {
     int every = r->options->checkpoint_every;
     if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
       aert_progress_state state = {epoch, r->ctx->batch_counter, b + 1};
-      if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, &state) != 0) return false;
-      r->last_saved = r->checkpoint;
+      if (!save_checkpoint(r, &state)) return false;
     }
   }
   r->train_seconds += r->batch_time;
@@ -252,14 +296,13 @@ static bool finish_epoch(train_run *r, int epoch) {
   const aert_model *m = r->model;
   end_progress_line(r);  // stdout may be the same terminal
   if (r->test && !aert_evaluate(m, r->ctx, r->test, r->test_losses)) return false;
+  aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
+  if (!save_checkpoint(r, &state)) return false;  // before stdout says the epoch is done
   printf("epoch %d\n", epoch + 1);
   for (int s = 0; s < m->n_steps; s++)
     if (r->run_step[s]) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < m->n_losses; l++) printf("test.%s %.9g\n", m->loss_names[l], r->test_losses[l]);
   fflush(stdout);
-  aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
-  if (aert_checkpoint_save(r->checkpoint, m, r->ctx, &state) != 0) return false;
-  r->last_saved = r->checkpoint;
   double seconds = aert_now() - r->epoch_start;
   print_epoch_line(r, epoch, seconds, r->batch_time > 0 ? r->batch_time : 1e-9);
   return write_log_row(r, epoch, seconds);
@@ -276,15 +319,16 @@ static void free_run(train_run *r) {
   free(r->test_losses);
   free(r->batch_loss);
   free(r->run_step);
-  aert_trace_close(r->trace);
+  aert_trace_close(r->trace, false);
   free(r->checkpoint);
-  if (r->log) fclose(r->log);
+  aert_buf_free(&r->log);
 }
 
 int aert_cmd_train(const aert_model *model, const aert_options *options) {
   train_run r = {.model = model, .options = options, .tty = isatty(2) != 0};
   int status = AERT_EXIT_FAILURE;
-  if (!configure(&r) || !prepare_context(&r)) goto done;
+  aert_catch_signals(true);  // the first SIGINT or SIGTERM stops at the next batch, with a checkpoint
+  if (!configure(&r) || !check_outputs(&r) || !prepare_context(&r)) goto done;
   if (r.first_epoch >= r.epochs && options->resume) {
     aert_note("%s has trained %d epochs already; nothing to do (ask for more with --epochs)", options->resume,
               r.first_epoch);
@@ -311,8 +355,13 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
+    if (aert_stop_signal() && epoch + 1 < r.epochs) {  // during the epoch's end: its checkpoint is on disk
+      aert_progress_state state = {epoch + 1, r.ctx->batch_counter, 0};
+      say_stopped(&r, &state);
+      goto done;
+    }
   }
-  bool traced = aert_trace_close(r.trace);
+  bool traced = aert_trace_close(r.trace, true);
   r.trace = NULL;
   if (!traced) goto done;
   printf("samples_per_s %.6g\n", (double)r.samples_trained / (r.train_seconds > 0 ? r.train_seconds : 1e-9));
@@ -329,7 +378,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   status = AERT_EXIT_OK;
 done:
   free_run(&r);
-  return status;
+  return r.stopped ? 128 + r.stopped : status;
 }
 
 // The step minimizing the loss named by the `length` characters at `name`;

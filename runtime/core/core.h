@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "aert.h"
 
@@ -83,6 +84,33 @@ bool aert_profile_start(const aert_model *model, aert_ctx *ctx);
 void aert_profile_report(const aert_model *model, aert_ctx *ctx);  // prints and frees
 // The matrix products' seconds and FLOPs so far.
 void aert_profile_gemm_totals(const aert_model *model, const aert_ctx *ctx, double *seconds, double *flops);
+
+// ---------------------------------------------------------------- output.c
+// Every file written under a name the user gave: aert_output_begin creates a
+// temporary ".NAME.aec-tmp-PID-XXXXXX" (O_EXCL) beside NAME, after removing
+// those of NAME that dead processes left; the caller writes to its stream;
+// aert_output_commit flushes, fsyncs and renames it over NAME (false after a
+// message), aert_output_abandon removes it. NAME may be absent, a regular
+// file, or a symbolic link to a regular file (that file is replaced, the
+// link kept); a directory, device, FIFO, socket or dangling link is refused.
+// `what` names the file in messages ("the checkpoint"). NULL after a message.
+typedef struct aert_output aert_output;
+aert_output *aert_output_begin(const char *path, const char *what);
+FILE *aert_output_stream(aert_output *out);
+bool aert_output_commit(aert_output *out);
+void aert_output_abandon(aert_output *out);  // NULL is fine
+// Whether `path` can be written: a temporary made and removed (before any work).
+bool aert_output_check(const char *path, const char *what);
+// A whole file from memory, through the above.
+bool aert_output_write_all(const char *path, const char *what, const void *data, size_t size);
+// SIGINT and SIGTERM: with `defer`, the first only sets aert_stop_signal()
+// (train stops at the next batch); otherwise, and at a second one, the
+// temporaries in flight are removed and the program exits 128 + the signal.
+void aert_catch_signals(bool defer);
+int aert_stop_signal(void);  // 0 or the signal caught
+// What the exit at a signal says last (train: which checkpoint is on disk).
+void aert_signal_note(const char *text);
+const char *aert_signal_name(int sig);
 
 // ----------------------------------------------------------------- stack.c
 // Makes room for model->thread_stack_bytes on every thread's stack (the main

@@ -6,6 +6,11 @@
 
 #include "core.h"
 
+// A cairo image surface as a PNG file, through core's safe output (a
+// temporary renamed over the file); 0, or -1 after a message with errno's text.
+struct _cairo_surface;
+int aert_png_save(struct _cairo_surface *surface, const char *path);
+
 // ------------------------------------------------------------------ plot.c
 // Charts through cairo; 0, or -1 after a message. A scatter of n points
 // (xy[2i], xy[2i+1]) coloured by label (labels may be NULL), with a legend

@@ -1,6 +1,7 @@
 // image.c — grids of grey images as PNG files through cairo, and figures:
 // pages of text, grey tiles and bar strips (the `activations` command).
 #include <cairo.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,38 @@
 #define SCALE 3  // screen pixels per image pixel
 #define GAP 2    // white pixels between images and around the grid
 #define MAX_SIDE 32767  // cairo's largest image surface
+
+// ------------------------------------------------------------- PNG files
+typedef struct png_sink {
+  FILE *f;
+  int error;  // errno of the first failed write
+} png_sink;
+
+static cairo_status_t write_png_bytes(void *closure, const unsigned char *data, unsigned int length) {
+  png_sink *sink = closure;
+  if (fwrite(data, 1, length, sink->f) == length) return CAIRO_STATUS_SUCCESS;
+  if (!sink->error) sink->error = errno ? errno : EIO;
+  return CAIRO_STATUS_WRITE_ERROR;
+}
+
+int aert_png_save(cairo_surface_t *surface, const char *path) {
+  cairo_status_t status = cairo_surface_status(surface);
+  if (status != CAIRO_STATUS_SUCCESS) {
+    aert_error("%s: cannot draw the PNG image: %s", path, cairo_status_to_string(status));
+    return -1;
+  }
+  aert_output *out = aert_output_begin(path, "the PNG image");
+  if (!out) return -1;
+  png_sink sink = {aert_output_stream(out), 0};
+  status = cairo_surface_write_to_png_stream(surface, write_png_bytes, &sink);
+  if (status != CAIRO_STATUS_SUCCESS) {
+    aert_error("%s: cannot write the PNG image: %s", path,
+               sink.error ? strerror(sink.error) : cairo_status_to_string(status));
+    aert_output_abandon(out);
+    return -1;
+  }
+  return aert_output_commit(out) ? 0 : -1;
+}
 
 static unsigned char grey_level(aert_real v) {
   if (!(v > 0)) return 0;  // NaN too
@@ -38,8 +71,7 @@ int aert_write_image_grid(const char *path, const aert_real *images, int rows, i
   }
   int W = cols * (width * SCALE + GAP) + GAP, H = rows * (height * SCALE + GAP) + GAP;
   cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-  cairo_status_t status = cairo_surface_status(surface);
-  if (status == CAIRO_STATUS_SUCCESS) {
+  if (cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS) {
     cairo_surface_flush(surface);
     unsigned char *data = cairo_image_surface_get_data(surface);
     int stride = cairo_image_surface_get_stride(surface);
@@ -49,14 +81,10 @@ int aert_write_image_grid(const char *path, const aert_real *images, int rows, i
         paint_image(data, stride, GAP + c * (width * SCALE + GAP), GAP + r * (height * SCALE + GAP),
                     images + ((size_t)r * (size_t)cols + (size_t)c) * (size_t)height * (size_t)width, height, width);
     cairo_surface_mark_dirty(surface);
-    status = cairo_surface_write_to_png(surface, path);
   }
+  int rc = aert_png_save(surface, path);
   cairo_surface_destroy(surface);
-  if (status != CAIRO_STATUS_SUCCESS) {
-    aert_error("%s: cannot write the PNG image: %s", path, cairo_status_to_string(status));
-    return -1;
-  }
-  return 0;
+  return rc;
 }
 
 // ------------------------------------------------------------------ figures
@@ -173,11 +201,9 @@ void aert_figure_bars(aert_figure *f, double x, double y, int box_w, int box_h, 
 
 int aert_figure_write(aert_figure *f, const char *path) {
   cairo_status_t status = cairo_status(f->cr);
-  if (status == CAIRO_STATUS_SUCCESS) status = cairo_surface_write_to_png(f->surface, path);
+  int rc = -1;
+  if (status != CAIRO_STATUS_SUCCESS) aert_error("%s: cannot draw the PNG image: %s", path, cairo_status_to_string(status));
+  else rc = aert_png_save(f->surface, path);
   aert_figure_free(f);
-  if (status != CAIRO_STATUS_SUCCESS) {
-    aert_error("%s: cannot write the PNG image: %s", path, cairo_status_to_string(status));
-    return -1;
-  }
-  return 0;
+  return rc;
 }

@@ -113,13 +113,11 @@ static cairo_surface_t *white_surface(int width, int height, cairo_t **cr) {
 static int finish_png(const char *path, cairo_surface_t *surface, cairo_t *cr) {
   cairo_status_t status = cairo_status(cr);
   cairo_destroy(cr);
-  if (status == CAIRO_STATUS_SUCCESS) status = cairo_surface_write_to_png(surface, path);
+  int rc = -1;
+  if (status != CAIRO_STATUS_SUCCESS) aert_error("%s: cannot draw the PNG image: %s", path, cairo_status_to_string(status));
+  else rc = aert_png_save(surface, path);
   cairo_surface_destroy(surface);
-  if (status != CAIRO_STATUS_SUCCESS) {
-    aert_error("%s: cannot write the PNG image: %s", path, cairo_status_to_string(status));
-    return -1;
-  }
-  return 0;
+  return rc;
 }
 
 int aert_plot_scatter(const char *path, const double *xy, const int32_t *labels, size_t n, const char *xlabel,
