@@ -32,6 +32,20 @@ static bool count_error(void) {
   return false;
 }
 
+// (Here rather than in source.c, which reports through this file.)
+const char *source_line_text(const Source *source, int line, size_t *length) {
+  if (line < 1 || line > source->n_lines) {
+    *length = 0;
+    return source->text + source->length;
+  }
+  const char *text = source->text + source->line_start[line - 1], *end = source->text + source->length;
+  const char *newline = memchr(text, '\n', (size_t)(end - text));
+  size_t n = (size_t)((newline ? newline : end) - text);
+  if (n > 0 && text[n - 1] == '\r') n--;
+  *length = n;
+  return text;
+}
+
 static void show_line(Loc loc) {
   FILE *f = out();
   size_t length;

@@ -31,7 +31,7 @@ Source *source_load(const char *path);
 // Wraps text already in memory (tests, -D expansions). Copies the text.
 Source *source_from_string(const char *path, const char *text);
 void source_free(Source *source);
-// The bytes of line `line` (1-based), without its line end (\n or \r\n);
+// (diag.c) The bytes of line `line` (1-based), without its line end (\n or \r\n);
 // a line outside the text is empty.
 const char *source_line_text(const Source *source, int line, size_t *length);
 
