@@ -30,6 +30,8 @@ typedef struct Loc {
 Source *source_load(const char *path);
 // Wraps text already in memory (tests, -D expansions). Copies the text.
 Source *source_from_string(const char *path, const char *text);
+// The same for `length` bytes that may hold NULs (tests of the lexer).
+Source *source_from_bytes(const char *path, const char *bytes, size_t length);
 void source_free(Source *source);
 // (diag.c) The bytes of line `line` (1-based), without its line end (\n or \r\n);
 // a line outside the text is empty.

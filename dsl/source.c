@@ -58,10 +58,12 @@ Source *source_load(const char *path) {
   return new_source(path, text, length);
 }
 
-Source *source_from_string(const char *path, const char *text) {
-  size_t length = strlen(text);
+Source *source_from_string(const char *path, const char *text) { return source_from_bytes(path, text, strlen(text)); }
+
+Source *source_from_bytes(const char *path, const char *bytes, size_t length) {
   char *copy = checked(malloc(length + 1));
-  memcpy(copy, text, length + 1);
+  memcpy(copy, bytes, length);
+  copy[length] = '\0';
   return new_source(path, copy, length);
 }
 

@@ -60,13 +60,7 @@ static Parsed parse_source(Source *source, Capture *capture) {
 static Parsed parse_bytes(const char *bytes, size_t length) {
   Capture capture;
   capture_begin(&capture);
-  Source *source = source_from_string("t.ae", "");
-  free(source->text);
-  source->text = malloc(length + 1);
-  memcpy(source->text, bytes, length);
-  source->text[length] = '\0';
-  source->length = length;
-  return parse_source(source, &capture);
+  return parse_source(source_from_bytes("t.ae", bytes, length), &capture);
 }
 
 static Parsed parse(const char *text) { return parse_bytes(text, strlen(text)); }
@@ -100,24 +94,22 @@ typedef struct Expected {
 } Expected;
 
 static void check_tokens(const char *bytes, size_t length, const Expected *expected, int count) {
-  Source source = {.path = "t.ae", .text = malloc(length + 1), .length = length};  // no line index: the lexer needs none
-  memcpy(source.text, bytes, length);
-  source.text[length] = '\0';
+  Source *source = source_from_bytes("t.ae", bytes, length);
   Lexer lexer;
-  lexer_init(&lexer, &source);
+  lexer_init(&lexer, source);
   for (int i = 0; i < count; i++) {
     Token token = lexer_next(&lexer);
     ck_assert_msg(token.kind == expected[i].kind, "token %d: %s, expected %s", i, token_kind_name(token.kind),
                   token_kind_name(expected[i].kind));
     ck_assert_int_eq(token.loc.line, expected[i].line);
     ck_assert_int_eq(token.loc.col, expected[i].col);
-    ck_assert_ptr_eq(token.loc.source, &source);
+    ck_assert_ptr_eq(token.loc.source, source);
     if (expected[i].text) {
       ck_assert_uint_eq(token.length, strlen(expected[i].text));
       ck_assert_mem_eq(token.start, expected[i].text, token.length);
     }
   }
-  free(source.text);
+  source_free(source);
 }
 
 START_TEST(test_lexer_every_token_kind) {
