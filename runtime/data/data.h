@@ -34,6 +34,9 @@ typedef size_t aert_size_limit(const char *path, const unsigned char *head, size
 // byte after the data), no further than `limit` allows (NULL:
 // AERT_MAX_DATA_BYTES). 0, or -1 after a message.
 int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **data, size_t *size);
+// The largest label a CSV file may give (so at most 65536 classes: the probe's
+// weights and a plot's legend grow with them). IDX labels are bytes.
+#define AERT_MAX_LABEL 65535
 // idx.c, npy.c: the size the header at the start of an IDX or .npy file declares.
 size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n);
 size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n);
