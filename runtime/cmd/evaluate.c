@@ -22,7 +22,8 @@ int aert_cmd_eval(const aert_model *model, const aert_options *options) {
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   double *losses = calloc((size_t)model->n_losses + 1, sizeof *losses);
   int status = AERT_EXIT_FAILURE;
-  if (data && losses && aert_evaluate(model, ctx, data, losses)) {
+  if (data && losses && aert_fit_context(model, options, ctx, data->n, data->path) &&
+      aert_evaluate(model, ctx, data, losses)) {
     for (int l = 0; l < model->n_losses; l++) printf("%s %.9g\n", model->loss_names[l], losses[l]);
     status = AERT_EXIT_OK;
   }
@@ -48,7 +49,9 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options) {
   aert_real *picked = NULL, *train_codes = NULL, *test_codes = NULL;
   int32_t *labels = NULL, *class_of = NULL, *test_labels = NULL;
   uint32_t *order = NULL;
-  if (!test) goto done;
+  if (!test || !aert_fit_context(model, options, ctx, train->n > test->n ? train->n : test->n,
+                                 train->n > test->n ? train->path : test->path))
+    goto done;
   if (!train->labels || !test->labels) {
     aert_error("%s: the probe needs labels, and this data set has none", !train->labels ? train->path : test->path);
     goto done;
@@ -148,7 +151,7 @@ int aert_cmd_pca(const aert_model *model, const aert_options *options) {
   printf("pca_mse %.6g\n", pca_mse);
   if (ctx) {
     recon = aert_alloc_reals(test->n, (size_t)d, "reconstructions");
-    if (!recon) goto done;
+    if (!recon || !aert_fit_context(model, options, ctx, test->n, test->path)) goto done;
     aert_run_batches(ctx, test->x, (size_t)d, test->n, model->reconstruct, (size_t)d, recon);
     double ae_mse = aert_mean_squared_error(recon, test->x, test->n * (size_t)d);
     fprintf(stderr, "%s: test MSE of %s: PCA(%d) %.6f, the autoencoder (a code of %d values) %.6f\n", aert_program(),
@@ -193,6 +196,7 @@ static double checkpoint_distance(const aert_model *model, const aert_options *o
   aert_options o = *options;
   o.checkpoint = checkpoint;
   aert_ctx *ctx = aert_open_checkpoint(model, &o);
+  if (ctx && !aert_fit_context(model, &o, ctx, n, data->path)) aert_ctx_free(model, ctx), ctx = NULL;
   if (!ctx) return NAN;
   aert_real *codes = codes_of(model, ctx, data, n);
   aert_ctx_free(model, ctx);

@@ -103,7 +103,9 @@ int aert_cmd_histogram(const aert_model *model, const aert_options *options) {
   aert_ctx *ctx = aert_open_checkpoint(model, options);
   if (!ctx) return AERT_EXIT_FAILURE;
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
-  aert_real *codes = data ? aert_encode_all(model, ctx, data) : NULL, *shown = NULL;
+  aert_real *codes =
+      data && aert_fit_context(model, options, ctx, data->n, data->path) ? aert_encode_all(model, ctx, data) : NULL;
+  aert_real *shown = NULL;
   int status = AERT_EXIT_FAILURE;
   if (codes) {
     int dims = model->code_size, count = options->has_count && options->count < dims ? options->count : dims;

@@ -52,6 +52,9 @@ void aert_free(void *p);
 // zeroed, lr from the steps, parameters initialised from `seed`.
 aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed);
 void aert_ctx_free(const aert_model *model, aert_ctx *ctx);
+// A new arena for batches of `capacity` samples (the activations are lost);
+// false after a message, the context as it was.
+bool aert_ctx_set_capacity(const aert_model *model, aert_ctx *ctx, int capacity);
 void aert_init_params(const aert_model *model, aert_ctx *ctx);
 // The Glorot limit sqrt(6 / (fan_in + fan_out)) of a parameter (1 when it has no fans).
 double aert_glorot_limit(const aert_param *param);
