@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,8 +125,13 @@ int aert_checkpoint_save(const char *path, const aert_model *model, const aert_c
     aert_buf_free(&header);
     return -1;
   }
+  // The temporary file beside it: PATH.tmp.PID, or .aert-tmp.PID in its
+  // directory when the name is too long to take the suffix (a 255-byte name).
   char *tmp = NULL;
-  if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+  int made = strlen(base) + 24 > NAME_MAX ? asprintf(&tmp, "%.*s.aert-tmp.%ld", (int)(base - path), path, (long)getpid())
+                                          : asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+  if (made < 0) {
     aert_buf_free(&header);
     return -1;
   }
