@@ -218,6 +218,20 @@ START_TEST(special_files_as_program_inputs) {
 }
 END_TEST
 
+// aec's own input, the .ae file: /dev/zero read until memory ran out, a FIFO hung.
+START_TEST(aec_reads_only_regular_files) {
+  must_succeed_in(prog, "mkfifo model-fifo.ae");
+  static const char *const inputs[][2] = {{"/dev/zero", "character device"},
+                                          {"model-fifo.ae", "FIFO"},
+                                          {"/dev/null", "character device"}};
+  for (int i = 0; i < 3; i++) {
+    char command[256];
+    snprintf(command, sizeof command, "%s/aec %s -o never", AEC_BUILD_DIR, inputs[i][0]);
+    expect_refused(command, inputs[i][0], inputs[i][1]);
+  }
+}
+END_TEST
+
 // ------------------------------------------------------- odd file names
 // Writes a copy of train.csv (and of m.safetensors) under `name` in the
 // program's directory, reads both back, then a damaged copy of each: the
@@ -292,6 +306,13 @@ START_TEST(batch_is_clamped_to_the_data) {
     ck_assert_msg(strstr(first + 1, "--batch 10000000") == NULL, "said more than once:\n%s", r.err);
     command_result_free(&r);
   }
+  // --threads far beyond the machine: cut too (libgomp crashed at 100000).
+  CommandResult t = run_command("cd %s && timeout 60 ./m train --data train.csv --test none --threads 100000 "
+                                "--epochs 1 --checkpoint threads.safetensors",
+                                prog);  // 1024 threads' stacks: no ulimit -v
+  ck_assert_msg(t.status == 0, "status %d\n%s", t.status, t.err);
+  ck_assert_msg(strstr(t.err, "--threads 100000 is more than the 1024"), "%s", t.err);
+  command_result_free(&t);
   // Without --batch, the model's batch is cut silently.
   CommandResult r = run_bounded("./m eval --checkpoint m.safetensors --data train.csv");
   ck_assert_int_eq(r.status, 0);
@@ -583,6 +604,7 @@ Suite *hostile_in_suite(void) {
   tcase_set_timeout(program, 300);
   tcase_add_unchecked_fixture(program, setup_program, teardown_program);
   tcase_add_test(program, special_files_as_program_inputs);
+  tcase_add_test(program, aec_reads_only_regular_files);
   tcase_add_test(program, odd_file_names_are_read_and_named);
   tcase_add_test(program, batch_is_clamped_to_the_data);
   tcase_add_test(program, labels_beyond_the_cap_are_refused);

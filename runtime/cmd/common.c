@@ -43,8 +43,18 @@ static void flush_subnormals_to_zero(void) {
 #endif
 }
 
+// More threads than this are not asked for: libgomp's first parallel region
+// crashes (a segmentation fault) at --threads 100000.
+enum { MAX_THREADS = 1024 };
+
 void aert_apply_threads(const aert_options *options, aert_ctx *ctx) {
-  if (options->has_threads) omp_set_num_threads(options->threads);
+  static bool said;
+  if (options->has_threads && options->threads > MAX_THREADS && !said) {
+    aert_note("--threads %d is more than the %d this program starts: %d threads", options->threads, MAX_THREADS,
+              MAX_THREADS);
+    said = true;
+  }
+  if (options->has_threads) omp_set_num_threads(options->threads > MAX_THREADS ? MAX_THREADS : options->threads);
   ctx->threads = omp_get_max_threads();
   flush_subnormals_to_zero();
 }

@@ -27,9 +27,9 @@ const char *const *aert_label_names(const aert_dataset *data, int *count);
 #define AERT_MAX_DATA_BYTES ((size_t)16 << 30)
 #define AERT_MAX_CSV_BYTES ((size_t)1 << 30)
 // The most bytes the file `path` may hold, given its first n bytes (its
-// header): at least n; 0 after a message when the head already shows the
-// file unusable.
-typedef size_t aert_size_limit(const char *path, const unsigned char *head, size_t n);
+// header), with *declared set when its header says so (clear for a cap); 0
+// after a message when the head already shows the file unusable.
+typedef size_t aert_size_limit(const char *path, const unsigned char *head, size_t n, bool *declared);
 // Reads a whole regular file, plain or gzip, into memory (with one spare zero
 // byte after the data), no further than `limit` allows (NULL:
 // AERT_MAX_DATA_BYTES). 0, or -1 after a message.
@@ -38,8 +38,8 @@ int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **dat
 // weights and a plot's legend grow with them). IDX labels are bytes.
 #define AERT_MAX_LABEL 65535
 // idx.c, npy.c: the size the header at the start of an IDX or .npy file declares.
-size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n);
-size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n);
+size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n, bool *declared);
+size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n, bool *declared);
 // A dataset of n samples of `rank`/`shape`; x (and labels when asked) allocated.
 aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels);
 // The same around `values` (n samples, malloc'd), which the dataset owns from

@@ -144,10 +144,11 @@ int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **out
   // The head first; what it declares bounds the rest.
   bool ok = read_until(file, &data, &size, &capacity, AERT_HEAD_BYTES, &out_of_memory);
   size_t most = AERT_MAX_DATA_BYTES;
+  bool declared = false;
   if (ok && size > 0 && limit) {
-    most = limit(path, data, size);
+    most = limit(path, data, size, &declared);
     if (most == 0) goto fail;  // the limit said why
-    if (most > AERT_MAX_DATA_BYTES) most = AERT_MAX_DATA_BYTES;
+    if (most > AERT_MAX_DATA_BYTES) most = AERT_MAX_DATA_BYTES, declared = false;
   }
   allowed = most + AERT_TRAILING_MARGIN;
   if (ok && size >= AERT_HEAD_BYTES) ok = read_until(file, &data, &size, &capacity, allowed + 1, &out_of_memory);
@@ -163,7 +164,7 @@ int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **out
     goto fail;
   }
   if (size > allowed) {
-    if (most == AERT_MAX_DATA_BYTES)
+    if (!declared)
       aert_error("%s: more than %zu bytes (after decompression), the most a data file of this kind may hold", path,
                  most);
     else

@@ -39,7 +39,7 @@ static size_t read_idx_header(const char *path, const unsigned char *data, size_
   return header;
 }
 
-size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n) {
+size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n, bool *declared) {
   uint32_t magic;
   size_t dims[4], total;
   int ndim;
@@ -48,8 +48,8 @@ size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n) {
   size_t product = 1;
   for (int i = 0; i < ndim; i++)
     if (!aert_mul_size(product, dims[i], SIZE_MAX - header, &product)) return SIZE_MAX;  // the reader's cap bounds it
-  total = header + product;
-  return total < n ? n : total;
+  *declared = true;
+  return total = header + product;
 }
 
 // Checks that the data after the header is exactly `need` bytes.

@@ -62,11 +62,11 @@ static data_format format_of(const char *path, const unsigned char *data, size_t
 }
 
 // aert_read_file's bound: what the header declares, AERT_MAX_CSV_BYTES for CSV.
-static size_t format_limit(const char *path, const unsigned char *head, size_t n) {
+static size_t format_limit(const char *path, const unsigned char *head, size_t n, bool *declared) {
   switch (format_of(path, head, n)) {
-  case FORMAT_CSV: return AERT_MAX_CSV_BYTES < n ? n : AERT_MAX_CSV_BYTES;
-  case FORMAT_NPY: return aert_npy_limit(path, head, n);
-  case FORMAT_IDX: return aert_idx_limit(path, head, n);
+  case FORMAT_CSV: return AERT_MAX_CSV_BYTES;
+  case FORMAT_NPY: return aert_npy_limit(path, head, n, declared);
+  case FORMAT_IDX: return aert_idx_limit(path, head, n, declared);
   default: break;
   }
   aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);

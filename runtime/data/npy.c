@@ -158,7 +158,7 @@ truncated:
   return 0;
 }
 
-size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n) {
+size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n, bool *declared) {
   npy_header h = {0};
   size_t offset = read_npy_header(path, head, n, &h), total = 1;
   if (!offset) return 0;
@@ -166,7 +166,8 @@ size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n) {
   for (int i = 0; i < h.ndim; i++)
     if (!aert_mul_size(total, h.shape[i], SIZE_MAX, &total)) return SIZE_MAX;  // the reader's cap bounds it
   if (!aert_mul_size(total, item ? item : 8, SIZE_MAX - offset, &total)) return SIZE_MAX;
-  return offset + total < n ? n : offset + total;
+  *declared = true;
+  return offset + total;
 }
 
 static double element(const unsigned char *p, size_t item) {
