@@ -129,6 +129,25 @@ static bool read_until(gzFile file, unsigned char **data, size_t *size, size_t *
   return true;
 }
 
+// After a read: false, after a message, when it failed or the gzip data is bad.
+static bool read_succeeded(const char *path, gzFile file, bool ok, bool out_of_memory, size_t size) {
+  if (out_of_memory) {
+    aert_error("%s: out of memory after %zu bytes", path, size);
+    return false;
+  }
+  int code = Z_OK;
+  const char *message = gzerror(file, &code);
+  if (ok && (code == Z_OK || code == Z_STREAM_END)) return true;
+  const char *what = code == Z_BUF_ERROR ? "the gzip data is truncated" : code == Z_ERRNO ? strerror(errno) : "cannot decompress";
+  // zlib names a file it was handed as a descriptor "<fd:N>": say the path instead.
+  const char *colon = message && strncmp(message, "<fd:", 4) == 0 ? strstr(message, ": ") : NULL;
+  if (colon)
+    aert_error("%s: %s (zlib: %s: %s)", path, what, path, colon + 2);
+  else
+    aert_error("%s: %s (zlib: %s)", path, what, message && *message ? message : zError(code));
+  return false;
+}
+
 int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **out, size_t *out_size) {
   int fd = aert_open_input(path, "data file", NULL);
   if (fd < 0) return -1;
@@ -143,25 +162,18 @@ int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **out
   bool out_of_memory = false;
   // The head first; what it declares bounds the rest.
   bool ok = read_until(file, &data, &size, &capacity, AERT_HEAD_BYTES, &out_of_memory);
+  if (!read_succeeded(path, file, ok, out_of_memory, size)) goto fail;
   size_t most = AERT_MAX_DATA_BYTES;
   bool declared = false;
-  if (ok && size > 0 && limit) {
+  if (size > 0 && limit) {
     most = limit(path, data, size, &declared);
     if (most == 0) goto fail;  // the limit said why
     if (most > AERT_MAX_DATA_BYTES) most = AERT_MAX_DATA_BYTES, declared = false;
   }
   allowed = most + AERT_TRAILING_MARGIN;
-  if (ok && size >= AERT_HEAD_BYTES) ok = read_until(file, &data, &size, &capacity, allowed + 1, &out_of_memory);
-  if (out_of_memory) {
-    aert_error("%s: out of memory after %zu bytes", path, size);
-    goto fail;
-  }
-  int code = Z_OK;
-  const char *message = gzerror(file, &code);
-  if (!ok || (code != Z_OK && code != Z_STREAM_END)) {
-    const char *what = code == Z_BUF_ERROR ? "the gzip data is truncated" : code == Z_ERRNO ? strerror(errno) : "cannot decompress";
-    aert_error("%s: %s (zlib: %s)", path, what, message && *message ? message : zError(code));
-    goto fail;
+  if (size >= AERT_HEAD_BYTES) {
+    ok = read_until(file, &data, &size, &capacity, allowed + 1, &out_of_memory);
+    if (!read_succeeded(path, file, ok, out_of_memory, size)) goto fail;
   }
   if (size > allowed) {
     if (!declared)
