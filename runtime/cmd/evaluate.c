@@ -63,7 +63,10 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options) {
   int classes = 0;
   class_of = malloc(((size_t)AERT_MAX_LABEL + 1) * sizeof *class_of);
   test_labels = malloc(test->n * sizeof *test_labels);
-  if (!class_of || !test_labels) goto done;
+  if (!class_of || !test_labels) {
+    aert_error("out of memory for %zu labels", test->n);
+    goto done;
+  }
   memset(class_of, 0, ((size_t)AERT_MAX_LABEL + 1) * sizeof *class_of);
   for (int pass = 0; pass < 2; pass++) {
     const aert_dataset *set = pass ? test : train;
