@@ -1,9 +1,13 @@
 // source.c — loading `.ae` texts. The text is kept whole and NUL-terminated
 // so that the lexer can use the terminator as its sentinel and diagnostics
 // can echo any line; NUL bytes inside it are the lexer's business.
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dsl.h"
 
@@ -33,12 +37,30 @@ static Source *new_source(const char *path, char *text, size_t length) {
   return source;
 }
 
+// What a file that is not a regular one is, in words; NULL for a regular file.
+static const char *not_regular(mode_t mode) {
+  if (S_ISREG(mode)) return NULL;
+  if (S_ISDIR(mode)) return strerror(EISDIR);
+  if (S_ISCHR(mode)) return "a character device, not a regular file";
+  if (S_ISBLK(mode)) return "a block device, not a regular file";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe), not a regular file";
+  return "not a regular file";
+}
+
+// Only a regular file is read: /dev/zero would never end, and a FIFO is
+// opened without blocking, so one with no writer does not hang aec.
 Source *source_load(const char *path) {
-  FILE *file = fopen(path, "rb");
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  struct stat st;
+  const char *problem = fd < 0 ? strerror(errno) : fstat(fd, &st) != 0 ? strerror(errno) : not_regular(st.st_mode);
+  FILE *file = problem ? NULL : fdopen(fd, "rb");
   if (!file) {
-    diag_error_plain("cannot read '%s': %s", path, strerror(errno));
+    diag_error_plain("cannot read '%s': %s", path, problem ? problem : strerror(errno));
+    if (fd >= 0) close(fd);
     return NULL;
   }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   size_t length = 0, capacity = 1 << 16;
   char *text = checked(malloc(capacity));
   for (;;) {
@@ -47,7 +69,7 @@ Source *source_load(const char *path) {
     length += got;
     if (got == 0 || length > MAX_SOURCE_SIZE) break;
   }
-  const char *problem = ferror(file) ? strerror(errno) : length > MAX_SOURCE_SIZE ? "file too large" : NULL;
+  problem = ferror(file) ? strerror(errno) : length > MAX_SOURCE_SIZE ? "file too large" : NULL;
   fclose(file);
   if (problem) {
     diag_error_plain("cannot read '%s': %s", path, problem);

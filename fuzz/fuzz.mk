@@ -9,6 +9,10 @@
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 60
+# Inputs up to 128 KiB: a gzip file that size expands to 128 MB, enough for
+# a decompression bomb to reach the loaders' bounds (and the 2 GB RSS limit
+# to catch one that is not bounded).
+FUZZ_MAX_LEN ?= 131072
 FUZZ_JOBS    ?= 1
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined -std=gnu11 -DAEC_FUZZ
@@ -50,6 +54,6 @@ fuzz: fuzz-build
 	  echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$h; \
 	  ASAN_OPTIONS=detect_leaks=1 $(FUZZ_BUILD)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
-	    -max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $$( [ -f fuzz/$$h.dict ] && echo -dict=fuzz/$$h.dict ) \
+	    -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ $$( [ -f fuzz/$$h.dict ] && echo -dict=fuzz/$$h.dict ) \
 	    $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/seeds/$$h || exit 1; \
 	done

@@ -28,6 +28,15 @@ def npy(descr, shape, payload):
 open(d + '/npy-f4', 'wb').write(b'\x03\x04' + npy('<f4', '(2, 4)', struct.pack('<8f', *range(8))))
 open(d + '/npy-f8', 'wb').write(b'\x03\x04' + npy('<f8', '(2, 2, 2)', struct.pack('<8d', *range(8))))
 open(d + '/npy-u1', 'wb').write(b'\x07\x04' + npy('|u1', '(2, 4)', bytes(range(8))))
+# A gzip bomb, as raw gzip (an odd length): an IDX header of 3 samples of
+# [1, 4] bytes, then 64 MiB of zeros. The loaders stop at the header's 12 bytes.
+import gzip, io
+z = io.BytesIO()
+with gzip.GzipFile(fileobj=z, mode='wb', compresslevel=9) as g:
+    g.write(b'\x00\x00\x08\x03\x00\x00\x00\x03\x00\x00\x00\x01\x00\x00\x00\x04')
+    for _ in range(64): g.write(bytes(1 << 20))
+bomb = z.getvalue()
+open(d + '/idx-gz-bomb', 'wb').write(b'\x01\x04' + bomb + (b'' if len(bomb) % 2 else b'\x00'))
 open(d + '/npy-bin', 'wb').write(b'\x04\x04' + npy('<f4', '(1, 4)', struct.pack('<4f', 1, 2, 3, 4)))
 PY
 printf '\006\004\000\000\010\001\000\000\000\003\001\002\003' > "$d/labels"

@@ -369,18 +369,32 @@ static bool read_tensor_data(checkpoint_file *c, const tensor_info *t, aert_real
   return ok;
 }
 
-static bool meta_u64(const checkpoint_file *c, const char *key, uint64_t *out) {
+// Counts read from a checkpoint (optimizer steps, batches) are at most 2^53:
+// an int64_t holds them without wrapping, a double exactly, and no run takes
+// that many steps. A larger one is a damaged or hostile file.
+#define MAX_COUNT ((uint64_t)1 << 53)
+
+// The metadata `key` as an integer of at most `max`; absent: *out unchanged.
+static bool meta_u64_max(const checkpoint_file *c, const char *key, uint64_t max, uint64_t *out) {
   const char *text = meta(c, key);
   if (!text) return true;  // absent: keep the default
   char *end;
   errno = 0;
   unsigned long long v = strtoull(text, &end, 10);
-  if (!*text || *end || errno || text[0] == '-') {
-    aert_error("%s: corrupt checkpoint: metadata %s is '%s', not a count", c->path, key, text);
+  if (!*text || *end || errno || text[0] == '-' || text[0] == '+' || text[0] == ' ') {
+    aert_error("%s: corrupt checkpoint: metadata %s is '%.40s', not a count", c->path, key, text);
+    return false;
+  }
+  if (v > max) {
+    aert_error("%s: corrupt checkpoint: metadata %s is %llu, more than %" PRIu64 "", c->path, key, v, max);
     return false;
   }
   *out = v;
   return true;
+}
+
+static bool meta_u64(const checkpoint_file *c, const char *key, uint64_t *out) {
+  return meta_u64_max(c, key, UINT64_MAX, out);
 }
 
 static bool load_parameters(checkpoint_file *c, const aert_model *model, aert_ctx *ctx) {
@@ -409,7 +423,7 @@ static bool load_optimizer(checkpoint_file *c, const aert_model *model, aert_ctx
     uint64_t steps_done = 0;
     snprintf(key, sizeof key, "%s.t", prefix);
     bool has_t = meta(c, key) != NULL;
-    if (!meta_u64(c, key, &steps_done)) return false;
+    if (!meta_u64_max(c, key, MAX_COUNT, &steps_done)) return false;
     if (n > 0 && !t) {
       if (want) aert_note("%s: no optimizer state for step '%s': its optimizer starts fresh", c->path, model->steps[s].loss);
       memset(ctx->opt_state[s], 0, n * sizeof(aert_real));
@@ -444,20 +458,13 @@ static bool check_all_used(const checkpoint_file *c, const aert_model *model) {
 int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
                             bool want_optimizer) {
   checkpoint_file c = {.path = path};
-  c.f = fopen(path, "rb");
-  if (!c.f) {
-    aert_error("%s: cannot open the checkpoint: %s", path, strerror(errno));
-    return -1;
-  }
+  c.f = aert_fopen_input(path, "checkpoint", NULL);
+  if (!c.f) return -1;
   uint64_t epoch = 0, batches = 0, epoch_batch = 0, seed = ctx->seed;
   bool ok = read_header(&c) && read_entries(&c) && load_parameters(&c, model, ctx) &&
             load_optimizer(&c, model, ctx, want_optimizer) && check_all_used(&c, model) &&
-            meta_u64(&c, "epoch", &epoch) && meta_u64(&c, "batch_counter", &batches) && meta_u64(&c, "seed", &seed) &&
-            meta_u64(&c, "epoch_batch", &epoch_batch);
-  if (ok && epoch > INT32_MAX) {
-    aert_error("%s: corrupt checkpoint: epoch %" PRIu64 " is out of range", path, epoch);
-    ok = false;
-  }
+            meta_u64_max(&c, "epoch", INT32_MAX, &epoch) && meta_u64_max(&c, "batch_counter", MAX_COUNT, &batches) &&
+            meta_u64(&c, "seed", &seed) && meta_u64_max(&c, "epoch_batch", MAX_COUNT, &epoch_batch);
   if (ok) {
     const char *hash = meta(&c, "source_hash");
     if (hash && model->source_hash && strcmp(hash, model->source_hash) != 0)

@@ -78,9 +78,17 @@ aert_dataset *aert_load_model_data(const aert_model *model, const char *spec);
 void aert_apply_threads(const aert_options *options, aert_ctx *ctx);
 // The test losses of a data set (means weighted by batch size) into losses[model->n_losses].
 bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *data, double *losses);
-// A context for a trained model: capacity from --batch (or the model's), the
-// checkpoint loaded, threads set. NULL after a message.
+// A context for a trained model: the checkpoint loaded, threads set, batches
+// of one sample until aert_fit_context sizes them for the data. NULL after a
+// message.
 aert_ctx *aert_open_checkpoint(const aert_model *model, const aert_options *options);
+// `batch`, or `rows` when the data set (`path`) has fewer samples: a larger
+// batch would only cost memory. The first time --batch is cut, a note says so.
+int aert_fit_batch(const aert_options *options, int batch, size_t rows, const char *path);
+// The context's batches made --batch (or the model's) samples, no more than
+// `rows`; false after a message.
+bool aert_fit_context(const aert_model *model, const aert_options *options, aert_ctx *ctx, size_t rows,
+                      const char *path);
 // Copies samples order[first .. first+n) (or first.. when order is NULL) into batch.
 void aert_gather(const aert_dataset *data, const uint32_t *order, size_t first, int n, aert_real *batch);
 // The developer checks' batch (gradcheck, time-kernels): the data set from

@@ -41,7 +41,7 @@ int aert_cmd_reconstruct(const aert_model *model, const aert_options *options) {
   if (!ctx) return AERT_EXIT_FAILURE;
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   int status = AERT_EXIT_FAILURE;
-  if (data) {
+  if (data && aert_fit_context(model, options, ctx, data->n, data->path)) {
     size_t count = options->has_count ? (size_t)options->count : 10;
     if (count > data->n) count = data->n;
     int height, width;
@@ -180,7 +180,9 @@ int aert_cmd_encode(const aert_model *model, const aert_options *options) {
   if (!ctx) return AERT_EXIT_FAILURE;
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   int status = AERT_EXIT_FAILURE;
-  aert_real *codes = data ? aert_alloc_reals(data->n, (size_t)model->code_size, "codes") : NULL;
+  aert_real *codes = data && aert_fit_context(model, options, ctx, data->n, data->path)
+                         ? aert_alloc_reals(data->n, (size_t)model->code_size, "codes")
+                         : NULL;
   if (codes && apply_in_batches(model, ctx, data, data->n, model->encode, (size_t)model->code_size, codes) &&
       (strlen(options->output) > 4 && strcmp(options->output + strlen(options->output) - 4, ".npy") == 0
            ? write_codes_npy(options->output, data, codes, model->code_size)
@@ -248,7 +250,7 @@ int aert_cmd_denoise(const aert_model *model, const aert_options *options) {
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   int status = AERT_EXIT_FAILURE;
   aert_real *noisy = NULL, *denoised = NULL, *grid = NULL;
-  if (!data) goto done;
+  if (!data || !aert_fit_context(model, options, ctx, data->n, data->path)) goto done;
   size_t size = data->sample_size, total = data->n * size;
   noisy = aert_alloc_reals(data->n, size, "noisy images");
   denoised = aert_alloc_reals(data->n, size, "denoised images");

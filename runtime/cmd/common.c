@@ -43,8 +43,18 @@ static void flush_subnormals_to_zero(void) {
 #endif
 }
 
+// More threads than this are not asked for: libgomp's first parallel region
+// crashes (a segmentation fault) at --threads 100000.
+enum { MAX_THREADS = 1024 };
+
 void aert_apply_threads(const aert_options *options, aert_ctx *ctx) {
-  if (options->has_threads) omp_set_num_threads(options->threads);
+  static bool said;
+  if (options->has_threads && options->threads > MAX_THREADS && !said) {
+    aert_note("--threads %d is more than the %d this program starts: %d threads", options->threads, MAX_THREADS,
+              MAX_THREADS);
+    said = true;
+  }
+  if (options->has_threads) omp_set_num_threads(options->threads > MAX_THREADS ? MAX_THREADS : options->threads);
   ctx->threads = omp_get_max_threads();
   flush_subnormals_to_zero();
 }
@@ -54,7 +64,8 @@ bool aert_first_batch_open(const aert_model *model, const aert_options *options,
   uint64_t seed = options->has_seed ? options->seed : model->default_seed;
   b->data = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
   if (!b->data) return false;
-  b->n = b->data->n < (size_t)batch ? (int)b->data->n : batch;
+  batch = aert_fit_batch(options, batch, b->data->n, b->data->path);
+  b->n = batch;
   b->ctx = aert_ctx_create(model, batch, seed);
   b->x = aert_alloc_reals((size_t)batch, b->data->sample_size, "batch");
   if (!b->ctx || !b->x) return false;
@@ -108,13 +119,27 @@ bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *d
   return true;
 }
 
+int aert_fit_batch(const aert_options *options, int batch, size_t rows, const char *path) {
+  static bool said;
+  if (rows == 0 || (size_t)batch <= rows) return batch;
+  if (options->has_batch && !said)
+    aert_note("--batch %d is more than the %zu samples of %s: batches of %zu", batch, rows, path, rows);
+  said = options->has_batch;
+  return (int)rows;
+}
+
+bool aert_fit_context(const aert_model *model, const aert_options *options, aert_ctx *ctx, size_t rows,
+                      const char *path) {
+  int batch = options->has_batch ? options->batch : model->default_batch > 0 ? model->default_batch : 256;
+  return aert_ctx_set_capacity(model, ctx, aert_fit_batch(options, batch, rows, path));
+}
+
 aert_ctx *aert_open_checkpoint(const aert_model *model, const aert_options *options) {
   if (!options->checkpoint) {
     aert_error("%s needs --checkpoint FILE", options->command);
     return NULL;
   }
-  int capacity = options->has_batch ? options->batch : model->default_batch > 0 ? model->default_batch : 256;
-  aert_ctx *ctx = aert_ctx_create(model, capacity, model->default_seed);
+  aert_ctx *ctx = aert_ctx_create(model, 1, model->default_seed);  // aert_fit_context sizes its batches
   if (!ctx) return NULL;
   aert_apply_threads(options, ctx);
   if (aert_checkpoint_load_ex(options->checkpoint, model, ctx, NULL, false) != 0) {

@@ -9,6 +9,7 @@
 
 #include "cmd.h"
 #include "analysis.h"
+#include "data.h"
 
 // ------------------------------------------------------------------- eval
 int aert_cmd_eval(const aert_model *model, const aert_options *options) {
@@ -21,7 +22,8 @@ int aert_cmd_eval(const aert_model *model, const aert_options *options) {
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   double *losses = calloc((size_t)model->n_losses + 1, sizeof *losses);
   int status = AERT_EXIT_FAILURE;
-  if (data && losses && aert_evaluate(model, ctx, data, losses)) {
+  if (data && losses && aert_fit_context(model, options, ctx, data->n, data->path) &&
+      aert_evaluate(model, ctx, data, losses)) {
     for (int l = 0; l < model->n_losses; l++) printf("%s %.9g\n", model->loss_names[l], losses[l]);
     status = AERT_EXIT_OK;
   }
@@ -45,18 +47,40 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options) {
   aert_dataset *test = train ? aert_load_model_data(model, options->has_test ? options->test : model->default_test) : NULL;
   int status = AERT_EXIT_FAILURE;
   aert_real *picked = NULL, *train_codes = NULL, *test_codes = NULL;
-  int32_t *labels = NULL;
+  int32_t *labels = NULL, *class_of = NULL, *test_labels = NULL;
   uint32_t *order = NULL;
-  if (!test) goto done;
+  if (!test || !aert_fit_context(model, options, ctx, train->n > test->n ? train->n : test->n,
+                                 train->n > test->n ? train->path : test->path))
+    goto done;
   if (!train->labels || !test->labels) {
     aert_error("%s: the probe needs labels, and this data set has none", !train->labels ? train->path : test->path);
     goto done;
   }
   size_t n = (size_t)floor(fraction * (double)train->n + 0.5), size = train->sample_size;
   if (n < 1) n = 1;
+  // The classes are the labels present, in order: labels 0..9 are classes
+  // 0..9, and a stray large label costs one class, not that many.
   int classes = 0;
-  for (size_t i = 0; i < train->n; i++) classes = train->labels[i] + 1 > classes ? train->labels[i] + 1 : classes;
-  for (size_t i = 0; i < test->n; i++) classes = test->labels[i] + 1 > classes ? test->labels[i] + 1 : classes;
+  class_of = malloc(((size_t)AERT_MAX_LABEL + 1) * sizeof *class_of);
+  test_labels = malloc(test->n * sizeof *test_labels);
+  if (!class_of || !test_labels) {
+    aert_error("out of memory for %zu labels", test->n);
+    goto done;
+  }
+  memset(class_of, 0, ((size_t)AERT_MAX_LABEL + 1) * sizeof *class_of);
+  for (int pass = 0; pass < 2; pass++) {
+    const aert_dataset *set = pass ? test : train;
+    for (size_t i = 0; i < set->n; i++) {
+      if (set->labels[i] < 0 || set->labels[i] > AERT_MAX_LABEL) {
+        aert_error("%s: sample %zu has label %d; the probe takes labels from 0 to %d", set->path, i,
+                   (int)set->labels[i], AERT_MAX_LABEL);
+        goto done;
+      }
+      class_of[set->labels[i]] = 1;
+    }
+  }
+  for (size_t l = 0; l <= AERT_MAX_LABEL; l++) class_of[l] = class_of[l] ? classes++ : -1;
+  for (size_t i = 0; i < test->n; i++) test_labels[i] = class_of[test->labels[i]];
   // The labelled fraction: a seeded random subset of the training set.
   order = malloc(train->n * sizeof *order);
   picked = aert_alloc_reals(n, size, "labelled samples");
@@ -65,7 +89,7 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options) {
   aert_shuffle(order, train->n, seed, 0x70726f6265ULL);
   for (size_t i = 0; i < n; i++) {
     memcpy(picked + i * size, train->x + (size_t)order[i] * size, size * sizeof *picked);
-    labels[i] = train->labels[order[i]];
+    labels[i] = class_of[train->labels[order[i]]];
   }
   int dims = model->code_size;
   train_codes = aert_alloc_reals(n, (size_t)dims, "codes");
@@ -75,10 +99,10 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options) {
   fprintf(stderr, "%s: softmax classifiers on %zu labelled samples (%.3g of %s), %d classes, %d epochs\n",
           aert_program(), n, fraction, train->path, classes, epochs);
   double start = aert_now();
-  double accuracy = aert_softmax_probe(train_codes, labels, n, test_codes, test->labels, test->n, dims, classes, epochs, seed);
+  double accuracy = aert_softmax_probe(train_codes, labels, n, test_codes, test_labels, test->n, dims, classes, epochs, seed);
   double code_s = aert_now() - start;
   start = aert_now();
-  double raw = aert_softmax_probe(picked, labels, n, test->x, test->labels, test->n, (int)size, classes, epochs, seed);
+  double raw = aert_softmax_probe(picked, labels, n, test->x, test_labels, test->n, (int)size, classes, epochs, seed);
   double raw_s = aert_now() - start;
   fprintf(stderr, "  on the codes (%d values): test accuracy %.4f (%.1f s)\n", dims, accuracy, code_s);
   fprintf(stderr, "  on the raw input (%zu values): test accuracy %.4f (%.1f s)\n", size, raw, raw_s);
@@ -86,7 +110,7 @@ int aert_cmd_probe(const aert_model *model, const aert_options *options) {
   status = AERT_EXIT_OK;
 done:
   aert_free(picked), aert_free(train_codes), aert_free(test_codes);
-  free(labels), free(order);
+  free(labels), free(order), free(class_of), free(test_labels);
   aert_dataset_free(train), aert_dataset_free(test);
   aert_ctx_free(model, ctx);
   return status;
@@ -130,7 +154,7 @@ int aert_cmd_pca(const aert_model *model, const aert_options *options) {
   printf("pca_mse %.6g\n", pca_mse);
   if (ctx) {
     recon = aert_alloc_reals(test->n, (size_t)d, "reconstructions");
-    if (!recon) goto done;
+    if (!recon || !aert_fit_context(model, options, ctx, test->n, test->path)) goto done;
     aert_run_batches(ctx, test->x, (size_t)d, test->n, model->reconstruct, (size_t)d, recon);
     double ae_mse = aert_mean_squared_error(recon, test->x, test->n * (size_t)d);
     fprintf(stderr, "%s: test MSE of %s: PCA(%d) %.6f, the autoencoder (a code of %d values) %.6f\n", aert_program(),
@@ -175,6 +199,7 @@ static double checkpoint_distance(const aert_model *model, const aert_options *o
   aert_options o = *options;
   o.checkpoint = checkpoint;
   aert_ctx *ctx = aert_open_checkpoint(model, &o);
+  if (ctx && !aert_fit_context(model, &o, ctx, n, data->path)) aert_ctx_free(model, ctx), ctx = NULL;
   if (!ctx) return NAN;
   aert_real *codes = codes_of(model, ctx, data, n);
   aert_ctx_free(model, ctx);

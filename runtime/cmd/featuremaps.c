@@ -439,6 +439,7 @@ int aert_cmd_feature_maps(const aert_model *model, const aert_options *options) 
   aert_receptive_field rf;
   status = AERT_EXIT_FAILURE;
   if (data && data->n == 0) aert_error("%s: no samples", data->path);
+  else if (data && !aert_fit_context(model, options, ctx, data->n, data->path)) {}
   else if (data && aert_receptive_field_of(model, model->layer_nodes[layer], &rf)) {
     status = draw_feature_maps(model, options, ctx, layer, data, &rf);
     aert_receptive_field_free(&rf);

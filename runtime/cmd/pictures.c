@@ -103,7 +103,9 @@ int aert_cmd_histogram(const aert_model *model, const aert_options *options) {
   aert_ctx *ctx = aert_open_checkpoint(model, options);
   if (!ctx) return AERT_EXIT_FAILURE;
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
-  aert_real *codes = data ? aert_encode_all(model, ctx, data) : NULL, *shown = NULL;
+  aert_real *codes =
+      data && aert_fit_context(model, options, ctx, data->n, data->path) ? aert_encode_all(model, ctx, data) : NULL;
+  aert_real *shown = NULL;
   int status = AERT_EXIT_FAILURE;
   if (codes) {
     int dims = model->code_size, count = options->has_count && options->count < dims ? options->count : dims;
@@ -138,31 +140,51 @@ int aert_cmd_plot_xy(const aert_model *model, const aert_options *options) {
   (void)model;
   if (!options->csv) return aert_error("plot-xy needs --csv FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("plot-xy needs -o FILE.png"), AERT_EXIT_USAGE;
-  FILE *f = fopen(options->csv, "r");
-  if (!f) return aert_error("%s: cannot open: %s", options->csv, strerror(errno)), AERT_EXIT_FAILURE;
+  FILE *f = aert_fopen_input(options->csv, "CSV file", NULL);
+  if (!f) return AERT_EXIT_FAILURE;
   char *line = NULL, xname[64] = "x", yname[64] = "y";
   size_t cap = 0, n = 0, room = 0;
   double *x = NULL, *y = NULL;
   int status = AERT_EXIT_FAILURE, number = 0;
-  while (getline(&line, &cap, f) > 0) {
+  bool first = true;
+  ssize_t length;
+  while ((length = getline(&line, &cap, f)) > 0) {
     number++;
+    size_t nul = strlen(line);
+    if (nul < (size_t)length) {
+      aert_error("%s:%d:%zu: a NUL byte (a CSV file is text)", options->csv, number, nul + 1);
+      goto done;
+    }
     line[strcspn(line, "\r\n")] = 0;
     if (!line[0]) continue;
     char *end, *comma = strchr(line, ',');
     double a = strtod(line, &end);
-    if (number == 1 && (end == line || *end != ',')) {  // the header
+    while (*end == ' ' || *end == '\t') end++;
+    bool a_number = end != line && (*end == ',' || *end == 0);
+    double b = comma ? strtod(comma + 1, &end) : NAN;
+    while (comma && (*end == ' ' || *end == '\t')) end++;
+    bool b_number = comma && end != comma + 1 && (*end == ',' || *end == 0);
+    // The header rule of data files (docs/commands.md): a first row without a number.
+    if (first && !a_number && !b_number) {
+      first = false;
       if (comma) snprintf(xname, sizeof xname, "%.*s", (int)(comma - line), line), snprintf(yname, sizeof yname, "%.*s", (int)strcspn(comma + 1, ","), comma + 1);
       continue;
     }
-    double b = comma ? strtod(comma + 1, &end) : NAN;
-    if (!comma || end == comma + 1 || !isfinite(a) || !isfinite(b)) {
-      aert_error("%s:%d: expected two numbers, 'x,y'", options->csv, number);
+    first = false;
+    if (!a_number || !b_number || !isfinite(a) || !isfinite(b)) {
+      aert_error("%s:%d: expected two finite numbers, 'x,y'", options->csv, number);
       goto done;
     }
     if (n == room) {
       room = room ? 2 * room : 64;
-      x = realloc(x, room * sizeof *x), y = realloc(y, room * sizeof *y);
-      if (!x || !y) goto done;
+      double *grown_x = realloc(x, room * sizeof *x);
+      if (grown_x) x = grown_x;
+      double *grown_y = realloc(y, room * sizeof *y);
+      if (grown_y) y = grown_y;
+      if (!grown_x || !grown_y) {
+        aert_error("%s: out of memory at line %d", options->csv, number);
+        goto done;
+      }
     }
     x[n] = a, y[n] = b, n++;
   }

@@ -26,7 +26,9 @@ int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   aert_real *db_codes = NULL, *query_codes = NULL;
   uint32_t *neighbours = NULL;
   uint64_t *db_bits = NULL, *query_bits = NULL;
-  if (!queries) goto done;
+  if (!queries || !aert_fit_context(model, options, ctx, db->n > queries->n ? db->n : queries->n,
+                                    db->n > queries->n ? db->path : queries->path))
+    goto done;
   if (!db->labels || !queries->labels) {
     aert_error("%s: retrieval precision needs labels, and this data set has none", !db->labels ? db->path : queries->path);
     goto done;

@@ -148,7 +148,7 @@ static bool configure(train_run *r) {
 // The context, and the resumed checkpoint's progress when --resume.
 static bool prepare_context(train_run *r) {
   const aert_options *o = r->options;
-  r->ctx = aert_ctx_create(r->model, r->batch, o->has_seed ? o->seed : r->model->default_seed);
+  r->ctx = aert_ctx_create(r->model, 1, o->has_seed ? o->seed : r->model->default_seed);  // sized in load_data
   if (!r->ctx) return false;
   aert_apply_threads(o, r->ctx);
   if (o->resume) {
@@ -172,6 +172,12 @@ static bool load_data(train_run *r) {
     r->test = aert_load_model_data(r->model, test);
     if (!r->test) return false;
   }
+  // Batches of no more samples than the data has; the test set is evaluated
+  // in batches as large as the asked size where it has more samples.
+  int asked = r->batch, capacity;
+  r->batch = capacity = aert_fit_batch(o, asked, r->train->n, r->train->path);
+  if (r->test && r->test->n > (size_t)capacity) capacity = r->test->n < (size_t)asked ? (int)r->test->n : asked;
+  if (!aert_ctx_set_capacity(r->model, r->ctx, capacity)) return false;
   r->batches_per_epoch = (r->train->n + (size_t)r->batch - 1) / (size_t)r->batch;
   if (r->first_batch >= r->batches_per_epoch) {
     aert_error("%s was saved after batch %zu of epoch %d, but an epoch of %s has %zu batches of %d (train with the same data and --batch)",

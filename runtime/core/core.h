@@ -30,6 +30,15 @@ void aert_warning(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_note(const char *fmt, ...) AERT_PRINTF(1, 2);
 double aert_now(void);  // monotonic seconds
 
+// ----------------------------------------------------------------- input.c
+// Opens a file to read: a regular file (symbolic links followed), never
+// blocking on a FIFO. A directory, device, FIFO or socket, a missing file, a
+// dangling symbolic link or a loop of them: -1 (NULL) after one message
+// naming the file; `what` says what it should have been ("data file",
+// "checkpoint"). Its size in *size when size is not NULL.
+int aert_open_input(const char *path, const char *what, uint64_t *size);
+FILE *aert_fopen_input(const char *path, const char *what, uint64_t *size);
+
 // ------------------------------------------------------------------- ctx.c
 // Multiplies sizes; false when the product overflows `limit`.
 bool aert_mul_size(size_t a, size_t b, size_t limit, size_t *out);
@@ -43,6 +52,9 @@ void aert_free(void *p);
 // zeroed, lr from the steps, parameters initialised from `seed`.
 aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed);
 void aert_ctx_free(const aert_model *model, aert_ctx *ctx);
+// A new arena for batches of `capacity` samples (the activations are lost);
+// false after a message, the context as it was.
+bool aert_ctx_set_capacity(const aert_model *model, aert_ctx *ctx, int capacity);
 void aert_init_params(const aert_model *model, aert_ctx *ctx);
 // The Glorot limit sqrt(6 / (fan_in + fan_out)) of a parameter (1 when it has no fans).
 double aert_glorot_limit(const aert_param *param);
@@ -65,6 +77,10 @@ typedef struct json_value {
 json_value *json_parse(const char *text, size_t length, char *error, size_t error_size);
 void json_free(json_value *value);
 const json_value *json_get(const json_value *object, const char *key);
+// Key comparisons made so far by json_parse's duplicate-key check (which
+// sorts each object's keys): the tests count them to see that it grows as
+// n log n with an object's keys, not as n^2.
+extern size_t json_key_comparisons;
 // A NUMBER that is a non-negative integer that fits; false otherwise.
 bool json_as_u64(const json_value *value, uint64_t *out);
 

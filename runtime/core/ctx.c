@@ -132,6 +132,23 @@ aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed) 
   return ctx;
 }
 
+bool aert_ctx_set_capacity(const aert_model *model, aert_ctx *ctx, int capacity) {
+  size_t arena = 0;
+  if (capacity < 1 ||
+      !aert_mul_size(model->arena_per_sample, (size_t)capacity, SIZE_MAX / sizeof(aert_real) - model->arena_fixed,
+                     &arena)) {
+    aert_error("the activations of %d samples a batch do not fit in memory", capacity);
+    return false;
+  }
+  if (capacity == ctx->capacity) return true;
+  aert_real *grown = aert_alloc(arena + model->arena_fixed, sizeof(aert_real), "activations (the arena)");
+  if (!grown) return false;
+  aert_free(ctx->arena);
+  ctx->arena = grown;
+  ctx->capacity = capacity;
+  return true;
+}
+
 void aert_ctx_free(const aert_model *model, aert_ctx *ctx) {
   if (!ctx) return;
   for (int s = 0; ctx->opt_state && s < model->n_steps; s++) free(ctx->opt_state[s]);

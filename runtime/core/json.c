@@ -10,7 +10,7 @@
 
 #define JSON_MAX_DEPTH 64
 #define JSON_MAX_VALUES (1 << 20)  // in one document: bounds memory on hostile input
-#define JSON_MAX_KEYS 16384        // in one object: bounds the duplicate-key check
+#define JSON_MAX_KEYS 16384        // in one object
 
 typedef struct json_parser {
   const char *text;
@@ -202,14 +202,35 @@ static bool read_array(json_parser *p, json_value *v, int depth) {
   }
 }
 
-static bool read_object(json_parser *p, json_value *v, int depth) {
-  v->type = JSON_OBJECT;
-  p->pos++;
-  skip_ws(p);
-  if (peek(p) == '}') {
-    p->pos++;
-    return true;
+size_t json_key_comparisons;
+
+typedef struct key_at {
+  const char *key;
+  size_t pos;  // where the key starts in the text
+} key_at;
+
+static int compare_key_at(const void *a, const void *b) {
+  const key_at *x = a, *y = b;
+  json_key_comparisons++;
+  int c = strcmp(x->key, y->key);
+  return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+// Fails at the first key (in the text) that repeats an earlier one: the keys
+// sorted, so n log n comparisons rather than each key against all before it.
+static bool check_duplicate_keys(json_parser *p, key_at *keys, size_t n) {
+  qsort(keys, n, sizeof *keys, compare_key_at);
+  size_t first = SIZE_MAX;
+  for (size_t i = 1; i < n; i++) {
+    json_key_comparisons++;
+    if (strcmp(keys[i - 1].key, keys[i].key) == 0 && keys[i].pos < first) first = keys[i].pos;
   }
+  if (first == SIZE_MAX) return true;
+  p->pos = first;
+  return fail(p, "duplicate key");
+}
+
+static bool read_members(json_parser *p, json_value *v, int depth, key_at **keys) {
   for (;;) {
     skip_ws(p);
     if (peek(p) != '"') return fail(p, "expected a string key");
@@ -218,17 +239,23 @@ static bool read_object(json_parser *p, json_value *v, int depth) {
     size_t key_length;
     size_t key_pos = p->pos;
     if (!read_string(p, &key, &key_length)) return false;
-    if (strlen(key) != key_length || json_get(v, key)) {
+    if (strlen(key) != key_length) {
       free(key);
       p->pos = key_pos;
-      return fail(p, "duplicate or malformed key");
+      return fail(p, "malformed key");
     }
     json_value *m = add_member(v);
+    if (m && (v->count & (v->count - 1)) == 0) {  // grown as the members are
+      key_at *grown = realloc(*keys, 2 * v->count * sizeof *grown);
+      if (grown) *keys = grown;
+      else m = NULL;
+    }
     if (!m) {
       free(key);
       return fail(p, "out of memory");
     }
     v->keys[v->count - 1] = key;
+    (*keys)[v->count - 1] = (key_at){key, key_pos};
     skip_ws(p);
     if (peek(p) != ':') return fail(p, "expected ':'");
     p->pos++;
@@ -236,9 +263,23 @@ static bool read_object(json_parser *p, json_value *v, int depth) {
     skip_ws(p);
     int c = peek(p);
     p->pos += c >= 0;
-    if (c == '}') return true;
+    if (c == '}') return check_duplicate_keys(p, *keys, v->count);
     if (c != ',') return p->pos -= c >= 0, fail(p, "expected ',' or '}'");
   }
+}
+
+static bool read_object(json_parser *p, json_value *v, int depth) {
+  v->type = JSON_OBJECT;
+  p->pos++;
+  skip_ws(p);
+  if (peek(p) == '}') {
+    p->pos++;
+    return true;
+  }
+  key_at *keys = NULL;
+  bool ok = read_members(p, v, depth, &keys);
+  free(keys);
+  return ok;
 }
 
 static bool read_value(json_parser *p, json_value *v, int depth) {

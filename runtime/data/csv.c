@@ -1,6 +1,9 @@
-// csv.c — comma-separated samples, one a row. A first line that is not all
-// numbers is a header and skipped; a row with one more column than the model's
-// sample carries an integer label first.
+// csv.c — comma-separated samples, one a row. The first non-blank row is a
+// header, skipped with a note, when no field of it is a number; a first row
+// with some numbers and some words is an error naming the first word (a typo
+// in a sample, not a header). A row with one more column than the model's
+// sample carries an integer label from 0 to AERT_MAX_LABEL first. A NUL byte
+// anywhere is an error naming its line and column.
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -28,8 +31,9 @@ static bool is_blank(const char *s, size_t n) {
   return true;
 }
 
-// Splits the next non-blank line into fields; false at the end of the text.
-static bool next_row(csv_reader *r, bool *out_of_memory) {
+// Splits the next non-blank line into fields; false at the end of the text,
+// or with *failed after a message.
+static bool next_row(csv_reader *r, bool *out_of_memory, bool *failed) {
   *out_of_memory = false;
   while (r->p < r->end) {
     const char *start = r->p;
@@ -37,6 +41,12 @@ static bool next_row(csv_reader *r, bool *out_of_memory) {
     const char *stop = nl ? nl : r->end;
     r->p = nl ? nl + 1 : r->end;
     r->line++;
+    const char *nul = memchr(start, 0, (size_t)(stop - start));
+    if (nul) {
+      aert_error("%s:%zu:%zu: a NUL byte (a CSV file is text)", r->path, r->line, (size_t)(nul - start) + 1);
+      *failed = true;
+      return false;
+    }
     if (is_blank(start, (size_t)(stop - start))) continue;
     r->n_fields = 0;
     for (const char *f = start;;) {
@@ -77,11 +87,15 @@ static bool parse_number(csv_field field, double *out) {
   return *end == 0;
 }
 
-static bool row_is_numbers(const csv_reader *r) {
+// How many fields of the row are numbers; the first that is not in *word.
+static size_t count_numbers(const csv_reader *r, size_t *word) {
   double v;
+  size_t numbers = 0;
+  *word = SIZE_MAX;
   for (size_t i = 0; i < r->n_fields; i++)
-    if (!parse_number(r->fields[i], &v)) return false;
-  return true;
+    if (parse_number(r->fields[i], &v)) numbers++;
+    else if (*word == SIZE_MAX) *word = i;
+  return numbers;
 }
 
 // Grows the value and label arrays to hold `rows` rows.
@@ -113,9 +127,9 @@ static bool parse_row(const csv_reader *r, bool labelled, aert_real *x, int32_t 
       return false;
     }
     if (labelled && i == 0) {
-      if (v != floor(v) || fabs(v) > 2147483647.0) {
-        aert_error("%s:%zu: the label '%.*s' (column 1) is not an integer", r->path, r->line, width,
-                   r->fields[i].start);
+      if (v != floor(v) || v < 0 || v > AERT_MAX_LABEL) {
+        aert_error("%s:%zu: the label '%.*s' (column 1) is not an integer from 0 to %d", r->path, r->line, width,
+                   r->fields[i].start, AERT_MAX_LABEL);
         return false;
       }
       *label = (int32_t)v;
@@ -132,13 +146,20 @@ aert_dataset *aert_parse_csv(const char *path, const char *text, size_t size, si
   aert_real *x = NULL;
   int32_t *labels = NULL;
   aert_dataset *d = NULL;
-  size_t rows = 0, capacity = 0, cols = 0, first_line = 0;
-  bool labelled = false, oom = false, ok = true;
-  while (ok && next_row(&r, &oom)) {
+  size_t rows = 0, capacity = 0, cols = 0, first_line = 0, header_line = 0;
+  bool labelled = false, oom = false, ok = true, failed = false;
+  while (ok && next_row(&r, &oom, &failed)) {
     if (rows == 0 && cols == 0) {
-      if (first_line == 0 && !row_is_numbers(&r)) {
-        first_line = r.line;  // a header
+      size_t word, numbers = first_line == 0 ? count_numbers(&r, &word) : r.n_fields;
+      if (numbers == 0) {
+        first_line = header_line = r.line;  // a header: said once the samples are read
         continue;
+      }
+      if (numbers < r.n_fields) {
+        int width = (int)(r.fields[word].length > 40 ? 40 : r.fields[word].length);
+        aert_error("%s:%zu: column %zu: '%.*s' is not a number (the first row has %zu numbers: a header has none)",
+                   path, r.line, word + 1, width, r.fields[word].start, numbers);
+        goto done;
       }
       first_line = r.line;
       cols = r.n_fields;
@@ -158,11 +179,13 @@ aert_dataset *aert_parse_csv(const char *path, const char *text, size_t size, si
     rows++;
   }
   if (oom) aert_error("%s: out of memory at line %zu", path, r.line);
-  if (oom || !ok) goto done;
+  if (oom || !ok || failed) goto done;
   if (rows == 0) {
     aert_error("%s: no samples in the file%s", path, first_line ? " (only a header line)" : "");
     goto done;
   }
+  if (header_line)
+    aert_note("%s:%zu: no field of the first row is a number: it is a header, not a sample", path, header_line);
   size_t shape[1] = {cols - labelled};
   d = aert_dataset_new(path, rows, 1, shape, labelled);
   if (d) {

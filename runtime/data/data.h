@@ -15,9 +15,31 @@ aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, 
 const char *const *aert_label_names(const aert_dataset *data, int *count);
 
 // ---------------------------------------------------------- dataset.c, for the parsers
-// Reads a whole file, plain or gzip, into memory (with one spare zero byte
-// after the data). 0, or -1 after a message.
-int aert_read_file(const char *path, unsigned char **data, size_t *size);
+// How much a data file may hold, after decompression. A file is read head
+// first (AERT_HEAD_BYTES, or less when the file is shorter); what its header
+// declares bounds the rest, and no file is read past that by more than
+// AERT_TRAILING_MARGIN (enough to say how much follows), nor past
+// AERT_MAX_DATA_BYTES. A CSV file declares nothing: AERT_MAX_CSV_BYTES is
+// its bound. So a gzip bomb, /dev/zero or a header that understates its data
+// cost at most the bound in memory (docs/robustness.md).
+#define AERT_HEAD_BYTES ((size_t)1 << 17)
+#define AERT_TRAILING_MARGIN ((size_t)1 << 16)
+#define AERT_MAX_DATA_BYTES ((size_t)16 << 30)
+#define AERT_MAX_CSV_BYTES ((size_t)1 << 30)
+// The most bytes the file `path` may hold, given its first n bytes (its
+// header), with *declared set when its header says so (clear for a cap); 0
+// after a message when the head already shows the file unusable.
+typedef size_t aert_size_limit(const char *path, const unsigned char *head, size_t n, bool *declared);
+// Reads a whole regular file, plain or gzip, into memory (with one spare zero
+// byte after the data), no further than `limit` allows (NULL:
+// AERT_MAX_DATA_BYTES). 0, or -1 after a message.
+int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **data, size_t *size);
+// The largest label a CSV file may give (so at most 65536 classes: the probe's
+// weights and a plot's legend grow with them). IDX labels are bytes.
+#define AERT_MAX_LABEL 65535
+// idx.c, npy.c: the size the header at the start of an IDX or .npy file declares.
+size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n, bool *declared);
+size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n, bool *declared);
 // A dataset of n samples of `rank`/`shape`; x (and labels when asked) allocated.
 aert_dataset *aert_dataset_new(const char *path, size_t n, int rank, const size_t *shape, bool with_labels);
 // The same around `values` (n samples, malloc'd), which the dataset owns from

@@ -6,12 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "data.h"
 
-// Decompressed data larger than this is refused rather than read.
-#define MAX_FILE_BYTES ((size_t)16 << 30)
 
 bool aert_check_sample_size(const char *path, size_t got, size_t expect, const char *expect_what) {
   if (expect == 0 || got == expect) return true;
@@ -103,7 +102,7 @@ void aert_dataset_free(aert_dataset *d) {
 
 static bool grow(unsigned char **data, size_t *capacity, size_t need) {
   if (need <= *capacity) return true;
-  size_t c = *capacity ? *capacity : 1 << 20;
+  size_t c = *capacity ? *capacity : 1 << 16;
   while (c < need) c *= 2;
   unsigned char *p = realloc(*data, c);
   if (!p) return false;
@@ -112,44 +111,77 @@ static bool grow(unsigned char **data, size_t *capacity, size_t need) {
   return true;
 }
 
-static bool check_readable(const char *path) {
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    aert_error("%s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
-    return false;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    aert_error("%s: is a directory, not a data file", path);
-    return false;
+// Reads until *size is `until` or the file ends; false on a read error.
+static bool read_until(gzFile file, unsigned char **data, size_t *size, size_t *capacity, size_t until,
+                       bool *out_of_memory) {
+  const size_t chunk = (size_t)1 << 20;
+  while (*size < until) {
+    size_t want = until - *size < chunk ? until - *size : chunk;
+    if (!grow(data, capacity, *size + want + 1)) {
+      *out_of_memory = true;
+      return false;
+    }
+    int got = gzread(file, *data + *size, (unsigned)want);
+    if (got < 0) return false;
+    if (got == 0) break;
+    *size += (size_t)got;
   }
   return true;
 }
 
-int aert_read_file(const char *path, unsigned char **out, size_t *out_size) {
-  if (!check_readable(path)) return -1;
-  gzFile file = gzopen(path, "rb");
-  if (!file) {
-    aert_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
-    return -1;
-  }
-  unsigned char *data = NULL;
-  size_t size = 0, capacity = 0;
-  const unsigned chunk = 1u << 20;
-  for (;;) {
-    if (size > MAX_FILE_BYTES || !grow(&data, &capacity, size + chunk + 1)) {
-      aert_error("%s: too large to read (%zu bytes so far)", path, size);
-      goto fail;
-    }
-    int got = gzread(file, data + size, chunk);
-    if (got < 0) break;
-    size += (size_t)got;
-    if (got == 0) break;
+// After a read: false, after a message, when it failed or the gzip data is bad.
+static bool read_succeeded(const char *path, gzFile file, bool ok, bool out_of_memory, size_t size) {
+  if (out_of_memory) {
+    aert_error("%s: out of memory after %zu bytes", path, size);
+    return false;
   }
   int code = Z_OK;
   const char *message = gzerror(file, &code);
-  if (code != Z_OK && code != Z_STREAM_END) {
-    const char *what = code == Z_BUF_ERROR ? "the gzip data is truncated" : "cannot decompress";
+  if (ok && (code == Z_OK || code == Z_STREAM_END)) return true;
+  const char *what = code == Z_BUF_ERROR ? "the gzip data is truncated" : code == Z_ERRNO ? strerror(errno) : "cannot decompress";
+  // zlib names a file it was handed as a descriptor "<fd:N>": say the path instead.
+  const char *colon = message && strncmp(message, "<fd:", 4) == 0 ? strstr(message, ": ") : NULL;
+  if (colon)
+    aert_error("%s: %s (zlib: %s: %s)", path, what, path, colon + 2);
+  else
     aert_error("%s: %s (zlib: %s)", path, what, message && *message ? message : zError(code));
+  return false;
+}
+
+int aert_read_file(const char *path, aert_size_limit *limit, unsigned char **out, size_t *out_size) {
+  int fd = aert_open_input(path, "data file", NULL);
+  if (fd < 0) return -1;
+  gzFile file = gzdopen(fd, "rb");
+  if (!file) {
+    close(fd);
+    aert_error("%s: cannot open: out of memory", path);
+    return -1;
+  }
+  unsigned char *data = NULL;
+  size_t size = 0, capacity = 0, allowed = 0;
+  bool out_of_memory = false;
+  // The head first; what it declares bounds the rest.
+  bool ok = read_until(file, &data, &size, &capacity, AERT_HEAD_BYTES, &out_of_memory);
+  if (!read_succeeded(path, file, ok, out_of_memory, size)) goto fail;
+  size_t most = AERT_MAX_DATA_BYTES;
+  bool declared = false;
+  if (size > 0 && limit) {
+    most = limit(path, data, size, &declared);
+    if (most == 0) goto fail;  // the limit said why
+    if (most > AERT_MAX_DATA_BYTES) most = AERT_MAX_DATA_BYTES, declared = false;
+  }
+  allowed = most + AERT_TRAILING_MARGIN;
+  if (size >= AERT_HEAD_BYTES) {
+    ok = read_until(file, &data, &size, &capacity, allowed + 1, &out_of_memory);
+    if (!read_succeeded(path, file, ok, out_of_memory, size)) goto fail;
+  }
+  if (size > allowed) {
+    if (!declared)
+      aert_error("%s: more than %zu bytes (after decompression), the most a data file of this kind may hold", path,
+                 most);
+    else
+      aert_error("%s: trailing data: the header declares %zu bytes in all, but the file goes on past %zu", path, most,
+                 allowed);
     goto fail;
   }
   if (gzclose_r(file) != Z_OK) {

@@ -39,6 +39,19 @@ static size_t read_idx_header(const char *path, const unsigned char *data, size_
   return header;
 }
 
+size_t aert_idx_limit(const char *path, const unsigned char *head, size_t n, bool *declared) {
+  uint32_t magic;
+  size_t dims[4], total;
+  int ndim;
+  size_t header = read_idx_header(path, head, n, &magic, dims, &ndim);
+  if (!header) return 0;
+  size_t product = 1;
+  for (int i = 0; i < ndim; i++)
+    if (!aert_mul_size(product, dims[i], SIZE_MAX - header, &product)) return SIZE_MAX;  // the reader's cap bounds it
+  *declared = true;
+  return total = header + product;
+}
+
 // Checks that the data after the header is exactly `need` bytes.
 static bool check_idx_length(const char *path, size_t have, size_t need, const char *what) {
   if (have < need) {
@@ -150,7 +163,7 @@ int32_t *aert_load_idx_labels(const char *images_path, size_t n, bool *failed) {
   unsigned char *data = NULL;
   size_t size = 0;
   int32_t *labels = NULL;
-  if (aert_read_file(path, &data, &size) == 0) labels = parse_idx_labels(path, data, size, n);
+  if (aert_read_file(path, aert_idx_limit, &data, &size) == 0) labels = parse_idx_labels(path, data, size, n);
   *failed = labels == NULL;
   free(data);
   free(path);

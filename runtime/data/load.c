@@ -50,6 +50,29 @@ static bool is_idx_magic(const unsigned char *d, size_t size) {
   return size >= 4 && d[0] == 0 && d[1] == 0 && d[2] == 0x08;
 }
 
+typedef enum data_format { FORMAT_UNKNOWN, FORMAT_CSV, FORMAT_NPY, FORMAT_IDX } data_format;
+
+// The format, from the name and the first bytes.
+static data_format format_of(const char *path, const unsigned char *data, size_t size) {
+  bool npy = size >= 6 && memcmp(data, "\x93NUMPY", 6) == 0;
+  if (has_suffix_gz(path, ".csv") || has_suffix_gz(path, ".txt")) return FORMAT_CSV;
+  if (has_suffix_gz(path, ".npy") || npy) return FORMAT_NPY;
+  if (strstr(path, "idx") || strstr(path, "ubyte") || is_idx_magic(data, size)) return FORMAT_IDX;
+  return FORMAT_UNKNOWN;
+}
+
+// aert_read_file's bound: what the header declares, AERT_MAX_CSV_BYTES for CSV.
+static size_t format_limit(const char *path, const unsigned char *head, size_t n, bool *declared) {
+  switch (format_of(path, head, n)) {
+  case FORMAT_CSV: return AERT_MAX_CSV_BYTES;
+  case FORMAT_NPY: return aert_npy_limit(path, head, n, declared);
+  case FORMAT_IDX: return aert_idx_limit(path, head, n, declared);
+  default: break;
+  }
+  aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
+  return 0;
+}
+
 aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what) {
   if (!spec || !*spec) {
     aert_error("no data file given");
@@ -60,16 +83,13 @@ aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, 
   unsigned char *data = NULL;
   size_t size = 0;
   aert_dataset *d = NULL;
-  if (aert_read_file(path, &data, &size) == 0) {
-    bool npy = size >= 6 && memcmp(data, "\x93NUMPY", 6) == 0;
-    if (has_suffix_gz(path, ".csv") || has_suffix_gz(path, ".txt"))
-      d = aert_parse_csv(path, (const char *)data, size, expect_size, expect_what);
-    else if (has_suffix_gz(path, ".npy") || npy)
-      d = aert_parse_npy(path, &data, size, expect_size, expect_what);
-    else if (strstr(path, "idx") || strstr(path, "ubyte") || is_idx_magic(data, size))
-      d = aert_parse_idx(path, &data, size, expect_size, expect_what);
-    else
-      aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
+  if (aert_read_file(path, format_limit, &data, &size) == 0) {
+    switch (format_of(path, data, size)) {
+    case FORMAT_CSV: d = aert_parse_csv(path, (const char *)data, size, expect_size, expect_what); break;
+    case FORMAT_NPY: d = aert_parse_npy(path, &data, size, expect_size, expect_what); break;
+    case FORMAT_IDX: d = aert_parse_idx(path, &data, size, expect_size, expect_what); break;
+    default: aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
+    }
   }
   free(data);
   free(path);

@@ -7,6 +7,11 @@
 
 #include "data.h"
 
+// A header longer than this is refused: numpy writes a few hundred bytes at
+// most (32 axes), and the head the reader looks at first holds it whole.
+#define NPY_MAX_HEADER 65536
+_Static_assert(12 + NPY_MAX_HEADER <= AERT_HEAD_BYTES, "the head holds any header");
+
 typedef struct npy_header {
   char descr[16];
   bool fortran_order;
@@ -136,6 +141,11 @@ static size_t read_npy_header(const char *path, const unsigned char *data, size_
     aert_error("%s: .npy format version %d is not supported (1, 2 or 3)", path, major);
     return 0;
   }
+  if (header_len > NPY_MAX_HEADER) {
+    aert_error("%s: the .npy header is %zu bytes long, more than the %d this reader takes", path, header_len,
+               NPY_MAX_HEADER);
+    return 0;
+  }
   if (header_len > size - start) goto truncated;
   if (!parse_header_dict((const char *)data + start, header_len, h)) {
     aert_error("%s: the .npy header is malformed: %.*s", path, (int)(header_len > 200 ? 200 : header_len),
@@ -146,6 +156,18 @@ static size_t read_npy_header(const char *path, const unsigned char *data, size_
 truncated:
   aert_error("%s: truncated .npy file: the header is cut off (%zu bytes)", path, size);
   return 0;
+}
+
+size_t aert_npy_limit(const char *path, const unsigned char *head, size_t n, bool *declared) {
+  npy_header h = {0};
+  size_t offset = read_npy_header(path, head, n, &h), total = 1;
+  if (!offset) return 0;
+  size_t item = item_size(h.descr);
+  for (int i = 0; i < h.ndim; i++)
+    if (!aert_mul_size(total, h.shape[i], SIZE_MAX, &total)) return SIZE_MAX;  // the reader's cap bounds it
+  if (!aert_mul_size(total, item ? item : 8, SIZE_MAX - offset, &total)) return SIZE_MAX;
+  *declared = true;
+  return offset + total;
 }
 
 static double element(const unsigned char *p, size_t item) {

@@ -2,6 +2,7 @@
 // coloured by label (encode --plot), a line chart of y against x (plot-xy,
 // examples/sweep.sh), and small-multiple histograms (histogram).
 #include <cairo.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +21,45 @@ typedef struct axes {
   bool log_x;                   // x drawn on a log2 scale
 } axes;
 
+// Positions are computed from halves, so that a range as wide as the
+// doubles (-1e308 to 1e308) does not overflow to infinity.
+static double fraction(double v, double lo, double hi) { return (v / 2 - lo / 2) / (hi / 2 - lo / 2); }
+
 static double map_x(const axes *a, double x) {
-  double t = a->log_x ? (log2(x) - log2(a->xlo)) / (log2(a->xhi) - log2(a->xlo)) : (x - a->xlo) / (a->xhi - a->xlo);
+  double t = a->log_x ? (log2(x) - log2(a->xlo)) / (log2(a->xhi) - log2(a->xlo)) : fraction(x, a->xlo, a->xhi);
   return a->x0 + t * a->w;
 }
-static double map_y(const axes *a, double y) { return a->y0 + a->h - (y - a->ylo) / (a->yhi - a->ylo) * a->h; }
+static double map_y(const axes *a, double y) { return a->y0 + a->h - fraction(y, a->ylo, a->yhi) * a->h; }
 
 // A "nice" tick step (1, 2 or 5 times a power of ten) giving about 5 ticks.
 static double tick_step(double lo, double hi) {
-  double raw = (hi - lo) / 5, power = pow(10, floor(log10(raw))), f = raw / power;
+  double raw = (hi / 2 - lo / 2) / 2.5, power = pow(10, floor(log10(raw))), f = raw / power;
   return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * power;
 }
 
-// Widens [lo, hi] a little (and away from a zero width) so points sit inside.
+// The ticks of [lo, hi] by `step`: the first in *first and how many; 0 when
+// they cannot be counted (a step below the values' precision, or none fits).
+enum { MAX_TICKS = 50 };
+static int count_ticks(double lo, double hi, double step, double *first) {
+  double k0 = ceil(lo / step), k1 = floor(hi / step);
+  if (!isfinite(k0) || !isfinite(k1) || !(k1 >= k0) || k1 - k0 >= MAX_TICKS) return 0;
+  if (k0 + 1 == k0 || k0 * step + step == k0 * step) return 0;  // the step is below the values' ulp
+  *first = k0;
+  return (int)(k1 - k0) + 1;
+}
+
+// Widens [lo, hi] a little (and away from a zero width) so points sit inside:
+// at least a millionth of the values' size wide, so that a step between ticks
+// is well above their precision, and within the finite doubles.
 static void pad_range(double *lo, double *hi) {
-  if (!(*hi > *lo)) *lo -= 0.5, *hi += 0.5;
-  double pad = 0.04 * (*hi - *lo);
-  *lo -= pad, *hi += pad;
+  double size = fmax(fabs(*lo), fabs(*hi)), least = fmax(1e-6 * size, 1e-300);
+  if (!(*hi > *lo)) *lo -= fmax(0.5, least), *hi += fmax(0.5, least);
+  else if (*hi / 2 - *lo / 2 < least / 2) {
+    double mid = *lo / 2 + *hi / 2;
+    *lo = mid - least / 2, *hi = mid + least / 2;
+  }
+  double pad = 0.04 * (*hi / 2 - *lo / 2) * 2;
+  *lo = fmax(*lo - pad, -DBL_MAX), *hi = fmin(*hi + pad, DBL_MAX);
 }
 
 static void text_at(cairo_t *cr, double x, double y, const char *text, double align_x, double align_y) {
@@ -65,24 +88,24 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *xlabel, const char
   cairo_set_font_size(cr, 12);
   char label[64];
   if (a->log_x) {
-    for (double v = exp2(ceil(log2(a->xlo) - 1e-9)); v <= a->xhi * (1 + 1e-9); v *= 2) {
+    for (double v = exp2(ceil(log2(a->xlo) - 1e-9)); v <= a->xhi * (1 + 1e-9) && v < INFINITY; v *= 2) {
       double x = map_x(a, v);
       cairo_move_to(cr, x, a->y0 + a->h), cairo_line_to(cr, x, a->y0 + a->h + 5), cairo_stroke(cr);
       snprintf(label, sizeof label, "%g", v);
       text_at(cr, x, a->y0 + a->h + 8, label, 0.5, 0);
     }
   } else {
-    double step = tick_step(a->xlo, a->xhi);
-    for (double v = ceil(a->xlo / step) * step; v <= a->xhi; v += step) {
-      double x = map_x(a, v);
+    double step = tick_step(a->xlo, a->xhi), first = 0;
+    for (int i = 0, n = count_ticks(a->xlo, a->xhi, step, &first); i < n; i++) {
+      double v = (first + i) * step, x = map_x(a, v);
       cairo_move_to(cr, x, a->y0 + a->h), cairo_line_to(cr, x, a->y0 + a->h + 5), cairo_stroke(cr);
       format_tick(label, sizeof label, v, step);
       text_at(cr, x, a->y0 + a->h + 8, label, 0.5, 0);
     }
   }
-  double step = tick_step(a->ylo, a->yhi);
-  for (double v = ceil(a->ylo / step) * step; v <= a->yhi; v += step) {
-    double y = map_y(a, v);
+  double step = tick_step(a->ylo, a->yhi), first = 0;
+  for (int i = 0, n = count_ticks(a->ylo, a->yhi, step, &first); i < n; i++) {
+    double v = (first + i) * step, y = map_y(a, v);
     cairo_move_to(cr, a->x0 - 5, y), cairo_line_to(cr, a->x0, y), cairo_stroke(cr);
     format_tick(label, sizeof label, v, step);
     text_at(cr, a->x0 - 8, y, label, 1, 0.5);
@@ -195,7 +218,7 @@ int aert_plot_xy(const char *path, const double *x, const double *y, size_t n, c
   if (n == 0) xlo = 0, xhi = 1, ylo = 0, yhi = 1;
   // Sizes spread over powers of two (code sizes 2..128) read best on a log scale.
   bool log_x = xlo > 0 && xhi / xlo >= 16;
-  if (log_x) xlo /= 1.15, xhi *= 1.15;
+  if (log_x) xlo /= 1.15, xhi = fmin(xhi * 1.15, DBL_MAX);
   else pad_range(&xlo, &xhi);
   pad_range(&ylo, &yhi);
   cairo_t *cr;
@@ -233,7 +256,7 @@ int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t
     lo = fmin(lo, mean - 3.5 * std), hi = fmax(hi, mean + 3.5 * std);
   }
   if (!(hi >= lo)) lo = 0, hi = 1;
-  if (hi == lo) hi = lo + 1;
+  if (!(hi / 2 - lo / 2 > 0)) pad_range(&lo, &hi);
   int cols = (int)ceil(sqrt((double)dims * 1.5));
   if (cols > dims) cols = dims;
   if (cols < 1) cols = 1;
@@ -272,7 +295,8 @@ int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t
       double v = values[i * (size_t)dims + (size_t)d];
       if (!isfinite(v)) continue;
       sum += v;
-      int b = (int)((v - lo) / (hi - lo) * BINS);
+      double t = fraction(v, lo, hi) * BINS;
+      int b = t >= BINS ? BINS - 1 : t > 0 ? (int)t : 0;
       if (b >= BINS) b = BINS - 1;
       if (b < 0) b = 0;
       if (++counts[b] > most) most = counts[b];
