@@ -179,7 +179,7 @@ static uint64_t pure_hash(OpKind op, const int *inputs, int n_inputs, const doub
   size_t n = 0;
   int head[2] = {(int)op, n_inputs};
   memcpy(bytes, head, sizeof head), n += sizeof head;
-  memcpy(bytes + n, inputs, sizeof(int) * (size_t)n_inputs), n += sizeof(int) * (size_t)n_inputs;
+  if (n_inputs > 0) memcpy(bytes + n, inputs, sizeof(int) * (size_t)n_inputs), n += sizeof(int) * (size_t)n_inputs;
   memcpy(bytes + n, attrs, sizeof(double) * MAX_ATTRS), n += sizeof(double) * MAX_ATTRS;
   for (size_t i = 0; i < n; i++) h = (h ^ bytes[i]) * 1099511628211ull;
   h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;
