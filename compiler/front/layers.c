@@ -18,7 +18,7 @@
 static LayerSite *layer_site(Lowerer *L, const Expr *call, const char *kind, bool *first) {
   for (int i = 0; i < L->n_sites; i++)
     if (L->sites[i].net == L->current_net && L->sites[i].site == call) return *first = false, &L->sites[i];
-  L->sites = realloc(L->sites, (size_t)(L->n_sites + 1) * sizeof(LayerSite));
+  L->sites = grow_for(L->sites, L->n_sites, sizeof(LayerSite));
   LayerSite *site = &L->sites[L->n_sites++];
   *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1};
   int index = 1;
@@ -65,7 +65,7 @@ static void record_layer(Lowerer *L, const LayerSite *site, const char *descript
   }
   char full[300];
   snprintf(full, sizeof full, "%s.%s", g->nets[L->current_net].name, site->layer);
-  g->layers = realloc(g->layers, (size_t)(g->n_layers + 1) * sizeof(Layer));
+  g->layers = grow_for(g->layers, g->n_layers, sizeof(Layer));
   g->layers[g->n_layers++] = (Layer){.name = strdup(full), .description = strdup(description), .node = output,
                                      .params = params, .flops = flops, .loc = loc};
 }

@@ -272,7 +272,7 @@ static void lower_net(Lowerer *L, const Stmt *s) {
     scope_bind(&L->globals, s->name.name, s->name.loc, error_value);  // reports the clash
     return;
   }
-  g->nets = realloc(g->nets, (size_t)(g->n_nets + 1) * sizeof(Net));
+  g->nets = grow_for(g->nets, g->n_nets, sizeof(Net));
   g->nets[g->n_nets] = (Net){.name = strdup(s->name.name), .loc = s->name.loc, .stmt = s};
   scope_bind(&L->globals, s->name.name, s->name.loc, (Value){.kind = VAL_NET, .net = g->n_nets});
   g->n_nets++;
@@ -304,7 +304,7 @@ static void lower_loss(Lowerer *L, const Stmt *s) {
     return;
   }
   graph_set_name(g, v.node, s->name.name);
-  g->losses = realloc(g->losses, (size_t)(g->n_losses + 1) * sizeof(Loss));
+  g->losses = grow_for(g->losses, g->n_losses, sizeof(Loss));
   g->losses[g->n_losses] = (Loss){.name = strdup(s->name.name), .node = v.node, .loc = s->name.loc};
   strmap_put(&L->loss_index, g->losses[g->n_losses].name, g->n_losses);
   g->n_losses++;

@@ -128,7 +128,7 @@ void lower_train(Lowerer *L, const Stmt *s) {
       step.nets[step.n_nets++] = net;
     }
     set_optimizer(L, &step, ts->optimizer);
-    g->steps = realloc(g->steps, (size_t)(g->n_steps + 1) * sizeof(Step));
+    g->steps = grow_for(g->steps, g->n_steps, sizeof(Step));
     g->steps[g->n_steps++] = step;
     if (ok) finish_step(g, &g->steps[g->n_steps - 1]);
   }
@@ -149,7 +149,7 @@ void default_step(Lowerer *L) {
   step.nets = malloc(((size_t)g->n_nets + 1) * sizeof(int));
   for (int n = 0; n < g->n_nets; n++)
     if (g->nets[n].applied) step.nets[step.n_nets++] = n;
-  g->steps = malloc(sizeof(Step));
+  g->steps = grow_for(g->steps, g->n_steps, sizeof(Step));
   g->steps[g->n_steps++] = step;
   finish_step(g, &g->steps[0]);
 }

@@ -7,6 +7,14 @@
 
 #include "ir.h"
 
+void *grow_for(void *items, int n, size_t item_size) {
+  if (items && (n < 16 || (n & (n - 1)) != 0)) return items;  // room already
+  size_t cap = n < 16 ? 16 : 2 * (size_t)n;
+  items = realloc(items, cap * item_size);
+  if (!items) fputs("aec: out of memory\n", stderr), exit(1);
+  return items;
+}
+
 static void *grow(void *items, int *cap, int need, size_t item_size) {
   if (need <= *cap) return items;
   int new_cap = *cap ? *cap * 2 : 16;
@@ -308,7 +316,7 @@ int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool i
     if (*c == '.') *c = '_';
   graph_set_name(graph, id, base);
   Net *owner = &graph->nets[net];
-  owner->param_ids = realloc(owner->param_ids, (size_t)(owner->n_params + 1) * sizeof(int));
+  owner->param_ids = grow_for(owner->param_ids, owner->n_params, sizeof(int));
   owner->param_ids[owner->n_params++] = param - graph->params;
   return id;
 }

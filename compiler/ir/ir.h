@@ -109,6 +109,13 @@ typedef struct TrainConfig {
   uint64_t seed;
 } TrainConfig;
 
+// ------------------------------------------------------------- graph.c
+// `items` with room for item n (0-based), for an array whose capacity its
+// count implies: 16, then doubled at each power of two, so that appending
+// n items copies O(n) in all (growing by one is quadratic where realloc
+// cannot extend in place). Only this may grow such an array.
+void *grow_for(void *items, int n, size_t item_size);
+
 // ------------------------------------------------------------ strmap.c
 // Strings to ints in O(1) (keys are not copied: they must outlive the map).
 typedef struct StrMap {

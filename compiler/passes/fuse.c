@@ -26,6 +26,7 @@ typedef struct Context {
   const Schedule *schedule;
   int *position;   // [n_nodes] index in the schedule, -1 if absent
   int *consumers;  // [n_nodes] readers within the schedule
+  int *reader_start, *readers;  // node v's readers in schedule order: readers[reader_start[v] .. reader_start[v + 1]]
   bool *required;  // [n_nodes] outputs of the schedule: must be materialized
   FusionPlan *plan;
 } Context;
@@ -41,12 +42,7 @@ static bool available(const Context *c, int id, int before) {
 // The single reader of `id` in the schedule, or -1.
 static int only_consumer(const Context *c, int id) {
   if (c->consumers[id] != 1 || c->required[id]) return -1;
-  for (int p = c->position[id] + 1; p < c->schedule->n_nodes; p++) {
-    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
-    for (int i = 0; i < node->n_inputs; i++)
-      if (node->inputs[i] == id) return node->id;
-  }
-  return -1;
+  return c->reader_start[id] < c->reader_start[id + 1] ? c->readers[c->reader_start[id]] : -1;
 }
 
 static bool same_elements(Shape a, Shape b) { return a.batched == b.batched && shape_size(a) == shape_size(b); }
@@ -87,8 +83,10 @@ static int loss_gradient_partner(Context *c, int reduce) {
   const Node *loss = &c->graph->nodes[reduce];
   OpKind grad_op = op_info(loss->op)->gradient_op;
   if (grad_op == OP_INPUT) return -1;  // none
-  for (int p = c->position[reduce] + 1; p < c->schedule->n_nodes; p++) {
-    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+  int x = loss->inputs[0];
+  for (int r = c->reader_start[x]; r < c->reader_start[x + 1]; r++) {
+    const Node *node = &c->graph->nodes[c->readers[r]];
+    if (c->position[node->id] <= c->position[reduce]) continue;
     if (node->op != grad_op || node->inputs[0] != loss->inputs[0] || node->inputs[1] != loss->inputs[1]) continue;
     if (c->plan->group_of[node->id] >= 0) continue;
     int g = node->inputs[2];
@@ -102,8 +100,9 @@ static int loss_gradient_partner(Context *c, int reduce) {
 // and that loss's gradient, whose other inputs are ready before the product.
 static bool gemm_loss_partners(Context *c, int dense, int *loss, int *grad) {
   if (c->required[dense] || c->consumers[dense] != 2) return false;
-  for (int p = c->position[dense] + 1; p < c->schedule->n_nodes; p++) {
-    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+  for (int r = c->reader_start[dense]; r < c->reader_start[dense + 1]; r++) {
+    const Node *node = &c->graph->nodes[c->readers[r]];
+    if (c->position[node->id] <= c->position[dense]) continue;
     if (op_info(node->op)->kernel != KERNEL_REDUCE || node->inputs[0] != dense || c->plan->group_of[node->id] >= 0)
       continue;
     int partner = loss_gradient_partner(c, node->id);
@@ -120,8 +119,9 @@ static bool gemm_loss_partners(Context *c, int dense, int *loss, int *grad) {
 // The bias gradient that sums the same dy a kernel gradient reads (its b), if
 // no group has taken it yet.
 static int bias_gradient_partner(Context *c, const Node *kernel_grad) {
-  for (int p = 0; p < c->schedule->n_nodes; p++) {
-    const Node *node = &c->graph->nodes[c->schedule->nodes[p]];
+  int dy = kernel_grad->inputs[1];
+  for (int r = c->reader_start[dy]; r < c->reader_start[dy + 1]; r++) {
+    const Node *node = &c->graph->nodes[c->readers[r]];
     if (node->op == OP_BIAS_GRAD && node->inputs[0] == kernel_grad->inputs[1] && c->plan->group_of[node->id] < 0)
       return node->id;
   }
@@ -182,6 +182,16 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
   }
   for (int i = 0; i < n_outputs; i++)
     if (outputs[i] >= 0) c.required[outputs[i]] = true;
+  // Each node's readers, in schedule order, so that finding a partner is not a scan of the schedule.
+  c.reader_start = calloc((size_t)g->n_nodes + 1, sizeof(int));
+  for (int v = 0; v < g->n_nodes; v++) c.reader_start[v + 1] = c.reader_start[v] + c.consumers[v];
+  c.readers = malloc(((size_t)c.reader_start[g->n_nodes] + 1) * sizeof(int));
+  int *filled = calloc((size_t)g->n_nodes + 1, sizeof(int));
+  for (int p = 0; p < s->n_nodes; p++) {
+    const Node *node = &g->nodes[s->nodes[p]];
+    for (int i = 0; i < node->n_inputs; i++) c.readers[c.reader_start[node->inputs[i]] + filled[node->inputs[i]]++] = node->id;
+  }
+  free(filled);
 
   for (int p = 0; p < s->n_nodes; p++) {
     int id = s->nodes[p];
@@ -234,7 +244,7 @@ FusionPlan fuse_schedule(const Graph *g, const Schedule *s, const int *outputs, 
   qsort(plan.groups, (size_t)plan.n_groups, sizeof(Group), compare_groups);
   for (int i = 0; i < plan.n_groups; i++)
     for (int m = 0; m < plan.groups[i].n_members; m++) plan.group_of[plan.groups[i].members[m]] = i;
-  free(c.position), free(c.consumers), free(c.required);
+  free(c.position), free(c.consumers), free(c.required), free(c.reader_start), free(c.readers);
   return plan;
 }
 

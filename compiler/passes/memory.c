@@ -12,63 +12,71 @@ enum { ALIGN_ELEMS = 16 };  // 64-byte slots for float
 
 static size_t round_up(size_t x) { return (x + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS; }
 
-// Intervals currently in use in one pool, kept sorted by offset.
+// Intervals currently in use in one pool: a list sorted by offset (slots
+// linked by next/prev, -1 ends it; freed slots are reused), so that taking
+// and releasing never move the others.
 typedef struct Pool {
   size_t *begin, *end;
-  int *owner;  // node id, or -1 - group for scratch
-  int n, cap;
+  int *next, *prev;
+  int head, tail, free_slot;  // -1: none
+  int n_slots, cap;
   size_t high_water;
-  size_t in_use;  // the intervals' total size: end[n-1] - in_use is the room in the gaps
+  size_t in_use;  // the intervals' total size: the last end - in_use is the room in the gaps
 } Pool;
 
-static size_t pool_take(Pool *pool, size_t size, int owner) {
+#define POOL_INIT {.head = -1, .tail = -1, .free_slot = -1}
+
+// First fit: the lowest offset where `size` fits. Returns the offset and the
+// interval's slot (for pool_release).
+static size_t pool_take(Pool *pool, size_t size, int *slot_out) {
   size_t at = 0;
-  int index = 0;
-  if (pool->n > 0 && pool->end[pool->n - 1] - pool->in_use < size) {
-    index = pool->n, at = pool->end[pool->n - 1];  // no gap is large enough: after the last (no scan)
+  int after = -1;  // the slot the new interval follows, or -1 for the head
+  if (pool->tail >= 0 && pool->end[pool->tail] - pool->in_use < size) {
+    after = pool->tail, at = pool->end[pool->tail];  // no gap is large enough: after the last (no scan)
   } else {
-    for (; index < pool->n; index++) {  // first gap that fits
-      if (pool->begin[index] >= at + size) break;
-      if (pool->end[index] > at) at = pool->end[index];
+    for (int i = pool->head; i >= 0; after = i, i = pool->next[i]) {  // first gap that fits
+      if (pool->begin[i] >= at + size) break;
+      if (pool->end[i] > at) at = pool->end[i];
     }
   }
-  if (pool->n == pool->cap) {
-    pool->cap = pool->cap ? pool->cap * 2 : 16;
-    pool->begin = realloc(pool->begin, (size_t)pool->cap * sizeof(size_t));
-    pool->end = realloc(pool->end, (size_t)pool->cap * sizeof(size_t));
-    pool->owner = realloc(pool->owner, (size_t)pool->cap * sizeof(int));
+  int slot = pool->free_slot;
+  if (slot >= 0) {
+    pool->free_slot = pool->next[slot];
+  } else {
+    if (pool->n_slots == pool->cap) {
+      pool->cap = pool->cap ? pool->cap * 2 : 16;
+      pool->begin = realloc(pool->begin, (size_t)pool->cap * sizeof(size_t));
+      pool->end = realloc(pool->end, (size_t)pool->cap * sizeof(size_t));
+      pool->next = realloc(pool->next, (size_t)pool->cap * sizeof(int));
+      pool->prev = realloc(pool->prev, (size_t)pool->cap * sizeof(int));
+      if (!pool->begin || !pool->end || !pool->next || !pool->prev) fputs("aec: out of memory\n", stderr), exit(1);
+    }
+    slot = pool->n_slots++;
   }
-  memmove(pool->begin + index + 1, pool->begin + index, (size_t)(pool->n - index) * sizeof(size_t));
-  memmove(pool->end + index + 1, pool->end + index, (size_t)(pool->n - index) * sizeof(size_t));
-  memmove(pool->owner + index + 1, pool->owner + index, (size_t)(pool->n - index) * sizeof(int));
-  pool->begin[index] = at, pool->end[index] = at + size, pool->owner[index] = owner;
-  pool->n++;
+  int before = after >= 0 ? pool->next[after] : pool->head;
+  pool->begin[slot] = at, pool->end[slot] = at + size;
+  pool->prev[slot] = after, pool->next[slot] = before;
+  if (after >= 0) pool->next[after] = slot;
+  else pool->head = slot;
+  if (before >= 0) pool->prev[before] = slot;
+  else pool->tail = slot;
   pool->in_use += size;
   if (at + size > pool->high_water) pool->high_water = at + size;
+  *slot_out = slot;
   return at;
 }
 
-// Releases owner's interval, which begins at `at`: found by bisection (the
-// intervals are sorted and disjoint; empty ones may share a begin).
-static void pool_release(Pool *pool, int owner, size_t at) {
-  int lo = 0, hi = pool->n;
-  while (lo < hi) {
-    int mid = lo + (hi - lo) / 2;
-    if (pool->begin[mid] < at) lo = mid + 1;
-    else hi = mid;
-  }
-  for (int i = lo; i < pool->n && pool->begin[i] == at; i++) {
-    if (pool->owner[i] != owner) continue;
-    pool->in_use -= pool->end[i] - pool->begin[i];
-    memmove(pool->begin + i, pool->begin + i + 1, (size_t)(pool->n - i - 1) * sizeof(size_t));
-    memmove(pool->end + i, pool->end + i + 1, (size_t)(pool->n - i - 1) * sizeof(size_t));
-    memmove(pool->owner + i, pool->owner + i + 1, (size_t)(pool->n - i - 1) * sizeof(int));
-    pool->n--;
-    return;
-  }
+static void pool_release(Pool *pool, int slot) {
+  int p = pool->prev[slot], n = pool->next[slot];
+  if (p >= 0) pool->next[p] = n;
+  else pool->head = n;
+  if (n >= 0) pool->prev[n] = p;
+  else pool->tail = p;
+  pool->in_use -= pool->end[slot] - pool->begin[slot];
+  pool->next[slot] = pool->free_slot, pool->free_slot = slot;
 }
 
-static void pool_free(Pool *pool) { free(pool->begin), free(pool->end), free(pool->owner); }
+static void pool_free(Pool *pool) { free(pool->begin), free(pool->end), free(pool->next), free(pool->prev); }
 
 MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinned, int n_pinned,
                        const bool *outside, const size_t *scratch_size, bool reuse) {
@@ -88,7 +96,8 @@ MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinn
   for (int i = 0; i < n_pinned; i++)
     if (pinned[i] >= 0) last_use[pinned[i]] = fusion->n_groups;
 
-  Pool batched = {0}, fixed = {0};
+  Pool batched = POOL_INIT, fixed = POOL_INIT;
+  int *slot = malloc(((size_t)g->n_nodes + 1) * sizeof(int));  // each value's interval in its pool
   for (int gi = 0; gi < fusion->n_groups; gi++) {
     const Group *group = &fusion->groups[gi];
     int written[2] = {group->output, group->second_output};
@@ -100,17 +109,18 @@ MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinn
       plan.has_slot[id] = true;
       if (node->shape.batched) {
         plan.unplanned_per_sample += size;
-        plan.offset[id] = pool_take(&batched, size, id);
+        plan.offset[id] = pool_take(&batched, size, &slot[id]);
       } else {
         plan.unplanned_fixed += size;
-        plan.offset[id] = pool_take(&fixed, size, id);
+        plan.offset[id] = pool_take(&fixed, size, &slot[id]);
       }
     }
     if (scratch_size && scratch_size[gi] > 0) {
       size_t size = round_up(scratch_size[gi]);
       plan.unplanned_fixed += size;
-      plan.scratch[gi] = pool_take(&fixed, size, -1 - gi);
-      pool_release(&fixed, -1 - gi, plan.scratch[gi]);  // only while the group runs
+      int scratch_slot;
+      plan.scratch[gi] = pool_take(&fixed, size, &scratch_slot);
+      pool_release(&fixed, scratch_slot);  // only while the group runs
     }
     if (!reuse) continue;
     // Values whose last reader is this group are dead after it.
@@ -119,18 +129,18 @@ MemoryPlan plan_memory(const Graph *g, const FusionPlan *fusion, const int *pinn
       for (int i = 0; i < node->n_inputs; i++) {
         int in = node->inputs[i];
         if (last_use[in] != gi || !plan.has_slot[in]) continue;
-        pool_release(g->nodes[in].shape.batched ? &batched : &fixed, in, plan.offset[in]);
+        pool_release(g->nodes[in].shape.batched ? &batched : &fixed, slot[in]);
         last_use[in] = -2;  // released once
       }
     }
     for (int w = 0; w < 2; w++)  // written but never read
       if (written[w] >= 0 && plan.has_slot[written[w]] && last_use[written[w]] == -1)
-        pool_release(g->nodes[written[w]].shape.batched ? &batched : &fixed, written[w], plan.offset[written[w]]);
+        pool_release(g->nodes[written[w]].shape.batched ? &batched : &fixed, slot[written[w]]);
   }
   plan.per_sample = batched.high_water;
   plan.fixed = fixed.high_water;
   pool_free(&batched), pool_free(&fixed);
-  free(last_use);
+  free(last_use), free(slot);
   return plan;
 }
 

@@ -92,7 +92,7 @@ static void name_kernels(ProgramPlan *pp, FunctionPlan *fp) {
     snprintf(name, sizeof name, "compute_%s", g->nodes[group->output].name);
     for (int version = 2; strmap_get(&pp->kernel_by_name, name) >= 0; version++)
       snprintf(name, sizeof name, "compute_%s_v%d", g->nodes[group->output].name, version);
-    pp->kernels = realloc(pp->kernels, (size_t)(pp->n_kernels + 1) * sizeof *pp->kernels);
+    pp->kernels = grow_for(pp->kernels, pp->n_kernels, sizeof *pp->kernels);
     KernelPlan *k = &pp->kernels[pp->n_kernels];
     *k = (KernelPlan){.signature = strdup(signature), .name = strdup(name), .group = group,
                       .line = g->nodes[group->members[0]].loc.line};
