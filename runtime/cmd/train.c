@@ -335,6 +335,11 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   int status = AERT_EXIT_FAILURE;
   aert_catch_signals(true);  // the first SIGINT or SIGTERM stops at the next batch, with a checkpoint
   if (!configure(&r) || !check_outputs(&r) || !prepare_context(&r)) goto done;
+  if (r.checkpoint) {  // what a second signal says before the first save (then save_checkpoint's note)
+    char note[8400];
+    snprintf(note, sizeof note, "this run has not written the checkpoint %s yet", r.checkpoint);
+    aert_signal_note(note);
+  }
   if (r.first_epoch >= r.epochs && options->resume) {
     aert_note("%s has trained %d epochs already; nothing to do (ask for more with --epochs)", options->resume,
               r.first_epoch);
