@@ -53,12 +53,7 @@ typedef struct PureIndex {
 static const char tombstone[1];
 #define TOMBSTONE ((const char *)tombstone)
 
-static uint64_t name_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;  // FNV's low bits barely change with the last byte
-  return h;
-}
+static uint64_t name_hash(const char *s) { return hash_bytes(s, strlen(s), HASH_SEED); }
 
 // The slot holding `name`, or NULL's slot where it would go (never a tombstone's).
 static const char **name_slot(const NameIndex *index, const char *name) {
@@ -182,16 +177,10 @@ void graph_free(Graph *graph) {
 // ------------------------------------------------------------ pure index
 
 static uint64_t pure_hash(OpKind op, const int *inputs, int n_inputs, const double *attrs) {
-  uint64_t h = 1469598103934665603ull;
-  unsigned char bytes[sizeof(int) * (2 + MAX_INPUTS) + sizeof(double) * MAX_ATTRS];
-  size_t n = 0;
   int head[2] = {(int)op, n_inputs};
-  memcpy(bytes, head, sizeof head), n += sizeof head;
-  if (n_inputs > 0) memcpy(bytes + n, inputs, sizeof(int) * (size_t)n_inputs), n += sizeof(int) * (size_t)n_inputs;
-  memcpy(bytes + n, attrs, sizeof(double) * MAX_ATTRS), n += sizeof(double) * MAX_ATTRS;
-  for (size_t i = 0; i < n; i++) h = (h ^ bytes[i]) * 1099511628211ull;
-  h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;
-  return h;
+  uint64_t h = hash_bytes(head, sizeof head, HASH_SEED);
+  if (n_inputs > 0) h = hash_bytes(inputs, sizeof(int) * (size_t)n_inputs, h);
+  return hash_bytes(attrs, sizeof(double) * MAX_ATTRS, h);
 }
 
 static bool same_node(const Node *a, OpKind op, const int *inputs, int n_inputs, const double *attrs) {

@@ -123,6 +123,10 @@ typedef struct StrMap {
   int *values;
   size_t cap, n;
 } StrMap;
+// FNV-1a with a final mix (its low bits barely change with the last byte):
+// the hash of every table in the compiler.
+uint64_t hash_bytes(const void *data, size_t size, uint64_t seed);
+#define HASH_SEED 1469598103934665603ull
 int strmap_get(const StrMap *map, const char *key);  // -1 when missing
 void strmap_put(StrMap *map, const char *key, int value);
 void strmap_free(StrMap *map);
@@ -134,7 +138,7 @@ typedef struct Graph {
   int n_params, cap_params;
   size_t n_param_elems;
   Layer *layers;
-  int n_layers, cap_layers;
+  int n_layers;
   Net *nets;
   int n_nets;
   Loss *losses;

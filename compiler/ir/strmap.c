@@ -7,12 +7,14 @@
 
 #include "ir.h"
 
-static size_t key_hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a, then a final mix of the high bits into the low
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+uint64_t hash_bytes(const void *data, size_t size, uint64_t h) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < size; i++) h = (h ^ p[i]) * 1099511628211ull;
   h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;
-  return (size_t)h;
+  return h;
 }
+
+static size_t key_hash(const char *s) { return (size_t)hash_bytes(s, strlen(s), HASH_SEED); }
 
 static size_t slot_of(const StrMap *map, const char *key) {
   size_t mask = map->cap - 1, i = key_hash(key) & mask;

@@ -41,8 +41,6 @@ void emit_format(Emitter *e, const char *fmt, ...) {
 
 void emit_text(Emitter *e, const char *text) { fputs(text, e->out); }
 
-void emit_char(Emitter *e, char c) { fputc(c, e->out); }
-
 bool emit_failed(const Emitter *e) { return ferror(e->out) != 0; }
 
 struct Capture {

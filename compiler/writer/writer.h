@@ -34,7 +34,6 @@ void emit_line(Emitter *emitter, const char *fmt, ...) __attribute__((format(pri
 void emit_lines(Emitter *emitter, const char *const *lines);  // each line of a NULL-ended list, as is
 void emit_format(Emitter *emitter, const char *fmt, ...) __attribute__((format(printf, 2, 3)));  // no newline
 void emit_text(Emitter *emitter, const char *text);  // as is
-void emit_char(Emitter *emitter, char c);
 void emit_blank(Emitter *emitter);
 bool emit_failed(const Emitter *emitter);  // a write failed
 // Text written between begin and end goes to a buffer instead of the output
