@@ -165,7 +165,10 @@ static void print_stmt(FILE *out, const Stmt *stmt) {
     return;
   }
   fprintf(out, "(%s", names[stmt->kind]);
-  if (stmt->kind != STMT_RETURN) fprintf(out, " %s", stmt->name.name);
+  if (stmt->n_names > 1)
+    for (int i = 0; i < stmt->n_names; i++) fprintf(out, " %s", stmt->names[i].name);
+  else if (stmt->kind != STMT_RETURN)
+    fprintf(out, " %s", stmt->name.name);
   if (stmt->kind == STMT_NET && !stmt->value) {
     fputs(" (params", out);
     for (int i = 0; i < stmt->n_net_params; i++) fprintf(out, " %s", stmt->net_params[i].name);
@@ -173,6 +176,11 @@ static void print_stmt(FILE *out, const Stmt *stmt) {
     for (int i = 0; i < stmt->n_body; i++) {
       fputc(' ', out);
       print_stmt(out, stmt->body[i]);
+    }
+  } else if (stmt->n_values > 1) {
+    for (int i = 0; i < stmt->n_values; i++) {
+      fputc(' ', out);
+      print_expr(out, stmt->values[i]);
     }
   } else {
     fputc(' ', out);

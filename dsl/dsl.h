@@ -143,9 +143,9 @@ typedef enum StmtKind {
   STMT_PARAM,   // param code = 32
   STMT_INPUT,   // input x: [784]
   STMT_NET,     // net encoder = a -> b    |   net critic(z) { ... }
-  STMT_ASSIGN,  // z = encoder(x)
+  STMT_ASSIGN,  // z = encoder(x)   |   mean, logvar = encoder(x)
   STMT_LOSS,    // loss recon = bce(...)
-  STMT_RETURN,  // return e   (only inside a functional net)
+  STMT_RETURN,  // return e   |   return a, b   (only inside a functional net)
   STMT_TRAIN,   // train { ... }
 } StmtKind;
 
@@ -169,6 +169,13 @@ struct Stmt {
   Ident name;    // PARAM, INPUT, NET, ASSIGN, LOSS
   Expr *value;   // PARAM number; INPUT shape (EXPR_LIST); NET pipeline form
                  // (EXPR_PIPELINE, or a single stage); ASSIGN, LOSS, RETURN
+  // ASSIGN of several names (`mean, logvar = encoder(x)`): every name, the
+  // first being `name`; RETURN of several values: every value, the first
+  // being `value`. Both NULL (0) for one.
+  Ident *names;
+  int n_names;
+  Expr **values;
+  int n_values;
   // STMT_NET, functional form (value == NULL):
   Ident *net_params;
   int n_net_params;

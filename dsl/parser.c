@@ -95,6 +95,8 @@ static bool is_word(const Token *token, const char *word) {
 static bool at_word(Parser *p, const char *word) { return is_word(&p->tok, word); }
 
 static bool at_assignment(Parser *p) { return at(p, TOK_IDENT) && peek(p)->kind == TOK_ASSIGN; }
+// A statement that binds: NAME "=" or NAME "," (several names).
+static bool at_binding(Parser *p) { return at_assignment(p) || (at(p, TOK_IDENT) && peek(p)->kind == TOK_COMMA); }
 
 static bool at_any_word(Parser *p, const char *const *words) {
   for (; *words; words++)
@@ -385,10 +387,18 @@ static Stmt *new_stmt(StmtKind kind, Loc loc) {
   return stmt;
 }
 
-// NAME "=" expr, as STMT_ASSIGN or after `loss`/`param`.
+// NAME "=" expr, as STMT_ASSIGN or after `loss`/`param`; an assignment may
+// bind several names: NAME "," NAME ... "=" expr.
 static Stmt *assignment(Parser *p, StmtKind kind, Loc loc, const char *what) {
   Stmt *stmt = new_stmt(kind, loc);
   stmt->name = expect_name(p, what);
+  if (kind == STMT_ASSIGN && at(p, TOK_COMMA)) {
+    PUSH(stmt->names, stmt->n_names, stmt->name);
+    while (at(p, TOK_COMMA)) {
+      advance(p);
+      PUSH(stmt->names, stmt->n_names, expect_name(p, "a name after ','"));
+    }
+  }
   expect(p, TOK_ASSIGN, NULL);
   stmt->value = value(p);
   return stmt;
@@ -414,8 +424,15 @@ static void body_statement(Parser *p, Stmt *net) {
     Stmt *stmt = new_stmt(STMT_RETURN, p->tok.loc);
     advance(p);
     stmt->value = value(p);
+    if (at(p, TOK_COMMA)) {  // several results
+      PUSH(stmt->values, stmt->n_values, stmt->value);
+      while (at(p, TOK_COMMA)) {
+        advance(p);
+        PUSH(stmt->values, stmt->n_values, value(p));
+      }
+    }
     PUSH(net->body, net->n_body, stmt);
-  } else if (at_assignment(p)) {
+  } else if (at_binding(p)) {
     PUSH(net->body, net->n_body, assignment(p, STMT_ASSIGN, p->tok.loc, NULL));
   } else {
     fail_expected(p, "'NAME = ...' or 'return' in a net body");
@@ -544,7 +561,7 @@ static Stmt *train(Parser *p) {
 
 static Stmt *statement(Parser *p) {
   Loc loc = p->tok.loc;
-  if (at_assignment(p)) return assignment(p, STMT_ASSIGN, loc, NULL);
+  if (at_binding(p)) return assignment(p, STMT_ASSIGN, loc, NULL);
   if (at_word(p, "param")) {
     advance(p);
     return assignment(p, STMT_PARAM, loc, "a name after 'param'");

@@ -211,7 +211,7 @@ START_TEST(shape_errors_name_both_shapes) {
                "t.ae:4:10: error: bce: the prediction has shape [700] but the target has shape [784]; make the "
                "prediction's last layer produce [784], or compare with a target of shape [700]");
   expect_error("input x: [4]\nnet e = dense(2)\nloss l = mean(e(x) + x)\n",
-               "t.ae:3:20: error: '+': the shapes [2] and [4] differ");
+               "t.ae:3:20: error: '+': the shapes [2] and [4] do not broadcast");
   expect_error("input x: [1, 28, 28]\nnet e = dense(2)\nloss l = mean(e(x))\n",
                "dense needs a flat input of shape [features] per sample, but got [1, 28, 28]; add flatten() before it");
 }
@@ -293,7 +293,7 @@ START_TEST(missing_input_or_loss) {
   expect_error("input x: [4]\nnet e = dense(2)\n", "t.ae:1:1: error: the file defines no loss");
   expect_error("input x: [4]\nloss l = 3 * 2\n", "a loss must be a scalar");
   expect_error("input x: [4]\nnet e = dense(2)\nloss l = e(x)\n",
-               "a loss must be a scalar, but this is of shape [2]; mse, bce, mean and sum make scalars");
+               "a loss must be a scalar per sample, but this is of shape [2]; sum(v) or mean(v) reduces");
 }
 END_TEST
 
@@ -380,6 +380,61 @@ START_TEST(every_example_parses) {
 }
 END_TEST
 
+// DESIGN part 1b: arithmetic on values, per-sample reductions, several results.
+START_TEST(sum_and_mean_are_per_sample_and_a_loss_averages_them) {
+  Graph *g = expect_ok("input x: [4]\nnet e = dense(4)\nloss l = sum(x - e(x)) + 2 * mean(square(e(x)))\n");
+  const Node *loss = &g->nodes[g->losses[0].node];
+  ck_assert_str_eq(op_name(loss->op), "batch_mean");  // the mean over the batch of a [1] value a sample
+  const Node *terms = &g->nodes[loss->inputs[0]];
+  ck_assert(terms->shape.batched && terms->shape.rank == 1 && terms->shape.dims[0] == 1);
+  int sums = 0;
+  for (int i = 0; i < g->n_nodes; i++)
+    if ((g->nodes[i].op == OP_SUM || g->nodes[i].op == OP_MEAN) && !g->nodes[i].is_backward) {
+      ck_assert(g->nodes[i].shape.batched && shape_size(g->nodes[i].shape) == 1);
+      sums++;
+    }
+  ck_assert_int_eq(sums, 2);
+  graph_free(g);
+}
+END_TEST
+
+START_TEST(a_per_sample_value_broadcasts) {
+  graph_free(expect_ok("input x: [1, 4, 4]\nnet e = conv(2, 3)\nh = e(x)\n"
+                       "loss l = mean(h / sqrt(sum(square(h)) + 1) - mean(h) * h) + mean(exp(h) * abs(h))\n"));
+  graph_free(expect_ok("input x: [4]\nnet e = dense(4, relu)\nloss l = mean(log(e(x)))\n"));  // log(0) is the user's
+  expect_error("input x: [4]\nnet e = dense(3)\nloss l = mean(e(x) + x)\n",
+               "t.ae:3:20: error: '+': the shapes [3] and [4] do not broadcast; both sides need the same shape, or "
+               "one side must be a number or a [1] value per sample");
+  expect_error("input x: [4]\nnet e = dense(4)\nloss l = mse(e(x), x) * mean(x)\n",
+               "t.ae:3:23: error: a product of a mean over the batch: mse, bce, l1, l2 and kl_sparsity are already");
+  expect_error("input x: [4]\nnet e = dense(4)\nloss l = mean(x) / mse(e(x), x)\n", "a division of a mean over");
+  expect_error("input x: [4]\nnet e = dense(4)\nloss l = exp(mse(e(x), x))\n", "exp of a mean over the batch");
+}
+END_TEST
+
+START_TEST(several_results_bind_several_names) {
+  Graph *g = expect_ok("input x: [4]\nnet e(v) {\n  h = dense(v, 3, relu)\n  return dense(h, 2), dense(h, 2)\n}\n"
+                       "net d = dense(4, sigmoid)\nm, s = e(x)\nloss l = bce(d(sample_normal(m, s)), x) + "
+                       "kl_normal(m, s)\n");
+  ck_assert_int_eq(g->n_params, 8);  // three dense layers in e, one in d
+  graph_free(g);
+  const char *net = "input x: [4]\nnet e(v) {\n  return dense(v, 2), dense(v, 3)\n}\nnet f = dense(2)\n";
+  char text[512];
+  snprintf(text, sizeof text, "%sa, b = f(x)\nloss l = mean(a)\n", net);
+  expect_error(text, "t.ae:6:8: error: 2 names are bound to 'f', which gives 1 result; bind one name");
+  snprintf(text, sizeof text, "%sa, b, c = e(x)\nloss l = mean(a)\n", net);
+  expect_error(text, "3 names are bound to 'e', which gives 2 results; bind as many names as it returns");
+  snprintf(text, sizeof text, "%sloss l = mean(e(x))\n", net);
+  expect_error(text, "t.ae:6:15: error: 'e' gives 2 results, and a value here is one; bind them to names first: "
+                     "a, b = e(...)");
+  snprintf(text, sizeof text, "%sa, b = e(x)\nloss l = kl_normal(a, b)\n", net);
+  expect_error(text, "t.ae:7:10: error: kl_normal: the mean has shape [2] but the log-variance has shape [3]; give "
+                     "both the same number of units");
+  snprintf(text, sizeof text, "%sa, b = e(x)\nloss l = mean(sample_normal(a, 0))\n", net);
+  expect_error(text, "sample_normal: argument 'logvar' must be");
+}
+END_TEST
+
 Suite *compiler_suite(void) {
   Suite *s = suite_create("compiler");
   TCase *t = tcase_create("lowering");
@@ -405,5 +460,10 @@ Suite *compiler_suite(void) {
   tcase_add_test(e, missing_input_or_loss);
   tcase_add_test(e, recursion_is_refused);
   suite_add_tcase(s, e);
+  TCase *v = tcase_create("values");
+  tcase_add_test(v, sum_and_mean_are_per_sample_and_a_loss_averages_them);
+  tcase_add_test(v, a_per_sample_value_broadcasts);
+  tcase_add_test(v, several_results_bind_several_names);
+  suite_add_tcase(s, v);
   return s;
 }

@@ -99,6 +99,7 @@ Value lower_activation_call(Lowerer *L, const Builtin *b, const Expr *call, Boun
     }
     param = args->value[1].number;
   }
+  if (!per_sample_or_number(L, x, b->name, call->loc)) return error_value;
   return tensor_value(apply_activation(L, x, b->op, &param, call->loc, NULL));
 }
 
@@ -144,6 +145,7 @@ Value lower_reduction(Lowerer *L, const Builtin *b, const Expr *call, Bound *arg
   }
   int x = -1;
   if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  if ((op == OP_SUM || op == OP_MEAN) && !L->graph->nodes[x].shape.batched) return tensor_value(x);  // a scalar already
   return tensor_value(add_named(L, op, &x, 1, call->loc, b->name));
 }
 
@@ -255,4 +257,50 @@ Value lower_prior_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *ar
     graph_set_name(L->graph, id, name);
   }
   return tensor_value(id);
+}
+
+// ---------------------------------------------------- the variational autoencoder's
+// Both take a mean and a log-variance of the same shape, per sample.
+static bool want_mean_and_logvar(const Bound *args, const Builtin *b, const Expr *call, Graph *g, int *mean,
+                                 int *logvar) {
+  if (!want_tensor(args, 0, b, call, mean) | !want_tensor(args, 1, b, call, logvar)) return false;
+  Shape m = g->nodes[*mean].shape, v = g->nodes[*logvar].shape;
+  char sm[64], sv[64];
+  shape_format(m, sm, sizeof sm), shape_format(v, sv, sizeof sv);
+  if (!m.batched || !v.batched) {
+    diag_error(arg_loc(args, m.batched ? 1 : 0, call), "%s: the mean and the log-variance are values per sample, "
+               "like the outputs of dense layers, but this one is a scalar", b->name);
+    return false;
+  }
+  if (!shapes_equal(m, v)) {
+    diag_error(call->loc, "%s: the mean has shape %s but the log-variance has shape %s; give both the same "
+               "number of units, like dense(h, code) twice", b->name, sm, sv);
+    return false;
+  }
+  return true;
+}
+
+// sample_normal(mean, logvar): mean + exp(logvar / 2) * eps, eps ~ N(0, 1)
+// drawn afresh each step (the reparameterization trick); mean at inference.
+Value lower_sample_normal(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int mean, logvar;
+  if (!want_mean_and_logvar(args, b, call, L->graph, &mean, &logvar)) return error_value;
+  return tensor_value(add_named(L, OP_SAMPLE_NORMAL, (int[]){mean, logvar}, 2, call->loc, b->name));
+}
+
+// kl_normal(mean, logvar) = -0.5 * sum(1 + logvar - square(mean) - exp(logvar)),
+// per sample: KL(N(mean, exp(logvar)) || N(0, 1)). Arithmetic on the two
+// values, so every node and its gradient is an op the rest already has.
+Value lower_kl_normal(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int mean, logvar;
+  Graph *g = L->graph;
+  if (!want_mean_and_logvar(args, b, call, g, &mean, &logvar)) return error_value;
+  Loc loc = call->loc;
+  int one_plus = add_named(L, OP_ADD, (int[]){logvar, number_node(L, 1, loc)}, 2, loc, "kl_normal_1_plus_logvar");
+  int squared = add_named(L, OP_SQUARE, &mean, 1, loc, "kl_normal_mean_squared");
+  int variance = add_named(L, OP_EXP, &logvar, 1, loc, "kl_normal_variance");
+  int terms = add_named(L, OP_SUB, (int[]){one_plus, squared}, 2, loc, "kl_normal_terms");
+  terms = add_named(L, OP_SUB, (int[]){terms, variance}, 2, loc, "kl_normal_terms");
+  int total = add_named(L, OP_SUM, &terms, 1, loc, "kl_normal_sum");
+  return tensor_value(add_named(L, OP_MUL, (int[]){total, number_node(L, -0.5, loc)}, 2, loc, "kl_normal"));
 }

@@ -36,6 +36,28 @@ int add_named(Lowerer *L, OpKind op, const int *inputs, int n_inputs, Loc loc, c
 int number_node(Lowerer *L, double value, Loc loc) { return graph_add_constant(L->graph, value, loc); }
 
 // ---------------------------------------------------------------- nets
+// What a functional net's `return` gives: one tensor value, or several (VAL_RESULTS).
+static Value net_results(Lowerer *L, Scope *scope, const Stmt *ret, const char *net, Loc loc) {
+  int n = ret->n_values > 1 ? ret->n_values : 1;
+  if (n > MAX_RESULTS) {
+    diag_error(ret->loc, "net '%s' returns %d values; at most %d are allowed", net, n, MAX_RESULTS);
+    return error_value;
+  }
+  Value results = {.kind = VAL_RESULTS, .n_results = n};
+  for (int i = 0; i < n; i++) {
+    const Expr *e = n > 1 ? ret->values[i] : ret->value;
+    Value v = eval_expr(L, scope, e);
+    if (v.kind == VAL_ERROR) return error_value;
+    if (v.kind != VAL_TENSOR) {
+      diag_error(n > 1 ? e->loc : loc, "net '%s' must return tensor values", net);
+      return error_value;
+    }
+    if (n == 1) return v;
+    results.results[i] = v.node;
+  }
+  return results;
+}
+
 static Value eval_call(Lowerer *L, Scope *scope, const Expr *call) {
   Binding *binding = scope_find(scope, call->name);
   if (binding && binding->value.kind == VAL_NET) {
@@ -129,34 +151,55 @@ Value apply_net(Lowerer *L, int net_index, const Value *inputs, int n_inputs, Lo
   Value result = error_value;
   if (stmt->value) {  // pipeline
     result = inputs[0];
-    for (int i = 0; i < stmt->value->n_items && result.kind == VAL_TENSOR; i++)
+    for (int i = 0; i < stmt->value->n_items && result.kind == VAL_TENSOR; i++) {
       result = apply_stage(L, &L->globals, stmt->value->items[i], result);
+      if (result.kind == VAL_RESULTS) {
+        diag_error(stmt->value->items[i]->loc, "'%s' gives %d results; a pipeline stage must give one",
+                   stmt->value->items[i]->name, result.n_results);
+        result = error_value;
+      }
+    }
   } else {  // functional form
     Scope local = {.parent = &L->globals};
     for (int i = 0; i < arity; i++) scope_bind(&local, stmt->net_params[i].name, stmt->net_params[i].loc, inputs[i]);
     for (int i = 0; i < stmt->n_body; i++) {
       const Stmt *s = stmt->body[i];
-      Value v = eval_expr(L, &local, s->value);
       if (s->kind == STMT_RETURN) {
-        result = v;
+        result = net_results(L, &local, s, net->name, loc);
         break;
       }
-      scope_bind(&local, s->name.name, s->name.loc, v);
+      bind_statement(L, &local, s);
     }
     scope_free(&local);
-    if (result.kind != VAL_TENSOR && result.kind != VAL_ERROR) {
-      diag_error(loc, "net '%s' must return a tensor value", net->name);
-      result = error_value;
-    }
   }
   net->applying = false;
-  net->applied |= result.kind == VAL_TENSOR;
+  net->applied |= result.kind == VAL_TENSOR || result.kind == VAL_RESULTS;
   L->current_net = saved_net;
   memcpy(L->prefix, saved_prefix, sizeof saved_prefix);
   return result;
 }
 
 // --------------------------------------------------------- expressions
+// A loss is the mean over the batch of a value per sample. mse, bce, l1,
+// l2(v) and kl_sparsity are such means already (scalars computed from the
+// batch): the mean passes through + and - and scaling by a number or a
+// schedule, but a nonlinear function of them would be a function of the
+// mean, not the mean of the function, so it is refused.
+bool per_sample_or_number(Lowerer *L, int node, const char *what, Loc loc) {
+  const Node *n = &L->graph->nodes[node];
+  if (!shape_is_scalar(n->shape) || !n->from_batch) return true;
+  diag_error(loc,
+             "%s of a mean over the batch: mse, bce, l1, l2 and kl_sparsity are already means over the batch, so "
+             "%s would not be the mean of a per-sample value; write the term per sample, like "
+             "mean(square(p - x)) for mse(p, x)",
+             what, what);
+  return false;
+}
+
+static bool batch_mean_value(const Graph *g, int node) {
+  return shape_is_scalar(g->nodes[node].shape) && g->nodes[node].from_batch;
+}
+
 static Value binary(Lowerer *L, char op, Value a, Value b, Loc loc) {
   if (a.kind == VAL_ERROR || b.kind == VAL_ERROR) return error_value;
   if (a.kind == VAL_NUMBER && b.kind == VAL_NUMBER) {
@@ -179,6 +222,17 @@ static Value binary(Lowerer *L, char op, Value a, Value b, Loc loc) {
   }
   int x = a.kind == VAL_NUMBER ? number_node(L, a.number, loc) : a.node;
   int y = b.kind == VAL_NUMBER ? number_node(L, b.number, loc) : b.node;
+  if (x < 0 || y < 0) return error_value;
+  const Graph *g = L->graph;
+  if (op == '*' || op == '/') {
+    // a mean times (or over) a value from the batch, or anything over a mean
+    bool refused = (batch_mean_value(g, x) && g->nodes[y].from_batch) ||
+                   (batch_mean_value(g, y) && (g->nodes[x].from_batch || op == '/'));
+    if (refused) {
+      per_sample_or_number(L, batch_mean_value(g, x) ? x : y, op == '*' ? "a product" : "a division", loc);
+      return error_value;
+    }
+  }
   OpKind kind = op == '+' ? OP_ADD : op == '-' ? OP_SUB : op == '*' ? OP_MUL : OP_DIV;
   return tensor_value(add_named(L, kind, (int[]){x, y}, 2, loc, op_name(kind)));
 }
@@ -198,7 +252,13 @@ Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {
       diag_error(e->loc, "unknown name '%s'", e->name);
     return error_value;
   }
-  case EXPR_CALL: return eval_call(L, scope, e);
+  case EXPR_CALL: {
+    Value v = eval_call(L, scope, e);
+    if (v.kind != VAL_RESULTS) return v;
+    diag_error(e->loc, "'%s' gives %d results, and a value here is one; bind them to names first: %s = %s(...)",
+               e->name, v.n_results, v.n_results == 2 ? "a, b" : "a, b, ...", e->name);
+    return error_value;
+  }
   case EXPR_BINARY: {
     Value a = eval_expr(L, scope, e->lhs);
     Value b = eval_expr(L, scope, e->rhs);
@@ -260,6 +320,7 @@ static void lower_input(Lowerer *L, const Stmt *s) {
   }
   int id = graph_add(g, OP_INPUT, NULL, 0, s->loc);
   g->nodes[id].shape = shape;
+  g->nodes[id].from_batch = true;
   graph_set_name(g, id, s->name.name);
   g->input_node = id;
   g->input_name = strdup(s->name.name);
@@ -288,10 +349,14 @@ static void lower_loss(Lowerer *L, const Stmt *s) {
     return;
   }
   Graph *g = L->graph;
+  if (v.kind == VAL_TENSOR && shape_is_per_sample_scalar(g->nodes[v.node].shape))  // its mean over the batch
+    v = tensor_value(add_named(L, OP_BATCH_MEAN, &v.node, 1, s->value->loc, "batch_mean"));
   if (v.kind != VAL_TENSOR || !shape_is_scalar(g->nodes[v.node].shape)) {
     char shape[64] = "a number";
     if (v.kind == VAL_TENSOR) shape_format(g->nodes[v.node].shape, shape, sizeof shape);
-    diag_error(s->value->loc, "a loss must be a scalar, but this is %s%s; mse, bce, mean and sum make scalars",
+    diag_error(s->value->loc,
+               "a loss must be a scalar per sample, but this is %s%s; sum(v) or mean(v) reduces a sample's "
+               "elements, and mse and bce compare whole samples",
                v.kind == VAL_TENSOR ? "of shape " : "", shape);
     return;
   }
@@ -311,11 +376,30 @@ static void lower_loss(Lowerer *L, const Stmt *s) {
   scope_bind(&L->globals, s->name.name, s->name.loc, v);
 }
 
+void bind_statement(Lowerer *L, Scope *scope, const Stmt *s) {
+  if (s->n_names <= 1) {
+    scope_bind(scope, s->name.name, s->name.loc, eval_expr(L, scope, s->value));
+    return;
+  }
+  Value v = s->value && s->value->kind == EXPR_CALL ? eval_call(L, scope, s->value) : eval_expr(L, scope, s->value);
+  int given = v.kind == VAL_RESULTS ? v.n_results : 1;
+  if (v.kind != VAL_ERROR && given != s->n_names) {
+    const char *what = s->value->kind == EXPR_CALL ? s->value->name : "the value";
+    diag_error(s->value->loc, "%d names are bound to '%s', which gives %d result%s; %s", s->n_names, what, given,
+               given == 1 ? "" : "s",
+               given == 1 ? "bind one name, or make the net return several values: return a, b"
+                          : "bind as many names as it returns");
+    v = error_value;
+  }
+  for (int i = 0; i < s->n_names; i++)
+    scope_bind(scope, s->names[i].name, s->names[i].loc,
+               v.kind == VAL_RESULTS ? tensor_value(v.results[i]) : error_value);
+}
+
 static void lower_assign(Lowerer *L, const Stmt *s) {
   snprintf(L->prefix, sizeof L->prefix, "%s", s->name.name);
-  Value v = eval_expr(L, &L->globals, s->value);
+  bind_statement(L, &L->globals, s);
   L->prefix[0] = '\0';
-  scope_bind(&L->globals, s->name.name, s->name.loc, v);
 }
 
 static void lower_param(Lowerer *L, const Stmt *s, const Define *defines, int n_defines, bool *define_used) {
@@ -324,7 +408,7 @@ static void lower_param(Lowerer *L, const Stmt *s, const Define *defines, int n_
   for (int i = 0; i < n_defines; i++)
     if (strcmp(defines[i].name, s->name.name) == 0) value = defines[i].value, overridden = define_used[i] = true;
   if (!overridden && !eval_number(L, s->value, &value)) return;
-  scope_bind(&L->globals, s->name.name, s->name.loc, (Value){.kind = VAL_NUMBER, .number = value});
+  scope_bind_param(&L->globals, s->name.name, s->name.loc, value);
 }
 
 Graph *lower_program(const Program *program, const Define *defines, int n_defines) {

@@ -16,7 +16,10 @@ typedef enum ValueKind {
   VAL_NET,
   VAL_ACTIVATION,  // relu, sigmoid, ... used as a value (a layer argument)
   VAL_LIST,        // a list literal given as an argument (a prior's shape); its expr holds the items
+  VAL_RESULTS,     // a net's several results: only a statement binding as many names takes them
 } ValueKind;
+
+enum { MAX_RESULTS = 8 };
 
 typedef struct Value {
   ValueKind kind;
@@ -24,6 +27,8 @@ typedef struct Value {
   int node;
   int net;
   OpKind activation;  // an ACTIVATION row's op; OP_INPUT stands for `linear`
+  int results[MAX_RESULTS];  // VAL_RESULTS: each result's node
+  int n_results;
 } Value;
 
 extern const Value error_value;
@@ -34,6 +39,7 @@ typedef struct Binding {
   const char *name;
   Loc loc;
   Value value;
+  bool is_param;  // a `param`'s number: a value bound later may take its name
 } Binding;
 
 // A scope's bindings in definition order, and their names hashed (so that
@@ -46,7 +52,10 @@ typedef struct Scope {
 } Scope;
 
 Binding *scope_find(Scope *scope, const char *name);
-void scope_bind(Scope *scope, const char *name, Loc loc, Value value);  // reports a name defined twice
+// Reports a name defined twice, except that a tensor value may take a
+// param's name: the name is the number until then, and the value after.
+void scope_bind(Scope *scope, const char *name, Loc loc, Value value);
+void scope_bind_param(Scope *scope, const char *name, Loc loc, double number);
 void scope_free(Scope *scope);
 
 // ---------------------------------------------------------------- lower.c
@@ -76,6 +85,9 @@ typedef struct Lowerer {
 } Lowerer;
 
 Value eval_expr(Lowerer *L, Scope *scope, const Expr *expr);
+// An assignment's value: as eval_expr, but a net's several results are kept
+// (VAL_RESULTS) when the statement binds several names; binds them in scope.
+void bind_statement(Lowerer *L, Scope *scope, const Stmt *s);
 bool eval_number(Lowerer *L, const Expr *e, double *out);
 // A whole number from lo to hi, or a report naming `what`.
 bool eval_whole(Lowerer *L, const Expr *e, const char *what, long lo, long hi, long *out);
@@ -86,6 +98,9 @@ int add_named(Lowerer *L, OpKind op, const int *inputs, int n_inputs, Loc loc, c
 int add_named_attr(Lowerer *L, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc,
                    const char *suffix);
 int number_node(Lowerer *L, double value, Loc loc);
+// Whether `node` is not a mean over the batch (a loss term): a function named
+// `what` applies to it per sample; else reports at loc.
+bool per_sample_or_number(Lowerer *L, int node, const char *what, Loc loc);
 
 // ------------------------------------------------------------- builtins.c
 // A builtin's parameters, bound from a call's positional and keyword

@@ -25,6 +25,10 @@ Binding *scope_find(Scope *scope, const char *name) {
 
 void scope_bind(Scope *scope, const char *name, Loc loc, Value value) {
   Binding *old = scope_find_here(scope, name);
+  if (old && old->is_param && value.kind == VAL_TENSOR) {  // a value takes a param's name (vae.ae's code)
+    old->loc = loc, old->value = value, old->is_param = false;
+    return;
+  }
   if (old) {
     diag_error(loc, "'%s' is already defined", name);
     diag_note(old->loc, "'%s' was defined here", name);
@@ -37,6 +41,12 @@ void scope_bind(Scope *scope, const char *name, Loc loc, Value value) {
   }
   strmap_put(&scope->index, name, scope->n);
   scope->items[scope->n++] = (Binding){.name = name, .loc = loc, .value = value};
+}
+
+void scope_bind_param(Scope *scope, const char *name, Loc loc, double number) {
+  scope_bind(scope, name, loc, (Value){.kind = VAL_NUMBER, .number = number});
+  Binding *bound = scope_find_here(scope, name);
+  if (bound && bound->value.kind == VAL_NUMBER) bound->is_param = true;
 }
 
 void scope_free(Scope *scope) {

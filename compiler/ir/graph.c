@@ -231,6 +231,7 @@ void graph_note_pure(Graph *graph, int node) {
 Node *graph_node(Graph *graph, int id) { return &graph->nodes[id]; }
 
 bool shape_is_scalar(Shape shape) { return !shape.batched && shape.rank == 0; }
+bool shape_is_per_sample_scalar(Shape shape) { return shape.batched && shape_size(shape) == 1; }
 
 size_t shape_size(Shape shape) {
   size_t size = 1;

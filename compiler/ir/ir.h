@@ -47,6 +47,7 @@ typedef struct Node {
   int rng_node;       // random ops and their gradients: the node whose draws they use, else -1
   int param_index;    // OP_PARAM: index into Graph.params
   bool is_backward;   // made by autodiff
+  bool from_batch;    // batched, or computed from a batched value (a loss: a mean over the batch)
   int step;           // backward nodes: the step that made them; -1 otherwise
 } Node;
 
@@ -179,6 +180,7 @@ Node *graph_node(Graph *graph, int id);
 // An op's name, from ops.def: "dense", "relu_grad", ...
 const char *op_name(OpKind op);
 bool shape_is_scalar(Shape shape);
+bool shape_is_per_sample_scalar(Shape shape);  // batched, one element a sample: [1]
 size_t shape_size(Shape shape);  // per sample for batched shapes
 void shape_format(Shape shape, char *out, size_t size);  // "[784]", "[]"
 void shape_format_batched(Shape shape, char *out, size_t size);  // "[784]xN" for batched values

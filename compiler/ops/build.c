@@ -19,6 +19,8 @@ static int add_node(Graph *graph, OpKind op, const int *inputs, int n_inputs, co
   Node *node = graph_reserve_node(graph, op, inputs, n_inputs, attrs, loc);
   node->rng_node = info->random ? node->id : -1;
   if (info->shape && !info->shape(graph, node, &node->shape)) return -1;
+  node->from_batch = node->shape.batched;
+  for (int i = 0; i < n_inputs; i++) node->from_batch |= graph->nodes[inputs[i]].from_batch;
   graph->n_nodes++;
   graph_set_name(graph, node->id, op_name(op));
   if (info->pure) graph_note_pure(graph, node->id);

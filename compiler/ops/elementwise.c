@@ -66,8 +66,9 @@ int add3(Graph *g, OpKind op, int a, int b, int c, Loc loc) { return graph_add(g
 // broadcast (a scalar operand of a tensor op).
 int reduce_to(Graph *g, int grad, int input, Loc loc) {
   if (grad < 0) return grad;
-  if (shape_is_scalar(g->nodes[input].shape) && !shape_is_scalar(g->nodes[grad].shape))
-    return add1(g, OP_SUM, grad, loc);
+  Shape in = g->nodes[input].shape, out = g->nodes[grad].shape;
+  if (shape_is_scalar(in) && !shape_is_scalar(out)) return add1(g, OP_SUM_ALL, grad, loc);
+  if (shape_is_per_sample_scalar(in) && shape_size(out) > 1) return add1(g, OP_SUM, grad, loc);
   return grad;
 }
 
@@ -81,15 +82,20 @@ static void shape_error(Graph *graph, const Node *node, int a, int b) {
   char sa[64], sb[64];
   shape_format(input_shape(graph, node, a), sa, sizeof sa);
   shape_format(input_shape(graph, node, b), sb, sizeof sb);
-  diag_error(node->loc, "%s: the shapes %s and %s differ; both sides need the same shape, or one side must be a number",
+  diag_error(node->loc,
+             "%s: the shapes %s and %s do not broadcast; both sides need the same shape, or one side must be a "
+             "number or a [1] value per sample (such as sum(v) or mean(v))",
              user_name(node->op), sa, sb);
 }
 
-// Elementwise on two values: equal shapes, or one side a scalar.
+// Elementwise on two values: equal shapes, or one side a scalar, or one side
+// a [1] value per sample (broadcast over the other's elements, as NumPy does).
 static bool shape_broadcast(Graph *graph, Node *node, Shape *out) {
   Shape a = input_shape(graph, node, 0), b = input_shape(graph, node, 1);
   if (shapes_equal(a, b) || shape_is_scalar(b)) return *out = a, true;
   if (shape_is_scalar(a)) return *out = b, true;
+  if (a.batched && shape_is_per_sample_scalar(b)) return *out = a, true;
+  if (b.batched && shape_is_per_sample_scalar(a)) return *out = b, true;
   shape_error(graph, node, 0, 1);
   return false;
 }

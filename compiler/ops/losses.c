@@ -1,5 +1,6 @@
-// losses.c — losses, penalties and reductions to a scalar, with their
-// gradients: sum, mean, l1 and sum_squares (l2's terms), mse, bce and
+// losses.c — losses, penalties and reductions, with their gradients: sum
+// and mean of one sample ([1] per sample), sum_all and batch_mean (to a
+// scalar), l1 and sum_squares (l2's terms), mse, bce and
 // bce_logits (bce of a sigmoid, from its logits), and kl_sparsity. Each
 // loss of (prediction, target) has a gradient op for the prediction, which
 // the fusion pass computes in one pass with the loss (OpInfo.gradient_op),
@@ -43,7 +44,41 @@ static bool shape_batched_to_scalar(Graph *graph, Node *node, Shape *out) {
   return true;
 }
 
+// sum(v), mean(v): a batched value -> [1] per sample
+static bool shape_per_sample(Graph *graph, Node *node, Shape *out) {
+  Shape v = input_shape(graph, node, 0);
+  if (!v.batched) {
+    char sv[64];
+    shape_format(v, sv, sizeof sv);
+    diag_error(node->loc, "%s reduces one sample's elements, but got a value of shape %s with no batch",
+               user_name(node->op), sv);
+    return false;
+  }
+  *out = (Shape){.batched = true, .rank = 1, .dims = {1}};
+  return true;
+}
+
 // ---------------------------------------------------------------- kernels
+// sum(v) and mean(v): each sample's elements added in double, in order, by
+// one thread (so the result does not depend on the number of threads).
+static void emit_per_sample_reduce(Emitter *e, const Node *node) {
+  char size[512];
+  size_const(e->graph, node->inputs[0], size, sizeof size);
+  bool mean = node->op == OP_MEAN;
+  emit_kernel_open(e, node, (const char *const[]){"a", "out"},
+                   mean ? "out[r] = the mean of sample r's elements" : "out[r] = the sum of sample r's elements");
+  emit_line(e, "  enum { SIZE = %s };", size);
+  emit_line(e, "#pragma omp parallel for schedule(static) if ((size_t)n * SIZE >= 65536)");
+  emit_line(e, "  for (int r = 0; r < n; r++) {");
+  emit_line(e, "    double sum = 0;");
+  emit_line(e, "#pragma omp simd reduction(+ : sum)");
+  emit_line(e, "    for (int j = 0; j < SIZE; j++) sum += a[(size_t)r * SIZE + j];");
+  emit_line(e, mean ? "    out[r] = (real)(sum / SIZE);" : "    out[r] = (real)sum;");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+
 // kl_sparsity: each unit's mean over the batch, clamped into (1e-7, 1 - 1e-7),
 // against the target rate rho.
 static void emit_kl_sparsity(Emitter *e, const Node *node) {
@@ -84,13 +119,21 @@ static void emit_kl_sparsity_grad(Emitter *e, const Node *node) {
 }
 
 // ------------------------------------------------ vector-Jacobian rules
+// sum, sum_all: the gradient broadcast back to the input's shape; mean: and
+// divided by the sample's size; batch_mean: divided by the batch size.
 static void vjp_sum(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   (void)needs;
   out[0] = add2(g, OP_SUM_GRAD, grad, node->inputs[0], node->loc);
 }
 static void vjp_mean(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   (void)needs;
-  out[0] = add2(g, OP_MEAN_GRAD, grad, node->inputs[0], node->loc);
+  double size = (double)shape_size(g->nodes[node->inputs[0]].shape);
+  int scaled = add2(g, OP_MUL, grad, graph_add_constant(g, 1 / size, node->loc), node->loc);
+  out[0] = add2(g, OP_SUM_GRAD, scaled, node->inputs[0], node->loc);
+}
+static void vjp_batch_mean(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_BATCH_MEAN_GRAD, grad, node->inputs[0], node->loc);
 }
 static void vjp_l1(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   (void)needs;
@@ -129,11 +172,19 @@ static void vjp_kl_sparsity(Graph *g, const Node *node, int grad, const bool *ne
 }
 
 // ------------------------------------------------------------------- rows
-const OpInfo OP_SUM_row = {.n_inputs = 1, REDUCE("$0", DIVIDE_BY_ONE), .shape = shape_scalar, .vjp = vjp_sum};
+const OpInfo OP_SUM_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_per_sample_reduce,
+                           .shape = shape_per_sample, .vjp = vjp_sum, .flops = flops_input_elements, .pure = true};
+const OpInfo OP_MEAN_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_per_sample_reduce,
+                            .shape = shape_per_sample, .vjp = vjp_mean, .flops = flops_input_elements, .pure = true};
+// sum_grad(g, like): g broadcast to like's shape (g a scalar or [1] per sample)
 const OpInfo OP_SUM_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0"), .shape = shape_like_second};
-const OpInfo OP_MEAN_row = {.n_inputs = 1, REDUCE("$0", DIVIDE_BY_COUNT), .shape = shape_scalar, .vjp = vjp_mean};
-const OpInfo OP_MEAN_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0 * $per_count"), .divisor = DIVIDE_BY_COUNT,
-                                 .shape = shape_like_second};
+// Every element, batch included, to a scalar: a broadcast scalar's gradient (reduce_to).
+const OpInfo OP_SUM_ALL_row = {.n_inputs = 1, REDUCE("$0", DIVIDE_BY_ONE), .shape = shape_scalar, .vjp = vjp_sum};
+// A loss of per-sample values: their mean over the batch.
+const OpInfo OP_BATCH_MEAN_row = {.n_inputs = 1, REDUCE("$0", DIVIDE_BY_ROWS), .shape = shape_scalar,
+                                  .vjp = vjp_batch_mean};
+const OpInfo OP_BATCH_MEAN_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0 * $per_row"), .divisor = DIVIDE_BY_ROWS,
+                                       .shape = shape_like_second};
 const OpInfo OP_L1_row = {.n_inputs = 1, REDUCE("fabs($0)", DIVIDE_BY_ROWS), .shape = shape_scalar, .vjp = vjp_l1};
 const OpInfo OP_L1_GRAD_row = {.n_inputs = 2, ELEMENTWISE("(($0 > 0) - ($0 < 0)) * $1 * $per_row"),
                                .divisor = DIVIDE_BY_ROWS, .shape = shape_same};

@@ -1,5 +1,5 @@
 // noise.c — corruption (gaussian_noise, masking_noise, salt_pepper),
-// dropout and clip. The random ones draw from the run's counter-based
+// dropout, clip and sample_normal. The random ones draw from the run's counter-based
 // generator keyed by (seed, batch, node): not pure (two calls draw
 // differently), random (the kernel takes a key), and the identity at
 // inference. Their mask gradients are random too, keyed by the forward node
@@ -36,7 +36,24 @@ static void vjp_clip(Graph *g, const Node *node, int grad, const bool *needs, in
   (void)needs;
   out[0] = graph_add_attr(g, OP_CLIP_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
 }
+// sample_normal(mean, logvar) = mean + exp(logvar / 2) * eps: the gradient
+// passes to the mean, and to logvar as g * (out - mean) / 2 (eps times the
+// standard deviation, halved), from the values the forward pass kept.
+static void vjp_sample_normal(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = grad;
+  if (needs[1]) {
+    int spread = add2(g, OP_SUB, node->id, node->inputs[0], node->loc);
+    int half = add2(g, OP_MUL, spread, graph_add_constant(g, 0.5, node->loc), node->loc);
+    out[1] = add2(g, OP_MUL, grad, half, node->loc);
+  }
+}
+
 // ------------------------------------------------------------------- rows
+// The reparameterization trick: random while training, the mean at inference.
+const OpInfo OP_SAMPLE_NORMAL_row = {.n_inputs = 2, .kernel = KERNEL_ELEMENTWISE,
+                                     .expr = "$0 + exp($1 * (real)0.5) * $normal", .flops = flops_elements,
+                                     .shape = shape_same, .vjp = vjp_sample_normal, .random = true,
+                                     .identity_at_inference = true};
 const OpInfo OP_GAUSSIAN_NOISE_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE, .expr = "$0 + $attr0 * $normal",
                                       .flops = flops_elements, .shape = shape_same, .vjp = vjp_gaussian_noise,
                                       .random = true, .identity_at_inference = true};

@@ -71,7 +71,9 @@ static void extend_chain(Context *c, Group *group) {
       bool inside = false;
       for (int m = 0; m < group->n_members; m++) inside |= group->members[m] == in;
       if (inside || !available(c, in, c->position[group->members[0]])) return;
-      if (!shape_is_scalar(c->graph->nodes[in].shape) && !same_elements(c->graph->nodes[in].shape, node->shape)) return;
+      Shape shape = c->graph->nodes[in].shape;
+      bool broadcast = group->kind == GROUP_ELEMENTWISE && shape_is_per_sample_scalar(shape) && node->shape.batched;
+      if (!shape_is_scalar(shape) && !broadcast && !same_elements(shape, node->shape)) return;
     }
     group->members[group->n_members++] = next;
   }

@@ -183,6 +183,20 @@ void emit_c_string_bytes(Emitter *e, const char *text, size_t length) { string_b
 
 // ------------------------------------------------ expression templates
 // Expands an op's expression template (see OpInfo.expr in ops/ops.h).
+// Where an elementwise op reading input `in` at element `index` of its output
+// `node` reads: element 0 of a scalar, the sample's one element of a [1] value
+// per sample broadcast over a larger sample, else the same element.
+static void operand_index(const Graph *g, int in, const Node *node, const char *index, char *out, size_t size) {
+  Shape shape = g->nodes[in].shape;
+  size_t per_sample = shape_size(node->shape);
+  if (shape_is_scalar(shape))
+    snprintf(out, size, "0");
+  else if (shape_is_per_sample_scalar(shape) && node->shape.batched && per_sample > 1)
+    snprintf(out, size, "%s / %zu", index, per_sample);
+  else
+    snprintf(out, size, "%s", index);
+}
+
 void expand_template(Emitter *e, const Node *node, const char *tmpl, const char *index, const char *count_expr,
                      const char *rows_expr) {
   static const char *names[] = {"a", "b", "c", "d"};
@@ -199,8 +213,9 @@ void expand_template(Emitter *e, const Node *node, const char *tmpl, const char 
     snprintf(key, sizeof key, "%.*s", (int)length, word);
     if (key[0] >= '0' && key[0] <= '3' && key[1] == '\0') {
       int i = key[0] - '0';
-      bool scalar = shape_is_scalar(e->graph->nodes[node->inputs[i]].shape);
-      fprintf(e->out, "%s[%s]", names[i], scalar ? "0" : index);
+      char at[64];
+      operand_index(e->graph, node->inputs[i], node, index, at, sizeof at);
+      fprintf(e->out, "%s[%s]", names[i], at);
     } else if (strncmp(key, "attr", 4) == 0 && key[4] >= '0' && key[4] < '0' + MAX_ATTRS && !key[5]) {
       fprintf(e->out, "(real)%.17g", node->attr[key[4] - '0']);
     } else if (strcmp(key, "count") == 0) {
@@ -286,7 +301,8 @@ void emit_group_signature(Emitter *e, const char *name, const Group *group, int 
 }
 
 // The expressions a member's template reads: earlier members' temporaries,
-// or the group's input arrays at `index` (element 0 for scalars).
+// or the group's input arrays at `index` (element 0 for scalars, the sample's
+// element for a broadcast [1] value).
 void member_operands(const Graph *g, const Group *group, int member, const int *inputs, int n_inputs,
                      const char *index, char operands[MAX_INPUTS][64]) {
   const Node *node = &g->nodes[group->members[member]];
@@ -296,8 +312,11 @@ void member_operands(const Graph *g, const Group *group, int member, const int *
     for (int m = 0; m < member; m++)
       if (group->members[m] == in) snprintf(operands[i], 64, "v%d", m);
     for (int k = 0; k < n_inputs; k++)
-      if (inputs[k] == in)
-        snprintf(operands[i], 64, "%s[%s]", param_letters[k], shape_is_scalar(g->nodes[in].shape) ? "0" : index);
+      if (inputs[k] == in) {
+        char at[48];
+        operand_index(g, in, node, index, at, sizeof at);
+        snprintf(operands[i], 64, "%s[%s]", param_letters[k], at);
+      }
   }
 }
 

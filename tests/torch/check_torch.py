@@ -186,13 +186,21 @@ OPS = {
     "softplus": lambda node, x, run: F.softplus(x[0]),
     "elu": lambda node, x, run: F.elu(x[0]),
     "gelu": lambda node, x, run: F.gelu(x[0]),
-    "add": lambda node, x, run: x[0] + x[1],
-    "sub": lambda node, x, run: x[0] - x[1],
-    "mul": lambda node, x, run: x[0] * x[1],
-    "div": lambda node, x, run: x[0] / x[1],
+    "add": lambda node, x, run: broadcast(x)[0] + broadcast(x)[1],
+    "sub": lambda node, x, run: broadcast(x)[0] - broadcast(x)[1],
+    "mul": lambda node, x, run: broadcast(x)[0] * broadcast(x)[1],
+    "div": lambda node, x, run: broadcast(x)[0] / broadcast(x)[1],
     "neg": lambda node, x, run: -x[0],
-    "sum": lambda node, x, run: x[0].sum(),
-    "mean": lambda node, x, run: x[0].mean(),
+    "exp": lambda node, x, run: torch.exp(x[0]),
+    "log": lambda node, x, run: torch.log(x[0]),
+    "sqrt": lambda node, x, run: torch.sqrt(x[0]),
+    "square": lambda node, x, run: torch.square(x[0]),
+    "abs": lambda node, x, run: torch.abs(x[0]),
+    # per sample: [n, 1]; a loss of them is their mean over the batch
+    "sum": lambda node, x, run: x[0].reshape(x[0].shape[0], -1).sum(1, keepdim=True),
+    "mean": lambda node, x, run: x[0].reshape(x[0].shape[0], -1).mean(1, keepdim=True),
+    "sum_all": lambda node, x, run: x[0].sum(),
+    "batch_mean": lambda node, x, run: x[0].mean(),
     # per sample, averaged over the batch; a parameter's plain sum
     "l1": lambda node, x, run: x[0].abs().sum() / rows_divisor(node, run, x[0]),
     "sum_squares": lambda node, x, run: (x[0] * x[0]).sum() / rows_divisor(node, run, x[0]),
@@ -202,6 +210,16 @@ OPS = {
     "clip": lambda node, x, run: torch.clamp(x[0], node["attr"][0], node["attr"][1]),
     "kl_sparsity": kl_sparsity,
 }
+
+def broadcast(x):
+    """A [n, 1] value per sample against an image [n, c, h, w]: as NumPy, over every element."""
+    a, b = x[0], x[1]
+    if a.dim() == 2 and a.shape[1] == 1 and b.dim() > 2:
+        a = a.reshape([a.shape[0]] + [1] * (b.dim() - 1))
+    if b.dim() == 2 and b.shape[1] == 1 and a.dim() > 2:
+        b = b.reshape([b.shape[0]] + [1] * (a.dim() - 1))
+    return a, b
+
 
 # Random ops (corruption, dropout, priors): f(node, inputs, draws, run) -> tensor,
 # where draws maps each draw the description lists for the node ("uniform0",
@@ -217,6 +235,8 @@ RANDOM_OPS = {
     "dropout": lambda node, x, d, run: x[0] * ((d["uniform0"] >= node["attr"][0]).to(x[0].dtype)
                                                / (1 - node["attr"][0])),
     # priors (compiler/ops/prior.c): one sample a batch row, no input
+    # the reparameterization trick, with aec's eps
+    "sample_normal": lambda node, x, d, run: x[0] + torch.exp(x[1] * 0.5) * d["normal"],
     "gaussian": lambda node, x, d, run: node["attr"][0] * d["normal"],
     "uniform": lambda node, x, d, run: node["attr"][0] + (node["attr"][1] - node["attr"][0]) * d["uniform0"],
     "mixture": lambda node, x, d, run: mixture_prior(node, d),
