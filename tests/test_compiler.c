@@ -430,6 +430,13 @@ START_TEST(several_results_bind_several_names) {
   snprintf(text, sizeof text, "%sa, b = e(x)\nloss l = kl_normal(a, b)\n", net);
   expect_error(text, "t.ae:7:10: error: kl_normal: the mean has shape [2] but the log-variance has shape [3]; give "
                      "both the same number of units");
+  snprintf(text, sizeof text, "%sa, b = e(x)\nloss l = mean(concat(a, b)) + mean(slice(b, 1, 3))\n", net);
+  graph_free(expect_ok(text));
+  snprintf(text, sizeof text, "%sa, b = e(x)\nloss l = mean(slice(b, 2, 4))\n", net);
+  expect_error(text, "t.ae:7:15: error: slice: from 2 to 4 is not a part of the last axis of [3]; take whole numbers "
+                     "with 0 <= from < to <= 3");
+  expect_error("input x: [1, 4, 4]\nnet e = flatten()\nloss l = mean(concat(x, e(x)))\n",
+               "concat: [1, 4, 4] and [16] cannot be joined along the last axis; every other axis must be the same");
   snprintf(text, sizeof text, "%sa, b = e(x)\nloss l = mean(sample_normal(a, 0))\n", net);
   expect_error(text, "sample_normal: argument 'logvar' must be");
 }

@@ -280,6 +280,13 @@ static bool want_mean_and_logvar(const Bound *args, const Builtin *b, const Expr
   return true;
 }
 
+// concat(a, b): two values joined along the last axis.
+Value lower_concat(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int x = -1, y = -1;
+  if (!want_tensor(args, 0, b, call, &x) | !want_tensor(args, 1, b, call, &y)) return error_value;
+  return tensor_value(add_named(L, OP_CONCAT, (int[]){x, y}, 2, call->loc, b->name));
+}
+
 // sample_normal(mean, logvar): mean + exp(logvar / 2) * eps, eps ~ N(0, 1)
 // drawn afresh each step (the reparameterization trick); mean at inference.
 Value lower_sample_normal(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {

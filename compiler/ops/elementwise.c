@@ -161,6 +161,99 @@ static void vjp_reshape(Graph *g, const Node *node, int grad, const bool *needs,
 // A reshape is a copy: the memory layout of a sample does not change.
 const OpInfo OP_RESHAPE_row = {.n_inputs = 1, ELEMENTWISE("$0"), .shape = shape_reshape, .vjp = vjp_reshape};
 
+// ------------------------------------------------------ concat and slice
+// Both work on the last axis of a sample: a sample is ROWS rows of that
+// axis (the other axes' sizes multiplied), and row r of the output is made
+// from row r of each input.
+static int last_axis(Shape s) { return s.rank ? s.dims[s.rank - 1] : 1; }
+
+static bool shape_concat(Graph *g, Node *node, Shape *out) {
+  Shape a = input_shape(g, node, 0), b = input_shape(g, node, 1);
+  bool same = a.batched && b.batched && a.rank == b.rank && a.rank > 0;
+  for (int d = 0; same && d + 1 < a.rank; d++) same = a.dims[d] == b.dims[d];
+  if (!same) {
+    char sa[64], sb[64];
+    shape_format(a, sa, sizeof sa), shape_format(b, sb, sizeof sb);
+    diag_error(node->loc, "concat: %s and %s cannot be joined along the last axis; every other axis must be the "
+               "same (flatten() both, or reshape one)", sa, sb);
+    return false;
+  }
+  *out = a;
+  out->dims[a.rank - 1] += last_axis(b);
+  return true;
+}
+
+// slice(v, from, to): attr {from, to}, 0 <= from < to <= the last axis
+static bool shape_slice(Graph *g, Node *node, Shape *out) {
+  Shape v = input_shape(g, node, 0);
+  int from = (int)node->attr[0], to = (int)node->attr[1];
+  if (!v.batched || v.rank == 0 || from != node->attr[0] || to != node->attr[1] || from < 0 || to <= from ||
+      to > last_axis(v)) {
+    char sv[64];
+    shape_format(v, sv, sizeof sv);
+    diag_error(node->loc, "slice: from %g to %g is not a part of the last axis of %s; take whole numbers with "
+               "0 <= from < to <= %d", node->attr[0], node->attr[1], sv, last_axis(v));
+    return false;
+  }
+  *out = v;
+  out->dims[v.rank - 1] = to - from;
+  return true;
+}
+
+static void vjp_concat(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int a = last_axis(g->nodes[node->inputs[0]].shape), b = last_axis(g->nodes[node->inputs[1]].shape);
+  if (needs[0]) out[0] = graph_add_attr(g, OP_SLICE, (int[]){grad}, 1, (double[MAX_ATTRS]){0, a}, node->loc);
+  if (needs[1]) out[1] = graph_add_attr(g, OP_SLICE, (int[]){grad}, 1, (double[MAX_ATTRS]){a, a + b}, node->loc);
+}
+
+static void vjp_slice(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = graph_add_attr(g, OP_SLICE_GRAD, (int[]){grad, node->inputs[0]}, 2, node->attr, node->loc);
+}
+
+static void emit_rows(Emitter *e, const Node *node, int width) {
+  emit_line(e, "  enum { ROWS = %zu, WIDTH = %d };", shape_size(node->shape) / (size_t)width, width);
+  emit_line(e, "  for (size_t r = 0; r < (size_t)n * ROWS; r++) {");
+}
+
+static void emit_concat(Emitter *e, const Node *node) {
+  int a = last_axis(e->graph->nodes[node->inputs[0]].shape);
+  emit_kernel_open(e, node, (const char *const[]){"a", "b", "out"}, "each row of the last axis: a's, then b's");
+  emit_rows(e, node, last_axis(node->shape));
+  emit_line(e, "    enum { A = %d };", a);
+  emit_line(e, "    for (int j = 0; j < A; j++) out[r * WIDTH + j] = a[r * A + j];");
+  emit_line(e, "    for (int j = A; j < WIDTH; j++) out[r * WIDTH + j] = b[r * (WIDTH - A) + j - A];");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+static void emit_slice(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"a", "out"}, "out[r][j] = a[r][FROM + j]");
+  emit_rows(e, node, last_axis(node->shape));
+  emit_line(e, "    enum { FROM = %d, IN = %d };", (int)node->attr[0], last_axis(e->graph->nodes[node->inputs[0]].shape));
+  emit_line(e, "    for (int j = 0; j < WIDTH; j++) out[r * WIDTH + j] = a[r * IN + FROM + j];");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+// slice_grad(g, like): g in its place in like's last axis, zeros elsewhere
+static void emit_slice_grad(Emitter *e, const Node *node) {
+  emit_kernel_open(e, node, (const char *const[]){"g", "like", "out"}, "out[r][FROM + j] = g[r][j], else 0");
+  emit_line(e, "  (void)like;  // gives the shape only");
+  emit_rows(e, node, last_axis(node->shape));
+  emit_line(e, "    enum { FROM = %d, TO = %d };", (int)node->attr[0], (int)node->attr[1]);
+  emit_line(e, "    for (int j = 0; j < WIDTH; j++) out[r * WIDTH + j] = j >= FROM && j < TO ? g[r * (TO - FROM) + j - FROM] : 0;");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+const OpInfo OP_CONCAT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .emit = emit_concat, .shape = shape_concat,
+                              .vjp = vjp_concat, .flops = flops_elements, .pure = true};
+const OpInfo OP_SLICE_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_slice, .shape = shape_slice,
+                             .vjp = vjp_slice, .flops = flops_elements, .pure = true};
+const OpInfo OP_SLICE_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .emit = emit_slice_grad,
+                                  .shape = shape_like_second, .flops = flops_elements, .pure = true};
+
 // ------------------------------------------------------------ activations
 // Each ACTIVATION row of ops.def gives two ops: the activation, and its
 // gradient (that row's expression of the activation's output or input, $0,

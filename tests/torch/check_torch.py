@@ -200,6 +200,8 @@ OPS = {
     "sum": lambda node, x, run: x[0].reshape(x[0].shape[0], -1).sum(1, keepdim=True),
     "mean": lambda node, x, run: x[0].reshape(x[0].shape[0], -1).mean(1, keepdim=True),
     "sum_all": lambda node, x, run: x[0].sum(),
+    "concat": lambda node, x, run: torch.cat([x[0], x[1]], dim=-1),
+    "slice": lambda node, x, run: x[0][..., int(node["attr"][0]):int(node["attr"][1])],
     "batch_mean": lambda node, x, run: x[0].mean(),
     # per sample, averaged over the batch; a parameter's plain sum
     "l1": lambda node, x, run: x[0].abs().sum() / rows_divisor(node, run, x[0]),
