@@ -56,6 +56,8 @@ static void emit_constants_for(Emitter *e, const Schedule *s) {
     const Node *node = &e->graph->nodes[s->nodes[i]];
     if (node->op == OP_CONSTANT)
       emit_line(e, "  static const real %s[1] = {(real)%.17g};", node->name, node->attr[0]);
+    else if (op_info(node->op)->schedule)  // its value at this batch (ops/schedule.c)
+      emit_schedule_value(e, node);
   }
 }
 

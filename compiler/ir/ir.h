@@ -91,6 +91,10 @@ typedef struct Step {
   char *nets_text;     // "encoder, decoder"
   OptimizerKind optimizer;
   double lr, momentum, beta1, beta2, eps;
+  // lr=ramp(from, to, epochs) or cosine(...): OP_RAMP or OP_COSINE, lr being
+  // `from`; else OP_INPUT (0), a constant lr
+  OpKind lr_schedule;
+  double lr_to, lr_epochs;
   int *params;         // param indices it updates, in buffer order
   int n_params;
   int *grad_nodes;     // [n_params] autodiff's result for each, or -1 (no dependence: zero)
