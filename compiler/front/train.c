@@ -39,7 +39,11 @@ static void set_optimizer(Lowerer *L, Step *step, const Expr *call) {
     OpKind schedule;
     double numbers[3];
     bool schedule_ok;
-    if (strcmp(names[slot], "lr") == 0 && lr_schedule(L, arg->value, &schedule, numbers, &schedule_ok)) {
+    if (lr_schedule(L, arg->value, &schedule, numbers, &schedule_ok)) {
+      if (strcmp(names[slot], "lr") != 0) {
+        diag_error(arg->value->loc, "%s: only lr may follow a schedule; %s takes a number", call->name, names[slot]);
+        continue;
+      }
       if (!schedule_ok) continue;
       if (numbers[0] < 0 || numbers[1] < 0 || (numbers[0] == 0 && numbers[1] == 0)) {
         diag_error(arg->value->loc, "%s: an lr schedule goes between rates of at least 0, not both 0; %g to %g is out of range",

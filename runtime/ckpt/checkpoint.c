@@ -61,8 +61,10 @@ static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *c
   }
   snprintf(value, sizeof value, "%" PRIu64, ctx->seed);
   add_meta(h, "seed", value);
-  snprintf(value, sizeof value, "%.17g", ctx->progress);  // the fractional epoch: schedules at eval
-  add_meta(h, "progress", value);
+  if (ctx->progress != (double)st->epoch) {  // a mid-epoch checkpoint's fractional epoch (schedules at eval)
+    snprintf(value, sizeof value, "%.17g", ctx->progress);
+    add_meta(h, "progress", value);
+  }
   for (int s = 0; s < model->n_steps; s++) {
     char prefix[200];
     aert_optimizer_key(model, s, prefix, sizeof prefix);
@@ -313,8 +315,8 @@ static const char *meta(const checkpoint_file *c, const char *key) {
   return v ? v->text : NULL;
 }
 
-// The fractional epoch the checkpoint was saved at (ctx->progress), or the
-// epochs it holds when it does not say (an older checkpoint).
+// The fractional epoch the checkpoint was saved at (ctx->progress): the
+// epochs it holds, unless it says otherwise (saved mid-epoch).
 static bool meta_progress(const checkpoint_file *c, double epochs, double *out) {
   const char *text = meta(c, "progress");
   if (!text) return *out = epochs, true;
