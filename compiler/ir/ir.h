@@ -182,6 +182,8 @@ void graph_note_pure(Graph *graph, int node);
 Node *graph_node(Graph *graph, int id);
 // An op's name, from ops.def: "dense", "relu_grad", ...
 const char *op_name(OpKind op);
+// A step's lr as the file gives it: "0.001", or "cosine(0.01, 0.001, 20)".
+void step_lr_format(const Step *step, char *out, size_t size);
 bool shape_is_scalar(Shape shape);
 size_t shape_size(Shape shape);  // per sample for batched shapes
 void shape_format(Shape shape, char *out, size_t size);  // "[784]", "[]"
