@@ -274,8 +274,8 @@ static bool schedule_numbers(const Builtin *b, const Expr *call, const Bound *ar
   }
   const char *problem = schedule_problem(numbers);
   if (problem) {
-    bool epochs = !(isfinite(numbers[0]) && isfinite(numbers[1]));
-    diag_error(arg_loc(args, epochs ? 0 : 2, call), "%s: %s, as in %s", b->name, problem,
+    bool about_from = !isfinite(numbers[1] - numbers[0]);  // else epochs
+    diag_error(arg_loc(args, about_from ? 0 : 2, call), "%s: %s, as in %s", b->name, problem,
                b->op == OP_COSINE ? "cosine(0.001, 0.0001, 10)" : "ramp(0, 1, 10)");
     return false;
   }

@@ -16,7 +16,7 @@ const OpInfo OP_RAMP_row = {.kernel = KERNEL_NONE, .shape = shape_scalar, .pure 
 const OpInfo OP_COSINE_row = {.kernel = KERNEL_NONE, .shape = shape_scalar, .pure = true, .schedule = true};
 
 const char *schedule_problem(const double *numbers) {
-  if (!isfinite(numbers[0]) || !isfinite(numbers[1])) return "from and to must be finite numbers";
+  if (!isfinite(numbers[1] - numbers[0])) return "to - from must be a finite number (below 1.7e308)";
   if (!(numbers[2] > 0) || !isfinite(numbers[2]))
     return "epochs must be more than 0 (the epochs over which the value goes from `from` to `to`)";
   return NULL;
