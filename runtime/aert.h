@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 5
+#define AERT_ABI_VERSION 6
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -75,6 +75,22 @@ typedef struct aert_prior {
   int node;       // its graph node: training draws it with key aert_hash64(batch key, node)
 } aert_prior;
 
+// A value that follows training's progress (core/schedule.c): an
+// optimizer's lr=ramp(...) or cosine(...) (aert_model.lr_schedules), and the
+// same in a loss, which the generated code values with aert_schedule_value.
+typedef enum aert_schedule_kind {
+  AERT_SCHEDULE_CONSTANT,  // from, always
+  AERT_SCHEDULE_RAMP,      // linear from `from` to `to` over `epochs` epochs, then to
+  AERT_SCHEDULE_COSINE,    // to + (from - to) * (1 + cos(pi * t / epochs)) / 2, t <= epochs, then to
+} aert_schedule_kind;
+typedef struct aert_schedule {
+  aert_schedule_kind kind;
+  double from, to, epochs;
+} aert_schedule;
+// The value at `progress`, the fractional epoch (epoch index + batch index /
+// batches per epoch: 0 at the first batch); progress below 0 counts as 0.
+double aert_schedule_value(aert_schedule schedule, double progress);
+
 // One `step minimize LOSS over NETS with OPT(...)`, all defaults filled in.
 typedef struct aert_step {
   const char *loss;     // the named loss it minimizes
@@ -108,6 +124,11 @@ typedef struct aert_ctx {
   // train --profile: seconds, calls and samples of each kernel (indexes of
   // aert_model.kernels); NULL when not profiling.
   double *kernel_seconds, *kernel_calls, *kernel_samples;
+  // Where training stands, as a fractional epoch: epoch index + batch index /
+  // batches per epoch for the batch being trained (0 at the first), the end
+  // of the epoch (epoch index + 1) for its test losses, the checkpoint's for
+  // a loaded one. Schedules in losses and lr are valued at it.
+  double progress;
 } aert_ctx;
 
 typedef struct aert_model {
@@ -192,6 +213,10 @@ typedef struct aert_model {
   // panels, a convolution's padded planes), in bytes: aert_main makes room
   // for it in every thread before the first kernel runs.
   size_t thread_stack_bytes;
+  // [n_steps] each step's lr as a schedule (AERT_SCHEDULE_CONSTANT where it
+  // is a number), or NULL when no step's lr is a schedule: train sets
+  // ctx->lr[step] from it before each batch unless --lr overrides the step.
+  const aert_schedule *lr_schedules;
 } aert_model;
 
 // The whole command line of a generated program: `int main(int argc, char
@@ -254,7 +279,8 @@ void aert_dataset_free(aert_dataset *dataset);
 // ------------------------------------------------------- ckpt/checkpoint.c
 // Checkpoints are safetensors files: every parameter under its name, each
 // step's optimizer state as "optimizer.<loss>.state", and in __metadata__
-// the model name, source hash, dtype, epoch, batches and Adam step counts.
+// the model name, source hash, dtype, epoch, batches, Adam step counts and,
+// for one saved mid-epoch, "progress", the fractional epoch (schedules).
 // Saving writes a temporary file in the same directory, flushes it, fsyncs
 // it and renames it over the target, so an old checkpoint is never lost.
 typedef struct aert_progress_state {

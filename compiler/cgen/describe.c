@@ -21,7 +21,10 @@
 //            upsampling, unpooling) add `windows` (see below).
 //   losses:  [{name, node}]
 //   steps:   [{loss, loss_index, nets, params, optimizer, lr, momentum,
-//              beta1, beta2, eps}]
+//              beta1, beta2, eps}], and lr_schedule: {kind ("ramp" or
+//            "cosine"), from, to, epochs} for a step whose lr is a
+//            schedule (lr is then its from). A schedule in a loss is a
+//            node, op "ramp" or "cosine" with attr [from, to, epochs].
 //   train:   {data, test, batch, epochs, seed}
 //   code, reconstruction: node ids or null
 //   random:  [node ids of random nodes]; each random node's `random.draws`
@@ -159,6 +162,15 @@ static void describe_step(FILE *f, const Graph *g, const Step *s) {
   json_number(f, s->beta2);
   fprintf(f, ", \"eps\": ");
   json_number(f, s->eps);
+  if (s->lr_schedule != OP_INPUT) {  // lr is its `from`
+    fprintf(f, ", \"lr_schedule\": {\"kind\": \"%s\", \"from\": ", op_name(s->lr_schedule));
+    json_number(f, s->lr);
+    fprintf(f, ", \"to\": ");
+    json_number(f, s->lr_to);
+    fprintf(f, ", \"epochs\": ");
+    json_number(f, s->lr_epochs);
+    fprintf(f, "}");
+  }
   fprintf(f, "}");
 }
 

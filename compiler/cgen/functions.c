@@ -56,6 +56,8 @@ static void emit_constants_for(Emitter *e, const Schedule *s) {
     const Node *node = &e->graph->nodes[s->nodes[i]];
     if (node->op == OP_CONSTANT)
       emit_line(e, "  static const real %s[1] = {(real)%.17g};", node->name, node->attr[0]);
+    else if (op_info(node->op)->schedule)  // its value at this batch (ops/schedule.c)
+      emit_schedule_value(e, node);
   }
 }
 
@@ -189,9 +191,11 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
   emit_line(e, "}");
 
   // The optimizer update, one loop per parameter tensor.
+  char lr_text[160];
+  step_lr_format(step, lr_text, sizeof lr_text);
   emit_blank(e);
   if (step->optimizer == OPTIMIZER_ADAM) {
-    emit_line(e, "// adam(lr=%g, beta1=%g, beta2=%g, eps=%g) over %s: %zu parameters; state: m then v", step->lr,
+    emit_line(e, "// adam(lr=%s, beta1=%g, beta2=%g, eps=%g) over %s: %zu parameters; state: m then v", lr_text,
               step->beta1, step->beta2, step->eps, step->nets_text, step->n_elems);
     emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
     emit_line(e, "  real *m = ctx->opt_state[%d], *v = m + %zu;", s_index, step->n_elems);
@@ -208,7 +212,7 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
       i += run;
     }
   } else {
-    emit_line(e, "// sgd(lr=%g, momentum=%g) over %s: %zu parameters; state: the velocity", step->lr,
+    emit_line(e, "// sgd(lr=%s, momentum=%g) over %s: %zu parameters; state: the velocity", lr_text,
               step->momentum, step->nets_text, step->n_elems);
     emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
     emit_line(e, "  real *velocity = ctx->opt_state[%d];", s_index);

@@ -19,6 +19,8 @@ void storage_of(const Graph *g, const FunctionPlan *fn, int id, char *buf, size_
     snprintf(buf, size, "params + %s_OFFSET", upper);
   } else if (node->op == OP_CONSTANT) {
     snprintf(buf, size, "static constant");
+  } else if (op_info(node->op)->schedule) {
+    snprintf(buf, size, "set at the start (schedule)");
   } else if (fn->outside && fn->outside[id] && gradient_param(g, fn->step, id) >= 0) {
     upper_name(g->nodes[g->params[gradient_param(g, fn->step, id)].node].name, upper, sizeof upper);
     snprintf(buf, size, "grads + %s_OFFSET", upper);

@@ -8,6 +8,13 @@
 #include "cgen.h"
 
 
+// Whether some step's lr follows a schedule: the model table then lists them.
+static bool any_lr_schedule(const Graph *g) {
+  for (int i = 0; i < g->n_steps; i++)
+    if (g->steps[i].lr_schedule != OP_INPUT) return true;
+  return false;
+}
+
 static void emit_tables(Emitter *e) {
   Graph *g = e->graph;
   emit_blank(e);
@@ -53,6 +60,19 @@ static void emit_tables(Emitter *e) {
               s->beta2, s->eps, s->optimizer == OPTIMIZER_ADAM ? 2 * s->n_elems : s->n_elems);
   }
   emit_line(e, "};");
+  if (any_lr_schedule(g)) {  // each step's lr schedule (aert_model.lr_schedules)
+    emit_blank(e);
+    emit_line(e, "static const aert_schedule lr_schedules[] = {");
+    for (int i = 0; i < g->n_steps; i++) {
+      const Step *s = &g->steps[i];
+      if (s->lr_schedule == OP_INPUT)
+        emit_line(e, "  {AERT_SCHEDULE_CONSTANT, %.17g, %.17g, 1},  // %s", s->lr, s->lr, s->loss_name);
+      else
+        emit_line(e, "  {%s, %.17g, %.17g, %.17g},  // %s", schedule_c_kind(s->lr_schedule), s->lr, s->lr_to,
+                  s->lr_epochs, s->loss_name);
+    }
+    emit_line(e, "};");
+  }
 }
 
 static void emit_model(Emitter *e, bool has_layer_output) {
@@ -112,6 +132,7 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "  .layer_output = %s,", has_layer_output ? "layer_output" : "NULL");
   emit_line(e, "  .layer_nodes = layer_nodes,");
   emit_line(e, "  .thread_stack_bytes = %zu,", e->thread_stack_bytes);
+  if (any_lr_schedule(g)) emit_line(e, "  .lr_schedules = lr_schedules,");
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");

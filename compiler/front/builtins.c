@@ -93,6 +93,7 @@ Value lower_activation_call(Lowerer *L, const Builtin *b, const Expr *call, Boun
   double param = b->fallback;
   if (args->present[1]) {
     if (args->value[1].kind != VAL_NUMBER) {
+      if (misplaced_schedule(&args->value[1], arg_loc(args, 1, call), b->name)) return error_value;
       diag_error(arg_loc(args, 1, call), "%s: the %.*s must be a number", b->name, (int)strcspn(b->params[1], "?"),
                  b->params[1]);
       return error_value;
@@ -199,7 +200,8 @@ Value lower_with_numbers(Lowerer *L, const Builtin *b, const Expr *call, Bound *
   double attrs[MAX_ATTRS] = {0};
   for (int i = 1; i < builtin_arity(b); i++) {
     if (args->value[i].kind != VAL_NUMBER) {
-      diag_error(arg_loc(args, i, call), "%s: argument '%s' must be a number", b->name, b->params[i]);
+      if (!misplaced_schedule(&args->value[i], arg_loc(args, i, call), b->name))
+        diag_error(arg_loc(args, i, call), "%s: argument '%s' must be a number", b->name, b->params[i]);
       return error_value;
     }
     attrs[i - 1] = args->value[i].number;
@@ -245,7 +247,8 @@ Value lower_prior_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *ar
     present[i - 1] = args->present[i];
     if (!args->present[i]) continue;
     if (args->value[i].kind != VAL_NUMBER) {
-      diag_error(locs[i - 1], "%s: argument '%s' must be a number", b->name, b->params[i]);
+      if (!misplaced_schedule(&args->value[i], locs[i - 1], b->name))
+        diag_error(locs[i - 1], "%s: argument '%s' must be a number", b->name, b->params[i]);
       return error_value;
     }
     numbers[i - 1] = args->value[i].number;
@@ -257,6 +260,57 @@ Value lower_prior_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *ar
     graph_set_name(L->graph, id, name);
   }
   return tensor_value(id);
+}
+
+// ------------------------------------------------------------- schedules
+// ramp(from, to, epochs) and cosine(from, to, epochs): three numbers, checked
+// by the op's family (ops/schedule.c). False after a report.
+static bool schedule_numbers(const Builtin *b, const Expr *call, const Bound *args, double *numbers) {
+  for (int i = 0; i < 3; i++) {
+    if (args->value[i].kind != VAL_NUMBER) {
+      diag_error(arg_loc(args, i, call), "%s: argument '%s' must be a number%s", b->name, b->params[i],
+                 args->value[i].schedule ? ", not another schedule" : "");
+      return false;
+    }
+    numbers[i] = args->value[i].number;
+  }
+  const char *problem = schedule_problem(numbers);
+  if (problem) {
+    bool about_from = !isfinite(numbers[1] - numbers[0]);  // else epochs
+    diag_error(arg_loc(args, about_from ? 0 : 2, call), "%s: %s, as in %s", b->name, problem,
+               b->op == OP_COSINE ? "cosine(0.001, 0.0001, 10)" : "ramp(0, 1, 10)");
+    return false;
+  }
+  return true;
+}
+
+// A schedule in a loss: a scalar node that the generated functions set from
+// the run's progress; the value remembers it is no number (Value.schedule).
+Value lower_schedule(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  double numbers[MAX_ATTRS] = {0};
+  if (!schedule_numbers(b, call, args, numbers)) return error_value;
+  Value v = tensor_value(add_named_attr(L, b->op, NULL, 0, numbers, call->loc, b->name));
+  v.schedule = v.kind == VAL_TENSOR;
+  return v;
+}
+
+bool misplaced_schedule(const Value *v, Loc loc, const char *what) {
+  if (!v->schedule) return false;
+  diag_error(loc, "%s%sa schedule (ramp or cosine) changes during training and stands only in a loss or as an "
+             "optimizer's lr; a number is needed here",
+             what ? what : "", what ? ": " : "");
+  return true;
+}
+
+bool lr_schedule(Lowerer *L, const Expr *e, OpKind *op, double *numbers, bool *ok) {
+  *ok = true;
+  if (!e || e->kind != EXPR_CALL || scope_find(&L->globals, e->name)) return false;
+  const Builtin *b = find_builtin(e->name);
+  if (!b || b->lower != lower_schedule) return false;
+  Bound args;
+  *ok = bind_builtin_args(L, &L->globals, b, e, NULL, &args) && schedule_numbers(b, e, &args, numbers);
+  *op = b->op;
+  return true;
 }
 
 // ---------------------------------------------------- the variational autoencoder's

@@ -234,7 +234,11 @@ static Value binary(Lowerer *L, char op, Value a, Value b, Loc loc) {
     }
   }
   OpKind kind = op == '+' ? OP_ADD : op == '-' ? OP_SUB : op == '*' ? OP_MUL : OP_DIV;
-  return tensor_value(add_named(L, kind, (int[]){x, y}, 2, loc, op_name(kind)));
+  Value result = tensor_value(add_named(L, kind, (int[]){x, y}, 2, loc, op_name(kind)));
+  // numbers and schedules alone: still a schedule, which no number may stand for
+  result.schedule = result.kind == VAL_TENSOR && (a.schedule || b.schedule) && (a.schedule || a.kind == VAL_NUMBER) &&
+                    (b.schedule || b.kind == VAL_NUMBER);
+  return result;
 }
 
 Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {
@@ -267,7 +271,11 @@ Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {
   case EXPR_NEGATE: {
     Value a = eval_expr(L, scope, e->lhs);
     if (a.kind == VAL_NUMBER) return (Value){.kind = VAL_NUMBER, .number = -a.number};
-    if (a.kind == VAL_TENSOR) return tensor_value(add_named(L, OP_NEG, &a.node, 1, e->loc, "neg"));
+    if (a.kind == VAL_TENSOR) {
+      Value negated = tensor_value(add_named(L, OP_NEG, &a.node, 1, e->loc, "neg"));
+      negated.schedule = negated.kind == VAL_TENSOR && a.schedule;
+      return negated;
+    }
     if (a.kind != VAL_ERROR) diag_error(e->loc, "'-' applies to numbers and tensor values only");
     return error_value;
   }
@@ -281,7 +289,7 @@ Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {
 bool eval_number(Lowerer *L, const Expr *e, double *out) {
   Value v = eval_expr(L, &L->globals, e);
   if (v.kind == VAL_NUMBER) return *out = v.number, true;
-  if (v.kind != VAL_ERROR) diag_error(e->loc, "expected a number");
+  if (v.kind != VAL_ERROR && !misplaced_schedule(&v, e->loc, NULL)) diag_error(e->loc, "expected a number");
   return false;
 }
 
@@ -366,6 +374,11 @@ static void lower_loss(Lowerer *L, const Stmt *s) {
   }
   if (g->nodes[v.node].op == OP_CONSTANT) {
     diag_error(s->value->loc, "loss '%s' is a constant; it must depend on a net", s->name.name);
+    return;
+  }
+  if (v.schedule) {
+    diag_error(s->value->loc, "loss '%s' is a schedule alone; it must depend on a net, as in ramp(0, 1, 10) * mean(h)",
+               s->name.name);
     return;
   }
   graph_set_name(g, v.node, s->name.name);

@@ -29,6 +29,8 @@ typedef struct Value {
   OpKind activation;  // an ACTIVATION row's op; OP_INPUT stands for `linear`
   int results[MAX_RESULTS];  // VAL_RESULTS: each result's node
   int n_results;
+  bool schedule;      // a scalar of ramp() or cosine() and numbers alone (builtins.c): it combines like
+                      // a number but is none; a place that wants a number says so (misplaced_schedule)
 } Value;
 
 extern const Value error_value;
@@ -136,6 +138,9 @@ bool find_activation(const char *name, OpKind *op);
 int apply_activation(Lowerer *L, int node, OpKind act, const double *param, Loc loc, const char *layer_name);
 const char *activation_name(OpKind op);  // "linear" for OP_INPUT
 Value call_builtin(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit);
+// Binds a call's arguments to b's parameters (implicit: a pipeline's input,
+// or NULL), evaluating them; false after a report.
+bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit, Bound *out);
 
 Loc arg_loc(const Bound *args, int i, const Expr *call);
 bool want_tensor(const Bound *args, int i, const Builtin *b, const Expr *call, int *node);
@@ -153,6 +158,15 @@ bool want_activation(const Bound *args, int i, const Builtin *b, const Expr *cal
 #define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary)
 #include "ops.def"
 Value lower_activation_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
+
+// Schedules (builtins.c): ramp(from, to, epochs) and cosine(...). Where a
+// number must stand and `v` is a schedule, reports at loc (naming `what`)
+// and returns true.
+bool misplaced_schedule(const Value *v, Loc loc, const char *what);
+// Whether `e`, an optimizer's lr, is a schedule call: then *op (OP_RAMP or
+// OP_COSINE) and its numbers (from, to, epochs), with *ok cleared after a
+// report when they are wrong. Makes no node.
+bool lr_schedule(Lowerer *L, const Expr *e, OpKind *op, double *numbers, bool *ok);
 
 // ---------------------------------------------------------------- train.c
 void lower_train(Lowerer *L, const Stmt *s);

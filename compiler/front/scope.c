@@ -78,9 +78,9 @@ static Value pad_value(const Expr *e) {
 }
 
 // Binds a call's arguments, `implicit` (when not NULL) being the pipeline's
-// input. Returns false after reporting.
-static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit,
-                      Bound *out) {
+// input. Returns false after reporting (lowering.h).
+bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit,
+                       Bound *out) {
   memset(out, 0, sizeof *out);
   out->scope = scope;
   int arity = builtin_arity(b), next = 0;
@@ -149,7 +149,7 @@ Value call_builtin(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call,
     }
     return b->lower(L, b, call, &args);
   }
-  if (!bind_args(L, scope, b, call, implicit, &args)) return error_value;
+  if (!bind_builtin_args(L, scope, b, call, implicit, &args)) return error_value;
   return b->lower(L, b, call, &args);
 }
 
@@ -164,6 +164,7 @@ bool want_tensor(const Bound *args, int i, const Builtin *b, const Expr *call, i
 bool want_int(const Bound *args, int i, const Builtin *b, const Expr *call, int lo, int *out) {
   const Value *v = &args->value[i];
   if (v->kind != VAL_NUMBER || v->number != floor(v->number) || v->number < lo || v->number > 1 << 24) {
+    if (misplaced_schedule(v, arg_loc(args, i, call), b->name)) return false;
     diag_error(arg_loc(args, i, call), "%s: argument '%s' must be a whole number of at least %d", b->name, b->params[i],
                lo);
     return false;

@@ -1,7 +1,7 @@
 // train.c — the train block: its settings (data, test, batch, epochs, seed)
-// and steps, each with its loss, nets and optimizer, every default filled
-// in; the default step when there is none; and the values `encode` and
-// `reconstruct` use.
+// and steps, each with its loss, nets and optimizer (whose lr may be a
+// schedule, ramp(...) or cosine(...)), every default filled in; the default
+// step when there is none; and the values `encode` and `reconstruct` use.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +34,23 @@ static void set_optimizer(Lowerer *L, Step *step, const Expr *call) {
         diag_error(arg->loc, "%s has no setting '%s'", call->name, arg->keyword);
       else
         diag_error(arg->loc, "%s takes at most %d settings", call->name, n_names);
+      continue;
+    }
+    OpKind schedule;
+    double numbers[3];
+    bool schedule_ok;
+    if (lr_schedule(L, arg->value, &schedule, numbers, &schedule_ok)) {
+      if (strcmp(names[slot], "lr") != 0) {
+        diag_error(arg->value->loc, "%s: only lr may follow a schedule; %s takes a number", call->name, names[slot]);
+        continue;
+      }
+      if (!schedule_ok) continue;
+      if (numbers[0] < 0 || numbers[1] < 0 || (numbers[0] == 0 && numbers[1] == 0)) {
+        diag_error(arg->value->loc, "%s: an lr schedule goes between rates of at least 0, not both 0; %g to %g is out of range",
+                   call->name, numbers[0], numbers[1]);
+        continue;
+      }
+      step->lr = numbers[0], step->lr_schedule = schedule, step->lr_to = numbers[1], step->lr_epochs = numbers[2];
       continue;
     }
     double v;

@@ -277,6 +277,11 @@ bool node_uses_batch(const Graph *graph, const Node *node) {
   return false;
 }
 
+void step_lr_format(const Step *step, char *out, size_t size) {
+  if (step->lr_schedule == OP_INPUT) snprintf(out, size, "%g", step->lr);
+  else snprintf(out, size, "%s(%g, %g, %g)", op_name(step->lr_schedule), step->lr, step->lr_to, step->lr_epochs);
+}
+
 const Layer *node_layer(const Graph *g, int id) {
   const Node *node = &g->nodes[id];
   if (!node->loc.source) return NULL;

@@ -92,6 +92,10 @@ typedef struct Step {
   char *nets_text;     // "encoder, decoder"
   OptimizerKind optimizer;
   double lr, momentum, beta1, beta2, eps;
+  // lr=ramp(from, to, epochs) or cosine(...): OP_RAMP or OP_COSINE, lr being
+  // `from`; else OP_INPUT (0), a constant lr
+  OpKind lr_schedule;
+  double lr_to, lr_epochs;
   int *params;         // param indices it updates, in buffer order
   int n_params;
   int *grad_nodes;     // [n_params] autodiff's result for each, or -1 (no dependence: zero)
@@ -179,6 +183,8 @@ void graph_note_pure(Graph *graph, int node);
 Node *graph_node(Graph *graph, int id);
 // An op's name, from ops.def: "dense", "relu_grad", ...
 const char *op_name(OpKind op);
+// A step's lr as the file gives it: "0.001", or "cosine(0.01, 0.001, 20)".
+void step_lr_format(const Step *step, char *out, size_t size);
 bool shape_is_scalar(Shape shape);
 bool shape_is_per_sample_scalar(Shape shape);  // batched, one element a sample: [1]
 size_t shape_size(Shape shape);  // per sample for batched shapes

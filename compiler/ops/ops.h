@@ -22,7 +22,7 @@ int graph_add_constant(Graph *graph, double value, Loc loc);
 
 // ------------------------------------------------------------ the op table
 typedef enum KernelKind {
-  KERNEL_NONE,         // input, param, constant: storage only
+  KERNEL_NONE,         // input, param, constant, schedules: storage only
   KERNEL_CUSTOM,       // the op's own emit function
   KERNEL_ELEMENTWISE,  // one loop over the output: out[i] = expr
   KERNEL_REDUCE,       // a scalar: sum over input 0's elements of expr, then divided
@@ -79,8 +79,12 @@ typedef struct OpInfo {
   const char *rest, *log_factor;
   bool pure;    // identical nodes may be shared
   bool random;  // draws from the run's counter-based generator: its kernel takes a key
-  bool identity_at_inference;  // corruption: in evaluation, encode and reconstruct it passes its input through
+  bool identity_at_inference;  // corruption, sample_normal: in evaluation, encode and reconstruct it passes
+                               // its input 0 through
   bool prior;   // a prior: one sample a batch row, drawn at inference too (prior.c)
+  // A schedule (schedule.c): storage, a scalar that each generated function
+  // sets at its start from the run's progress (emit_schedule_value).
+  bool schedule;
   // A loss (KERNEL_REDUCE) whose gradient op reads the same two inputs: the
   // fusion pass computes both in one pass. OP_INPUT (0) for none.
   OpKind gradient_op;
@@ -171,5 +175,15 @@ void emit_prior_mixture(Emitter *emitter, const Node *node);
 int find_prior(const Graph *graph);
 // The model table's `.prior = {...},` line.
 void emit_prior_entry(Emitter *emitter);
+
+// ---------------------------------------------------------- schedule.c
+// ramp(from, to, epochs) and cosine(from, to, epochs): the checks of their
+// numbers (NULL when fine, else what is wrong), and the declaration of a
+// schedule node's value in a generated function: `const real NAME[1] =
+// {...};`, from ctx->progress through the runtime's aert_schedule_value.
+const char *schedule_problem(const double *numbers);
+void emit_schedule_value(Emitter *emitter, const Node *node);
+// AERT_SCHEDULE_RAMP or AERT_SCHEDULE_COSINE, for the model table's lr schedules.
+const char *schedule_c_kind(OpKind op);
 
 #endif

@@ -20,7 +20,9 @@ void print_summary(FILE *out, const Graph *g) {
   fprintf(out, "Forward FLOPs per sample: %.0f\n", flops);
   for (int i = 0; i < g->n_steps; i++) {
     const Step *s = &g->steps[i];
-    fprintf(out, "step %d: minimize %s over %s with %s(lr=%g)\n", i, s->loss_name, s->nets_text,
-            s->optimizer == OPTIMIZER_ADAM ? "adam" : "sgd", s->lr);
+    char lr[160];
+    step_lr_format(s, lr, sizeof lr);
+    fprintf(out, "step %d: minimize %s over %s with %s(lr=%s)\n", i, s->loss_name, s->nets_text,
+            s->optimizer == OPTIMIZER_ADAM ? "adam" : "sgd", lr);
   }
 }

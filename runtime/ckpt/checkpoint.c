@@ -61,6 +61,10 @@ static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *c
   }
   snprintf(value, sizeof value, "%" PRIu64, ctx->seed);
   add_meta(h, "seed", value);
+  if (ctx->progress != (double)st->epoch) {  // a mid-epoch checkpoint's fractional epoch (schedules at eval)
+    snprintf(value, sizeof value, "%.17g", ctx->progress);
+    add_meta(h, "progress", value);
+  }
   for (int s = 0; s < model->n_steps; s++) {
     char prefix[200];
     aert_optimizer_key(model, s, prefix, sizeof prefix);
@@ -311,6 +315,21 @@ static const char *meta(const checkpoint_file *c, const char *key) {
   return v ? v->text : NULL;
 }
 
+// The fractional epoch the checkpoint was saved at (ctx->progress): the
+// epochs it holds, unless it says otherwise (saved mid-epoch).
+static bool meta_progress(const checkpoint_file *c, double epochs, double *out) {
+  const char *text = meta(c, "progress");
+  if (!text) return *out = epochs, true;
+  char *end;
+  double v = strtod(text, &end);
+  if (end == text || *end || !(v >= 0) || v > 1e12) {
+    aert_error("%s: corrupt checkpoint: metadata progress is '%.40s', not a fractional epoch", c->path, text);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
 static const char *model_of(const checkpoint_file *c) {
   const char *name = meta(c, "aec_model");
   return name ? name : "unknown";
@@ -471,6 +490,9 @@ int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx 
       aert_note("%s: written by another build of model '%s' (source hash %.12s, this program %.12s)", path,
                 model_of(&c), hash, model->source_hash);
     ctx->seed = seed;
+    ok = meta_progress(&c, (double)epoch, &ctx->progress);
+  }
+  if (ok) {
     if (state) state->epoch = (int64_t)epoch, state->batch_counter = batches, state->epoch_batch = epoch_batch;
   }
   json_free(c.header);

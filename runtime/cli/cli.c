@@ -27,7 +27,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_TEST] = {"--test", NULL, "FILE", "test set evaluated at each epoch's end"},
     [OPT_EPOCHS] = {"--epochs", NULL, "N", "total epochs (a resumed run continues up to N; 0 saves the initial parameters)"},
     [OPT_BATCH] = {"--batch", NULL, "N", "samples a batch"},
-    [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step, or LOSS=X,... of named steps (overrides the model's)"},
+    [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step, or LOSS=X,... of named steps (overrides the model's; a constant, even where the model gives a schedule)"},
     [OPT_SEED] = {"--seed", NULL, "N", "run seed: initialisation, shuffling, noise"},
     [OPT_THREADS] = {"--threads", NULL, "N", "OpenMP threads (default: all cores)"},
     [OPT_CHECKPOINT] = {"--checkpoint", NULL, "FILE", "checkpoint (.safetensors)"},
@@ -273,7 +273,7 @@ static int parse_options(const command_spec *c, int argc, char **argv, aert_opti
 // --lr names the model's steps, so it is checked once the model is known.
 static bool check_lr(const aert_model *model, const char *spec) {
   double *lr = calloc((size_t)model->n_steps + 1, sizeof *lr);
-  bool ok = lr && aert_override_lr(model, spec, lr);
+  bool ok = lr && aert_override_lr(model, spec, lr, NULL);
   free(lr);
   return ok;
 }

@@ -55,8 +55,10 @@ int aert_cmd_time_kernels(const aert_model *model, const aert_options *options);
 // ----------------------------------------------------------------- train.c
 // The steps `train --steps LIST` selects into run[model->n_steps]; false after a message.
 bool aert_select_steps(const aert_model *model, const char *list, bool *run);
-// train --lr: spec is one rate for every step or LOSS=RATE,...; sets lr[step]; false after a message.
-bool aert_override_lr(const aert_model *model, const char *spec, double *lr);
+// train --lr: spec is one rate for every step or LOSS=RATE,...; sets lr[step]
+// and, when `given` is not NULL, given[step] for the steps it names (their
+// rate stays, whatever schedule the model gives); false after a message.
+bool aert_override_lr(const aert_model *model, const char *spec, double *lr, bool *given);
 
 // ----------------------------------------------------------------- trace.c
 // train --trace FILE: one JSON line a batch (epoch, batch, batch_counter,

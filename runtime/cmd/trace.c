@@ -171,6 +171,8 @@ bool aert_trace_batch(aert_trace *t, const aert_model *model, const aert_ctx *ct
     fprintf(t->log, "{\"epoch\": %d, \"batch\": %zu, \"batch_counter\": %llu, \"losses\": [", epoch + 1, batch + 1,
             (unsigned long long)ctx->batch_counter);
     for (int s = 0; s < model->n_steps; s++) fprintf(t->log, "%s%.9g", s ? ", " : "", losses[s]);
+    fprintf(t->log, "], \"progress\": %.17g, \"lr\": [", ctx->progress);  // schedules' values follow from them
+    for (int s = 0; s < model->n_steps; s++) fprintf(t->log, "%s%.17g", s ? ", " : "", ctx->lr[s]);
     fprintf(t->log, "], \"samples\": [");
     for (int i = 0; i < n; i++) fprintf(t->log, i ? ", %u" : "%u", samples[i]);
     fprintf(t->log, "]}\n");

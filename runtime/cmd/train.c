@@ -28,6 +28,7 @@ typedef struct train_run {
   double *test_losses;  // [n_losses]
   double *batch_loss;   // [n_steps] each step's loss on the current batch, for --trace
   bool *run_step;       // [n_steps] the steps --steps selects (all by default)
+  bool *lr_given;       // [n_steps] the steps whose rate --lr sets: their lr schedule, if any, does not apply
   aert_trace *trace;    // --trace, --dump-random
   double *profile[3];   // --profile: the kernel timing arrays, lent to ctx during training steps only
   size_t epoch_samples;
@@ -132,7 +133,8 @@ static bool configure(train_run *r) {
   const aert_model *m = r->model;
   const aert_options *o = r->options;
   r->run_step = calloc((size_t)m->n_steps + 1, sizeof *r->run_step);
-  if (!r->run_step || !aert_select_steps(m, o->steps, r->run_step)) return false;
+  r->lr_given = calloc((size_t)m->n_steps + 1, sizeof *r->lr_given);
+  if (!r->run_step || !r->lr_given || !aert_select_steps(m, o->steps, r->run_step)) return false;
   r->epochs = o->has_epochs ? o->epochs : m->default_epochs;
   r->batch = o->has_batch ? o->batch : m->default_batch;
   if (r->epochs < 0 || r->batch < 1) {
@@ -160,7 +162,7 @@ static bool prepare_context(train_run *r) {
     r->first_batch = (size_t)state.epoch_batch;
     r->last_saved = o->resume;
   }
-  return !o->has_lr || aert_override_lr(r->model, o->lr_spec, r->ctx->lr);
+  return !o->has_lr || aert_override_lr(r->model, o->lr_spec, r->ctx->lr, r->lr_given);
 }
 
 static bool load_data(train_run *r) {
@@ -197,11 +199,22 @@ static bool load_data(train_run *r) {
 }
 
 // ---------------------------------------------------------------- training
+// Where training stands before batch b of `epoch` (b may be batches_per_epoch:
+// the epoch's end), which schedules are valued at and checkpoints record; and
+// each scheduled step's learning rate there, unless --lr gave the step one.
+static void set_progress(train_run *r, int epoch, size_t b) {
+  r->ctx->progress = epoch + (double)b / (double)(r->batches_per_epoch ? r->batches_per_epoch : 1);
+  const aert_schedule *lr = r->model->lr_schedules;
+  for (int s = 0; lr && s < r->model->n_steps; s++)
+    if (!r->lr_given[s]) r->ctx->lr[s] = aert_schedule_value(lr[s], r->ctx->progress);
+}
+
 // Every step on one batch. False (after the message) when a loss is not finite.
 static bool train_batch(train_run *r, int epoch, size_t b, int n) {
   const aert_model *m = r->model;
   r->ctx->kernel_seconds = r->profile[0], r->ctx->kernel_calls = r->profile[1], r->ctx->kernel_samples = r->profile[2];
   bool in_order = true;  // every earlier step ran on this batch: a step may read what they left (aert_ctx.batch_step)
+  set_progress(r, epoch, b);
   for (int s = 0; s < m->n_steps; s++) {
     if (!r->run_step[s]) {
       in_order = false;
@@ -263,6 +276,7 @@ static void say_stopped(train_run *r, const aert_progress_state *state) {
 static bool save_stopped(train_run *r, int epoch, size_t b) {
   end_progress_line(r);
   aert_progress_state state = {epoch, r->ctx->batch_counter, b};
+  set_progress(r, epoch, b);
   if (!save_checkpoint(r, &state)) return false;
   say_stopped(r, &state);
   return false;
@@ -289,6 +303,7 @@ static bool train_epoch(train_run *r, int epoch) {
     int every = r->options->checkpoint_every;
     if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
       aert_progress_state state = {epoch, r->ctx->batch_counter, b + 1};
+      set_progress(r, epoch, b + 1);
       if (!save_checkpoint(r, &state)) return false;
     }
   }
@@ -301,6 +316,7 @@ static bool train_epoch(train_run *r, int epoch) {
 static bool finish_epoch(train_run *r, int epoch) {
   const aert_model *m = r->model;
   end_progress_line(r);  // stdout may be the same terminal
+  set_progress(r, epoch, r->batches_per_epoch);  // the test losses' schedules at the epoch's end
   if (r->test && !aert_evaluate(m, r->ctx, r->test, r->test_losses)) return false;
   aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
   if (!save_checkpoint(r, &state)) return false;  // before stdout says the epoch is done
@@ -325,6 +341,7 @@ static void free_run(train_run *r) {
   free(r->test_losses);
   free(r->batch_loss);
   free(r->run_step);
+  free(r->lr_given);
   aert_trace_close(r->trace, false);
   free(r->checkpoint);
   aert_buf_free(&r->log);
@@ -420,11 +437,12 @@ bool aert_select_steps(const aert_model *model, const char *list, bool *run) {
   return any;
 }
 
-bool aert_override_lr(const aert_model *model, const char *spec, double *lr) {
+bool aert_override_lr(const aert_model *model, const char *spec, double *lr, bool *given) {
   if (!strchr(spec, '=')) {
     double every;
     if (!aert_parse_positive("--lr", spec, &every)) return false;
     for (int s = 0; s < model->n_steps; s++) lr[s] = every;
+    for (int s = 0; given && s < model->n_steps; s++) given[s] = true;
     return true;
   }
   for (const char *at = spec; *at;) {
@@ -437,6 +455,7 @@ bool aert_override_lr(const aert_model *model, const char *spec, double *lr) {
     char rate[64];
     snprintf(rate, sizeof rate, "%.*s", (int)(length - name_length - 1), at + name_length + 1);
     if (s < 0 || !aert_parse_positive("--lr", rate, &lr[s])) return false;
+    if (given) given[s] = true;
     at += length;
     if (*at == ',') at++;
   }

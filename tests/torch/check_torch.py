@@ -13,8 +13,9 @@ in tests/torch/*.ae), this script
      [0, 1]) sized for ten batches an epoch (three for a model with several
      steps, see GAME_BATCHES), the last one partial;
   3. has the program save its initial weights (`train --epochs 0`) and train
-     two epochs (20 batches, or 6) with `--trace` (each batch's samples and each
-     step's loss) and `--dump-random` (the draws of every random node);
+     two epochs (20 batches, or 6) with `--trace` (each batch's samples, each
+     step's loss and learning rate, and the fractional epoch that schedules
+     follow) and `--dump-random` (the draws of every random node);
   4. replays the same batches in PyTorch from the same initial weights, with
      torch.optim.Adam / torch.optim.SGD set as each step says, and compares
      every step's loss (relative difference at most 1e-4) and every weight
@@ -221,6 +222,49 @@ def broadcast(x):
     if b.dim() == 2 and b.shape[1] == 1 and a.dim() > 2:
         b = b.reshape([b.shape[0]] + [1] * (a.dim() - 1))
     return a, b
+# ---- schedules (compiler/ops/schedule.c, runtime/core/schedule.c): ramp and
+# cosine in a loss are nodes with attr [from, to, epochs] and no input; an
+# optimizer's lr may be one too (the step's lr_schedule). Valued at the
+# fractional epoch t = epoch index + batch index / batches per epoch,
+# written here from the definitions, not from aec's code: the ramp goes
+# linearly from `from` to `to` over `epochs` epochs, the cosine is
+# CosineAnnealingLR's eta_min + (eta_max - eta_min) * (1 + cos(pi t / T_max)) / 2
+# (checked against torch's own scheduler in check_cosine_convention), and both
+# hold `to` after.
+def schedule_value(kind, start, end, epochs, t):
+    t = min(max(t, 0.0), epochs)
+    if kind == "ramp":
+        return start + (end - start) * t / epochs
+    if kind == "cosine":
+        return end + (start - end) * (1 + math.cos(math.pi * t / epochs)) / 2
+    raise Disagreement(f"no schedule '{kind}'")
+
+
+def schedule_node(node, inputs, run):
+    start, end, epochs = node["attr"]
+    return torch.tensor(schedule_value(node["op"], start, end, epochs, run.progress), dtype=torch.float32)
+
+
+OPS["ramp"] = schedule_node
+OPS["cosine"] = schedule_node
+
+
+def check_cosine_convention(schedule, epoch_batches, batches):
+    """The cosine lr, stepped each batch, is torch's CosineAnnealingLR with
+    T_max = epochs x batches an epoch, up to T_max (then it holds, where
+    torch's would climb again)."""
+    t_max = schedule["epochs"] * epoch_batches
+    if t_max != int(t_max):
+        return
+    probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=schedule["from"])
+    torch_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(probe, T_max=int(t_max), eta_min=schedule["to"])
+    for k in range(min(batches, int(t_max) + 1)):
+        ours = schedule_value("cosine", schedule["from"], schedule["to"], schedule["epochs"], k / epoch_batches)
+        theirs = probe.param_groups[0]["lr"]
+        if abs(ours - theirs) > 1e-9 * max(abs(theirs), 1e-12):
+            raise Disagreement(f"cosine lr at batch {k}: {ours!r}, torch's CosineAnnealingLR {theirs!r}")
+        probe.step()
+        torch_schedule.step()
 
 
 # Random ops (corruption, dropout, priors): f(node, inputs, draws, run) -> tensor,
@@ -269,6 +313,7 @@ class Replay:
         self.nodes = {node["id"]: node for node in description["nodes"]}
         self.params = params
         self.n = 0
+        self.progress = 0.0  # the fractional epoch of the batch (schedules)
 
     def batched(self, node_id):
         return self.nodes[node_id]["batched"]
@@ -336,6 +381,26 @@ def load_draws(description, directory, trace):
     return per_batch
 
 
+def batch_schedules(description, record, model, optimizers):
+    """The batch's fractional epoch and each scheduled step's lr, computed here
+    and checked against the trace's."""
+    per_epoch = epoch_batches(description)
+    model.progress = (record["epoch"] - 1) + (record["batch"] - 1) / per_epoch
+    if "progress" in record and abs(record["progress"] - model.progress) > 1e-12:
+        raise Disagreement(f"epoch {record['epoch']}, batch {record['batch']}: aec's progress {record['progress']!r}, "
+                           f"expected {model.progress!r}")
+    for s, step in enumerate(description["steps"]):
+        schedule = step.get("lr_schedule")
+        lr = step["lr"] if schedule is None else schedule_value(schedule["kind"], schedule["from"], schedule["to"],
+                                                                schedule["epochs"], model.progress)
+        for group in optimizers[s].param_groups:
+            group["lr"] = lr
+        theirs = record["lr"][s] if "lr" in record else lr
+        if abs(theirs - lr) > 1e-12 * max(abs(lr), 1e-30):
+            raise Disagreement(f"epoch {record['epoch']}, batch {record['batch']}, step {s}: aec's lr {theirs!r}, "
+                               f"expected {lr!r}")
+
+
 def replay(description, data, trace, draws, init):
     """Trains in PyTorch along the trace; returns the final parameters."""
     params = {name: t.clone().requires_grad_(True) for name, t in init.items() if not name.startswith("optimizer.")}
@@ -343,9 +408,13 @@ def replay(description, data, trace, draws, init):
     steps = description["steps"]
     optimizers = [make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
     losses = {loss["name"]: loss["node"] for loss in description["losses"]}
+    for step in steps:
+        if step.get("lr_schedule", {}).get("kind") == "cosine":
+            check_cosine_convention(step["lr_schedule"], epoch_batches(description), len(trace))
     max_rel = 0.0
     for b, record in enumerate(trace):
         x = data[record["samples"]]
+        batch_schedules(description, record, model, optimizers)
         for s, step in enumerate(steps):
             for p in params.values():
                 p.grad = None
@@ -365,14 +434,16 @@ def replay(description, data, trace, draws, init):
     return {name: p.detach() for name, p in params.items()}, max_rel
 
 
-def adam_travel(description, batches):
-    """Per parameter: the sum over the run of the learning rates of its Adam updates."""
+def adam_travel(description, trace):
+    """Per parameter: the sum over the run of the learning rates of its Adam
+    updates (the trace's, which follow a step's lr schedule)."""
     travel = {}
-    for step in description["steps"]:
+    for s, step in enumerate(description["steps"]):
         if step["optimizer"] != "adam":
             continue
+        total = sum(record["lr"][s] if "lr" in record else step["lr"] for record in trace)
         for name in step["params"]:
-            travel[name] = travel.get(name, 0.0) + batches * step["lr"]
+            travel[name] = travel.get(name, 0.0) + total
     return travel
 
 
@@ -456,7 +527,7 @@ def check_model(aec, source, work):
     final_aec = read_safetensors(os.path.join(work, "final.safetensors"))
     final_torch, max_loss_rel = replay(description, data, trace, draws, init)
     order = [p["name"] for p in description["params"]]
-    lines, max_diff = compare_weights(final_aec, final_torch, order, adam_travel(description, batches), batches)
+    lines, max_diff = compare_weights(final_aec, final_torch, order, adam_travel(description, trace), batches)
     steps = ", ".join(f"{s['optimizer']}({s['loss']})" for s in description["steps"])
     summary = (f"{batches} batches x {len(description['steps'])} steps [{steps}], largest loss relative difference "
                f"{max_loss_rel:.3g}, largest weight difference {max_diff:.3g}")
