@@ -10,7 +10,8 @@ distance 2E|X-Y| - E|X-X'| - E|Y-Y'| to as many N(0, I) samples -- the figures
 `./model prior-match` prints.
 
 Usage: aae_torch.py [--epochs 30] [--seed 1] [--lr RECON,DISC,GEN] [--threads 2]
-The default rates are the example's: 0.001 (recon), 0.0002 (disc), 0.0002 (gen).
+The default rates are the example's: 0.001 for all three steps (0.0002 for the
+critic and the generator until 2026-12: the critic won).
 """
 
 import argparse
@@ -46,7 +47,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--lr", default="0.001,0.0002,0.0002")
+    parser.add_argument("--lr", default="0.001,0.001,0.001")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

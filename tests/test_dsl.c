@@ -368,8 +368,8 @@ START_TEST(test_example_asts) {
   Parsed adversarial = parse_example("adversarial.ae");
   ck_assert_ptr_nonnull(strstr(adversarial.ast,
                                "(train (batch 128) (epochs 30) (step recon (over encoder decoder) (call adam lr=0.001))"
-                               " (step disc (over critic) (call adam lr=0.0002))"
-                               " (step gen (over encoder) (call adam lr=0.0002)))\n"));
+                               " (step disc (over critic) (call adam lr=0.001))"
+                               " (step gen (over encoder) (call adam lr=0.001)))\n"));
   parsed_free(&adversarial);
 }
 END_TEST
