@@ -7,6 +7,12 @@
 // (PyTorch's Conv2d layout), a deconv kernel [in, filters, k, k]
 // (ConvTranspose2d's), a dense kernel [in, units]. A layer's FLOPs are its
 // op's (the op table's rule: one reckoning for the summary and --stats).
+// A tied dense layer, dense(units, act?, tied=NET.LAYER), makes only its
+// bias and uses the named dense layer's kernel, which must be [units, in],
+// transposed (dense_tied): the kernel stays its owner's (its net's steps
+// change it; its gradient sums both uses), one parameter in checkpoints. The
+// named layer must exist when the tied layer is first reached: its net
+// applied earlier in the file, or a layer before this one in the same net.
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +26,7 @@ static LayerSite *layer_site(Lowerer *L, const Expr *call, const char *kind, boo
     if (L->sites[i].net == L->current_net && L->sites[i].site == call) return *first = false, &L->sites[i];
   L->sites = grow_for(L->sites, L->n_sites, sizeof(LayerSite));
   LayerSite *site = &L->sites[L->n_sites++];
-  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1};
+  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1, .tied_to = -1};
   int index = 1;
   for (int i = 0; i + 1 < L->n_sites; i++)
     index += L->sites[i].net == L->current_net && strncmp(L->sites[i].layer, kind, strlen(kind)) == 0 &&
@@ -58,8 +64,8 @@ static void record_layer(Lowerer *L, const LayerSite *site, const char *descript
   Graph *g = L->graph;
   long params = 0;
   double flops = 0;
-  if (site->kernel >= 0) {
-    params = (long)g->params[g->nodes[site->kernel].param_index].size +
+  if (site->kernel >= 0) {  // a tied layer's kernel is counted with the layer that owns it
+    params = (site->tied_to >= 0 ? 0 : (long)g->params[g->nodes[site->kernel].param_index].size) +
              (long)g->params[g->nodes[site->bias].param_index].size;
     flops = op_info(g->nodes[op_node].op)->flops(g, &g->nodes[op_node]);
   }
@@ -75,6 +81,76 @@ static bool inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
   if (L->current_net >= 0) return true;
   diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", b->name, b->name);
   return false;
+}
+
+// ----------------------------------------------------------- tied layers
+// The layers of net `net` of kind `kind` that own a kernel, "dense_1, dense_2",
+// for messages.
+static void list_layers(const Lowerer *L, int net, const char *kind, char *out, size_t size) {
+  size_t used = 0, n = strlen(kind);
+  out[0] = '\0';
+  for (int i = 0; i < L->n_sites && used < size; i++) {
+    const LayerSite *s = &L->sites[i];
+    if (s->net != net || s->kernel < 0 || s->tied_to >= 0 || strncmp(s->layer, kind, n) != 0 || s->layer[n] != '_')
+      continue;
+    used += (size_t)snprintf(out + used, size - used, "%s%s.%s", used ? ", " : "", L->graph->nets[net].name, s->layer);
+  }
+}
+
+// tied=NET.LAYER: the site of a `kind` layer that owns its kernel, or -1
+// after reporting.
+static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const char *kind) {
+  Graph *g = L->graph;
+  if (name->kind != EXPR_MEMBER) {
+    diag_error(name->loc, "%s: tied= takes a layer's name, NET.LAYER as in checkpoints, like tied=encoder.%s_1",
+               b->name, kind);
+    return -1;
+  }
+  Binding *binding = scope_find(&L->globals, name->lhs->name);
+  if (!binding || binding->value.kind != VAL_NET) {
+    char nets[400] = "";
+    size_t used = 0;
+    for (int i = 0; i < g->n_nets && used < sizeof nets; i++)
+      used += (size_t)snprintf(nets + used, sizeof nets - used, "%s%s", i ? ", " : "", g->nets[i].name);
+    diag_error(name->lhs->loc, "%s: tied=%s: there is no net named '%s'%s%s", b->name, name->name, name->lhs->name,
+               g->n_nets ? "; the nets defined before this line are " : "", nets);
+    return -1;
+  }
+  int net = binding->value.net;
+  const Net *owner = &g->nets[net];
+  char layers[400];
+  list_layers(L, net, kind, layers, sizeof layers);
+  int found = -1;
+  for (int i = 0; i < L->n_sites && found < 0; i++)
+    if (L->sites[i].net == net && strcmp(L->sites[i].layer, name->rhs->name) == 0) found = i;
+  if (found < 0 && !owner->applied && !owner->applying) {
+    diag_error(name->lhs->loc,
+               "%s: tied=%s: net '%s' has not been applied yet, so its layers have no weights; a tied layer uses "
+               "weights that exist: apply '%s' before the net that ties to it",
+               b->name, name->name, owner->name, owner->name);
+    return -1;
+  }
+  if (found < 0) {
+    diag_error(name->rhs->loc, "%s: tied=%s: net '%s' has no layer '%s'%s; %s %s layers%s%s", b->name, name->name,
+               owner->name, name->rhs->name, owner->applying ? " before this one" : "",
+               layers[0] ? "its" : "it has no", kind, layers[0] ? " are " : "", layers);
+    return -1;
+  }
+  const LayerSite *site = &L->sites[found];
+  size_t n = strlen(kind);
+  if (strncmp(site->layer, kind, n) != 0 || site->layer[n] != '_' || site->kernel < 0) {
+    diag_error(name->rhs->loc, "%s: tied=%s is a %.*s layer, but %s ties only to a %s layer's kernel%s%s", b->name,
+               name->name, (int)strcspn(site->layer, "_"), site->layer, b->name, kind,
+               layers[0] ? "; the ones of this net are " : "", layers);
+    return -1;
+  }
+  if (site->tied_to >= 0) {
+    const LayerSite *root = &L->sites[site->tied_to];
+    diag_error(name->rhs->loc, "%s: tied=%s is itself tied and has no kernel of its own; tie to the layer that owns it: "
+               "tied=%s.%s", b->name, name->name, g->nets[root->net].name, root->layer);
+    return -1;
+  }
+  return found;
 }
 
 // ----------------------------------------------------------------- dense
@@ -93,19 +169,47 @@ Value lower_dense(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
                in.batched ? "; add flatten() before it" : "");
     return error_value;
   }
+  const Expr *tied = args->present[3] ? args->expr[3] : NULL;
   bool first;
   LayerSite *site = layer_site(L, call, b->name, &first);
-  if (first) {
+  if (first && tied) {
+    int site_index = (int)(site - L->sites);
+    int owner = find_tied_site(L, b, tied, "dense");
+    site = &L->sites[site_index];
+    if (owner < 0) return error_value;
+    const LayerSite *o = &L->sites[owner];
+    Shape w = g->nodes[o->kernel].shape;
+    if (w.dims[0] != units || w.dims[1] != in.dims[0]) {
+      diag_error(tied->loc,
+                 "dense: tied=%s has the kernel [%d, %d] (it maps %d features to %d); used transposed it maps %d to "
+                 "%d, but this layer maps %d to %d and needs the kernel [%d, %d] (units, inputs): write "
+                 "dense(%d, tied=%s) on an input of %d features, or tie to a layer that maps %d to %d",
+                 tied->name, w.dims[0], w.dims[1], w.dims[0], w.dims[1], w.dims[1], w.dims[0], in.dims[0], units,
+                 units, in.dims[0], w.dims[0], tied->name, w.dims[1], units, in.dims[0]);
+      return error_value;
+    }
+    site->tied_to = owner;
+    site->kernel = o->kernel;
+    char name[300];
+    snprintf(name, sizeof name, "%s.%s.bias", g->nets[L->current_net].name, site->layer);
+    site->bias = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {units}}, false, in.dims[0],
+                                 units, call->loc);
+  } else if (first) {
     int fan_in = in.dims[0];
     make_weights(L, site, (Shape){.rank = 2, .dims = {fan_in, units}}, units, fan_in, units, call->loc);
   }
-  int z = add_named(L, b->op, (int[]){x, site->kernel, site->bias}, 3, call->loc, site->layer);
+  if (site->kernel < 0) return error_value;  // a tied layer reported on the net's first application
+  OpKind op = site->tied_to >= 0 ? OP_DENSE_TIED : b->op;
+  int z = add_named(L, op, (int[]){x, site->kernel, site->bias}, 3, call->loc, site->layer);
   int y = apply_activation(L, z, act, NULL, call->loc, site->layer);
   if (y < 0) return error_value;
   if (first) {
-    char description[200];
-    snprintf(description, sizeof description, "dense(%d%s%s)", units, act == OP_INPUT ? "" : ", ",
-             act == OP_INPUT ? "" : activation_name(act));
+    char description[200], tied_text[120] = "";
+    if (site->tied_to >= 0)
+      snprintf(tied_text, sizeof tied_text, ", tied=%s.%s", g->nets[L->sites[site->tied_to].net].name,
+               L->sites[site->tied_to].layer);
+    snprintf(description, sizeof description, "dense(%d%s%s%s)", units, act == OP_INPUT ? "" : ", ",
+             act == OP_INPUT ? "" : activation_name(act), tied_text);
     record_layer(L, site, description, y, z, call->loc);
   }
   return tensor_value(y);

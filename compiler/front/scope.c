@@ -107,7 +107,8 @@ static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *ca
     }
     out->expr[slot] = arg->value;
     out->present[slot] = true;
-    out->value[slot] = arg->value->kind == EXPR_LIST ? (Value){.kind = VAL_LIST}
+    out->value[slot] = arg->value->kind == EXPR_LIST        ? (Value){.kind = VAL_LIST}
+                       : param_named(b->params[slot], "tied") ? (Value){.kind = VAL_LAYER}
                        : param_named(b->params[slot], "pad") && arg->value->kind == EXPR_NAME
                            ? pad_value(arg->value)
                            : eval_expr(L, scope, arg->value);
