@@ -285,7 +285,7 @@ static Expr *member(Parser *p, const Token *net) {
   Expr *member = new_expr(EXPR_MEMBER, net->loc);
   member->lhs = name_expr(net);
   advance(p);
-  if (!at(p, TOK_IDENT)) fail_expected(p, "a layer's name after '.', like encoder.dense_1");
+  if (!at(p, TOK_IDENT)) fail_expected(p, "a layer's name after '.' (like encoder.dense_1)");
   member->rhs = name_expr(&p->tok);
   advance(p);
   size_t length = strlen(member->lhs->name) + 1 + strlen(member->rhs->name);

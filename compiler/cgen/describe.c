@@ -131,7 +131,7 @@ static void describe_node(FILE *f, const Graph *g, const Node *n) {
   }
   if (info->kernel == KERNEL_ELEMENTWISE) fprintf(f, ", \"elementwise\": true");
   if (info->window) json_windows(f, g, n, info);
-  if (info->transposed_input) fprintf(f, ", \"transposed\": [%d]", info->transposed_input - 1);
+  if (info->transposed_kernel) fprintf(f, ", \"transposed\": [1]");
   if (info->random) {
     fprintf(f, ", \"random\": {\"rng_node\": %d, \"draws\": ", n->rng_node);
     json_draws(f, info);

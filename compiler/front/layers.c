@@ -113,7 +113,7 @@ static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const 
     for (int i = 0; i < g->n_nets && used < sizeof nets; i++)
       used += (size_t)snprintf(nets + used, sizeof nets - used, "%s%s", i ? ", " : "", g->nets[i].name);
     diag_error(name->lhs->loc, "%s: tied=%s: there is no net named '%s'%s%s", b->name, name->name, name->lhs->name,
-               g->n_nets ? "; the nets defined before this line are " : "", nets);
+               g->n_nets ? "; the nets are " : "", nets);
     return -1;
   }
   int net = binding->value.net;
@@ -138,10 +138,14 @@ static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const 
   }
   const LayerSite *site = &L->sites[found];
   size_t n = strlen(kind);
-  if (strncmp(site->layer, kind, n) != 0 || site->layer[n] != '_' || site->kernel < 0) {
-    diag_error(name->rhs->loc, "%s: tied=%s is a %.*s layer, but %s ties only to a %s layer's kernel%s%s", b->name,
-               name->name, (int)strcspn(site->layer, "_"), site->layer, b->name, kind,
-               layers[0] ? "; the ones of this net are " : "", layers);
+  bool right_kind = strncmp(site->layer, kind, n) == 0 && site->layer[n] == '_';
+  if (right_kind && site->kernel < 0) return -1;  // its own error is already reported
+  if (!right_kind || site->kernel < 0) {
+    char others[500];
+    if (layers[0]) snprintf(others, sizeof others, "the %s layers of '%s' are %s", kind, owner->name, layers);
+    else snprintf(others, sizeof others, "net '%s' has no %s layers", owner->name, kind);
+    diag_error(name->rhs->loc, "%s: tied=%s is a %.*s layer, but %s ties only to a %s layer's kernel; %s", b->name,
+               name->name, (int)strcspn(site->layer, "_"), site->layer, b->name, kind, others);
     return -1;
   }
   if (site->tied_to >= 0) {
@@ -180,12 +184,22 @@ Value lower_dense(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
     const LayerSite *o = &L->sites[owner];
     Shape w = g->nodes[o->kernel].shape;
     if (w.dims[0] != units || w.dims[1] != in.dims[0]) {
+      char fitting[200] = "";  // a dense layer whose kernel has the shape wanted
+      for (int i = 0; i < L->n_sites && !fitting[0]; i++) {
+        const LayerSite *s = &L->sites[i];
+        if (s->kernel < 0 || s->tied_to >= 0 || g->nodes[s->kernel].op != OP_PARAM ||
+            strncmp(s->layer, "dense_", 6) != 0)
+          continue;
+        Shape k = g->nodes[s->kernel].shape;
+        if (k.rank == 2 && k.dims[0] == units && k.dims[1] == in.dims[0])
+          snprintf(fitting, sizeof fitting, " (%s.%s does)", g->nets[s->net].name, s->layer);
+      }
       diag_error(tied->loc,
                  "dense: tied=%s has the kernel [%d, %d] (it maps %d features to %d); used transposed it maps %d to "
                  "%d, but this layer maps %d to %d and needs the kernel [%d, %d] (units, inputs): write "
-                 "dense(%d, tied=%s) on an input of %d features, or tie to a layer that maps %d to %d",
+                 "dense(%d, tied=%s) on an input of %d features, or tie to a layer that maps %d to %d%s",
                  tied->name, w.dims[0], w.dims[1], w.dims[0], w.dims[1], w.dims[1], w.dims[0], in.dims[0], units,
-                 units, in.dims[0], w.dims[0], tied->name, w.dims[1], units, in.dims[0]);
+                 units, in.dims[0], w.dims[0], tied->name, w.dims[1], units, in.dims[0], fitting);
       return error_value;
     }
     site->tied_to = owner;

@@ -241,7 +241,7 @@ const OpInfo OP_BIAS_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape 
                                  .emit = emit_bias_grad, .flops = flops_elements, .pure = true};
 const OpInfo OP_DENSE_TIED_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_dense_tied,
                                   .emit = emit_dense_tied, .vjp = vjp_dense_tied, .flops = flops_dense_tied,
-                                  .pure = true, .transposed_input = 1};
+                                  .pure = true, .transposed_kernel = true};
 const OpInfo OP_DENSE_TIED_GRAD_INPUT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM,
                                              .shape = shape_dense_tied_grad_input,
                                              .emit = emit_dense_tied_grad_input, .flops = flops_dense_tied,
