@@ -63,6 +63,12 @@ START_TEST(a_tied_layer_adds_only_its_bias) {
   ck_assert_int_eq(without, 784 * 128 + 128 + 128 * 32 + 32 + 32 * 128 + 128 + 128 * 784 + 784);
   ck_assert_int_eq(with, without - 32 * 128 - 128 * 784);
   free(tied);
+  // A tied deconv adds its bias only too.
+  ck_assert_int_eq(total_params("input x: [1, 6, 6]\n"
+                                "net encoder = conv(2, 3, tanh, stride=2)\n"
+                                "net decoder = deconv(1, 3, sigmoid, stride=2, tied=encoder.conv_1)\n"
+                                "loss recon = bce(decoder(encoder(x)), x)\n"),
+                   2 * 1 * 3 * 3 + 2 + 1);
 }
 END_TEST
 

@@ -9,7 +9,9 @@
 // op's (the op table's rule: one reckoning for the summary and --stats).
 // A tied dense layer, dense(units, act?, tied=NET.LAYER), makes only its
 // bias and uses the named dense layer's kernel, which must be [units, in],
-// transposed (dense_tied): the kernel stays its owner's (its net's steps
+// transposed (dense_tied); a tied deconv(filters, k, act?, tied=NET.LAYER)
+// uses a conv layer's kernel [in, filters, k, k] as its own (a conv kernel
+// is laid out as the transposed conv that undoes it wants): the kernel stays its owner's (its net's steps
 // change it; its gradient sums both uses), one parameter in checkpoints. The
 // named layer must exist when the tied layer is first reached: its net
 // applied earlier in the file, or a layer before this one in the same net.
@@ -256,13 +258,47 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   int before = g->n_nodes;
   bool first;
   LayerSite *site = layer_site(L, call, b->name, &first);
-  if (first) {
+  const Expr *tied = is_deconv && args->present[6] ? args->expr[6] : NULL;
+  if (first && tied) {  // a conv's kernel [F, C, k, k] is a deconv kernel [in F, filters C, k, k] as it is
+    int site_index = (int)(site - L->sites);
+    int owner = find_tied_site(L, b, tied, "conv");
+    site = &L->sites[site_index];
+    if (owner < 0) return error_value;
+    const LayerSite *o = &L->sites[owner];
+    Shape w = g->nodes[o->kernel].shape;
+    if (w.dims[0] != in.dims[0] || w.dims[1] != filters || w.dims[2] != k) {
+      char fitting[200] = "";  // a conv layer whose kernel has the shape wanted
+      for (int i = 0; i < L->n_sites && !fitting[0]; i++) {
+        const LayerSite *s = &L->sites[i];
+        if (s->kernel < 0 || s->tied_to >= 0 || strncmp(s->layer, "conv_", 5) != 0) continue;
+        Shape q = g->nodes[s->kernel].shape;
+        if (q.rank == 4 && q.dims[0] == in.dims[0] && q.dims[1] == filters && q.dims[2] == k)
+          snprintf(fitting, sizeof fitting, " (%s.%s does)", g->nets[s->net].name, s->layer);
+      }
+      diag_error(tied->loc,
+                 "deconv: tied=%s has the kernel [%d, %d, %d, %d] (a %dx%d conv from %d channels to %d); used "
+                 "transposed it maps %d channels to %d, but this layer maps %d to %d with %dx%d windows and needs the "
+                 "kernel [%d, %d, %d, %d] (inputs, filters, k, k): write deconv(%d, %d, tied=%s) on an input of %d "
+                 "channels, or tie to a %dx%d conv from %d channels to %d%s",
+                 tied->name, w.dims[0], w.dims[1], w.dims[2], w.dims[3], w.dims[2], w.dims[3], w.dims[1], w.dims[0],
+                 w.dims[0], w.dims[1], in.dims[0], filters, k, k, in.dims[0], filters, k, k, w.dims[1], w.dims[2],
+                 tied->name, w.dims[0], k, k, filters, in.dims[0], fitting);
+      return error_value;
+    }
+    site->tied_to = owner;
+    site->kernel = o->kernel;
+    char name[300];
+    snprintf(name, sizeof name, "%s.%s.bias", g->nets[L->current_net].name, site->layer);
+    site->bias = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {filters}}, false,
+                                 filters * k * k, in.dims[0] * k * k, call->loc);
+  } else if (first) {
     int c = in.dims[0];
     Shape kernel = {.rank = 4, .dims = {is_deconv ? c : filters, is_deconv ? filters : c, k, k}};
     int fan_in = c * k * k, fan_out = filters * k * k;  // Keras: the receptive field times the channels
     if (is_deconv) fan_in = filters * k * k, fan_out = c * k * k;
     make_weights(L, site, kernel, filters, fan_in, fan_out, call->loc);
   }
+  if (site->kernel < 0) return error_value;  // a tied layer reported on the net's first application
   double attr[MAX_ATTRS] = {stride, pad};
   int z = graph_add_attr(g, b->op, (int[]){x, site->kernel, site->bias}, 3, attr, call->loc);
   if (z < 0) return error_value;
@@ -270,10 +306,14 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   int y = apply_activation(L, z, act, NULL, call->loc, site->layer);
   if (y < 0) return error_value;
   if (first) {
-    char stride_text[32] = "", description[200];
+    char stride_text[32] = "", description[200], tied_text[120] = "";
     if (stride != (is_deconv ? 2 : 1)) snprintf(stride_text, sizeof stride_text, ", stride=%d", stride);
-    snprintf(description, sizeof description, "%s(%d, %d%s%s%s%s)", b->name, filters, k, act == OP_INPUT ? "" : ", ",
-             act == OP_INPUT ? "" : activation_name(act), stride_text, pad ? ", pad=valid" : "");
+    if (site->tied_to >= 0)
+      snprintf(tied_text, sizeof tied_text, ", tied=%s.%s", g->nets[L->sites[site->tied_to].net].name,
+               L->sites[site->tied_to].layer);
+    snprintf(description, sizeof description, "%s(%d, %d%s%s%s%s%s)", b->name, filters, k,
+             act == OP_INPUT ? "" : ", ", act == OP_INPUT ? "" : activation_name(act), stride_text,
+             pad ? ", pad=valid" : "", tied_text);
     record_layer(L, site, description, y, z, call->loc);
   }
   return tensor_value(y);

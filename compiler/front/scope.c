@@ -95,7 +95,11 @@ static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *ca
       for (int p = 0; p < arity; p++)
         if (param_named(b->params[p], arg->keyword)) slot = p;
       if (slot < 0) {
-        diag_error(arg->loc, "%s has no argument named '%s'", b->name, arg->keyword);
+        diag_error(arg->loc, "%s has no argument named '%s'%s", b->name, arg->keyword,
+                   strcmp(arg->keyword, "tied") == 0
+                       ? " (the layers that use another layer's kernel transposed are dense(units, tied=NET.LAYER) "
+                         "and deconv(filters, k, tied=NET.LAYER))"
+                       : "");
         ok = false;
         continue;
       }
