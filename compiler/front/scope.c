@@ -59,6 +59,15 @@ static bool param_named(const char *param, const char *name) {
   return strncmp(param, name, n) == 0 && (param[n] == '\0' || param[n] == '?');
 }
 
+// The parameters a positional argument can fill: those before the first
+// keyword-only one (tied=NET.LAYER is given by name only).
+static int positional_arity(const Builtin *b) {
+  int arity = builtin_arity(b);
+  for (int p = 0; p < arity; p++)
+    if (param_named(b->params[p], "tied")) return p;
+  return arity;
+}
+
 // pad=same | pad=valid: the number 0 or 1 (another name is an error value).
 static Value pad_value(const Expr *e) {
   if (strcmp(e->name, "same") == 0) return (Value){.kind = VAL_NUMBER, .number = 0};
@@ -73,7 +82,7 @@ static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *ca
                       Bound *out) {
   memset(out, 0, sizeof *out);
   out->scope = scope;
-  int arity = builtin_arity(b), next = 0;
+  int arity = builtin_arity(b), positional = positional_arity(b), next = 0;
   bool ok = true;
   if (implicit) {
     out->value[0] = *implicit, out->present[0] = true;
@@ -83,11 +92,15 @@ static bool bind_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *ca
     const Arg *arg = &call->args[i];
     int slot = -1;
     if (!arg->keyword) {
-      if (next >= arity) {
+      if (next >= positional) {
         int given = call->n_args + (implicit ? 1 : 0);
-        diag_error(arg->loc, "%s takes at most %d argument%s%s, but %d %s given", b->name, arity - (implicit ? 1 : 0),
-                   arity - (implicit ? 1 : 0) == 1 ? "" : "s", implicit ? " after its input" : "",
-                   given - (implicit ? 1 : 0), given - (implicit ? 1 : 0) == 1 ? "was" : "were");
+        diag_error(arg->loc, "%s takes at most %d argument%s%s, but %d %s given%s%s", b->name,
+                   positional - (implicit ? 1 : 0), positional - (implicit ? 1 : 0) == 1 ? "" : "s",
+                   implicit ? " after its input" : "", given - (implicit ? 1 : 0),
+                   given - (implicit ? 1 : 0) == 1 ? "was" : "were",
+                   arg->value->kind == EXPR_MEMBER && positional < arity ? "; a layer's name is given by keyword: tied="
+                                                                         : "",
+                   arg->value->kind == EXPR_MEMBER && positional < arity ? arg->value->name : "");
         return false;
       }
       slot = next++;
