@@ -11,10 +11,11 @@
 // bias and uses the named dense layer's kernel, which must be [units, in],
 // transposed (dense_tied); a tied deconv(filters, k, act?, tied=NET.LAYER)
 // uses a conv layer's kernel [in, filters, k, k] as its own (a conv kernel
-// is laid out as the transposed conv that undoes it wants): the kernel stays its owner's (its net's steps
-// change it; its gradient sums both uses), one parameter in checkpoints. The
-// named layer must exist when the tied layer is first reached: its net
-// applied earlier in the file, or a layer before this one in the same net.
+// is laid out as the transposed conv that undoes it wants). The kernel stays
+// its owner's (its net's steps change it; its gradient sums both uses), one
+// parameter in checkpoints. The named layer must exist when the tied layer
+// is first reached: its net applied earlier in the file, or a layer before
+// this one in the same net.
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,8 +101,8 @@ static void list_layers(const Lowerer *L, int net, const char *kind, char *out, 
 }
 
 // tied=NET.LAYER: the site of a `kind` layer that owns its kernel, or -1
-// after reporting.
-static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const char *kind) {
+// after reporting. `self` is the tied layer's own site.
+static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const char *kind, int self) {
   Graph *g = L->graph;
   if (name->kind != EXPR_MEMBER) {
     diag_error(name->loc, "%s: tied= takes a layer's name, NET.LAYER as in checkpoints, like tied=encoder.%s_1",
@@ -136,6 +137,11 @@ static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const 
     diag_error(name->rhs->loc, "%s: tied=%s: net '%s' has no layer '%s'%s; %s %s layers%s%s", b->name, name->name,
                owner->name, name->rhs->name, owner->applying ? " before this one" : "",
                layers[0] ? "its" : "it has no", kind, layers[0] ? " are " : "", layers);
+    return -1;
+  }
+  if (found == self) {
+    diag_error(name->rhs->loc, "%s: tied=%s names this layer itself; tie to a %s layer before it%s%s", b->name,
+               name->name, kind, layers[0] ? ": " : "", layers);
     return -1;
   }
   const LayerSite *site = &L->sites[found];
@@ -180,7 +186,7 @@ Value lower_dense(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   LayerSite *site = layer_site(L, call, b->name, &first);
   if (first && tied) {
     int site_index = (int)(site - L->sites);
-    int owner = find_tied_site(L, b, tied, "dense");
+    int owner = find_tied_site(L, b, tied, "dense", site_index);
     site = &L->sites[site_index];
     if (owner < 0) return error_value;
     const LayerSite *o = &L->sites[owner];
@@ -261,7 +267,7 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   const Expr *tied = is_deconv && args->present[6] ? args->expr[6] : NULL;
   if (first && tied) {  // a conv's kernel [F, C, k, k] is a deconv kernel [in F, filters C, k, k] as it is
     int site_index = (int)(site - L->sites);
-    int owner = find_tied_site(L, b, tied, "conv");
+    int owner = find_tied_site(L, b, tied, "conv", site_index);
     site = &L->sites[site_index];
     if (owner < 0) return error_value;
     const LayerSite *o = &L->sites[owner];
