@@ -102,7 +102,8 @@ static void print_expr(FILE *out, const Expr *expr) {
   switch (expr->kind) {
   case EXPR_NUMBER: print_number(out, expr->number); return;
   case EXPR_STRING: print_string(out, expr->name); return;
-  case EXPR_NAME: fputs(expr->name, out); return;
+  case EXPR_NAME:
+  case EXPR_MEMBER: fputs(expr->name, out); return;
   case EXPR_CALL:
     fprintf(out, "(call %s", expr->name);
     for (int i = 0; i < expr->n_args; i++) {

@@ -74,6 +74,7 @@ typedef enum TokenKind {
   TOK_MINUS,     // -
   TOK_STAR,      // *
   TOK_SLASH,     // /
+  TOK_DOT,       // .  (a layer's name: encoder.dense_1)
   TOK_INVALID,   // a byte that starts no token; already reported
 } TokenKind;
 
@@ -116,6 +117,7 @@ typedef enum ExprKind {
   EXPR_BINARY,    // a + b, a - b, a * b, a / b
   EXPR_NEGATE,    // -a
   EXPR_PIPELINE,  // dense(128, relu) -> dense(32)  (only as a net's body)
+  EXPR_MEMBER,    // encoder.dense_1: a net's layer (lhs the net's EXPR_NAME, rhs the layer's)
 } ExprKind;
 
 typedef struct Expr Expr;
@@ -130,9 +132,9 @@ struct Expr {
   ExprKind kind;
   Loc loc;
   double number;     // EXPR_NUMBER
-  const char *name;  // EXPR_NAME, EXPR_STRING text, EXPR_CALL callee
+  const char *name;  // EXPR_NAME, EXPR_STRING text, EXPR_CALL callee, EXPR_MEMBER "net.layer"
   char op;           // EXPR_BINARY: '+', '-', '*', '/'
-  Expr *lhs, *rhs;   // EXPR_BINARY; EXPR_NEGATE uses lhs
+  Expr *lhs, *rhs;   // EXPR_BINARY, EXPR_MEMBER; EXPR_NEGATE uses lhs
   Arg *args;         // EXPR_CALL: positional arguments first, then keywords
   int n_args;
   Expr **items;      // EXPR_LIST elements, EXPR_PIPELINE stages (each an EXPR_CALL or EXPR_NAME)

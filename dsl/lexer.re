@@ -25,6 +25,7 @@ const char *token_kind_name(TokenKind kind) {
       [TOK_RBRACKET] = "']'",    [TOK_COMMA] = "','",        [TOK_COLON] = "':'",
       [TOK_ASSIGN] = "'='",      [TOK_ARROW] = "'->'",       [TOK_PLUS] = "'+'",
       [TOK_MINUS] = "'-'",       [TOK_STAR] = "'*'",         [TOK_SLASH] = "'/'",
+      [TOK_DOT] = "'.'",
       [TOK_INVALID] = "invalid character",
   };
   return (unsigned)kind < sizeof names / sizeof *names ? names[kind] : "token";
@@ -123,6 +124,7 @@ Token lexer_next(Lexer *lexer) {
       "-"  { return TOKEN(TOK_MINUS); }
       "*"  { return TOKEN(TOK_STAR); }
       "/"  { return TOKEN(TOK_SLASH); }
+      "."  { return TOKEN(TOK_DOT); }
 
       [\x80-\xff]+ { return non_ascii(TOKEN(TOK_INVALID)); }
       *    { return invalid_character(TOKEN(TOK_INVALID)); }

@@ -281,6 +281,22 @@ static Expr *call(Parser *p, const Token *name) {
   return call;
 }
 
+// NET "." LAYER (a layer's name, as checkpoints write it), the current
+// token being the '.'. Its place is the net's name.
+static Expr *member(Parser *p, const Token *net) {
+  Expr *member = new_expr(EXPR_MEMBER, net->loc);
+  member->lhs = name_expr(net);
+  advance(p);
+  if (!at(p, TOK_IDENT)) fail_expected(p, "a layer's name after '.' (like encoder.dense_1)");
+  member->rhs = name_expr(&p->tok);
+  advance(p);
+  size_t length = strlen(member->lhs->name) + 1 + strlen(member->rhs->name);
+  char *name = ast_alloc(length + 1);
+  snprintf(name, length + 1, "%s.%s", member->lhs->name, member->rhs->name);
+  member->name = name;
+  return member;
+}
+
 static Expr *list(Parser *p) {
   Expr *list = new_expr(EXPR_LIST, p->tok.loc);
   advance(p);
@@ -311,6 +327,7 @@ static Expr *primary(Parser *p) {
   case TOK_IDENT:
     if (at_new_statement(p)) fail_expected(p, "an expression");
     advance(p);
+    if (at(p, TOK_DOT)) return member(p, &token);
     return at(p, TOK_LPAREN) ? call(p, &token) : name_expr(&token);
   case TOK_LBRACKET: return list(p);
   case TOK_LPAREN: {

@@ -18,7 +18,10 @@
 //            each element to the element at the same place (the op table's
 //            elementwise kernels) add `elementwise: true`; ops that map
 //            image positions through windows (conv, deconv, pooling,
-//            upsampling, unpooling) add `windows` (see below).
+//            upsampling, unpooling) add `windows` (see below); a tied
+//            layer (dense_tied) adds `transposed: [i]`, the inputs it uses
+//            transposed (the kernel of the layer it ties to, in that
+//            layer's own layout).
 //   losses:  [{name, node}]
 //   steps:   [{loss, loss_index, nets, params, optimizer, lr, momentum,
 //              beta1, beta2, eps}], and lr_schedule: {kind ("ramp" or
@@ -131,6 +134,7 @@ static void describe_node(FILE *f, const Graph *g, const Node *n) {
   }
   if (info->kernel == KERNEL_ELEMENTWISE) fprintf(f, ", \"elementwise\": true");
   if (info->window) json_windows(f, g, n, info);
+  if (info->transposed_kernel) fprintf(f, ", \"transposed\": [1]");
   if (info->random) {
     fprintf(f, ", \"random\": {\"rng_node\": %d, \"draws\": ", n->rng_node);
     json_draws(f, info);

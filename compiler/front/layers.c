@@ -7,6 +7,15 @@
 // (PyTorch's Conv2d layout), a deconv kernel [in, filters, k, k]
 // (ConvTranspose2d's), a dense kernel [in, units]. A layer's FLOPs are its
 // op's (the op table's rule: one reckoning for the summary and --stats).
+// A tied dense layer, dense(units, act?, tied=NET.LAYER), makes only its
+// bias and uses the named dense layer's kernel, which must be [units, in],
+// transposed (dense_tied); a tied deconv(filters, k, act?, tied=NET.LAYER)
+// uses a conv layer's kernel [in, filters, k, k] as its own (a conv kernel
+// is laid out as the transposed conv that undoes it wants). The kernel stays
+// its owner's (its net's steps change it; its gradient sums both uses), one
+// parameter in checkpoints. The named layer must exist when the tied layer
+// is first reached: its net applied earlier in the file, or a layer before
+// this one in the same net.
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +29,7 @@ static LayerSite *layer_site(Lowerer *L, const Expr *call, const char *kind, boo
     if (L->sites[i].net == L->current_net && L->sites[i].site == call) return *first = false, &L->sites[i];
   L->sites = grow_for(L->sites, L->n_sites, sizeof(LayerSite));
   LayerSite *site = &L->sites[L->n_sites++];
-  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1};
+  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1, .tied_to = -1};
   int index = 1;
   for (int i = 0; i + 1 < L->n_sites; i++)
     index += L->sites[i].net == L->current_net && strncmp(L->sites[i].layer, kind, strlen(kind)) == 0 &&
@@ -58,8 +67,8 @@ static void record_layer(Lowerer *L, const LayerSite *site, const char *descript
   Graph *g = L->graph;
   long params = 0;
   double flops = 0;
-  if (site->kernel >= 0) {
-    params = (long)g->params[g->nodes[site->kernel].param_index].size +
+  if (site->kernel >= 0) {  // a tied layer's kernel is counted with the layer that owns it
+    params = (site->tied_to >= 0 ? 0 : (long)g->params[g->nodes[site->kernel].param_index].size) +
              (long)g->params[g->nodes[site->bias].param_index].size;
     flops = op_info(g->nodes[op_node].op)->flops(g, &g->nodes[op_node]);
   }
@@ -75,6 +84,85 @@ static bool inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
   if (L->current_net >= 0) return true;
   diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", b->name, b->name);
   return false;
+}
+
+// ----------------------------------------------------------- tied layers
+// The layers of net `net` of kind `kind` that own a kernel, "dense_1, dense_2",
+// for messages.
+static void list_layers(const Lowerer *L, int net, const char *kind, char *out, size_t size) {
+  size_t used = 0, n = strlen(kind);
+  out[0] = '\0';
+  for (int i = 0; i < L->n_sites && used < size; i++) {
+    const LayerSite *s = &L->sites[i];
+    if (s->net != net || s->kernel < 0 || s->tied_to >= 0 || strncmp(s->layer, kind, n) != 0 || s->layer[n] != '_')
+      continue;
+    used += (size_t)snprintf(out + used, size - used, "%s%s.%s", used ? ", " : "", L->graph->nets[net].name, s->layer);
+  }
+}
+
+// tied=NET.LAYER: the site of a `kind` layer that owns its kernel, or -1
+// after reporting. `self` is the tied layer's own site.
+static int find_tied_site(Lowerer *L, const Builtin *b, const Expr *name, const char *kind, int self) {
+  Graph *g = L->graph;
+  if (name->kind != EXPR_MEMBER) {
+    diag_error(name->loc, "%s: tied= takes a layer's name, NET.LAYER as in checkpoints, like tied=encoder.%s_1",
+               b->name, kind);
+    return -1;
+  }
+  Binding *binding = scope_find(&L->globals, name->lhs->name);
+  if (!binding || binding->value.kind != VAL_NET) {
+    char nets[400] = "";
+    size_t used = 0;
+    for (int i = 0; i < g->n_nets && used < sizeof nets; i++)
+      used += (size_t)snprintf(nets + used, sizeof nets - used, "%s%s", i ? ", " : "", g->nets[i].name);
+    diag_error(name->lhs->loc, "%s: tied=%s: there is no net named '%s'%s%s", b->name, name->name, name->lhs->name,
+               g->n_nets ? "; the nets are " : "", nets);
+    return -1;
+  }
+  int net = binding->value.net;
+  const Net *owner = &g->nets[net];
+  char layers[400];
+  list_layers(L, net, kind, layers, sizeof layers);
+  int found = -1;
+  for (int i = 0; i < L->n_sites && found < 0; i++)
+    if (L->sites[i].net == net && strcmp(L->sites[i].layer, name->rhs->name) == 0) found = i;
+  if (found < 0 && !owner->applied && !owner->applying) {
+    diag_error(name->lhs->loc,
+               "%s: tied=%s: net '%s' has not been applied yet, so its layers have no weights; a tied layer uses "
+               "weights that exist: apply '%s' before the net that ties to it",
+               b->name, name->name, owner->name, owner->name);
+    return -1;
+  }
+  if (found < 0) {
+    diag_error(name->rhs->loc, "%s: tied=%s: net '%s' has no layer '%s'%s; %s %s layers%s%s", b->name, name->name,
+               owner->name, name->rhs->name, owner->applying ? " before this one" : "",
+               layers[0] ? "its" : "it has no", kind, layers[0] ? " are " : "", layers);
+    return -1;
+  }
+  if (found == self) {
+    diag_error(name->rhs->loc, "%s: tied=%s names this layer itself; tie to a %s layer before it%s%s", b->name,
+               name->name, kind, layers[0] ? ": " : "", layers);
+    return -1;
+  }
+  const LayerSite *site = &L->sites[found];
+  size_t n = strlen(kind);
+  bool right_kind = strncmp(site->layer, kind, n) == 0 && site->layer[n] == '_';
+  if (right_kind && site->kernel < 0) return -1;  // its own error is already reported
+  if (!right_kind || site->kernel < 0) {
+    char others[500];
+    if (layers[0]) snprintf(others, sizeof others, "the %s layers of '%s' are %s", kind, owner->name, layers);
+    else snprintf(others, sizeof others, "net '%s' has no %s layers", owner->name, kind);
+    diag_error(name->rhs->loc, "%s: tied=%s is a %.*s layer, but %s ties only to a %s layer's kernel; %s", b->name,
+               name->name, (int)strcspn(site->layer, "_"), site->layer, b->name, kind, others);
+    return -1;
+  }
+  if (site->tied_to >= 0) {
+    const LayerSite *root = &L->sites[site->tied_to];
+    diag_error(name->rhs->loc, "%s: tied=%s is itself tied and has no kernel of its own; tie to the layer that owns it: "
+               "tied=%s.%s", b->name, name->name, g->nets[root->net].name, root->layer);
+    return -1;
+  }
+  return found;
 }
 
 // ----------------------------------------------------------------- dense
@@ -93,19 +181,57 @@ Value lower_dense(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
                in.batched ? "; add flatten() before it" : "");
     return error_value;
   }
+  const Expr *tied = args->present[3] ? args->expr[3] : NULL;
   bool first;
   LayerSite *site = layer_site(L, call, b->name, &first);
-  if (first) {
+  if (first && tied) {
+    int site_index = (int)(site - L->sites);
+    int owner = find_tied_site(L, b, tied, "dense", site_index);
+    site = &L->sites[site_index];
+    if (owner < 0) return error_value;
+    const LayerSite *o = &L->sites[owner];
+    Shape w = g->nodes[o->kernel].shape;
+    if (w.dims[0] != units || w.dims[1] != in.dims[0]) {
+      char fitting[200] = "";  // a dense layer whose kernel has the shape wanted
+      for (int i = 0; i < L->n_sites && !fitting[0]; i++) {
+        const LayerSite *s = &L->sites[i];
+        if (s->kernel < 0 || s->tied_to >= 0 || g->nodes[s->kernel].op != OP_PARAM ||
+            strncmp(s->layer, "dense_", 6) != 0)
+          continue;
+        Shape k = g->nodes[s->kernel].shape;
+        if (k.rank == 2 && k.dims[0] == units && k.dims[1] == in.dims[0])
+          snprintf(fitting, sizeof fitting, " (%s.%s does)", g->nets[s->net].name, s->layer);
+      }
+      diag_error(tied->loc,
+                 "dense: tied=%s has the kernel [%d, %d] (it maps %d features to %d); used transposed it maps %d to "
+                 "%d, but this layer maps %d to %d and needs the kernel [%d, %d] (units, inputs): write "
+                 "dense(%d, tied=%s) on an input of %d features, or tie to a layer that maps %d to %d%s",
+                 tied->name, w.dims[0], w.dims[1], w.dims[0], w.dims[1], w.dims[1], w.dims[0], in.dims[0], units,
+                 units, in.dims[0], w.dims[0], tied->name, w.dims[1], units, in.dims[0], fitting);
+      return error_value;
+    }
+    site->tied_to = owner;
+    site->kernel = o->kernel;
+    char name[300];
+    snprintf(name, sizeof name, "%s.%s.bias", g->nets[L->current_net].name, site->layer);
+    site->bias = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {units}}, false, in.dims[0],
+                                 units, call->loc);
+  } else if (first) {
     int fan_in = in.dims[0];
     make_weights(L, site, (Shape){.rank = 2, .dims = {fan_in, units}}, units, fan_in, units, call->loc);
   }
-  int z = add_named(L, b->op, (int[]){x, site->kernel, site->bias}, 3, call->loc, site->layer);
+  if (site->kernel < 0) return error_value;  // a tied layer reported on the net's first application
+  OpKind op = site->tied_to >= 0 ? OP_DENSE_TIED : b->op;
+  int z = add_named(L, op, (int[]){x, site->kernel, site->bias}, 3, call->loc, site->layer);
   int y = apply_activation(L, z, act, NULL, call->loc, site->layer);
   if (y < 0) return error_value;
   if (first) {
-    char description[200];
-    snprintf(description, sizeof description, "dense(%d%s%s)", units, act == OP_INPUT ? "" : ", ",
-             act == OP_INPUT ? "" : activation_name(act));
+    char description[200], tied_text[120] = "";
+    if (site->tied_to >= 0)
+      snprintf(tied_text, sizeof tied_text, ", tied=%s.%s", g->nets[L->sites[site->tied_to].net].name,
+               L->sites[site->tied_to].layer);
+    snprintf(description, sizeof description, "dense(%d%s%s%s)", units, act == OP_INPUT ? "" : ", ",
+             act == OP_INPUT ? "" : activation_name(act), tied_text);
     record_layer(L, site, description, y, z, call->loc);
   }
   return tensor_value(y);
@@ -138,13 +264,47 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   int before = g->n_nodes;
   bool first;
   LayerSite *site = layer_site(L, call, b->name, &first);
-  if (first) {
+  const Expr *tied = is_deconv && args->present[6] ? args->expr[6] : NULL;
+  if (first && tied) {  // a conv's kernel [F, C, k, k] is a deconv kernel [in F, filters C, k, k] as it is
+    int site_index = (int)(site - L->sites);
+    int owner = find_tied_site(L, b, tied, "conv", site_index);
+    site = &L->sites[site_index];
+    if (owner < 0) return error_value;
+    const LayerSite *o = &L->sites[owner];
+    Shape w = g->nodes[o->kernel].shape;
+    if (w.dims[0] != in.dims[0] || w.dims[1] != filters || w.dims[2] != k) {
+      char fitting[200] = "";  // a conv layer whose kernel has the shape wanted
+      for (int i = 0; i < L->n_sites && !fitting[0]; i++) {
+        const LayerSite *s = &L->sites[i];
+        if (s->kernel < 0 || s->tied_to >= 0 || strncmp(s->layer, "conv_", 5) != 0) continue;
+        Shape q = g->nodes[s->kernel].shape;
+        if (q.rank == 4 && q.dims[0] == in.dims[0] && q.dims[1] == filters && q.dims[2] == k)
+          snprintf(fitting, sizeof fitting, " (%s.%s does)", g->nets[s->net].name, s->layer);
+      }
+      diag_error(tied->loc,
+                 "deconv: tied=%s has the kernel [%d, %d, %d, %d] (a %dx%d conv from %d channels to %d); used "
+                 "transposed it maps %d channels to %d, but this layer maps %d to %d with %dx%d windows and needs the "
+                 "kernel [%d, %d, %d, %d] (inputs, filters, k, k): write deconv(%d, %d, tied=%s) on an input of %d "
+                 "channels, or tie to a %dx%d conv from %d channels to %d%s",
+                 tied->name, w.dims[0], w.dims[1], w.dims[2], w.dims[3], w.dims[2], w.dims[3], w.dims[1], w.dims[0],
+                 w.dims[0], w.dims[1], in.dims[0], filters, k, k, in.dims[0], filters, k, k, w.dims[1], w.dims[2],
+                 tied->name, w.dims[0], k, k, filters, in.dims[0], fitting);
+      return error_value;
+    }
+    site->tied_to = owner;
+    site->kernel = o->kernel;
+    char name[300];
+    snprintf(name, sizeof name, "%s.%s.bias", g->nets[L->current_net].name, site->layer);
+    site->bias = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {filters}}, false,
+                                 filters * k * k, in.dims[0] * k * k, call->loc);
+  } else if (first) {
     int c = in.dims[0];
     Shape kernel = {.rank = 4, .dims = {is_deconv ? c : filters, is_deconv ? filters : c, k, k}};
     int fan_in = c * k * k, fan_out = filters * k * k;  // Keras: the receptive field times the channels
     if (is_deconv) fan_in = filters * k * k, fan_out = c * k * k;
     make_weights(L, site, kernel, filters, fan_in, fan_out, call->loc);
   }
+  if (site->kernel < 0) return error_value;  // a tied layer reported on the net's first application
   double attr[MAX_ATTRS] = {stride, pad};
   int z = graph_add_attr(g, b->op, (int[]){x, site->kernel, site->bias}, 3, attr, call->loc);
   if (z < 0) return error_value;
@@ -152,10 +312,14 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   int y = apply_activation(L, z, act, NULL, call->loc, site->layer);
   if (y < 0) return error_value;
   if (first) {
-    char stride_text[32] = "", description[200];
+    char stride_text[32] = "", description[200], tied_text[120] = "";
     if (stride != (is_deconv ? 2 : 1)) snprintf(stride_text, sizeof stride_text, ", stride=%d", stride);
-    snprintf(description, sizeof description, "%s(%d, %d%s%s%s%s)", b->name, filters, k, act == OP_INPUT ? "" : ", ",
-             act == OP_INPUT ? "" : activation_name(act), stride_text, pad ? ", pad=valid" : "");
+    if (site->tied_to >= 0)
+      snprintf(tied_text, sizeof tied_text, ", tied=%s.%s", g->nets[L->sites[site->tied_to].net].name,
+               L->sites[site->tied_to].layer);
+    snprintf(description, sizeof description, "%s(%d, %d%s%s%s%s%s)", b->name, filters, k,
+             act == OP_INPUT ? "" : ", ", act == OP_INPUT ? "" : activation_name(act), stride_text,
+             pad ? ", pad=valid" : "", tied_text);
     record_layer(L, site, description, y, z, call->loc);
   }
   return tensor_value(y);

@@ -282,6 +282,10 @@ Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {
   case EXPR_STRING: diag_error(e->loc, "a string is not a value here"); return error_value;
   case EXPR_LIST: diag_error(e->loc, "a list is not a value here; lists give shapes"); return error_value;
   case EXPR_PIPELINE: diag_error(e->loc, "pipelines ('->') only define nets"); return error_value;
+  case EXPR_MEMBER:
+    diag_error(e->loc, "'%s' names a layer, not a value; a layer's name stands only in tied=, like dense(128, tied=%s)",
+               e->name, e->name);
+    return error_value;
   }
   return error_value;
 }

@@ -17,6 +17,7 @@ typedef enum ValueKind {
   VAL_ACTIVATION,  // relu, sigmoid, ... used as a value (a layer argument)
   VAL_LIST,        // a list literal given as an argument (a prior's shape); its expr holds the items
   VAL_RESULTS,     // a net's several results: only a statement binding as many names takes them
+  VAL_LAYER,       // tied=NET.LAYER, left for the layer's lowering to resolve; its expr holds the name
 } ValueKind;
 
 enum { MAX_RESULTS = 8 };
@@ -64,11 +65,14 @@ void scope_free(Scope *scope);
 // One call site of a layer in one net (layers.c): its name in the summary
 // and in its weights' names (`dense_1`, `conv_2`), and its weights (param
 // nodes, or -1), made on the net's first application and shared after.
+// A tied layer (dense(..., tied=NET.LAYER)) has no kernel of its own: its
+// kernel is the named layer's, tied_to that layer's site (else -1).
 typedef struct LayerSite {
   int net;
   const Expr *site;
   char layer[48];
   int kernel, bias;
+  int tied_to;
 } LayerSite;
 
 typedef struct Lowerer {

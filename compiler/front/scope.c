@@ -69,6 +69,15 @@ static bool param_named(const char *param, const char *name) {
   return strncmp(param, name, n) == 0 && (param[n] == '\0' || param[n] == '?');
 }
 
+// The parameters a positional argument can fill: those before the first
+// keyword-only one (tied=NET.LAYER is given by name only).
+static int positional_arity(const Builtin *b) {
+  int arity = builtin_arity(b);
+  for (int p = 0; p < arity; p++)
+    if (param_named(b->params[p], "tied")) return p;
+  return arity;
+}
+
 // pad=same | pad=valid: the number 0 or 1 (another name is an error value).
 static Value pad_value(const Expr *e) {
   if (strcmp(e->name, "same") == 0) return (Value){.kind = VAL_NUMBER, .number = 0};
@@ -83,7 +92,7 @@ bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *c
                        Bound *out) {
   memset(out, 0, sizeof *out);
   out->scope = scope;
-  int arity = builtin_arity(b), next = 0;
+  int arity = builtin_arity(b), positional = positional_arity(b), next = 0;
   bool ok = true;
   if (implicit) {
     out->value[0] = *implicit, out->present[0] = true;
@@ -93,11 +102,15 @@ bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *c
     const Arg *arg = &call->args[i];
     int slot = -1;
     if (!arg->keyword) {
-      if (next >= arity) {
+      if (next >= positional) {
         int given = call->n_args + (implicit ? 1 : 0);
-        diag_error(arg->loc, "%s takes at most %d argument%s%s, but %d %s given", b->name, arity - (implicit ? 1 : 0),
-                   arity - (implicit ? 1 : 0) == 1 ? "" : "s", implicit ? " after its input" : "",
-                   given - (implicit ? 1 : 0), given - (implicit ? 1 : 0) == 1 ? "was" : "were");
+        diag_error(arg->loc, "%s takes at most %d argument%s%s, but %d %s given%s%s", b->name,
+                   positional - (implicit ? 1 : 0), positional - (implicit ? 1 : 0) == 1 ? "" : "s",
+                   implicit ? " after its input" : "", given - (implicit ? 1 : 0),
+                   given - (implicit ? 1 : 0) == 1 ? "was" : "were",
+                   arg->value->kind == EXPR_MEMBER && positional < arity ? "; a layer's name is given by keyword: tied="
+                                                                         : "",
+                   arg->value->kind == EXPR_MEMBER && positional < arity ? arg->value->name : "");
         return false;
       }
       slot = next++;
@@ -105,7 +118,11 @@ bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *c
       for (int p = 0; p < arity; p++)
         if (param_named(b->params[p], arg->keyword)) slot = p;
       if (slot < 0) {
-        diag_error(arg->loc, "%s has no argument named '%s'", b->name, arg->keyword);
+        diag_error(arg->loc, "%s has no argument named '%s'%s", b->name, arg->keyword,
+                   strcmp(arg->keyword, "tied") == 0
+                       ? " (the layers that use another layer's kernel transposed are dense(units, tied=NET.LAYER) "
+                         "and deconv(filters, k, tied=NET.LAYER))"
+                       : "");
         ok = false;
         continue;
       }
@@ -117,7 +134,8 @@ bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *c
     }
     out->expr[slot] = arg->value;
     out->present[slot] = true;
-    out->value[slot] = arg->value->kind == EXPR_LIST ? (Value){.kind = VAL_LIST}
+    out->value[slot] = arg->value->kind == EXPR_LIST        ? (Value){.kind = VAL_LIST}
+                       : param_named(b->params[slot], "tied") ? (Value){.kind = VAL_LAYER}
                        : param_named(b->params[slot], "pad") && arg->value->kind == EXPR_NAME
                            ? pad_value(arg->value)
                            : eval_expr(L, scope, arg->value);

@@ -1,5 +1,8 @@
 // dense.c — the fully connected layer: dense(x[K], kernel[K, N], bias[N]),
-// its input and kernel gradients and its bias gradient. Their shape rules,
+// its input and kernel gradients and its bias gradient; and the tied layer,
+// dense_tied(x[K], kernel[N, K], bias[N]), which uses another dense layer's
+// kernel transposed (its kernel gradient is dense_grad_kernel with the
+// operands swapped). Their shape rules,
 // vector-Jacobian rule, FLOPs and plain (-O0) kernels; at -O1 and up the
 // products are written by gemm.c, with the elementwise ops after them fused in.
 #include "ops.h"
@@ -40,6 +43,28 @@ static bool shape_dense_grad_kernel(Graph *graph, Node *node, Shape *out) {
 static bool shape_bias_grad(Graph *graph, Node *node, Shape *out) {
   *out = input_shape(graph, node, 0);
   out->batched = false;
+  return true;
+}
+
+// dense_tied(x[K], kernel[N, K], bias[N]) -> [N]: x . kernel^T + bias (the
+// front end has checked the shapes against the layer it ties to).
+static bool shape_dense_tied(Graph *graph, Node *node, Shape *out) {
+  Shape x = input_shape(graph, node, 0), w = input_shape(graph, node, 1);
+  if (!x.batched || x.rank != 1 || w.rank != 2 || w.dims[1] != x.dims[0]) {
+    char sx[64], sw[64];
+    shape_format(x, sx, sizeof sx);
+    shape_format(w, sw, sizeof sw);
+    diag_error(node->loc, "dense: a tied kernel %s, used transposed, needs inputs of shape [%d], but got %s", sw,
+               w.rank == 2 ? w.dims[1] : 0, sx);
+    return false;
+  }
+  *out = (Shape){.batched = true, .rank = 1, .dims = {w.dims[0]}};
+  return true;
+}
+
+// dense_tied_grad_input(dy[N], kernel[N, K]) -> [K]
+static bool shape_dense_tied_grad_input(Graph *graph, Node *node, Shape *out) {
+  *out = (Shape){.batched = true, .rank = 1, .dims = {input_shape(graph, node, 1).dims[1]}};
   return true;
 }
 
@@ -105,6 +130,48 @@ static void emit_dense_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
+// The tied layer: each output a dot product with one row of the kernel.
+static void emit_dense_tied(Emitter *e, const Node *node) {
+  char in[512], out[512];
+  size_const(e->graph, node->inputs[0], in, sizeof in);
+  size_const(e->graph, node->id, out, sizeof out);
+  emit_kernel_open(e, node, (const char *const[]){"x", "kernel", "bias", "y"},
+                   "y[n][OUT] = x[n][IN] . kernel[OUT][IN]^T + bias[OUT]");
+  emit_line(e, "  enum { IN = %s, OUT = %s };", in, out);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int i = 0; i < n; i++) {");
+  emit_line(e, "    const real *restrict xi = x + (size_t)i * IN;");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) {");
+  emit_line(e, "      const real *restrict wj = kernel + (size_t)j * IN;");
+  emit_line(e, "      real sum = 0;");
+  emit_line(e, "#pragma omp simd reduction(+ : sum)");
+  emit_line(e, "      for (int k = 0; k < IN; k++) sum += xi[k] * wj[k];");
+  emit_line(e, "      y[(size_t)i * OUT + j] = sum + bias[j];");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
+// Its input gradient: dx = dy . kernel, the kernel read row by row.
+static void emit_dense_tied_grad_input(Emitter *e, const Node *node) {
+  char in[512], out[512];
+  size_const(e->graph, node->id, in, sizeof in);
+  size_const(e->graph, node->inputs[0], out, sizeof out);
+  emit_kernel_open(e, node, (const char *const[]){"dy", "kernel", "dx"}, "dx[n][IN] = dy[n][OUT] . kernel[OUT][IN]");
+  emit_line(e, "  enum { IN = %s, OUT = %s };", in, out);
+  emit_line(e, "#pragma omp parallel for schedule(static)");
+  emit_line(e, "  for (int i = 0; i < n; i++) {");
+  emit_line(e, "    const real *restrict dyi = dy + (size_t)i * OUT;");
+  emit_line(e, "    real *restrict dxi = dx + (size_t)i * IN;");
+  emit_line(e, "    for (int k = 0; k < IN; k++) dxi[k] = 0;");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) {");
+  emit_line(e, "      const real dyij = dyi[j];");
+  emit_line(e, "      for (int k = 0; k < IN; k++) dxi[k] += dyij * kernel[(size_t)j * IN + k];");
+  emit_line(e, "    }");
+  emit_line(e, "  }");
+  emit_line(e, "}");
+}
+
 // dbias[j] = the sum over the batch of dy[i][j], for j < `columns` (a constant's
 // name): threads take blocks of 64 columns, each column summed in batch order.
 // A kernel gradient that writes its bias gradient runs the same loop for the
@@ -137,6 +204,15 @@ static void vjp_dense(Graph *g, const Node *node, int grad, const bool *needs, i
   if (needs[2]) out[2] = add1(g, OP_BIAS_GRAD, grad, node->loc);
 }
 
+// y = x . W^T + b: dx = dy . W, dW = dy^T . x (dense_grad_kernel with the
+// operands swapped: [N, K], the kernel's own layout), db = the column sums.
+static void vjp_dense_tied(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int x = node->inputs[0], w = node->inputs[1];
+  if (needs[0]) out[0] = add2(g, OP_DENSE_TIED_GRAD_INPUT, grad, w, node->loc);
+  if (needs[1]) out[1] = add2(g, OP_DENSE_GRAD_KERNEL, grad, x, node->loc);
+  if (needs[2]) out[2] = add1(g, OP_BIAS_GRAD, grad, node->loc);
+}
+
 // ------------------------------------------------------------------ FLOPs
 static double flops_dense(const Graph *g, const Node *node) {
   Shape w = g->nodes[node->inputs[1]].shape;
@@ -149,6 +225,11 @@ static double flops_dense_grad(const Graph *g, const Node *node) {
   return node->op == OP_DENSE_GRAD_INPUT ? 2.0 * (double)shape_size(b)
                                          : 2.0 * (double)shape_size(a) * (double)shape_size(b);
 }
+// The tied products: 2 K N per sample, and N for the bias.
+static double flops_dense_tied(const Graph *g, const Node *node) {
+  Shape w = g->nodes[node->inputs[1]].shape;
+  return 2.0 * w.dims[0] * w.dims[1] + (node->op == OP_DENSE_TIED ? w.dims[0] : 0);
+}
 // ------------------------------------------------------------------- rows
 const OpInfo OP_DENSE_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_dense, .emit = emit_dense,
                              .vjp = vjp_dense, .flops = flops_dense, .pure = true};
@@ -158,3 +239,10 @@ const OpInfo OP_DENSE_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM,
                                          .emit = emit_dense_grad_kernel, .flops = flops_dense_grad, .pure = true};
 const OpInfo OP_BIAS_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_bias_grad,
                                  .emit = emit_bias_grad, .flops = flops_elements, .pure = true};
+const OpInfo OP_DENSE_TIED_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_dense_tied,
+                                  .emit = emit_dense_tied, .vjp = vjp_dense_tied, .flops = flops_dense_tied,
+                                  .pure = true, .transposed_kernel = true};
+const OpInfo OP_DENSE_TIED_GRAD_INPUT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM,
+                                             .shape = shape_dense_tied_grad_input,
+                                             .emit = emit_dense_tied_grad_input, .flops = flops_dense_tied,
+                                             .pure = true};

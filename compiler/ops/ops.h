@@ -112,6 +112,9 @@ typedef struct OpInfo {
   // kernel, a bias). The description (cgen/describe.c) writes it for the
   // runtime's receptive fields.
   bool (*window)(const Graph *graph, const Node *node, int input, int axis, Window *out);
+  // A tied layer (dense_tied): its input 1, another layer's kernel, is used
+  // transposed. The description (cgen/describe.c) says so.
+  bool transposed_kernel;
 } OpInfo;
 
 // Every op's row, defined in its family file (activations: table.c).

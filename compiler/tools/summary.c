@@ -5,14 +5,17 @@
 #include "tools.h"
 
 void print_summary(FILE *out, const Graph *g) {
-  fprintf(out, "%-28s %-24s %-16s %12s %14s\n", "Layer", "Op", "Output shape", "Params", "FLOPs/sample");
+  int width = 24;  // the Op column, wider for a longer description (a tied layer's)
+  for (int i = 0; i < g->n_layers; i++)
+    if ((int)strlen(g->layers[i].description) > width) width = (int)strlen(g->layers[i].description);
+  fprintf(out, "%-28s %-*s %-16s %12s %14s\n", "Layer", width, "Op", "Output shape", "Params", "FLOPs/sample");
   long params = 0;
   double flops = 0;
   for (int i = 0; i < g->n_layers; i++) {
     const Layer *l = &g->layers[i];
     char shape[64];
     shape_format(g->nodes[l->node].shape, shape, sizeof shape);
-    fprintf(out, "%-28s %-24s %-16s %12ld %14.0f\n", l->name, l->description, shape, l->params, l->flops);
+    fprintf(out, "%-28s %-*s %-16s %12ld %14.0f\n", l->name, width, l->description, shape, l->params, l->flops);
     params += l->params;
     flops += l->flops;
   }

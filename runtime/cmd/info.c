@@ -28,10 +28,13 @@ int aert_cmd_summary(const aert_model *model, const aert_options *options) {
   char shape[96], params[32], flops[32];
   const char *rule = "--------------------------------------------------------------------------------------------------";
   fprintf(stderr, "Model: \"%s\" (%s)\n%s\n", model->name, model->source_file ? model->source_file : "?", rule);
-  fprintf(stderr, "%-28s %-26s %-18s %10s %12s\n", "Layer", "Op", "Output shape", "Params", "FLOPs");
+  int width = 26;  // the Op column, wider for a longer description (a tied layer's)
+  for (int i = 0; i < model->n_layers; i++)
+    if ((int)strlen(model->layers[i].op) > width) width = (int)strlen(model->layers[i].op);
+  fprintf(stderr, "%-28s %-*s %-18s %10s %12s\n", "Layer", width, "Op", "Output shape", "Params", "FLOPs");
   fprintf(stderr, "%s\n", rule);
   shape_with_batch(shape, sizeof shape, model->input_rank, model->input_shape);
-  fprintf(stderr, "%-28s %-26s %-18s %10s %12s\n", "x", "input", shape, "0", "0");
+  fprintf(stderr, "%-28s %-*s %-18s %10s %12s\n", "x", width, "input", shape, "0", "0");
   double total_flops = 0;
   long total_params = 0;
   for (int i = 0; i < model->n_layers; i++) {
@@ -39,7 +42,7 @@ int aert_cmd_summary(const aert_model *model, const aert_options *options) {
     shape_with_batch(shape, sizeof shape, l->rank, l->shape);
     with_commas(params, sizeof params, (double)l->params);
     with_commas(flops, sizeof flops, l->flops);
-    fprintf(stderr, "%-28s %-26s %-18s %10s %12s\n", l->name, l->op, shape, params, flops);
+    fprintf(stderr, "%-28s %-*s %-18s %10s %12s\n", l->name, width, l->op, shape, params, flops);
     total_flops += l->flops;
     total_params += l->params;
   }

@@ -212,6 +212,9 @@ OPS = {
     "bce_logits": lambda node, x, run: F.binary_cross_entropy_with_logits(x[0], x[1].expand_as(x[0])),
     "clip": lambda node, x, run: torch.clamp(x[0], node["attr"][0], node["attr"][1]),
     "kl_sparsity": kl_sparsity,
+    # tied layers: the description's `transposed` lists the inputs used transposed
+    # (the kernel of the dense layer tied to); Replay.evaluate transposes them
+    "dense_tied": lambda node, x, run: x[0] @ x[1] + x[2],
 }
 
 def broadcast(x):
@@ -337,6 +340,8 @@ class Replay:
                 v = torch.tensor(node["attr"][0], dtype=torch.float32)
             else:
                 inputs = [value(j) for j in node["inputs"]]
+                # an input the node uses transposed (a tied layer's kernel, in its owner's layout)
+                inputs = [v.t() if k in node.get("transposed", []) else v for k, v in enumerate(inputs)]
                 if "random" in node:
                     rule = RANDOM_OPS.get(op)
                     if rule is None:
