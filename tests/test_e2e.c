@@ -245,7 +245,7 @@ Suite *e2e_suite(void) {
   tcase_add_test(train, resume_continues_exactly);
   suite_add_tcase(s, train);
   TCase *program = tcase_create("programs");
-  tcase_set_timeout(program, 120);
+  tcase_set_timeout(program, 300);  // four compiles of deep.c: slow on a loaded machine
   tcase_add_checked_fixture(program, setup, teardown);
   tcase_add_test(program, summary_counts_parameters_like_keras);
   tcase_add_test(program, param_overrides_with_D);

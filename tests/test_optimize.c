@@ -2,7 +2,7 @@
 // micro-kernels, a planned arena) against the reference (-O0: one plain
 // kernel per node): every example that compiles, and the models of
 // tests/optimize/, train a few steps both ways, on 1 and 2 threads, and the
-// losses of every step agree.
+// losses of every step agree: one test a model, each compiled once a level.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <math.h>
@@ -58,17 +58,20 @@ static int read_losses(const char *path, double *losses, int max) {
 
 // `opt` is aec's -O0 or -O2, or "-O2-in-place": -O2 with -DAEC_PANEL_DEPTH=0,
 // so that the kernel-gradient products read b in place as batches over 2048
-// rows do.
-static int train_trace(const char *folder, const char *example, const char *opt, int threads, double *losses, int max) {
+// rows do. Compiled once, then trained on each thread count asked.
+static void build(const char *folder, const char *example, const char *opt) {
   const bool in_place = strcmp(opt, "-O2-in-place") == 0;
   CommandResult r = run_command("cd %s && AEC_CFLAGS=\"${AEC_CFLAGS:--O3 -march=native}%s\" %s/aec %s/%s/%s.ae %s -o %s%s 2>&1",
                                 dir, in_place ? " -DAEC_PANEL_DEPTH=0" : "", AEC_BUILD_DIR, AEC_SOURCE_DIR, folder,
                                 example, in_place ? "-O2" : opt, example, opt);
   ck_assert_msg(r.status == 0, "aec %s %s failed:\n%s", example, opt, r.out);
   command_result_free(&r);
-  r = run_command("cd %s && ./%s%s train --data data.csv --test none --batch 128 --epochs 3 --threads %d "
-                  "--checkpoint %s%s.safetensors --trace %s%s-%d.jsonl",
-                  dir, example, opt, threads, example, opt, example, opt, threads);
+}
+
+static int train_trace(const char *example, const char *opt, int threads, double *losses, int max) {
+  CommandResult r = run_command("cd %s && ./%s%s train --data data.csv --test none --batch 128 --epochs 3 --threads %d "
+                                "--checkpoint %s%s.safetensors --trace %s%s-%d.jsonl",
+                                dir, example, opt, threads, example, opt, example, opt, threads);
   ck_assert_msg(r.status == 0, "training %s %s failed:\n%s", example, opt, r.err);
   command_result_free(&r);
   char path[700];
@@ -76,67 +79,84 @@ static int train_trace(const char *folder, const char *example, const char *opt,
   return read_losses(path, losses, max);
 }
 
-static bool compiles(const char *folder, const char *example) {
-  CommandResult r = run_command("%s/aec %s/%s/%s.ae -o /dev/null.c 2>&1 | grep -c 'not supported yet'", AEC_BUILD_DIR,
-                                AEC_SOURCE_DIR, folder, example);
-  bool unsupported = atoi(r.out) > 0;
-  command_result_free(&r);
-  return !unsupported;
-}
+// The models compared: every .ae of examples/ and tests/optimize/, found
+// when the suite is made, one test each (each with its own time limit).
+enum { MAX_MODELS = 64 };
+static char models[MAX_MODELS][2][256];  // folder, name
+static int n_models;
 
-// Trains every model of one folder of the repository both ways; returns how many.
-static int compare_folder(const char *folder) {
+static void find_models(const char *folder) {
   char path[512];
   snprintf(path, sizeof path, "%s/%s", AEC_SOURCE_DIR, folder);
-  DIR *examples = opendir(path);
-  ck_assert_ptr_nonnull(examples);
-  int compared = 0;
-  for (struct dirent *entry; (entry = readdir(examples));) {
+  DIR *d = opendir(path);
+  if (!d) return;  // the test of that folder then fails: compared() counts
+  for (struct dirent *entry; (entry = readdir(d)) && n_models < MAX_MODELS;) {
     size_t len = strlen(entry->d_name);
     if (len < 4 || strcmp(entry->d_name + len - 3, ".ae") != 0) continue;
-    char example[256];
-    snprintf(example, sizeof example, "%.*s", (int)(len - 3), entry->d_name);
-    if (!compiles(folder, example)) continue;  // an op of a later issue: `aec` says so
-    enum { MAX = 64 };
-    double reference[MAX], optimized[MAX], two_threads[MAX], in_place[MAX];
-    int n = train_trace(folder, example, "-O0", 1, reference, MAX);
-    ck_assert_int_ge(n, 9);
-    ck_assert_int_eq(train_trace(folder, example, "-O2", 1, optimized, MAX), n);
-    ck_assert_int_eq(train_trace(folder, example, "-O2", 2, two_threads, MAX), n);
-    const bool test_in_place = strcmp(folder, "tests/optimize") == 0;
-    if (test_in_place) ck_assert_int_eq(train_trace(folder, example, "-O2-in-place", 2, in_place, MAX), n);
-    // 9 batches: several losses a batch means several steps, and steps that
-    // train against each other (adversarial.ae's critic and encoder) amplify
-    // the rounding differences of the two kernels' summation orders (1e-7 at
-    // batch 4, 1e-4 at batch 9, measured); one step keeps them at 1e-5.
-    double tolerance = n > 9 ? 1e-3 : 1e-5;
-    for (int i = 0; i < n; i++) {
-      double scale = fabs(reference[i]) > 1e-3 ? fabs(reference[i]) : 1e-3;
-      ck_assert_msg(fabs(optimized[i] - reference[i]) / scale < tolerance, "%s step %d: -O2 %.9g, -O0 %.9g", example, i,
-                    optimized[i], reference[i]);
-      // Each output is computed by one thread in a fixed order.
-      ck_assert_msg(two_threads[i] == optimized[i], "%s step %d: 2 threads %.9g, 1 thread %.9g", example, i,
-                    two_threads[i], optimized[i]);
-      // Packed or not, b's elements meet the same sums in the same order.
-      if (test_in_place)
-        ck_assert_msg(in_place[i] == optimized[i], "%s step %d: b in place %.9g, packed %.9g", example, i, in_place[i],
-                      optimized[i]);
-    }
-    compared++;
+    snprintf(models[n_models][0], 256, "%s", folder);
+    snprintf(models[n_models][1], 256, "%.*s", (int)(len - 3), entry->d_name);
+    n_models++;
   }
-  closedir(examples);
-  return compared;
+  closedir(d);
 }
 
+// Trains one model both ways and compares every step's losses.
 START_TEST(optimized_code_matches_the_reference) {
   write_data();
-  ck_assert_int_ge(compare_folder("examples"), 2);  // simple and deep at least
-  ck_assert_int_ge(compare_folder("tests/optimize"), 1);
+  const char *folder = models[_i][0], *example = models[_i][1];
+  enum { MAX = 64 };
+  double reference[MAX], optimized[MAX], two_threads[MAX], in_place[MAX];
+  build(folder, example, "-O0");
+  build(folder, example, "-O2");
+  int n = train_trace(example, "-O0", 1, reference, MAX);
+  ck_assert_int_ge(n, 9);
+  ck_assert_int_eq(train_trace(example, "-O2", 1, optimized, MAX), n);
+  ck_assert_int_eq(train_trace(example, "-O2", 2, two_threads, MAX), n);
+  const bool test_in_place = strcmp(folder, "tests/optimize") == 0;
+  if (test_in_place) {
+    build(folder, example, "-O2-in-place");
+    ck_assert_int_eq(train_trace(example, "-O2-in-place", 2, in_place, MAX), n);
+  }
+  // 9 batches: several losses a batch means several steps, and steps that
+  // train against each other (adversarial.ae's critic and encoder) amplify
+  // the rounding differences of the two kernels' summation orders (1e-7 at
+  // batch 4, 1e-4 at batch 9, measured); one step keeps them at 1e-5.
+  double tolerance = n > 9 ? 1e-3 : 1e-5;
+  for (int i = 0; i < n; i++) {
+    double scale = fabs(reference[i]) > 1e-3 ? fabs(reference[i]) : 1e-3;
+    ck_assert_msg(fabs(optimized[i] - reference[i]) / scale < tolerance, "%s step %d: -O2 %.9g, -O0 %.9g", example, i,
+                  optimized[i], reference[i]);
+    // Each output is computed by one thread in a fixed order.
+    ck_assert_msg(two_threads[i] == optimized[i], "%s step %d: 2 threads %.9g, 1 thread %.9g", example, i,
+                  two_threads[i], optimized[i]);
+    // Packed or not, b's elements meet the same sums in the same order.
+    if (test_in_place)
+      ck_assert_msg(in_place[i] == optimized[i], "%s step %d: b in place %.9g, packed %.9g", example, i, in_place[i],
+                    optimized[i]);
+  }
+  remove_tree(dir);
+}
+END_TEST
+
+// Both folders have models (simple and deep at least among the examples).
+START_TEST(both_folders_have_models) {
+  int examples = 0, optimize = 0;
+  for (int i = 0; i < n_models; i++) {
+    examples += strcmp(models[i][0], "examples") == 0;
+    optimize += strcmp(models[i][0], "tests/optimize") == 0;
+  }
+  ck_assert_int_ge(examples, 2);
+  ck_assert_int_ge(optimize, 1);
+}
+END_TEST
+
+START_TEST(widths_takes_the_strip_and_chunk_paths) {
   // widths.ae's 500 x 784 kernel (1.5 MiB) took the kernel gradient by strips
   // in those runs, against the in-place path and across thread counts, and its
   // forward products (the logits in training, the sigmoid in inference) by
   // chunks: one chunk on 2 threads, two on 1 (25 column blocks of 500 rows are
   // 1.6 MB of panels), the last column block partial.
+  dir = make_temp_dir("optimize");
   CommandResult r = run_command("%s/aec %s/tests/optimize/widths.ae -o %s/widths.c && grep -c 'By strips' %s/widths.c",
                                 AEC_BUILD_DIR, AEC_SOURCE_DIR, dir, dir);
   ck_assert_msg(r.status == 0 && atoi(r.out) == 1, "widths.ae has %s kernel gradients by strips", r.out);
@@ -152,7 +172,12 @@ Suite *optimize_suite(void) {
   Suite *s = suite_create("optimize");
   TCase *t = tcase_create("O0 against O2");
   tcase_set_timeout(t, 600);
-  tcase_add_test(t, optimized_code_matches_the_reference);
+  n_models = 0;
+  find_models("examples");
+  find_models("tests/optimize");
+  tcase_add_loop_test(t, optimized_code_matches_the_reference, 0, n_models);
+  tcase_add_test(t, both_folders_have_models);
+  tcase_add_test(t, widths_takes_the_strip_and_chunk_paths);
   suite_add_tcase(s, t);
   return s;
 }
