@@ -258,6 +258,32 @@ static void emit_apply(Emitter *e, const FunctionPlan *fp, const char *fn, int n
   emit_line(e, "}");
 }
 
+// Each part of a loss that is a sum, in inference mode (`eval`): its terms,
+// each times its factor, a per-sample term averaged over the batch.
+static void emit_loss_parts(Emitter *e, const FunctionPlan *fp) {
+  if (!fp) return;
+  const Graph *g = e->graph;
+  emit_blank(e);
+  emit_line(e, "// The parts of each loss that is a sum of terms, in inference mode (`eval` prints them).");
+  emit_line(e, "static void eval_loss_parts(aert_ctx *ctx, const real *input, int n, double *parts) {");
+  emit_schedule_head(e, fp, -1);
+  emit_calls(e, fp);
+  for (int p = 0; p < g->n_loss_parts; p++) {
+    const LossPart *part = &g->loss_parts[p];
+    emit_format(e, "  parts[%d] =", p);
+    for (int t = 0; t < part->n_terms; t++) {
+      char ref[640];
+      value_ref(e, part->nodes[t], ref, sizeof ref);
+      if (g->nodes[part->nodes[t]].shape.batched)
+        emit_format(e, "%s %.17g * aert_batch_mean(%s, n)", t ? " +" : "", part->coefs[t], ref);
+      else
+        emit_format(e, "%s %.17g * (double)%s[0]", t ? " +" : "", part->coefs[t], ref);
+    }
+    emit_format(e, ";  // %s\n", part->name);
+  }
+  emit_line(e, "}");
+}
+
 // The early return of each layer whose output is `node`, after the kernel that writes it.
 static void emit_layer_returns(Emitter *e, int node) {
   const Graph *g = e->graph;
@@ -326,5 +352,8 @@ void emit_functions(Emitter *e, const ProgramPlan *plan) {
   emit_apply(e, eval[3], "corrupt", graph->corrupt_node,
              "The corrupted input, in training mode: what the model is fed while it learns");
   emit_layer_output(e, eval[4]);
+  emit_apply(e, eval[5], "decode", graph->decode_node,
+             "The reconstruction of each code (`input` holds the codes), in inference mode");
+  emit_loss_parts(e, eval[6]);
   emit_dispatchers(e);
 }

@@ -142,6 +142,7 @@ Value apply_net(Lowerer *L, int net_index, const Value *inputs, int n_inputs, Lo
         break;
       }
       scope_bind(&local, s->name.name, s->name.loc, v);
+      note_role_name(L, s->name.name, v);  // train.c: `code` and `reconstruction` in a body
     }
     scope_free(&local);
     if (result.kind != VAL_TENSOR && result.kind != VAL_ERROR) {
@@ -331,7 +332,8 @@ Graph *lower_program(const Program *program, const Define *defines, int n_define
   Graph *g = graph_new();
   g->train = (TrainConfig){.data = strdup("fashion-mnist:train"), .test = strdup("fashion-mnist:test"),
                            .batch = 32, .epochs = 1, .seed = 1};
-  Lowerer L = {.graph = g, .program = program, .current_net = -1, .first_recon_pred = -1};
+  Lowerer L = {.graph = g, .program = program, .current_net = -1, .first_recon_pred = -1,
+               .net_code = -1, .net_recon = -1};
   bool *define_used = calloc((size_t)n_defines + 1, sizeof(bool));
   int errors_before = diag_error_count();
   Loc file_start = {.source = program->source, .line = 1, .col = 1};

@@ -1,15 +1,18 @@
 // pass_inference.c — the values evaluation, encode, reconstruct and
-// layer_output (the `activations` command) compute.
+// layer_output (the `activations` command) compute; decode (the
+// reconstruction from a given code) and the parts of each loss that is a sum.
 // Corruption is the identity at inference, so each such value is rebuilt
 // with every corruption node replaced by its input; hash-consing in
 // graph_add makes the rebuilt nodes the existing ones wherever nothing was
 // corrupted (encoder(noisy) becomes the same node as encoder(x)).
+#include <ctype.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "passes.h"
 
 // Node `id` rebuilt from its inputs' rebuilt nodes (all in memo already).
-static int rebuild_node(Graph *g, int id, const int *memo) {
+static int rebuild_node(Graph *g, int id, const int *memo, const char *suffix) {
   Node node = g->nodes[id];  // a copy: graph_add may move the array
   if (op_info(node.op)->identity_at_inference) return memo[node.inputs[0]];
   int inputs[MAX_INPUTS];
@@ -23,7 +26,7 @@ static int rebuild_node(Graph *g, int id, const int *memo) {
   int made = graph_add_attr(g, node.op, inputs, node.n_inputs, node.attr, node.loc);
   if (made >= before) {  // a new node: name it after the one it stands for
     char name[320];
-    snprintf(name, sizeof name, "%s_eval", node.name);
+    snprintf(name, sizeof name, "%s_%s", node.name, suffix);
     graph_set_name(g, made, name);
   }
   return made;
@@ -32,7 +35,7 @@ static int rebuild_node(Graph *g, int id, const int *memo) {
 // The node standing for `id` at inference, memoized. Depth-first over the
 // inputs in order, as a recursion would go, but on a stack of its own: a
 // chain of 100k values must not overflow the C stack.
-static int rebuild(Graph *g, int root, int *memo) {
+static int rebuild_as(Graph *g, int root, int *memo, const char *suffix) {
   if (memo[root] != -2) return memo[root];
   int cap = 64, n = 0, *stack = malloc((size_t)cap * sizeof *stack);
   if (!stack) fputs("aec: out of memory\n", stderr), exit(1);
@@ -48,7 +51,7 @@ static int rebuild(Graph *g, int root, int *memo) {
     for (int i = 0; i < n_inputs && pending < 0; i++)
       if (memo[node->inputs[i]] == -2) pending = node->inputs[i];
     if (pending < 0) {
-      memo[top] = rebuild_node(g, top, memo);
+      memo[top] = rebuild_node(g, top, memo, suffix);
       n--;
       continue;
     }
@@ -61,6 +64,8 @@ static int rebuild(Graph *g, int root, int *memo) {
   free(stack);
   return memo[root];
 }
+
+static int rebuild(Graph *g, int root, int *memo) { return rebuild_as(g, root, memo, "eval"); }
 
 // Each layer's output at inference, where the input alone determines it: a
 // value that depends on the input and on no op that stays random at
@@ -83,6 +88,170 @@ static void plan_layer_outputs(Graph *g, int *memo) {
   free(on_input), free(on_prior);
 }
 
+// decode: the reconstruction rebuilt with the code replaced by a second
+// OP_INPUT node (the generated decode() takes the codes as its `input`).
+// Only when the reconstruction depends on the code, and on the input only
+// through it: a skip connection from the input leaves no decode, and
+// Graph.decode_missing says why.
+static void plan_decode(Graph *g) {
+  int code = g->code_node, recon = g->reconstruction_node;
+  if (code < 0 || recon < 0) return;
+  bool *needed = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+  needed[recon] = true;
+  for (int id = recon; id >= 0; id--)
+    if (needed[id] && id != code)
+      for (int i = 0; i < g->nodes[id].n_inputs; i++) needed[g->nodes[id].inputs[i]] = true;
+  bool on_code = needed[code], on_input = g->input_node >= 0 && needed[g->input_node];
+  free(needed);
+  if (!on_code) {
+    g->decode_missing = strdup("the reconstruction does not depend on the code");
+    return;
+  }
+  if (on_input) {
+    char why[400];
+    snprintf(why, sizeof why, "the reconstruction reads the input '%s' other than through the code (a skip connection)",
+             g->input_name ? g->input_name : "x");
+    g->decode_missing = strdup(why);
+    return;
+  }
+  int in = graph_add(g, OP_INPUT, NULL, 0, (Loc){0});  // no place: it is no layer's
+  g->nodes[in].shape = g->nodes[code].shape;
+  graph_set_name(g, in, "decode_in");
+  int *memo = malloc((size_t)g->n_nodes * sizeof(int));
+  for (int i = 0; i < g->n_nodes; i++) memo[i] = -2;
+  memo[code] = in;
+  g->decode_input_node = in;
+  g->decode_node = rebuild_as(g, recon, memo, "decode");
+  free(memo);
+}
+
+// ------------------------------------------------------------ loss parts
+// The identifier at a place in the .ae source ("bce" in `bce(p, x)`), or NULL.
+static bool name_at(Loc loc, char *out, size_t size) {
+  size_t length = 0;
+  const char *line = loc.source ? source_line_text(loc.source, loc.line, &length) : NULL;
+  if (!line || loc.col < 1 || (size_t)loc.col > length) return false;
+  const char *p = line + loc.col - 1, *end = line + length, *q = p;
+  if (!(isalpha((unsigned char)*p) || *p == '_')) return false;
+  while (q < end && (isalnum((unsigned char)*q) || *q == '_')) q++;
+  snprintf(out, size, "%.*s", (int)(q - p), p);
+  return true;
+}
+
+static bool depends_on_param(const Graph *g, int node, bool *memo_known, bool *memo) {
+  if (memo_known[node]) return memo[node];
+  // Ids are topological: a forward sweep up to `node` settles it.
+  for (int id = 0; id <= node; id++) {
+    if (memo_known[id]) continue;
+    bool d = g->nodes[id].op == OP_PARAM;
+    for (int i = 0; i < g->nodes[id].n_inputs && !d; i++) d = memo[g->nodes[id].inputs[i]];
+    memo[id] = d, memo_known[id] = true;
+  }
+  return memo[node];
+}
+
+static bool is_arithmetic(OpKind op) {
+  return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_NEG;
+}
+
+// A term's name: the function called where it was written (through
+// arithmetic, the operand that depends on the weights: `ramp(0, 1, 10) *
+// kl(m, v)` is "kl"), else its op's name.
+static void term_name(const Graph *g, int node, bool *known, bool *memo, char *out, size_t size) {
+  while (is_arithmetic(g->nodes[node].op)) {
+    int next = -1;
+    for (int i = 0; i < g->nodes[node].n_inputs && next < 0; i++)
+      if (depends_on_param(g, g->nodes[node].inputs[i], known, memo)) next = g->nodes[node].inputs[i];
+    if (next < 0) break;
+    node = next;
+  }
+  if (!name_at(g->nodes[node].loc, out, size)) snprintf(out, size, "%s", op_name(g->nodes[node].op));
+}
+
+static bool same_place(Loc a, Loc b) { return a.source == b.source && a.line == b.line && a.col == b.col; }
+
+enum { MAX_PARTS = 64 };  // a loss of more terms is reported whole
+
+// The terms of loss l's top-level sum: through +, -, negation, products
+// and quotients by a number, and the mean over the batch (the core
+// branch's batch_mean, by name); terms written by one call (l2(a, b) is a
+// sum of its own) make one part; numbers are left out. Several parts, or none.
+static void loss_parts_of(Graph *g, int l, bool *known, bool *memo) {
+  typedef struct {
+    int node;
+    double coef;
+  } Item;
+  int cap = 64, n = 0, n_terms = 0;
+  Item *stack = malloc((size_t)cap * sizeof *stack), terms[MAX_PARTS * 4];
+  stack[n++] = (Item){g->eval_losses[l], 1};
+  bool ok = true;
+  while (n > 0 && ok) {
+    Item it = stack[--n];
+    const Node *node = &g->nodes[it.node];
+    Item push[2];
+    int n_push = 0;
+    const Node *a = node->n_inputs > 0 ? &g->nodes[node->inputs[0]] : NULL;
+    const Node *b = node->n_inputs > 1 ? &g->nodes[node->inputs[1]] : NULL;
+    if (node->op == OP_ADD || node->op == OP_SUB) {
+      push[n_push++] = (Item){a->id, it.coef};
+      push[n_push++] = (Item){b->id, node->op == OP_SUB ? -it.coef : it.coef};
+    } else if (node->op == OP_NEG) {
+      push[n_push++] = (Item){a->id, -it.coef};
+    } else if (node->op == OP_MUL && (a->op == OP_CONSTANT || b->op == OP_CONSTANT)) {
+      push[n_push++] = a->op == OP_CONSTANT ? (Item){b->id, it.coef * a->attr[0]} : (Item){a->id, it.coef * b->attr[0]};
+    } else if (node->op == OP_DIV && b->op == OP_CONSTANT && b->attr[0] != 0) {
+      push[n_push++] = (Item){a->id, it.coef / b->attr[0]};
+    } else if (node->n_inputs == 1 && strcmp(op_name(node->op), "batch_mean") == 0) {
+      push[n_push++] = (Item){a->id, it.coef};
+    } else if (node->op != OP_CONSTANT) {
+      bool scalar = shape_size(node->shape) == 1;
+      if (!scalar || n_terms == MAX_PARTS * 4) ok = false;
+      else terms[n_terms++] = it;
+    }
+    if (n + 2 > cap) stack = realloc(stack, (size_t)(cap *= 2) * sizeof *stack);
+    for (int i = n_push - 1; i >= 0; i--) stack[n++] = push[i];  // the left operand first
+  }
+  free(stack);
+  if (!ok || n_terms < 2) return;
+  // Terms of one place make one part.
+  int part_of[MAX_PARTS * 4], n_parts = 0, first_term[MAX_PARTS * 4];
+  for (int t = 0; t < n_terms; t++) {
+    part_of[t] = -1;
+    for (int p = 0; p < n_parts && part_of[t] < 0; p++)
+      if (same_place(g->nodes[terms[first_term[p]].node].loc, g->nodes[terms[t].node].loc)) part_of[t] = p;
+    if (part_of[t] < 0) first_term[n_parts] = t, part_of[t] = n_parts++;
+  }
+  if (n_parts < 2 || n_parts > MAX_PARTS) return;
+  int base = g->n_loss_parts;
+  g->loss_parts = realloc(g->loss_parts, (size_t)(base + n_parts) * sizeof *g->loss_parts);
+  for (int p = 0; p < n_parts; p++) {
+    LossPart *part = &g->loss_parts[base + p];
+    *part = (LossPart){.loss = l};
+    part->nodes = malloc((size_t)n_terms * sizeof(int));
+    part->coefs = malloc((size_t)n_terms * sizeof(double));
+    for (int t = 0; t < n_terms; t++)
+      if (part_of[t] == p) part->nodes[part->n_terms] = terms[t].node, part->coefs[part->n_terms++] = terms[t].coef;
+    char fn[128], name[400];
+    term_name(g, terms[first_term[p]].node, known, memo, fn, sizeof fn);
+    snprintf(name, sizeof name, "%s.%s", g->losses[l].name, fn);
+    int same = 1;  // a second bce is elbo.bce_2
+    for (int q = base; q < base + p; q++) {
+      char other[128];
+      term_name(g, g->loss_parts[q].nodes[0], known, memo, other, sizeof other);
+      same += strcmp(other, fn) == 0;
+    }
+    if (same > 1) snprintf(name + strlen(name), sizeof name - strlen(name), "_%d", same);
+    part->name = strdup(name);
+  }
+  g->n_loss_parts += n_parts;
+}
+
+static void plan_loss_parts(Graph *g) {
+  bool *known = calloc((size_t)g->n_nodes + 1, sizeof(bool)), *memo = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+  for (int l = 0; l < g->n_losses; l++) loss_parts_of(g, l, known, memo);
+  free(known), free(memo);
+}
+
 void plan_inference(Graph *g) {
   int n_before = g->n_nodes;
   int *memo = malloc((size_t)n_before * sizeof(int));
@@ -93,4 +262,6 @@ void plan_inference(Graph *g) {
   if (g->reconstruction_node >= 0) g->reconstruction_node = rebuild(g, g->reconstruction_node, memo);
   plan_layer_outputs(g, memo);
   free(memo);
+  plan_decode(g);
+  plan_loss_parts(g);
 }

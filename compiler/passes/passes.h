@@ -78,7 +78,7 @@ typedef struct KernelPlan {
 typedef struct ProgramPlan {
   Graph *graph;
   bool optimize;
-  int n_functions;          // steps, then eval, reconstruct, encode, corrupt, layer_output
+  int n_functions;          // steps, then eval, reconstruct, encode, corrupt, layer_output, decode, eval_loss_parts
   FunctionPlan **functions; // [n_functions] (NULL: the model has no such value)
   FunctionPlan **shared_inputs;  // [n_steps] a step's shared inputs computed afresh, or NULL
   SharePlan share;

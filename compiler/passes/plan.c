@@ -154,6 +154,25 @@ static FunctionPlan *plan_layer_output(ProgramPlan *pp) {
   return fp;
 }
 
+// eval_loss_parts (`eval`'s figure for each part of a loss that is a sum):
+// every part's terms.
+static FunctionPlan *plan_loss_parts(ProgramPlan *pp) {
+  const Graph *g = pp->graph;
+  int n_terms = 0;
+  for (int p = 0; p < g->n_loss_parts; p++) n_terms += g->loss_parts[p].n_terms;
+  if (n_terms == 0) return NULL;
+  int *outputs = malloc((size_t)n_terms * sizeof(int)), n_outputs = 0;
+  bool *seen = calloc((size_t)g->n_nodes, sizeof(bool));
+  for (int p = 0; p < g->n_loss_parts; p++)
+    for (int t = 0; t < g->loss_parts[p].n_terms; t++) {
+      int node = g->loss_parts[p].nodes[t];
+      if (!seen[node]) seen[node] = true, outputs[n_outputs++] = node;
+    }
+  FunctionPlan *fp = plan_function(pp, outputs, n_outputs, -1, NULL, NULL);
+  free(outputs), free(seen);
+  return fp;
+}
+
 // Refuses a model whose training memory — the arena at the train block's
 // batch, plus parameters, gradients and optimizer state — exceeds this
 // machine's physical memory (AEC_MEMORY_LIMIT, in bytes, stands in for it).
@@ -208,8 +227,9 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   ProgramPlan *pp = calloc(1, sizeof *pp);
   pp->graph = graph;
   pp->optimize = opt_level > 0;
-  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt, layer_output.
-  int n_plans = graph->n_steps + 5;
+  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt, layer_output,
+  // decode, eval_loss_parts.
+  int n_plans = graph->n_steps + 7;
   pp->n_functions = n_plans;
   FunctionPlan **plans = pp->functions = calloc((size_t)n_plans, sizeof(FunctionPlan *));
   pp->share = plan_sharing(graph, pp->optimize);  // share.c
@@ -230,8 +250,12 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   eval[2] = plan_apply(pp, graph->code_node);
   eval[3] = plan_apply(pp, graph->corrupt_node);
   eval[4] = plan_layer_output(pp);
-  static const char *const extra_names[] = {"eval_losses", "reconstruct", "encode", "corrupt", "layer_output"};
-  static const char *const extra_roles[] = {"eval", "reconstruct", "encode", "corrupt", "layer_output"};
+  eval[5] = plan_apply(pp, graph->decode_node);
+  eval[6] = plan_loss_parts(pp);
+  static const char *const extra_names[] = {"eval_losses", "reconstruct", "encode", "corrupt", "layer_output",
+                                            "decode", "eval_loss_parts"};
+  static const char *const extra_roles[] = {"eval", "reconstruct", "encode", "corrupt", "layer_output", "decode",
+                                            "eval parts"};
   for (int p = 0; p < n_plans; p++) {
     if (!plans[p]) continue;
     char name[320], prefix[300];
