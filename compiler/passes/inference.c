@@ -123,6 +123,10 @@ static void plan_decode(Graph *g) {
   g->decode_input_node = in;
   g->decode_node = rebuild_as(g, recon, memo, "decode");
   free(memo);
+  if (g->decode_node == in) {  // nothing to compute: the reconstruction is the code
+    g->decode_node = g->decode_input_node = -1;
+    g->decode_missing = strdup("the reconstruction is the code itself");
+  }
 }
 
 // ------------------------------------------------------------ loss parts
