@@ -110,8 +110,8 @@ static float *read_npy(const char *name, int *rank, size_t dims[4]) {
   free(path);
   ck_assert_msg(size > 10 && memcmp(bytes, "\x93NUMPY\x01\x00", 8) == 0, "%s is no .npy file", name);
   size_t header = 10 + (size_t)(unsigned char)bytes[8] + 256 * (size_t)(unsigned char)bytes[9];
-  ck_assert_msg(strstr(bytes, "'descr': '<f4'") != NULL, "%s is not float32", name);
-  const char *shape = strstr(bytes, "'shape': (");
+  ck_assert_msg(strstr(bytes + 10, "'descr': '<f4'") != NULL, "%s is not float32", name);
+  const char *shape = strstr(bytes + 10, "'shape': (");
   ck_assert(shape != NULL);
   shape += strlen("'shape': (");
   *rank = 0;
