@@ -292,6 +292,18 @@ START_TEST(bad_input_is_named) {
   r = expect_failure("./s decode --checkpoint s.safetensors --codes codes.csv -o x.png", 1, "cannot decode a code alone",
                      "reads the input 'x' other than through the code (a skip connection)");
   command_result_free(&r);
+  // No checkpoint, or another model's: one clear error each.
+  static const char *const commands[] = {"decode --codes codes.csv", "sample", "interpolate --from 0 --to 1 --data train.csv",
+                                         "manifold"};
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+    char command[256];
+    snprintf(command, sizeof command, "./m %s -o x.png", commands[i]);
+    r = expect_failure(command, 2, "needs --checkpoint", NULL);
+    command_result_free(&r);
+    snprintf(command, sizeof command, "./m %s --checkpoint p.safetensors -o x.png", commands[i]);
+    r = expect_failure(command, 1, "p.safetensors", NULL);
+    command_result_free(&r);
+  }
   // Nothing was written by the failures.
   path = path_in(dir, "x.png");
   ck_assert(!path_exists(path));
