@@ -65,6 +65,17 @@ static const char *const body_text =
     "loss recon = bce(autoencoder(x), x) + 0.01 * l2(autoencoder)\n"
     "train { data \"train.csv\" test \"train.csv\" batch 16 epochs 1 }\n";
 
+// A denoising autoencoder: clip stays at inference, so the reconstruction is
+// decoder(encoder(clip(x, 0, 1))) while the code is encoder(x); decode finds
+// the code's computation in it.
+static const char *const denoise_text =
+    "input x: [16]\n"
+    "noisy = clip(gaussian_noise(x, 0.3), 0, 1)\n"
+    "net encoder = dense(8, relu) -> dense(3)\n"
+    "net decoder = dense(8, relu) -> dense(16, sigmoid)\n"
+    "loss recon = bce(decoder(encoder(noisy)), x)\n"
+    "train { data \"train.csv\" test \"train.csv\" batch 16 epochs 1 }\n";
+
 enum { N = 200, SIZE = 16, TILE = 4 * 3 + 2 };
 
 static char *dir;  // m (the adversarial model, trained: k.safetensors), p, s and b with theirs
@@ -80,10 +91,12 @@ static void setup(void) {
   write_model("p.ae", plain_text);
   write_model("s.ae", skip_text);
   write_model("b.ae", body_text);
+  write_model("n.ae", denoise_text);
   must_succeed_in(dir, "./m train --checkpoint k.safetensors > /dev/null");
   must_succeed_in(dir, AEC " p.ae -o p && ./p train --checkpoint p.safetensors > /dev/null");
   must_succeed_in(dir, AEC " s.ae -o s && ./s train --checkpoint s.safetensors > /dev/null");
   must_succeed_in(dir, AEC " b.ae -o b && ./b train --checkpoint b.safetensors > /dev/null");
+  must_succeed_in(dir, AEC " n.ae -o n && ./n train --checkpoint n.safetensors > /dev/null");
   must_succeed_in(dir, "./m encode --checkpoint k.safetensors --data train.csv -o codes.csv 2> /dev/null");
 }
 
@@ -170,6 +183,24 @@ START_TEST(decode_draws_codes_as_a_grid_and_an_array) {
   float *again = read_npy("d3.npy", &rank, dims), *first = read_npy("d.npy", &rank, dims);
   expect_rows_equal(again, 2, first, 2, "codes.npy against codes.csv");
   free(again), free(first);
+}
+END_TEST
+
+// A denoising model decodes too, and decoding its codes gives what interpolate's ends give.
+START_TEST(a_denoising_model_decodes) {
+  must_succeed_in(dir, "./n encode --checkpoint n.safetensors --data train.csv -o n.csv 2> /dev/null && "
+                       "./n decode --checkpoint n.safetensors --codes n.csv -n 4 -o n.npy && "
+                       "./n interpolate --checkpoint n.safetensors --data train.csv --from 0 --to 3 --steps 2 -o ni.npy");
+  int rank;
+  size_t dims[4];
+  float *decoded = read_npy("n.npy", &rank, dims), *ends = read_npy("ni.npy", &rank, dims);
+  expect_rows_equal(ends, 0, decoded, 0, "sample 0");
+  expect_rows_equal(ends, 1, decoded, 3, "sample 3");
+  free(decoded), free(ends);
+  CommandResult r = run_command("cd %s && %s n.ae -o n.c && sed -n '/^static void decode/,/^}/p' n.c", dir, AEC);
+  ck_assert_msg(r.status == 0 && strstr(r.out, "decoder_dense_1") && !strstr(r.out, "clip") && !strstr(r.out, "encoder"),
+                "decode runs the decoder alone:\n%s", r.out);
+  command_result_free(&r);
 }
 END_TEST
 
@@ -331,6 +362,7 @@ Suite *generative_suite(void) {
   tcase_set_timeout(t, 300);
   tcase_add_unchecked_fixture(t, setup, teardown);
   tcase_add_test(t, decode_draws_codes_as_a_grid_and_an_array);
+  tcase_add_test(t, a_denoising_model_decodes);
   tcase_add_test(t, sample_draws_from_the_prior_by_seed);
   tcase_add_test(t, interpolate_draws_one_strip);
   tcase_add_test(t, manifold_decodes_the_prior_quantiles);

@@ -88,6 +88,71 @@ static void plan_layer_outputs(Graph *g, int *memo) {
   free(on_input), free(on_prior);
 }
 
+// Whether nodes a and b compute the same thing but for the data they start
+// from: the same ops, attributes, shapes and parameters, where any two values
+// computed from the input alone (no parameter, no prior) count as the same.
+// So the code encoder(x) is found in a reconstruction decoder(encoder(clip(x,
+// 0, 1))) (clip stays at inference). Iterative: a chain may be long.
+static bool same_computation(const Graph *g, int a, int b, const bool *data_only) {
+  int n = g->n_nodes, cap = 64, top = 0;
+  int *match = malloc((size_t)n * sizeof(int)), *stack = malloc((size_t)cap * 2 * sizeof(int));
+  for (int i = 0; i < n; i++) match[i] = -1;
+  bool same = true;
+  stack[top++] = a, stack[top++] = b;
+  while (top > 0 && same) {
+    int y = stack[--top], x = stack[--top];
+    if (x == y || (data_only[x] && data_only[y]) || match[x] == y) continue;
+    const Node *p = &g->nodes[x], *q = &g->nodes[y];
+    same = match[x] < 0 && p->op == q->op && p->n_inputs == q->n_inputs &&
+           memcmp(p->attr, q->attr, sizeof p->attr) == 0 && p->shape.batched == q->shape.batched &&
+           p->shape.rank == q->shape.rank && memcmp(p->shape.dims, q->shape.dims, sizeof p->shape.dims) == 0 &&
+           (p->n_inputs > 0 || p->op == OP_CONSTANT);  // distinct parameters, priors and inputs differ
+    match[x] = y;
+    for (int i = 0; same && i < p->n_inputs; i++) {
+      if (top + 2 > 2 * cap) stack = realloc(stack, (size_t)(cap *= 2) * 2 * sizeof(int));
+      stack[top++] = p->inputs[i], stack[top++] = q->inputs[i];
+    }
+  }
+  free(match), free(stack);
+  return same;
+}
+
+// The ancestors of `root` (itself included), not looking past `stop`.
+static bool *ancestors(const Graph *g, int root, int stop) {
+  bool *seen = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+  seen[root] = true;
+  for (int id = root; id >= 0; id--)
+    if (seen[id] && id != stop)
+      for (int i = 0; i < g->nodes[id].n_inputs; i++) seen[g->nodes[id].inputs[i]] = true;
+  return seen;
+}
+
+// The node of the reconstruction's computation that is the code: the code
+// itself, or the same computation on the input's preprocessing; -1 if none.
+static int code_in_reconstruction(const Graph *g, int code, int recon) {
+  bool *needed = ancestors(g, recon, -1);
+  int found = needed[code] ? code : -1;
+  bool *data_only = NULL;
+  for (int id = recon; found < 0 && id >= 0; id--) {
+    if (!needed[id] || g->nodes[id].op != g->nodes[code].op) continue;
+    if (!data_only) {
+      data_only = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+      bool *blocked = calloc((size_t)g->n_nodes + 1, sizeof(bool));  // depends on a parameter or a prior
+      for (int k = 0; k < g->n_nodes; k++) {
+        const Node *node = &g->nodes[k];
+        data_only[k] = node->op == OP_INPUT;
+        blocked[k] = node->op == OP_PARAM || (op_info(node->op)->random && !op_info(node->op)->identity_at_inference);
+        for (int i = 0; i < node->n_inputs; i++) data_only[k] |= data_only[node->inputs[i]], blocked[k] |= blocked[node->inputs[i]];
+      }
+      for (int k = 0; k < g->n_nodes; k++) data_only[k] &= !blocked[k];
+      free(blocked);
+    }
+    if (same_computation(g, code, id, data_only)) found = id;
+  }
+  free(needed), free(data_only);
+  return found;
+}
+
 // decode: the reconstruction rebuilt with the code replaced by a second
 // OP_INPUT node (the generated decode() takes the codes as its `input`).
 // Only when the reconstruction depends on the code, and on the input only
@@ -96,17 +161,14 @@ static void plan_layer_outputs(Graph *g, int *memo) {
 static void plan_decode(Graph *g) {
   int code = g->code_node, recon = g->reconstruction_node;
   if (code < 0 || recon < 0) return;
-  bool *needed = calloc((size_t)g->n_nodes + 1, sizeof(bool));
-  needed[recon] = true;
-  for (int id = recon; id >= 0; id--)
-    if (needed[id] && id != code)
-      for (int i = 0; i < g->nodes[id].n_inputs; i++) needed[g->nodes[id].inputs[i]] = true;
-  bool on_code = needed[code], on_input = g->input_node >= 0 && needed[g->input_node];
-  free(needed);
-  if (!on_code) {
-    g->decode_missing = strdup("the reconstruction does not depend on the code");
+  int at = code_in_reconstruction(g, code, recon);
+  if (at < 0) {
+    g->decode_missing = strdup("the reconstruction is not computed from the code");
     return;
   }
+  bool *needed = ancestors(g, recon, at);
+  bool on_input = g->input_node >= 0 && needed[g->input_node];
+  free(needed);
   if (on_input) {
     char why[400];
     snprintf(why, sizeof why, "the reconstruction reads the input '%s' other than through the code (a skip connection)",
@@ -119,7 +181,7 @@ static void plan_decode(Graph *g) {
   graph_set_name(g, in, "decode_in");
   int *memo = malloc((size_t)g->n_nodes * sizeof(int));
   for (int i = 0; i < g->n_nodes; i++) memo[i] = -2;
-  memo[code] = in;
+  memo[at] = in;
   g->decode_input_node = in;
   g->decode_node = rebuild_as(g, recon, memo, "decode");
   free(memo);
