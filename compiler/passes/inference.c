@@ -93,10 +93,9 @@ static void plan_layer_outputs(Graph *g, int *memo) {
 // computed from the input alone (no parameter, no prior) count as the same.
 // So the code encoder(x) is found in a reconstruction decoder(encoder(clip(x,
 // 0, 1))) (clip stays at inference). Iterative: a chain may be long.
-static bool same_computation(const Graph *g, int a, int b, const bool *data_only) {
-  int n = g->n_nodes, cap = 64, top = 0;
-  int *match = malloc((size_t)n * sizeof(int)), *stack = malloc((size_t)cap * 2 * sizeof(int));
-  for (int i = 0; i < n; i++) match[i] = -1;
+static bool same_computation(const Graph *g, int a, int b, const bool *data_only, int *match) {
+  int cap = 64, top = 0, n_set = 0, set_cap = 64;
+  int *stack = malloc((size_t)cap * 2 * sizeof(int)), *set = malloc((size_t)set_cap * sizeof(int));
   bool same = true;
   stack[top++] = a, stack[top++] = b;
   while (top > 0 && same) {
@@ -107,13 +106,15 @@ static bool same_computation(const Graph *g, int a, int b, const bool *data_only
            memcmp(p->attr, q->attr, sizeof p->attr) == 0 && p->shape.batched == q->shape.batched &&
            p->shape.rank == q->shape.rank && memcmp(p->shape.dims, q->shape.dims, sizeof p->shape.dims) == 0 &&
            (p->n_inputs > 0 || p->op == OP_CONSTANT);  // distinct parameters, priors and inputs differ
-    match[x] = y;
+    if (n_set == set_cap) set = realloc(set, (size_t)(set_cap *= 2) * sizeof(int));
+    match[x] = y, set[n_set++] = x;
     for (int i = 0; same && i < p->n_inputs; i++) {
       if (top + 2 > 2 * cap) stack = realloc(stack, (size_t)(cap *= 2) * 2 * sizeof(int));
       stack[top++] = p->inputs[i], stack[top++] = q->inputs[i];
     }
   }
-  free(match), free(stack);
+  for (int i = 0; i < n_set; i++) match[set[i]] = -1;  // clean for the next comparison
+  free(stack), free(set);
   return same;
 }
 
@@ -133,6 +134,7 @@ static int code_in_reconstruction(const Graph *g, int code, int recon) {
   bool *needed = ancestors(g, recon, -1);
   int found = needed[code] ? code : -1;
   bool *data_only = NULL;
+  int *match = NULL;
   for (int id = recon; found < 0 && id >= 0; id--) {
     if (!needed[id] || g->nodes[id].op != g->nodes[code].op) continue;
     if (!data_only) {
@@ -146,10 +148,12 @@ static int code_in_reconstruction(const Graph *g, int code, int recon) {
       }
       for (int k = 0; k < g->n_nodes; k++) data_only[k] &= !blocked[k];
       free(blocked);
+      match = malloc((size_t)g->n_nodes * sizeof(int));
+      for (int k = 0; k < g->n_nodes; k++) match[k] = -1;
     }
-    if (same_computation(g, code, id, data_only)) found = id;
+    if (same_computation(g, code, id, data_only, match)) found = id;
   }
-  free(needed), free(data_only);
+  free(needed), free(data_only), free(match);
   return found;
 }
 
