@@ -168,8 +168,8 @@ typedef struct Graph {
   int corrupt_node;        // the corrupted input fed to the model in training (roles.c), or -1
   int first_kernel_param;  // the first layer's kernel, an index into params (roles.c), or -1
   // The generative commands (decode, sample, interpolate, manifold; passes/inference.c):
-  int decode_input_node;   // an OP_INPUT node of the code's shape standing for the given codes, or -1
-  int decode_node;         // the reconstruction computed from it, or -1
+  int decode_input_node;   // the code's node in the reconstruction's computation: decode() reads it from its input; or -1
+  int decode_node;         // the reconstruction (at inference) that decode() computes from it, or -1
   char *decode_missing;    // why there is no decode when there is a code and a reconstruction, or NULL
   bool code_sampled;       // the code is made by sample_normal: its prior is N(0, 1) (front/train.c)
   LossPart *loss_parts;    // [n_loss_parts] the terms of each loss that is a sum (passes/inference.c)

@@ -157,9 +157,9 @@ static int code_in_reconstruction(const Graph *g, int code, int recon) {
   return found;
 }
 
-// decode: the reconstruction rebuilt with the code replaced by a second
-// OP_INPUT node (the generated decode() takes the codes as its `input`).
-// Only when the reconstruction depends on the code, and on the input only
+// decode: the part of the reconstruction's computation after the code (the
+// generated decode() reads the code's value from its `input`, and reuses
+// reconstruct's kernels). Only when the reconstruction depends on the code, and on the input only
 // through it: a skip connection from the input leaves no decode, and
 // Graph.decode_missing says why.
 static void plan_decode(Graph *g) {
@@ -180,19 +180,12 @@ static void plan_decode(Graph *g) {
     g->decode_missing = strdup(why);
     return;
   }
-  int in = graph_add(g, OP_INPUT, NULL, 0, (Loc){0});  // no place: it is no layer's
-  g->nodes[in].shape = g->nodes[code].shape;
-  graph_set_name(g, in, "decode_in");
-  int *memo = malloc((size_t)g->n_nodes * sizeof(int));
-  for (int i = 0; i < g->n_nodes; i++) memo[i] = -2;
-  memo[at] = in;
-  g->decode_input_node = in;
-  g->decode_node = rebuild_as(g, recon, memo, "decode");
-  free(memo);
-  if (g->decode_node == in) {  // nothing to compute: the reconstruction is the code
-    g->decode_node = g->decode_input_node = -1;
+  if (at == recon) {
     g->decode_missing = strdup("the reconstruction is the code itself");
+    return;
   }
+  g->decode_input_node = at;  // plan.c: decode() is the reconstruction's computation after it, `at` read from its input
+  g->decode_node = recon;
 }
 
 // ------------------------------------------------------------ loss parts

@@ -63,6 +63,7 @@ typedef struct FunctionPlan {
   size_t *scratch;    // [n_groups] scratch elements each group needs
   const bool *given;  // [n_nodes] values earlier steps of the batch left in shared slots (share.c), or NULL
   const bool *stored; // [n_nodes] values it writes to shared slots, or NULL
+  int input_node;     // decode: the value the function's `input` holds (not computed; `given` marks it), else -1
 } FunctionPlan;
 
 // The kernels of a program: one per distinct group, named, in the order they

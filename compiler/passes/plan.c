@@ -30,6 +30,7 @@ static FunctionPlan *plan_function_pinned(ProgramPlan *pp, const int *outputs, i
   bool optimize = pp->optimize;
   FunctionPlan *fp = calloc(1, sizeof *fp);
   fp->step = step;
+  fp->input_node = -1;
   fp->given = given, fp->stored = stored;
   fp->schedule = given ? schedule_given(g, outputs, n_outputs, given) : schedule_for(g, outputs, n_outputs);
   int *keep = malloc(((size_t)n_outputs + (size_t)fp->schedule.n_nodes + 1) * sizeof(int)), n_keep = n_outputs;
@@ -57,6 +58,7 @@ static FunctionPlan *plan_function(ProgramPlan *pp, const int *outputs, int n_ou
 
 static void function_plan_free(FunctionPlan *fp) {
   if (!fp) return;
+  if (fp->input_node >= 0) free((bool *)fp->given);  // decode's own
   for (int i = 0; i < fp->fusion.n_groups; i++) free(fp->kernel[i]);
   free((char *)fp->name), free((char *)fp->role);
   free(fp->kernel), free(fp->kernel_index), free(fp->scratch), free(fp->outside);
@@ -151,6 +153,18 @@ static FunctionPlan *plan_layer_output(ProgramPlan *pp) {
     if (g->layer_eval_nodes[i] >= 0) outputs[n_outputs++] = g->layer_eval_nodes[i];
   FunctionPlan *fp = n_outputs ? plan_function_pinned(pp, outputs, n_outputs, -1, NULL, NULL, false) : NULL;
   free(outputs);
+  return fp;
+}
+
+// decode: the reconstruction from the code's node on, which it reads from
+// its input: reconstruct's tail, with its kernels.
+static FunctionPlan *plan_decode(ProgramPlan *pp) {
+  const Graph *g = pp->graph;
+  if (g->decode_node < 0) return NULL;
+  bool *given = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+  given[g->decode_input_node] = true;
+  FunctionPlan *fp = plan_function(pp, &g->decode_node, 1, -1, given, NULL);
+  fp->input_node = g->decode_input_node;
   return fp;
 }
 
@@ -250,7 +264,7 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   eval[2] = plan_apply(pp, graph->code_node);
   eval[3] = plan_apply(pp, graph->corrupt_node);
   eval[4] = plan_layer_output(pp);
-  eval[5] = plan_apply(pp, graph->decode_node);
+  eval[5] = plan_decode(pp);
   eval[6] = plan_loss_parts(pp);
   static const char *const extra_names[] = {"eval_losses", "reconstruct", "encode", "corrupt", "layer_output",
                                             "decode", "eval_loss_parts"};

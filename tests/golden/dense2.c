@@ -48,11 +48,6 @@ enum {
   GRAD_ENCODER_DENSE_1_SIZE = 16,  // [16] per sample
   GRAD_ENCODER_DENSE_1_KERNEL_SIZE = 768,  // [48, 16]
   GRAD_ENCODER_DENSE_1_BIAS_SIZE = 16,  // [16]
-  DECODE_IN_SIZE = 8,  // [8] per sample
-  DECODER_DENSE_1_DECODE_SIZE = 16,  // [16] per sample
-  DECODER_DENSE_1_RELU_DECODE_SIZE = 16,  // [16] per sample
-  DECODER_DENSE_2_DECODE_SIZE = 48,  // [48] per sample
-  DECODER_DENSE_2_SIGMOID_DECODE_SIZE = 48,  // [48] per sample
   INPUT_SIZE = X_SIZE,  // the input
 };
 
@@ -182,17 +177,16 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 //   decoder_dense_2         [48]xN   not stored (fused)                     compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 //   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 //
-// decode: 9 values, 2 kernels, arena 64 per sample + 0 fixed elements
-//   value                          shape    storage                                computed by kernel                     layer           .ae  pass
-//   decoder_dense_1_kernel         [8, 16]  params + DECODER_DENSE_1_KERNEL_OFFSET -                                      decoder.dense_1 4:15 -
-//   decoder_dense_1_bias           [16]     params + DECODER_DENSE_1_BIAS_OFFSET   -                                      decoder.dense_1 4:15 -
-//   decoder_dense_2_kernel         [16, 48] params + DECODER_DENSE_2_KERNEL_OFFSET -                                      decoder.dense_2 4:34 -
-//   decoder_dense_2_bias           [48]     params + DECODER_DENSE_2_BIAS_OFFSET   -                                      decoder.dense_2 4:34 -
-//   decode_in                      [8]xN    input                                  -                                      -               -    -
-//   decoder_dense_1_decode         [16]xN   not stored (fused)                     compute_decoder_dense_1_relu_decode    decoder.dense_1 4:15 forward
-//   decoder_dense_1_relu_decode    [16]xN   arena + cap * 0                        compute_decoder_dense_1_relu_decode    decoder.dense_1 4:15 forward
-//   decoder_dense_2_decode         [48]xN   not stored (fused)                     compute_decoder_dense_2_sigmoid_decode decoder.dense_2 4:34 forward
-//   decoder_dense_2_sigmoid_decode [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid_decode decoder.dense_2 4:34 forward
+// decode: 8 values, 2 kernels, arena 64 per sample + 0 fixed elements
+//   value                   shape    storage                                computed by kernel              layer           .ae  pass
+//   decoder_dense_1_kernel  [8, 16]  params + DECODER_DENSE_1_KERNEL_OFFSET -                               decoder.dense_1 4:15 -
+//   decoder_dense_1_bias    [16]     params + DECODER_DENSE_1_BIAS_OFFSET   -                               decoder.dense_1 4:15 -
+//   decoder_dense_1         [16]xN   not stored (fused)                     compute_decoder_dense_1_relu    decoder.dense_1 4:15 forward
+//   decoder_dense_1_relu    [16]xN   arena + cap * 0                        compute_decoder_dense_1_relu    decoder.dense_1 4:15 forward
+//   decoder_dense_2_kernel  [16, 48] params + DECODER_DENSE_2_KERNEL_OFFSET -                               decoder.dense_2 4:34 -
+//   decoder_dense_2_bias    [48]     params + DECODER_DENSE_2_BIAS_OFFSET   -                               decoder.dense_2 4:34 -
+//   decoder_dense_2         [48]xN   not stored (fused)                     compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
+//   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 
 // ---- kernels, in the order they first run
 
@@ -761,75 +755,6 @@ static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const
   }
 }
 
-// ==== compute_decoder_dense_1_relu_decode: forward, dense2.ae:4:15
-// nodes: %35 decoder_dense_1_decode = dense [dense2.ae:4:15, decoder.dense_1] [16]xN
-//        %36 decoder_dense_1_relu_decode = relu [dense2.ae:4:15, decoder.dense_1] [16]xN, stored
-// FLOPs: 288 per sample
-// dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
-// dense -> relu, 272 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
-// reads a = decode_in, b = decoder_dense_1_kernel, c = decoder_dense_1_bias
-static void compute_decoder_dense_1_relu_decode(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = DECODE_IN_SIZE, N = DECODER_DENSE_1_DECODE_SIZE };
-  enum { DEPTH = K };
-#pragma omp parallel
-  {
-  const int j0 = 0, cols = N;
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
-  for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
-  int first, last;
-  thread_rows(n, &first, &last);
-  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
-    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
-    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
-    for (int r = 0; r < rows; r++)
-      for (int j = 0; j < cols; j++) {
-        const size_t at = (size_t)(i0 + r) * N + j0 + j;
-        const real v0 = out[at] + c[j0 + j];
-        const real v1 = v0 > 0 ? v0 : 0;  // relu
-        out[at] = v1;
-      }
-  }
-  }
-}
-
-// ==== compute_decoder_dense_2_sigmoid_decode: forward, dense2.ae:4:34
-// nodes: %37 decoder_dense_2_decode = dense [dense2.ae:4:34, decoder.dense_2] [48]xN
-//        %38 decoder_dense_2_sigmoid_decode = sigmoid [dense2.ae:4:34, decoder.dense_2] [48]xN, stored
-// FLOPs: 1632 per sample
-// dense2.ae:4: net decoder = dense(16, relu) -> dense(48, sigmoid)
-// dense -> sigmoid, 1584 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
-// reads a = decoder_dense_1_relu_decode, b = decoder_dense_2_kernel, c = decoder_dense_2_bias
-static void compute_decoder_dense_2_sigmoid_decode(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = DECODER_DENSE_1_RELU_DECODE_SIZE, N = DECODER_DENSE_2_DECODE_SIZE };
-  enum { DEPTH = K };
-  const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel
-  {
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's column block of b
-  int packed = -1;
-#pragma omp for schedule(static)
-  for (int block = 0; block < (N + GEMM_COLS - 1) / GEMM_COLS * row_blocks; block++) {
-    const int j0 = block / row_blocks * GEMM_COLS, i0 = block % row_blocks * GEMM_ROWS;
-    const int rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
-    const int cols = N - j0 < GEMM_COLS ? N - j0 : GEMM_COLS;
-    if (packed != j0) {
-      for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
-      packed = j0;
-    }
-    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
-    for (int r = 0; r < rows; r++)
-      for (int j = 0; j < cols; j++) {
-        const size_t at = (size_t)(i0 + r) * N + j0 + j;
-        const real v0 = out[at] + c[j0 + j];
-        const real v1 = 1 / (1 + exp(-v0));  // sigmoid
-        out[at] = v1;
-      }
-  }
-  }
-}
-
 // ---- step 0: dense2.ae:6: train { batch 32  epochs 1  step minimize recon over encoder, decoder with adam(lr=0.001) }
 // Forward pass, then the gradient of 'recon' with respect to the parameters of encoder, decoder.
 static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
@@ -948,15 +873,16 @@ static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, rea
   }
 }
 
-// The reconstruction of each code (`input` holds the codes), in inference mode.
+// The reconstruction of each code (`input` holds the codes), in inference mode: reconstruct's
+// computation after the code.
 static void decode(aert_ctx *ctx, const real *input, int n, real *out) {
   real *arena = ctx->arena;
   const size_t cap = (size_t)ctx->capacity;
-  real *decoder_dense_1_relu_decode = arena + cap * 0;
-  real *decoder_dense_2_sigmoid_decode = arena + cap * 16;
-  TIMED(14, compute_decoder_dense_1_relu_decode(n, input, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu_decode));
-  TIMED(15, compute_decoder_dense_2_sigmoid_decode(n, decoder_dense_1_relu_decode, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid_decode));
-  memcpy(out, decoder_dense_2_sigmoid_decode, sizeof(real) * (size_t)n * DECODER_DENSE_2_SIGMOID_DECODE_SIZE);
+  real *decoder_dense_1_relu = arena + cap * 0;
+  real *decoder_dense_2_sigmoid = arena + cap * 16;
+  TIMED(2, compute_decoder_dense_1_relu(n, input, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
+  TIMED(13, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
+  memcpy(out, decoder_dense_2_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_2_SIGMOID_SIZE);
 }
 
 static double loss_and_grad(aert_ctx *ctx, int step, const real *input, int n) {
@@ -1014,8 +940,6 @@ static const aert_kernel kernels[] = {
   {"compute_decoder_dense_2", 4, 1584, 0, 1},
   {"compute_recon", 5, 96, 0, 0},
   {"compute_decoder_dense_2_sigmoid", 4, 1632, 0, 1},
-  {"compute_decoder_dense_1_relu_decode", 4, 288, 0, 1},
-  {"compute_decoder_dense_2_sigmoid_decode", 4, 1632, 0, 1},
 };
 
 // The model as JSON (`describe` prints it): the forward graph, losses and steps.
@@ -1058,12 +982,7 @@ static const char description[] =
     "    {\"id\": 14, \"op\": \"param\", \"name\": \"decoder_dense_2_bias\", \"inputs\": [], \"shape\": [48], \"batched\": false, \"attr\": [0, 0, 0], \"line\": 4, \"param\": \"decoder.dense_2.bias\"},\n"
     "    {\"id\": 15, \"op\": \"dense\", \"name\": \"decoder_dense_2\", \"inputs\": [12, 13, 14], \"shape\": [48], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4},\n"
     "    {\"id\": 16, \"op\": \"sigmoid\", \"name\": \"decoder_dense_2_sigmoid\", \"inputs\": [15], \"shape\": [48], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4, \"elementwise\": true},\n"
-    "    {\"id\": 17, \"op\": \"bce_logits\", \"name\": \"recon\", \"inputs\": [15, 0], \"shape\": [], \"batched\": false, \"attr\": [0, 0, 0], \"line\": 5},\n"
-    "    {\"id\": 34, \"op\": \"input\", \"name\": \"decode_in\", \"inputs\": [], \"shape\": [8], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 0},\n"
-    "    {\"id\": 35, \"op\": \"dense\", \"name\": \"decoder_dense_1_decode\", \"inputs\": [34, 9, 10], \"shape\": [16], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4},\n"
-    "    {\"id\": 36, \"op\": \"relu\", \"name\": \"decoder_dense_1_relu_decode\", \"inputs\": [35], \"shape\": [16], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4, \"elementwise\": true},\n"
-    "    {\"id\": 37, \"op\": \"dense\", \"name\": \"decoder_dense_2_decode\", \"inputs\": [36, 13, 14], \"shape\": [48], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4},\n"
-    "    {\"id\": 38, \"op\": \"sigmoid\", \"name\": \"decoder_dense_2_sigmoid_decode\", \"inputs\": [37], \"shape\": [48], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4, \"elementwise\": true}\n"
+    "    {\"id\": 17, \"op\": \"bce_logits\", \"name\": \"recon\", \"inputs\": [15, 0], \"shape\": [], \"batched\": false, \"attr\": [0, 0, 0], \"line\": 5}\n"
     "  ],\n"
     "  \"losses\": [\n"
     "    {\"name\": \"recon\", \"node\": 17}\n"

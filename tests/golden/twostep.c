@@ -63,9 +63,6 @@ enum {
   GEN_GRAD_ENCODER_DENSE_1_SIZE = 8,  // [8] per sample
   GEN_GRAD_ENCODER_DENSE_1_KERNEL_SIZE = 256,  // [32, 8]
   GEN_GRAD_ENCODER_DENSE_1_BIAS_SIZE = 8,  // [8]
-  DECODE_IN_SIZE = 8,  // [8] per sample
-  DECODER_DENSE_1_DECODE_SIZE = 32,  // [32] per sample
-  DECODER_DENSE_1_SIGMOID_DECODE_SIZE = 32,  // [32] per sample
   INPUT_SIZE = X_SIZE,  // the input
 };
 
@@ -216,13 +213,12 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   critic_dense_2            [1]xN   not stored (fused)                     compute_critic_dense_2_sigmoid    critic.dense_2  5:39 forward
 //   critic_dense_2_sigmoid    [1]xN   arena + cap * 0                        compute_critic_dense_2_sigmoid    critic.dense_2  5:39 forward
 //
-// decode: 5 values, 1 kernels, arena 32 per sample + 0 fixed elements
-//   value                          shape   storage                                computed by kernel                     layer           .ae  pass
-//   decoder_dense_1_kernel         [8, 32] params + DECODER_DENSE_1_KERNEL_OFFSET -                                      decoder.dense_1 4:15 -
-//   decoder_dense_1_bias           [32]    params + DECODER_DENSE_1_BIAS_OFFSET   -                                      decoder.dense_1 4:15 -
-//   decode_in                      [8]xN   input                                  -                                      -               -    -
-//   decoder_dense_1_decode         [32]xN  not stored (fused)                     compute_decoder_dense_1_sigmoid_decode decoder.dense_1 4:15 forward
-//   decoder_dense_1_sigmoid_decode [32]xN  arena + cap * 0                        compute_decoder_dense_1_sigmoid_decode decoder.dense_1 4:15 forward
+// decode: 4 values, 1 kernels, arena 32 per sample + 0 fixed elements
+//   value                   shape   storage                                computed by kernel              layer           .ae  pass
+//   decoder_dense_1_kernel  [8, 32] params + DECODER_DENSE_1_KERNEL_OFFSET -                               decoder.dense_1 4:15 -
+//   decoder_dense_1_bias    [32]    params + DECODER_DENSE_1_BIAS_OFFSET   -                               decoder.dense_1 4:15 -
+//   decoder_dense_1         [32]xN  not stored (fused)                     compute_decoder_dense_1_sigmoid decoder.dense_1 4:15 forward
+//   decoder_dense_1_sigmoid [32]xN  arena + cap * 0                        compute_decoder_dense_1_sigmoid decoder.dense_1 4:15 forward
 //
 // eval_loss_parts: 12 values, 5 kernels, arena 48 per sample + 48 fixed elements
 //   value                   shape   storage                                computed by kernel              layer           .ae  pass
@@ -1070,38 +1066,6 @@ static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const 
   }
 }
 
-// ==== compute_decoder_dense_1_sigmoid_decode: forward, twostep.ae:4:15
-// nodes: %51 decoder_dense_1_decode = dense [twostep.ae:4:15, decoder.dense_1] [32]xN
-//        %52 decoder_dense_1_sigmoid_decode = sigmoid [twostep.ae:4:15, decoder.dense_1] [32]xN, stored
-// FLOPs: 576 per sample
-// twostep.ae:4: net decoder = dense(32, sigmoid)
-// dense -> sigmoid, 544 FLOPs per sample
-// out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
-// reads a = decode_in, b = decoder_dense_1_kernel, c = decoder_dense_1_bias
-static void compute_decoder_dense_1_sigmoid_decode(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
-  enum { K = DECODE_IN_SIZE, N = DECODER_DENSE_1_DECODE_SIZE };
-  enum { DEPTH = K };
-#pragma omp parallel
-  {
-  const int j0 = 0, cols = N;
-  real panel[DEPTH * GEMM_COLS] __attribute__((aligned(64)));  // this thread's copy of b
-  for (int k = 0; k < K; k++) for (int j = 0; j < GEMM_COLS; j++) panel[(size_t)k * GEMM_COLS + j] = j < cols ? b[(size_t)k * N + j0 + j] : 0;
-  int first, last;
-  thread_rows(n, &first, &last);
-  for (int i0 = first; i0 < last; i0 += GEMM_ROWS) {
-    const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
-    gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
-    for (int r = 0; r < rows; r++)
-      for (int j = 0; j < cols; j++) {
-        const size_t at = (size_t)(i0 + r) * N + j0 + j;
-        const real v0 = out[at] + c[j0 + j];
-        const real v1 = 1 / (1 + exp(-v0));  // sigmoid
-        out[at] = v1;
-      }
-  }
-  }
-}
-
 // ---- step 0: twostep.ae:10: step minimize recon over encoder, decoder with adam(lr=0.001)
 // Forward pass, then the gradient of 'recon' with respect to the parameters of encoder, decoder.
 // Values shared between the steps of a batch (computed once where that is exact):
@@ -1277,13 +1241,14 @@ static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, rea
   }
 }
 
-// The reconstruction of each code (`input` holds the codes), in inference mode.
+// The reconstruction of each code (`input` holds the codes), in inference mode: reconstruct's
+// computation after the code.
 static void decode(aert_ctx *ctx, const real *input, int n, real *out) {
   real *arena = ctx->arena;
   const size_t cap = (size_t)ctx->capacity;
-  real *decoder_dense_1_sigmoid_decode = arena + cap * 0;
-  TIMED(28, compute_decoder_dense_1_sigmoid_decode(n, input, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_sigmoid_decode));
-  memcpy(out, decoder_dense_1_sigmoid_decode, sizeof(real) * (size_t)n * DECODER_DENSE_1_SIGMOID_DECODE_SIZE);
+  real *decoder_dense_1_sigmoid = arena + cap * 0;
+  TIMED(1, compute_decoder_dense_1_sigmoid(n, input, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_sigmoid));
+  memcpy(out, decoder_dense_1_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_1_SIGMOID_SIZE);
 }
 
 // The parts of each loss that is a sum of terms, in inference mode (`eval` prints them).
@@ -1379,7 +1344,6 @@ static const aert_kernel kernels[] = {
   {"compute_critic_dense_2", 5, 9, 0, 1},
   {"compute_gen", 8, 2, 0, 0},
   {"compute_critic_dense_2_sigmoid", 5, 10, 0, 1},
-  {"compute_decoder_dense_1_sigmoid_decode", 4, 576, 0, 1},
 };
 
 // The model as JSON (`describe` prints it): the forward graph, losses and steps.
@@ -1431,10 +1395,7 @@ static const char description[] =
     "    {\"id\": 22, \"op\": \"dense\", \"name\": \"critic_dense_2\", \"inputs\": [19, 20, 21], \"shape\": [1], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 5},\n"
     "    {\"id\": 23, \"op\": \"sigmoid\", \"name\": \"critic_dense_2_sigmoid\", \"inputs\": [22], \"shape\": [1], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 5, \"elementwise\": true},\n"
     "    {\"id\": 24, \"op\": \"constant\", \"name\": \"constant_2\", \"inputs\": [], \"shape\": [], \"batched\": false, \"attr\": [1, 0, 0], \"line\": 8},\n"
-    "    {\"id\": 25, \"op\": \"bce_logits\", \"name\": \"gen\", \"inputs\": [22, 24], \"shape\": [], \"batched\": false, \"attr\": [0, 0, 0], \"line\": 8},\n"
-    "    {\"id\": 50, \"op\": \"input\", \"name\": \"decode_in\", \"inputs\": [], \"shape\": [8], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 0},\n"
-    "    {\"id\": 51, \"op\": \"dense\", \"name\": \"decoder_dense_1_decode\", \"inputs\": [50, 5, 6], \"shape\": [32], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4},\n"
-    "    {\"id\": 52, \"op\": \"sigmoid\", \"name\": \"decoder_dense_1_sigmoid_decode\", \"inputs\": [51], \"shape\": [32], \"batched\": true, \"attr\": [0, 0, 0], \"line\": 4, \"elementwise\": true}\n"
+    "    {\"id\": 25, \"op\": \"bce_logits\", \"name\": \"gen\", \"inputs\": [22, 24], \"shape\": [], \"batched\": false, \"attr\": [0, 0, 0], \"line\": 8}\n"
     "  ],\n"
     "  \"losses\": [\n"
     "    {\"name\": \"recon\", \"node\": 15},\n"
