@@ -12,7 +12,7 @@
 #include "passes.h"
 
 // Node `id` rebuilt from its inputs' rebuilt nodes (all in memo already).
-static int rebuild_node(Graph *g, int id, const int *memo, const char *suffix) {
+static int rebuild_node(Graph *g, int id, const int *memo) {
   Node node = g->nodes[id];  // a copy: graph_add may move the array
   if (op_info(node.op)->identity_at_inference) return memo[node.inputs[0]];
   int inputs[MAX_INPUTS];
@@ -26,7 +26,7 @@ static int rebuild_node(Graph *g, int id, const int *memo, const char *suffix) {
   int made = graph_add_attr(g, node.op, inputs, node.n_inputs, node.attr, node.loc);
   if (made >= before) {  // a new node: name it after the one it stands for
     char name[320];
-    snprintf(name, sizeof name, "%s_%s", node.name, suffix);
+    snprintf(name, sizeof name, "%s_eval", node.name);
     graph_set_name(g, made, name);
   }
   return made;
@@ -35,7 +35,7 @@ static int rebuild_node(Graph *g, int id, const int *memo, const char *suffix) {
 // The node standing for `id` at inference, memoized. Depth-first over the
 // inputs in order, as a recursion would go, but on a stack of its own: a
 // chain of 100k values must not overflow the C stack.
-static int rebuild_as(Graph *g, int root, int *memo, const char *suffix) {
+static int rebuild(Graph *g, int root, int *memo) {
   if (memo[root] != -2) return memo[root];
   int cap = 64, n = 0, *stack = malloc((size_t)cap * sizeof *stack);
   if (!stack) fputs("aec: out of memory\n", stderr), exit(1);
@@ -51,7 +51,7 @@ static int rebuild_as(Graph *g, int root, int *memo, const char *suffix) {
     for (int i = 0; i < n_inputs && pending < 0; i++)
       if (memo[node->inputs[i]] == -2) pending = node->inputs[i];
     if (pending < 0) {
-      memo[top] = rebuild_node(g, top, memo, suffix);
+      memo[top] = rebuild_node(g, top, memo);
       n--;
       continue;
     }
@@ -64,8 +64,6 @@ static int rebuild_as(Graph *g, int root, int *memo, const char *suffix) {
   free(stack);
   return memo[root];
 }
-
-static int rebuild(Graph *g, int root, int *memo) { return rebuild_as(g, root, memo, "eval"); }
 
 // Each layer's output at inference, where the input alone determines it: a
 // value that depends on the input and on no op that stays random at
