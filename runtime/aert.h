@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 6
+#define AERT_ABI_VERSION 7
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -217,6 +217,23 @@ typedef struct aert_model {
   // is a number), or NULL when no step's lr is a schedule: train sets
   // ctx->lr[step] from it before each batch unless --lr overrides the step.
   const aert_schedule *lr_schedules;
+  // Inference mode: the reconstruction of n codes (codes: n * code_size) into
+  // out (n * recon_size), for decode, sample, interpolate and manifold. NULL
+  // when the model has none; decode_missing then says why, when the model has
+  // a code and a reconstruction (a skip connection from the input).
+  void (*decode)(aert_ctx *ctx, const aert_real *codes, int n, aert_real *out);
+  const char *decode_missing;
+  // The code is made by sample_normal (a variational autoencoder's): its
+  // prior is N(0, 1) in every element.
+  int code_sampled;
+  // The parts of each loss that is a sum of terms, which eval prints after
+  // it: names ("elbo.bce"), the loss (an index into loss_names) each belongs
+  // to, and the function that computes them on a batch, in inference mode
+  // (parts[n_loss_parts], each a mean over the batch). 0 and NULL when none.
+  int n_loss_parts;
+  const char *const *loss_part_names;
+  const int *loss_part_losses;
+  void (*eval_loss_parts)(aert_ctx *ctx, const aert_real *x, int n, double *parts);
 } aert_model;
 
 // The whole command line of a generated program: `int main(int argc, char

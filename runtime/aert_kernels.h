@@ -366,5 +366,12 @@ static inline void sgd(aert_real *restrict p, const aert_real *restrict g, aert_
   }
 }
 
+// The mean over a batch of n per-sample scalars (eval_loss_parts: a per-sample part of a loss).
+static inline double aert_batch_mean(const aert_real *v, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += v[i];
+  return n > 0 ? sum / n : 0;
+}
+
 #endif  // AERT_KERNELS_SHARED_ONLY
 #endif  // AERT_KERNELS_H

@@ -46,7 +46,7 @@ static void emit_buffers(Emitter *e, const FunctionPlan *fp, int step) {
   }
   // Shared slots (pass_share.c): after every function's planned part of the arena.
   for (int id = 0; (fp->given || fp->stored) && id < g->n_nodes; id++)
-    if ((fp->given && fp->given[id]) || (fp->stored && fp->stored[id] && fp->outside[id]))
+    if (id != fp->input_node && ((fp->given && fp->given[id]) || (fp->stored && fp->stored[id] && fp->outside[id])))
       emit_line(e, "  real *%s = ctx->arena + (size_t)ctx->capacity * %zu;  // shared: %s", g->nodes[id].name,
                 e->share->base + e->share->offset[id], fp->given && fp->given[id] ? "left by an earlier step" : "read by a later step");
 }
@@ -81,7 +81,8 @@ static void emit_call(Emitter *e, const FunctionPlan *fp, int gi) {
   }
   for (int j = 0; j < n_inputs; j++) {
     char ref[640];
-    value_ref(e, inputs[j], ref, sizeof ref);
+    if (inputs[j] == fp->input_node) snprintf(ref, sizeof ref, "input");  // decode's codes
+    else value_ref(e, inputs[j], ref, sizeof ref);
     emit_format(e, "%s, ", ref);
   }
   if (group->second_output >= 0) emit_format(e, "%s, ", g->nodes[group->second_output].name);
@@ -114,7 +115,7 @@ static bool plan_draws(const Emitter *e, const FunctionPlan *fp) {
 
 // The head of a generated function taking (ctx, input, n), unused ones voided.
 static void emit_schedule_head(Emitter *e, const FunctionPlan *fp, int step) {
-  if (!schedule_uses_input(e, &fp->schedule)) emit_line(e, "  (void)input;");
+  if (!schedule_uses_input(e, &fp->schedule) && fp->input_node < 0) emit_line(e, "  (void)input;");
   if (!plan_uses_batch(e, fp)) emit_line(e, "  (void)n;");
   emit_constants_for(e, &fp->schedule);
   emit_buffers(e, fp, step);
@@ -262,6 +263,32 @@ static void emit_apply(Emitter *e, const FunctionPlan *fp, const char *fn, int n
   emit_line(e, "}");
 }
 
+// Each part of a loss that is a sum, in inference mode (`eval`): its terms,
+// each times its factor, a per-sample term averaged over the batch.
+static void emit_loss_parts(Emitter *e, const FunctionPlan *fp) {
+  if (!fp) return;
+  const Graph *g = e->graph;
+  emit_blank(e);
+  emit_line(e, "// The parts of each loss that is a sum of terms, in inference mode (`eval` prints them).");
+  emit_line(e, "static void eval_loss_parts(aert_ctx *ctx, const real *input, int n, double *parts) {");
+  emit_schedule_head(e, fp, -1);
+  emit_calls(e, fp);
+  for (int p = 0; p < g->n_loss_parts; p++) {
+    const LossPart *part = &g->loss_parts[p];
+    emit_format(e, "  parts[%d] =", p);
+    for (int t = 0; t < part->n_terms; t++) {
+      char ref[640];
+      value_ref(e, part->nodes[t], ref, sizeof ref);
+      if (g->nodes[part->nodes[t]].shape.batched)
+        emit_format(e, "%s %.17g * aert_batch_mean(%s, n)", t ? " +" : "", part->coefs[t], ref);
+      else
+        emit_format(e, "%s %.17g * (double)%s[0]", t ? " +" : "", part->coefs[t], ref);
+    }
+    emit_format(e, ";  // %s\n", part->name);
+  }
+  emit_line(e, "}");
+}
+
 // The early return of each layer whose output is `node`, after the kernel that writes it.
 static void emit_layer_returns(Emitter *e, int node) {
   const Graph *g = e->graph;
@@ -330,5 +357,9 @@ void emit_functions(Emitter *e, const ProgramPlan *plan) {
   emit_apply(e, eval[3], "corrupt", graph->corrupt_node,
              "The corrupted input, in training mode: what the model is fed while it learns");
   emit_layer_output(e, eval[4]);
+  emit_apply(e, eval[5], "decode", graph->decode_node,
+             "The reconstruction of each code (`input` holds the codes), in inference mode: reconstruct's\n"
+             "// computation after the code");
+  emit_loss_parts(e, eval[6]);
   emit_dispatchers(e);
 }

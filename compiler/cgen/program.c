@@ -52,6 +52,14 @@ static void emit_tables(Emitter *e) {
   emit_format(e, "static const char *const loss_names[] = {");
   for (int i = 0; i < g->n_losses; i++) emit_format(e, "%s\"%s\"", i ? ", " : "", g->losses[i].name);
   emit_format(e, "};\n\n");
+  if (g->n_loss_parts > 0) {  // eval's parts of the losses that are sums
+    emit_format(e, "static const char *const loss_part_names[] = {");
+    for (int i = 0; i < g->n_loss_parts; i++) emit_format(e, "%s\"%s\"", i ? ", " : "", g->loss_parts[i].name);
+    emit_format(e, "};\n");
+    emit_format(e, "static const int loss_part_losses[] = {");
+    for (int i = 0; i < g->n_loss_parts; i++) emit_format(e, "%s%d", i ? ", " : "", g->loss_parts[i].loss);
+    emit_format(e, "};\n\n");
+  }
   emit_line(e, "static const aert_step steps[] = {");
   for (int i = 0; i < g->n_steps; i++) {
     const Step *s = &g->steps[i];
@@ -133,6 +141,19 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "  .layer_nodes = layer_nodes,");
   emit_line(e, "  .thread_stack_bytes = %zu,", e->thread_stack_bytes);
   if (any_lr_schedule(g)) emit_line(e, "  .lr_schedules = lr_schedules,");
+  if (g->decode_node >= 0) emit_line(e, "  .decode = decode,");
+  if (g->decode_missing) {  // names the input: user text, escaped
+    emit_format(e, "  .decode_missing = ");
+    emit_c_string(e, g->decode_missing);
+    emit_format(e, ",\n");
+  }
+  if (g->code_sampled) emit_line(e, "  .code_sampled = 1,");
+  if (g->n_loss_parts > 0) {
+    emit_line(e, "  .n_loss_parts = %d,", g->n_loss_parts);
+    emit_line(e, "  .loss_part_names = loss_part_names,");
+    emit_line(e, "  .loss_part_losses = loss_part_losses,");
+    emit_line(e, "  .eval_loss_parts = eval_loss_parts,");
+  }
   emit_line(e, "};");
   emit_blank(e);
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");

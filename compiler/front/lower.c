@@ -169,6 +169,10 @@ Value apply_net(Lowerer *L, int net_index, const Value *inputs, int n_inputs, Lo
         break;
       }
       bind_statement(L, &local, s);
+      for (int n = 0; n < (s->n_names > 1 ? s->n_names : 1); n++) {  // train.c: `code` and `reconstruction` in a body
+        const Ident *name = s->n_names > 1 ? &s->names[n] : &s->name;
+        note_role_name(L, name->name, scope_find(&local, name->name)->value);
+      }
     }
     scope_free(&local);
   }
@@ -432,7 +436,8 @@ Graph *lower_program(const Program *program, const Define *defines, int n_define
   Graph *g = graph_new();
   g->train = (TrainConfig){.data = strdup("fashion-mnist:train"), .test = strdup("fashion-mnist:test"),
                            .batch = 32, .epochs = 1, .seed = 1};
-  Lowerer L = {.graph = g, .program = program, .current_net = -1, .first_recon_pred = -1};
+  Lowerer L = {.graph = g, .program = program, .current_net = -1, .first_recon_pred = -1,
+               .net_code = -1, .net_recon = -1};
   bool *define_used = calloc((size_t)n_defines + 1, sizeof(bool));
   int errors_before = diag_error_count();
   Loc file_start = {.source = program->source, .line = 1, .col = 1};

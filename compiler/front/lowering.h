@@ -84,6 +84,7 @@ typedef struct Lowerer {
   int current_net;       // the net being applied, or -1
   char prefix[128];      // names of the nodes being made start with it
   int first_recon_pred;  // the prediction of the first mse/bce whose target is the input
+  int net_code, net_recon;  // `code` / `reconstruction` named in a functional net's body (its first application), or -1
   StrMap loss_index;     // a loss's name -> its index in graph->losses
   const char *failed_losses[64];  // losses already reported, so steps naming them stay quiet
   int n_failed_losses;
@@ -178,5 +179,8 @@ void lower_train(Lowerer *L, const Stmt *s);
 void default_step(Lowerer *L);
 // What `encode` and `reconstruct` use (DESIGN.md part 1).
 void find_code_and_reconstruction(Lowerer *L);
+// A name bound inside a functional net's body: `code` and `reconstruction`
+// there are seen by the commands as at the top level (the first application).
+void note_role_name(Lowerer *L, const char *name, Value v);
 
 #endif

@@ -171,14 +171,23 @@ void default_step(Lowerer *L) {
   finish_step(g, &g->steps[0]);
 }
 
+void note_role_name(Lowerer *L, const char *name, Value v) {
+  if (v.kind != VAL_TENSOR || !L->graph->nodes[v.node].shape.batched) return;
+  if (strcmp(name, "code") == 0 && L->net_code < 0) L->net_code = v.node;
+  if (strcmp(name, "reconstruction") == 0 && L->net_recon < 0) L->net_recon = v.node;
+}
+
 // What `encode` and `reconstruct` use (DESIGN.md part 1): the value named
-// `code` or the encoder's output, and the value named `reconstruction` or
+// `code` (at the top level, else in a functional net's body) or the
+// encoder's output, and the value named `reconstruction` (the same way) or
 // the prediction of the first loss whose target is the input.
 void find_code_and_reconstruction(Lowerer *L) {
   Graph *g = L->graph;
   Binding *code = scope_find(&L->globals, "code");
   if (code && code->value.kind == VAL_TENSOR && g->nodes[code->value.node].shape.batched)
     g->code_node = code->value.node;
+  else if (L->net_code >= 0)
+    g->code_node = L->net_code;
   else {
     Binding *encoder = scope_find(&L->globals, "encoder");
     if (encoder && encoder->value.kind == VAL_NET && g->nodes[g->input_node].shape.batched) {
@@ -189,10 +198,14 @@ void find_code_and_reconstruction(Lowerer *L) {
       if (diag_error_count() != errors) g->code_node = -1;
     }
   }
+  // A code made by sample_normal (the variational autoencoder's) has the prior N(0, 1): `sample` and
+  // `manifold` draw from it. By the op's name, so this holds wherever ops.def has the op.
+  g->code_sampled = g->code_node >= 0 && strcmp(op_name(g->nodes[g->code_node].op), "sample_normal") == 0;
   Binding *recon = scope_find(&L->globals, "reconstruction");
-  int candidate = recon && recon->value.kind == VAL_TENSOR ? recon->value.node : L->first_recon_pred;
+  int candidate = recon && recon->value.kind == VAL_TENSOR ? recon->value.node
+                  : L->net_recon >= 0                     ? L->net_recon
+                                                          : L->first_recon_pred;
   if (candidate >= 0 && shape_size(g->nodes[candidate].shape) == shape_size(g->nodes[g->input_node].shape) &&
       g->nodes[candidate].shape.batched)
     g->reconstruction_node = candidate;
 }
-

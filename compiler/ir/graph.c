@@ -150,6 +150,7 @@ Graph *graph_new(void) {
   Graph *graph = calloc(1, sizeof *graph);
   graph->input_node = graph->code_node = graph->reconstruction_node = -1;
   graph->corrupt_node = graph->first_kernel_param = -1;
+  graph->decode_input_node = graph->decode_node = -1;
   return graph;
 }
 
@@ -168,6 +169,10 @@ void graph_free(Graph *graph) {
   free(graph->losses), free(graph->steps);
   free(graph->train.data), free(graph->train.test), free(graph->input_name), free(graph->eval_losses);
   free(graph->layer_eval_nodes);
+  for (int i = 0; i < graph->n_loss_parts; i++)
+    free(graph->loss_parts[i].name), free(graph->loss_parts[i].nodes), free(graph->loss_parts[i].coefs);
+  free(graph->loss_parts);
+  free(graph->decode_missing);
   name_index_free(graph->name_index);
   if (graph->pure_index) free(graph->pure_index->ids);
   free(graph->pure_index);

@@ -108,6 +108,18 @@ typedef struct Loss {
   Loc loc;
 } Loss;
 
+// One part of a loss that is a sum of terms (`784 * bce(p, x) + beta *
+// kl(m, v)`): the terms written by one call. Its value at inference is the
+// sum of coefs[i] * (nodes[i]'s value, averaged over the batch when it is per
+// sample), so a loss's parts add up to it (passes/inference.c finds them).
+typedef struct LossPart {
+  char *name;     // "elbo.bce": the loss, then the function called at the term's place
+  int loss;       // index into Graph.losses
+  int n_terms;
+  int *nodes;     // [n_terms] inference nodes
+  double *coefs;  // [n_terms] the constant factor and sign the sum gives each
+} LossPart;
+
 typedef struct TrainConfig {
   char *data, *test;
   int batch, epochs;
@@ -160,6 +172,13 @@ typedef struct Graph {
                            // the input alone does not determine it (a net applied first to a prior)
   int corrupt_node;        // the corrupted input fed to the model in training (roles.c), or -1
   int first_kernel_param;  // the first layer's kernel, an index into params (roles.c), or -1
+  // The generative commands (decode, sample, interpolate, manifold; passes/inference.c):
+  int decode_input_node;   // the code's node in the reconstruction's computation: decode() reads it from its input; or -1
+  int decode_node;         // the reconstruction (at inference) that decode() computes from it, or -1
+  char *decode_missing;    // why there is no decode when there is a code and a reconstruction, or NULL
+  bool code_sampled;       // the code is made by sample_normal: its prior is N(0, 1) (front/train.c)
+  LossPart *loss_parts;    // [n_loss_parts] the terms of each loss that is a sum (passes/inference.c)
+  int n_loss_parts;
   struct NameIndex *name_index;  // graph.c: the nodes' names hashed, so naming stays O(1) (graph_set_name)
   struct PureIndex *pure_index;  // graph.c: the pure nodes hashed by op, inputs and attributes
 } Graph;

@@ -63,6 +63,7 @@ typedef struct FunctionPlan {
   size_t *scratch;    // [n_groups] scratch elements each group needs
   const bool *given;  // [n_nodes] values earlier steps of the batch left in shared slots (share.c), or NULL
   const bool *stored; // [n_nodes] values it writes to shared slots, or NULL
+  int input_node;     // decode: the value the function's `input` holds (not computed; `given` marks it), else -1
 } FunctionPlan;
 
 // The kernels of a program: one per distinct group, named, in the order they
@@ -78,7 +79,7 @@ typedef struct KernelPlan {
 typedef struct ProgramPlan {
   Graph *graph;
   bool optimize;
-  int n_functions;          // steps, then eval, reconstruct, encode, corrupt, layer_output
+  int n_functions;          // steps, then eval, reconstruct, encode, corrupt, layer_output, decode, eval_loss_parts
   FunctionPlan **functions; // [n_functions] (NULL: the model has no such value)
   FunctionPlan **shared_inputs;  // [n_steps] a step's shared inputs computed afresh, or NULL
   SharePlan share;

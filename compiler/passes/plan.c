@@ -30,6 +30,7 @@ static FunctionPlan *plan_function_pinned(ProgramPlan *pp, const int *outputs, i
   bool optimize = pp->optimize;
   FunctionPlan *fp = calloc(1, sizeof *fp);
   fp->step = step;
+  fp->input_node = -1;
   fp->given = given, fp->stored = stored;
   fp->schedule = given ? schedule_given(g, outputs, n_outputs, given) : schedule_for(g, outputs, n_outputs);
   int *keep = malloc(((size_t)n_outputs + (size_t)fp->schedule.n_nodes + 1) * sizeof(int)), n_keep = n_outputs;
@@ -57,6 +58,7 @@ static FunctionPlan *plan_function(ProgramPlan *pp, const int *outputs, int n_ou
 
 static void function_plan_free(FunctionPlan *fp) {
   if (!fp) return;
+  if (fp->input_node >= 0) free((bool *)fp->given);  // decode's own
   for (int i = 0; i < fp->fusion.n_groups; i++) free(fp->kernel[i]);
   free((char *)fp->name), free((char *)fp->role);
   free(fp->kernel), free(fp->kernel_index), free(fp->scratch), free(fp->outside);
@@ -154,6 +156,37 @@ static FunctionPlan *plan_layer_output(ProgramPlan *pp) {
   return fp;
 }
 
+// decode: the reconstruction from the code's node on, which it reads from
+// its input: reconstruct's tail, with its kernels.
+static FunctionPlan *plan_decode(ProgramPlan *pp) {
+  const Graph *g = pp->graph;
+  if (g->decode_node < 0) return NULL;
+  bool *given = calloc((size_t)g->n_nodes + 1, sizeof(bool));
+  given[g->decode_input_node] = true;
+  FunctionPlan *fp = plan_function(pp, &g->decode_node, 1, -1, given, NULL);
+  fp->input_node = g->decode_input_node;
+  return fp;
+}
+
+// eval_loss_parts (`eval`'s figure for each part of a loss that is a sum):
+// every part's terms.
+static FunctionPlan *plan_loss_parts(ProgramPlan *pp) {
+  const Graph *g = pp->graph;
+  int n_terms = 0;
+  for (int p = 0; p < g->n_loss_parts; p++) n_terms += g->loss_parts[p].n_terms;
+  if (n_terms == 0) return NULL;
+  int *outputs = malloc((size_t)n_terms * sizeof(int)), n_outputs = 0;
+  bool *seen = calloc((size_t)g->n_nodes, sizeof(bool));
+  for (int p = 0; p < g->n_loss_parts; p++)
+    for (int t = 0; t < g->loss_parts[p].n_terms; t++) {
+      int node = g->loss_parts[p].nodes[t];
+      if (!seen[node]) seen[node] = true, outputs[n_outputs++] = node;
+    }
+  FunctionPlan *fp = plan_function(pp, outputs, n_outputs, -1, NULL, NULL);
+  free(outputs), free(seen);
+  return fp;
+}
+
 // Refuses a model whose training memory — the arena at the train block's
 // batch, plus parameters, gradients and optimizer state — exceeds this
 // machine's physical memory (AEC_MEMORY_LIMIT, in bytes, stands in for it).
@@ -208,8 +241,9 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   ProgramPlan *pp = calloc(1, sizeof *pp);
   pp->graph = graph;
   pp->optimize = opt_level > 0;
-  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt, layer_output.
-  int n_plans = graph->n_steps + 5;
+  // One plan per generated function: steps, evaluation, reconstruct, encode, corrupt, layer_output,
+  // decode, eval_loss_parts.
+  int n_plans = graph->n_steps + 7;
   pp->n_functions = n_plans;
   FunctionPlan **plans = pp->functions = calloc((size_t)n_plans, sizeof(FunctionPlan *));
   pp->share = plan_sharing(graph, pp->optimize);  // share.c
@@ -230,8 +264,12 @@ ProgramPlan *plan_program(Graph *graph, int opt_level, DType dtype) {
   eval[2] = plan_apply(pp, graph->code_node);
   eval[3] = plan_apply(pp, graph->corrupt_node);
   eval[4] = plan_layer_output(pp);
-  static const char *const extra_names[] = {"eval_losses", "reconstruct", "encode", "corrupt", "layer_output"};
-  static const char *const extra_roles[] = {"eval", "reconstruct", "encode", "corrupt", "layer_output"};
+  eval[5] = plan_decode(pp);
+  eval[6] = plan_loss_parts(pp);
+  static const char *const extra_names[] = {"eval_losses", "reconstruct", "encode", "corrupt", "layer_output",
+                                            "decode", "eval_loss_parts"};
+  static const char *const extra_roles[] = {"eval", "reconstruct", "encode", "corrupt", "layer_output", "decode",
+                                            "eval parts"};
   for (int p = 0; p < n_plans; p++) {
     if (!plans[p]) continue;
     char name[320], prefix[300];

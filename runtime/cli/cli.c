@@ -12,7 +12,8 @@
 typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
-  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER, N_OPTIONS
+  OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
+  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -34,7 +35,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_RESUME] = {"--resume", NULL, "FILE", "continue training from this checkpoint"},
     [OPT_LOG] = {"--log", NULL, "FILE", "append per-epoch losses to this CSV file"},
     [OPT_OUTPUT] = {"--output", "-o", "FILE", "output file"},
-    [OPT_COUNT] = {"--count", NULL, "N", "number of samples to show (default 10)"},
+    [OPT_COUNT] = {"--count", "-n", "N", "number of samples to show (default 10)"},
     [OPT_SAMPLES] = {"--samples", NULL, "K", "elements checked per parameter tensor (default 20)"},
     [OPT_TRACE] = {"--trace", NULL, "FILE", "write each batch's sample indices and step losses (JSON lines)"},
     [OPT_DUMP_RANDOM] = {"--dump-random", NULL, "DIR", "write each random node's draws, batch by batch, as .npy"},
@@ -53,14 +54,20 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_BASELINE] = {"--baseline", NULL, "CKPT", "also measure this checkpoint (a plain autoencoder's) the same way"},
     [OPT_CHECKPOINT_EVERY] = {"--checkpoint-every", NULL, "N", "also save the checkpoint every N batches (--resume continues from that batch)"},
     [OPT_LAYER] = {"--layer", NULL, "NAME", "a layer as `summary` names it (encoder.conv_1)"},
+    [OPT_CODES] = {"--codes", NULL, "FILE", "codes: a .csv as `encode -o codes.csv` writes it, or a .npy [n, code size]"},
+    [OPT_FROM] = {"--from", NULL, "I", "the first sample's index in the data (from 0)"},
+    [OPT_TO] = {"--to", NULL, "J", "the last sample's index in the data (from 0)"},
+    // interpolate's --steps: another option of the same name as train's; each command finds its own
+    [OPT_INTERP_STEPS] = {"--steps", NULL, "N", "codes on the line, both ends included (default 10)"},
 };
 
-#define BIT(o) (1u << (o))
+#define BIT(o) (1ull << (o))  // N_OPTIONS <= 64
+_Static_assert(N_OPTIONS <= 64, "command_spec.options holds 64 options");
 
 typedef struct command_spec {
   const char *name;
   int (*run)(const aert_model *, const aert_options *);
-  unsigned options;  // BIT(option_id) of those it takes
+  uint64_t options;  // BIT(option_id) of those it takes
   const char *usage;
   const char *help;
 } command_spec;
@@ -104,6 +111,24 @@ static const command_spec commands[] = {
      "draw a layer's feature maps for the first N samples, and the input patches (each cropped to the unit's "
      "receptive field) that activate each channel most over the first 5000 samples of the data (default: the test "
      "set); a dense layer's units as bars, with their strongest whole inputs"},
+    {"decode", aert_cmd_decode,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_CODES) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C --codes codes.csv|codes.npy -o grid.png|out.npy [-n N codes, default all]",
+     "decode codes (as encode writes them) into samples: a grid of images, or a .npy array [n, sample shape]"},
+    {"sample", aert_cmd_sample,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_SEED) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C -o grid.png|out.npy [-n N samples, default 64] [--seed N]",
+     "draw codes from the model's prior (N(0, 1) for a sample_normal code, else the prior its critic matches) and "
+     "decode them"},
+    {"interpolate", aert_cmd_interpolate,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_FROM) | BIT(OPT_TO) | BIT(OPT_INTERP_STEPS) | BIT(OPT_OUTPUT) |
+         BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] --from I --to J [--steps 10] -o strip.png|out.npy",
+     "encode samples I and J, and decode codes evenly spaced on the line between theirs: one strip"},
+    {"manifold", aert_cmd_manifold,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
+     "--checkpoint C -o manifold.png|out.npy [-n 20 codes a side]",
+     "for a 2-d code: decode an n x n grid of codes at the prior's quantiles (i + 0.5) / n in each dimension"},
     {"histogram", aert_cmd_histogram,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F] -o hist.png [--count N dimensions]",
@@ -205,6 +230,10 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);
   case OPT_BASELINE: o->baseline = value; return true;
   case OPT_LAYER: o->layer = value; return true;
+  case OPT_CODES: o->codes = value; return true;
+  case OPT_FROM: return o->has_from = parse_int(name, value, 0, &o->from);
+  case OPT_TO: return o->has_to = parse_int(name, value, 0, &o->to);
+  case OPT_INTERP_STEPS: return o->has_interp_steps = parse_int(name, value, 2, &o->interp_steps);
   case OPT_K: return o->has_k = parse_int(name, value, 1, &o->k);
   case OPT_DIM: return o->has_dim = parse_int(name, value, 1, &o->dim);
   case OPT_LABELS_FRACTION: return o->has_labels_fraction = aert_parse_positive(name, value, &o->labels_fraction);
@@ -220,7 +249,16 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   return false;
 }
 
-static int find_option(const char *arg, size_t length) {
+// The option the command takes by that name (two options may share a name:
+// train's and interpolate's --steps), else any, else -1.
+static int find_option(const char *arg, size_t length, uint64_t takes) {
+  for (int o = 0; o < N_OPTIONS; o++) {
+    const option_spec *s = &option_specs[o];
+    if (!(takes & BIT(o))) continue;
+    if ((strlen(s->name) == length && strncmp(arg, s->name, length) == 0) ||
+        (s->alias && strlen(s->alias) == length && strncmp(arg, s->alias, length) == 0))
+      return o;
+  }
   for (int o = 0; o < N_OPTIONS; o++) {
     const option_spec *s = &option_specs[o];
     if ((strlen(s->name) == length && strncmp(arg, s->name, length) == 0) ||
@@ -244,7 +282,7 @@ static int parse_options(const command_spec *c, int argc, char **argv, aert_opti
     }
     const char *eq = strchr(arg, '=');
     size_t length = eq && arg[1] == '-' ? (size_t)(eq - arg) : strlen(arg);
-    int id = find_option(arg, length);
+    int id = find_option(arg, length, c->options);
     if (id < 0 || !(c->options & BIT(id))) {
       aert_error("%s: unknown option '%.*s' (see '%s %s --help')", c->name, (int)length, arg, aert_program(), c->name);
       return AERT_EXIT_USAGE;

@@ -1,7 +1,7 @@
 // cmd.h — the commands (runtime/cmd/), above every other layer but the
 // command line (cli/), which parses an aert_options and runs one of them. A
 // file for each family of commands: train.c (with trace.c), evaluate.c,
-// coding.c, retrieve.c, pictures.c, featuremaps.c, info.c, devcheck.c; what
+// coding.c, generate.c, retrieve.c, pictures.c, featuremaps.c, info.c, devcheck.c; what
 // they share is in common.c.
 #ifndef AERT_CMD_H
 #define AERT_CMD_H
@@ -27,6 +27,10 @@ typedef struct aert_options {
   int k, dim;
   double labels_fraction;
   bool binary, cosine, has_k, has_dim, has_labels_fraction;
+  // The generative commands: decode --codes, interpolate --from/--to/--steps.
+  const char *codes;
+  int from, to, interp_steps;
+  bool has_from, has_to, has_interp_steps;
 } aert_options;
 
 // ---------------------------------------------------------- the commands
@@ -47,6 +51,11 @@ int aert_cmd_plot_xy(const aert_model *model, const aert_options *options);
 // activations (featuremaps.c): a layer's feature maps for a few samples, and
 // the input patches (receptive fields) that activate each of its channels most.
 int aert_cmd_feature_maps(const aert_model *model, const aert_options *options);
+// decode, sample, interpolate, manifold (generate.c): codes through the model's decode function.
+int aert_cmd_decode(const aert_model *model, const aert_options *options);               // generate.c
+int aert_cmd_sample(const aert_model *model, const aert_options *options);
+int aert_cmd_interpolate(const aert_model *model, const aert_options *options);
+int aert_cmd_manifold(const aert_model *model, const aert_options *options);
 int aert_cmd_summary(const aert_model *model, const aert_options *options);              // info.c
 int aert_cmd_describe(const aert_model *model, const aert_options *options);
 int aert_cmd_gradcheck(const aert_model *model, const aert_options *options);            // devcheck.c

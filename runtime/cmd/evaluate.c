@@ -12,6 +12,24 @@
 #include "data.h"
 
 // ------------------------------------------------------------------- eval
+// The parts of the losses that are sums over a data set (means weighted by batch size) into parts[n_loss_parts].
+static bool evaluate_parts(const aert_model *model, aert_ctx *ctx, const aert_dataset *data, double *parts) {
+  if (model->n_loss_parts == 0 || !model->eval_loss_parts) return true;
+  aert_real *batch = aert_alloc_reals((size_t)ctx->capacity, data->sample_size, "evaluation batch");
+  double *part = calloc((size_t)model->n_loss_parts, sizeof *part);
+  bool ok = batch && part;
+  for (size_t first = 0; ok && first < data->n; first += (size_t)ctx->capacity) {
+    int n = (int)(data->n - first < (size_t)ctx->capacity ? data->n - first : (size_t)ctx->capacity);
+    aert_gather(data, NULL, first, n, batch);
+    model->eval_loss_parts(ctx, batch, n, part);
+    for (int p = 0; p < model->n_loss_parts; p++) parts[p] += part[p] * n;
+  }
+  for (int p = 0; ok && p < model->n_loss_parts; p++) parts[p] /= (double)data->n;
+  aert_free(batch);
+  free(part);
+  return ok;
+}
+
 int aert_cmd_eval(const aert_model *model, const aert_options *options) {
   if (!options->checkpoint) {
     aert_error("eval needs --checkpoint FILE");
@@ -22,12 +40,17 @@ int aert_cmd_eval(const aert_model *model, const aert_options *options) {
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   double *losses = calloc((size_t)model->n_losses + 1, sizeof *losses);
   int status = AERT_EXIT_FAILURE;
-  if (data && losses && aert_fit_context(model, options, ctx, data->n, data->path) &&
-      aert_evaluate(model, ctx, data, losses)) {
-    for (int l = 0; l < model->n_losses; l++) printf("%s %.9g\n", model->loss_names[l], losses[l]);
+  double *parts = calloc((size_t)model->n_loss_parts + 1, sizeof *parts);
+  if (data && losses && parts && aert_fit_context(model, options, ctx, data->n, data->path) &&
+      aert_evaluate(model, ctx, data, losses) && evaluate_parts(model, ctx, data, parts)) {
+    for (int l = 0; l < model->n_losses; l++) {
+      printf("%s %.9g\n", model->loss_names[l], losses[l]);
+      for (int p = 0; p < model->n_loss_parts; p++)  // a loss that is a sum: each part, its factor included
+        if (model->loss_part_losses[p] == l) printf("%s %.9g\n", model->loss_part_names[p], parts[p]);
+    }
     status = AERT_EXIT_OK;
   }
-  free(losses);
+  free(losses), free(parts);
   aert_dataset_free(data);
   aert_ctx_free(model, ctx);
   return status;

@@ -128,8 +128,9 @@ static bool parse_row(const csv_reader *r, bool labelled, aert_real *x, int32_t 
     }
     if (labelled && i == 0) {
       if (v != floor(v) || v < 0 || v > AERT_MAX_LABEL) {
-        aert_error("%s:%zu: the label '%.*s' (column 1) is not an integer from 0 to %d", r->path, r->line, width,
-                   r->fields[i].start, AERT_MAX_LABEL);
+        aert_error("%s:%zu: the label '%.*s' (column 1) is not an integer from 0 to %d (a row of %zu values is read "
+                   "as a label, then %zu values)", r->path, r->line, width, r->fields[i].start, AERT_MAX_LABEL,
+                   r->n_fields, r->n_fields - 1);
         return false;
       }
       *label = (int32_t)v;

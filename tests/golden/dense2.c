@@ -176,6 +176,17 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 //   decoder_dense_2_bias    [48]     params + DECODER_DENSE_2_BIAS_OFFSET   -                               decoder.dense_2 4:34 -
 //   decoder_dense_2         [48]xN   not stored (fused)                     compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 //   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
+//
+// decode: 8 values, 2 kernels, arena 64 per sample + 0 fixed elements
+//   value                   shape    storage                                computed by kernel              layer           .ae  pass
+//   decoder_dense_1_kernel  [8, 16]  params + DECODER_DENSE_1_KERNEL_OFFSET -                               decoder.dense_1 4:15 -
+//   decoder_dense_1_bias    [16]     params + DECODER_DENSE_1_BIAS_OFFSET   -                               decoder.dense_1 4:15 -
+//   decoder_dense_1         [16]xN   not stored (fused)                     compute_decoder_dense_1_relu    decoder.dense_1 4:15 forward
+//   decoder_dense_1_relu    [16]xN   arena + cap * 0                        compute_decoder_dense_1_relu    decoder.dense_1 4:15 forward
+//   decoder_dense_2_kernel  [16, 48] params + DECODER_DENSE_2_KERNEL_OFFSET -                               decoder.dense_2 4:34 -
+//   decoder_dense_2_bias    [48]     params + DECODER_DENSE_2_BIAS_OFFSET   -                               decoder.dense_2 4:34 -
+//   decoder_dense_2         [48]xN   not stored (fused)                     compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
+//   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 
 // ---- kernels, in the order they first run
 
@@ -862,6 +873,18 @@ static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, rea
   }
 }
 
+// The reconstruction of each code (`input` holds the codes), in inference mode: reconstruct's
+// computation after the code.
+static void decode(aert_ctx *ctx, const real *input, int n, real *out) {
+  real *arena = ctx->arena;
+  const size_t cap = (size_t)ctx->capacity;
+  real *decoder_dense_1_relu = arena + cap * 0;
+  real *decoder_dense_2_sigmoid = arena + cap * 16;
+  TIMED(2, compute_decoder_dense_1_relu(n, input, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
+  TIMED(13, compute_decoder_dense_2_sigmoid(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, decoder_dense_2_sigmoid));
+  memcpy(out, decoder_dense_2_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_2_SIGMOID_SIZE);
+}
+
 static double loss_and_grad(aert_ctx *ctx, int step, const real *input, int n) {
   switch (step) {
   case 0: return recon_loss_and_grad(ctx, input, n);
@@ -1014,6 +1037,7 @@ static const aert_model model = {
   .layer_output = layer_output,
   .layer_nodes = layer_nodes,
   .thread_stack_bytes = 262144,
+  .decode = decode,
 };
 
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }

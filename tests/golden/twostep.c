@@ -212,6 +212,28 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   critic_dense_2_bias       [1]     params + CRITIC_DENSE_2_BIAS_OFFSET    -                                 critic.dense_2  5:39 -
 //   critic_dense_2            [1]xN   not stored (fused)                     compute_critic_dense_2_sigmoid    critic.dense_2  5:39 forward
 //   critic_dense_2_sigmoid    [1]xN   arena + cap * 0                        compute_critic_dense_2_sigmoid    critic.dense_2  5:39 forward
+//
+// decode: 4 values, 1 kernels, arena 32 per sample + 0 fixed elements
+//   value                   shape   storage                                computed by kernel              layer           .ae  pass
+//   decoder_dense_1_kernel  [8, 32] params + DECODER_DENSE_1_KERNEL_OFFSET -                               decoder.dense_1 4:15 -
+//   decoder_dense_1_bias    [32]    params + DECODER_DENSE_1_BIAS_OFFSET   -                               decoder.dense_1 4:15 -
+//   decoder_dense_1         [32]xN  not stored (fused)                     compute_decoder_dense_1_sigmoid decoder.dense_1 4:15 forward
+//   decoder_dense_1_sigmoid [32]xN  arena + cap * 0                        compute_decoder_dense_1_sigmoid decoder.dense_1 4:15 forward
+//
+// eval_loss_parts: 12 values, 5 kernels, arena 48 per sample + 48 fixed elements
+//   value                   shape   storage                                computed by kernel              layer           .ae  pass
+//   x                       [32]xN  input                                  -                               -               2:1  -
+//   encoder_dense_1_kernel  [32, 8] params + ENCODER_DENSE_1_KERNEL_OFFSET -                               encoder.dense_1 3:15 -
+//   encoder_dense_1_bias    [8]     params + ENCODER_DENSE_1_BIAS_OFFSET   -                               encoder.dense_1 3:15 -
+//   encoder_dense_1         [8]xN   not stored (fused)                     compute_encoder_dense_1_tanh    encoder.dense_1 3:15 forward
+//   encoder_dense_1_tanh    [8]xN   arena + cap * 0                        compute_encoder_dense_1_tanh    encoder.dense_1 3:15 forward
+//   decoder_dense_1_kernel  [8, 32] params + DECODER_DENSE_1_KERNEL_OFFSET -                               decoder.dense_1 4:15 -
+//   decoder_dense_1_bias    [32]    params + DECODER_DENSE_1_BIAS_OFFSET   -                               decoder.dense_1 4:15 -
+//   decoder_dense_1         [32]xN  not stored (fused)                     compute_decoder_dense_1_sigmoid decoder.dense_1 4:15 forward
+//   decoder_dense_1_sigmoid [32]xN  arena + cap * 16                       compute_decoder_dense_1_sigmoid decoder.dense_1 4:15 forward
+//   recon_mse               []      arena + cap * ARENA_PER_SAMPLE + 0     compute_recon_mse               -               7:14 forward
+//   recon_l2                []      arena + cap * ARENA_PER_SAMPLE + 16    compute_recon_l2                -               7:43 forward
+//   recon_l2_2              []      arena + cap * ARENA_PER_SAMPLE + 32    compute_recon_l2_2              -               7:43 forward
 
 // ---- kernels, in the order they first run
 
@@ -1219,6 +1241,34 @@ static void layer_output(aert_ctx *ctx, int layer, const real *input, int n, rea
   }
 }
 
+// The reconstruction of each code (`input` holds the codes), in inference mode: reconstruct's
+// computation after the code.
+static void decode(aert_ctx *ctx, const real *input, int n, real *out) {
+  real *arena = ctx->arena;
+  const size_t cap = (size_t)ctx->capacity;
+  real *decoder_dense_1_sigmoid = arena + cap * 0;
+  TIMED(1, compute_decoder_dense_1_sigmoid(n, input, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_sigmoid));
+  memcpy(out, decoder_dense_1_sigmoid, sizeof(real) * (size_t)n * DECODER_DENSE_1_SIGMOID_SIZE);
+}
+
+// The parts of each loss that is a sum of terms, in inference mode (`eval` prints them).
+static void eval_loss_parts(aert_ctx *ctx, const real *input, int n, double *parts) {
+  real *arena = ctx->arena;
+  const size_t cap = (size_t)ctx->capacity;
+  real *encoder_dense_1_tanh = arena + cap * 0;
+  real *decoder_dense_1_sigmoid = arena + cap * 16;
+  real *recon_mse = arena + cap * ARENA_PER_SAMPLE + 0;
+  real *recon_l2 = arena + cap * ARENA_PER_SAMPLE + 16;
+  real *recon_l2_2 = arena + cap * ARENA_PER_SAMPLE + 32;
+  TIMED(0, compute_encoder_dense_1_tanh(n, input, ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, ctx->params + ENCODER_DENSE_1_BIAS_OFFSET, encoder_dense_1_tanh));
+  TIMED(1, compute_decoder_dense_1_sigmoid(n, encoder_dense_1_tanh, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_sigmoid));
+  TIMED(23, compute_recon_mse(n, decoder_dense_1_sigmoid, input, recon_mse));
+  TIMED(3, compute_recon_l2(ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, recon_l2));
+  TIMED(4, compute_recon_l2_2(ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, recon_l2_2));
+  parts[0] = 1 * (double)recon_mse[0];  // recon.mse
+  parts[1] = 0.001 * (double)recon_l2[0] + 0.001 * (double)recon_l2_2[0];  // recon.l2
+}
+
 static double loss_and_grad(aert_ctx *ctx, int step, const real *input, int n) {
   switch (step) {
   case 0: return recon_loss_and_grad(ctx, input, n);
@@ -1256,6 +1306,9 @@ static const aert_layer layers[] = {
 static const int layer_nodes[] = {4, 8, 19, 23};
 
 static const char *const loss_names[] = {"recon", "gen"};
+
+static const char *const loss_part_names[] = {"recon.mse", "recon.l2"};
+static const int loss_part_losses[] = {0, 0};
 
 static const aert_step steps[] = {
   {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 1104},
@@ -1399,6 +1452,11 @@ static const aert_model model = {
   .layer_output = layer_output,
   .layer_nodes = layer_nodes,
   .thread_stack_bytes = 262144,
+  .decode = decode,
+  .n_loss_parts = 2,
+  .loss_part_names = loss_part_names,
+  .loss_part_losses = loss_part_losses,
+  .eval_loss_parts = eval_loss_parts,
 };
 
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
