@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 7
+#define AERT_ABI_VERSION 8
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -226,6 +226,10 @@ typedef struct aert_model {
   // The code is made by sample_normal (a variational autoencoder's): its
   // prior is N(0, 1) in every element.
   int code_sampled;
+  // With code_sampled: 1 + the layer whose output is the code's log-variance
+  // (encode --sample draws mean + exp(logvar / 2) * eps from it through
+  // layer_output), or 0 when the log-variance is no layer's output.
+  int code_logvar_layer;
   // The parts of each loss that is a sum of terms, which eval prints after
   // it: names ("elbo.bce"), the loss (an index into loss_names) each belongs
   // to, and the function that computes them on a batch, in inference mode

@@ -2,7 +2,8 @@
 // programs: decode (codes from encode's CSV to a PNG grid or a .npy array),
 // sample (codes from the model's prior), interpolate (a strip between two
 // samples' codes), manifold (a 2-d code's grid at the prior's quantiles),
-// and eval's parts of a loss that is a sum; their bad input (no --codes,
+// and eval's parts of a loss that is a sum; a variational model's encode
+// (the mean) and encode --sample; their bad input (no --codes,
 // codes of the wrong width, --from out of range, manifold on a 3-d code,
 // sample without a prior, decode past a skip connection); `code` and
 // `reconstruction` named inside a functional net's body.
@@ -76,6 +77,19 @@ static const char *const denoise_text =
     "loss recon = bce(decoder(encoder(noisy)), x)\n"
     "train { data \"train.csv\" test \"train.csv\" batch 16 epochs 1 }\n";
 
+// A variational autoencoder: two results, sample_normal, kl_normal.
+static const char *const vae_text =
+    "input x: [16]\n"
+    "net encoder(v) {\n"
+    "  h = dense(v, 8, relu)\n"
+    "  return dense(h, 2), dense(h, 2)\n"
+    "}\n"
+    "net decoder = dense(8, relu) -> dense(16, sigmoid)\n"
+    "mean, logvar = encoder(x)\n"
+    "code = sample_normal(mean, logvar)\n"
+    "loss elbo = 16 * bce(decoder(code), x) + kl_normal(mean, logvar)\n"
+    "train { data \"train.csv\" test \"train.csv\" batch 16 epochs 2 }\n";
+
 enum { N = 200, SIZE = 16, TILE = 4 * 3 + 2 };
 
 static char *dir;  // m (the adversarial model, trained: k.safetensors), p, s and b with theirs
@@ -92,11 +106,13 @@ static void setup(void) {
   write_model("s.ae", skip_text);
   write_model("b.ae", body_text);
   write_model("n.ae", denoise_text);
+  write_model("v.ae", vae_text);
   must_succeed_in(dir, "./m train --checkpoint k.safetensors > /dev/null");
   must_succeed_in(dir, AEC " p.ae -o p && ./p train --checkpoint p.safetensors > /dev/null");
   must_succeed_in(dir, AEC " s.ae -o s && ./s train --checkpoint s.safetensors > /dev/null");
   must_succeed_in(dir, AEC " b.ae -o b && ./b train --checkpoint b.safetensors > /dev/null");
   must_succeed_in(dir, AEC " n.ae -o n && ./n train --checkpoint n.safetensors > /dev/null");
+  must_succeed_in(dir, AEC " v.ae -o v && ./v train --checkpoint v.safetensors > /dev/null");
   must_succeed_in(dir, "./m encode --checkpoint k.safetensors --data train.csv -o codes.csv 2> /dev/null");
 }
 
@@ -295,6 +311,32 @@ START_TEST(names_in_a_net_body_are_seen) {
 }
 END_TEST
 
+// A variational code: encode gives the mean (the same every run), encode
+// --sample draws around it by seed, sample draws N(0, 1) codes, and eval's
+// parts are the reconstruction and the KL term.
+START_TEST(a_variational_model_encodes_the_mean_or_draws) {
+  must_succeed_in(dir, "./v encode --checkpoint v.safetensors --data train.csv -o m1.csv 2> /dev/null");
+  must_succeed_in(dir, "./v encode --checkpoint v.safetensors --data train.csv -o m2.csv --batch 7 2> /dev/null");
+  must_succeed_in(dir, "./v encode --checkpoint v.safetensors --data train.csv -o s1.csv --sample 2> /dev/null");
+  must_succeed_in(dir, "./v encode --checkpoint v.safetensors --data train.csv -o s1b.csv --sample --batch 7 2> /dev/null");
+  must_succeed_in(dir, "./v encode --checkpoint v.safetensors --data train.csv -o s2.csv --sample --seed 2 2> /dev/null");
+  CommandResult r = run_in(dir, "cmp -s m1.csv m2.csv && echo means-equal; cmp -s s1.csv s1b.csv && echo draws-equal; "
+                                "cmp -s s1.csv s2.csv || echo seeds-differ; cmp -s m1.csv s1.csv || echo drawn");
+  ck_assert_str_eq(r.out, "means-equal\ndraws-equal\nseeds-differ\ndrawn\n");
+  command_result_free(&r);
+  must_succeed_in(dir, "./v sample --checkpoint v.safetensors -n 4 -o v.png 2> /dev/null");
+  expect_png("v.png", 2 * TILE + 2, 2 * TILE + 2);
+  r = run_in(dir, "./v eval --checkpoint v.safetensors --data train.csv");
+  double elbo = figure(r.out, "elbo"), bce = figure(r.out, "elbo.bce"), kl = figure(r.out, "elbo.kl_normal");
+  ck_assert_msg(r.status == 0 && kl >= 0 && fabs(bce + kl - elbo) < 1e-5 * elbo, "elbo %g = %g + %g:\n%s", elbo, bce,
+                kl, r.out);
+  command_result_free(&r);
+  r = expect_failure("./m encode --checkpoint k.safetensors --data train.csv -o x.csv --sample", 2,
+                     "encode --sample draws a variational code", "leave --sample out");
+  command_result_free(&r);
+}
+END_TEST
+
 START_TEST(bad_input_is_named) {
   CommandResult r = expect_failure("./m decode --checkpoint k.safetensors -o x.png", 2, "decode needs --codes FILE", "[n, 2]");
   command_result_free(&r);
@@ -368,6 +410,7 @@ Suite *generative_suite(void) {
   tcase_add_test(t, manifold_decodes_the_prior_quantiles);
   tcase_add_test(t, eval_prints_the_parts_of_each_sum);
   tcase_add_test(t, names_in_a_net_body_are_seen);
+  tcase_add_test(t, a_variational_model_encodes_the_mean_or_draws);
   tcase_add_test(t, bad_input_is_named);
   tcase_add_test(t, help_names_the_options);
   suite_add_tcase(s, t);

@@ -148,6 +148,14 @@ static void emit_model(Emitter *e, bool has_layer_output) {
     emit_format(e, ",\n");
   }
   if (g->code_sampled) emit_line(e, "  .code_sampled = 1,");
+  if (g->code_sampled && has_layer_output) {  // encode --sample reads the log-variance through layer_output
+    int logvar = g->code_logvar_node;
+    for (int i = 0; i < g->n_layers; i++)
+      if (g->layers[i].node == logvar && g->layer_eval_nodes[i] >= 0) {
+        emit_line(e, "  .code_logvar_layer = %d,  // 1 + layers' %s", i + 1, g->layers[i].name);
+        break;
+      }
+  }
   if (g->n_loss_parts > 0) {
     emit_line(e, "  .n_loss_parts = %d,", g->n_loss_parts);
     emit_line(e, "  .loss_part_names = loss_part_names,");

@@ -13,7 +13,7 @@ typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
   OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
-  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, N_OPTIONS
+  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -59,6 +59,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_TO] = {"--to", NULL, "J", "the last sample's index in the data (from 0)"},
     // interpolate's --steps: another option of the same name as train's; each command finds its own
     [OPT_INTERP_STEPS] = {"--steps", NULL, "N", "codes on the line, both ends included (default 10)"},
+    [OPT_SAMPLE] = {"--sample", NULL, NULL, "a variational code: draw it (mean + exp(logvar / 2) * N(0, 1), from --seed) instead of giving the mean"},
 };
 
 #define BIT(o) (1ull << (o))  // N_OPTIONS <= 64
@@ -89,9 +90,10 @@ static const command_spec commands[] = {
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F] -o grid.png [--count N]", "draw originals over their reconstructions"},
     {"encode", aert_cmd_encode,
-     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_PLOT),
-     "--checkpoint C [--data F] -o codes.csv|codes.npy [--plot codes.png]",
-     "write each sample's code (label first when known)"},
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_PLOT) |
+         BIT(OPT_SAMPLE) | BIT(OPT_SEED),
+     "--checkpoint C [--data F] -o codes.csv|codes.npy [--plot codes.png] [--sample [--seed N]]",
+     "write each sample's code (label first when known); a variational code is its mean unless --sample draws it"},
     {"denoise", aert_cmd_denoise,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_NOISE) | BIT(OPT_SEED) |
          BIT(OPT_BATCH) | BIT(OPT_THREADS),
@@ -225,6 +227,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_CSV: o->csv = value; return true;
   case OPT_BINARY: o->binary = true; return true;
   case OPT_COSINE: o->cosine = true; return true;
+  case OPT_SAMPLE: o->sample = true; return true;
   case OPT_PROFILE: o->profile = true; return true;
   case OPT_STEPS: o->steps = value; return true;
   case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);

@@ -27,6 +27,7 @@ typedef struct aert_options {
   int k, dim;
   double labels_fraction;
   bool binary, cosine, has_k, has_dim, has_labels_fraction;
+  bool sample;  // encode --sample: draw a variational code instead of its mean
   // The generative commands: decode --codes, interpolate --from/--to/--steps.
   const char *codes;
   int from, to, interp_steps;

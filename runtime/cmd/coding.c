@@ -169,11 +169,44 @@ static bool write_codes(const char *path, const aert_dataset *data, const aert_r
   return aert_output_commit(out);
 }
 
+// encode --sample: each code (the mean, as encode computes it) plus
+// exp(logvar / 2) * eps, with logvar the output of the model's log-variance
+// layer and eps ~ N(0, 1) from the seed (element i of the whole data set
+// draws counter i, so a batch size does not change the draws).
+static bool draw_codes(const aert_model *model, const aert_options *options, aert_ctx *ctx, const aert_dataset *data,
+                       aert_real *codes) {
+  size_t size = (size_t)model->code_size;
+  aert_real *logvar = aert_alloc_reals(data->n, size, "log-variances");
+  aert_real *batch = logvar ? aert_alloc_reals((size_t)ctx->capacity, data->sample_size, "batch") : NULL;
+  if (!batch) return aert_free(logvar), false;
+  for (size_t first = 0; first < data->n; first += (size_t)ctx->capacity) {
+    int m = (int)(data->n - first < (size_t)ctx->capacity ? data->n - first : (size_t)ctx->capacity);
+    aert_gather(data, NULL, first, m, batch);
+    model->layer_output(ctx, model->code_logvar_layer - 1, batch, m, logvar + first * size);
+  }
+  uint64_t key = aert_stream_key(options->has_seed ? options->seed : 1, AERT_STREAM_PRIOR, 1);
+  for (size_t i = 0; i < data->n * size; i++)
+    codes[i] += (aert_real)(exp(0.5 * (double)logvar[i]) * aert_normal(key, (uint64_t)i));
+  aert_free(batch);
+  aert_free(logvar);
+  return true;
+}
+
 int aert_cmd_encode(const aert_model *model, const aert_options *options) {
   if (!options->checkpoint) return aert_error("encode needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("encode needs -o FILE.csv"), AERT_EXIT_USAGE;
   if (!model->encode || model->code_size <= 0) {
     aert_error("model '%s' has no code (name a value 'code' or a net 'encoder')", model->name);
+    return AERT_EXIT_FAILURE;
+  }
+  if (options->sample && !model->code_sampled) {
+    aert_error("encode --sample draws a variational code (one made by sample_normal); model '%s''s code is "
+               "deterministic: leave --sample out", model->name);
+    return AERT_EXIT_USAGE;
+  }
+  if (options->sample && (!model->code_logvar_layer || !model->layer_output)) {
+    aert_error("encode --sample needs the code's log-variance to be a layer's output (sample_normal(mean, "
+               "dense(h, code))); in model '%s' it is computed from one", model->name);
     return AERT_EXIT_FAILURE;
   }
   aert_ctx *ctx = aert_open_checkpoint(model, options);
@@ -184,6 +217,7 @@ int aert_cmd_encode(const aert_model *model, const aert_options *options) {
                          ? aert_alloc_reals(data->n, (size_t)model->code_size, "codes")
                          : NULL;
   if (codes && apply_in_batches(model, ctx, data, data->n, model->encode, (size_t)model->code_size, codes) &&
+      (!options->sample || draw_codes(model, options, ctx, data, codes)) &&
       (strlen(options->output) > 4 && strcmp(options->output + strlen(options->output) - 4, ".npy") == 0
            ? write_codes_npy(options->output, data, codes, model->code_size)
            : write_codes(options->output, data, codes, model->code_size))) {
