@@ -147,11 +147,10 @@ static void emit_model(Emitter *e, bool has_layer_output) {
     emit_c_string(e, g->decode_missing);
     emit_format(e, ",\n");
   }
-  if (g->code_sampled) emit_line(e, "  .code_sampled = 1,");
-  if (g->code_sampled && has_layer_output) {  // encode --sample reads the log-variance through layer_output
-    int logvar = g->code_logvar_node;
+  if (g->code_logvar_node >= 0) emit_line(e, "  .code_sampled = 1,");
+  if (g->code_logvar_node >= 0 && has_layer_output) {  // encode --sample reads the log-variance through layer_output
     for (int i = 0; i < g->n_layers; i++)
-      if (g->layers[i].node == logvar && g->layer_eval_nodes[i] >= 0) {
+      if (g->layers[i].node == g->code_logvar_node && g->layer_eval_nodes[i] >= 0) {
         emit_line(e, "  .code_logvar_layer = %d,  // 1 + layers' %s", i + 1, g->layers[i].name);
         break;
       }

@@ -199,9 +199,9 @@ void find_code_and_reconstruction(Lowerer *L) {
     }
   }
   // A code made by sample_normal (the variational autoencoder's) has the prior N(0, 1): `sample` and
-  // `manifold` draw from it. By the op's name, so this holds wherever ops.def has the op.
-  g->code_sampled = g->code_node >= 0 && strcmp(op_name(g->nodes[g->code_node].op), "sample_normal") == 0;
-  g->code_logvar_node = g->code_sampled ? g->nodes[g->code_node].inputs[1] : -1;  // encode --sample reads it
+  // `manifold` draw from it.
+  bool sampled = g->code_node >= 0 && g->nodes[g->code_node].op == OP_SAMPLE_NORMAL;
+  g->code_logvar_node = sampled ? g->nodes[g->code_node].inputs[1] : -1;  // encode --sample reads it
   Binding *recon = scope_find(&L->globals, "reconstruction");
   int candidate = recon && recon->value.kind == VAL_TENSOR ? recon->value.node
                   : L->net_recon >= 0                     ? L->net_recon

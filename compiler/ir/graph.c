@@ -148,7 +148,7 @@ static void name_index_free(NameIndex *index) {
 
 Graph *graph_new(void) {
   Graph *graph = calloc(1, sizeof *graph);
-  graph->input_node = graph->code_node = graph->reconstruction_node = -1;
+  graph->input_node = graph->code_node = graph->reconstruction_node = graph->code_logvar_node = -1;
   graph->corrupt_node = graph->first_kernel_param = -1;
   graph->decode_input_node = graph->decode_node = -1;
   return graph;

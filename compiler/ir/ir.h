@@ -176,8 +176,8 @@ typedef struct Graph {
   int decode_input_node;   // the code's node in the reconstruction's computation: decode() reads it from its input; or -1
   int decode_node;         // the reconstruction (at inference) that decode() computes from it, or -1
   char *decode_missing;    // why there is no decode when there is a code and a reconstruction, or NULL
-  bool code_sampled;       // the code is made by sample_normal: its prior is N(0, 1) (front/train.c)
-  int code_logvar_node;    // with code_sampled: the code's log-variance (sample_normal's second input), else -1
+  int code_logvar_node;    // a code made by sample_normal (prior N(0, 1)): its log-variance, the op's second
+                           // input; else -1 (front/train.c)
   LossPart *loss_parts;    // [n_loss_parts] the terms of each loss that is a sum (passes/inference.c)
   int n_loss_parts;
   struct NameIndex *name_index;  // graph.c: the nodes' names hashed, so naming stays O(1) (graph_set_name)

@@ -30,30 +30,26 @@ static bool shape_loss_grad(Graph *graph, Node *node, Shape *out) {
   return true;
 }
 
+// Whether input 0 has a batch, else a report of what the op needs it for.
+static bool batched_input(Graph *graph, const Node *node, const char *needs) {
+  Shape v = input_shape(graph, node, 0);
+  if (v.batched) return true;
+  char sv[64];
+  shape_format(v, sv, sizeof sv);
+  diag_error(node->loc, "%s %s, but got %s", user_name(node->op), needs, sv);
+  return false;
+}
+
 // kl_sparsity(h) -> a scalar: h needs a batch to average over
 static bool shape_batched_to_scalar(Graph *graph, Node *node, Shape *out) {
-  Shape h = input_shape(graph, node, 0);
-  if (!h.batched) {
-    char sh[64];
-    shape_format(h, sh, sizeof sh);
-    diag_error(node->loc, "%s needs an activation per sample (a value with a batch), but got %s",
-               user_name(node->op), sh);
-    return false;
-  }
+  if (!batched_input(graph, node, "needs an activation per sample (a value with a batch)")) return false;
   *out = (Shape){0};
   return true;
 }
 
 // sum(v), mean(v): a batched value -> [1] per sample
 static bool shape_per_sample(Graph *graph, Node *node, Shape *out) {
-  Shape v = input_shape(graph, node, 0);
-  if (!v.batched) {
-    char sv[64];
-    shape_format(v, sv, sizeof sv);
-    diag_error(node->loc, "%s reduces one sample's elements, but got a value of shape %s with no batch",
-               user_name(node->op), sv);
-    return false;
-  }
+  if (!batched_input(graph, node, "reduces one sample's elements and needs a value with a batch")) return false;
   *out = (Shape){.batched = true, .rank = 1, .dims = {1}};
   return true;
 }

@@ -234,8 +234,7 @@ static bool same_place(Loc a, Loc b) { return a.source == b.source && a.line == 
 enum { MAX_PARTS = 64 };  // a loss of more terms is reported whole
 
 // The terms of loss l's top-level sum: through +, -, negation, products
-// and quotients by a number, and the mean over the batch (the core
-// branch's batch_mean, by name); terms written by one call (l2(a, b) is a
+// and quotients by a number, and the mean over the batch (batch_mean); terms written by one call (l2(a, b) is a
 // sum of its own) make one part; numbers are left out. Several parts, or none.
 static void loss_parts_of(Graph *g, int l, bool *known, bool *memo) {
   typedef struct {
@@ -262,7 +261,7 @@ static void loss_parts_of(Graph *g, int l, bool *known, bool *memo) {
       push[n_push++] = a->op == OP_CONSTANT ? (Item){b->id, it.coef * a->attr[0]} : (Item){a->id, it.coef * b->attr[0]};
     } else if (node->op == OP_DIV && b->op == OP_CONSTANT && b->attr[0] != 0) {
       push[n_push++] = (Item){a->id, it.coef / b->attr[0]};
-    } else if (node->n_inputs == 1 && strcmp(op_name(node->op), "batch_mean") == 0) {
+    } else if (node->op == OP_BATCH_MEAN) {
       push[n_push++] = (Item){a->id, it.coef};
     } else if (node->op != OP_CONSTANT) {
       bool scalar = shape_size(node->shape) == 1;

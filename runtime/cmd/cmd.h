@@ -127,6 +127,13 @@ bool aert_run_batches(aert_ctx *ctx, const aert_real *x, size_t in_size, size_t 
 aert_real *aert_encode_all(const aert_model *model, aert_ctx *ctx, const aert_dataset *data);
 // True when the model has a code; false after a message saying it has none.
 bool aert_need_code(const aert_model *model);
+// Whether an output path names a NumPy file (ends in .npy).
+bool aert_is_npy_path(const char *path);
+// A .npy file (format 1.0, little-endian `descr` such as "<f4") of `rank`
+// dimensions, written safely (aert_output_begin, `what` naming it); false
+// after a message.
+bool aert_write_npy(const char *path, const char *what, const char *descr, const size_t *shape, int rank,
+                    const void *data, size_t item);
 // A positive finite number in text, or false after a message naming the option.
 bool aert_parse_positive(const char *option, const char *text, double *out);
 

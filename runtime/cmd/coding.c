@@ -70,36 +70,17 @@ int aert_cmd_reconstruct(const aert_model *model, const aert_options *options) {
 
 // ------------------------------------------------------------ encode extras
 // codes.npy: float32 [n, code_size]; with labels, codes.labels.npy: int32 [n].
-static bool write_npy(const char *path, const char *descr, size_t rows, size_t cols, const void *data, size_t item) {
-  aert_output *out = aert_output_begin(path, "the codes");
-  if (!out) return false;
-  FILE *f = aert_output_stream(out);
-  char dict[128];
-  int len = cols ? snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%zu, %zu), }", descr,
-                            rows, cols)
-                 : snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%zu,), }", descr, rows);
-  size_t header = 10 + (size_t)len + 1, padded = (header + 63) / 64 * 64;
-  unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((padded - 10) & 0xff),
-                            (unsigned char)((padded - 10) >> 8)};
-  fwrite(head, 1, 10, f);
-  fwrite(dict, 1, (size_t)len, f);
-  for (size_t i = header; i < padded; i++) fputc(' ', f);
-  fputc('\n', f);
-  fwrite(data, item, rows * (cols ? cols : 1), f);
-  return aert_output_commit(out);
-}
-
 static bool write_codes_npy(const char *path, const aert_dataset *data, const aert_real *codes, int code_size) {
   size_t count = data->n * (size_t)code_size;
   float *values = malloc((count ? count : 1) * sizeof *values);
   if (!values) return aert_error("out of memory for %s", path), false;
   for (size_t i = 0; i < count; i++) values[i] = (float)codes[i];
-  bool ok = write_npy(path, "<f4", data->n, (size_t)code_size, values, sizeof *values);
+  bool ok = aert_write_npy(path, "the codes", "<f4", (size_t[]){data->n, (size_t)code_size}, 2, values, sizeof *values);
   free(values);
   if (ok && data->labels) {
     char *labels_path = NULL;
     if (asprintf(&labels_path, "%.*s.labels.npy", (int)(strlen(path) - 4), path) < 0) return false;
-    ok = write_npy(labels_path, "<i4", data->n, 0, data->labels, sizeof(int32_t));
+    ok = aert_write_npy(labels_path, "the labels", "<i4", &data->n, 1, data->labels, sizeof(int32_t));
     if (ok) fprintf(stderr, "%s: wrote the labels to %s\n", aert_program(), labels_path);
     free(labels_path);
   }
@@ -177,17 +158,15 @@ static bool draw_codes(const aert_model *model, const aert_options *options, aer
                        aert_real *codes) {
   size_t size = (size_t)model->code_size;
   aert_real *logvar = aert_alloc_reals(data->n, size, "log-variances");
-  aert_real *batch = logvar ? aert_alloc_reals((size_t)ctx->capacity, data->sample_size, "batch") : NULL;
-  if (!batch) return aert_free(logvar), false;
+  if (!logvar) return false;
   for (size_t first = 0; first < data->n; first += (size_t)ctx->capacity) {
     int m = (int)(data->n - first < (size_t)ctx->capacity ? data->n - first : (size_t)ctx->capacity);
-    aert_gather(data, NULL, first, m, batch);
-    model->layer_output(ctx, model->code_logvar_layer - 1, batch, m, logvar + first * size);
+    model->layer_output(ctx, model->code_logvar_layer - 1, data->x + first * data->sample_size, m,
+                        logvar + first * size);
   }
   uint64_t key = aert_stream_key(options->has_seed ? options->seed : 1, AERT_STREAM_PRIOR, 1);
   for (size_t i = 0; i < data->n * size; i++)
     codes[i] += (aert_real)(exp(0.5 * (double)logvar[i]) * aert_normal(key, (uint64_t)i));
-  aert_free(batch);
   aert_free(logvar);
   return true;
 }
@@ -218,8 +197,7 @@ int aert_cmd_encode(const aert_model *model, const aert_options *options) {
                          : NULL;
   if (codes && apply_in_batches(model, ctx, data, data->n, model->encode, (size_t)model->code_size, codes) &&
       (!options->sample || draw_codes(model, options, ctx, data, codes)) &&
-      (strlen(options->output) > 4 && strcmp(options->output + strlen(options->output) - 4, ".npy") == 0
-           ? write_codes_npy(options->output, data, codes, model->code_size)
+      (aert_is_npy_path(options->output) ? write_codes_npy(options->output, data, codes, model->code_size)
            : write_codes(options->output, data, codes, model->code_size))) {
     fprintf(stderr, "%s: wrote %s (%zu codes of %d values)\n", aert_program(), options->output, data->n,
             model->code_size);

@@ -196,3 +196,32 @@ bool aert_parse_positive(const char *option, const char *text, double *out) {
   *out = v;
   return true;
 }
+
+bool aert_is_npy_path(const char *path) {
+  size_t n = strlen(path);
+  return n > 4 && strcmp(path + n - 4, ".npy") == 0;
+}
+
+bool aert_write_npy(const char *path, const char *what, const char *descr, const size_t *shape, int rank,
+                    const void *data, size_t item) {
+  aert_output *out = aert_output_begin(path, what);
+  if (!out) return false;
+  FILE *f = aert_output_stream(out);
+  char dict[256];
+  size_t count = 1;
+  int len = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+  for (int d = 0; d < rank; d++) {
+    len += snprintf(dict + len, sizeof dict - (size_t)len, "%s%zu", d ? ", " : "", shape[d]);
+    count *= shape[d];
+  }
+  len += snprintf(dict + len, sizeof dict - (size_t)len, rank == 1 ? ",), }" : "), }");
+  size_t header = 10 + (size_t)len + 1, padded = (header + 63) / 64 * 64;
+  unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((padded - 10) & 0xff),
+                            (unsigned char)((padded - 10) >> 8)};
+  fwrite(head, 1, 10, f);
+  fwrite(dict, 1, (size_t)len, f);
+  for (size_t i = header; i < padded; i++) fputc(' ', f);
+  fputc('\n', f);
+  fwrite(data, item, count, f);
+  return aert_output_commit(out);
+}

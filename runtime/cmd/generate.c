@@ -47,34 +47,16 @@ static bool code_prior(const aert_model *model, const char *command, aert_prior 
   return false;
 }
 
-static bool is_npy(const char *path) {
-  size_t n = strlen(path);
-  return n > 4 && strcmp(path + n - 4, ".npy") == 0;
-}
-
 // n samples as a float32 .npy array of shape [n, the input's shape].
 static bool write_samples_npy(const aert_model *model, const char *path, const aert_real *x, size_t n) {
-  size_t size = (size_t)model->recon_size;
+  size_t size = (size_t)model->recon_size, shape[1 + 4] = {n};
   float *values = malloc((n * size > 0 ? n * size : 1) * sizeof *values);
   if (!values) return aert_error("out of memory for %s", path), false;
   for (size_t i = 0; i < n * size; i++) values[i] = (float)x[i];
-  aert_output *out = aert_output_begin(path, "the decoded samples");
-  if (!out) return free(values), false;
-  FILE *f = aert_output_stream(out);
-  char dict[256];
-  int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu", n);
-  for (int d = 0; d < model->input_rank; d++) len += snprintf(dict + len, sizeof dict - (size_t)len, ", %d", model->input_shape[d]);
-  len += snprintf(dict + len, sizeof dict - (size_t)len, "), }");
-  size_t header = 10 + (size_t)len + 1, padded = (header + 63) / 64 * 64;
-  unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((padded - 10) & 0xff),
-                            (unsigned char)((padded - 10) >> 8)};
-  fwrite(head, 1, 10, f);
-  fwrite(dict, 1, (size_t)len, f);
-  for (size_t i = header; i < padded; i++) fputc(' ', f);
-  fputc('\n', f);
-  fwrite(values, sizeof *values, n * size, f);
+  for (int d = 0; d < model->input_rank && d < 4; d++) shape[1 + d] = (size_t)model->input_shape[d];
+  bool ok = aert_write_npy(path, "the decoded samples", "<f4", shape, 1 + model->input_rank, values, sizeof *values);
   free(values);
-  return aert_output_commit(out);
+  return ok;
 }
 
 // n decoded samples to `path`: a .npy array, else a PNG grid of `cols`
@@ -82,7 +64,7 @@ static bool write_samples_npy(const aert_model *model, const char *path, const a
 static bool write_decoded(const aert_model *model, const char *path, const aert_real *x, size_t n, size_t cols,
                           const char *what) {
   bool ok;
-  if (is_npy(path)) {
+  if (aert_is_npy_path(path)) {
     ok = write_samples_npy(model, path, x, n);
   } else {
     int height, width;
