@@ -147,7 +147,44 @@ typedef aert_real vreal_unaligned __attribute__((vector_size(64), aligned(sizeof
 // A shuffle's lane numbers: integers as wide as an aert_real, VL of them (the
 // type of a comparison of two vreal).
 typedef __typeof__((vreal){0} < (vreal){0}) vlane_index;
-enum { VL = 64 / sizeof(aert_real), GEMM_ROWS = AERT_GEMM_ROWS, GEMM_COLS = 2 * VL };
+enum { VL = 64 / sizeof(aert_real), GEMM_COLS = 2 * VL };
+
+// The micro-kernel's registers: vectors of the target's own width, and as many
+// rows of a as keep rows x GEMM_COLS of sums in registers beside b's vectors
+// and a broadcast. GCC lowers a wider vector type than the target has to pairs
+// of halves kept in memory: with AVX2 only, the 64-byte tile of AVX-512 ran the
+// VAE's products at 2 GFLOP/s a core (28 accumulators on the stack, every
+// broadcast built through a general register), where PyTorch reached 85.
+// A column block stays GEMM_COLS wide on every target (the compiler sizes its
+// loops by it); only the rows and the vectors that hold them change.
+#if defined(__AVX512F__)
+#define AERT_NATIVE_BYTES 64
+#define AERT_TILE_ROWS AERT_GEMM_ROWS  // 14 x 2 accumulators of the 32 registers
+#elif defined(__AVX__)
+#define AERT_NATIVE_BYTES 32
+#define AERT_TILE_ROWS 3  // 3 x 4 accumulators of the 16 registers
+#else
+#define AERT_NATIVE_BYTES 16
+#define AERT_TILE_ROWS 1  // 8 accumulators of SSE's 16 registers
+#endif
+typedef aert_real vnative __attribute__((vector_size(AERT_NATIVE_BYTES)));
+typedef aert_real vnative_unaligned __attribute__((vector_size(AERT_NATIVE_BYTES), aligned(sizeof(aert_real))));
+enum { NL = AERT_NATIVE_BYTES / sizeof(aert_real), NV = GEMM_COLS / NL, GEMM_ROWS = AERT_TILE_ROWS };
+_Static_assert(AERT_TILE_ROWS <= AERT_GEMM_ROWS, "the compiler sizes strips by AERT_GEMM_ROWS rows at most");
+
+// acc + x * y, lane by lane, rounded once where the target has FMA and twice
+// where it has not: the same in every tile. Left to -ffp-contract, GCC fused
+// x * y + acc in 3-row tiles and not in a 1-row tile of the same product (a
+// thread's last row), so a row's result hung on the thread count.
+static inline __attribute__((always_inline)) vnative multiply_add(aert_real x, vnative y, vnative acc) {
+#ifdef __FMA__
+#pragma GCC unroll 16
+  for (int l = 0; l < NL; l++) acc[l] = fma(x, y[l], acc[l]);
+  return acc;
+#else
+  return acc + x * y;
+#endif
+}
 
 // A kernel gradient reads a^T: a's rows lie 1-4 KB apart, one a row for every k,
 // a stride the hardware prefetcher does not follow. The product asks for the row
@@ -183,15 +220,16 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
     const aert_real *restrict a, size_t a_row, size_t a_k, const aert_real *restrict b, size_t b_k,
     aert_real *restrict c, size_t ldc, const aert_real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {
   if (readable == GEMM_COLS) {
-    vreal acc[GEMM_ROWS][2];
+    vnative acc[GEMM_ROWS][NV];
 #pragma GCC unroll 16
-    for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = (vreal){0};
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) acc[r][v] = (vnative){0};
     if (accumulate && cols == GEMM_COLS) {
 #pragma GCC unroll 16
-      for (int r = 0; r < rows; r++) {
-        acc[r][0] = *(const vreal_unaligned *)(c + (size_t)r * ldc);
-        acc[r][1] = *(const vreal_unaligned *)(c + (size_t)r * ldc + VL);
-      }
+      for (int r = 0; r < rows; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[r][v] = *(const vnative_unaligned *)(c + (size_t)r * ldc + v * NL);
     } else if (accumulate) {
 #pragma GCC unroll 16
       for (int r = 0; r < rows; r++) {
@@ -213,21 +251,21 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
         const aert_real *row = ahead + (size_t)(k / 4) * ahead_stride;
         __builtin_prefetch(row, 0, 2), __builtin_prefetch(row + VL, 0, 2), __builtin_prefetch(row + GEMM_COLS - 1, 0, 2);
       }
-      const vreal b0 = *(const vreal_unaligned *)(b + (size_t)k * b_k);
-      const vreal b1 = *(const vreal_unaligned *)(b + (size_t)k * b_k + VL);
+      vnative bk[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) bk[v] = *(const vnative_unaligned *)(b + (size_t)k * b_k + v * NL);
 #pragma GCC unroll 16
       for (int r = 0; r < rows; r++) {
         const aert_real ar = a[(size_t)r * a_row + (size_t)k * a_k];
-        acc[r][0] += ar * b0;
-        acc[r][1] += ar * b1;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[r][v] = multiply_add(ar, bk[v], acc[r][v]);
       }
     }
     if (cols == GEMM_COLS) {
 #pragma GCC unroll 16
-      for (int r = 0; r < rows; r++) {
-        *(vreal_unaligned *)(c + (size_t)r * ldc) = acc[r][0];
-        *(vreal_unaligned *)(c + (size_t)r * ldc + VL) = acc[r][1];
-      }
+      for (int r = 0; r < rows; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) *(vnative_unaligned *)(c + (size_t)r * ldc + v * NL) = acc[r][v];
       return;
     }
 #pragma GCC unroll 16
@@ -238,23 +276,23 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
     }
     return;
   }
-  for (int j = 0; j < cols; j += VL) {
-    const int width = cols - j < VL ? cols - j : VL;
-    vreal acc[GEMM_ROWS];
+  for (int j = 0; j < cols; j += NL) {
+    const int width = cols - j < NL ? cols - j : NL;
+    vnative acc[GEMM_ROWS];
 #pragma GCC unroll 16
-    for (int r = 0; r < rows; r++) acc[r] = (vreal){0};
+    for (int r = 0; r < rows; r++) acc[r] = (vnative){0};
     for (int k = 0; k < depth; k++) {
-      vreal bk = {0};
-      if (width == VL)
-        bk = *(const vreal_unaligned *)(b + (size_t)k * b_k + j);
+      vnative bk = {0};
+      if (width == NL)
+        bk = *(const vnative_unaligned *)(b + (size_t)k * b_k + j);
       else
         for (int t = 0; t < width; t++) bk[t] = b[(size_t)k * b_k + j + t];
 #pragma GCC unroll 16
-      for (int r = 0; r < rows; r++) acc[r] += a[(size_t)r * a_row + (size_t)k * a_k] * bk;
+      for (int r = 0; r < rows; r++) acc[r] = multiply_add(a[(size_t)r * a_row + (size_t)k * a_k], bk, acc[r]);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
-      aert_real sums[VL];
+      aert_real sums[NL];
       memcpy(sums, &acc[r], sizeof sums);
       for (int t = 0; t < width; t++) c[(size_t)r * ldc + j + t] = sums[t];
     }
@@ -277,12 +315,16 @@ static inline __attribute__((always_inline)) void gemm_tile_ahead(int rows, int 
     return;
   }
   int r = 0;
+#if AERT_TILE_ROWS > 4
   for (; r + 4 <= rows; r += 4)
     gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
+#endif
+#if AERT_TILE_ROWS > 2
   if (r + 2 <= rows) {
     gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
     r += 2;
   }
+#endif
   if (r < rows)
     gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
 }

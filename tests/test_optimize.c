@@ -56,14 +56,31 @@ static int read_losses(const char *path, double *losses, int max) {
   return n;
 }
 
-// `opt` is aec's -O0 or -O2, or "-O2-in-place": -O2 with -DAEC_PANEL_DEPTH=0,
-// so that the kernel-gradient products read b in place as batches over 2048
-// rows do. Compiled once, then trained on each thread count asked.
+// `opt` is aec's -O0 or -O2, or -O2 with C flags appended to the default
+// -O3 -march=native (VARIANTS). Compiled once, then trained on each thread
+// count asked.
+static const struct {
+  const char *name, *cflags;
+} VARIANTS[] = {
+    // the kernel-gradient products read b in place, as batches over 2048 rows do
+    {"-O2-in-place", " -DAEC_PANEL_DEPTH=0"},
+    // the micro-kernel's other tiles (aert_kernels.h): 3 x 4 vectors of AVX2
+    // where the machine has AVX-512, 1 x 8 of SSE2 on any x86-64 (no FMA)
+    {"-O2-avx2", " -mno-avx512f"},
+    {"-O2-sse2", " -march=x86-64 -mtune=generic"},
+};
+
+static const char *variant_cflags(const char *opt) {
+  for (size_t i = 0; i < sizeof VARIANTS / sizeof VARIANTS[0]; i++)
+    if (strcmp(opt, VARIANTS[i].name) == 0) return VARIANTS[i].cflags;
+  return "";
+}
+
 static void build(const char *folder, const char *example, const char *opt) {
-  const bool in_place = strcmp(opt, "-O2-in-place") == 0;
+  const char *cflags = variant_cflags(opt);
   CommandResult r = run_command("cd %s && AEC_CFLAGS=\"${AEC_CFLAGS:--O3 -march=native}%s\" %s/aec %s/%s/%s.ae %s -o %s%s 2>&1",
-                                dir, in_place ? " -DAEC_PANEL_DEPTH=0" : "", AEC_BUILD_DIR, AEC_SOURCE_DIR, folder,
-                                example, in_place ? "-O2" : opt, example, opt);
+                                dir, cflags, AEC_BUILD_DIR, AEC_SOURCE_DIR, folder, example,
+                                *cflags ? "-O2" : opt, example, opt);
   ck_assert_msg(r.status == 0, "aec %s %s failed:\n%s", example, opt, r.out);
   command_result_free(&r);
 }
@@ -134,6 +151,20 @@ START_TEST(optimized_code_matches_the_reference) {
       ck_assert_msg(in_place[i] == optimized[i], "%s step %d: b in place %.9g, packed %.9g", example, i, in_place[i],
                     optimized[i]);
   }
+  if (test_in_place)  // every tile, with FMA and without: near the reference, the same on 1 and 2 threads
+    for (size_t v = 1; v < sizeof VARIANTS / sizeof VARIANTS[0]; v++) {
+      double one[MAX], two[MAX];
+      build(folder, example, VARIANTS[v].name);
+      ck_assert_int_eq(train_trace(example, VARIANTS[v].name, 1, one, MAX), n);
+      ck_assert_int_eq(train_trace(example, VARIANTS[v].name, 2, two, MAX), n);
+      for (int i = 0; i < n; i++) {
+        double scale = fabs(reference[i]) > 1e-3 ? fabs(reference[i]) : 1e-3;
+        ck_assert_msg(fabs(one[i] - reference[i]) / scale < tolerance, "%s %s step %d: %.9g, -O0 %.9g", example,
+                      VARIANTS[v].name, i, one[i], reference[i]);
+        ck_assert_msg(two[i] == one[i], "%s %s step %d: 2 threads %.9g, 1 thread %.9g", example, VARIANTS[v].name, i,
+                      two[i], one[i]);
+      }
+    }
   remove_tree(dir);
 }
 END_TEST
