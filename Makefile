@@ -20,7 +20,11 @@ DSL_SRCS      := $(wildcard dsl/*.c)
 COMPILER_LAYERS := ir writer ops front passes cgen tools
 COMPILER_SRCS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.c)) compiler/main.c
 COMPILER_HDRS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.h)) compiler/ir/ops.def
-RUNTIME_SRCS  := $(wildcard runtime/*.c runtime/*/*.c)
+# runtime/mpi/ is libaert_mpi.a's, built with mpicc where Open MPI is installed.
+RUNTIME_SRCS  := $(filter-out runtime/mpi/%,$(wildcard runtime/*.c runtime/*/*.c))
+MPI_SRCS      := $(wildcard runtime/mpi/*.c)
+MPICC         ?= mpicc
+HAVE_MPICC    := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo yes)
 TEST_SRCS     := $(wildcard tests/*.c)
 TEST_SUITES   := $(patsubst tests/test_%.c,%,$(wildcard tests/test_*.c))
 
@@ -32,6 +36,9 @@ TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 AEC     := $(BUILD)/aec
 LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h $(BUILD)/include/aert_kernels.h
+ifeq ($(HAVE_MPICC),yes)
+LIBAERT += $(BUILD)/libaert_mpi.a $(BUILD)/libaert_mpi_f64.a
+endif
 
 .PHONY: all deps demo check check-torch bench clean golden
 all: $(AEC) $(LIBAERT)
@@ -95,6 +102,21 @@ $(BUILD)/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
 $(BUILD)/f64/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -fopenmp $(PKG_CFLAGS) -DAERT_REAL=double $(RUNTIME_LAYER) -c $< -o $@
+
+# aec --mpi's communicator (runtime/mpi/): only aert.h and mpi.h, through mpicc.
+$(BUILD)/runtime/mpi/%.o: runtime/mpi/%.c runtime/aert.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(WARN) $(CFLAGS) -Iruntime -c $< -o $@
+
+$(BUILD)/f64/runtime/mpi/%.o: runtime/mpi/%.c runtime/aert.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(WARN) $(CFLAGS) -DAERT_REAL=double -Iruntime -c $< -o $@
+
+$(BUILD)/libaert_mpi.a: $(MPI_SRCS:%.c=$(BUILD)/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libaert_mpi_f64.a: $(MPI_SRCS:%.c=$(BUILD)/f64/%.o)
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libaert.a: $(RUNTIME_OBJS)
 	rm -f $@ && ar rcs $@ $^

@@ -32,6 +32,7 @@ typedef struct Options {
   DType dtype;
   int opt_level;
   bool summary, dump_ir, stats, verbose;
+  bool mpi;  // --mpi: compiled with mpicc against libaert_mpi.a
   bool dot, list_ops, line_directives;  // inspect.c
 } Options;
 
@@ -57,6 +58,8 @@ static void usage(FILE *out) {
           "  --list-ops       print every operation of the language with its arguments\n"
           "  --stats          print kernels before/after fusion, arena bytes before/after planning\n"
           "                   and FLOPs per sample of each generated function; write nothing\n"
+          "  --mpi            build a program that also trains data-parallel under mpirun\n"
+          "                   (compiled with mpicc, default CC then; needs Open MPI and libaert_mpi.a)\n"
           "  -v               print the C compiler command\n"
           "  --version, --help\n"
           "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
@@ -119,6 +122,8 @@ static int parse_options(int argc, char **argv, Options *o) {
       exit(0);
     } else if (strcmp(a, "-v") == 0) {
       o->verbose = true;
+    } else if (strcmp(a, "--mpi") == 0) {
+      o->mpi = true;
     } else if (a[0] == '-' && a[1]) {
       return diag_error_plain("unknown option '%s' (see aec --help)", a), 2;
     } else if (o->input) {
@@ -273,10 +278,11 @@ static int split_flags(const char *flags, char **argv, int max) {
   return n;
 }
 
-static int compile_program(const char *c_path, const char *output, DType dtype, bool verbose) {
+static int compile_program(const char *c_path, const char *output, DType dtype, bool verbose, bool mpi) {
   char *dir = runtime_dir();
-  char *lib = NULL, *include = NULL;
+  char *lib = NULL, *mpi_lib = NULL, *include = NULL;
   if (asprintf(&lib, "%s/%s", dir, dtype == DTYPE_F64 ? "libaert_f64.a" : "libaert.a") < 0 ||
+      asprintf(&mpi_lib, "%s/%s", dir, dtype == DTYPE_F64 ? "libaert_mpi_f64.a" : "libaert_mpi.a") < 0 ||
       asprintf(&include, "-I%s/include", dir) < 0)
     return 1;
   struct stat st;
@@ -284,14 +290,22 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
     diag_error_plain("cannot find the runtime library '%s'; build it with `make`, or set AEC_RUNTIME_DIR", lib);
     return 1;
   }
-  const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+  if (mpi && stat(mpi_lib, &st) != 0) {
+    diag_error_plain("cannot find '%s', which --mpi links; install Open MPI (openmpi-bin, libopenmpi-dev) and run `make`",
+                     mpi_lib);
+    return 1;
+  }
+  // --mpi: mpicc knows where Open MPI's headers and libraries are (CC still wins).
+  const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : mpi ? "mpicc" : "cc";
   const char *cflags = getenv("AEC_CFLAGS") ? getenv("AEC_CFLAGS") : "-O3 -march=native";
   char *argv[96];
   int n = split_flags(cc, argv, 8);
   n += split_flags("-std=gnu11 -fopenmp -fno-math-errno -DAEC_LIBMVEC -Wall -Wextra", argv + n, 8);
+  if (mpi) argv[n++] = "-DAERT_MPI";
   n += split_flags(cflags, argv + n, 32);
   argv[n++] = include;
   argv[n++] = (char *)c_path;
+  if (mpi) argv[n++] = mpi_lib;
   argv[n++] = lib;
   n += split_flags(AEC_RUNTIME_LIBS " -lmvec -lm", argv + n, 24);
   argv[n++] = "-o";
@@ -312,8 +326,19 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
     diag_error_plain("the C compiler failed on '%s' (the generated C is kept there)", c_path);
     return 1;
   }
-  free(lib), free(include), free(dir);
+  free(lib), free(mpi_lib), free(include), free(dir);
   return 0;
+}
+
+// --mpi splits each batch between processes, and a gradient is summed over
+// them: exact for a loss that is a mean over samples, not for one that reads
+// the whole batch at once.
+static void refuse_batch_statistics(const Graph *g) {
+  for (int i = 0; i < g->n_nodes; i++)
+    if (g->nodes[i].op == OP_KL_SPARSITY)
+      diag_error(g->nodes[i].loc,
+                 "kl_sparsity reads the mean activation of the whole batch, but under --mpi each process holds only "
+                 "its share of the batch; build this model without --mpi, or write the penalty per sample");
 }
 
 // The whole pipeline: parse, lower, differentiate, plan, then write C (or
@@ -331,6 +356,7 @@ int main(int argc, char **argv) {
   if (g && ir && diag_error_count() == 0) dump_graph(ir, g, "lower_program (shapes, weights, losses)");
   if (g && diag_error_count() == 0) autodiff(g);            // passes/autodiff.c
   if (g && ir && diag_error_count() == 0) dump_graph(ir, g, "autodiff (backward nodes per step)");
+  if (g && o.mpi) refuse_batch_statistics(g);
   if (!g || diag_error_count() > 0) {
     graph_free(g);
     ast_free_all();
@@ -370,7 +396,7 @@ int main(int argc, char **argv) {
       eo.line_directives = o.line_directives;
       eo.c_name = compile ? c_path : final;
       bool written = write_c_file(c_path, final, plan, &eo);
-      status = !written ? 1 : compile ? compile_program(c_path, exe, o.dtype, o.verbose) : 0;
+      status = !written ? 1 : compile ? compile_program(c_path, exe, o.dtype, o.verbose, o.mpi) : 0;
       bool keep_c = compile && written && status != 0;  // the C compiler failed on it: kept, and named
       if (status == 0 && rename(compile ? exe : c_path, target) != 0) {
         diag_error_plain("cannot write '%s': %s", final, strerror(errno));

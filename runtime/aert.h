@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 8
+#define AERT_ABI_VERSION 9
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -101,6 +101,8 @@ typedef struct aert_step {
   double momentum;      // sgd (0 = plain SGD)
   double beta1, beta2, eps;  // adam
   size_t state_size;    // optimizer-state elements the step keeps (momentum, Adam's m and v)
+  int n_params;         // the parameters it updates: indices into aert_model.params, in buffer order
+  const int *params;
 } aert_step;
 
 // The state of one model instance. The runtime allocates and owns every
@@ -115,6 +117,10 @@ typedef struct aert_ctx {
   int capacity;           // largest batch the arena holds
   uint64_t seed;          // run seed (corruption and priors draw from it)
   uint64_t batch_counter; // batches trained so far, the counter for per-step randomness
+  // The first row of this process's share of the batch within the whole batch
+  // (0 in a single process; under MPI a rank's offset): random draws are keyed
+  // by the row in the whole batch, so a sample sees the same noise anywhere.
+  uint64_t row0;
   // The step of the current batch about to run when every earlier step ran
   // on the same batch just before it (the training loop sets it), else -1:
   // a step then reads the values earlier steps left for it in the arena
@@ -243,6 +249,33 @@ typedef struct aert_model {
 // The whole command line of a generated program: `int main(int argc, char
 // **argv) { return aert_main(&model, argc, argv); }`.
 int aert_main(const aert_model *model, int argc, char **argv);
+
+// The processes that train one model together (train under mpirun): `size`
+// of them, this one `rank`. Sums add the processes' values in rank order, so
+// that two runs on the same number of processes give the same bits.
+typedef struct aert_comm {
+  int rank, size;
+  // buf[count] of every process, summed in rank order, into buf on each.
+  void (*sum)(struct aert_comm *comm, aert_real *buf, size_t count);
+  void (*sum_doubles)(struct aert_comm *comm, double *buf, size_t count);
+  // The end of the program: status 0 ends every process's part normally;
+  // any other stops all of them (one process's error would leave the others
+  // waiting for it).
+  void (*finish)(struct aert_comm *comm, int status);
+  void *impl;
+} aert_comm;
+
+// Opens the communicator of the processes started together (main's argc and
+// argv, which it may consume); NULL after a message.
+typedef aert_comm *aert_comm_opener(int *argc, char ***argv);
+
+// aert_main with the processes `open` gives: train splits each batch between
+// them; every other command runs in process 0 alone.
+int aert_main_with(const aert_model *model, int argc, char **argv, aert_comm_opener *open);
+
+// MPI's communicator (MPI_COMM_WORLD), in libaert_mpi.a, which aec --mpi
+// links: a generated program built with -DAERT_MPI passes it to aert_main_with.
+aert_comm *aert_comm_mpi(int *argc, char ***argv);
 
 // Wall-clock seconds from a monotonic clock (kernel timing).
 double aert_seconds(void);

@@ -36,7 +36,7 @@ compiler
 # The runtime's stack (the Makefile takes each folder's include path from it).
 RUNTIME_LAYERS="
 runtime
-runtime/core
+runtime/core runtime/mpi
 runtime/data runtime/ckpt runtime/draw runtime/analysis
 runtime/cmd
 runtime/cli

@@ -299,8 +299,9 @@ static const aert_layer lin_layers[] = {
     {"decoder.dense", "dense(4)", 1, {IN}, 12, 2.0 * CODE * IN, 4},
 };
 static const char *const lin_loss_names[] = {"recon"};
+static const int lin_step_params[] = {0, 1, 2, 3};
 static const aert_step lin_steps[] = {
-    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 0, 0.9, 0.999, 1e-7, 2 * N_ELEMS},
+    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 0, 0.9, 0.999, 1e-7, 2 * N_ELEMS, 4, lin_step_params},
 };
 
 aert_model lin_model(void) {
@@ -338,4 +339,29 @@ aert_model lin_model(void) {
       .encode = lin_encode,
   };
   return m;
+}
+
+// Every number after "losses": [ on each line of a trace.
+int trace_losses(const char *path, double *losses, int max) {
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL, "no trace %s", path);
+  char *line = NULL;
+  size_t cap = 0;
+  int n = 0;
+  while (getline(&line, &cap, f) > 0) {
+    char *at = strstr(line, "\"losses\": [");
+    if (!at) continue;
+    at += strlen("\"losses\": [");
+    while (n < max) {
+      char *end;
+      double v = strtod(at, &end);
+      if (end == at) break;
+      losses[n++] = v;
+      at = end;
+      while (*at == ',' || *at == ' ') at++;
+    }
+  }
+  free(line);
+  fclose(f);
+  return n;
 }

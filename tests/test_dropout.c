@@ -45,19 +45,6 @@ static const char *const fraction_model =
     "        step minimize kept over f with sgd(lr=0.001)\n"
     "        step minimize off_scale over f with sgd(lr=0.001) }\n";
 
-// The i-th batch's step losses from a --trace file's lines.
-static void trace_losses(const char *trace, int batch, double *kept, double *off_scale) {
-  const char *line = trace;
-  for (int b = 0; b < batch && line; b++) line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL;
-  ck_assert_ptr_nonnull(line);
-  const char *losses = strstr(line, "\"losses\": [");
-  ck_assert_ptr_nonnull(losses);
-  char *end = NULL;
-  *kept = strtod(losses + strlen("\"losses\": ["), &end);
-  ck_assert(end && *end == ',');
-  *off_scale = strtod(end + 1, NULL);
-}
-
 START_TEST(training_zeroes_about_p_and_scales_survivors_by_exactly_1_over_1_minus_p) {
   write_in_dir("m.ae", fraction_model);
   char *ones = malloc((size_t)ROWS * FEATURES * 2 + 1);
@@ -72,15 +59,17 @@ START_TEST(training_zeroes_about_p_and_scales_survivors_by_exactly_1_over_1_minu
   must_succeed_in(dir, "./m train --data ones.csv --test none --threads 1 --checkpoint c.safetensors --trace t.jsonl "
                        "--dump-random r");
 
-  CommandResult trace = run_in(dir, "cat t.jsonl");
+  double losses[2 * ROWS / BATCH + 1];  // each batch's kept, off_scale
+  char *trace = path_in(dir, "t.jsonl");
+  ck_assert_int_eq(trace_losses(trace, losses, 2 * ROWS / BATCH + 1), 2 * ROWS / BATCH);
+  free(trace);
   // The dropout node's uniform draws, one row a sample in batch order, after a 128-byte .npy header.
   CommandResult draws = run_in(dir, "ls r && od -An -v -t f4 -w4 -j128 r/d_dropout.uniform0.npy");
   ck_assert_msg(draws.status == 0, "no dump of the dropout's draws:\n%s%s", draws.out, draws.err);
   const char *values = strchr(draws.out, '\n');  // after `ls`'s one line
   ck_assert_msg(strncmp(draws.out, "d_dropout.uniform0.npy\n", 23) == 0, "unexpected dumps:\n%s", draws.out);
   for (int batch = 0; batch < ROWS / BATCH; batch++) {
-    double kept, off_scale;
-    trace_losses(trace.out, batch, &kept, &off_scale);
+    const double kept = losses[2 * batch], off_scale = losses[2 * batch + 1];
     ck_assert_msg(off_scale == 0, "batch %d: a value is neither 0 nor exactly 4/3 (mean d (d - 4/3) = %g)", batch + 1,
                   off_scale);
     double survivors = kept * 0.75 * BATCH * FEATURES;  // mean(d) = survivors * 4/3 / elements
@@ -101,7 +90,6 @@ START_TEST(training_zeroes_about_p_and_scales_survivors_by_exactly_1_over_1_minu
     ck_assert_int_eq(under_p, BATCH * FEATURES - (int)round(survivors));
   }
   command_result_free(&draws);
-  command_result_free(&trace);
 }
 END_TEST
 

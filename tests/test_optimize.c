@@ -31,31 +31,6 @@ static void write_data(void) {
   ck_assert_int_eq(fclose(f), 0);
 }
 
-// Every number after "losses": [ on each line of a trace.
-static int read_losses(const char *path, double *losses, int max) {
-  FILE *f = fopen(path, "r");
-  ck_assert_msg(f != NULL, "no trace %s", path);
-  char *line = NULL;
-  size_t cap = 0;
-  int n = 0;
-  while (getline(&line, &cap, f) > 0) {
-    char *at = strstr(line, "\"losses\": [");
-    if (!at) continue;
-    at += strlen("\"losses\": [");
-    while (n < max) {
-      char *end;
-      double v = strtod(at, &end);
-      if (end == at) break;
-      losses[n++] = v;
-      at = end;
-      while (*at == ',' || *at == ' ') at++;
-    }
-  }
-  free(line);
-  fclose(f);
-  return n;
-}
-
 // `opt` is aec's -O0 or -O2, or -O2 with C flags appended to the default
 // -O3 -march=native (VARIANTS). Compiled once, then trained on each thread
 // count asked.
@@ -93,7 +68,7 @@ static int train_trace(const char *example, const char *opt, int threads, double
   command_result_free(&r);
   char path[700];
   snprintf(path, sizeof path, "%s/%s%s-%d.jsonl", dir, example, opt, threads);
-  return read_losses(path, losses, max);
+  return trace_losses(path, losses, max);
 }
 
 // The models compared: every .ae of examples/ and tests/optimize/, found

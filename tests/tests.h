@@ -57,6 +57,9 @@ char *path_in(const char *dir, const char *name);
 // size is not NULL. Fails the test when the file cannot be read.
 char *read_whole_file(const char *path, size_t *size);
 bool path_exists(const char *path);
+// Every step's loss of a --trace file, in order (the numbers after "losses": [
+// on each line), at most max of them; fails the test when there is no file.
+int trace_losses(const char *path, double *losses, int max);
 // Sends stderr to a file until stderr_end(), which returns what was written.
 typedef struct stderr_capture {
   int saved;

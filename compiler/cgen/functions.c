@@ -71,7 +71,7 @@ static void emit_call(Emitter *e, const FunctionPlan *fp, int gi) {
   int rng = -1;
   for (int m = 0; m < group->n_members; m++)
     if (g->nodes[group->members[m]].rng_node >= 0) rng = g->nodes[group->members[m]].rng_node;
-  if (rng >= 0) emit_format(e, "aert_hash64(batch_key, %d), ", rng);
+  if (rng >= 0) emit_format(e, "aert_hash64(batch_key, %d), ctx->row0, ", rng);
   int inputs[MAX_GROUP_INPUTS], n_inputs;
   if (group->kind == GROUP_SINGLE) {
     n_inputs = lead->n_inputs;

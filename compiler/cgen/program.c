@@ -60,12 +60,18 @@ static void emit_tables(Emitter *e) {
     for (int i = 0; i < g->n_loss_parts; i++) emit_format(e, "%s%d", i ? ", " : "", g->loss_parts[i].loss);
     emit_format(e, "};\n\n");
   }
+  for (int i = 0; i < g->n_steps; i++) {  // the parameters each step updates (params[] indices)
+    const Step *s = &g->steps[i];
+    emit_format(e, "static const int step_%d_params[] = {", i);
+    for (int p = 0; p < s->n_params; p++) emit_format(e, "%s%d", p ? ", " : "", s->params[p]);
+    emit_format(e, "%s};\n", s->n_params ? "" : "-1");
+  }
   emit_line(e, "static const aert_step steps[] = {");
   for (int i = 0; i < g->n_steps; i++) {
     const Step *s = &g->steps[i];
-    emit_line(e, "  {\"%s\", %d, \"%s\", %s, %.17g, %.17g, %.17g, %.17g, %.17g, %zu},", s->loss_name, s->loss_index,
-              s->nets_text, s->optimizer == OPTIMIZER_ADAM ? "AERT_ADAM" : "AERT_SGD", s->lr, s->momentum, s->beta1,
-              s->beta2, s->eps, s->optimizer == OPTIMIZER_ADAM ? 2 * s->n_elems : s->n_elems);
+    emit_line(e, "  {\"%s\", %d, \"%s\", %s, %.17g, %.17g, %.17g, %.17g, %.17g, %zu, %d, step_%d_params},", s->loss_name,
+              s->loss_index, s->nets_text, s->optimizer == OPTIMIZER_ADAM ? "AERT_ADAM" : "AERT_SGD", s->lr, s->momentum,
+              s->beta1, s->beta2, s->eps, s->optimizer == OPTIMIZER_ADAM ? 2 * s->n_elems : s->n_elems, s->n_params, i);
   }
   emit_line(e, "};");
   if (any_lr_schedule(g)) {  // each step's lr schedule (aert_model.lr_schedules)
@@ -163,7 +169,11 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   }
   emit_line(e, "};");
   emit_blank(e);
+  emit_line(e, "#ifdef AERT_MPI  // aec --mpi: trains data-parallel under mpirun (libaert_mpi.a)");
+  emit_line(e, "int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert_comm_mpi); }");
+  emit_line(e, "#else");
   emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
+  emit_line(e, "#endif");
 }
 
 static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {

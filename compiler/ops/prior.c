@@ -69,7 +69,7 @@ void emit_prior_mixture(Emitter *e, const Node *node) {
   emit_line(e, "  const double s = %.17g, radius = %.17g;", node->attr[1], node->attr[2]);
   emit_line(e, "  for (int row = 0; row < n; row++) {");
   emit_line(e, "    double values[D];");
-  emit_line(e, "    aert_prior_mixture_sample(key, (uint64_t)row, D, K, s, radius, values);");
+  emit_line(e, "    aert_prior_mixture_sample(key, row0 + (uint64_t)row, D, K, s, radius, values);");
   emit_line(e, "    for (int d = 0; d < D; d++) out[(size_t)row * D + d] = (real)values[d];");
   emit_line(e, "  }");
   emit_line(e, "}");

@@ -148,7 +148,7 @@ void emit_kernel_open(Emitter *e, const Node *node, const char *const *arg_names
     fprintf(e->out, "static void compute_%s(", node->name);
   bool batch = node_uses_batch(g, node);
   if (batch) fprintf(e->out, "int n, ");
-  if (node->rng_node >= 0) fprintf(e->out, "uint64_t key, ");
+  if (node->rng_node >= 0) fprintf(e->out, "uint64_t key, uint64_t row0, ");
   for (int i = 0; i < node->n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", arg_names[i]);
   fprintf(e->out, "real *restrict %s) {\n", arg_names[node->n_inputs]);
 }
@@ -197,6 +197,17 @@ static void operand_index(const Graph *g, int in, const Node *node, const char *
     snprintf(out, size, "%s", index);
 }
 
+// The counter of a random node's draw for element `index` of the batch: of
+// the element in the whole batch, whose first row is the kernel's row0 (a
+// process's share of the batch under MPI starts there; 0 alone), so that a
+// sample draws the same noise whichever process holds it.
+static void draw_counter(const Node *node, const char *index, char *out, size_t size) {
+  if (node->shape.batched)
+    snprintf(out, size, "(row0 * %zu + (uint64_t)%s)", shape_size(node->shape), index);
+  else
+    snprintf(out, size, "(uint64_t)%s", index);
+}
+
 void expand_template(Emitter *e, const Node *node, const char *tmpl, const char *index, const char *count_expr,
                      const char *rows_expr) {
   static const char *names[] = {"a", "b", "c", "d"};
@@ -229,9 +240,13 @@ void expand_template(Emitter *e, const Node *node, const char *tmpl, const char 
     } else if (strcmp(key, "i") == 0) {
       fprintf(e->out, "%s", index);
     } else if (strcmp(key, "uniform0") == 0 || strcmp(key, "uniform1") == 0) {
-      fprintf(e->out, "(real)aert_uniform01(key, 2 * (uint64_t)%s + %c)", index, key[7]);
+      char at[160];
+      draw_counter(node, index, at, sizeof at);
+      fprintf(e->out, "(real)aert_uniform01(key, 2 * %s + %c)", at, key[7]);
     } else if (strcmp(key, "normal") == 0) {
-      fprintf(e->out, "(real)aert_normal(key, (uint64_t)%s)", index);
+      char at[160];
+      draw_counter(node, index, at, sizeof at);
+      fprintf(e->out, "(real)aert_normal(key, %s)", at);
     } else {
       fprintf(stderr, "aec: internal error: op %s's template has an unknown $%s\n", op_name(node->op), key);
       exit(3);
@@ -287,7 +302,7 @@ void emit_group_comment(Emitter *e, const Group *group, const int *inputs, int n
   }
 }
 
-// `static void NAME(int n, uint64_t key, const real *restrict a, ..., real *restrict out...)`
+// `static void NAME(int n, uint64_t key, uint64_t row0, const real *restrict a, ..., real *restrict out...)`
 void emit_group_signature(Emitter *e, const char *name, const Group *group, int n_inputs,
                           const char *const *outputs, int n_outputs) {
   const Graph *g = e->graph;
@@ -295,7 +310,7 @@ void emit_group_signature(Emitter *e, const char *name, const Group *group, int 
   for (int m = 0; m < group->n_members; m++) key |= g->nodes[group->members[m]].rng_node >= 0;
   fprintf(e->out, "static void %s(", name);
   if (group_uses_batch(g, group)) fprintf(e->out, "int n, ");
-  if (key) fprintf(e->out, "uint64_t key, ");
+  if (key) fprintf(e->out, "uint64_t key, uint64_t row0, ");
   for (int i = 0; i < n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", param_letters[i]);
   for (int o = 0; o < n_outputs; o++) fprintf(e->out, "real *restrict %s%s", outputs[o], o + 1 < n_outputs ? ", " : ") {\n");
 }

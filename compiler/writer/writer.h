@@ -96,7 +96,7 @@ const char *group_param_name(int i);
 bool group_uses_batch(const Graph *graph, const Group *group);
 // A fused kernel's heading: the .ae line, the ops, and what a, b, ... are.
 void emit_group_comment(Emitter *emitter, const Group *group, const int *inputs, int n_inputs);
-// `static void NAME(int n, uint64_t key, const real *restrict a, ..., real *restrict OUTPUTS...) {`
+// `static void NAME(int n, uint64_t key, uint64_t row0, const real *restrict a, ..., real *restrict OUTPUTS...) {`
 void emit_group_signature(Emitter *emitter, const char *name, const Group *group, int n_inputs,
                           const char *const *outputs, int n_outputs);
 // The expressions member `member`'s template reads: earlier members'

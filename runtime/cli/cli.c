@@ -319,8 +319,7 @@ static bool check_lr(const aert_model *model, const char *spec) {
   return ok;
 }
 
-int aert_main(const aert_model *model, int argc, char **argv) {
-  aert_set_program(argc > 0 ? argv[0] : NULL);
+static int run_command_line(const aert_model *model, int argc, char **argv) {
   if (!model || model->abi_version != AERT_ABI_VERSION) {
     aert_error("this program was generated for libaert ABI %d, the runtime is ABI %d; regenerate it with aec",
                model ? model->abi_version : -1, AERT_ABI_VERSION);
@@ -352,4 +351,36 @@ int aert_main(const aert_model *model, int argc, char **argv) {
   }
   aert_error("unknown command '%s' (see '%s --help')", argv[1], aert_program());
   return AERT_EXIT_USAGE;
+}
+
+int aert_main(const aert_model *model, int argc, char **argv) { return aert_main_with(model, argc, argv, NULL); }
+
+// Under mpirun every process runs main. train goes on in all of them, each
+// on its share of every batch, and only process 0 prints figures and writes
+// files (the others' stdout goes to /dev/null); any other command runs in
+// process 0 alone.
+int aert_main_with(const aert_model *model, int argc, char **argv, aert_comm_opener *open) {
+  aert_set_program(argc > 0 ? argv[0] : NULL);
+  aert_comm *comm = open ? open(&argc, &argv) : NULL;
+  if (open && !comm) return AERT_EXIT_FAILURE;
+  if (comm && comm->size > 1) {
+    if (argc < 2 || strcmp(argv[1], "train") != 0) {
+      if (comm->rank != 0) {
+        comm->finish(comm, AERT_EXIT_OK);
+        return AERT_EXIT_OK;
+      }
+    } else {
+      aert_set_world(comm);
+      if (comm->rank != 0 && !freopen("/dev/null", "w", stdout)) {
+        aert_error("process %d: cannot send its standard output to /dev/null", comm->rank);
+        comm->finish(comm, AERT_EXIT_FAILURE);
+        return AERT_EXIT_FAILURE;
+      }
+    }
+  }
+  int status = run_command_line(model, argc, argv);
+  fflush(stdout);
+  aert_set_world(NULL);
+  if (comm) comm->finish(comm, status);
+  return status;
 }

@@ -83,6 +83,18 @@ bool aert_trace_batch(aert_trace *trace, const aert_model *model, const aert_ctx
 // keep: the files are renamed into place (false after a message); else removed.
 bool aert_trace_close(aert_trace *trace, bool keep);
 
+// -------------------------------------------------------------- parallel.c
+// This process's share of a batch of n rows: `count` rows from `first`.
+void aert_batch_share(int n, int *first, int *count);
+// The elements of the parameters step `step` updates.
+size_t aert_step_elements(const aert_model *model, int step);
+// After step `step`'s loss_and_grad on this process's `count` rows of a batch
+// of n (loss: the mean over them; count may be 0): the step's gradients made
+// those of the mean over the whole batch, the same in every process; returns
+// the loss over the whole batch. `packed` holds aert_step_elements reals.
+double aert_reduce_step(const aert_model *model, aert_ctx *ctx, int step, double loss, int count, int n,
+                        aert_real *packed);
+
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.
 aert_dataset *aert_load_model_data(const aert_model *model, const char *spec);

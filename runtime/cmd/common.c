@@ -107,12 +107,17 @@ bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *d
     return false;
   }
   for (int l = 0; l < model->n_losses; l++) losses[l] = 0;
-  for (size_t first = 0; first < data->n; first += (size_t)ctx->capacity) {
-    int n = (int)(data->n - first < (size_t)ctx->capacity ? data->n - first : (size_t)ctx->capacity);
+  // Several processes (train under mpirun) each take a share of the samples.
+  aert_comm *w = aert_world();
+  const size_t from = (size_t)((unsigned long long)data->n * (unsigned)w->rank / (unsigned)w->size);
+  const size_t to = (size_t)((unsigned long long)data->n * (unsigned)(w->rank + 1) / (unsigned)w->size);
+  for (size_t first = from; first < to; first += (size_t)ctx->capacity) {
+    int n = (int)(to - first < (size_t)ctx->capacity ? to - first : (size_t)ctx->capacity);
     aert_gather(data, NULL, first, n, batch);
     model->eval_losses(ctx, batch, n, part);
     for (int l = 0; l < model->n_losses; l++) losses[l] += part[l] * n;
   }
+  if (w->size > 1) w->sum_doubles(w, losses, (size_t)model->n_losses);
   for (int l = 0; l < model->n_losses; l++) losses[l] /= (double)data->n;
   aert_free(batch);
   free(part);

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ typedef struct train_run {
   size_t first_batch_samples;
   double last_draw, epoch_start, batch_time;
   int stopped;  // SIGINT or SIGTERM stopped training (its number)
+  aert_real *packed;  // several processes: a step's gradients, packed for the sum over them (parallel.c)
 } train_run;
 
 // -------------------------------------------------------------- progress
@@ -78,6 +80,7 @@ static void end_progress_line(train_run *r) {
 // One line a epoch on stderr: train and test losses, speed and time.
 static void print_epoch_line(train_run *r, int epoch, double seconds, double train_seconds) {
   end_progress_line(r);
+  if (!aert_is_root()) return;
   fprintf(stderr, "epoch %d/%d ", epoch + 1, r->epochs);
   for (int s = 0; s < r->model->n_steps; s++)
     if (r->run_step[s]) fprintf(stderr, " train %s %.4f", r->model->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
@@ -91,7 +94,7 @@ static void print_epoch_line(train_run *r, int epoch, double seconds, double tra
 // --log: the rows of a log being resumed are kept and the new ones follow.
 static bool open_log(train_run *r, bool resuming) {
   const char *path = r->options->log;
-  if (!path) return true;
+  if (!path || !aert_is_root()) return true;
   if (resuming) {
     FILE *f = fopen(path, "rb");
     char chunk[4096];
@@ -110,7 +113,7 @@ static bool open_log(train_run *r, bool resuming) {
 }
 
 static bool write_log_row(train_run *r, int epoch, double seconds) {
-  if (!r->options->log) return true;
+  if (!r->options->log || !aert_is_root()) return true;
   aert_buf_printf(&r->log, "%d", epoch + 1);
   for (int s = 0; s < r->model->n_steps; s++)
     if (r->run_step[s]) aert_buf_printf(&r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
@@ -124,6 +127,7 @@ static bool write_log_row(train_run *r, int epoch, double seconds) {
 // the log and the trace (a temporary made and removed beside each).
 static bool check_outputs(const train_run *r) {
   const aert_options *o = r->options;
+  if (!aert_is_root()) return true;  // process 0 writes them
   return aert_output_check(r->checkpoint, "the checkpoint") && (!o->log || aert_output_check(o->log, "the log")) &&
          (!o->trace || aert_output_check(o->trace, "the trace"));
 }
@@ -210,7 +214,8 @@ static void set_progress(train_run *r, int epoch, size_t b) {
 }
 
 // Every step on one batch. False (after the message) when a loss is not finite.
-static bool train_batch(train_run *r, int epoch, size_t b, int n) {
+// n: the whole batch's rows; count: this process's share, in r->xb.
+static bool train_batch(train_run *r, int epoch, size_t b, int n, int count) {
   const aert_model *m = r->model;
   r->ctx->kernel_seconds = r->profile[0], r->ctx->kernel_calls = r->profile[1], r->ctx->kernel_samples = r->profile[2];
   bool in_order = true;  // every earlier step ran on this batch: a step may read what they left (aert_ctx.batch_step)
@@ -221,8 +226,9 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n) {
       continue;
     }
     r->ctx->batch_step = in_order ? s : -1;
-    double loss = m->loss_and_grad(r->ctx, s, r->xb, n);
+    double loss = count > 0 ? m->loss_and_grad(r->ctx, s, r->xb, count) : 0;
     r->ctx->batch_step = -1;
+    if (r->packed) loss = aert_reduce_step(m, r->ctx, s, loss, count, n, r->packed);
     if (!isfinite(loss)) {
       end_progress_line(r);
       if (r->last_saved)
@@ -254,7 +260,7 @@ static void describe_checkpoint(const train_run *r, const aert_progress_state *s
 
 // The checkpoint, and what a second signal's exit says about it.
 static bool save_checkpoint(train_run *r, const aert_progress_state *state) {
-  if (aert_checkpoint_save(r->checkpoint, r->model, r->ctx, state) != 0) return false;
+  if (aert_is_root() && aert_checkpoint_save(r->checkpoint, r->model, r->ctx, state) != 0) return false;
   r->last_saved = r->checkpoint;
   char note[8400];
   describe_checkpoint(r, state, note, sizeof note);
@@ -265,7 +271,8 @@ static bool save_checkpoint(train_run *r, const aert_progress_state *state) {
 // SIGINT or SIGTERM arrived: where the checkpoint on disk stands, on stderr.
 static void say_stopped(train_run *r, const aert_progress_state *state) {
   end_progress_line(r);
-  r->stopped = aert_stop_signal();
+  r->stopped = aert_stop_signal() ? aert_stop_signal() : SIGTERM;  // another process may have had the signal
+  if (!aert_is_root()) return;
   char note[8400];
   describe_checkpoint(r, state, note, sizeof note);
   fprintf(stderr, "%s: stopped by %s: %s\n", aert_program(), aert_signal_name(r->stopped), note);
@@ -289,12 +296,14 @@ static bool train_epoch(train_run *r, int epoch) {
   r->epoch_samples = 0;
   r->batch_time = 0;
   for (size_t b = epoch == r->first_epoch ? r->first_batch : 0; b < r->batches_per_epoch; b++) {
-    if (aert_stop_signal()) return save_stopped(r, epoch, b);
+    if (aert_agree_stop()) return save_stopped(r, epoch, b);
     size_t first = b * (size_t)r->batch;
-    int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch);
+    int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch), row0, count;
+    aert_batch_share(n, &row0, &count);
+    r->ctx->row0 = (uint64_t)row0;
     double start = aert_now();
-    aert_gather(r->train, r->order, first, n, r->xb);
-    if (!train_batch(r, epoch, b, n)) return false;
+    aert_gather(r->train, r->order, first + (size_t)row0, count, r->xb);
+    if (!train_batch(r, epoch, b, n, count)) return false;
     double seconds = aert_now() - start;
     if (r->samples_trained + r->epoch_samples == 0) r->first_batch_seconds = seconds, r->first_batch_samples = (size_t)n;
     r->batch_time += seconds;
@@ -343,12 +352,13 @@ static void free_run(train_run *r) {
   free(r->run_step);
   free(r->lr_given);
   aert_trace_close(r->trace, false);
+  aert_free(r->packed);
   free(r->checkpoint);
   aert_buf_free(&r->log);
 }
 
 int aert_cmd_train(const aert_model *model, const aert_options *options) {
-  train_run r = {.model = model, .options = options, .tty = isatty(2) != 0};
+  train_run r = {.model = model, .options = options, .tty = isatty(2) != 0 && aert_is_root()};
   int status = AERT_EXIT_FAILURE;
   aert_catch_signals(true);  // the first SIGINT or SIGTERM stops at the next batch, with a checkpoint
   if (!configure(&r) || !check_outputs(&r) || !prepare_context(&r)) goto done;
@@ -365,25 +375,40 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   }
   if (r.epochs == 0) {  // --epochs 0: the initialised parameters only
     aert_progress_state state = {0, 0, 0};
-    if (aert_checkpoint_save(r.checkpoint, model, r.ctx, &state) != 0) goto done;
-    fprintf(stderr, "%s: wrote the initial parameters to %s (0 epochs)\n", aert_program(), r.checkpoint);
+    if (aert_is_root() && aert_checkpoint_save(r.checkpoint, model, r.ctx, &state) != 0) goto done;
+    if (aert_is_root()) fprintf(stderr, "%s: wrote the initial parameters to %s (0 epochs)\n", aert_program(), r.checkpoint);
     status = AERT_EXIT_OK;
     goto done;
   }
   if (!load_data(&r) || !open_log(&r, options->resume != NULL)) goto done;
-  r.trace = aert_trace_open(model, options);
-  if (!r.trace && (options->trace || options->dump_random)) goto done;
+  if (aert_world()->size > 1 && options->dump_random) {
+    aert_error("--dump-random writes one process's draws; run it without mpirun");
+    goto done;
+  }
+  r.trace = aert_is_root() ? aert_trace_open(model, options) : NULL;
+  if (!r.trace && aert_is_root() && (options->trace || options->dump_random)) goto done;
+  if (aert_world()->size > 1) {
+    size_t most = 0;
+    for (int s = 0; s < model->n_steps; s++)
+      if (aert_step_elements(model, s) > most) most = aert_step_elements(model, s);
+    if (!(r.packed = aert_alloc_reals(most ? most : 1, 1, "the gradients summed over processes"))) goto done;
+  }
   if (options->profile) {
     if (!aert_profile_start(model, r.ctx)) goto done;
     r.profile[0] = r.ctx->kernel_seconds, r.profile[1] = r.ctx->kernel_calls, r.profile[2] = r.ctx->kernel_samples;
     r.ctx->kernel_seconds = r.ctx->kernel_calls = r.ctx->kernel_samples = NULL;
   }
-  fprintf(stderr, "%s: training on %s (%zu samples), %d threads, batch %d, epochs %d to %d\n", aert_program(),
-          r.train->path, r.train->n, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
+  if (aert_world()->size > 1 && aert_is_root())
+    fprintf(stderr, "%s: training on %s (%zu samples), %d processes of %d threads, batch %d, epochs %d to %d\n",
+            aert_program(), r.train->path, r.train->n, aert_world()->size, r.ctx->threads, r.batch, r.first_epoch + 1,
+            r.epochs);
+  else if (aert_is_root())
+    fprintf(stderr, "%s: training on %s (%zu samples), %d threads, batch %d, epochs %d to %d\n", aert_program(),
+            r.train->path, r.train->n, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
-    if (aert_stop_signal() && epoch + 1 < r.epochs) {  // during the epoch's end: its checkpoint is on disk
+    if (aert_agree_stop() && epoch + 1 < r.epochs) {  // during the epoch's end: its checkpoint is on disk
       aert_progress_state state = {epoch + 1, r.ctx->batch_counter, 0};
       say_stopped(&r, &state);
       goto done;

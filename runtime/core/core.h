@@ -135,4 +135,15 @@ const char *aert_signal_name(int sig);
 // or the user's OMP_STACKSIZE leaves a thread less than that.
 bool aert_reserve_stacks(const aert_model *model);
 
+// ------------------------------------------------------------------ comm.c
+// The processes training together: one alone (rank 0 of 1) unless
+// aert_main_with set another communicator. Only process 0 writes files and
+// figures (aert_is_root).
+aert_comm *aert_world(void);
+void aert_set_world(aert_comm *comm);  // NULL: one process alone again
+bool aert_is_root(void);
+// Whether to stop training: a SIGINT or SIGTERM seen by any process (every
+// process gets the same answer, so they all stop at the same batch).
+bool aert_agree_stop(void);
+
 #endif

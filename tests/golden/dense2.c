@@ -921,8 +921,9 @@ static const int layer_nodes[] = {4, 8, 12, 16};
 
 static const char *const loss_names[] = {"recon"};
 
+static const int step_0_params[] = {0, 1, 2, 3, 4, 5, 6, 7};
 static const aert_step steps[] = {
-  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 3760},
+  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 3760, 8, step_0_params},
 };
 
 static const aert_kernel kernels[] = {
@@ -1040,4 +1041,8 @@ static const aert_model model = {
   .decode = decode,
 };
 
+#ifdef AERT_MPI  // aec --mpi: trains data-parallel under mpirun (libaert_mpi.a)
+int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert_comm_mpi); }
+#else
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
+#endif

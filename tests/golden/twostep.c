@@ -1310,9 +1310,11 @@ static const char *const loss_names[] = {"recon", "gen"};
 static const char *const loss_part_names[] = {"recon.mse", "recon.l2"};
 static const int loss_part_losses[] = {0, 0};
 
+static const int step_0_params[] = {0, 1, 2, 3};
+static const int step_1_params[] = {0, 1, 4, 5, 6, 7};
 static const aert_step steps[] = {
-  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 1104},
-  {"gen", 1, "encoder, critic", AERT_SGD, 0.01, 0.90000000000000002, 0.90000000000000002, 0.999, 1e-08, 305},
+  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 1104, 4, step_0_params},
+  {"gen", 1, "encoder, critic", AERT_SGD, 0.01, 0.90000000000000002, 0.90000000000000002, 0.999, 1e-08, 305, 6, step_1_params},
 };
 
 static const aert_kernel kernels[] = {
@@ -1459,4 +1461,8 @@ static const aert_model model = {
   .eval_loss_parts = eval_loss_parts,
 };
 
+#ifdef AERT_MPI  // aec --mpi: trains data-parallel under mpirun (libaert_mpi.a)
+int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert_comm_mpi); }
+#else
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
+#endif
