@@ -11,7 +11,9 @@ mean (sample_normal is the mean at inference). Prints the test loss and its
 two parts (the reconstruction part 784 * BCE and the KL part, unweighted)
 after every epoch.
 
-Usage: vae_torch.py [--epochs 30] [--seed 1] [--beta 1] [--warmup 0] [--threads 2]
+Usage: vae_torch.py [--epochs 30] [--seed 1] [--beta 1] [--warmup 0] [--threads 2] [--init torch|glorot]
+--init glorot initialises as aec (and Keras) do: Glorot-uniform kernels,
+zero biases; the default is nn.Linear's own.
 --warmup E ramps beta from 0 over E epochs, valued per batch from the
 fractional epoch, as aec's ramp(0, beta, E) (beta_vae.ae: --beta 4 --warmup 10).
 """
@@ -59,12 +61,17 @@ def main():
     parser.add_argument("--warmup", type=float, default=0.0)
     parser.add_argument("--code", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", choices=["torch", "glorot"], default="torch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     train, test = read_images("train-images-idx3-ubyte.gz"), read_images("t10k-images-idx3-ubyte.gz")
     encoder = Encoder(args.code)
     decoder = nn.Sequential(nn.Linear(args.code, 512), nn.ReLU(), nn.Linear(512, 784), nn.Sigmoid())
+    if args.init == "glorot":
+        for layer in [m for m in list(encoder.modules()) + list(decoder.modules()) if isinstance(m, nn.Linear)]:
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
     optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=0.001)
     batches = (len(train) + 127) // 128
     for epoch in range(args.epochs):

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aert.h"
+#include "core.h"
 #include "tests.h"
 
 // Samples on a 2-d plane in 4-d (so a 2-unit code can fit them), with labels.
@@ -262,6 +263,45 @@ START_TEST(test_command_line_errors) {
 }
 END_TEST
 
+// train --init pytorch: every weight and bias of a layer U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)) (lin: fan_in 4 for the encoder, 2 for the decoder), biases
+// no longer zero; glorot stays the default; bad values and --resume refused.
+START_TEST(test_init_pytorch) {
+  char *dir = lin_dir();
+  aert_model m = lin_model();
+  CommandResult r = run_main(&m, dir, "train --epochs 0 --init pytorch --checkpoint p.safetensors");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  command_result_free(&r);
+  r = run_main(&m, dir, "train --epochs 0 --checkpoint g.safetensors");
+  ck_assert_int_eq(r.status, 0);
+  command_result_free(&r);
+  aert_ctx *ctx = aert_ctx_create(&m, 1, 1);
+  ck_assert_ptr_nonnull(ctx);
+  aert_progress_state state;
+  char *path = path_in(dir, "p.safetensors");
+  ck_assert_int_eq(aert_checkpoint_load(path, &m, ctx, &state), 0);
+  free(path);
+  for (int i = 0; i < m.n_params; i++) {
+    const aert_param *p = &m.params[i];
+    double limit = 1 / sqrt((double)p->fan_in), largest = 0;
+    for (size_t e = 0; e < p->size; e++) largest = fmax(largest, fabs((double)ctx->params[p->offset + e]));
+    ck_assert_msg(largest <= limit && largest > limit / 4, "%s: largest |value| %g, limit %g", p->name, largest, limit);
+  }
+  path = path_in(dir, "g.safetensors");
+  ck_assert_int_eq(aert_checkpoint_load(path, &m, ctx, &state), 0);
+  free(path);
+  for (size_t e = 0; e < lin_params[1].size; e++) ck_assert(ctx->params[lin_params[1].offset + e] == 0);  // glorot: zero biases
+  aert_ctx_free(&m, ctx);
+  assert_usage_error(&m, dir, "train --init xavier", "glorot or pytorch");
+  r = run_main(&m, dir, "train --epochs 1 --init pytorch --resume p.safetensors");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "give one of them"), "%s", r.err);
+  command_result_free(&r);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(test_summary_encode_reconstruct) {
   char *dir = lin_dir();
   aert_model m = lin_model();
@@ -324,6 +364,7 @@ Suite *commands_suite(void) {
   tcase_add_test(cli, test_corrupt_or_foreign_checkpoint);
   tcase_add_test(cli, test_nan_loss_stops_training);
   tcase_add_test(cli, test_command_line_errors);
+  tcase_add_test(cli, test_init_pytorch);
   tcase_add_test(cli, test_summary_encode_reconstruct);
   tcase_add_test(cli, test_gradcheck);
   suite_add_tcase(s, cli);

@@ -13,7 +13,7 @@ typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
   OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
-  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, N_OPTIONS
+  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -30,6 +30,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_BATCH] = {"--batch", NULL, "N", "samples a batch"},
     [OPT_LR] = {"--lr", NULL, "X", "learning rate of every step, or LOSS=X,... of named steps (overrides the model's; a constant, even where the model gives a schedule)"},
     [OPT_SEED] = {"--seed", NULL, "N", "run seed: initialisation, shuffling, noise"},
+    [OPT_INIT] = {"--init", NULL, "glorot|pytorch", "initial parameters: glorot (Keras's, the default: Glorot-uniform kernels, zero biases) or pytorch (nn.Linear's and nn.Conv2d's: every weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)))"},
     [OPT_THREADS] = {"--threads", NULL, "N", "OpenMP threads (default: all cores)"},
     [OPT_CHECKPOINT] = {"--checkpoint", NULL, "FILE", "checkpoint (.safetensors)"},
     [OPT_RESUME] = {"--resume", NULL, "FILE", "continue training from this checkpoint"},
@@ -77,8 +78,8 @@ static const command_spec commands[] = {
     {"train", aert_cmd_train,
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
          BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
-         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY),
-     "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--threads N] "
+         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY) | BIT(OPT_INIT),
+     "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--init glorot|pytorch] [--threads N] "
      "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile] "
      "[--steps recon,...]",
      "train the model, saving a checkpoint at each epoch's end"},
@@ -247,6 +248,10 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_SAMPLES: return o->has_samples = parse_int(name, value, 1, &o->samples);
   case OPT_LR: o->lr_spec = value; return o->has_lr = true;  // checked against the model's steps by train
   case OPT_SEED: return o->has_seed = parse_u64(name, value, &o->seed);
+  case OPT_INIT:
+    if (strcmp(value, "glorot") == 0 || strcmp(value, "pytorch") == 0) return o->init_pytorch = value[0] == 'p', true;
+    aert_error("%s takes glorot or pytorch, not '%s'", name, value);
+    return false;
   case N_OPTIONS: break;
   }
   return false;

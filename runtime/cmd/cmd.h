@@ -16,6 +16,7 @@ typedef struct aert_options {
   const char *baseline;  // prior-match --baseline CKPT
   const char *layer;     // activations --layer NAME
   int checkpoint_every;  // train --checkpoint-every N batches (0: only at each epoch's end)
+  bool init_pytorch;     // train --init pytorch: nn.Linear's and nn.Conv2d's initialisation
   int epochs, batch, threads, count, samples;
   const char *lr_spec;  // train --lr: X for every step, or LOSS=X,... for named steps
   uint64_t seed;

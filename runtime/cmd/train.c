@@ -157,6 +157,11 @@ static bool prepare_context(train_run *r) {
   r->ctx = aert_ctx_create(r->model, 1, o->has_seed ? o->seed : r->model->default_seed);  // sized in load_data
   if (!r->ctx) return false;
   aert_apply_threads(o, r->ctx);
+  if (o->init_pytorch && o->resume) {
+    aert_error("--init chooses the initial parameters, and --resume continues from %s's; give one of them", o->resume);
+    return false;
+  }
+  if (o->init_pytorch) aert_init_params_pytorch(r->model, r->ctx);
   if (o->resume) {
     aert_progress_state state = {0, 0, 0};
     if (aert_checkpoint_load_ex(o->resume, r->model, r->ctx, &state, true) != 0) return false;

@@ -56,6 +56,9 @@ void aert_ctx_free(const aert_model *model, aert_ctx *ctx);
 // false after a message, the context as it was.
 bool aert_ctx_set_capacity(const aert_model *model, aert_ctx *ctx, int capacity);
 void aert_init_params(const aert_model *model, aert_ctx *ctx);
+// PyTorch's defaults for nn.Linear and nn.Conv2d instead: every kernel and
+// bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in the layer's (train --init pytorch).
+void aert_init_params_pytorch(const aert_model *model, aert_ctx *ctx);
 // The Glorot limit sqrt(6 / (fan_in + fan_out)) of a parameter (1 when it has no fans).
 double aert_glorot_limit(const aert_param *param);
 // "[784]" or "[1, 28, 28]" into out.

@@ -92,6 +92,16 @@ void aert_init_params(const aert_model *model, aert_ctx *ctx) {
   }
 }
 
+void aert_init_params_pytorch(const aert_model *model, aert_ctx *ctx) {
+  for (int i = 0; i < model->n_params; i++) {
+    const aert_param *p = &model->params[i];
+    const double limit = p->fan_in > 0 ? 1 / sqrt((double)p->fan_in) : 1;
+    aert_real *w = ctx->params + p->offset;
+    uint64_t key = aert_stream_key(ctx->seed, AERT_STREAM_INIT, (uint64_t)i);
+    for (size_t e = 0; e < p->size; e++) w[e] = (aert_real)((2.0 * aert_uniform01(key, e) - 1.0) * limit);
+  }
+}
+
 aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed) {
   aert_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx) {
