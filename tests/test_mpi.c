@@ -2,7 +2,8 @@
 // runtime/cmd/parallel.c): two and three processes against one, step by step;
 // runs on the same number of processes bit-identical, over shared memory and
 // over TCP on the loopback; a run saved by two processes resumed by one;
-// commands other than train run once; what --mpi cannot do is refused.
+// commands other than train run once; a signal stops every process with a
+// checkpoint; what --mpi cannot do is refused.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,21 @@ START_TEST(one_process_speaks) {
 }
 END_TEST
 
+// Ctrl-C: mpirun passes the signal on (as SIGTERM), every process stops at
+// the same batch (they agree before each), and process 0 saves a checkpoint
+// that says where it stands and loads.
+START_TEST(a_signal_stops_every_process) {
+  char *dir = build_example("simple", "");
+  CommandResult r = run_in(dir, "(" MPIRUN " -np 2 ./m train --data train.csv --test none --batch 32 --epochs 1000000 "
+                                "--threads 1 --checkpoint c.safetensors & pid=$!; sleep 4; kill -INT $pid; wait $pid)");
+  ck_assert_msg(strstr(r.err, "stopped by SIG") && strstr(r.err, "the checkpoint c.safetensors holds"), "%s", r.err);
+  command_result_free(&r);
+  must_succeed_in(dir, "./m eval --data train.csv --checkpoint c.safetensors");
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
 // kl_sparsity reads the whole batch's mean activation: --mpi refuses it at
 // its place in the file; without --mpi it builds.
 START_TEST(batch_statistics_are_refused) {
@@ -219,6 +235,7 @@ Suite *mpi_suite(void) {
   tcase_add_test(t, uneven_shares_and_empty_ones);
   tcase_add_test(t, resumed_on_other_processes);
   tcase_add_test(t, one_process_speaks);
+  tcase_add_test(t, a_signal_stops_every_process);
   tcase_add_test(t, batch_statistics_are_refused);
   suite_add_tcase(s, t);
   return s;
