@@ -36,7 +36,7 @@ enum { N_SUITES = sizeof suites / sizeof *suites };
 
 // The slowest suites (measured 2026-12-07), started first so that no worker
 // is left with a long one at the end; the others follow in file order.
-static const char *const slowest[] = {"optimize", "gradcheck", "e2e", "prior", "faults", "conv",
+static const char *const slowest[] = {"optimize", "gradcheck", "e2e", "mpi", "prior", "faults", "conv",
                                       "hostile_out", "apps", "stack", "hostile_aec", "hostile_in"};
 
 // What the workers share: the next suite to take and the totals.

@@ -30,6 +30,14 @@ static char *build_example(const char *example, const char *flags) {
   return dir;
 }
 
+// The step losses of dir/file, a --trace.
+static int losses_in(const char *dir, const char *file, double *losses) {
+  char *path = path_in(dir, file);
+  int n = trace_losses(path, losses, MAX_STEPS);
+  free(path);
+  return n;
+}
+
 // ./m trains one epoch of batches of BATCH on `processes` processes (0: run
 // alone, without mpirun), writing `name`.jsonl (the trace) and
 // `name`.safetensors; its step losses into losses.
@@ -42,11 +50,9 @@ static int train(const char *dir, int processes, const char *mpi_flags, const ch
            "--checkpoint %s.safetensors %s",
            launcher, BATCH, processes > 1 ? 1 : 2, name, name, extra);
   must_succeed_in(dir, command);
-  char *trace = path_in(dir, name);
-  char path[4200];
-  snprintf(path, sizeof path, "%s.jsonl", trace);
-  free(trace);
-  return trace_losses(path, losses, MAX_STEPS);
+  char file[256];
+  snprintf(file, sizeof file, "%s.jsonl", name);
+  return losses_in(dir, file, losses);
 }
 
 // The mean loss `eval` gives a checkpoint on the training data.
@@ -139,11 +145,9 @@ START_TEST(uneven_shares_and_empty_ones) {
                        "--checkpoint s1.safetensors");
   must_succeed_in(dir, MPIRUN " -np 3 ./m train --data small.csv --test none --batch 2 --epochs 1 --threads 1 "
                        "--seed 7 --trace s3.jsonl --checkpoint s3.safetensors");
-  char *one_path = path_in(dir, "s1.jsonl"), *three_path = path_in(dir, "s3.jsonl");
-  ck_assert_int_eq(trace_losses(one_path, alone, MAX_STEPS), 10);
-  ck_assert_int_eq(trace_losses(three_path, three, MAX_STEPS), 10);
+  ck_assert_int_eq(losses_in(dir, "s1.jsonl", alone), 10);
+  ck_assert_int_eq(losses_in(dir, "s3.jsonl", three), 10);
   assert_close(alone, three, 10, 1e-5, "3 processes, batches of 2");
-  free(one_path), free(three_path);
   remove_tree(dir);
   free(dir);
 }
@@ -160,12 +164,10 @@ START_TEST(resumed_on_other_processes) {
   must_succeed_in(dir, "./m train --data train.csv --test none --batch 32 --epochs 2 --seed 7 "
                        "--checkpoint whole.safetensors --trace whole.jsonl");
   double resumed[MAX_STEPS], whole[MAX_STEPS];
-  char *resumed_path = path_in(dir, "resumed.jsonl"), *whole_path = path_in(dir, "whole.jsonl");
-  int n = trace_losses(resumed_path, resumed, MAX_STEPS);
+  int n = losses_in(dir, "resumed.jsonl", resumed);
   ck_assert_int_eq(n, ROWS / BATCH);
-  ck_assert_int_eq(trace_losses(whole_path, whole, MAX_STEPS), 2 * n);
+  ck_assert_int_eq(losses_in(dir, "whole.jsonl", whole), 2 * n);
   assert_close(whole + n, resumed, n, 1e-5, "the second epoch, resumed");
-  free(resumed_path), free(whole_path);
   remove_tree(dir);
   free(dir);
 }
