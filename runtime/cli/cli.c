@@ -81,7 +81,7 @@ static const command_spec commands[] = {
          BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY) | BIT(OPT_INIT),
      "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--init glorot|pytorch] [--threads N] "
      "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile] "
-     "[--steps recon,...]",
+     "[--steps recon,...] [--checkpoint-every N]",
      "train the model, saving a checkpoint at each epoch's end"},
     {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
      "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
