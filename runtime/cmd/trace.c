@@ -87,7 +87,14 @@ static bool add_random_file(aert_trace *t, const char *dir, const json_value *no
     free(r.path);
     return false;
   }
-  t->random = realloc(t->random, (size_t)(t->n_random + 1) * sizeof *t->random);
+  random_file *grown = realloc(t->random, (size_t)(t->n_random + 1) * sizeof *t->random);
+  if (!grown) {  // the files opened so far stay in t->random, closed with it
+    aert_error("%s: out of memory", r.path);
+    aert_output_abandon(r.out);
+    free(r.path);
+    return false;
+  }
+  t->random = grown;
   t->random[t->n_random++] = r;
   return true;
 }
