@@ -121,6 +121,10 @@ typedef struct aert_ctx {
   // (0 in a single process; under MPI a rank's offset): random draws are keyed
   // by the row in the whole batch, so a sample sees the same noise anywhere.
   uint64_t row0;
+  // Set by the runtime under MPI (else NULL): a step's loss_and_grad calls it
+  // as soon as parameter `param`'s gradient is final, so that its sum over
+  // the processes can start while the backward pass goes on.
+  void (*grad_ready)(struct aert_ctx *ctx, int step, int param);
   // The step of the current batch about to run when every earlier step ran
   // on the same batch just before it (the training loop sets it), else -1:
   // a step then reads the values earlier steps left for it in the arena
@@ -258,6 +262,10 @@ typedef struct aert_comm {
   // buf[count] of every process, summed in rank order, into buf on each.
   void (*sum)(struct aert_comm *comm, aert_real *buf, size_t count);
   void (*sum_doubles)(struct aert_comm *comm, double *buf, size_t count);
+  // The same, started now and finished by sums_finish: buf must stay as it is
+  // until then (a gradient's sum overlapping the rest of the backward pass).
+  void (*sum_start)(struct aert_comm *comm, aert_real *buf, size_t count);
+  void (*sums_finish)(struct aert_comm *comm);
   // The end of the program: status 0 ends every process's part normally;
   // any other stops all of them (one process's error would leave the others
   // waiting for it).

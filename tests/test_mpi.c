@@ -117,16 +117,24 @@ START_TEST(two_processes_match_one) {
 END_TEST
 
 // The sums go in rank order: two runs on 2 processes give the same bits,
-// whether the processes talk over shared memory or TCP.
+// whether the processes talk over shared memory or TCP, and whether each
+// gradient's sum starts during the backward pass (AEC_MPI_OVERLAP=1) or all
+// of a step's after it.
 START_TEST(runs_on_the_same_processes_are_identical) {
-  char *dir = build_example("deep", "");
-  double a[MAX_STEPS], b[MAX_STEPS], c[MAX_STEPS];
+  char *dir = build_example("adversarial", "");
+  double a[MAX_STEPS], b[MAX_STEPS], c[MAX_STEPS], d[MAX_STEPS];
   int n = train(dir, 2, "", "", "first", a);
   ck_assert_int_eq(train(dir, 2, "", "", "second", b), n);
   ck_assert_int_eq(train(dir, 2, OVER_TCP, "", "tcp", c), n);
-  ck_assert(same_files(dir, "first.jsonl", "second.jsonl") && same_files(dir, "first.jsonl", "tcp.jsonl"));
-  ck_assert(same_files(dir, "first.safetensors", "second.safetensors"));
-  ck_assert(same_files(dir, "first.safetensors", "tcp.safetensors"));
+  ck_assert_int_eq(train(dir, 2, "-x AEC_MPI_OVERLAP=1", "", "overlap", d), n);
+  const char *const runs[] = {"second", "tcp", "overlap"};
+  for (int i = 0; i < 3; i++) {
+    char trace[64], checkpoint[64];
+    snprintf(trace, sizeof trace, "%s.jsonl", runs[i]);
+    snprintf(checkpoint, sizeof checkpoint, "%s.safetensors", runs[i]);
+    ck_assert_msg(same_files(dir, "first.jsonl", trace) && same_files(dir, "first.safetensors", checkpoint),
+                  "the %s run differs from the first", runs[i]);
+  }
   remove_tree(dir);
   free(dir);
 }

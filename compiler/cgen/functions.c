@@ -95,6 +95,23 @@ static void emit_calls(Emitter *e, const FunctionPlan *fp) {
   for (int gi = 0; gi < fp->fusion.n_groups; gi++) emit_call(e, fp, gi);
 }
 
+// A step's calls, each parameter's gradient announced once its kernel has
+// written it in place: under MPI the runtime may start summing it over the
+// processes while the backward pass goes on (aert_ctx.grad_ready).
+static void emit_step_calls(Emitter *e, const FunctionPlan *fp, const Step *step, int s_index) {
+  const Graph *g = e->graph;
+  for (int gi = 0; gi < fp->fusion.n_groups; gi++) {
+    emit_call(e, fp, gi);
+    const Group *group = &fp->fusion.groups[gi];
+    for (int i = 0; i < step->n_params; i++) {
+      const int grad = step->grad_nodes[i];
+      if (grad < 0 || !fp->outside[grad] || (group->output != grad && group->second_output != grad)) continue;
+      emit_line(e, "  if (ctx->grad_ready) ctx->grad_ready(ctx, %d, %d);  // %s's gradient is final", s_index,
+                step->params[i], g->nodes[g->params[step->params[i]].node].name);
+    }
+  }
+}
+
 static bool schedule_uses_input(const Emitter *e, const Schedule *s) {
   for (int i = 0; i < s->n_nodes; i++)
     if (e->graph->nodes[s->nodes[i]].op == OP_INPUT) return true;
@@ -173,7 +190,7 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
   if (fp->given)
     emit_line(e, "  if (ctx->batch_step != %d) %s_shared_inputs(ctx, input, n);  // not right after the earlier steps", s_index, name);
   emit_schedule_head(e, fp, s_index);
-  emit_calls(e, fp);
+  emit_step_calls(e, fp, step, s_index);
   for (int i = 0; i < step->n_params; i++) {
     char off[512], size[512], ref[640];
     param_const(g, step->params[i], "OFFSET", off, sizeof off);

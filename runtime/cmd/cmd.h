@@ -95,6 +95,14 @@ size_t aert_step_elements(const aert_model *model, int step);
 // the loss over the whole batch. `packed` holds aert_step_elements reals.
 double aert_reduce_step(const aert_model *model, aert_ctx *ctx, int step, double loss, int count, int n,
                         aert_real *packed);
+// AEC_MPI_OVERLAP=1 under mpirun: each gradient's sum starts when the backward
+// pass announces it (aert_ctx.grad_ready). begin: false when not asked (or
+// alone); aert_overlap_step before each step's loss_and_grad, then
+// aert_reduce_step_overlapped in place of aert_reduce_step.
+bool aert_overlap_begin(const aert_model *model, aert_ctx *ctx);
+void aert_overlap_end(aert_ctx *ctx);
+void aert_overlap_step(const aert_model *model, int count);
+double aert_reduce_step_overlapped(const aert_model *model, aert_ctx *ctx, int step, double loss, int count, int n);
 
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.

@@ -42,6 +42,7 @@ typedef struct train_run {
   double last_draw, epoch_start, batch_time;
   int stopped;  // SIGINT or SIGTERM stopped training (its number)
   aert_real *packed;  // several processes: a step's gradients, packed for the sum over them (parallel.c)
+  bool overlap;       // AEC_MPI_OVERLAP=1: each gradient's sum starts during the backward pass
 } train_run;
 
 // -------------------------------------------------------------- progress
@@ -231,9 +232,11 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n, int count) {
       continue;
     }
     r->ctx->batch_step = in_order ? s : -1;
+    if (r->overlap) aert_overlap_step(m, count);
     double loss = count > 0 ? m->loss_and_grad(r->ctx, s, r->xb, count) : 0;
     r->ctx->batch_step = -1;
-    if (r->packed) loss = aert_reduce_step(m, r->ctx, s, loss, count, n, r->packed);
+    if (r->overlap) loss = aert_reduce_step_overlapped(m, r->ctx, s, loss, count, n);
+    else if (r->packed) loss = aert_reduce_step(m, r->ctx, s, loss, count, n, r->packed);
     if (!isfinite(loss)) {
       end_progress_line(r);
       if (r->last_saved)
@@ -358,6 +361,7 @@ static void free_run(train_run *r) {
   free(r->lr_given);
   aert_trace_close(r->trace, false);
   aert_free(r->packed);
+  if (r->overlap) aert_overlap_end(NULL);  // the context is gone already
   free(r->checkpoint);
   aert_buf_free(&r->log);
 }
@@ -397,6 +401,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
     for (int s = 0; s < model->n_steps; s++)
       if (aert_step_elements(model, s) > most) most = aert_step_elements(model, s);
     if (!(r.packed = aert_alloc_reals(most ? most : 1, 1, "the gradients summed over processes"))) goto done;
+    r.overlap = aert_overlap_begin(model, r.ctx);
   }
   if (options->profile) {
     if (!aert_profile_start(model, r.ctx)) goto done;

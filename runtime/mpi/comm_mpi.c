@@ -10,6 +10,7 @@
 // allreduce would receive about twice it: docs/distributed.md weighs it.
 #include <limits.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,10 +19,20 @@
 // Values gathered at a time: the scratch holds size times as many.
 enum { CHUNK = 1 << 20 };
 
+// A sum started by sum_start: the gather in flight, its buffer and scratch.
+typedef struct started_sum {
+  aert_real *buf;
+  int count;
+  aert_real *all;  // size * count
+  MPI_Request request;
+} started_sum;
+
 typedef struct mpi_comm {
   aert_comm comm;  // first: an aert_comm * is a mpi_comm *
   void *gathered;
   size_t capacity;  // bytes
+  started_sum *started;
+  int n_started, room;
 } mpi_comm;
 
 static void *scratch(mpi_comm *m, size_t bytes) {
@@ -56,6 +67,54 @@ static void *scratch(mpi_comm *m, size_t bytes) {
 SUM_IN_RANK_ORDER(sum_reals, aert_real, sizeof(aert_real) == sizeof(float) ? MPI_FLOAT : MPI_DOUBLE)
 SUM_IN_RANK_ORDER(sum_doubles, double, MPI_DOUBLE)
 
+#define REAL_TYPE (sizeof(aert_real) == sizeof(float) ? MPI_FLOAT : MPI_DOUBLE)
+
+// Starts gathering buf (MPI_Iallgather) and lets the ones already in flight
+// progress (Open MPI moves data only inside MPI calls).
+static void sum_start(aert_comm *comm, aert_real *buf, size_t count) {
+  mpi_comm *m = (mpi_comm *)comm;
+  if (comm->size == 1 || count == 0) return;
+  if (count > INT_MAX) {  // no parameter tensor is this large; the blocking sum chunks
+    sum_reals(comm, buf, count);
+    return;
+  }
+  if (m->n_started == m->room) {
+    int room = m->room ? 2 * m->room : 64;
+    started_sum *grown = realloc(m->started, (size_t)room * sizeof *grown);
+    if (!grown) {
+      fprintf(stderr, "process %d: out of memory for the sums in flight\n", comm->rank);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    m->started = grown, m->room = room;
+  }
+  started_sum *s = &m->started[m->n_started];
+  s->buf = buf, s->count = (int)count;
+  s->all = malloc((size_t)comm->size * count * sizeof(aert_real));
+  if (!s->all) {
+    fprintf(stderr, "process %d: out of memory for a gradient's sum\n", comm->rank);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  MPI_Iallgather(buf, s->count, REAL_TYPE, s->all, s->count, REAL_TYPE, MPI_COMM_WORLD, &s->request);
+  m->n_started++;
+  for (int i = 0, done = 0; i < m->n_started - 1; i++) MPI_Test(&m->started[i].request, &done, MPI_STATUS_IGNORE);
+}
+
+// Waits for every started sum and adds each in rank order into its buffer.
+static void sums_finish(aert_comm *comm) {
+  mpi_comm *m = (mpi_comm *)comm;
+  for (int i = 0; i < m->n_started; i++) {
+    started_sum *s = &m->started[i];
+    MPI_Wait(&s->request, MPI_STATUS_IGNORE);
+    for (int e = 0; e < s->count; e++) {
+      aert_real sum = s->all[e];
+      for (int r = 1; r < comm->size; r++) sum += s->all[(size_t)r * (size_t)s->count + (size_t)e];
+      s->buf[e] = sum;
+    }
+    free(s->all);
+  }
+  m->n_started = 0;
+}
+
 // 0, or a stop every process agreed on (train's 128 + SIGINT or SIGTERM):
 // each process's part ends normally. Any other status is one process's
 // error, which the others may be waiting on: all of them stop.
@@ -64,6 +123,7 @@ static void finish(aert_comm *comm, int status) {
   if (status != 0 && status != 128 + 2 && status != 128 + 15 && comm->size > 1) MPI_Abort(MPI_COMM_WORLD, status);
   MPI_Finalize();
   free(m->gathered);
+  free(m->started);
   free(m);
 }
 
@@ -84,6 +144,8 @@ aert_comm *aert_comm_mpi(int *argc, char ***argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &m->comm.size);
   m->comm.sum = sum_reals;
   m->comm.sum_doubles = sum_doubles;
+  m->comm.sum_start = sum_start;
+  m->comm.sums_finish = sums_finish;
   m->comm.finish = finish;
   m->comm.impl = m;
   return &m->comm;

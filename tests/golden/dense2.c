@@ -782,12 +782,20 @@ static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(2, compute_decoder_dense_1_relu(n, encoder_dense_2_relu, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, ctx->params + DECODER_DENSE_1_BIAS_OFFSET, decoder_dense_1_relu));
   TIMED(3, compute_grad_decoder_dense_2(n, decoder_dense_1_relu, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, ctx->params + DECODER_DENSE_2_BIAS_OFFSET, input, constant, recon, grad_decoder_dense_2));
   TIMED(4, compute_grad_decoder_dense_2_kernel(n, decoder_dense_1_relu, grad_decoder_dense_2, grad_decoder_dense_2_bias, grad_decoder_dense_2_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 6);  // decoder_dense_2_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 7);  // decoder_dense_2_bias's gradient is final
   TIMED(5, compute_grad_decoder_dense_1(n, grad_decoder_dense_2, ctx->params + DECODER_DENSE_2_KERNEL_OFFSET, decoder_dense_1_relu, grad_decoder_dense_1));
   TIMED(6, compute_grad_decoder_dense_1_kernel(n, encoder_dense_2_relu, grad_decoder_dense_1, grad_decoder_dense_1_bias, grad_decoder_dense_1_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 4);  // decoder_dense_1_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 5);  // decoder_dense_1_bias's gradient is final
   TIMED(7, compute_grad_encoder_dense_2(n, grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_2_relu, grad_encoder_dense_2));
   TIMED(8, compute_grad_encoder_dense_2_kernel(n, encoder_dense_1_relu, grad_encoder_dense_2, grad_encoder_dense_2_bias, grad_encoder_dense_2_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 2);  // encoder_dense_2_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 3);  // encoder_dense_2_bias's gradient is final
   TIMED(9, compute_grad_encoder_dense_1(n, grad_encoder_dense_2, ctx->params + ENCODER_DENSE_2_KERNEL_OFFSET, encoder_dense_1_relu, grad_encoder_dense_1));
   TIMED(10, compute_grad_encoder_dense_1_kernel(n, input, grad_encoder_dense_1, grad_encoder_dense_1_bias, grad_encoder_dense_1_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 0);  // encoder_dense_1_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 1);  // encoder_dense_1_bias's gradient is final
   return recon[0];
 }
 

@@ -1106,10 +1106,14 @@ static double recon_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(9, compute_recon_grad_encoder_dense_1_kernel(ctx->params + ENCODER_DENSE_1_KERNEL_OFFSET, recon_grad_recon_l2_2, recon_grad_encoder_dense_1_kernel));
   TIMED(10, compute_recon_grad_decoder_dense_1(n, decoder_dense_1_sigmoid, recon_grad_decoder_dense_1_sigmoid, recon_grad_decoder_dense_1));
   TIMED(11, compute_dense_grad_kernel(n, encoder_dense_1_tanh, recon_grad_decoder_dense_1, recon_grad_decoder_dense_1_bias, dense_grad_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 3);  // decoder_dense_1_bias's gradient is final
   TIMED(12, compute_recon_grad_decoder_dense_1_kernel_2(recon_grad_decoder_dense_1_kernel, dense_grad_kernel, recon_grad_decoder_dense_1_kernel_2));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 2);  // decoder_dense_1_kernel's gradient is final
   TIMED(13, compute_recon_grad_encoder_dense_1(n, recon_grad_decoder_dense_1, ctx->params + DECODER_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, recon_grad_encoder_dense_1));
   TIMED(14, compute_dense_grad_kernel_2(n, input, recon_grad_encoder_dense_1, recon_grad_encoder_dense_1_bias, dense_grad_kernel_2));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 1);  // encoder_dense_1_bias's gradient is final
   TIMED(15, compute_recon_grad_encoder_dense_1_kernel_2(recon_grad_encoder_dense_1_kernel, dense_grad_kernel_2, recon_grad_encoder_dense_1_kernel_2));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 0, 0);  // encoder_dense_1_kernel's gradient is final
   return recon[0];
 }
 
@@ -1146,10 +1150,16 @@ static double gen_loss_and_grad(aert_ctx *ctx, const real *input, int n) {
   TIMED(16, compute_critic_dense_1_leaky_relu(n, encoder_dense_1_tanh, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_1_BIAS_OFFSET, critic_dense_1_leaky_relu));
   TIMED(17, compute_gen_grad_critic_dense_2(n, critic_dense_1_leaky_relu, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, ctx->params + CRITIC_DENSE_2_BIAS_OFFSET, constant_2, gen, gen_grad_critic_dense_2));
   TIMED(18, compute_gen_grad_critic_dense_2_kernel(n, critic_dense_1_leaky_relu, gen_grad_critic_dense_2, gen_grad_critic_dense_2_bias, gen_grad_critic_dense_2_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 1, 6);  // critic_dense_2_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 1, 7);  // critic_dense_2_bias's gradient is final
   TIMED(19, compute_gen_grad_critic_dense_1(n, gen_grad_critic_dense_2, ctx->params + CRITIC_DENSE_2_KERNEL_OFFSET, critic_dense_1_leaky_relu, gen_grad_critic_dense_1));
   TIMED(20, compute_gen_grad_critic_dense_1_kernel(n, encoder_dense_1_tanh, gen_grad_critic_dense_1, gen_grad_critic_dense_1_bias, gen_grad_critic_dense_1_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 1, 4);  // critic_dense_1_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 1, 5);  // critic_dense_1_bias's gradient is final
   TIMED(21, compute_gen_grad_encoder_dense_1(n, gen_grad_critic_dense_1, ctx->params + CRITIC_DENSE_1_KERNEL_OFFSET, encoder_dense_1_tanh, gen_grad_encoder_dense_1));
   TIMED(22, compute_gen_grad_encoder_dense_1_kernel(n, input, gen_grad_encoder_dense_1, gen_grad_encoder_dense_1_bias, gen_grad_encoder_dense_1_kernel));
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 1, 0);  // encoder_dense_1_kernel's gradient is final
+  if (ctx->grad_ready) ctx->grad_ready(ctx, 1, 1);  // encoder_dense_1_bias's gradient is final
   return gen[0];
 }
 
