@@ -1,6 +1,7 @@
 // mpi_sum.c — how long aec's sum over processes (runtime/mpi/comm_mpi.c:
 // gathered, added in rank order) takes for a model's gradient: the figure
-// docs/distributed.md's scaling model starts from. Build and run (bench/mpi_sum.sh):
+// docs/distributed.md's scaling model starts from, summed as train sums one
+// parameter's gradient (sum_start, sums_finish). Build and run:
 //   mpicc -O2 -Ibuild/include bench/mpi_sum.c build/libaert_mpi.a -o mpi_sum
 //   mpirun -np 2 ./mpi_sum 50992 222384 1596691
 // prints, for each count of floats, the median of 51 sums' seconds (process 0).
@@ -29,11 +30,12 @@ int main(int argc, char **argv) {
     const size_t count = strtoull(argv[a], NULL, 10);
     aert_real *buf = calloc(count ? count : 1, sizeof *buf);
     double seconds[REPEATS];
-    for (int warm = 0; warm < 3; warm++) comm->sum(comm, buf, count);
+    for (int warm = 0; warm < 3; warm++) comm->sum_start(comm, buf, count), comm->sums_finish(comm);
     for (int r = 0; r < REPEATS; r++) {
       for (size_t i = 0; i < count; i++) buf[i] = (aert_real)(i % 7) * 0.5f;
       const double start = now();
-      comm->sum(comm, buf, count);
+      comm->sum_start(comm, buf, count);
+      comm->sums_finish(comm);
       seconds[r] = now() - start;
     }
     qsort(seconds, REPEATS, sizeof seconds[0], by_value);

@@ -260,10 +260,10 @@ int aert_main(const aert_model *model, int argc, char **argv);
 typedef struct aert_comm {
   int rank, size;
   // buf[count] of every process, summed in rank order, into buf on each.
-  void (*sum)(struct aert_comm *comm, aert_real *buf, size_t count);
   void (*sum_doubles)(struct aert_comm *comm, double *buf, size_t count);
-  // The same, started now and finished by sums_finish: buf must stay as it is
-  // until then (a gradient's sum overlapping the rest of the backward pass).
+  // The same for reals, started now and finished by sums_finish: buf must
+  // stay as it is until then (a gradient's sum may overlap the rest of the
+  // backward pass).
   void (*sum_start)(struct aert_comm *comm, aert_real *buf, size_t count);
   void (*sums_finish)(struct aert_comm *comm);
   // The end of the program: status 0 ends every process's part normally;

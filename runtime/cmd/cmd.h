@@ -85,24 +85,18 @@ bool aert_trace_batch(aert_trace *trace, const aert_model *model, const aert_ctx
 bool aert_trace_close(aert_trace *trace, bool keep);
 
 // -------------------------------------------------------------- parallel.c
-// This process's share of a batch of n rows: `count` rows from `first`.
-void aert_batch_share(int n, int *first, int *count);
-// The elements of the parameters step `step` updates.
-size_t aert_step_elements(const aert_model *model, int step);
-// After step `step`'s loss_and_grad on this process's `count` rows of a batch
-// of n (loss: the mean over them; count may be 0): the step's gradients made
-// those of the mean over the whole batch, the same in every process; returns
-// the loss over the whole batch. `packed` holds aert_step_elements reals.
-double aert_reduce_step(const aert_model *model, aert_ctx *ctx, int step, double loss, int count, int n,
-                        aert_real *packed);
-// AEC_MPI_OVERLAP=1 under mpirun: each gradient's sum starts when the backward
-// pass announces it (aert_ctx.grad_ready). begin: false when not asked (or
-// alone); aert_overlap_step before each step's loss_and_grad, then
-// aert_reduce_step_overlapped in place of aert_reduce_step.
-bool aert_overlap_begin(const aert_model *model, aert_ctx *ctx);
-void aert_overlap_end(aert_ctx *ctx);
-void aert_overlap_step(const aert_model *model, int count);
-double aert_reduce_step_overlapped(const aert_model *model, aert_ctx *ctx, int step, double loss, int count, int n);
+// This process's share of n rows (a batch, a test set): `count` from `first`.
+void aert_share(size_t n, size_t *first, size_t *count);
+// Several processes: before training (false after a message); before each
+// step's loss_and_grad on this process's `count` rows; after it (loss: the
+// mean over them), which makes the step's gradients those of the mean over
+// the whole batch of n rows in every process and returns the loss over it.
+// AEC_MPI_OVERLAP=1 starts each gradient's sum as the backward pass
+// announces it (aert_ctx.grad_ready).
+bool aert_parallel_begin(const aert_model *model, aert_ctx *ctx);
+void aert_parallel_end(void);
+void aert_parallel_step(int count);
+double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.

@@ -108,16 +108,16 @@ bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *d
   }
   for (int l = 0; l < model->n_losses; l++) losses[l] = 0;
   // Several processes (train under mpirun) each take a share of the samples.
-  aert_comm *w = aert_world();
-  const size_t from = (size_t)((unsigned long long)data->n * (unsigned)w->rank / (unsigned)w->size);
-  const size_t to = (size_t)((unsigned long long)data->n * (unsigned)(w->rank + 1) / (unsigned)w->size);
+  size_t from, count;
+  aert_share(data->n, &from, &count);
+  const size_t to = from + count;
   for (size_t first = from; first < to; first += (size_t)ctx->capacity) {
     int n = (int)(to - first < (size_t)ctx->capacity ? to - first : (size_t)ctx->capacity);
     aert_gather(data, NULL, first, n, batch);
     model->eval_losses(ctx, batch, n, part);
     for (int l = 0; l < model->n_losses; l++) losses[l] += part[l] * n;
   }
-  if (w->size > 1) w->sum_doubles(w, losses, (size_t)model->n_losses);
+  aert_world()->sum_doubles(aert_world(), losses, (size_t)model->n_losses);  // one process alone: as is
   for (int l = 0; l < model->n_losses; l++) losses[l] /= (double)data->n;
   aert_free(batch);
   free(part);

@@ -41,8 +41,7 @@ typedef struct train_run {
   size_t first_batch_samples;
   double last_draw, epoch_start, batch_time;
   int stopped;  // SIGINT or SIGTERM stopped training (its number)
-  aert_real *packed;  // several processes: a step's gradients, packed for the sum over them (parallel.c)
-  bool overlap;       // AEC_MPI_OVERLAP=1: each gradient's sum starts during the backward pass
+  bool parallel;  // several processes: each step's gradients summed over them (parallel.c)
 } train_run;
 
 // -------------------------------------------------------------- progress
@@ -232,11 +231,10 @@ static bool train_batch(train_run *r, int epoch, size_t b, int n, int count) {
       continue;
     }
     r->ctx->batch_step = in_order ? s : -1;
-    if (r->overlap) aert_overlap_step(m, count);
+    if (r->parallel) aert_parallel_step(count);
     double loss = count > 0 ? m->loss_and_grad(r->ctx, s, r->xb, count) : 0;
     r->ctx->batch_step = -1;
-    if (r->overlap) loss = aert_reduce_step_overlapped(m, r->ctx, s, loss, count, n);
-    else if (r->packed) loss = aert_reduce_step(m, r->ctx, s, loss, count, n, r->packed);
+    if (r->parallel) loss = aert_parallel_reduce(r->ctx, s, loss, n);
     if (!isfinite(loss)) {
       end_progress_line(r);
       if (r->last_saved)
@@ -306,12 +304,13 @@ static bool train_epoch(train_run *r, int epoch) {
   for (size_t b = epoch == r->first_epoch ? r->first_batch : 0; b < r->batches_per_epoch; b++) {
     if (aert_agree_stop()) return save_stopped(r, epoch, b);
     size_t first = b * (size_t)r->batch;
-    int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch), row0, count;
-    aert_batch_share(n, &row0, &count);
-    r->ctx->row0 = (uint64_t)row0;
+    int n = (int)(N - first < (size_t)r->batch ? N - first : (size_t)r->batch);
+    size_t row0, count;
+    aert_share((size_t)n, &row0, &count);
+    r->ctx->row0 = row0;
     double start = aert_now();
-    aert_gather(r->train, r->order, first + (size_t)row0, count, r->xb);
-    if (!train_batch(r, epoch, b, n, count)) return false;
+    aert_gather(r->train, r->order, first + row0, (int)count, r->xb);
+    if (!train_batch(r, epoch, b, n, (int)count)) return false;
     double seconds = aert_now() - start;
     if (r->samples_trained + r->epoch_samples == 0) r->first_batch_seconds = seconds, r->first_batch_samples = (size_t)n;
     r->batch_time += seconds;
@@ -360,8 +359,7 @@ static void free_run(train_run *r) {
   free(r->run_step);
   free(r->lr_given);
   aert_trace_close(r->trace, false);
-  aert_free(r->packed);
-  if (r->overlap) aert_overlap_end(NULL);  // the context is gone already
+  if (r->parallel) aert_parallel_end();
   free(r->checkpoint);
   aert_buf_free(&r->log);
 }
@@ -396,25 +394,17 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   }
   r.trace = aert_is_root() ? aert_trace_open(model, options) : NULL;
   if (!r.trace && aert_is_root() && (options->trace || options->dump_random)) goto done;
-  if (aert_world()->size > 1) {
-    size_t most = 0;
-    for (int s = 0; s < model->n_steps; s++)
-      if (aert_step_elements(model, s) > most) most = aert_step_elements(model, s);
-    if (!(r.packed = aert_alloc_reals(most ? most : 1, 1, "the gradients summed over processes"))) goto done;
-    r.overlap = aert_overlap_begin(model, r.ctx);
-  }
+  if (aert_world()->size > 1 && !(r.parallel = aert_parallel_begin(model, r.ctx))) goto done;
   if (options->profile) {
     if (!aert_profile_start(model, r.ctx)) goto done;
     r.profile[0] = r.ctx->kernel_seconds, r.profile[1] = r.ctx->kernel_calls, r.profile[2] = r.ctx->kernel_samples;
     r.ctx->kernel_seconds = r.ctx->kernel_calls = r.ctx->kernel_samples = NULL;
   }
-  if (aert_world()->size > 1 && aert_is_root())
-    fprintf(stderr, "%s: training on %s (%zu samples), %d processes of %d threads, batch %d, epochs %d to %d\n",
-            aert_program(), r.train->path, r.train->n, aert_world()->size, r.ctx->threads, r.batch, r.first_epoch + 1,
-            r.epochs);
-  else if (aert_is_root())
-    fprintf(stderr, "%s: training on %s (%zu samples), %d threads, batch %d, epochs %d to %d\n", aert_program(),
-            r.train->path, r.train->n, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
+  char processes[48] = "";
+  if (r.parallel) snprintf(processes, sizeof processes, "%d processes of ", aert_world()->size);
+  if (aert_is_root())
+    fprintf(stderr, "%s: training on %s (%zu samples), %s%d threads, batch %d, epochs %d to %d\n", aert_program(),
+            r.train->path, r.train->n, processes, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;

@@ -3,12 +3,12 @@
 // splits each batch between them, and they agree on when to stop.
 #include "core.h"
 
-static void alone_sum(aert_comm *comm, aert_real *buf, size_t count) { (void)comm, (void)buf, (void)count; }
+static void alone_sum_start(aert_comm *comm, aert_real *buf, size_t count) { (void)comm, (void)buf, (void)count; }
 static void alone_sum_doubles(aert_comm *comm, double *buf, size_t count) { (void)comm, (void)buf, (void)count; }
 static void alone_finish(aert_comm *comm, int status) { (void)comm, (void)status; }
 static void alone_sums_finish(aert_comm *comm) { (void)comm; }
 
-static aert_comm alone = {0, 1, alone_sum, alone_sum_doubles, alone_sum, alone_sums_finish, alone_finish, NULL};
+static aert_comm alone = {0, 1, alone_sum_doubles, alone_sum_start, alone_sums_finish, alone_finish, NULL};
 static aert_comm *world = &alone;
 
 aert_comm *aert_world(void) { return world; }

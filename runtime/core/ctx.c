@@ -78,28 +78,25 @@ double aert_glorot_limit(const aert_param *param) {
   return fans > 0 ? sqrt(6.0 / fans) : 1.0;
 }
 
+// Parameter i's elements uniform in [-limit, limit], from the run seed.
+static void init_uniform(const aert_model *model, aert_ctx *ctx, int i, double limit) {
+  const aert_param *p = &model->params[i];
+  aert_real *w = ctx->params + p->offset;
+  uint64_t key = aert_stream_key(ctx->seed, AERT_STREAM_INIT, (uint64_t)i);
+  for (size_t e = 0; e < p->size; e++) w[e] = (aert_real)((2.0 * aert_uniform01(key, e) - 1.0) * limit);
+}
+
 void aert_init_params(const aert_model *model, aert_ctx *ctx) {
   for (int i = 0; i < model->n_params; i++) {
     const aert_param *p = &model->params[i];
-    aert_real *w = ctx->params + p->offset;
-    if (p->init == AERT_INIT_ZEROS) {
-      memset(w, 0, p->size * sizeof *w);
-      continue;
-    }
-    double limit = aert_glorot_limit(p);
-    uint64_t key = aert_stream_key(ctx->seed, AERT_STREAM_INIT, (uint64_t)i);
-    for (size_t e = 0; e < p->size; e++) w[e] = (aert_real)((2.0 * aert_uniform01(key, e) - 1.0) * limit);
+    if (p->init == AERT_INIT_ZEROS) memset(ctx->params + p->offset, 0, p->size * sizeof *ctx->params);
+    else init_uniform(model, ctx, i, aert_glorot_limit(p));
   }
 }
 
 void aert_init_params_pytorch(const aert_model *model, aert_ctx *ctx) {
-  for (int i = 0; i < model->n_params; i++) {
-    const aert_param *p = &model->params[i];
-    const double limit = p->fan_in > 0 ? 1 / sqrt((double)p->fan_in) : 1;
-    aert_real *w = ctx->params + p->offset;
-    uint64_t key = aert_stream_key(ctx->seed, AERT_STREAM_INIT, (uint64_t)i);
-    for (size_t e = 0; e < p->size; e++) w[e] = (aert_real)((2.0 * aert_uniform01(key, e) - 1.0) * limit);
-  }
+  for (int i = 0; i < model->n_params; i++)
+    init_uniform(model, ctx, i, model->params[i].fan_in > 0 ? 1 / sqrt((double)model->params[i].fan_in) : 1);
 }
 
 aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed) {

@@ -4,7 +4,8 @@
 // The sums add in rank order. MPI_Allreduce may add the processes' values in
 // any order (the standard leaves it to the implementation, which picks an
 // algorithm by message size and topology), so a sum here gathers every
-// process's values (MPI_Allgather) and each process adds them in rank order:
+// process's values (MPI_Iallgather; MPI_Allgather for sum_doubles) and each
+// process adds them in rank order:
 // the same bits in every process, and in every run on the same number of
 // processes. A process receives (size - 1) times the buffer, where a ring
 // allreduce would receive about twice it: docs/distributed.md weighs it.
@@ -142,7 +143,6 @@ aert_comm *aert_comm_mpi(int *argc, char ***argv) {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &m->comm.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &m->comm.size);
-  m->comm.sum = sum_reals;
   m->comm.sum_doubles = sum_doubles;
   m->comm.sum_start = sum_start;
   m->comm.sums_finish = sums_finish;
