@@ -152,8 +152,8 @@ typedef enum StmtKind {
 } StmtKind;
 
 typedef struct TrainSetting {
-  Ident key;    // data, test, batch, epochs, seed
-  Expr *value;  // EXPR_STRING for data/test, EXPR_NUMBER (or a param name) otherwise
+  Ident key;    // data, test, batch, epochs, seed, validation, patience
+  Expr *value;  // EXPR_STRING for data/test (and validation FILE), EXPR_NUMBER (or a param name) otherwise
 } TrainSetting;
 
 typedef struct TrainStep {

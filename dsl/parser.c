@@ -9,7 +9,8 @@
 //             | "train" "{" (setting | step)* "}"
 //             | NAME "=" expr
 //   stage     = NAME | NAME "(" args ")"
-//   setting   = ("data" | "test") STRING | ("batch" | "epochs" | "seed") expr
+//   setting   = ("data" | "test") STRING | ("batch" | "epochs" | "seed" | "patience") expr
+//             | "validation" (STRING | expr)
 //   step      = "step" "minimize" NAME "over" NAME ("," NAME)* "with" NAME "(" args ")"
 //   expr      = product (("+" | "-") product)*
 //   product   = unary (("*" | "/") unary)*
@@ -105,7 +106,7 @@ static bool at_any_word(Parser *p, const char *const *words) {
 }
 
 static const char *const statement_words[] = {"param", "input", "net", "loss", "train", NULL};
-static const char *const train_words[] = {"data", "test", "batch", "epochs", "seed", "step", NULL};
+static const char *const train_words[] = {"data", "test", "batch", "epochs", "seed", "validation", "patience", "step", NULL};
 
 // A keyword that starts a top-level statement (`net = 3` assigns instead).
 static bool at_statement_word(Parser *p) { return at_any_word(p, statement_words) && !at_assignment(p); }
@@ -464,7 +465,8 @@ static void train_setting(Parser *p, Stmt *train) {
     diag_note(train->settings[i].key.loc, "first set here");
   }
   advance(p);
-  if (!strcmp(setting.key.name, "data") || !strcmp(setting.key.name, "test")) {
+  bool file = !strcmp(setting.key.name, "data") || !strcmp(setting.key.name, "test");
+  if (file || (!strcmp(setting.key.name, "validation") && at(p, TOK_STRING))) {
     if (!at(p, TOK_STRING)) fail_expected(p, "a data set in quotes (\"fashion-mnist:train\" or a path)");
     setting.value = name_expr(&p->tok);
     setting.value->kind = EXPR_STRING;
@@ -501,7 +503,7 @@ static void train_item(Parser *p, Stmt *train) {
   else if (at_any_word(p, train_words))
     train_setting(p, train);
   else
-    fail_expected(p, "a train setting (data, test, batch, epochs, seed) or 'step'");
+    fail_expected(p, "a train setting (data, test, batch, epochs, seed, validation, patience) or 'step'");
 }
 
 // The statements of a `{ ... }` block (a net body or the train block), each

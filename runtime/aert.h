@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 9
+#define AERT_ABI_VERSION 10
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -173,6 +173,8 @@ typedef struct aert_model {
   int default_batch;
   int default_epochs;
   uint64_t default_seed;
+  const char *default_validation;  // "0.1" (a fraction held out), a path, or NULL: none
+  int default_patience;            // epochs without a better validation loss before stopping; 0: never
 
   // Elements the arena needs: arena_per_sample * capacity + arena_fixed.
   size_t arena_per_sample;
@@ -349,6 +351,11 @@ typedef struct aert_progress_state {
   int64_t epoch;          // completed epochs
   uint64_t batch_counter; // ctx->batch_counter at save time
   uint64_t epoch_batch;   // batches done of epoch `epoch` + 1 (train --checkpoint-every saves mid-epoch)
+  // Early stopping (train --patience): the epoch (from 1) whose validation
+  // loss `best_loss` ("val.recon") was the least so far, and that loss; 0: none.
+  int64_t best_epoch;
+  double best_value;
+  char best_loss[64];
 } aert_progress_state;
 
 int aert_checkpoint_save(const char *path, const aert_model *model, const aert_ctx *ctx,

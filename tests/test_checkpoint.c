@@ -80,7 +80,7 @@ START_TEST(test_checkpoint_round_trip) {
   aert_model m = lin_model();
   aert_ctx *a = lin_ctx(), *b = lin_ctx();
   fill_ctx(a);
-  aert_progress_state st = {3, 99, 0}, back = {0, 0, 0};
+  aert_progress_state st = {.epoch = 3, .batch_counter = 99}, back = {.epoch = 0};
   ck_assert_int_eq(aert_checkpoint_save(path, &m, a, &st), 0);
   ck_assert_uint_eq(count_entries(dir), 1);  // no temporary file left behind
   ck_assert_int_eq(aert_checkpoint_load(path, &m, b, &back), 0);
@@ -128,7 +128,7 @@ START_TEST(test_checkpoint_damage) {
   aert_model m = lin_model();
   aert_ctx *a = lin_ctx();
   fill_ctx(a);
-  aert_progress_state st = {1, 2, 0};
+  aert_progress_state st = {.epoch = 1, .batch_counter = 2, .epoch_batch = 0};
   ck_assert_int_eq(aert_checkpoint_save(good, &m, a, &st), 0);
   size_t size;
   char *bytes = read_whole_file(good, &size);
@@ -189,7 +189,7 @@ START_TEST(test_checkpoint_wrong_model) {
   aert_model m = lin_model();
   aert_ctx *a = lin_ctx();
   fill_ctx(a);
-  aert_progress_state st = {1, 2, 0};
+  aert_progress_state st = {.epoch = 1, .batch_counter = 2, .epoch_batch = 0};
   ck_assert_int_eq(aert_checkpoint_save(path, &m, a, &st), 0);
   aert_param wider[4];
   memcpy(wider, lin_params, sizeof wider);
@@ -215,7 +215,7 @@ START_TEST(test_checkpoint_save_failures) {
   aert_model m = lin_model();
   aert_ctx *a = lin_ctx();
   fill_ctx(a);
-  aert_progress_state st = {1, 2, 0};
+  aert_progress_state st = {.epoch = 1, .batch_counter = 2, .epoch_batch = 0};
   stderr_capture c = stderr_begin();
   ck_assert_int_eq(aert_checkpoint_save(nodir, &m, a, &st), -1);
   char *message = stderr_end(&c);

@@ -302,6 +302,107 @@ START_TEST(test_init_pytorch) {
 }
 END_TEST
 
+// The val.recon figures of a run's stdout, in order, into v[max]; their count.
+static int val_figures(const char *out, double *v, int max) {
+  int n = 0;
+  for (const char *at = out; n < max && (at = strstr(at, "\nval.recon ")); at++) v[n++] = strtod(at + 11, NULL);
+  return n;
+}
+
+START_TEST(test_validation_and_early_stopping) {
+  char *dir = lin_dir();
+  aert_model m = lin_model();
+  // A fraction held out: the split is said, and the best epoch is the one with the least val.recon.
+  CommandResult r = run_main(&m, dir, "train --epochs 60 --batch 8 --lr 0.2 --validation 0.2 --patience 3 --threads 1");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_msg(strstr(r.err, "validating on 20 samples held out of train.csv") && strstr(r.err, "(80 samples)"),
+                "%s", r.err);
+  double v[64];
+  int n = val_figures(r.out, v, 64), best = 0;
+  ck_assert_int_eq(n, (int)figure(r.out, "epoch"));
+  for (int i = 1; i < n; i++)
+    if (v[i] < v[best]) best = i;
+  ck_assert_double_eq(figure(r.out, "best_epoch"), best + 1);
+  ck_assert_msg(strstr(r.out, "stopped_early "), "patience 3 never ran out in 60 epochs:\n%s", r.out);
+  ck_assert_int_eq((int)figure(r.out, "stopped_early"), n);
+  ck_assert_int_eq(n - (best + 1), 3);  // stopped the third epoch without a better loss
+  char *path = path_in(dir, "lin.best.safetensors");
+  aert_ctx *ctx = aert_ctx_create(&m, 1, 1);
+  aert_progress_state state;
+  ck_assert_int_eq(aert_checkpoint_load(path, &m, ctx, &state), 0);
+  ck_assert_int_eq(state.epoch, best + 1);  // the kept checkpoint is the best epoch's
+  ck_assert_int_eq(state.best_epoch, best + 1);
+  ck_assert_str_eq(state.best_loss, "val.recon");
+  ck_assert_double_eq_tol(state.best_value, v[best], 1e-8 * v[best]);  // stdout has 9 digits
+  aert_ctx_free(&m, ctx);
+  free(path);
+  command_result_free(&r);
+
+  // A file: eval of the best checkpoint on it gives the best val.recon.
+  r = run_main(&m, dir, "train --epochs 8 --batch 8 --lr 0.05 --validation test.csv --checkpoint f.safetensors "
+                        "--log log.csv --threads 1");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  n = val_figures(r.out, v, 64);
+  ck_assert_int_eq(n, 8);
+  best = (int)figure(r.out, "best_epoch") - 1;
+  for (int i = 0; i < n; i++) ck_assert(v[i] >= v[best]);
+  char *log = path_in(dir, "log.csv"), *text = read_whole_file(log, NULL);
+  ck_assert_msg(strncmp(text, "epoch,train.recon,test.recon,val.recon,seconds\n", 47) == 0, "%s", text);
+  free(text), free(log);
+  CommandResult e = run_main(&m, dir, "eval --checkpoint f.best.safetensors --data test.csv");
+  ck_assert_msg(e.status == 0, "%s", e.err);
+  ck_assert_double_eq_tol(figure(e.out, "recon"), v[best], 1e-7);
+  command_result_free(&e);
+  command_result_free(&r);
+
+  // Resuming goes on counting from the checkpoint's best.
+  r = run_main(&m, dir, "train --epochs 2 --batch 8 --lr 0.05 --validation 0.2 --patience 5 --threads 1");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  command_result_free(&r);
+  r = run_main(&m, dir, "train --epochs 4 --batch 8 --lr 0.05 --validation 0.2 --patience 5 --threads 1 "
+                        "--resume lin.safetensors");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  n = val_figures(r.out, v, 64);
+  ck_assert_int_eq(n, 2);
+  ck_assert_msg(strstr(r.err, "the best epoch was"), "%s", r.err);
+  command_result_free(&r);
+
+  // Mistakes.
+  r = run_main(&m, dir, "train --epochs 2 --patience 2");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "give --validation 0.1"), "%s", r.err);
+  command_result_free(&r);
+  r = run_main(&m, dir, "train --epochs 2 --validation 1.5");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "between 0 and 1") && strstr(r.err, "./1.5"), "%s", r.err);
+  command_result_free(&r);
+  r = run_main(&m, dir, "train --epochs 2 --validation missing.csv");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "missing.csv"), "%s", r.err);
+  command_result_free(&r);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
+// --batches N: an epoch of at most N batches (the trace has a line a batch).
+START_TEST(test_batches_limit) {
+  char *dir = lin_dir();
+  aert_model m = lin_model();
+  CommandResult r = run_main(&m, dir, "train --epochs 2 --batch 8 --batches 3 --trace t.jsonl --threads 1");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  char *trace = path_in(dir, "t.jsonl"), *text = read_whole_file(trace, NULL);
+  int lines = 0;
+  for (const char *c = text; *c; c++) lines += *c == '\n';
+  ck_assert_int_eq(lines, 2 * 3);
+  ck_assert_msg(strstr(r.err, "batch 3/3") || strstr(r.err, "epoch 2/2"), "%s", r.err);
+  free(text), free(trace);
+  command_result_free(&r);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(test_summary_encode_reconstruct) {
   char *dir = lin_dir();
   aert_model m = lin_model();
@@ -365,6 +466,8 @@ Suite *commands_suite(void) {
   tcase_add_test(cli, test_nan_loss_stops_training);
   tcase_add_test(cli, test_command_line_errors);
   tcase_add_test(cli, test_init_pytorch);
+  tcase_add_test(cli, test_validation_and_early_stopping);
+  tcase_add_test(cli, test_batches_limit);
   tcase_add_test(cli, test_summary_encode_reconstruct);
   tcase_add_test(cli, test_gradcheck);
   suite_add_tcase(s, cli);

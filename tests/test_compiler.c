@@ -62,6 +62,31 @@ static const char *simple_ae =
     "loss recon = bce(decoder(encoder(x)), x)\n"
     "train { batch 64 epochs 3 seed 7 step minimize recon over encoder, decoder with adam(lr=0.002) }\n";
 
+START_TEST(validation_and_patience_in_the_train_block) {
+  static const char *head = "input x: [784]\nnet e = dense(32, relu)\nnet d = dense(784, sigmoid)\n"
+                            "loss r = bce(d(e(x)), x)\n";
+  char text[512];
+  snprintf(text, sizeof text, "%strain { validation 0.1 patience 5 step minimize r over e, d with adam() }\n", head);
+  Graph *g = expect_ok(text);
+  ck_assert_str_eq(g->train.validation, "0.10000000000000001");
+  ck_assert_int_eq(g->train.patience, 5);
+  graph_free(g);
+  snprintf(text, sizeof text, "%strain { validation \"val.csv\" }\n", head);
+  g = expect_ok(text);
+  ck_assert_str_eq(g->train.validation, "val.csv");
+  ck_assert_int_eq(g->train.patience, 0);
+  graph_free(g);
+  snprintf(text, sizeof text, "%strain { validation \"0.5\" }\n", head);  // a file named 0.5, not a fraction
+  g = expect_ok(text);
+  ck_assert_str_eq(g->train.validation, "./0.5");
+  graph_free(g);
+  snprintf(text, sizeof text, "%strain { validation 10 }\n", head);
+  expect_error(text, "between 0 and 1 (such as 0.1)");
+  snprintf(text, sizeof text, "%strain { patience 0 }\n", head);
+  expect_error(text, "patience must be a whole number from 1");
+}
+END_TEST
+
 START_TEST(shapes_of_a_dense_autoencoder) {
   Graph *g = expect_ok(simple_ae);
   int code = find_node(g, "encoder_dense_1_relu");
@@ -446,6 +471,7 @@ Suite *compiler_suite(void) {
   Suite *s = suite_create("compiler");
   TCase *t = tcase_create("lowering");
   tcase_add_test(t, shapes_of_a_dense_autoencoder);
+  tcase_add_test(t, validation_and_patience_in_the_train_block);
   tcase_add_test(t, bce_of_a_sigmoid_uses_the_logits);
   tcase_add_test(t, a_second_call_shares_weights);
   tcase_add_test(t, functional_nets_and_params_in_shapes);

@@ -292,6 +292,15 @@ START_TEST(eval_prints_the_parts_of_each_sum) {
   const char *at_recon = strstr(r.out, "recon "), *at_part = strstr(r.out, "recon.bce "), *at_disc = strstr(r.out, "disc ");
   ck_assert(at_recon && at_part && at_disc && at_recon < at_part && at_part < at_disc);
   command_result_free(&r);
+  // --seed keys the prior's samples the critic's loss draws: the same seed the same figures, another another.
+  CommandResult a = run_in(dir, "./m eval --checkpoint k.safetensors --data train.csv --seed 5");
+  CommandResult b = run_in(dir, "./m eval --checkpoint k.safetensors --data train.csv --seed 5 --batch 7");
+  CommandResult c = run_in(dir, "./m eval --checkpoint k.safetensors --data train.csv --seed 6");
+  ck_assert_msg(a.status == 0 && b.status == 0 && c.status == 0, "%s%s%s", a.err, b.err, c.err);
+  ck_assert_double_eq_tol(figure(a.out, "disc"), figure(b.out, "disc"), 1e-6);
+  ck_assert_msg(figure(a.out, "disc") != figure(c.out, "disc"), "--seed 5 and 6 drew the same prior samples");
+  ck_assert_double_eq(figure(a.out, "recon"), figure(c.out, "recon"));  // draws nothing
+  command_result_free(&a), command_result_free(&b), command_result_free(&c);
 }
 END_TEST
 

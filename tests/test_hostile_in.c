@@ -261,7 +261,7 @@ static void check_odd_name(const char *name) {
   ck_assert_int_ne(loaded, 0);
   ck_assert_msg(strstr(message, ckpt) != NULL, "the message does not name %s: %s", ckpt, message);
   free(message);
-  aert_progress_state state = {1, 2, 0};
+  aert_progress_state state = {.epoch = 1, .batch_counter = 2, .epoch_batch = 0};
   ck_assert_msg(aert_checkpoint_save(ckpt, &lin, ctx, &state) == 0, "cannot save a checkpoint named %s", ckpt);
   ck_assert_int_eq(aert_checkpoint_load(ckpt, &lin, ctx, NULL), 0);
   aert_ctx_free(&lin, ctx);
@@ -428,7 +428,7 @@ static char *checkpoint_with(const char *dir, const char *key, const char *value
   ck_assert_ptr_nonnull(ctx);
   ctx->opt_t[0] = 7;
   char *path = path_in(dir, "lin.safetensors");
-  aert_progress_state state = {2, 10, 3};
+  aert_progress_state state = {.epoch = 2, .batch_counter = 10, .epoch_batch = 3};
   ck_assert_int_eq(aert_checkpoint_save(path, &lin, ctx, &state), 0);
   aert_ctx_free(&lin, ctx);
   size_t size;
@@ -467,7 +467,7 @@ START_TEST(checkpoint_counts_of_2_63_are_refused) {
     for (int v = 0; v < 3; v++) {
       char *path = checkpoint_with(dir, keys[k], values[v]);
       aert_ctx *ctx = aert_ctx_create(&lin, 1, 1);
-      aert_progress_state state = {0, 0, 0};
+      aert_progress_state state = {.epoch = 0, .batch_counter = 0, .epoch_batch = 0};
       stderr_capture c = stderr_begin();
       int loaded = aert_checkpoint_load(path, &lin, ctx, &state);
       char *message = stderr_end(&c);

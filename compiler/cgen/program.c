@@ -129,6 +129,12 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "  .default_batch = %d,", g->train.batch);
   emit_line(e, "  .default_epochs = %d,", g->train.epochs);
   emit_line(e, "  .default_seed = %lluu,", (unsigned long long)g->train.seed);
+  if (g->train.validation) {
+    emit_format(e, "  .default_validation = ");
+    emit_c_string(e, g->train.validation);
+    emit_format(e, ",\n");
+  }
+  if (g->train.patience) emit_line(e, "  .default_patience = %d,", g->train.patience);
   emit_line(e, "  .arena_per_sample = ARENA_PER_SAMPLE,");
   emit_line(e, "  .arena_fixed = ARENA_FIXED,");
   emit_line(e, "  .code_size = %s,", code_size);

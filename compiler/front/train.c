@@ -1,8 +1,10 @@
-// train.c — the train block: its settings (data, test, batch, epochs, seed)
+// train.c — the train block: its settings (data, test, batch, epochs, seed, validation, patience)
 // and steps, each with its loss, nets and optimizer (whose lr may be a
 // schedule, ramp(...) or cosine(...)), every default filled in; the default
 // step when there is none; and the values `encode` and `reconstruct` use.
+#define _GNU_SOURCE
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +87,32 @@ static void finish_step(Graph *g, Step *step) {
   }
 }
 
+// `validation 0.1` holds out a fraction of the data; `validation "FILE"` names a
+// file (a name that reads as a number gets "./", so that the program does not
+// take it for a fraction).
+static void lower_validation(Lowerer *L, const TrainSetting *set) {
+  char text[64];
+  free(L->graph->train.validation);
+  L->graph->train.validation = NULL;
+  if (set->value->kind == EXPR_STRING) {
+    char *end;
+    (void)strtod(set->value->name, &end);
+    bool number = end != set->value->name && *end == 0;
+    if (asprintf(&L->graph->train.validation, "%s%s", number ? "./" : "", set->value->name) < 0)
+      L->graph->train.validation = NULL;
+    return;
+  }
+  double v;
+  if (!eval_number(L, set->value, &v)) return;
+  if (!(v > 0 && v < 1)) {
+    diag_error(set->value->loc, "validation holds out a fraction of the training data, between 0 and 1 (such as 0.1), "
+               "not %g; or give a file in quotes", v);
+    return;
+  }
+  snprintf(text, sizeof text, "%.17g", v);
+  L->graph->train.validation = strdup(text);
+}
+
 void lower_train(Lowerer *L, const Stmt *s) {
   Graph *g = L->graph;
   for (int i = 0; i < s->n_settings; i++) {
@@ -98,6 +126,11 @@ void lower_train(Lowerer *L, const Stmt *s) {
       char **slot = key[0] == 'd' ? &g->train.data : &g->train.test;
       free(*slot);
       *slot = strdup(set->value->name);
+    } else if (strcmp(key, "validation") == 0) {
+      lower_validation(L, set);
+    } else if (strcmp(key, "patience") == 0) {
+      long v;
+      if (eval_whole(L, set->value, key, 1, 1 << 20, &v)) g->train.patience = (int)v;
     } else if (strcmp(key, "batch") == 0 || strcmp(key, "epochs") == 0 || strcmp(key, "seed") == 0) {
       long v;
       long lo = key[0] == 'b' ? 1 : 0, hi = key[0] == 's' ? 4294967295L : 1 << 20;
@@ -106,7 +139,9 @@ void lower_train(Lowerer *L, const Stmt *s) {
       else if (key[0] == 'e') g->train.epochs = (int)v;
       else g->train.seed = (uint64_t)v;
     } else {
-      diag_error(set->key.loc, "unknown train setting '%s'; the settings are data, test, batch, epochs and seed", key);
+      diag_error(set->key.loc,
+                 "unknown train setting '%s'; the settings are data, test, batch, epochs, seed, validation and patience",
+                 key);
     }
   }
   for (int i = 0; i < s->n_steps; i++) {

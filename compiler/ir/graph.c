@@ -167,7 +167,7 @@ void graph_free(Graph *graph) {
   }
   free(graph->nodes), free(graph->params), free(graph->layers), free(graph->nets);
   free(graph->losses), free(graph->steps);
-  free(graph->train.data), free(graph->train.test), free(graph->input_name), free(graph->eval_losses);
+  free(graph->train.data), free(graph->train.test), free(graph->train.validation), free(graph->input_name), free(graph->eval_losses);
   free(graph->layer_eval_nodes);
   for (int i = 0; i < graph->n_loss_parts; i++)
     free(graph->loss_parts[i].name), free(graph->loss_parts[i].nodes), free(graph->loss_parts[i].coefs);

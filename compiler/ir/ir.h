@@ -124,6 +124,8 @@ typedef struct TrainConfig {
   char *data, *test;
   int batch, epochs;
   uint64_t seed;
+  char *validation;  // "0.1" (a fraction held out of data) or a file; NULL: none
+  int patience;      // 0: no early stopping
 } TrainConfig;
 
 // ------------------------------------------------------------- graph.c

@@ -61,6 +61,13 @@ static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *c
   }
   snprintf(value, sizeof value, "%" PRIu64, ctx->seed);
   add_meta(h, "seed", value);
+  if (st->best_epoch > 0) {  // early stopping's best so far (train --patience)
+    snprintf(value, sizeof value, "%" PRId64, st->best_epoch);
+    add_meta(h, "best_epoch", value);
+    snprintf(value, sizeof value, "%.17g", st->best_value);
+    add_meta(h, "best_value", value);
+    add_meta(h, "best_loss", st->best_loss);
+  }
   if (ctx->progress != (double)st->epoch) {  // a mid-epoch checkpoint's fractional epoch (schedules at eval)
     snprintf(value, sizeof value, "%.17g", ctx->progress);
     add_meta(h, "progress", value);
@@ -474,6 +481,23 @@ static bool check_all_used(const checkpoint_file *c, const aert_model *model) {
   return true;
 }
 
+// Early stopping's best so far, when the checkpoint records one.
+static bool meta_best(const checkpoint_file *c, aert_progress_state *state) {
+  uint64_t epoch = 0;
+  const char *value = meta(c, "best_value"), *loss = meta(c, "best_loss");
+  if (!meta_u64_max(c, "best_epoch", INT32_MAX, &epoch) || epoch == 0) return epoch == 0;
+  char *end = NULL;
+  double v = value ? strtod(value, &end) : NAN;
+  if (!value || end == value || *end || !isfinite(v) || !loss || strlen(loss) >= sizeof state->best_loss) {
+    aert_error("%s: corrupt checkpoint: best_epoch %" PRIu64 " without a finite best_value and a best_loss name",
+               c->path, epoch);
+    return false;
+  }
+  state->best_epoch = (int64_t)epoch, state->best_value = v;
+  snprintf(state->best_loss, sizeof state->best_loss, "%s", loss);
+  return true;
+}
+
 int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
                             bool want_optimizer) {
   checkpoint_file c = {.path = path};
@@ -494,6 +518,10 @@ int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx 
   }
   if (ok) {
     if (state) state->epoch = (int64_t)epoch, state->batch_counter = batches, state->epoch_batch = epoch_batch;
+    aert_progress_state best = {0};
+    ok = meta_best(&c, &best);
+    if (ok && state) state->best_epoch = best.best_epoch, state->best_value = best.best_value,
+                     memcpy(state->best_loss, best.best_loss, sizeof best.best_loss);
   }
   json_free(c.header);
   free(c.tensors);

@@ -13,7 +13,8 @@ typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
   OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
-  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT, N_OPTIONS
+  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT,
+  OPT_VALIDATION, OPT_PATIENCE, OPT_BATCHES, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -61,6 +62,9 @@ static const option_spec option_specs[N_OPTIONS] = {
     // interpolate's --steps: another option of the same name as train's; each command finds its own
     [OPT_INTERP_STEPS] = {"--steps", NULL, "N", "codes on the line, both ends included (default 10)"},
     [OPT_SAMPLE] = {"--sample", NULL, NULL, "a variational code: draw it (mean + exp(logvar / 2) * N(0, 1), from --seed) instead of giving the mean"},
+    [OPT_VALIDATION] = {"--validation", NULL, "X|FILE", "hold out the fraction X of the training data (a fixed split, from the model's seed), or evaluate FILE; val.<loss> at each epoch's end"},
+    [OPT_PATIENCE] = {"--patience", NULL, "N", "stop after N epochs without a better validation loss (the first step's); the best epoch's parameters go to CHECKPOINT.best.safetensors"},
+    [OPT_BATCHES] = {"--batches", NULL, "N", "at most N batches an epoch (a quick trial)"},
 };
 
 #define BIT(o) (1ull << (o))  // N_OPTIONS <= 64
@@ -78,13 +82,16 @@ static const command_spec commands[] = {
     {"train", aert_cmd_train,
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
          BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
-         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY) | BIT(OPT_INIT),
-     "[--data F] [--test F] [--epochs N] [--batch N] [--lr X] [--seed N] [--init glorot|pytorch] [--threads N] "
-     "[--checkpoint out.safetensors] [--resume ckpt] [--log train.csv] [--trace F] [--dump-random DIR] [--profile] "
-     "[--steps recon,...] [--checkpoint-every N]",
+         BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY) | BIT(OPT_INIT) |
+         BIT(OPT_VALIDATION) | BIT(OPT_PATIENCE) | BIT(OPT_BATCHES),
+     "[--data F] [--test F] [--validation 0.1|F [--patience N]] [--epochs N] [--batches N] [--batch N] [--lr X] "
+     "[--seed N] [--init glorot|pytorch] [--threads N] [--checkpoint out.safetensors] [--resume ckpt] "
+     "[--log train.csv] [--trace F] [--dump-random DIR] [--profile] [--steps recon,...] [--checkpoint-every N]",
      "train the model, saving a checkpoint at each epoch's end"},
-    {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS),
-     "--checkpoint C [--data F]", "print every named loss on a data set (default: the test set)"},
+    {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_SEED),
+     "--checkpoint C [--data F] [--seed N]",
+     "print every named loss on a data set (default: the test set); --seed keys what a loss draws (a prior's "
+     "samples), else the training run's seed"},
     {"summary", aert_cmd_summary, 0, "", "print the layers, output shapes, parameters and FLOPs"},
     {"describe", aert_cmd_describe, 0, "", "print the model as JSON: its forward graph, losses and steps"},
     {"reconstruct", aert_cmd_reconstruct,
@@ -252,6 +259,9 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
     if (strcmp(value, "glorot") == 0 || strcmp(value, "pytorch") == 0) return o->init_pytorch = value[0] == 'p', true;
     aert_error("%s takes glorot or pytorch, not '%s'", name, value);
     return false;
+  case OPT_VALIDATION: o->validation = value; return true;  // a fraction or a file: train tells them apart
+  case OPT_PATIENCE: return o->has_patience = parse_int(name, value, 1, &o->patience);
+  case OPT_BATCHES: return o->has_batches = parse_int(name, value, 1, &o->batches);
   case N_OPTIONS: break;
   }
   return false;

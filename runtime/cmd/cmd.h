@@ -17,6 +17,9 @@ typedef struct aert_options {
   const char *layer;     // activations --layer NAME
   int checkpoint_every;  // train --checkpoint-every N batches (0: only at each epoch's end)
   bool init_pytorch;     // train --init pytorch: nn.Linear's and nn.Conv2d's initialisation
+  const char *validation;  // train --validation: a fraction of the training data held out, or a file
+  int patience, batches;   // train --patience N (early stopping), --batches N (at most N an epoch)
+  bool has_patience, has_batches;
   int epochs, batch, threads, count, samples;
   const char *lr_spec;  // train --lr: X for every step, or LOSS=X,... for named steps
   uint64_t seed;

@@ -111,12 +111,15 @@ bool aert_evaluate(const aert_model *model, aert_ctx *ctx, const aert_dataset *d
   size_t from, count;
   aert_share(data->n, &from, &count);
   const size_t to = from + count;
+  const uint64_t row0 = ctx->row0;
   for (size_t first = from; first < to; first += (size_t)ctx->capacity) {
     int n = (int)(to - first < (size_t)ctx->capacity ? to - first : (size_t)ctx->capacity);
     aert_gather(data, NULL, first, n, batch);
+    ctx->row0 = first;  // what a loss draws (a prior's samples) is keyed by sample, whatever the batches
     model->eval_losses(ctx, batch, n, part);
     for (int l = 0; l < model->n_losses; l++) losses[l] += part[l] * n;
   }
+  ctx->row0 = row0;
   aert_world()->sum_doubles(aert_world(), losses, (size_t)model->n_losses);  // one process alone: as is
   for (int l = 0; l < model->n_losses; l++) losses[l] /= (double)data->n;
   aert_free(batch);

@@ -21,6 +21,7 @@ static bool evaluate_parts(const aert_model *model, aert_ctx *ctx, const aert_da
   for (size_t first = 0; ok && first < data->n; first += (size_t)ctx->capacity) {
     int n = (int)(data->n - first < (size_t)ctx->capacity ? data->n - first : (size_t)ctx->capacity);
     aert_gather(data, NULL, first, n, batch);
+    ctx->row0 = first;  // the same draws as aert_evaluate's
     model->eval_loss_parts(ctx, batch, n, part);
     for (int p = 0; p < model->n_loss_parts; p++) parts[p] += part[p] * n;
   }
@@ -37,6 +38,7 @@ int aert_cmd_eval(const aert_model *model, const aert_options *options) {
   }
   aert_ctx *ctx = aert_open_checkpoint(model, options);
   if (!ctx) return AERT_EXIT_FAILURE;
+  if (options->has_seed) ctx->seed = options->seed;  // what the losses draw (a prior's samples), else the run's
   aert_dataset *data = aert_load_model_data(model, options->has_data ? options->data : model->default_test);
   double *losses = calloc((size_t)model->n_losses + 1, sizeof *losses);
   int status = AERT_EXIT_FAILURE;

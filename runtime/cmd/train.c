@@ -12,12 +12,19 @@
 
 #include "cmd.h"
 #include "ckpt.h"
+#include "data.h"
 
 typedef struct train_run {
   const aert_model *model;
   const aert_options *options;
   aert_ctx *ctx;
   aert_dataset *train, *test;
+  aert_dataset *validation;  // --validation: held out of the training data, or a file
+  double *val_losses;        // [n_losses]
+  int monitor;               // the loss --patience watches: the first step's
+  int patience;              // 0: train every epoch
+  aert_progress_state best;  // the best validation loss so far (best.best_epoch 0: none yet)
+  char *best_path;           // where the best epoch's parameters go: CHECKPOINT.best.safetensors
   int epochs, batch, first_epoch;
   size_t first_batch;  // --resume from a mid-epoch checkpoint (--checkpoint-every): batches of first_epoch done
   size_t batches_per_epoch;
@@ -86,6 +93,9 @@ static void print_epoch_line(train_run *r, int epoch, double seconds, double tra
     if (r->run_step[s]) fprintf(stderr, " train %s %.4f", r->model->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < r->model->n_losses; l++)
     fprintf(stderr, "  test %s %.4f", r->model->loss_names[l], r->test_losses[l]);
+  for (int l = 0; r->validation && l < r->model->n_losses; l++)
+    fprintf(stderr, "  val %s %.4f%s", r->model->loss_names[l], r->val_losses[l],
+            l == r->monitor && r->best.best_epoch == epoch + 1 ? " (best)" : "");
   fprintf(stderr, "  %.0f samples/s  %.1f s\n", (double)r->epoch_samples / train_seconds, seconds);
   fflush(stderr);
 }
@@ -108,6 +118,8 @@ static bool open_log(train_run *r, bool resuming) {
   for (int s = 0; s < r->model->n_steps; s++)
     if (r->run_step[s]) aert_buf_printf(&r->log, ",train.%s", r->model->steps[s].loss);
   for (int l = 0; r->test && l < r->model->n_losses; l++) aert_buf_printf(&r->log, ",test.%s", r->model->loss_names[l]);
+  for (int l = 0; r->validation && l < r->model->n_losses; l++)
+    aert_buf_printf(&r->log, ",val.%s", r->model->loss_names[l]);
   aert_buf_printf(&r->log, ",seconds\n");
   return !r->log.failed;
 }
@@ -118,6 +130,7 @@ static bool write_log_row(train_run *r, int epoch, double seconds) {
   for (int s = 0; s < r->model->n_steps; s++)
     if (r->run_step[s]) aert_buf_printf(&r->log, ",%.9g", r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < r->model->n_losses; l++) aert_buf_printf(&r->log, ",%.9g", r->test_losses[l]);
+  for (int l = 0; r->validation && l < r->model->n_losses; l++) aert_buf_printf(&r->log, ",%.9g", r->val_losses[l]);
   aert_buf_printf(&r->log, ",%.3f\n", seconds);
   if (r->log.failed) return aert_error("%s: out of memory for the log", r->options->log), false;
   return aert_output_write_all(r->options->log, "the log", r->log.data, r->log.length);
@@ -129,7 +142,34 @@ static bool check_outputs(const train_run *r) {
   const aert_options *o = r->options;
   if (!aert_is_root()) return true;  // process 0 writes them
   return aert_output_check(r->checkpoint, "the checkpoint") && (!o->log || aert_output_check(o->log, "the log")) &&
-         (!o->trace || aert_output_check(o->trace, "the trace"));
+         (!o->trace || aert_output_check(o->trace, "the trace")) &&
+         (!r->best_path || aert_output_check(r->best_path, "the best checkpoint"));
+}
+
+// --validation and --patience (or the train block's): the loss watched, and
+// the best checkpoint's name beside the checkpoint's ("m.safetensors" ->
+// "m.best.safetensors").
+static bool configure_validation(train_run *r) {
+  const aert_model *m = r->model;
+  const aert_options *o = r->options;
+  const char *spec = o->validation ? o->validation : m->default_validation;
+  r->patience = o->has_patience ? o->patience : m->default_patience;
+  if (!spec || !*spec) {
+    if (r->patience > 0)
+      aert_error("--patience stops when the validation loss stops improving: give --validation 0.1 (a fraction of "
+                 "the training data held out) or --validation FILE");
+    return r->patience <= 0;
+  }
+  for (int l = 0; l < m->n_losses; l++)
+    if (strcmp(m->loss_names[l], m->steps[0].loss) == 0) r->monitor = l;
+  const char *name = r->checkpoint, *dot = strrchr(name, '.'), *slash = strrchr(name, '/');
+  int stem = dot && (!slash || dot > slash) && dot != name && dot[-1] != '/' ? (int)(dot - name) : (int)strlen(name);
+  if (asprintf(&r->best_path, "%.*s.best%s", stem, name, name + stem) < 0) r->best_path = NULL;
+  if (r->best_path && stem == (int)strlen(name)) {  // no extension: "m" -> "m.best.safetensors"
+    free(r->best_path);
+    if (asprintf(&r->best_path, "%s.best.safetensors", name) < 0) r->best_path = NULL;
+  }
+  return r->best_path != NULL;
 }
 
 // Settings from the options, falling back on the model's train block.
@@ -148,7 +188,8 @@ static bool configure(train_run *r) {
   }
   if (o->checkpoint) r->checkpoint = strdup(o->checkpoint);
   else if (asprintf(&r->checkpoint, "%s.safetensors", aert_program()) < 0) r->checkpoint = NULL;
-  return r->checkpoint != NULL;
+  if (!r->checkpoint) return false;
+  return configure_validation(r);
 }
 
 // The context, and the resumed checkpoint's progress when --resume.
@@ -163,15 +204,41 @@ static bool prepare_context(train_run *r) {
   }
   if (o->init_pytorch) aert_init_params_pytorch(r->model, r->ctx);
   if (o->resume) {
-    aert_progress_state state = {0, 0, 0};
+    aert_progress_state state = {.epoch = 0, .batch_counter = 0, .epoch_batch = 0};
     if (aert_checkpoint_load_ex(o->resume, r->model, r->ctx, &state, true) != 0) return false;
     if (o->has_seed) r->ctx->seed = o->seed;
     r->first_epoch = (int)state.epoch;
     r->ctx->batch_counter = state.batch_counter;
     r->first_batch = (size_t)state.epoch_batch;
     r->last_saved = o->resume;
+    char watched[sizeof state.best_loss];
+    snprintf(watched, sizeof watched, "val.%s", r->model->loss_names[r->monitor]);
+    if (r->best_path && state.best_epoch > 0 && strcmp(state.best_loss, watched) == 0) r->best = state;  // patience goes on
   }
   return !o->has_lr || aert_override_lr(r->model, o->lr_spec, r->ctx->lr, r->lr_given);
+}
+
+// A fraction in (0, 1) holds out that much of the training data, chosen by
+// the model's seed (not --seed, so that runs with different seeds validate on
+// the same samples); anything else names a file.
+static bool load_validation(train_run *r) {
+  const char *spec = r->options->validation ? r->options->validation : r->model->default_validation;
+  char *end;
+  double fraction = strtod(spec, &end);
+  if (end == spec || *end) {
+    r->validation = aert_load_model_data(r->model, spec);
+    return r->validation != NULL;
+  }
+  if (!(fraction > 0 && fraction < 1)) {
+    aert_error("--validation %s: a fraction of the training data is between 0 and 1, such as 0.1 (a file named %s "
+               "is ./%s)", spec, spec, spec);
+    return false;
+  }
+  r->validation = aert_dataset_split(r->train, fraction, r->model->default_seed);
+  if (r->validation && aert_is_root())
+    fprintf(stderr, "%s: validating on %zu samples held out of %s (%g, fixed by the model's seed)\n", aert_program(),
+            r->validation->n, r->train->path, fraction);
+  return r->validation != NULL;
 }
 
 static bool load_data(train_run *r) {
@@ -183,6 +250,7 @@ static bool load_data(train_run *r) {
     r->test = aert_load_model_data(r->model, test);
     if (!r->test) return false;
   }
+  if (r->best_path && !load_validation(r)) return false;
   // Batches of no more samples than the data has; the test set is evaluated
   // in batches as large as the asked size where it has more samples.
   int asked = r->batch, capacity;
@@ -190,6 +258,7 @@ static bool load_data(train_run *r) {
   if (r->test && r->test->n > (size_t)capacity) capacity = r->test->n < (size_t)asked ? (int)r->test->n : asked;
   if (!aert_ctx_set_capacity(r->model, r->ctx, capacity)) return false;
   r->batches_per_epoch = (r->train->n + (size_t)r->batch - 1) / (size_t)r->batch;
+  if (o->has_batches && (size_t)o->batches < r->batches_per_epoch) r->batches_per_epoch = (size_t)o->batches;
   if (r->first_batch >= r->batches_per_epoch) {
     aert_error("%s was saved after batch %zu of epoch %d, but an epoch of %s has %zu batches of %d (train with the same data and --batch)",
                o->resume, r->first_batch, r->first_epoch + 1, r->train->path, r->batches_per_epoch, r->batch);
@@ -199,8 +268,9 @@ static bool load_data(train_run *r) {
   r->xb = aert_alloc_reals((size_t)r->batch, r->train->sample_size, "batch");
   r->step_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->step_loss);
   r->test_losses = calloc((size_t)r->model->n_losses + 1, sizeof *r->test_losses);
+  r->val_losses = calloc((size_t)r->model->n_losses + 1, sizeof *r->val_losses);
   r->batch_loss = calloc((size_t)r->model->n_steps + 1, sizeof *r->batch_loss);
-  if (!r->order || !r->xb || !r->step_loss || !r->test_losses || !r->batch_loss) {
+  if (!r->order || !r->xb || !r->step_loss || !r->test_losses || !r->val_losses || !r->batch_loss) {
     aert_error("out of memory for training buffers");
     return false;
   }
@@ -265,7 +335,9 @@ static void describe_checkpoint(const train_run *r, const aert_progress_state *s
 }
 
 // The checkpoint, and what a second signal's exit says about it.
-static bool save_checkpoint(train_run *r, const aert_progress_state *state) {
+static bool save_checkpoint(train_run *r, aert_progress_state *state) {
+  state->best_epoch = r->best.best_epoch, state->best_value = r->best.best_value;
+  memcpy(state->best_loss, r->best.best_loss, sizeof state->best_loss);
   if (aert_is_root() && aert_checkpoint_save(r->checkpoint, r->model, r->ctx, state) != 0) return false;
   r->last_saved = r->checkpoint;
   char note[8400];
@@ -288,7 +360,7 @@ static void say_stopped(train_run *r, const aert_progress_state *state) {
 // Stopping before batch b of `epoch`: the checkpoint of all before it.
 static bool save_stopped(train_run *r, int epoch, size_t b) {
   end_progress_line(r);
-  aert_progress_state state = {epoch, r->ctx->batch_counter, b};
+  aert_progress_state state = {.epoch = epoch, .batch_counter = r->ctx->batch_counter, .epoch_batch = b};
   set_progress(r, epoch, b);
   if (!save_checkpoint(r, &state)) return false;
   say_stopped(r, &state);
@@ -298,6 +370,7 @@ static bool save_stopped(train_run *r, int epoch, size_t b) {
 static bool train_epoch(train_run *r, int epoch) {
   size_t N = r->train->n;
   aert_shuffle(r->order, N, r->ctx->seed, (uint64_t)epoch);
+  if (r->batches_per_epoch * (size_t)r->batch < N) N = r->batches_per_epoch * (size_t)r->batch;  // --batches
   memset(r->step_loss, 0, (size_t)r->model->n_steps * sizeof *r->step_loss);
   r->epoch_samples = 0;
   r->batch_time = 0;
@@ -318,7 +391,7 @@ static bool train_epoch(train_run *r, int epoch) {
     draw_progress(r, epoch, b + 1, false);
     int every = r->options->checkpoint_every;
     if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
-      aert_progress_state state = {epoch, r->ctx->batch_counter, b + 1};
+      aert_progress_state state = {.epoch = epoch, .batch_counter = r->ctx->batch_counter, .epoch_batch = b + 1};
       set_progress(r, epoch, b + 1);
       if (!save_checkpoint(r, &state)) return false;
     }
@@ -328,18 +401,45 @@ static bool train_epoch(train_run *r, int epoch) {
   return true;
 }
 
+// The validation losses at the end of `epoch`; a better one than any before
+// writes the best checkpoint.
+static bool validate(train_run *r, int epoch) {
+  if (!aert_evaluate(r->model, r->ctx, r->validation, r->val_losses)) return false;
+  double value = r->val_losses[r->monitor];
+  if (r->best.best_epoch > 0 && !(value < r->best.best_value)) return true;
+  r->best.best_epoch = epoch + 1, r->best.best_value = value;
+  snprintf(r->best.best_loss, sizeof r->best.best_loss, "val.%s", r->model->loss_names[r->monitor]);
+  aert_progress_state state = r->best;
+  state.epoch = epoch + 1, state.batch_counter = r->ctx->batch_counter, state.epoch_batch = 0;
+  return !aert_is_root() || aert_checkpoint_save(r->best_path, r->model, r->ctx, &state) == 0;
+}
+
+// Early stopping: true when --patience epochs have passed without a better
+// validation loss (after saying so on stderr and `stopped_early N` on stdout).
+static bool out_of_patience(const train_run *r, int epoch) {
+  if (r->patience <= 0 || epoch + 1 - r->best.best_epoch < r->patience) return false;
+  printf("stopped_early %d\n", epoch + 1);
+  fflush(stdout);
+  if (aert_is_root())
+    fprintf(stderr, "%s: stopping after epoch %d: %s has not improved for %d epochs\n", aert_program(), epoch + 1,
+            r->best.best_loss, r->patience);
+  return true;
+}
+
 // Test losses, figures, checkpoint and log at the end of an epoch.
 static bool finish_epoch(train_run *r, int epoch) {
   const aert_model *m = r->model;
   end_progress_line(r);  // stdout may be the same terminal
   set_progress(r, epoch, r->batches_per_epoch);  // the test losses' schedules at the epoch's end
   if (r->test && !aert_evaluate(m, r->ctx, r->test, r->test_losses)) return false;
-  aert_progress_state state = {epoch + 1, r->ctx->batch_counter, 0};
+  if (r->validation && !validate(r, epoch)) return false;
+  aert_progress_state state = {.epoch = epoch + 1, .batch_counter = r->ctx->batch_counter, .epoch_batch = 0};
   if (!save_checkpoint(r, &state)) return false;  // before stdout says the epoch is done
   printf("epoch %d\n", epoch + 1);
   for (int s = 0; s < m->n_steps; s++)
     if (r->run_step[s]) printf("train.%s %.9g\n", m->steps[s].loss, r->step_loss[s] / (double)r->epoch_samples);
   for (int l = 0; r->test && l < m->n_losses; l++) printf("test.%s %.9g\n", m->loss_names[l], r->test_losses[l]);
+  for (int l = 0; r->validation && l < m->n_losses; l++) printf("val.%s %.9g\n", m->loss_names[l], r->val_losses[l]);
   fflush(stdout);
   double seconds = aert_now() - r->epoch_start;
   print_epoch_line(r, epoch, seconds, r->batch_time > 0 ? r->batch_time : 1e-9);
@@ -355,6 +455,9 @@ static void free_run(train_run *r) {
   aert_free(r->xb);
   free(r->step_loss);
   free(r->test_losses);
+  free(r->val_losses);
+  aert_dataset_free(r->validation);
+  free(r->best_path);
   free(r->batch_loss);
   free(r->run_step);
   free(r->lr_given);
@@ -381,7 +484,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
     goto done;
   }
   if (r.epochs == 0) {  // --epochs 0: the initialised parameters only
-    aert_progress_state state = {0, 0, 0};
+    aert_progress_state state = {.epoch = 0, .batch_counter = 0, .epoch_batch = 0};
     if (aert_is_root() && aert_checkpoint_save(r.checkpoint, model, r.ctx, &state) != 0) goto done;
     if (aert_is_root()) fprintf(stderr, "%s: wrote the initial parameters to %s (0 epochs)\n", aert_program(), r.checkpoint);
     status = AERT_EXIT_OK;
@@ -408,11 +511,18 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
+    if (out_of_patience(&r, epoch)) break;
     if (aert_agree_stop() && epoch + 1 < r.epochs) {  // during the epoch's end: its checkpoint is on disk
-      aert_progress_state state = {epoch + 1, r.ctx->batch_counter, 0};
+      aert_progress_state state = {.epoch = epoch + 1, .batch_counter = r.ctx->batch_counter, .epoch_batch = 0};
       say_stopped(&r, &state);
       goto done;
     }
+  }
+  if (r.best.best_epoch > 0) {
+    printf("best_epoch %lld\n", (long long)r.best.best_epoch);
+    if (aert_is_root())
+      fprintf(stderr, "%s: the best epoch was %lld (%s %.6g); its parameters are in %s\n", aert_program(),
+              (long long)r.best.best_epoch, r.best.best_loss, r.best.best_value, r.best_path);
   }
   bool traced = aert_trace_close(r.trace, true);
   r.trace = NULL;

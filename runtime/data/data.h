@@ -13,6 +13,11 @@
 aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what);
 // load.c: label names when the data set is Fashion-MNIST's (*count of them), else NULL.
 const char *const *aert_label_names(const aert_dataset *data, int *count);
+// dataset.c: moves round(fraction * n) samples of `d`, chosen by a
+// permutation keyed by `seed` and kept in their order, into a new data set
+// (named "<path> (validation)"); `d` keeps the others, in order. At least one
+// sample stays on each side. NULL after a message.
+aert_dataset *aert_dataset_split(aert_dataset *d, double fraction, uint64_t seed);
 
 // ---------------------------------------------------------- dataset.c, for the parsers
 // How much a data file may hold, after decompression. A file is read head

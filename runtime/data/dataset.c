@@ -3,6 +3,7 @@
 // model's. The parsers (idx.c, csv.c, npy.c) build on it; load.c picks one.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,6 +91,43 @@ const unsigned char *aert_values_room(const char *path, unsigned char **buffer, 
   if (fitted) *buffer = fitted;
   *values = (aert_real *)*buffer;
   return *buffer;
+}
+
+aert_dataset *aert_dataset_split(aert_dataset *d, double fraction, uint64_t seed) {
+  size_t held = (size_t)llround(fraction * (double)d->n);
+  if (held < 1) held = 1;
+  if (d->n < 2 || held >= d->n) {
+    aert_error("%s: holding out %g of its %zu samples for validation leaves none to train on", d->path, fraction,
+               d->n);
+    return NULL;
+  }
+  size_t shape[3];
+  for (int i = 0; i < d->rank; i++) shape[i] = (size_t)d->shape[i];
+  char *name = NULL;
+  uint32_t *order = malloc(d->n * sizeof *order);
+  bool *out = calloc(d->n, sizeof *out);
+  aert_dataset *v = NULL;
+  if (order && out && asprintf(&name, "%s (validation)", d->path) >= 0)
+    v = new_dataset(name, held, d->rank, shape, d->labels != NULL, NULL);
+  else
+    aert_error("%s: out of memory for the validation split", d->path);
+  if (v) {
+    aert_shuffle(order, d->n, seed, 0x76616c6964ULL);  // "valid": a stream of its own
+    for (size_t i = 0; i < held; i++) out[order[i]] = true;
+    const size_t size = d->sample_size;
+    for (size_t i = 0, kept = 0, moved = 0; i < d->n; i++) {
+      size_t to = out[i] ? moved++ : kept++;
+      aert_real *dst = out[i] ? v->x : d->x;
+      int32_t *labels = out[i] ? v->labels : d->labels;
+      memmove(dst + to * size, d->x + i * size, size * sizeof *dst);  // kept <= i: never ahead of the reads
+      if (labels) labels[to] = d->labels[i];
+    }
+    d->n -= held;
+  }
+  free(name);
+  free(order);
+  free(out);
+  return v;
 }
 
 void aert_dataset_free(aert_dataset *d) {
