@@ -85,6 +85,22 @@ static void finish_step(Graph *g, Step *step) {
   }
 }
 
+// A data or test path as the generated program records it: a relative path
+// is relative to the .ae file's folder, as `#include "..."` is to its file's
+// (so "data/x.csv" in proj/m.ae is "proj/data/x.csv"); an absolute path,
+// "fashion-mnist:..." and "none" (no test set) stay as written.
+static char *data_path(Loc loc, const char *path) {
+  const char *file = loc.source ? loc.source->path : NULL;
+  const char *slash = file ? strrchr(file, '/') : NULL;
+  if (!slash || !*path || path[0] == '/' || strcmp(path, "none") == 0 || strncmp(path, "fashion-mnist:", 14) == 0)
+    return strdup(path);
+  size_t dir = (size_t)(slash - file) + 1, n = strlen(path);
+  char *out = malloc(dir + n + 1);
+  memcpy(out, file, dir);
+  memcpy(out + dir, path, n + 1);
+  return out;
+}
+
 void lower_train(Lowerer *L, const Stmt *s) {
   Graph *g = L->graph;
   for (int i = 0; i < s->n_settings; i++) {
@@ -97,7 +113,7 @@ void lower_train(Lowerer *L, const Stmt *s) {
       }
       char **slot = key[0] == 'd' ? &g->train.data : &g->train.test;
       free(*slot);
-      *slot = strdup(set->value->name);
+      *slot = data_path(set->value->loc, set->value->name);
     } else if (strcmp(key, "batch") == 0 || strcmp(key, "epochs") == 0 || strcmp(key, "seed") == 0) {
       long v;
       long lo = key[0] == 'b' ? 1 : 0, hi = key[0] == 's' ? 4294967295L : 1 << 20;
