@@ -447,6 +447,12 @@ START_TEST(data_paths_are_relative_to_the_ae_file) {
   ck_assert_int_eq(r.status, 1);
   expect_message(r.err, "m: error: d/train.csv: no such file\n");
   command_result_free(&r);
+  // The path reaches the generated C through the writer's escaping.
+  must_succeed_in(dir, "mkdir -p 'odd\\dir' && cp proj/m.ae 'odd\\dir/p.ae' && " AEC_BUILD_DIR
+                       "/aec 'odd\\dir/p.ae' -o p.c");
+  char *c_path = path_in(dir, "p.c"), *c_text = read_whole_file(c_path, NULL);
+  expect_message(c_text, ".default_data = \"odd\\\\dir/d/train.csv\",\n");
+  free(c_path), free(c_text);
   free(src), free(copy), free(ae);
   remove_tree(dir);
   free(dir);
