@@ -104,6 +104,9 @@ double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 // The data set a command works on, checked against the model's input.
 // Every value of it divided by aert_data_scale when that is set (--scale X).
 aert_dataset *aert_load_model_data(const aert_model *model, const char *spec);
+// The same, without the bce check (aert_check_bce_targets) when the model
+// does not read the data (pca without --checkpoint).
+aert_dataset *aert_load_data_for(const aert_model *model, const char *spec, bool model_reads);
 extern double aert_data_scale;
 // datacheck.c: false after a message naming the file, the sample and the
 // value when the model's bce takes the input as its target and a value of

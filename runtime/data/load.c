@@ -4,6 +4,7 @@
 // X.labels.npy beside it), divides by --scale; and the names of the labels
 // (Fashion-MNIST's, or a folder's classes).
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -82,7 +83,7 @@ static void warn_unscaled_csv(const aert_dataset *d) {
   size_t total = d->n * d->sample_size;
   for (size_t i = 0; i < total; i++) {
     aert_real v = d->x[i];
-    if (v < 0 || v != (aert_real)(int64_t)v) return;  // not whole numbers: features, as they are
+    if (v < 0 || (double)v != floor((double)v)) return;  // not whole numbers: features, as they are
     if (v > most) most = v;
   }
   if (most > 1)
