@@ -328,13 +328,16 @@ typedef struct aert_dataset {
   size_t sample_size;
   aert_real *x;          // [n * sample_size]
   int32_t *labels;       // [n], or NULL
+  char **class_names;    // [n_classes] label i's name (a folder of images' class folders), or NULL
+  int n_classes;
 } aert_dataset;
 
 // Loads "fashion-mnist:train|test", an IDX file (plain or .gz; labels from
 // the matching *-labels-idx1-ubyte file when it exists), a .csv (one sample a
 // row; a row with one more column than the sample has carries its label
-// first) or a .npy (float32, float64 or uint8 scaled by 1/255; shape
-// [n, ...]). `expect_size` is the model's sample size: a data set of another
+// first), a .npy (float32, float64 or uint8 scaled by 1/255; shape
+// [n, ...]; labels from X.labels.npy beside X.npy) or a folder of PNG images
+// ("dir/", labels from its class sub-folders). `expect_size` is the model's sample size: a data set of another
 // size is an error. Returns NULL after printing one message naming the file
 // and what is wrong.
 aert_dataset *aert_dataset_load(const char *spec, size_t expect_size);

@@ -335,6 +335,7 @@ static void lower_input(Lowerer *L, const Stmt *s) {
     return;
   }
   int id = graph_add(g, OP_INPUT, NULL, 0, s->loc);
+  L->input_shape_loc = list->loc;
   g->nodes[id].shape = shape;
   g->nodes[id].from_batch = true;
   graph_set_name(g, id, s->name.name);
@@ -432,6 +433,22 @@ static void lower_param(Lowerer *L, const Stmt *s, const Define *defines, int n_
   scope_bind_param(&L->globals, s->name.name, s->name.loc, value);
 }
 
+// After shape errors in a model with image layers: an input [h, w, c] (its
+// last axis 1 or 3, its first not; Keras's habit) is read as c = h channels
+// of h x w... pixels. A note at the input says aec is channels-first.
+static void hint_channels_last(const Lowerer *L) {
+  const Graph *g = L->graph;
+  if (g->input_node < 0 || !L->saw_window) return;
+  Shape s = g->nodes[g->input_node].shape;
+  bool last = s.dims[2] == 1 || s.dims[2] == 3, first = s.dims[0] == 1 || s.dims[0] == 3;
+  if (s.rank != 3 || !last || first) return;
+  diag_note(L->input_shape_loc,
+            "aec is channels-first: an image input is [channels, height, width], so [%d, %d, %d] is %d channels of "
+            "%d x %d pixels; for %d x %d images of %d channel%s write [%d, %d, %d]",
+            s.dims[0], s.dims[1], s.dims[2], s.dims[0], s.dims[1], s.dims[2], s.dims[0], s.dims[1], s.dims[2],
+            s.dims[2] == 1 ? "" : "s", s.dims[2], s.dims[0], s.dims[1]);
+}
+
 Graph *lower_program(const Program *program, const Define *defines, int n_defines) {
   Graph *g = graph_new();
   g->train = (TrainConfig){.data = strdup("fashion-mnist:train"), .test = strdup("fashion-mnist:test"),
@@ -469,6 +486,7 @@ Graph *lower_program(const Program *program, const Define *defines, int n_define
   if (diag_error_count() == errors_before) default_step(&L);
   if (diag_error_count() == errors_before) find_code_and_reconstruction(&L);
   if (diag_error_count() == errors_before) find_roles(g);
+  if (diag_error_count() != errors_before) hint_channels_last(&L);
   free(define_used);
   scope_free(&L.globals);
   strmap_free(&L.loss_index);

@@ -89,6 +89,8 @@ typedef struct Lowerer {
   const char *failed_losses[64];  // losses already reported, so steps naming them stay quiet
   int n_failed_losses;
   const Stmt *train;
+  bool saw_window;       // a conv, deconv, pooling, upsampling or unpooling layer was lowered (or tried)
+  Loc input_shape_loc;   // the input's shape list, where a channels-last hint points
 } Lowerer;
 
 Value eval_expr(Lowerer *L, Scope *scope, const Expr *expr);

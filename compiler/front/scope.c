@@ -160,6 +160,7 @@ static bool takes_nets(const Builtin *b) {
 
 Value call_builtin(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call, const Value *implicit) {
   Bound args = {.scope = scope};
+  if (op_info(b->op)->window) L->saw_window = true;
   if (takes_nets(b)) {
     if (implicit) {
       diag_error(call->loc, "%s cannot be a pipeline stage", b->name);

@@ -87,6 +87,22 @@ static void finish_step(Graph *g, Step *step) {
   }
 }
 
+// A data or test path as the generated program records it: a relative path
+// is relative to the .ae file's folder, as `#include "..."` is to its file's
+// (so "data/x.csv" in proj/m.ae is "proj/data/x.csv"); an absolute path,
+// "fashion-mnist:..." and "none" (no test set) stay as written.
+static char *data_path(Loc loc, const char *path) {
+  const char *file = loc.source ? loc.source->path : NULL;
+  const char *slash = file ? strrchr(file, '/') : NULL;
+  if (!slash || !*path || path[0] == '/' || strcmp(path, "none") == 0 || strncmp(path, "fashion-mnist:", 14) == 0)
+    return strdup(path);
+  size_t dir = (size_t)(slash - file) + 1, n = strlen(path);
+  char *out = malloc(dir + n + 1);
+  memcpy(out, file, dir);
+  memcpy(out + dir, path, n + 1);
+  return out;
+}
+
 // `validation 0.1` holds out a fraction of the data; `validation "FILE"` names a
 // file (a name that reads as a number gets "./", so that the program does not
 // take it for a fraction).
@@ -98,8 +114,10 @@ static void lower_validation(Lowerer *L, const TrainSetting *set) {
     char *end;
     (void)strtod(set->value->name, &end);
     bool number = end != set->value->name && *end == 0;
-    if (asprintf(&L->graph->train.validation, "%s%s", number ? "./" : "", set->value->name) < 0)
+    char *path = data_path(set->value->loc, set->value->name);
+    if (asprintf(&L->graph->train.validation, "%s%s", number && path[0] != '/' ? "./" : "", path) < 0)
       L->graph->train.validation = NULL;
+    free(path);
     return;
   }
   double v;
@@ -125,7 +143,7 @@ void lower_train(Lowerer *L, const Stmt *s) {
       }
       char **slot = key[0] == 'd' ? &g->train.data : &g->train.test;
       free(*slot);
-      *slot = strdup(set->value->name);
+      *slot = data_path(set->value->loc, set->value->name);
     } else if (strcmp(key, "validation") == 0) {
       lower_validation(L, set);
     } else if (strcmp(key, "patience") == 0) {

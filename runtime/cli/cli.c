@@ -13,7 +13,7 @@ typedef enum option_id {
   OPT_DATA, OPT_TEST, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_SEED, OPT_THREADS, OPT_CHECKPOINT,
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
   OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
-  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT,
+  OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT, OPT_SCALE,
   OPT_VALIDATION, OPT_PATIENCE, OPT_BATCHES, N_OPTIONS
 } option_id;
 
@@ -61,6 +61,7 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_TO] = {"--to", NULL, "J", "the last sample's index in the data (from 0)"},
     // interpolate's --steps: another option of the same name as train's; each command finds its own
     [OPT_INTERP_STEPS] = {"--steps", NULL, "N", "codes on the line, both ends included (default 10)"},
+    [OPT_SCALE] = {"--scale", NULL, "X", "divide every value of the data sets read by X (--scale 255: pixels 0-255 to [0, 1])"},
     [OPT_SAMPLE] = {"--sample", NULL, NULL, "a variational code: draw it (mean + exp(logvar / 2) * N(0, 1), from --seed) instead of giving the mean"},
     [OPT_VALIDATION] = {"--validation", NULL, "X|FILE", "hold out the fraction X of the training data (a fixed split, from the model's seed), or evaluate FILE; val.<loss> at each epoch's end"},
     [OPT_PATIENCE] = {"--patience", NULL, "N", "stop after N epochs without a better validation loss (the first step's); the best epoch's parameters go to CHECKPOINT.best.safetensors"},
@@ -179,11 +180,16 @@ static void print_usage(FILE *out, const aert_model *model) {
   fprintf(out, "\n'%s COMMAND --help' lists a command's options.\n", aert_program());
 }
 
+// The options a command takes: its own, and --scale where it reads a data set.
+static uint64_t options_of(const command_spec *c) {
+  return c->options | (c->options & (BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_DB) | BIT(OPT_QUERIES)) ? BIT(OPT_SCALE) : 0);
+}
+
 static void print_command_help(FILE *out, const command_spec *c) {
   fprintf(out, "usage: %s %s %s\n\n%s\n", aert_program(), c->name, c->usage, c->help);
   if (c->options) fprintf(out, "\noptions:\n");
   for (int o = 0; o < N_OPTIONS; o++) {
-    if (!(c->options & BIT(o))) continue;
+    if (!(options_of(c) & BIT(o))) continue;
     const option_spec *s = &option_specs[o];
     char flag[64];
     snprintf(flag, sizeof flag, "%s%s%s%s%s", s->alias ? s->alias : "", s->alias ? ", " : "", s->name,
@@ -255,6 +261,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_SAMPLES: return o->has_samples = parse_int(name, value, 1, &o->samples);
   case OPT_LR: o->lr_spec = value; return o->has_lr = true;  // checked against the model's steps by train
   case OPT_SEED: return o->has_seed = parse_u64(name, value, &o->seed);
+  case OPT_SCALE: return o->has_scale = aert_parse_positive(name, value, &o->scale);
   case OPT_INIT:
     if (strcmp(value, "glorot") == 0 || strcmp(value, "pytorch") == 0) return o->init_pytorch = value[0] == 'p', true;
     aert_error("%s takes glorot or pytorch, not '%s'", name, value);
@@ -300,8 +307,8 @@ static int parse_options(const command_spec *c, int argc, char **argv, aert_opti
     }
     const char *eq = strchr(arg, '=');
     size_t length = eq && arg[1] == '-' ? (size_t)(eq - arg) : strlen(arg);
-    int id = find_option(arg, length, c->options);
-    if (id < 0 || !(c->options & BIT(id))) {
+    int id = find_option(arg, length, options_of(c));
+    if (id < 0 || !(options_of(c) & BIT(id))) {
       aert_error("%s: unknown option '%.*s' (see '%s %s --help')", c->name, (int)length, arg, aert_program(), c->name);
       return AERT_EXIT_USAGE;
     }
@@ -354,6 +361,7 @@ static int run_command_line(const aert_model *model, int argc, char **argv) {
     int status = parse_options(&commands[i], argc, argv, &options);
     if (status >= 0) return status;
     if (options.has_lr && !check_lr(model, options.lr_spec)) return AERT_EXIT_USAGE;
+    aert_data_scale = options.has_scale ? options.scale : 0;
     if (!aert_reserve_stacks(model)) return AERT_EXIT_FAILURE;
     // -o and --plot can be written (a temporary made and removed beside each) before any work.
     if ((options.output && !aert_output_check(options.output, "the output")) ||

@@ -36,6 +36,8 @@ typedef struct aert_options {
   const char *codes;
   int from, to, interp_steps;
   bool has_from, has_to, has_interp_steps;
+  double scale;  // --scale X: the data sets' values divided by X
+  bool has_scale;
 } aert_options;
 
 // ---------------------------------------------------------- the commands
@@ -103,7 +105,16 @@ double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.
+// Every value of it divided by aert_data_scale when that is set (--scale X).
 aert_dataset *aert_load_model_data(const aert_model *model, const char *spec);
+// The same, without the bce check (aert_check_bce_targets) when the model
+// does not read the data (pca without --checkpoint).
+aert_dataset *aert_load_data_for(const aert_model *model, const char *spec, bool model_reads);
+extern double aert_data_scale;
+// datacheck.c: false after a message naming the file, the sample and the
+// value when the model's bce takes the input as its target and a value of
+// the data set lies outside [0, 1].
+bool aert_check_bce_targets(const aert_model *model, const aert_dataset *data);
 // The threads setting (and subnormals flushed to zero in every thread).
 void aert_apply_threads(const aert_options *options, aert_ctx *ctx);
 // The test losses of a data set (means weighted by batch size) into losses[model->n_losses].

@@ -16,10 +16,21 @@
 #include "data.h"
 
 aert_dataset *aert_load_model_data(const aert_model *model, const char *spec) {
+  return aert_load_data_for(model, spec, true);
+}
+
+aert_dataset *aert_load_data_for(const aert_model *model, const char *spec, bool model_reads) {
   char shape[96], what[160];
   aert_format_shape(shape, sizeof shape, model->input_rank, model->input_shape);
   snprintf(what, sizeof what, "the model's input has %d (%s)", model->input_size, shape);
-  aert_dataset *d = aert_dataset_load_described(spec, (size_t)model->input_size, what);
+  aert_data_expect expect = {.size = (size_t)model->input_size, .what = what, .rank = model->input_rank,
+                             .scale = aert_data_scale};
+  for (int i = 0; i < model->input_rank && i < 3; i++) expect.shape[i] = model->input_shape[i];
+  aert_dataset *d = aert_dataset_load_expecting(spec, &expect);
+  if (d && model_reads && !aert_check_bce_targets(model, d)) {
+    aert_dataset_free(d);
+    return NULL;
+  }
   if (d && d->n > UINT32_MAX) {
     aert_error("%s: %zu samples are more than this runtime handles", d->path, d->n);
     aert_dataset_free(d);

@@ -152,8 +152,11 @@ int aert_cmd_pca(const aert_model *model, const aert_options *options) {
     }
     if (!(ctx = aert_open_checkpoint(model, options))) return AERT_EXIT_FAILURE;
   }
-  aert_dataset *train = aert_load_model_data(model, options->has_data ? options->data : model->default_data);
-  aert_dataset *test = train ? aert_load_model_data(model, options->has_test ? options->test : model->default_test) : NULL;
+  // PCA alone reads the data, not the model: bce's targets are not its business.
+  bool model_reads = options->checkpoint != NULL;
+  aert_dataset *train = aert_load_data_for(model, options->has_data ? options->data : model->default_data, model_reads);
+  aert_dataset *test =
+      train ? aert_load_data_for(model, options->has_test ? options->test : model->default_test, model_reads) : NULL;
   int status = AERT_EXIT_FAILURE;
   aert_pca pca = {0};
   aert_real *recon = NULL;

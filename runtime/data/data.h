@@ -11,6 +11,15 @@
 // out: `expect_what` like "the model's input has 784 ([1, 28, 28])". NULL:
 // "the model expects 784 values". expect_size 0 accepts any size.
 aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what);
+// What the model expects of a data set, for aert_dataset_load_expecting.
+typedef struct aert_data_expect {
+  size_t size;       // the sample size; 0 accepts any
+  const char *what;  // "the model's input has 784 ([1, 28, 28])", or NULL
+  int rank;          // the model's input shape when known (rank 0: not): a folder of images takes
+  int shape[3];      // its channels from it; a .npy of another shape is said to be reshaped
+  double scale;      // --scale: every value is divided by it after reading (0: as read)
+} aert_data_expect;
+aert_dataset *aert_dataset_load_expecting(const char *spec, const aert_data_expect *expect);
 // load.c: label names when the data set is Fashion-MNIST's (*count of them), else NULL.
 const char *const *aert_label_names(const aert_dataset *data, int *count);
 // dataset.c: moves round(fraction * n) samples of `d`, chosen by a
@@ -71,8 +80,15 @@ aert_dataset *aert_parse_idx(const char *path, unsigned char **data, size_t size
                              const char *expect_what);
 aert_dataset *aert_parse_csv(const char *path, const char *text, size_t size, size_t expect_size,
                              const char *expect_what);
-aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, size_t expect_size,
-                             const char *expect_what);
+aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, const aert_data_expect *expect);
+// npy.c: the labels of X.npy from X.labels.npy beside it (X.labels.npy.gz for
+// X.npy.gz), integers from 0 to AERT_MAX_LABEL, one a sample; NULL (no
+// message) when there is no such file, *failed set after a message when it is
+// unusable or holds another number of labels.
+int32_t *aert_load_npy_labels(const char *path, size_t n, bool *failed);
+// png.c: a folder of PNG images ("dir/"), gray or RGB, as [channels, height,
+// width] in [0, 1]; class sub-folders give labels (their names sorted).
+aert_dataset *aert_load_png_folder(const char *path, const aert_data_expect *expect);
 // idx.c: labels of an IDX labels file for n images; NULL (no message) when
 // the file does not exist, and *failed set after a message when it is unusable.
 int32_t *aert_load_idx_labels(const char *images_path, size_t n, bool *failed);

@@ -135,6 +135,8 @@ void aert_dataset_free(aert_dataset *d) {
   free(d->path);
   free(d->x);
   free(d->labels);
+  for (int i = 0; i < d->n_classes; i++) free(d->class_names[i]);
+  free(d->class_names);
   free(d);
 }
 

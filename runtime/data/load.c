@@ -1,7 +1,10 @@
-// load.c — aert_dataset_load: names a data set ("fashion-mnist:train" or a
-// path), reads its bytes (dataset.c) and hands them to the IDX, CSV or .npy
-// parser; and the names of Fashion-MNIST's labels.
+// load.c — aert_dataset_load: names a data set ("fashion-mnist:train", a
+// path, or a folder of PNG images "dir/"), reads its bytes (dataset.c) and
+// hands them to the IDX, CSV or .npy parser (a .npy's labels from
+// X.labels.npy beside it), divides by --scale; and the names of the labels
+// (Fashion-MNIST's, or a folder's classes).
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,7 +76,36 @@ static size_t format_limit(const char *path, const unsigned char *head, size_t n
   return 0;
 }
 
-aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what) {
+// A CSV file of whole numbers beyond 1 (pixels from 0 to 255, counts) is
+// read as it is: the warning says so, and how to scale it.
+static void warn_unscaled_csv(const aert_dataset *d) {
+  aert_real most = 0;
+  size_t total = d->n * d->sample_size;
+  for (size_t i = 0; i < total; i++) {
+    aert_real v = d->x[i];
+    if (v < 0 || (double)v != floor((double)v)) return;  // not whole numbers: features, as they are
+    if (v > most) most = v;
+  }
+  if (most > 1)
+    aert_warning("%s: the values are whole numbers up to %g, read as they are (not scaled to [0, 1]); pixels from 0 "
+                 "to 255 want --scale 255", d->path, (double)most);
+}
+
+// `path` names a folder: "dir/" reads its PNG images; without the slash it
+// is refused as any other directory, with the hint.
+static bool is_folder_spec(const char *path, bool *refused) {
+  struct stat st;
+  size_t n = strlen(path);
+  *refused = false;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+  if (n && path[n - 1] == '/') return true;
+  aert_error("%s: is a directory, not a data file (a folder of PNG images is named with a trailing slash: %s/)", path,
+             path);
+  *refused = true;
+  return false;
+}
+
+aert_dataset *aert_dataset_load_expecting(const char *spec, const aert_data_expect *expect) {
   if (!spec || !*spec) {
     aert_error("no data file given");
     return NULL;
@@ -83,17 +115,36 @@ aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, 
   unsigned char *data = NULL;
   size_t size = 0;
   aert_dataset *d = NULL;
-  if (aert_read_file(path, format_limit, &data, &size) == 0) {
-    switch (format_of(path, data, size)) {
-    case FORMAT_CSV: d = aert_parse_csv(path, (const char *)data, size, expect_size, expect_what); break;
-    case FORMAT_NPY: d = aert_parse_npy(path, &data, size, expect_size, expect_what); break;
-    case FORMAT_IDX: d = aert_parse_idx(path, &data, size, expect_size, expect_what); break;
+  data_format format = FORMAT_UNKNOWN;
+  bool refused = false;
+  if (is_folder_spec(path, &refused)) {
+    d = aert_load_png_folder(path, expect);
+  } else if (!refused && aert_read_file(path, format_limit, &data, &size) == 0) {
+    switch (format = format_of(path, data, size)) {
+    case FORMAT_CSV: d = aert_parse_csv(path, (const char *)data, size, expect->size, expect->what); break;
+    case FORMAT_NPY: d = aert_parse_npy(path, &data, size, expect); break;
+    case FORMAT_IDX: d = aert_parse_idx(path, &data, size, expect->size, expect->what); break;
     default: aert_error("%s: unknown data format (expected an IDX file, .csv or .npy)", path);
     }
   }
   free(data);
+  if (d && format == FORMAT_NPY && !d->labels) {
+    bool failed = false;
+    d->labels = aert_load_npy_labels(path, d->n, &failed);
+    if (failed) aert_dataset_free(d), d = NULL;
+  }
+  if (d && expect->scale > 0 && expect->scale != 1) {
+    size_t total = d->n * d->sample_size;
+    for (size_t i = 0; i < total; i++) d->x[i] = (aert_real)(d->x[i] / expect->scale);
+  }
+  if (d && format == FORMAT_CSV) warn_unscaled_csv(d);
   free(path);
   return d;
+}
+
+aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what) {
+  aert_data_expect expect = {.size = expect_size, .what = expect_what};
+  return aert_dataset_load_expecting(spec, &expect);
 }
 
 aert_dataset *aert_dataset_load(const char *spec, size_t expect_size) {
@@ -104,6 +155,10 @@ static const char *const fashion_names[] = {"T-shirt/top", "Trouser", "Pullover"
                                             "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
 const char *const *aert_label_names(const aert_dataset *data, int *count) {
+  if (data->class_names) {
+    *count = data->n_classes;
+    return (const char *const *)data->class_names;
+  }
   bool fashion = data->path && strstr(data->path, "fashion-mnist") != NULL;
   *count = fashion ? 10 : 0;
   return fashion ? fashion_names : NULL;

@@ -1,9 +1,13 @@
 // npy.c — NumPy .npy files (format versions 1–3): little-endian float32,
-// float64 or uint8 (scaled by 1/255), C order, shape [n, ...].
+// float64 or uint8 (scaled by 1/255), C order, shape [n, ...]; a sample of
+// another shape than the model's input is read in C order, with a warning;
+// labels from X.labels.npy beside X.npy (as encode writes them).
+#define _GNU_SOURCE
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data.h"
 
@@ -182,8 +186,46 @@ static double element(const unsigned char *p, size_t item) {
   return v;
 }
 
-aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, size_t expect_size,
-                             const char *expect_what) {
+// The shape without its axes of 1, into out; its rank.
+static int squeezed(int rank, const size_t *shape, size_t *out) {
+  int n = 0;
+  for (int i = 0; i < rank; i++)
+    if (shape[i] != 1) out[n++] = shape[i];
+  return n;
+}
+
+static void format_sizes(char *out, size_t size, int rank, const size_t *shape) {
+  size_t used = (size_t)snprintf(out, size, "[");
+  for (int i = 0; i < rank && used < size; i++) used += (size_t)snprintf(out + used, size - used, i ? ", %zu" : "%zu", shape[i]);
+  if (used < size) snprintf(out + used, size - used, "]");
+}
+
+// A sample of several axes that the model reads in another shape (the same
+// values in C order, axes of 1 aside) gets a warning naming both shapes.
+static void warn_reshaped(const char *path, const npy_header *h, const aert_data_expect *e) {
+  size_t model[3], mine[32], a[32], b[32];
+  int rank = h->ndim - 1;
+  if (e->rank < 1 || rank < 2) return;  // flat data has no shape to contradict
+  for (int i = 0; i < e->rank; i++) model[i] = (size_t)e->shape[i];
+  memcpy(mine, h->shape + 1, (size_t)rank * sizeof *mine);
+  int na = squeezed(rank, mine, a), nb = squeezed(e->rank, model, b);
+  if (na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0) return;
+  char got[160], want[64];
+  format_sizes(got, sizeof got, rank, mine);
+  format_sizes(want, sizeof want, e->rank, model);
+  if (e->rank == 1)
+    aert_warning("%s: each sample is %s; it is flattened to the model's input %s", path, got, want);
+  else
+    aert_warning("%s: each sample is %s, read as the model's input %s in C order (reshaped, not transposed)%s", path,
+                 got, want,
+                 rank == 3 && mine[2] == model[0] ? "; if its last axis is the channels, make them the first: "
+                                                     "numpy.transpose(x, (0, 3, 1, 2))"
+                                                   : "");
+}
+
+aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size, const aert_data_expect *expect) {
+  size_t expect_size = expect->size;
+  const char *expect_what = expect->what;
   npy_header h = {0};
   size_t offset = read_npy_header(path, *data, size, &h);
   if (!offset) return NULL;
@@ -232,5 +274,91 @@ aert_dataset *aert_parse_npy(const char *path, unsigned char **data, size_t size
     values[i] = (aert_real)v;
   }
   *data = NULL;
+  warn_reshaped(path, &h, expect);
   return aert_dataset_adopt(path, n, keep_shape ? rank : 1, keep_shape ? h.shape + 1 : flat, values);
+}
+
+// ------------------------------------------------------------------ labels
+// "x.npy" -> "x.labels.npy", "x.npy.gz" -> "x.labels.npy.gz"; NULL for other names.
+static char *labels_path_for(const char *path) {
+  size_t n = strlen(path);
+  const char *suffix = n >= 7 && strcmp(path + n - 7, ".npy.gz") == 0 ? ".npy.gz"
+                       : n >= 4 && strcmp(path + n - 4, ".npy") == 0  ? ".npy"
+                                                                        : NULL;
+  char *out = NULL;
+  if (!suffix || asprintf(&out, "%.*s.labels%s", (int)(n - strlen(suffix)), path, suffix) < 0) return NULL;
+  return out;
+}
+
+// A label's value from an integer or float item; false when it is not a whole number.
+static bool label_value(const unsigned char *p, const char *descr, size_t item, double *out) {
+  char kind = descr[1];
+  if (kind == 'f') return *out = element(p, item), true;
+  uint64_t u = 0;
+  for (size_t b = 0; b < item; b++) u |= (uint64_t)p[b] << (8 * b);
+  if (kind == 'i' && item < 8 && (u >> (8 * item - 1)) & 1) u |= ~(uint64_t)0 << (8 * item);  // sign
+  *out = kind == 'i' ? (double)(int64_t)u : (double)u;
+  return true;
+}
+
+static int32_t *parse_labels(const char *path, const unsigned char *data, size_t size, size_t n, const char *images) {
+  npy_header h = {0};
+  size_t offset = read_npy_header(path, data, size, &h);
+  if (!offset) return NULL;
+  const char *d = h.descr;
+  bool known = strlen(d) == 3 && (d[0] == '<' || d[0] == '|') && strchr("iuf", d[1]) && strchr("1248", d[2]) &&
+               !(d[1] == 'f' && d[2] != '4' && d[2] != '8');
+  size_t item = known ? (size_t)(d[2] - '0') : 0;
+  if (!known || h.fortran_order) {
+    aert_error("%s: labels must be integers ('<i4', '<i8', '|u1', ...) in C order, not '%s'", path, d);
+    return NULL;
+  }
+  if (h.ndim < 1 || h.ndim > 2 || (h.ndim == 2 && h.shape[1] != 1)) {
+    aert_error("%s: labels are an array of shape [n] (or [n, 1]), one a sample", path);
+    return NULL;
+  }
+  if (h.shape[0] != n) {
+    aert_error("%s: %zu labels for the %zu samples of %s", path, h.shape[0], n, images);
+    return NULL;
+  }
+  if (size - offset != n * item) {
+    aert_error("%s: %s .npy file: the header says %zu labels (%zu bytes of data), the file has %zu", path,
+               size - offset < n * item ? "truncated" : "malformed", n, n * item, size - offset);
+    return NULL;
+  }
+  int32_t *labels = malloc((n ? n : 1) * sizeof *labels);
+  if (!labels) {
+    aert_error("%s: out of memory for %zu labels", path, n);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    double v;
+    label_value(data + offset + i * item, d, item, &v);
+    if (!(v >= 0 && v <= AERT_MAX_LABEL && v == (double)(int32_t)v)) {
+      aert_error("%s: label %zu is %g, not an integer from 0 to %d", path, i, v, AERT_MAX_LABEL);
+      free(labels);
+      return NULL;
+    }
+    labels[i] = (int32_t)v;
+  }
+  return labels;
+}
+
+int32_t *aert_load_npy_labels(const char *path, size_t n, bool *failed) {
+  *failed = false;
+  char *labels_path = labels_path_for(path);
+  struct stat st;
+  if (!labels_path || stat(labels_path, &st) != 0) {
+    free(labels_path);
+    return NULL;
+  }
+  unsigned char *data = NULL;
+  size_t size = 0;
+  int32_t *labels = NULL;
+  if (aert_read_file(labels_path, aert_npy_limit, &data, &size) == 0)
+    labels = parse_labels(labels_path, data, size, n, path);
+  *failed = labels == NULL;
+  free(data);
+  free(labels_path);
+  return labels;
 }
