@@ -22,7 +22,7 @@
 #endif
 typedef AERT_REAL aert_real;
 
-#define AERT_ABI_VERSION 9
+#define AERT_ABI_VERSION 10
 
 // ---------------------------------------------------------- the model table
 typedef enum aert_init {
@@ -62,7 +62,11 @@ typedef struct aert_kernel {
   int is_gemm;              // a matrix product
 } aert_kernel;
 
-typedef enum aert_optimizer { AERT_SGD, AERT_ADAM } aert_optimizer;
+// The optimizers, one row each in aert_optimizers.def: AERT_SGD, AERT_ADAM, ...
+typedef enum aert_optimizer {
+#define OPTIMIZER(kind, name, kernel, takes_t, states, last_state_if, settings) AERT_##kind,
+#include "aert_optimizers.def"
+} aert_optimizer;
 
 // The prior the code is matched against (an adversarial autoencoder's), for
 // histogram, encode --plot and prior-match (core/prior.c samples it as the
@@ -96,11 +100,9 @@ typedef struct aert_step {
   const char *loss;     // the named loss it minimizes
   int loss_index;       // into aert_model.loss_names
   const char *nets;     // "encoder, decoder", for messages
-  aert_optimizer optimizer;
-  double lr;            // sgd and adam
-  double momentum;      // sgd (0 = plain SGD)
-  double beta1, beta2, eps;  // adam
-  size_t state_size;    // optimizer-state elements the step keeps (momentum, Adam's m and v)
+  aert_optimizer optimizer;  // its other settings are in the model's description
+  double lr;            // its lr (a schedule's `from`; aert_model.lr_schedules)
+  size_t state_size;    // optimizer-state elements the step keeps (sgd's velocity, Adam's m and v, ...)
   int n_params;         // the parameters it updates: indices into aert_model.params, in buffer order
   const int *params;
 } aert_step;

@@ -137,7 +137,7 @@ START_TEST(a_step_only_differentiates_its_nets) {
   ck_assert_str_eq(g->params[g->steps[0].params[0]].name, "d.dense_1.kernel");
   for (int i = 0; i < g->n_nodes; i++)  // nothing computes the gradient of e's kernel
     ck_assert(!(g->nodes[i].is_backward && g->nodes[i].op == OP_DENSE_GRAD_INPUT));
-  ck_assert_double_eq(g->steps[0].momentum, 0.9);
+  ck_assert_double_eq(step_setting(&g->steps[0], "momentum"), 0.9);
   graph_free(g);
 }
 END_TEST

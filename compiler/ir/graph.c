@@ -324,7 +324,7 @@ int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool i
 // Names the generated C uses itself, which a node's buffer must not shadow.
 static const char *const reserved_names[] = {
     "n", "input", "ctx", "arena", "cap", "losses", "out", "a", "b", "c", "i", "j", "k", "m", "v", "t", "lr", "sum",
-    "count", "velocity", "real", "model", "params", "layers", "steps", "loss_names", "adam", "sgd", "main",
+    "count", "real", "model", "params", "layers", "steps", "loss_names", "main", "NULL",
     "eval_losses", "encode", "reconstruct", "corrupt", "loss_and_grad", "apply_update", "layer_output", "layer",
     "layer_nodes", "auto", "break", "case", "char",
     "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if",
@@ -354,6 +354,11 @@ static bool name_taken(const Graph *graph, const char *name) {
     if (strcmp(reserved_names[i], name) == 0) return true;
   for (int i = 0; activation_exprs[i]; i++)
     if (called_in(activation_exprs[i], name)) return true;
+  for (int i = 0; i < OPTIMIZER_COUNT; i++) {  // the updates' kernels and state vectors
+    if (strcmp(optimizer_table[i].kernel, name) == 0) return true;
+    for (int k = 0; optimizer_table[i].states[k]; k++)
+      if (strcmp(optimizer_table[i].states[k], name) == 0) return true;
+  }
   return *name_slot(graph->name_index, name) != NULL;
 }
 
