@@ -152,6 +152,13 @@ END_TEST
 
 // Resuming from epoch 1 to 2 gives the same weights, bit for bit, as
 // training 2 epochs at once.
+// Each optimizer (runtime/aert_optimizers.def) saves its state and step count
+// in the checkpoint: two epochs, and one epoch then one more resumed, end in
+// the same bytes.
+static const char *const resumed_optimizers[] = {
+    "adam(lr=0.01)", "adamw(lr=0.01, weight_decay=0.1)", "rmsprop(lr=0.01)", "rmsprop(lr=0.01, momentum=0.9)",
+    "sgd(lr=0.1, momentum=0.9)"};
+
 START_TEST(resume_continues_exactly) {
   char text[1 << 16];
   size_t used = 0;
@@ -163,9 +170,12 @@ START_TEST(resume_continues_exactly) {
   snprintf(path, sizeof path, "%s/data.csv", dir);
   write_file(path, text, used);
   snprintf(path, sizeof path, "%s/tiny.ae", dir);
-  const char *model = "input x: [8]\nnet encoder = dense(3, tanh)\nnet decoder = dense(8, sigmoid)\n"
-                      "loss recon = bce(decoder(encoder(x)), x)\n"
-                      "train { data \"data.csv\" test \"data.csv\" batch 32 step minimize recon over encoder, decoder with adam(lr=0.01) }\n";
+  char model[600];
+  snprintf(model, sizeof model,
+           "input x: [8]\nnet encoder = dense(3, tanh)\nnet decoder = dense(8, sigmoid)\n"
+           "loss recon = bce(decoder(encoder(x)), x)\n"
+           "train { data \"data.csv\" test \"data.csv\" batch 32 step minimize recon over encoder, decoder with %s }\n",
+           resumed_optimizers[_i]);
   write_file(path, model, strlen(model));
   must_succeed(AEC " tiny.ae -o tiny");
   must_succeed("./tiny train --epochs 2 --checkpoint straight.safetensors");
@@ -242,8 +252,13 @@ Suite *e2e_suite(void) {
   tcase_add_checked_fixture(train, setup, teardown);
   tcase_add_test(train, simple_trains_evaluates_and_draws);
   tcase_add_test(train, deep_trains);
-  tcase_add_test(train, resume_continues_exactly);
   suite_add_tcase(s, train);
+  TCase *resume = tcase_create("resume");
+  tcase_set_timeout(resume, 300);
+  tcase_add_checked_fixture(resume, setup, teardown);
+  tcase_add_loop_test(resume, resume_continues_exactly, 0,
+                      (int)(sizeof resumed_optimizers / sizeof *resumed_optimizers));
+  suite_add_tcase(s, resume);
   TCase *program = tcase_create("programs");
   tcase_set_timeout(program, 300);  // four compiles of deep.c: slow on a loaded machine
   tcase_add_checked_fixture(program, setup, teardown);
