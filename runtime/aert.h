@@ -343,7 +343,8 @@ void aert_dataset_free(aert_dataset *dataset);
 // ------------------------------------------------------- ckpt/checkpoint.c
 // Checkpoints are safetensors files: every parameter under its name, each
 // step's optimizer state as "optimizer.<loss>.state", and in __metadata__
-// the model name, source hash, dtype, epoch, batches, Adam step counts and,
+// the model name, source hash, dtype, epoch, batches, each step's optimizer
+// ("optimizer.<loss>.optimizer") and update count (".t") and,
 // for one saved mid-epoch, "progress", the fractional epoch (schedules).
 // Saving writes a temporary file in the same directory, flushes it, fsyncs
 // it and renames it over the target, so an old checkpoint is never lost.

@@ -189,6 +189,38 @@ START_TEST(resume_continues_exactly) {
 }
 END_TEST
 
+// A checkpoint names each step's optimizer: resuming it under another
+// optimizer whose state has the same size (sgd's velocity, rmsprop's
+// square_avg) starts that optimizer fresh, with a note, rather than reading
+// one's state as the other's.
+START_TEST(resuming_under_another_optimizer_starts_it_fresh) {
+  char path[600], model[600];
+  snprintf(path, sizeof path, "%s/data.csv", dir);
+  const char *data = "0.1,0.2,0.3,0.4\n0.9,0.8,0.7,0.6\n0.5,0.5,0.5,0.5\n0.2,0.4,0.6,0.8\n";
+  write_file(path, data, strlen(data));
+  const char *optimizers[] = {"sgd(lr=0.1, momentum=0.9)", "rmsprop(lr=0.01)"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "%s/m%d.ae", dir, i);
+    snprintf(model, sizeof model,
+             "input x: [4]\nnet f = dense(4, sigmoid)\nloss recon = mse(f(x), x)\n"
+             "train { data \"data.csv\" test \"data.csv\" batch 2 step minimize recon over f with %s }\n",
+             optimizers[i]);
+    write_file(path, model, strlen(model));
+  }
+  must_succeed(AEC " m0.ae -o m0 && " AEC " m1.ae -o m1");
+  must_succeed("./m0 train --epochs 1 --checkpoint sgd.safetensors");
+  CommandResult r = in_dir("./m1 train --epochs 2 --resume sgd.safetensors --checkpoint rms.safetensors");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_msg(strstr(r.err, "sgd.safetensors: step 'recon' was trained with sgd, and this model's step uses rmsprop: "
+                              "its optimizer starts fresh"),
+                "no note in:\n%s", r.err);
+  command_result_free(&r);
+  r = in_dir("./m0 train --epochs 2 --resume sgd.safetensors --checkpoint sgd2.safetensors");
+  ck_assert_msg(r.status == 0 && !strstr(r.err, "starts fresh"), "%s", r.err);
+  command_result_free(&r);
+}
+END_TEST
+
 // ------------------------------------------------------------ bad input
 static void expect_failure(const char *command, const char *message) {
   CommandResult r = in_dir(command);
@@ -258,6 +290,7 @@ Suite *e2e_suite(void) {
   tcase_add_checked_fixture(resume, setup, teardown);
   tcase_add_loop_test(resume, resume_continues_exactly, 0,
                       (int)(sizeof resumed_optimizers / sizeof *resumed_optimizers));
+  tcase_add_test(resume, resuming_under_another_optimizer_starts_it_fresh);
   suite_add_tcase(s, resume);
   TCase *program = tcase_create("programs");
   tcase_set_timeout(program, 300);  // four compiles of deep.c: slow on a loaded machine
