@@ -339,6 +339,15 @@ static const char *const activation_exprs[] = {
 #include "ops.def"
     NULL};
 
+// The optimizers' kernels and state vectors (runtime/aert_optimizers.def),
+// which a step's update names.
+#define UNPACK(...) __VA_ARGS__
+static const char *const optimizer_names[] = {
+#define OPTIMIZER(kind, name, kernel, takes_t, states, last_state_if, settings) #kernel, UNPACK states,
+#include "aert_optimizers.def"
+    NULL};
+#undef UNPACK
+
 // `name(` appears in `text`, not as the end of a longer identifier.
 static bool called_in(const char *text, const char *name) {
   size_t n = strlen(name);
@@ -354,11 +363,8 @@ static bool name_taken(const Graph *graph, const char *name) {
     if (strcmp(reserved_names[i], name) == 0) return true;
   for (int i = 0; activation_exprs[i]; i++)
     if (called_in(activation_exprs[i], name)) return true;
-  for (int i = 0; i < OPTIMIZER_COUNT; i++) {  // the updates' kernels and state vectors
-    if (strcmp(optimizer_table[i].kernel, name) == 0) return true;
-    for (int k = 0; optimizer_table[i].states[k]; k++)
-      if (strcmp(optimizer_table[i].states[k], name) == 0) return true;
-  }
+  for (int i = 0; optimizer_names[i]; i++)
+    if (strcmp(optimizer_names[i], name) == 0) return true;
   return *name_slot(graph->name_index, name) != NULL;
 }
 
