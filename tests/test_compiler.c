@@ -199,7 +199,7 @@ START_TEST(every_optimizer_row_is_complete) {
       for (int j = 0; j < i; j++) ck_assert_str_ne(info->settings[i].name, info->settings[j].name);
     }
     ck_assert_ptr_nonnull(info->states[0]);
-    for (int i = 0; info->states[i]; i++)
+    for (int i = 0; i < MAX_OPTIMIZER_STATES && info->states[i]; i++)
       for (int j = 0; j < i; j++) ck_assert_str_ne(info->states[i], info->states[j]);
     if (info->last_state_if) {
       bool found = false;

@@ -234,7 +234,7 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
     int run = contiguous_run(g, step, i, size, sizeof size);
     param_const(g, step->params[i], "OFFSET", off, sizeof off);
     emit_format(e, "  %s(ctx->params + %s, ctx->grads + %s", info->kernel, off, off);
-    for (int k = 0; info->states[k]; k++) {
+    for (int k = 0; k < MAX_OPTIMIZER_STATES && info->states[k]; k++) {
       if (k < n_states) emit_format(e, ", %s + %zu", info->states[k], state);
       else emit_format(e, ", NULL");
     }
