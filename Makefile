@@ -19,7 +19,7 @@ DSL_SRCS      := $(wildcard dsl/*.c)
 # not compile. docs/architecture.md draws them; scripts/deps-graph.sh checks them.
 COMPILER_LAYERS := ir writer ops front passes cgen tools
 COMPILER_SRCS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.c)) compiler/main.c
-COMPILER_HDRS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.h)) compiler/ir/ops.def
+COMPILER_HDRS := $(foreach l,$(COMPILER_LAYERS),$(wildcard compiler/$(l)/*.h)) compiler/ir/ops.def runtime/aert_optimizers.def
 # runtime/mpi/ is libaert_mpi.a's, built with mpicc where Open MPI is installed.
 RUNTIME_SRCS  := $(filter-out runtime/mpi/%,$(wildcard runtime/*.c runtime/*/*.c))
 MPI_SRCS      := $(wildcard runtime/mpi/*.c)
@@ -35,7 +35,8 @@ RUNTIME64_OBJS:= $(RUNTIME_SRCS:%.c=$(BUILD)/f64/%.o)
 TEST_OBJS     := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
 AEC     := $(BUILD)/aec
-LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h $(BUILD)/include/aert_kernels.h
+LIBAERT := $(BUILD)/libaert.a $(BUILD)/libaert_f64.a $(BUILD)/include/aert.h $(BUILD)/include/aert_kernels.h \
+           $(BUILD)/include/aert_optimizers.def
 ifeq ($(HAVE_MPICC),yes)
 LIBAERT += $(BUILD)/libaert_mpi.a $(BUILD)/libaert_mpi_f64.a
 endif
@@ -63,7 +64,7 @@ $(BUILD)/dsl/%.o: dsl/%.c dsl/dsl.h
 # scripts/deps-graph.sh declares them (the same list the runtime's rule reads).
 $(foreach l,$(COMPILER_LAYERS),$(eval COMPILER_SEES_$(l) := $(shell sh scripts/deps-graph.sh --sees compiler/$(l))))
 $(foreach l,$(COMPILER_LAYERS),$(if $(COMPILER_SEES_$(l)),,$(error compiler/$(l) is in no layer of scripts/deps-graph.sh)))
-ALL_COMPILER_INCLUDES := -Idsl $(patsubst %,-Icompiler/%,$(COMPILER_LAYERS))
+ALL_COMPILER_INCLUDES := -Idsl -Iruntime $(patsubst %,-Icompiler/%,$(COMPILER_LAYERS))
 
 $(BUILD)/compiler/%.o: compiler/%.c $(COMPILER_HDRS) dsl/dsl.h runtime/aert_kernels.h
 	@mkdir -p $(dir $@)
@@ -92,7 +93,7 @@ $(foreach f,$(RUNTIME_FOLDERS),$(if $(RUNTIME_SEES_$(f)),,$(error runtime/$(f) i
 ifneq ($(words $(notdir $(RUNTIME_SRCS))),$(words $(sort $(notdir $(RUNTIME_SRCS)))))
 $(error two runtime files share a name, and libaert.a keeps one member a name: $(sort $(notdir $(RUNTIME_SRCS))))
 endif
-RUNTIME_HEADERS := $(wildcard runtime/*.h runtime/*/*.h)
+RUNTIME_HEADERS := $(wildcard runtime/*.h runtime/*/*.h) runtime/aert_optimizers.def
 RUNTIME_LAYER    = -Werror=implicit-function-declaration $(addprefix -I,$(or $(RUNTIME_SEES_$(word 2,$(subst /, ,$<))),runtime))
 
 $(BUILD)/runtime/%.o: runtime/%.c $(RUNTIME_HEADERS)
@@ -125,6 +126,11 @@ $(BUILD)/libaert_f64.a: $(RUNTIME64_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/include/aert.h: runtime/aert.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# The optimizers' table, which aert.h reads.
+$(BUILD)/include/aert_optimizers.def: runtime/aert_optimizers.def
 	@mkdir -p $(dir $@)
 	cp $< $@
 

@@ -137,9 +137,10 @@ def make_step(description, step, jax, jnp):
     losses = {loss["name"]: loss["node"] for loss in description["losses"]}
     loss_of = loss_function(description, losses[step["loss"]], ops, jnp)
     names = step["params"]
-    lr, beta1, beta2, eps, momentum = step["lr"], step["beta1"], step["beta2"], step["eps"], step["momentum"]
     if step["optimizer"] not in ("adam", "sgd"):
         raise Unsupported(f"no JAX optimizer for '{step['optimizer']}'")
+    # each optimizer's own settings (runtime/aert_optimizers.def)
+    lr, beta1, beta2, eps, momentum = (step.get(k, 0) for k in ("lr", "beta1", "beta2", "eps", "momentum"))
 
     def train_step(params, state, t, data, rows):
         x = data[rows]
@@ -170,7 +171,7 @@ def initial_state(description, params, jnp):
     """Adam's moments (m., v.) or SGD's momentum buffer (b.) of each trained parameter."""
     state = {}
     for step in description["steps"]:
-        keys = ("m.", "v.") if step["optimizer"] == "adam" else ("b.",) if step["momentum"] else ()
+        keys = ("m.", "v.") if step["optimizer"] == "adam" else ("b.",) if step.get("momentum") else ()
         for n in step["params"]:
             for key in keys:
                 state[key + n] = jnp.zeros_like(params[n])

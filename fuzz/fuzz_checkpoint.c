@@ -24,7 +24,7 @@ static const aert_param params[] = {
 };
 static const char *const loss_names[] = {"recon"};
 static const aert_step steps[] = {
-    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 0, 0.9, 0.999, 1e-7, 2 * N_ELEMS},
+    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 2 * N_ELEMS},
 };
 static const aert_model model = {
     .abi_version = AERT_ABI_VERSION, .name = "lin", .source_file = "lin.ae", .source_hash = "0123456789abcdef",

@@ -62,7 +62,11 @@ typedef struct aert_kernel {
   int is_gemm;              // a matrix product
 } aert_kernel;
 
-typedef enum aert_optimizer { AERT_SGD, AERT_ADAM } aert_optimizer;
+// The optimizers, one row each in aert_optimizers.def: AERT_SGD, AERT_ADAM, ...
+typedef enum aert_optimizer {
+#define OPTIMIZER(kind, name, kernel, takes_t, states, last_state_if, settings) AERT_##kind,
+#include "aert_optimizers.def"
+} aert_optimizer;
 
 // The prior the code is matched against (an adversarial autoencoder's), for
 // histogram, encode --plot and prior-match (core/prior.c samples it as the
@@ -96,11 +100,9 @@ typedef struct aert_step {
   const char *loss;     // the named loss it minimizes
   int loss_index;       // into aert_model.loss_names
   const char *nets;     // "encoder, decoder", for messages
-  aert_optimizer optimizer;
-  double lr;            // sgd and adam
-  double momentum;      // sgd (0 = plain SGD)
-  double beta1, beta2, eps;  // adam
-  size_t state_size;    // optimizer-state elements the step keeps (momentum, Adam's m and v)
+  aert_optimizer optimizer;  // its other settings are in the model's description
+  double lr;            // its lr (a schedule's `from`; aert_model.lr_schedules)
+  size_t state_size;    // optimizer-state elements the step keeps (sgd's velocity, Adam's m and v, ...)
   int n_params;         // the parameters it updates: indices into aert_model.params, in buffer order
   const int *params;
 } aert_step;
@@ -346,7 +348,8 @@ void aert_dataset_free(aert_dataset *dataset);
 // ------------------------------------------------------- ckpt/checkpoint.c
 // Checkpoints are safetensors files: every parameter under its name, each
 // step's optimizer state as "optimizer.<loss>.state", and in __metadata__
-// the model name, source hash, dtype, epoch, batches, Adam step counts and,
+// the model name, source hash, dtype, epoch, batches, each step's optimizer
+// ("optimizer.<loss>.optimizer") and update count (".t") and,
 // for one saved mid-epoch, "progress", the fractional epoch (schedules).
 // Saving writes a temporary file in the same directory, flushes it, fsyncs
 // it and renames it over the target, so an old checkpoint is never lost.

@@ -408,6 +408,47 @@ static inline void sgd(aert_real *restrict p, const aert_real *restrict g, aert_
   }
 }
 
+// AdamW (Loshchilov & Hutter), as PyTorch: the decoupled decay p *= 1 - lr *
+// weight_decay, then Adam's update as adam() does it, in the same pass.
+static inline void adamw(aert_real *restrict p, const aert_real *restrict g, aert_real *restrict m,
+                         aert_real *restrict v, size_t size, aert_real lr, aert_real beta1, aert_real beta2,
+                         aert_real eps, aert_real weight_decay, double t) {
+  const aert_real keep = (aert_real)(1 - (double)lr * (double)weight_decay);
+  const aert_real bias_correction1 = (aert_real)(1 - pow((double)beta1, t));
+  const aert_real bias_correction2_sqrt = (aert_real)sqrt(1 - pow((double)beta2, t));
+  const aert_real step_size = lr / bias_correction1, inverse_correction2 = 1 / bias_correction2_sqrt;
+#pragma omp parallel for simd schedule(dynamic, 4096) if (size >= 16384)
+  for (size_t i = 0; i < size; i++) {
+    p[i] *= keep;
+    m[i] += (1 - beta1) * (g[i] - m[i]);
+    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+    p[i] -= step_size * m[i] / (sqrt(v[i]) * inverse_correction2 + eps);
+  }
+}
+
+// RMSprop (Hinton), as PyTorch's uncentred one: square_avg = alpha *
+// square_avg + (1 - alpha) * g^2 and avg = sqrt(square_avg) + eps; with a
+// momentum buffer (NULL when momentum is 0), buffer = momentum * buffer + g /
+// avg and p -= lr * buffer, else p -= lr * g / avg.
+static inline void rmsprop(aert_real *restrict p, const aert_real *restrict g, aert_real *restrict square_avg,
+                           aert_real *restrict momentum_buffer, size_t size, aert_real lr, aert_real alpha,
+                           aert_real eps, aert_real momentum) {
+  if (momentum_buffer) {
+#pragma omp parallel for simd schedule(static) if (size >= 65536)
+    for (size_t i = 0; i < size; i++) {
+      square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g[i] * g[i];
+      momentum_buffer[i] = momentum * momentum_buffer[i] + g[i] / ((aert_real)sqrt(square_avg[i]) + eps);
+      p[i] -= lr * momentum_buffer[i];
+    }
+  } else {
+#pragma omp parallel for simd schedule(static) if (size >= 65536)
+    for (size_t i = 0; i < size; i++) {
+      square_avg[i] = alpha * square_avg[i] + (1 - alpha) * g[i] * g[i];
+      p[i] -= lr * g[i] / ((aert_real)sqrt(square_avg[i]) + eps);
+    }
+  }
+}
+
 // The mean over a batch of n per-sample scalars (eval_loss_parts: a per-sample part of a loss).
 static inline double aert_batch_mean(const aert_real *v, int n) {
   double sum = 0;

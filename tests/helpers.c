@@ -301,7 +301,7 @@ static const aert_layer lin_layers[] = {
 static const char *const lin_loss_names[] = {"recon"};
 static const int lin_step_params[] = {0, 1, 2, 3};
 static const aert_step lin_steps[] = {
-    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 0, 0.9, 0.999, 1e-7, 2 * N_ELEMS, 4, lin_step_params},
+    {"recon", 0, "encoder, decoder", AERT_ADAM, 0.01, 2 * N_ELEMS, 4, lin_step_params},
 };
 
 aert_model lin_model(void) {

@@ -1,6 +1,7 @@
 // test_compiler.c — lowering, shapes, weight sharing, autodiff and the
 // compiler's diagnostics, in process, on small .ae texts.
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,8 +163,76 @@ START_TEST(a_step_only_differentiates_its_nets) {
   ck_assert_str_eq(g->params[g->steps[0].params[0]].name, "d.dense_1.kernel");
   for (int i = 0; i < g->n_nodes; i++)  // nothing computes the gradient of e's kernel
     ck_assert(!(g->nodes[i].is_backward && g->nodes[i].op == OP_DENSE_GRAD_INPUT));
-  ck_assert_double_eq(g->steps[0].momentum, 0.9);
+  ck_assert_double_eq(step_setting(&g->steps[0], "momentum"), 0.9);
   graph_free(g);
+}
+END_TEST
+
+// Each optimizer's settings start at its row's defaults (PyTorch's); the
+// arguments replace them, positional in the row's order or by keyword.
+START_TEST(optimizer_settings_from_the_table) {
+  Graph *g = expect_ok("input x: [4]\nnet e = dense(2)\nnet d = dense(4)\nloss l = mse(d(e(x)), x)\n"
+                       "train { step minimize l over e, d with adamw()\n"
+                       "        step minimize l over e, d with adamw(0.01, 0.8, weight_decay=0.5)\n"
+                       "        step minimize l over e, d with rmsprop()\n"
+                       "        step minimize l over d with rmsprop(lr=ramp(0.1, 0.01, 2), momentum=0.9, eps=0.001) }\n");
+  ck_assert_int_eq(g->n_steps, 4);
+  const Step *s = g->steps;
+  ck_assert_int_eq(s[0].optimizer, OPTIMIZER_ADAMW);
+  const double adamw_defaults[] = {0.001, 0.9, 0.999, 1e-8, 0.01};
+  const char *const adamw_names[] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+  for (int i = 0; i < 5; i++) ck_assert_double_eq(step_setting(&s[0], adamw_names[i]), adamw_defaults[i]);
+  ck_assert_double_eq(s[1].lr, 0.01);
+  ck_assert_double_eq(step_setting(&s[1], "beta1"), 0.8);
+  ck_assert_double_eq(step_setting(&s[1], "beta2"), 0.999);
+  ck_assert_double_eq(step_setting(&s[1], "weight_decay"), 0.5);
+  ck_assert_int_eq(s[2].optimizer, OPTIMIZER_RMSPROP);
+  ck_assert_double_eq(s[2].lr, 0.01);
+  ck_assert_double_eq(step_setting(&s[2], "alpha"), 0.99);
+  ck_assert_double_eq(step_setting(&s[2], "eps"), 1e-8);
+  ck_assert_double_eq(step_setting(&s[2], "momentum"), 0);
+  ck_assert(isnan(step_setting(&s[2], "weight_decay")));
+  ck_assert_int_eq(s[3].lr_schedule, OP_RAMP);
+  ck_assert_double_eq(s[3].lr, 0.1);
+  ck_assert_double_eq(step_setting(&s[3], "eps"), 0.001);
+  // adamw keeps m and v; rmsprop its momentum buffer only with momentum
+  ck_assert_int_eq(step_n_states(&s[0]), 2);
+  ck_assert_int_eq(step_n_states(&s[2]), 1);
+  ck_assert_int_eq(step_n_states(&s[3]), 2);
+  char text[400];
+  step_optimizer_format(&s[1], false, text, sizeof text);
+  ck_assert_str_eq(text, "adamw(lr=0.01, beta1=0.8, weight_decay=0.5)");
+  step_optimizer_format(&s[3], true, text, sizeof text);
+  ck_assert_str_eq(text, "rmsprop(lr=ramp(0.1, 0.01, 2), alpha=0.99, eps=0.001, momentum=0.9)");
+  graph_free(g);
+}
+END_TEST
+
+// Every row of runtime/aert_optimizers.def is complete: lr first, each
+// default within its range, setting and state names unique, a momentum-like
+// setting that drops the last state vector names one of its settings.
+START_TEST(every_optimizer_row_is_complete) {
+  for (int k = 0; k < OPTIMIZER_COUNT; k++) {
+    const OptimizerInfo *info = &optimizer_table[k];
+    ck_assert_ptr_eq(optimizer_named(info->name), info);
+    int n = optimizer_n_settings(info);
+    ck_assert_int_ge(n, 1);
+    ck_assert_str_eq(info->settings[0].name, "lr");
+    for (int i = 0; i < n; i++) {
+      ck_assert_msg(setting_in_range(info->settings[i].range, info->settings[i].fallback), "%s: %s's default",
+                    info->name, info->settings[i].name);
+      for (int j = 0; j < i; j++) ck_assert_str_ne(info->settings[i].name, info->settings[j].name);
+    }
+    ck_assert_ptr_nonnull(info->states[0]);
+    for (int i = 0; i < MAX_OPTIMIZER_STATES && info->states[i]; i++)
+      for (int j = 0; j < i; j++) ck_assert_str_ne(info->states[i], info->states[j]);
+    if (info->last_state_if) {
+      bool found = false;
+      for (int i = 0; i < n; i++) found |= strcmp(info->settings[i].name, info->last_state_if) == 0;
+      ck_assert_msg(found, "%s: last_state_if names no setting", info->name);
+      ck_assert_ptr_nonnull(info->states[1]);
+    }
+  }
 }
 END_TEST
 
@@ -284,8 +353,14 @@ START_TEST(train_block_errors) {
   expect_error(text, "t.ae:6:33: error: unknown net 'q'");
   snprintf(text, sizeof text, "%strain { step minimize l over c with adam() }\n", model);
   expect_error(text, "t.ae:6:30: error: net 'c' is never applied, so it has no weights to train");
-  snprintf(text, sizeof text, "%strain { step minimize l over e with rmsprop(lr=1) }\n", model);
-  expect_error(text, "the optimizer must be adam(...) or sgd(...)");
+  snprintf(text, sizeof text, "%strain { step minimize l over e with adagrad(lr=1) }\n", model);
+  expect_error(text, "t.ae:6:37: error: unknown optimizer 'adagrad'; the optimizers are sgd, adam, adamw and rmsprop");
+  snprintf(text, sizeof text, "%strain { step minimize l over e with rmsprop(beta1=0.9) }\n", model);
+  expect_error(text, "t.ae:6:45: error: rmsprop has no setting 'beta1'; its settings are lr, alpha, eps and momentum");
+  snprintf(text, sizeof text, "%strain { step minimize l over e with sgd(0.1, 0.9, 0) }\n", model);
+  expect_error(text, "t.ae:6:51: error: sgd takes at most 2 settings: lr and momentum");
+  snprintf(text, sizeof text, "%strain { step minimize l over e with adamw(weight_decay=-1) }\n", model);
+  expect_error(text, "adamw: weight_decay = -1 is out of range; it must be at least 0, as in weight_decay=0.01");
   snprintf(text, sizeof text, "%strain { batch 0 step minimize l over e with adam() }\n", model);
   expect_error(text, "t.ae:6:15: error: batch must be a whole number from 1 to 1048576");
   snprintf(text, sizeof text, "%strain { step minimize l over e with adam(lr=-1) }\n", model);
@@ -477,6 +552,8 @@ Suite *compiler_suite(void) {
   tcase_add_test(t, functional_nets_and_params_in_shapes);
   tcase_add_test(t, defaults_without_a_train_block);
   tcase_add_test(t, a_step_only_differentiates_its_nets);
+  tcase_add_test(t, optimizer_settings_from_the_table);
+  tcase_add_test(t, every_optimizer_row_is_complete);
   tcase_add_test(t, dropout_lowers_as_a_stage_and_as_a_function);
   tcase_add_test(t, a_maxpool_gradient_takes_the_activation_gradient);
   tcase_add_test(t, pooling_and_flatten_outside_a_net);

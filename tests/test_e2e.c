@@ -152,6 +152,13 @@ END_TEST
 
 // Resuming from epoch 1 to 2 gives the same weights, bit for bit, as
 // training 2 epochs at once.
+// Each optimizer (runtime/aert_optimizers.def) saves its state and step count
+// in the checkpoint: two epochs, and one epoch then one more resumed, end in
+// the same bytes.
+static const char *const resumed_optimizers[] = {
+    "adam(lr=0.01)", "adamw(lr=0.01, weight_decay=0.1)", "rmsprop(lr=0.01)", "rmsprop(lr=0.01, momentum=0.9)",
+    "sgd(lr=0.1, momentum=0.9)"};
+
 START_TEST(resume_continues_exactly) {
   char text[1 << 16];
   size_t used = 0;
@@ -163,9 +170,12 @@ START_TEST(resume_continues_exactly) {
   snprintf(path, sizeof path, "%s/data.csv", dir);
   write_file(path, text, used);
   snprintf(path, sizeof path, "%s/tiny.ae", dir);
-  const char *model = "input x: [8]\nnet encoder = dense(3, tanh)\nnet decoder = dense(8, sigmoid)\n"
-                      "loss recon = bce(decoder(encoder(x)), x)\n"
-                      "train { data \"data.csv\" test \"data.csv\" batch 32 step minimize recon over encoder, decoder with adam(lr=0.01) }\n";
+  char model[600];
+  snprintf(model, sizeof model,
+           "input x: [8]\nnet encoder = dense(3, tanh)\nnet decoder = dense(8, sigmoid)\n"
+           "loss recon = bce(decoder(encoder(x)), x)\n"
+           "train { data \"data.csv\" test \"data.csv\" batch 32 step minimize recon over encoder, decoder with %s }\n",
+           resumed_optimizers[_i]);
   write_file(path, model, strlen(model));
   must_succeed(AEC " tiny.ae -o tiny");
   must_succeed("./tiny train --epochs 2 --checkpoint straight.safetensors");
@@ -175,6 +185,38 @@ START_TEST(resume_continues_exactly) {
   must_succeed("./tiny train --epochs 1 --checkpoint other.safetensors --seed 2");
   CommandResult r = in_dir("cmp -s straight.safetensors other.safetensors");
   ck_assert_int_ne(r.status, 0);
+  command_result_free(&r);
+}
+END_TEST
+
+// A checkpoint names each step's optimizer: resuming it under another
+// optimizer whose state has the same size (sgd's velocity, rmsprop's
+// square_avg) starts that optimizer fresh, with a note, rather than reading
+// one's state as the other's.
+START_TEST(resuming_under_another_optimizer_starts_it_fresh) {
+  char path[600], model[600];
+  snprintf(path, sizeof path, "%s/data.csv", dir);
+  const char *data = "0.1,0.2,0.3,0.4\n0.9,0.8,0.7,0.6\n0.5,0.5,0.5,0.5\n0.2,0.4,0.6,0.8\n";
+  write_file(path, data, strlen(data));
+  const char *optimizers[] = {"sgd(lr=0.1, momentum=0.9)", "rmsprop(lr=0.01)"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(path, sizeof path, "%s/m%d.ae", dir, i);
+    snprintf(model, sizeof model,
+             "input x: [4]\nnet f = dense(4, sigmoid)\nloss recon = mse(f(x), x)\n"
+             "train { data \"data.csv\" test \"data.csv\" batch 2 step minimize recon over f with %s }\n",
+             optimizers[i]);
+    write_file(path, model, strlen(model));
+  }
+  must_succeed(AEC " m0.ae -o m0 && " AEC " m1.ae -o m1");
+  must_succeed("./m0 train --epochs 1 --checkpoint sgd.safetensors");
+  CommandResult r = in_dir("./m1 train --epochs 2 --resume sgd.safetensors --checkpoint rms.safetensors");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_msg(strstr(r.err, "sgd.safetensors: step 'recon' was trained with sgd, and this model's step uses rmsprop: "
+                              "its optimizer starts fresh"),
+                "no note in:\n%s", r.err);
+  command_result_free(&r);
+  r = in_dir("./m0 train --epochs 2 --resume sgd.safetensors --checkpoint sgd2.safetensors");
+  ck_assert_msg(r.status == 0 && !strstr(r.err, "starts fresh"), "%s", r.err);
   command_result_free(&r);
 }
 END_TEST
@@ -242,8 +284,14 @@ Suite *e2e_suite(void) {
   tcase_add_checked_fixture(train, setup, teardown);
   tcase_add_test(train, simple_trains_evaluates_and_draws);
   tcase_add_test(train, deep_trains);
-  tcase_add_test(train, resume_continues_exactly);
   suite_add_tcase(s, train);
+  TCase *resume = tcase_create("resume");
+  tcase_set_timeout(resume, 300);
+  tcase_add_checked_fixture(resume, setup, teardown);
+  tcase_add_loop_test(resume, resume_continues_exactly, 0,
+                      (int)(sizeof resumed_optimizers / sizeof *resumed_optimizers));
+  tcase_add_test(resume, resuming_under_another_optimizer_starts_it_fresh);
+  suite_add_tcase(s, resume);
   TCase *program = tcase_create("programs");
   tcase_set_timeout(program, 300);  // four compiles of deep.c: slow on a loaded machine
   tcase_add_checked_fixture(program, setup, teardown);

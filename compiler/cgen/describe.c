@@ -23,8 +23,10 @@
 //            transposed (the kernel of the layer it ties to, in that
 //            layer's own layout).
 //   losses:  [{name, node}]
-//   steps:   [{loss, loss_index, nets, params, optimizer, lr, momentum,
-//              beta1, beta2, eps}], and lr_schedule: {kind ("ramp" or
+//   steps:   [{loss, loss_index, nets, params, optimizer, lr, and the
+//              optimizer's other settings by name (runtime/
+//              aert_optimizers.def: sgd's momentum; adam's beta1, beta2,
+//              eps; ...)}], and lr_schedule: {kind ("ramp" or
 //            "cosine"), from, to, epochs} for a step whose lr is a
 //            schedule (lr is then its from). A schedule in a loss is a
 //            node, op "ramp" or "cosine" with attr [from, to, epochs].
@@ -156,16 +158,12 @@ static void describe_step(FILE *f, const Graph *g, const Step *s) {
     if (i) fprintf(f, ", ");
     json_string(f, g->params[s->params[i]].name);
   }
-  fprintf(f, "], \"optimizer\": \"%s\", \"lr\": ", s->optimizer == OPTIMIZER_ADAM ? "adam" : "sgd");
-  json_number(f, s->lr);
-  fprintf(f, ", \"momentum\": ");
-  json_number(f, s->momentum);
-  fprintf(f, ", \"beta1\": ");
-  json_number(f, s->beta1);
-  fprintf(f, ", \"beta2\": ");
-  json_number(f, s->beta2);
-  fprintf(f, ", \"eps\": ");
-  json_number(f, s->eps);
+  const OptimizerInfo *info = &optimizer_table[s->optimizer];
+  fprintf(f, "], \"optimizer\": \"%s\"", info->name);
+  for (int i = 0; i < optimizer_n_settings(info); i++) {  // lr first
+    fprintf(f, ", \"%s\": ", info->settings[i].name);
+    json_number(f, s->settings[i]);
+  }
   if (s->lr_schedule != OP_INPUT) {  // lr is its `from`
     fprintf(f, ", \"lr_schedule\": {\"kind\": \"%s\", \"from\": ", op_name(s->lr_schedule));
     json_number(f, s->lr);

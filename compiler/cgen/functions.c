@@ -208,44 +208,41 @@ static void emit_step_functions(Emitter *e, const FunctionPlan *fp, int s_index)
   emit_line(e, "  return %s[0];", loss_ref);
   emit_line(e, "}");
 
-  // The optimizer update, one loop per parameter tensor.
-  char lr_text[160];
-  step_lr_format(step, lr_text, sizeof lr_text);
+  // The optimizer update: its row's kernel (runtime/aert_kernels.h) once per
+  // run of contiguous parameters, on its state vectors, each as long as the
+  // step's parameters.
+  const OptimizerInfo *info = &optimizer_table[step->optimizer];
+  int n_states = step_n_states(step), n_settings = optimizer_n_settings(info);
+  char settings[400], state_text[200] = "";
+  step_optimizer_format(step, true, settings, sizeof settings);
+  if (n_states == 1) snprintf(state_text, sizeof state_text, "the %s", info->states[0]);
+  for (int k = 0; n_states > 1 && k < n_states; k++)
+    snprintf(state_text + strlen(state_text), sizeof state_text - strlen(state_text), "%s%s", k ? " then " : "",
+             info->states[k]);
   emit_blank(e);
-  if (step->optimizer == OPTIMIZER_ADAM) {
-    emit_line(e, "// adam(lr=%s, beta1=%g, beta2=%g, eps=%g) over %s: %zu parameters; state: m then v", lr_text,
-              step->beta1, step->beta2, step->eps, step->nets_text, step->n_elems);
-    emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
-    emit_line(e, "  real *m = ctx->opt_state[%d], *v = m + %zu;", s_index, step->n_elems);
-    emit_line(e, "  const double t = (double)++ctx->opt_t[%d];", s_index);
-    emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
-    size_t state = 0;
-    for (int i = 0; i < step->n_params;) {
-      char off[512], size[512];
-      int run = contiguous_run(g, step, i, size, sizeof size);
-      param_const(g, step->params[i], "OFFSET", off, sizeof off);
-      emit_line(e, "  adam(ctx->params + %s, ctx->grads + %s, m + %zu, v + %zu, %s, lr, %.17g, %.17g, %.17g, t);", off,
-                off, state, state, size, step->beta1, step->beta2, step->eps);
-      for (int k = i; k < i + run; k++) state += g->params[step->params[k]].size;
-      i += run;
+  emit_line(e, "// %s over %s: %zu parameters; state: %s", settings, step->nets_text, step->n_elems, state_text);
+  emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
+  emit_format(e, "  real *%s = ctx->opt_state[%d]", info->states[0], s_index);
+  for (int k = 1; k < n_states; k++) emit_format(e, ", *%s = %s + %zu", info->states[k], info->states[0], k * step->n_elems);
+  emit_format(e, ";\n");
+  if (info->takes_t) emit_line(e, "  const double t = (double)++ctx->opt_t[%d];", s_index);
+  else emit_line(e, "  ctx->opt_t[%d]++;", s_index);
+  emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
+  size_t state = 0;
+  for (int i = 0; i < step->n_params;) {
+    char off[512], size[512];
+    int run = contiguous_run(g, step, i, size, sizeof size);
+    param_const(g, step->params[i], "OFFSET", off, sizeof off);
+    emit_format(e, "  %s(ctx->params + %s, ctx->grads + %s", info->kernel, off, off);
+    for (int k = 0; k < MAX_OPTIMIZER_STATES && info->states[k]; k++) {
+      if (k < n_states) emit_format(e, ", %s + %zu", info->states[k], state);
+      else emit_format(e, ", NULL");
     }
-  } else {
-    emit_line(e, "// sgd(lr=%s, momentum=%g) over %s: %zu parameters; state: the velocity", lr_text,
-              step->momentum, step->nets_text, step->n_elems);
-    emit_line(e, "static void %s_update(aert_ctx *ctx) {", name);
-    emit_line(e, "  real *velocity = ctx->opt_state[%d];", s_index);
-    emit_line(e, "  ctx->opt_t[%d]++;", s_index);
-    emit_line(e, "  const real lr = (real)ctx->lr[%d];", s_index);
-    size_t state = 0;
-    for (int i = 0; i < step->n_params;) {
-      char off[512], size[512];
-      int run = contiguous_run(g, step, i, size, sizeof size);
-      param_const(g, step->params[i], "OFFSET", off, sizeof off);
-      emit_line(e, "  sgd(ctx->params + %s, ctx->grads + %s, velocity + %zu, %s, lr, %.17g);", off, off, state, size,
-                step->momentum);
-      for (int k = i; k < i + run; k++) state += g->params[step->params[k]].size;
-      i += run;
-    }
+    emit_format(e, ", %s, lr", size);
+    for (int k = 1; k < n_settings; k++) emit_format(e, ", %.17g", step->settings[k]);
+    emit_format(e, "%s);\n", info->takes_t ? ", t" : "");
+    for (int k = i; k < i + run; k++) state += g->params[step->params[k]].size;
+    i += run;
   }
   emit_line(e, "}");
 }

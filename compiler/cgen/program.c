@@ -69,9 +69,9 @@ static void emit_tables(Emitter *e) {
   emit_line(e, "static const aert_step steps[] = {");
   for (int i = 0; i < g->n_steps; i++) {
     const Step *s = &g->steps[i];
-    emit_line(e, "  {\"%s\", %d, \"%s\", %s, %.17g, %.17g, %.17g, %.17g, %.17g, %zu, %d, step_%d_params},", s->loss_name,
-              s->loss_index, s->nets_text, s->optimizer == OPTIMIZER_ADAM ? "AERT_ADAM" : "AERT_SGD", s->lr, s->momentum,
-              s->beta1, s->beta2, s->eps, s->optimizer == OPTIMIZER_ADAM ? 2 * s->n_elems : s->n_elems, s->n_params, i);
+    emit_line(e, "  {\"%s\", %d, \"%s\", %s, %.17g, %zu, %d, step_%d_params},", s->loss_name, s->loss_index,
+              s->nets_text, optimizer_table[s->optimizer].c_kind, s->lr, (size_t)step_n_states(s) * s->n_elems,
+              s->n_params, i);
   }
   emit_line(e, "};");
   if (any_lr_schedule(g)) {  // each step's lr schedule (aert_model.lr_schedules)

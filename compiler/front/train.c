@@ -10,40 +10,46 @@
 
 #include "lowering.h"
 
+// The step's optimizer, a row of runtime/aert_optimizers.def: its settings
+// start at the row's defaults; the call's arguments, positional in the row's
+// order or by keyword, replace them.
 static void set_optimizer(Lowerer *L, Step *step, const Expr *call) {
-  if (!call || call->kind != EXPR_CALL || (strcmp(call->name, "adam") != 0 && strcmp(call->name, "sgd") != 0)) {
-    diag_error(call ? call->loc : step->loc, "the optimizer must be adam(...) or sgd(...)");
+  const OptimizerInfo *info = call && call->kind == EXPR_CALL ? optimizer_named(call->name) : NULL;
+  if (!info) {
+    char known[200];
+    optimizer_list(known, sizeof known);
+    if (call && call->kind == EXPR_CALL)
+      diag_error(call->loc, "unknown optimizer '%s'; the optimizers are %s, as in adam(lr=0.001)", call->name, known);
+    else
+      diag_error(call ? call->loc : step->loc, "the optimizer must be a call of one of %s, as in adam(lr=0.001)", known);
     return;
   }
-  bool adam = strcmp(call->name, "adam") == 0;
-  step->optimizer = adam ? OPTIMIZER_ADAM : OPTIMIZER_SGD;
-  step->lr = adam ? 0.001 : 0.01;
-  step->beta1 = 0.9, step->beta2 = 0.999, step->eps = 1e-8, step->momentum = 0;
-  static const char *const adam_args[] = {"lr", "beta1", "beta2", "eps"};
-  static const char *const sgd_args[] = {"lr", "momentum"};
-  const char *const *names = adam ? adam_args : sgd_args;
-  int n_names = adam ? 4 : 2;
-  double *slots_adam[] = {&step->lr, &step->beta1, &step->beta2, &step->eps};
-  double *slots_sgd[] = {&step->lr, &step->momentum};
-  double **slots = adam ? slots_adam : slots_sgd;
+  step_set_optimizer(step, (OptimizerKind)(info - optimizer_table));
+  int n_names = optimizer_n_settings(info);
+  char names[200];
+  size_t used = 0;
+  for (int j = 0; j < n_names && used < sizeof names; j++)
+    used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", j == 0 ? "" : j == n_names - 1 ? " and " : ", ",
+                             info->settings[j].name);
   for (int i = 0; i < call->n_args; i++) {
     const Arg *arg = &call->args[i];
     int slot = arg->keyword ? -1 : i;
     for (int j = 0; arg->keyword && j < n_names; j++)
-      if (strcmp(names[j], arg->keyword) == 0) slot = j;
+      if (strcmp(info->settings[j].name, arg->keyword) == 0) slot = j;
     if (slot < 0 || slot >= n_names) {
       if (arg->keyword)
-        diag_error(arg->loc, "%s has no setting '%s'", call->name, arg->keyword);
+        diag_error(arg->loc, "%s has no setting '%s'; its settings are %s", call->name, arg->keyword, names);
       else
-        diag_error(arg->loc, "%s takes at most %d settings", call->name, n_names);
+        diag_error(arg->loc, "%s takes at most %d settings: %s", call->name, n_names, names);
       continue;
     }
+    const OptimizerSetting *setting = &info->settings[slot];
     OpKind schedule;
     double numbers[3];
     bool schedule_ok;
     if (lr_schedule(L, arg->value, &schedule, numbers, &schedule_ok)) {
-      if (strcmp(names[slot], "lr") != 0) {
-        diag_error(arg->value->loc, "%s: only lr may follow a schedule; %s takes a number", call->name, names[slot]);
+      if (slot != 0) {
+        diag_error(arg->value->loc, "%s: only lr may follow a schedule; %s takes a number", call->name, setting->name);
         continue;
       }
       if (!schedule_ok) continue;
@@ -57,12 +63,12 @@ static void set_optimizer(Lowerer *L, Step *step, const Expr *call) {
     }
     double v;
     if (!eval_number(L, arg->value, &v)) continue;
-    bool ok = strcmp(names[slot], "lr") == 0 || strcmp(names[slot], "eps") == 0 ? v > 0 && isfinite(v) : v >= 0 && v < 1;
-    if (!ok) {
-      diag_error(arg->value->loc, "%s: %s = %g is out of range", call->name, names[slot], v);
+    if (!setting_in_range(setting->range, v)) {
+      diag_error(arg->value->loc, "%s: %s = %g is out of range; it must be %s, as in %s=%g", call->name, setting->name, v,
+                 setting_range_text(setting->range), setting->name, setting->fallback);
       continue;
     }
-    *slots[slot] = v;
+    step->settings[slot] = v;
   }
 }
 
@@ -214,8 +220,8 @@ void default_step(Lowerer *L) {
                g->n_losses);
     return;
   }
-  Step step = {.loc = g->losses[0].loc, .loss_name = strdup(g->losses[0].name), .loss_index = 0,
-               .optimizer = OPTIMIZER_ADAM, .lr = 0.001, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+  Step step = {.loc = g->losses[0].loc, .loss_name = strdup(g->losses[0].name), .loss_index = 0};
+  step_set_optimizer(&step, OPTIMIZER_ADAM);
   step.nets = malloc(((size_t)g->n_nets + 1) * sizeof(int));
   for (int n = 0; n < g->n_nets; n++)
     if (g->nets[n].applied) step.nets[step.n_nets++] = n;

@@ -324,7 +324,7 @@ int graph_add_param(Graph *graph, const char *name, int net, Shape shape, bool i
 // Names the generated C uses itself, which a node's buffer must not shadow.
 static const char *const reserved_names[] = {
     "n", "input", "ctx", "arena", "cap", "losses", "out", "a", "b", "c", "i", "j", "k", "m", "v", "t", "lr", "sum",
-    "count", "velocity", "real", "model", "params", "layers", "steps", "loss_names", "adam", "sgd", "main",
+    "count", "real", "model", "params", "layers", "steps", "loss_names", "main", "NULL",
     "eval_losses", "encode", "reconstruct", "corrupt", "loss_and_grad", "apply_update", "layer_output", "layer",
     "layer_nodes", "auto", "break", "case", "char",
     "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if",
@@ -338,6 +338,15 @@ static const char *const activation_exprs[] = {
 #define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary) forward, gradient,
 #include "ops.def"
     NULL};
+
+// The optimizers' kernels and state vectors (runtime/aert_optimizers.def),
+// which a step's update names.
+#define UNPACK(...) __VA_ARGS__
+static const char *const optimizer_names[] = {
+#define OPTIMIZER(kind, name, kernel, takes_t, states, last_state_if, settings) #kernel, UNPACK states,
+#include "aert_optimizers.def"
+    NULL};
+#undef UNPACK
 
 // `name(` appears in `text`, not as the end of a longer identifier.
 static bool called_in(const char *text, const char *name) {
@@ -354,6 +363,8 @@ static bool name_taken(const Graph *graph, const char *name) {
     if (strcmp(reserved_names[i], name) == 0) return true;
   for (int i = 0; activation_exprs[i]; i++)
     if (called_in(activation_exprs[i], name)) return true;
+  for (int i = 0; optimizer_names[i]; i++)
+    if (strcmp(optimizer_names[i], name) == 0) return true;
   return *name_slot(graph->name_index, name) != NULL;
 }
 

@@ -81,7 +81,38 @@ typedef struct Net {
   int n_params;
 } Net;
 
-typedef enum OptimizerKind { OPTIMIZER_SGD, OPTIMIZER_ADAM } OptimizerKind;
+// The optimizers, one row each in runtime/aert_optimizers.def (which says
+// what each field means): OPTIMIZER_SGD, OPTIMIZER_ADAM, ...
+typedef enum OptimizerKind {
+#define OPTIMIZER(kind, name, kernel, takes_t, states, last_state_if, settings) OPTIMIZER_##kind,
+#include "aert_optimizers.def"
+  OPTIMIZER_COUNT
+} OptimizerKind;
+
+enum { MAX_OPTIMIZER_SETTINGS = 6, MAX_OPTIMIZER_STATES = 3 };
+typedef enum SettingRange { RANGE_POSITIVE, RANGE_FRACTION, RANGE_NONNEGATIVE } SettingRange;
+typedef struct OptimizerSetting {
+  const char *name;
+  double fallback;     // its default
+  SettingRange range;
+} OptimizerSetting;
+typedef struct OptimizerInfo {
+  const char *name;        // "adam"
+  const char *c_kind;      // "AERT_ADAM"
+  const char *kernel;      // "adam", in runtime/aert_kernels.h
+  bool takes_t;
+  const char *states[MAX_OPTIMIZER_STATES];  // "m", "v"; NULL-terminated
+  const char *last_state_if;                 // a setting, or NULL
+  OptimizerSetting settings[MAX_OPTIMIZER_SETTINGS];  // lr first; name NULL after the last
+} OptimizerInfo;
+extern const OptimizerInfo optimizer_table[OPTIMIZER_COUNT];
+const OptimizerInfo *optimizer_named(const char *name);  // NULL if none
+int optimizer_n_settings(const OptimizerInfo *info);
+// "sgd, adam, adamw and rmsprop"
+void optimizer_list(char *out, size_t size);
+// "more than 0", "from 0 to less than 1", ...; whether v is in it
+const char *setting_range_text(SettingRange range);
+bool setting_in_range(SettingRange range, double v);
 
 typedef struct Step {
   Loc loc;
@@ -91,7 +122,10 @@ typedef struct Step {
   int n_nets;
   char *nets_text;     // "encoder, decoder"
   OptimizerKind optimizer;
-  double lr, momentum, beta1, beta2, eps;
+  union {  // the optimizer's settings in its row's order, lr first
+    double lr;
+    double settings[MAX_OPTIMIZER_SETTINGS];
+  };
   // lr=ramp(from, to, epochs) or cosine(...): OP_RAMP or OP_COSINE, lr being
   // `from`; else OP_INPUT (0), a constant lr
   OpKind lr_schedule;
@@ -207,6 +241,15 @@ Node *graph_node(Graph *graph, int id);
 const char *op_name(OpKind op);
 // A step's lr as the file gives it: "0.001", or "cosine(0.01, 0.001, 20)".
 void step_lr_format(const Step *step, char *out, size_t size);
+// A step's optimizer from its row: its defaults (a step's settings before its
+// arguments); the value of setting `name` (NAN if it has none); how many
+// state vectors the step keeps (rmsprop's momentum buffer only with
+// momentum); and "adamw(lr=0.001, beta1=0.9, ..., weight_decay=0.01)" with
+// every setting, or with only those not at their default (`all` false).
+void step_set_optimizer(Step *step, OptimizerKind kind);
+double step_setting(const Step *step, const char *name);
+int step_n_states(const Step *step);
+void step_optimizer_format(const Step *step, bool all, char *out, size_t size);
 bool shape_is_scalar(Shape shape);
 bool shape_is_per_sample_scalar(Shape shape);  // batched, one element a sample: [1]
 size_t shape_size(Shape shape);  // per sample for batched shapes

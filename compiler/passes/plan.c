@@ -195,7 +195,7 @@ static bool fits_in_memory(const Graph *g, DType dtype, size_t per_sample, size_
   double batch = g->train.batch > 0 ? g->train.batch : 1;
   double arena = ((double)per_sample * batch + (double)fixed) * real;
   double state = 0;
-  for (int s = 0; s < g->n_steps; s++) state += (double)g->steps[s].n_elems * (g->steps[s].optimizer == OPTIMIZER_ADAM ? 2 : 1);
+  for (int s = 0; s < g->n_steps; s++) state += (double)g->steps[s].n_elems * step_n_states(&g->steps[s]);
   double params = (2.0 * (double)g->n_param_elems + state) * real;
   double limit = 0;
   const char *env = getenv("AEC_MEMORY_LIMIT");

@@ -23,9 +23,8 @@ void print_summary(FILE *out, const Graph *g) {
   fprintf(out, "Forward FLOPs per sample: %.0f\n", flops);
   for (int i = 0; i < g->n_steps; i++) {
     const Step *s = &g->steps[i];
-    char lr[160];
-    step_lr_format(s, lr, sizeof lr);
-    fprintf(out, "step %d: minimize %s over %s with %s(lr=%s)\n", i, s->loss_name, s->nets_text,
-            s->optimizer == OPTIMIZER_ADAM ? "adam" : "sgd", lr);
+    char optimizer[400];
+    step_optimizer_format(s, false, optimizer, sizeof optimizer);
+    fprintf(out, "step %d: minimize %s over %s with %s\n", i, s->loss_name, s->nets_text, optimizer);
   }
 }

@@ -25,6 +25,13 @@ void aert_optimizer_key(const aert_model *model, int step, char *out, size_t siz
   else snprintf(out, size, "optimizer.%s", loss);
 }
 
+// Each optimizer's name (aert_optimizers.def), which a checkpoint records
+// beside its state: another optimizer's state of the same size is not resumed.
+static const char *const optimizer_names[] = {
+#define OPTIMIZER(kind, name, kernel, takes_t, states, last_state_if, settings) [AERT_##kind] = name,
+#include "aert_optimizers.def"
+};
+
 // ------------------------------------------------------------------ saving
 static void add_meta(aert_buf *h, const char *key, const char *value) {
   aert_buf_printf(h, ",");
@@ -78,6 +85,8 @@ static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *c
     snprintf(key, sizeof key, "%s.t", prefix);
     snprintf(value, sizeof value, "%" PRId64, ctx->opt_t[s]);
     add_meta(h, key, value);
+    snprintf(key, sizeof key, "%s.optimizer", prefix);
+    add_meta(h, key, optimizer_names[model->steps[s].optimizer]);
   }
   aert_buf_printf(h, "}");
   size_t offset = 0;
@@ -450,10 +459,18 @@ static bool load_optimizer(checkpoint_file *c, const aert_model *model, aert_ctx
     snprintf(key, sizeof key, "%s.t", prefix);
     bool has_t = meta(c, key) != NULL;
     if (!meta_u64_max(c, key, MAX_COUNT, &steps_done)) return false;
-    if (n > 0 && !t) {
-      if (want) aert_note("%s: no optimizer state for step '%s': its optimizer starts fresh", c->path, model->steps[s].loss);
+    snprintf(key, sizeof key, "%s.optimizer", prefix);
+    const char *saved = meta(c, key), *ours = optimizer_names[model->steps[s].optimizer];
+    bool other = saved && strcmp(saved, ours) != 0;  // absent: a checkpoint from before the optimizers' names
+    if (other && want)
+      aert_note("%s: step '%s' was trained with %.40s, and this model's step uses %s: its optimizer starts fresh",
+                c->path, model->steps[s].loss, saved, ours);
+    if ((n > 0 && !t) || other) {
+      if (want && !other)
+        aert_note("%s: no optimizer state for step '%s': its optimizer starts fresh", c->path, model->steps[s].loss);
       memset(ctx->opt_state[s], 0, n * sizeof(aert_real));
       ctx->opt_t[s] = 0;
+      if (t) t->used = true;
       continue;
     }
     if (n > 0) {

@@ -931,7 +931,7 @@ static const char *const loss_names[] = {"recon"};
 
 static const int step_0_params[] = {0, 1, 2, 3, 4, 5, 6, 7};
 static const aert_step steps[] = {
-  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 3760, 8, step_0_params},
+  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 3760, 8, step_0_params},
 };
 
 static const aert_kernel kernels[] = {
@@ -997,7 +997,7 @@ static const char description[] =
     "    {\"name\": \"recon\", \"node\": 17}\n"
     "  ],\n"
     "  \"steps\": [\n"
-    "    {\"loss\": \"recon\", \"loss_index\": 0, \"nets\": [\"encoder\", \"decoder\"], \"params\": [\"encoder.dense_1.kernel\", \"encoder.dense_1.bias\", \"encoder.dense_2.kernel\", \"encoder.dense_2.bias\", \"decoder.dense_1.kernel\", \"decoder.dense_1.bias\", \"decoder.dense_2.kernel\", \"decoder.dense_2.bias\"], \"optimizer\": \"adam\", \"lr\": 0.001, \"momentum\": 0, \"beta1\": 0.90000000000000002, \"beta2\": 0.999, \"eps\": 1e-08}\n"
+    "    {\"loss\": \"recon\", \"loss_index\": 0, \"nets\": [\"encoder\", \"decoder\"], \"params\": [\"encoder.dense_1.kernel\", \"encoder.dense_1.bias\", \"encoder.dense_2.kernel\", \"encoder.dense_2.bias\", \"decoder.dense_1.kernel\", \"decoder.dense_1.bias\", \"decoder.dense_2.kernel\", \"decoder.dense_2.bias\"], \"optimizer\": \"adam\", \"lr\": 0.001, \"beta1\": 0.90000000000000002, \"beta2\": 0.999, \"eps\": 1e-08}\n"
     "  ],\n"
     "  \"train\": {\"data\": \"fashion-mnist:train\", \"test\": \"fashion-mnist:test\", \"batch\": 32, \"epochs\": 1, \"seed\": 1},\n"
     "  \"code\": 8,\n"

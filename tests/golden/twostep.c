@@ -1323,8 +1323,8 @@ static const int loss_part_losses[] = {0, 0};
 static const int step_0_params[] = {0, 1, 2, 3};
 static const int step_1_params[] = {0, 1, 4, 5, 6, 7};
 static const aert_step steps[] = {
-  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 0, 0.90000000000000002, 0.999, 1e-08, 1104, 4, step_0_params},
-  {"gen", 1, "encoder, critic", AERT_SGD, 0.01, 0.90000000000000002, 0.90000000000000002, 0.999, 1e-08, 305, 6, step_1_params},
+  {"recon", 0, "encoder, decoder", AERT_ADAM, 0.001, 1104, 4, step_0_params},
+  {"gen", 1, "encoder, critic", AERT_SGD, 0.01, 305, 6, step_1_params},
 };
 
 static const aert_kernel kernels[] = {
@@ -1414,8 +1414,8 @@ static const char description[] =
     "    {\"name\": \"gen\", \"node\": 25}\n"
     "  ],\n"
     "  \"steps\": [\n"
-    "    {\"loss\": \"recon\", \"loss_index\": 0, \"nets\": [\"encoder\", \"decoder\"], \"params\": [\"encoder.dense_1.kernel\", \"encoder.dense_1.bias\", \"decoder.dense_1.kernel\", \"decoder.dense_1.bias\"], \"optimizer\": \"adam\", \"lr\": 0.001, \"momentum\": 0, \"beta1\": 0.90000000000000002, \"beta2\": 0.999, \"eps\": 1e-08},\n"
-    "    {\"loss\": \"gen\", \"loss_index\": 1, \"nets\": [\"encoder\", \"critic\"], \"params\": [\"encoder.dense_1.kernel\", \"encoder.dense_1.bias\", \"critic.dense_1.kernel\", \"critic.dense_1.bias\", \"critic.dense_2.kernel\", \"critic.dense_2.bias\"], \"optimizer\": \"sgd\", \"lr\": 0.01, \"momentum\": 0.90000000000000002, \"beta1\": 0.90000000000000002, \"beta2\": 0.999, \"eps\": 1e-08}\n"
+    "    {\"loss\": \"recon\", \"loss_index\": 0, \"nets\": [\"encoder\", \"decoder\"], \"params\": [\"encoder.dense_1.kernel\", \"encoder.dense_1.bias\", \"decoder.dense_1.kernel\", \"decoder.dense_1.bias\"], \"optimizer\": \"adam\", \"lr\": 0.001, \"beta1\": 0.90000000000000002, \"beta2\": 0.999, \"eps\": 1e-08},\n"
+    "    {\"loss\": \"gen\", \"loss_index\": 1, \"nets\": [\"encoder\", \"critic\"], \"params\": [\"encoder.dense_1.kernel\", \"encoder.dense_1.bias\", \"critic.dense_1.kernel\", \"critic.dense_1.bias\", \"critic.dense_2.kernel\", \"critic.dense_2.bias\"], \"optimizer\": \"sgd\", \"lr\": 0.01, \"momentum\": 0.90000000000000002}\n"
     "  ],\n"
     "  \"train\": {\"data\": \"fashion-mnist:train\", \"test\": \"fashion-mnist:test\", \"batch\": 16, \"epochs\": 1, \"seed\": 1},\n"
     "  \"code\": 4,\n"

@@ -17,7 +17,7 @@ in tests/torch/*.ae), this script
      step's loss and learning rate, and the fractional epoch that schedules
      follow) and `--dump-random` (the draws of every random node);
   4. replays the same batches in PyTorch from the same initial weights, with
-     torch.optim.Adam / torch.optim.SGD set as each step says, and compares
+     torch.optim's Adam, AdamW, SGD or RMSprop set as each step says, and compares
      every step's loss (relative difference at most 1e-4) and every weight
      after the last batch (see WEIGHT_TOLERANCE).
 
@@ -69,9 +69,11 @@ WEIGHT_SCALE = 1e-2
 # cancels) takes a noise-driven walk in both programs. Such an element may
 # differ by up to ADAM_NOISE of its largest possible travel (the sum of the
 # learning rates of the Adam updates it received); the per-step losses, which
-# every update feeds, are still held to LOSS_TOLERANCE. Elements under SGD get
-# no allowance.
+# every update feeds, are still held to LOSS_TOLERANCE. AdamW and RMSprop
+# divide the gradient by its running root mean square too (NORMALIZED) and get
+# the same allowance. Elements under SGD get none.
 ADAM_NOISE = 0.05
+NORMALIZED = ("adam", "adamw", "rmsprop")
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 NOT_SUPPORTED = "is not supported yet"
 
@@ -361,10 +363,18 @@ class Replay:
 
 
 def make_optimizer(step, tensors):
+    """torch.optim's optimizer of a step, its settings from the description
+    (each optimizer's own, as runtime/aert_optimizers.def names them)."""
     if step["optimizer"] == "adam":
         return torch.optim.Adam(tensors, lr=step["lr"], betas=(step["beta1"], step["beta2"]), eps=step["eps"])
+    if step["optimizer"] == "adamw":
+        return torch.optim.AdamW(tensors, lr=step["lr"], betas=(step["beta1"], step["beta2"]), eps=step["eps"],
+                                 weight_decay=step["weight_decay"])
     if step["optimizer"] == "sgd":
         return torch.optim.SGD(tensors, lr=step["lr"], momentum=step["momentum"])
+    if step["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(tensors, lr=step["lr"], alpha=step["alpha"], eps=step["eps"],
+                                   momentum=step["momentum"])
     raise Disagreement(f"no PyTorch optimizer for '{step['optimizer']}'")
 
 
@@ -441,10 +451,11 @@ def replay(description, data, trace, draws, init):
 
 def adam_travel(description, trace):
     """Per parameter: the sum over the run of the learning rates of its Adam
-    updates (the trace's, which follow a step's lr schedule)."""
+    (or other NORMALIZED) updates (the trace's, which follow a step's lr
+    schedule)."""
     travel = {}
     for s, step in enumerate(description["steps"]):
-        if step["optimizer"] != "adam":
+        if step["optimizer"] not in NORMALIZED:
             continue
         total = sum(record["lr"][s] if "lr" in record else step["lr"] for record in trace)
         for name in step["params"]:
