@@ -1,11 +1,13 @@
 // cli.c — aert_main: the generated program's command line. Parses the
 // command and its options, then runs the command (cmd/: a file for each
 // family of commands). Usage errors exit with status 2, other failures with 1.
+#define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
 
@@ -114,7 +116,7 @@ static const command_spec commands[] = {
      "--checkpoint C [--db F] [--queries F] [-k 10] [--binary | --cosine] [--count N queries]",
      "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
     {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
-     "--checkpoint C -o filters.png [--count N units]", "draw each first-layer unit's incoming weights as a tile"},
+     "--checkpoint C -o filters.png [--count N units, default all]", "draw each first-layer unit's incoming weights as a tile"},
     {"activations", aert_cmd_feature_maps,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_LAYER) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT) | BIT(OPT_BATCH) |
          BIT(OPT_THREADS),
@@ -341,6 +343,24 @@ static bool check_lr(const aert_model *model, const char *spec) {
   return ok;
 }
 
+// A command that reads a checkpoint, given none, reads the one train writes
+// by default (PROGRAM.safetensors) when it is here, and says so; else the
+// message says how to get one. pca's is optional, train's is what it writes.
+static bool default_checkpoint(const command_spec *c, aert_options *o, char **path) {
+  if (o->checkpoint || !(c->options & BIT(OPT_CHECKPOINT)) || strcmp(c->name, "train") == 0 ||
+      strcmp(c->name, "pca") == 0)
+    return true;
+  struct stat st;
+  if (asprintf(path, "%s.safetensors", aert_program()) < 0) return *path = NULL, false;
+  if (stat(*path, &st) == 0 && S_ISREG(st.st_mode)) {
+    aert_note("reading %s, the checkpoint train writes by default (--checkpoint F reads another)", *path);
+    o->checkpoint = *path;
+    return true;
+  }
+  aert_error("%s needs --checkpoint FILE: a checkpoint train wrote (by default %s, which is not here)", c->name, *path);
+  return false;
+}
+
 static int run_command_line(const aert_model *model, int argc, char **argv) {
   if (!model || model->abi_version != AERT_ABI_VERSION) {
     aert_error("this program was generated for libaert ABI %d, the runtime is ABI %d; regenerate it with aec",
@@ -361,6 +381,8 @@ static int run_command_line(const aert_model *model, int argc, char **argv) {
     int status = parse_options(&commands[i], argc, argv, &options);
     if (status >= 0) return status;
     if (options.has_lr && !check_lr(model, options.lr_spec)) return AERT_EXIT_USAGE;
+    char *trained = NULL;
+    if (!default_checkpoint(&commands[i], &options, &trained)) return AERT_EXIT_USAGE;
     aert_data_scale = options.has_scale ? options.scale : 0;
     if (!aert_reserve_stacks(model)) return AERT_EXIT_FAILURE;
     // -o and --plot can be written (a temporary made and removed beside each) before any work.
@@ -370,6 +392,7 @@ static int run_command_line(const aert_model *model, int argc, char **argv) {
     aert_catch_signals(false);  // SIGINT, SIGTERM: the files being written are removed (train defers them)
     status = commands[i].run(model, &options);
     fflush(stdout);
+    free(trained);
     return status;
   }
   aert_error("unknown command '%s' (see '%s --help')", argv[1], aert_program());

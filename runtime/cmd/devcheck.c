@@ -123,8 +123,8 @@ int aert_cmd_gradcheck(const aert_model *model, const aert_options *options) {
   aert_real *g = ready ? aert_alloc(model->n_param_elems, sizeof(aert_real), "gradient copy") : NULL;
   if (g) {
     perturb_params(model, b.ctx);
-    fprintf(stderr, "%s: gradcheck on %d samples of %s, %s, %d threads\n", aert_program(), b.n, b.data->path,
-            sizeof(aert_real) == 8 ? "float64" : "float32", b.ctx->threads);
+    fprintf(stderr, "%s: gradcheck on %d samples of %s, %s, %d thread%s\n", aert_program(), b.n, b.data->path,
+            sizeof(aert_real) == 8 ? "float64" : "float32", b.ctx->threads, b.ctx->threads == 1 ? "" : "s");
     for (int s = 0; s < model->n_steps; s++)
       printf("gradcheck.%s.max_error %.6g\n", model->steps[s].loss, check_step(model, b.ctx, s, b.x, b.n, samples, g));
   }
@@ -165,8 +165,8 @@ int aert_cmd_time_kernels(const aert_model *model, const aert_options *options) 
       rates[r] = seconds > 0 ? flops / seconds / 1e9 : 0;
       if (r == 0 || seconds < best_seconds) best_seconds = seconds;
     }
-    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d threads, %d repeats:\n", aert_program(), b.n,
-            b.data->path, ctx->threads, repeats);
+    fprintf(stderr, "%s: the kernels of every step on %d samples of %s, %d thread%s, %d repeats:\n", aert_program(), b.n,
+            b.data->path, ctx->threads, ctx->threads == 1 ? "" : "s", repeats);
     aert_profile_report(model, ctx);  // all repeats together
     qsort(rates, (size_t)repeats, sizeof *rates, compare_doubles);
     printf("gemm_gflops_best %.6g\n", rates[repeats - 1]);

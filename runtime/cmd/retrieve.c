@@ -73,8 +73,9 @@ int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   fprintf(stderr, "  %-34s %12.4f %12.3f\n", what, precision, search_s);
   snprintf(what, sizeof what, "raw input (%zu values, %s)", db->sample_size, metric);
   fprintf(stderr, "  %-34s %12.4f %12.3f\n", what, raw_precision, raw_search_s);
-  fprintf(stderr, "  encoding the database took %.3f s (not counted); the codes search %.1fx faster\n", index_s,
-          raw_search_s / fmax(search_s, 1e-9));
+  double speedup = raw_search_s / fmax(search_s, 1e-9);
+  fprintf(stderr, "  encoding the database took %.3f s (not counted); the codes search %.1fx %s\n", index_s,
+          speedup >= 1 ? speedup : 1 / fmax(speedup, 1e-9), speedup >= 1 ? "faster" : "slower");
   printf("precision@%d %.6g\nraw_precision@%d %.6g\nsearch_s %.6g\nraw_search_s %.6g\n", k, precision, k,
          raw_precision, search_s, raw_search_s);
   status = AERT_EXIT_OK;

@@ -48,6 +48,7 @@ typedef struct train_run {
   size_t first_batch_samples;
   double last_draw, epoch_start, batch_time;
   int stopped;  // SIGINT or SIGTERM stopped training (its number)
+  int last_epoch;  // the epochs the checkpoint holds
   bool parallel;  // several processes: each step's gradients summed over them (parallel.c)
 } train_run;
 
@@ -506,11 +507,13 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   char processes[48] = "";
   if (r.parallel) snprintf(processes, sizeof processes, "%d processes of ", aert_world()->size);
   if (aert_is_root())
-    fprintf(stderr, "%s: training on %s (%zu samples), %s%d threads, batch %d, epochs %d to %d\n", aert_program(),
-            r.train->path, r.train->n, processes, r.ctx->threads, r.batch, r.first_epoch + 1, r.epochs);
+    fprintf(stderr, "%s: training on %s (%zu samples), %s%d thread%s, batch %d, epochs %d to %d\n", aert_program(),
+            r.train->path, r.train->n, processes, r.ctx->threads, r.ctx->threads == 1 ? "" : "s", r.batch,
+            r.first_epoch + 1, r.epochs);
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
+    r.last_epoch = epoch + 1;
     if (out_of_patience(&r, epoch)) break;
     if (aert_agree_stop() && epoch + 1 < r.epochs) {  // during the epoch's end: its checkpoint is on disk
       aert_progress_state state = {.epoch = epoch + 1, .batch_counter = r.ctx->batch_counter, .epoch_batch = 0};
@@ -518,6 +521,9 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
       goto done;
     }
   }
+  if (aert_is_root())
+    fprintf(stderr, "%s: the checkpoint %s holds %d epochs (other commands read it by default, or give --checkpoint %s)\n",
+            aert_program(), r.checkpoint, r.last_epoch, r.checkpoint);
   if (r.best.best_epoch > 0) {
     printf("best_epoch %lld\n", (long long)r.best.best_epoch);
     if (aert_is_root())
