@@ -178,10 +178,10 @@ static bool load_data(train_run *r) {
   const aert_options *o = r->options;
   const char *test = o->has_test ? o->test : r->model->default_test;
   r->train = aert_load_model_data(r->model, o->has_data ? o->data : r->model->default_data);
-  if (!r->train) return false;
+  if (!r->train || !aert_select_classes(o, r->train)) return false;
   if (test && *test && strcmp(test, "none") != 0) {
     r->test = aert_load_model_data(r->model, test);
-    if (!r->test) return false;
+    if (!r->test || !aert_select_classes(o, r->test)) return false;
   }
   // Batches of no more samples than the data has; the test set is evaluated
   // in batches as large as the asked size where it has more samples.

@@ -13,6 +13,13 @@
 aert_dataset *aert_dataset_load_described(const char *spec, size_t expect_size, const char *expect_what);
 // load.c: label names when the data set is Fashion-MNIST's (*count of them), else NULL.
 const char *const *aert_label_names(const aert_dataset *data, int *count);
+// classes.c: a set of classes as written on the command line ("0-7,9": labels
+// and ranges, comma-separated), as member[AERT_MAX_LABEL + 1] (free it);
+// NULL after a message naming `option` and what is wrong.
+bool *aert_parse_classes(const char *option, const char *text);
+// classes.c: keeps the samples whose label is a member (in order); false after
+// a message when the data set has no labels or none is a member.
+bool aert_dataset_keep_classes(aert_dataset *data, const bool *member, const char *option, const char *text);
 
 // ---------------------------------------------------------- dataset.c, for the parsers
 // How much a data file may hold, after decompression. A file is read head
