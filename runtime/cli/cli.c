@@ -14,7 +14,7 @@ typedef enum option_id {
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
   OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
   OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT,
-  OPT_CLASSES, OPT_THRESHOLD, OPT_FIT_ON, OPT_QUANTILE, OPT_SIGMA, OPT_NORMAL, OPT_BASELINE_MEAN, N_OPTIONS
+  OPT_CLASSES, OPT_THRESHOLD, OPT_FIT_ON, OPT_QUANTILE, OPT_SIGMA, OPT_NORMAL, OPT_BASELINE_MEAN, OPT_SCORE_PLOT, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -69,6 +69,8 @@ static const option_spec option_specs[N_OPTIONS] = {
     [OPT_NORMAL] = {"--normal", NULL, "LIST", "the normal classes, like 0-7,9: the other labels are anomalies (roc_auc, pr_auc, precision, recall)"},
     // detect's --baseline: another option of the same name as prior-match's
     [OPT_BASELINE_MEAN] = {"--baseline", NULL, "mean", "also score each sample by its squared distance to the mean --fit-on sample (baseline_roc_auc, baseline_pr_auc)"},
+    // detect's --plot: another option of the same name as encode's
+    [OPT_SCORE_PLOT] = {"--plot", NULL, "FILE", "draw the scores' histograms (normal and anomalous overlaid) with the threshold (PNG)"},
     [OPT_SAMPLE] = {"--sample", NULL, NULL, "a variational code: draw it (mean + exp(logvar / 2) * N(0, 1), from --seed) instead of giving the mean"},
 };
 
@@ -169,7 +171,7 @@ static const command_spec commands[] = {
      "(label first when known)"},
     {"detect", aert_cmd_detect,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_THRESHOLD) | BIT(OPT_FIT_ON) | BIT(OPT_QUANTILE) | BIT(OPT_SIGMA) |
-         BIT(OPT_NORMAL) | BIT(OPT_BASELINE_MEAN) | BIT(OPT_OUTPUT) | BIT(OPT_PLOT) | BIT(OPT_THREADS),
+         BIT(OPT_NORMAL) | BIT(OPT_BASELINE_MEAN) | BIT(OPT_OUTPUT) | BIT(OPT_SCORE_PLOT) | BIT(OPT_THREADS),
      "--checkpoint C [--data F] [--threshold X | [--fit-on F] --quantile 0.99 | [--fit-on F] --sigma 3] "
      "[--normal 0,1,...] [--baseline mean] [-o flags.csv] [--plot hist.png]",
      "flag the samples whose score (as score computes it) is above a threshold; with --normal, the ROC and "
@@ -267,6 +269,7 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);
   case OPT_BASELINE: o->baseline = value; return true;
   case OPT_BASELINE_MEAN: o->baseline = value; return true;
+  case OPT_SCORE_PLOT: o->plot = value; return true;
   case OPT_CLASSES: o->classes = value; return true;
   case OPT_FIT_ON: o->fit_on = value; return true;
   case OPT_NORMAL: o->normal = value; return true;
@@ -303,7 +306,8 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
 }
 
 // The option the command takes by that name (two options may share a name:
-// train's and interpolate's --steps, prior-match's and detect's --baseline), else any, else -1.
+// train's and interpolate's --steps, prior-match's and detect's --baseline,
+// encode's and detect's --plot), else any, else -1.
 static int find_option(const char *arg, size_t length, uint64_t takes) {
   for (int o = 0; o < N_OPTIONS; o++) {
     const option_spec *s = &option_specs[o];
