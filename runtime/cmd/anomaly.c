@@ -385,7 +385,7 @@ bool aert_select_classes(const aert_options *options, aert_dataset *data) {
   bool *member = aert_parse_classes("--classes", options->classes);
   size_t before = data->n;
   bool ok = member && aert_dataset_keep_classes(data, member, "--classes", options->classes);
-  if (ok)
+  if (ok && aert_is_root())  // under mpirun, one line for all the processes
     fprintf(stderr, "%s: --classes %s: %zu of the %zu samples of %s\n", aert_program(), options->classes, data->n,
             before, data->path);
   free(member);
