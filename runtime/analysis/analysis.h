@@ -72,4 +72,21 @@ double aert_mean_squared_error(const aert_real *a, const aert_real *b, size_t co
 // The energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between n rows of x and n rows of y (dim values each).
 double aert_energy_distance(const double *x, const double *y, size_t n, int dim);
 
+// ------------------------------------------------------------------- roc.c
+// How well scores separate positives (positive[i]) from the rest, higher
+// scores meaning positive; NaN scores rank above every number. The area
+// under the ROC curve, exact: the Mann–Whitney statistic, the fraction of
+// (positive, negative) pairs the score orders right, a tie counting one half
+// (NaN without positives or without negatives, or out of memory).
+double aert_roc_auc(const double *scores, const bool *positive, size_t n);
+// The average precision, scikit-learn's average_precision_score: the sum over
+// distinct scores t, highest first, of (recall gained at t) * (precision of
+// flagging every score >= t); NaN without positives.
+double aert_average_precision(const double *scores, const bool *positive, size_t n);
+// The q-quantile (0 <= q <= 1) with linear interpolation between order
+// statistics (NumPy's default); NaN when n is 0.
+double aert_quantile(const double *values, size_t n, double q);
+// The mean and the (population) standard deviation of n values.
+void aert_mean_std(const double *values, size_t n, double *mean, double *std);
+
 #endif

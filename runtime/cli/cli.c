@@ -16,7 +16,8 @@ typedef enum option_id {
   OPT_RESUME, OPT_LOG, OPT_OUTPUT, OPT_COUNT, OPT_SAMPLES, OPT_TRACE, OPT_DUMP_RANDOM,
   OPT_PLOT, OPT_NOISE, OPT_DB, OPT_QUERIES, OPT_K, OPT_BINARY, OPT_COSINE, OPT_LABELS_FRACTION, OPT_DIM, OPT_CSV, OPT_PROFILE, OPT_STEPS, OPT_BASELINE, OPT_CHECKPOINT_EVERY, OPT_LAYER,
   OPT_CODES, OPT_FROM, OPT_TO, OPT_INTERP_STEPS, OPT_SAMPLE, OPT_INIT, OPT_SCALE,
-  OPT_VALIDATION, OPT_PATIENCE, OPT_BATCHES, N_OPTIONS
+  OPT_VALIDATION, OPT_PATIENCE, OPT_BATCHES,
+  OPT_CLASSES, OPT_THRESHOLD, OPT_FIT_ON, OPT_QUANTILE, OPT_SIGMA, OPT_NORMAL, OPT_BASELINE_MEAN, OPT_SCORE_PLOT, N_OPTIONS
 } option_id;
 
 typedef struct option_spec {
@@ -64,6 +65,16 @@ static const option_spec option_specs[N_OPTIONS] = {
     // interpolate's --steps: another option of the same name as train's; each command finds its own
     [OPT_INTERP_STEPS] = {"--steps", NULL, "N", "codes on the line, both ends included (default 10)"},
     [OPT_SCALE] = {"--scale", NULL, "X", "divide every value of the data sets read by X (--scale 255: pixels 0-255 to [0, 1])"},
+    [OPT_CLASSES] = {"--classes", NULL, "LIST", "train only on the samples with these labels, like 0-7,9 (the test set too)"},
+    [OPT_THRESHOLD] = {"--threshold", NULL, "X", "flag the samples whose score is above X"},
+    [OPT_FIT_ON] = {"--fit-on", NULL, "FILE", "the data --quantile and --sigma fit the threshold on, its --normal classes when labelled (default: the model's training data)"},
+    [OPT_QUANTILE] = {"--quantile", NULL, "Q", "the threshold: the Q-quantile of the --fit-on scores (the default, 0.99)"},
+    [OPT_SIGMA] = {"--sigma", NULL, "K", "the threshold: the mean of the --fit-on scores plus K standard deviations"},
+    [OPT_NORMAL] = {"--normal", NULL, "LIST", "the normal classes, like 0-7,9: the other labels are anomalies (roc_auc, pr_auc, precision, recall)"},
+    // detect's --baseline: another option of the same name as prior-match's
+    [OPT_BASELINE_MEAN] = {"--baseline", NULL, "mean", "also score each sample by its squared distance to the mean --fit-on sample (baseline_roc_auc, baseline_pr_auc)"},
+    // detect's --plot: another option of the same name as encode's
+    [OPT_SCORE_PLOT] = {"--plot", NULL, "FILE", "draw the scores' histograms (normal and anomalous overlaid) with the threshold (PNG)"},
     [OPT_SAMPLE] = {"--sample", NULL, NULL, "a variational code: draw it (mean + exp(logvar / 2) * N(0, 1), from --seed) instead of giving the mean"},
     [OPT_VALIDATION] = {"--validation", NULL, "X|FILE", "hold out the fraction X of the training data (a fixed split, from the model's seed), or evaluate FILE; val.<loss> at each epoch's end"},
     [OPT_PATIENCE] = {"--patience", NULL, "N", "stop after N epochs without a better validation loss (the first step's); the best epoch's parameters go to CHECKPOINT.best.safetensors"},
@@ -86,10 +97,11 @@ static const command_spec commands[] = {
      BIT(OPT_DATA) | BIT(OPT_TEST) | BIT(OPT_EPOCHS) | BIT(OPT_BATCH) | BIT(OPT_LR) | BIT(OPT_SEED) |
          BIT(OPT_THREADS) | BIT(OPT_CHECKPOINT) | BIT(OPT_RESUME) | BIT(OPT_LOG) | BIT(OPT_TRACE) |
          BIT(OPT_DUMP_RANDOM) | BIT(OPT_PROFILE) | BIT(OPT_STEPS) | BIT(OPT_CHECKPOINT_EVERY) | BIT(OPT_INIT) |
-         BIT(OPT_VALIDATION) | BIT(OPT_PATIENCE) | BIT(OPT_BATCHES),
+         BIT(OPT_VALIDATION) | BIT(OPT_PATIENCE) | BIT(OPT_BATCHES) | BIT(OPT_CLASSES),
      "[--data F] [--test F] [--validation 0.1|F [--patience N]] [--epochs N] [--batches N] [--batch N] [--lr X] "
      "[--seed N] [--init glorot|pytorch] [--threads N] [--checkpoint out.safetensors] [--resume ckpt] "
-     "[--log train.csv] [--trace F] [--dump-random DIR] [--profile] [--steps recon,...] [--checkpoint-every N]",
+     "[--log train.csv] [--trace F] [--dump-random DIR] [--profile] [--steps recon,...] [--checkpoint-every N] "
+     "[--classes 0-7,9]",
      "train the model, saving a checkpoint at each epoch's end"},
     {"eval", aert_cmd_eval, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_SEED),
      "--checkpoint C [--data F] [--seed N]",
@@ -163,6 +175,17 @@ static const command_spec commands[] = {
      "--checkpoint C [--data F] [--baseline CKPT] [--count N] [--seed N]",
      "how well the codes match the prior: each dimension's mean and std against the prior's, and the energy "
      "distance between codes and as many prior samples"},
+    {"score", aert_cmd_score, BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_OUTPUT) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] -o scores.csv|scores.npy",
+     "write each sample's reconstruction error: its value of the first loss that reads the reconstruction "
+     "(label first when known)"},
+    {"detect", aert_cmd_detect,
+     BIT(OPT_CHECKPOINT) | BIT(OPT_DATA) | BIT(OPT_THRESHOLD) | BIT(OPT_FIT_ON) | BIT(OPT_QUANTILE) | BIT(OPT_SIGMA) |
+         BIT(OPT_NORMAL) | BIT(OPT_BASELINE_MEAN) | BIT(OPT_OUTPUT) | BIT(OPT_SCORE_PLOT) | BIT(OPT_THREADS),
+     "--checkpoint C [--data F] [--threshold X | [--fit-on F] --quantile 0.99 | [--fit-on F] --sigma 3] "
+     "[--normal 0,1,...] [--baseline mean] [-o flags.csv] [--plot hist.png]",
+     "flag the samples whose score (as score computes it) is above a threshold; with --normal, the ROC and "
+     "precision-recall areas and the precision and recall at the threshold"},
     {"gradcheck", aert_cmd_gradcheck,
      BIT(OPT_DATA) | BIT(OPT_BATCH) | BIT(OPT_SEED) | BIT(OPT_SAMPLES) | BIT(OPT_THREADS),
      "[--data F] [--batch N] [--seed N] [--samples K]",
@@ -225,6 +248,18 @@ static bool parse_u64(const char *option, const char *text, uint64_t *out) {
   return true;
 }
 
+static bool parse_real(const char *option, const char *text, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(text, &end);
+  if (!*text || *end || errno || !isfinite(v)) {
+    aert_error("%s needs a number, not '%s'", option, text);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
 // Stores one option's value in `o`; false after a message.
 static bool set_option(aert_options *o, option_id id, const char *name, const char *value) {
   switch (id) {
@@ -248,6 +283,19 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
   case OPT_STEPS: o->steps = value; return true;
   case OPT_CHECKPOINT_EVERY: return parse_int(name, value, 1, &o->checkpoint_every);
   case OPT_BASELINE: o->baseline = value; return true;
+  case OPT_BASELINE_MEAN: o->baseline = value; return true;
+  case OPT_SCORE_PLOT: o->plot = value; return true;
+  case OPT_CLASSES: o->classes = value; return true;
+  case OPT_FIT_ON: o->fit_on = value; return true;
+  case OPT_NORMAL: o->normal = value; return true;
+  case OPT_THRESHOLD: return o->has_threshold = parse_real(name, value, &o->threshold);
+  case OPT_SIGMA: return o->has_sigma = aert_parse_positive(name, value, &o->sigma);
+  case OPT_QUANTILE:
+    if (!aert_parse_positive(name, value, &o->quantile) || o->quantile > 1) {
+      if (o->quantile > 1) aert_error("%s needs a fraction in (0, 1], like 0.99, not '%s'", name, value);
+      return false;
+    }
+    return o->has_quantile = true;
   case OPT_LAYER: o->layer = value; return true;
   case OPT_CODES: o->codes = value; return true;
   case OPT_FROM: return o->has_from = parse_int(name, value, 0, &o->from);
@@ -277,7 +325,8 @@ static bool set_option(aert_options *o, option_id id, const char *name, const ch
 }
 
 // The option the command takes by that name (two options may share a name:
-// train's and interpolate's --steps), else any, else -1.
+// train's and interpolate's --steps, prior-match's and detect's --baseline,
+// encode's and detect's --plot), else any, else -1.
 static int find_option(const char *arg, size_t length, uint64_t takes) {
   for (int o = 0; o < N_OPTIONS; o++) {
     const option_spec *s = &option_specs[o];

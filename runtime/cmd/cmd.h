@@ -1,7 +1,7 @@
 // cmd.h — the commands (runtime/cmd/), above every other layer but the
 // command line (cli/), which parses an aert_options and runs one of them. A
 // file for each family of commands: train.c (with trace.c), evaluate.c,
-// coding.c, generate.c, retrieve.c, pictures.c, featuremaps.c, info.c, devcheck.c; what
+// coding.c, generate.c, retrieve.c, pictures.c, featuremaps.c, anomaly.c, info.c, devcheck.c; what
 // they share is in common.c.
 #ifndef AERT_CMD_H
 #define AERT_CMD_H
@@ -38,6 +38,11 @@ typedef struct aert_options {
   bool has_from, has_to, has_interp_steps;
   double scale;  // --scale X: the data sets' values divided by X
   bool has_scale;
+  // Anomaly detection: train --classes, detect --threshold/--fit-on/--quantile/--sigma/--normal
+  // (and --baseline mean, in `baseline`).
+  const char *classes, *fit_on, *normal;
+  double threshold, quantile, sigma;
+  bool has_threshold, has_quantile, has_sigma;
 } aert_options;
 
 // ---------------------------------------------------------- the commands
@@ -65,6 +70,12 @@ int aert_cmd_interpolate(const aert_model *model, const aert_options *options);
 int aert_cmd_manifold(const aert_model *model, const aert_options *options);
 int aert_cmd_summary(const aert_model *model, const aert_options *options);              // info.c
 int aert_cmd_describe(const aert_model *model, const aert_options *options);
+// score and detect (anomaly.c): each sample's reconstruction loss, and a threshold on it.
+int aert_cmd_score(const aert_model *model, const aert_options *options);                // anomaly.c
+int aert_cmd_detect(const aert_model *model, const aert_options *options);
+// train --classes LIST (anomaly.c): keeps the samples whose label is in the
+// list, saying how many; true without --classes; false after a message.
+bool aert_select_classes(const aert_options *options, aert_dataset *data);
 int aert_cmd_gradcheck(const aert_model *model, const aert_options *options);            // devcheck.c
 int aert_cmd_time_kernels(const aert_model *model, const aert_options *options);
 

@@ -228,7 +228,7 @@ static bool load_validation(train_run *r) {
   double fraction = strtod(spec, &end);
   if (end == spec || *end) {
     r->validation = aert_load_model_data(r->model, spec);
-    return r->validation != NULL;
+    return r->validation != NULL && aert_select_classes(r->options, r->validation);
   }
   if (!(fraction > 0 && fraction < 1)) {
     aert_error("--validation %s: a fraction of the training data is between 0 and 1, such as 0.1 (a file named %s "
@@ -246,10 +246,10 @@ static bool load_data(train_run *r) {
   const aert_options *o = r->options;
   const char *test = o->has_test ? o->test : r->model->default_test;
   r->train = aert_load_model_data(r->model, o->has_data ? o->data : r->model->default_data);
-  if (!r->train) return false;
+  if (!r->train || !aert_select_classes(o, r->train)) return false;
   if (test && *test && strcmp(test, "none") != 0) {
     r->test = aert_load_model_data(r->model, test);
-    if (!r->test) return false;
+    if (!r->test || !aert_select_classes(o, r->test)) return false;
   }
   if (r->best_path && !load_validation(r)) return false;
   // Batches of no more samples than the data has; the test set is evaluated

@@ -27,6 +27,13 @@ const char *const *aert_label_names(const aert_dataset *data, int *count);
 // (named "<path> (validation)"); `d` keeps the others, in order. At least one
 // sample stays on each side. NULL after a message.
 aert_dataset *aert_dataset_split(aert_dataset *d, double fraction, uint64_t seed);
+// classes.c: a set of classes as written on the command line ("0-7,9": labels
+// and ranges, comma-separated), as member[AERT_MAX_LABEL + 1] (free it);
+// NULL after a message naming `option` and what is wrong.
+bool *aert_parse_classes(const char *option, const char *text);
+// classes.c: keeps the samples whose label is a member (in order); false after
+// a message when the data set has no labels or none is a member.
+bool aert_dataset_keep_classes(aert_dataset *data, const bool *member, const char *option, const char *text);
 
 // ---------------------------------------------------------- dataset.c, for the parsers
 // How much a data file may hold, after decompression. A file is read head

@@ -29,6 +29,13 @@ int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t
 int aert_plot_scatter_over(const char *path, const double *xy, const int32_t *labels, size_t n, const double *under_xy,
                            size_t n_under, const char *xlabel, const char *ylabel, const char *title,
                            const char *const *label_names, int n_names);
+// Overlaid histograms of n scores in two groups (group[i]: the second; group
+// NULL: all in the first), each drawn as a density of its own samples, over
+// [lo, hi] (scores outside fall in the end bins), with a dashed line at the
+// threshold (NaN: none) and a legend naming the groups (names[g]).
+int aert_plot_score_histograms(const char *path, const double *scores, const bool *group, size_t n, double lo,
+                               double hi, double threshold, const char *const names[2], const char *xlabel,
+                               const char *title);
 
 // ----------------------------------------------------------------- image.c
 // A figure: a white page of width x height pixels drawn through cairo, then

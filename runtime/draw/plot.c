@@ -336,3 +336,90 @@ int aert_plot_histograms_prior(const char *path, const aert_real *values, size_t
   free(counts);
   return finish_png(path, surface, cr);
 }
+
+int aert_plot_score_histograms(const char *path, const double *scores, const bool *group, size_t n, double lo,
+                               double hi, double threshold, const char *const names[2], const char *xlabel,
+                               const char *title) {
+  enum { BINS = 60 };
+  if (!(hi > lo)) pad_range(&lo, &hi);
+  size_t counts[2][BINS] = {{0}}, total[2] = {0, 0}, above = 0;
+  for (size_t i = 0; i < n; i++) {
+    int g = group && group[i];
+    double t = isnan(scores[i]) ? BINS : fraction(scores[i], lo, hi) * BINS;
+    int b = t >= BINS ? BINS - 1 : t > 0 ? (int)t : 0;
+    above += t > BINS;
+    counts[g][b]++, total[g]++;
+  }
+  // Each group's bars as a density of its own samples: a small group is as tall as a large one.
+  double top = 0, width = (hi - lo) / BINS;
+  for (int g = 0; g < 2; g++)
+    for (int b = 0; b < BINS && total[g]; b++) top = fmax(top, (double)counts[g][b] / ((double)total[g] * width));
+  if (!(top > 0)) top = 1;
+  cairo_t *cr;
+  cairo_surface_t *surface = white_surface(820, 520, &cr);
+  axes a = {.x0 = 90, .y0 = 60, .w = 680, .h = 390, .xlo = lo, .xhi = hi, .ylo = 0, .yhi = top * 1.08};
+  static const double colour[2][3] = {{0.122, 0.467, 0.706}, {0.839, 0.153, 0.157}};
+  for (int g = 0; g < 2; g++) {
+    if (!total[g]) continue;
+    cairo_set_source_rgba(cr, colour[g][0], colour[g][1], colour[g][2], 0.5);
+    for (int b = 0; b < BINS; b++) {
+      double density = (double)counts[g][b] / ((double)total[g] * width), x = map_x(&a, lo + b * width);
+      double y = map_y(&a, density);
+      cairo_rectangle(cr, x, y, a.w / BINS, a.y0 + a.h - y);
+    }
+    cairo_fill(cr);
+  }
+  draw_axes(cr, &a, xlabel, "density", title);
+  // The legend in a white box at the top right; the threshold's label below it where the line runs through it.
+  cairo_set_font_size(cr, 12);
+  double legend_w = 0, legend_bottom = a.y0;
+  char entry[2][128];
+  int rows = 0;
+  for (int g = 0; g < 2; g++) {
+    snprintf(entry[g], sizeof entry[g], "%s (%zu)", names[g] ? names[g] : "", total[g]);
+    cairo_text_extents_t ext;
+    cairo_text_extents(cr, entry[g], &ext);
+    if (total[g]) legend_w = fmax(legend_w, ext.x_advance + 36), rows++;
+  }
+  double legend_x = a.x0 + a.w - legend_w - 8;
+  if (rows) {
+    legend_bottom = a.y0 + 12 + 18 * rows;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_rectangle(cr, legend_x, a.y0 + 6, legend_w, legend_bottom - a.y0 - 6);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 1);
+    cairo_stroke(cr);
+  }
+  for (int g = 0, row = 0; g < 2; g++) {
+    if (!total[g]) continue;
+    double y = a.y0 + 18 + 18 * row++;
+    cairo_set_source_rgba(cr, colour[g][0], colour[g][1], colour[g][2], 0.5);
+    cairo_rectangle(cr, legend_x + 8, y - 6, 14, 12);
+    cairo_fill(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    text_at(cr, legend_x + 28, y, entry[g], 0, 0.5);
+  }
+  if (isfinite(threshold) && threshold >= lo && threshold <= hi) {
+    char text[64];
+    snprintf(text, sizeof text, "threshold %.4g", threshold);
+    cairo_text_extents_t ext;
+    cairo_text_extents(cr, text, &ext);
+    double x = map_x(&a, threshold), y0 = a.y0;
+    bool left = x > a.x0 + a.w - ext.x_advance - 10;  // near the right edge, the label goes on the line's left
+    double text_lo = left ? x - ext.x_advance - 4 : x, text_hi = left ? x : x + ext.x_advance + 4;
+    if (rows && text_hi >= legend_x - 4 && text_lo <= legend_x + legend_w + 4) y0 = legend_bottom + 2;
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1.5);
+    cairo_set_dash(cr, (const double[]){6, 4}, 2, 0);
+    cairo_move_to(cr, x, y0), cairo_line_to(cr, x, a.y0 + a.h), cairo_stroke(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    text_at(cr, left ? x - 4 : x + 4, y0 + 6, text, left ? 1 : 0, 0);
+  }
+  if (above) {
+    char text[96];
+    snprintf(text, sizeof text, "the last bin also holds the %zu scores above %.4g", above, hi);
+    text_at(cr, a.x0 + a.w, a.y0 + a.h + 46, text, 1, 0);
+  }
+  return finish_png(path, surface, cr);
+}
