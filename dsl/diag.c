@@ -119,3 +119,34 @@ void diag_error_plain(const char *fmt, ...) {
   diag_verror((Loc){0}, fmt, ap);
   va_end(ap);
 }
+
+// Optimal string alignment distance, or a large number for words too long to compare.
+static int edit_distance(const char *a, const char *b) {
+  enum { MAX = 48 };
+  int n = (int)strlen(a), m = (int)strlen(b);
+  if (n >= MAX || m >= MAX) return MAX;
+  int d[MAX + 1][MAX + 1];
+  for (int i = 0; i <= n; i++) d[i][0] = i;
+  for (int j = 0; j <= m; j++) d[0][j] = j;
+  for (int i = 1; i <= n; i++)
+    for (int j = 1; j <= m; j++) {
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  return d[n][m];
+}
+
+const char *diag_nearest(const char *word, const char *const *candidates, int n) {
+  int length = (int)strlen(word), limit = length / 3, best = -1, best_distance = 0;
+  if (limit < 1 && length >= 2) limit = 1;  // a one-letter name is near every other: no suggestion
+  for (int i = 0; i < n; i++) {
+    if (!candidates[i] || strcmp(candidates[i], word) == 0) continue;
+    int d = edit_distance(word, candidates[i]);
+    if (d <= limit && (best < 0 || d < best_distance)) best = i, best_distance = d;
+  }
+  return best < 0 ? NULL : candidates[best];
+}

@@ -53,6 +53,12 @@ void diag_verror(Loc loc, const char *fmt, va_list ap);
 void diag_note(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // An error with no source place: `aec: error: message`.
 void diag_error_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// The candidate nearest `word` in edit distance (an insertion, deletion,
+// substitution or swap of neighbours each counting 1), when it is within a
+// third of the word's length (at least 1 from two letters on) and not the word
+// itself; else NULL.
+// For "did you mean ...?" suggestions.
+const char *diag_nearest(const char *word, const char *const *candidates, int n);
 
 // ------------------------------------------------------------- lexer.re
 typedef enum TokenKind {

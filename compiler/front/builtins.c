@@ -29,6 +29,12 @@ const Builtin *find_builtin(const char *name) {
   return NULL;
 }
 
+int builtin_names(const char **out, int max) {
+  int n = 0;
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins && n < max; i++) out[n++] = builtins[i].name;
+  return n;
+}
+
 // A row that names a lowering this build does not have yet (none does now).
 static Value not_supported_yet(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   (void)L, (void)args;

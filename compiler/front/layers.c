@@ -79,9 +79,10 @@ static void record_layer(Lowerer *L, const LayerSite *site, const char *descript
                                      .params = params, .flops = flops, .loc = loc};
 }
 
-// A layer that makes weights must be inside a net.
-static bool inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
-  if (L->current_net >= 0) return true;
+// A layer that makes weights must be inside a net (checked before its
+// arguments, so that it is said even when an argument is in error).
+bool layer_inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
+  if (L->current_net >= 0 || (b->lower != lower_dense && b->lower != lower_conv)) return true;
   diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", b->name, b->name);
   return false;
 }
@@ -171,7 +172,6 @@ Value lower_dense(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   if (!want_tensor(args, 0, b, call, &x) | !want_int(args, 1, b, call, 1, &units)) return error_value;
   OpKind act = OP_INPUT;
   if (args->present[2] && !want_activation(args, 2, b, call, &act)) return error_value;
-  if (!inside_net(L, b, call)) return error_value;
   Graph *g = L->graph;
   Shape in = g->nodes[x].shape;
   if (!in.batched || in.rank != 1) {
@@ -260,7 +260,6 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
                s, in.batched && in.rank == 1 ? "; add reshape([c, h, w]) before it" : "");
     return error_value;
   }
-  if (!inside_net(L, b, call)) return error_value;
   int before = g->n_nodes;
   bool first;
   LayerSite *site = layer_site(L, call, b->name, &first);

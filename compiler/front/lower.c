@@ -58,6 +58,23 @@ static Value net_results(Lowerer *L, Scope *scope, const Stmt *ret, const char *
   return results;
 }
 
+// "unknown name 'sigmod'; did you mean 'sigmoid'?": the nearest of the names
+// in scope and the language's functions.
+static void unknown_name(Scope *scope, const Expr *e) {
+  enum { MAX = 512 };
+  const char *names[MAX];
+  int n = builtin_names(names, MAX);
+  for (Scope *s = scope; s; s = s->parent)
+    for (int i = 0; i < s->n && n < MAX; i++)  // a call names a net; a value, anything bound
+      if (e->kind != EXPR_CALL || s->items[i].value.kind == VAL_NET) names[n++] = s->items[i].name;
+  const char *near = diag_nearest(e->name, names, n);
+  const char *what = e->kind == EXPR_CALL ? "operation or net" : "name";
+  if (near)
+    diag_error(e->loc, "unknown %s '%s'; did you mean '%s'?", what, e->name, near);
+  else
+    diag_error(e->loc, "unknown %s '%s'", what, e->name);
+}
+
 static Value eval_call(Lowerer *L, Scope *scope, const Expr *call) {
   Binding *binding = scope_find(scope, call->name);
   if (binding && binding->value.kind == VAL_NET) {
@@ -87,7 +104,7 @@ static Value eval_call(Lowerer *L, Scope *scope, const Expr *call) {
   }
   const Builtin *b = find_builtin(call->name);
   if (!b) {
-    diag_error(call->loc, "unknown operation or net '%s'", call->name);
+    unknown_name(scope, call);
     return error_value;
   }
   return call_builtin(L, scope, b, call, NULL);
@@ -257,7 +274,7 @@ Value eval_expr(Lowerer *L, Scope *scope, const Expr *e) {
     if (find_builtin(e->name))
       diag_error(e->loc, "'%s' is an operation; call it with arguments: %s(...)", e->name, e->name);
     else
-      diag_error(e->loc, "unknown name '%s'", e->name);
+      unknown_name(scope, e);
     return error_value;
   }
   case EXPR_CALL: {

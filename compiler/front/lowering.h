@@ -138,6 +138,10 @@ struct Builtin {
 
 const Builtin *find_builtin(const char *name);
 int builtin_arity(const Builtin *b);
+// layers.c: false after the message when b makes weights (dense, conv, ...) and is called outside a net.
+bool layer_inside_net(Lowerer *L, const Builtin *b, const Expr *call);
+// The language's function names (builtins.c), up to max of them into out; their count.
+int builtin_names(const char **out, int max);
 // The activation a name stands for (OP_INPUT for linear); false if it is none.
 bool find_activation(const char *name, OpKind *op);
 // Applies an activation to `node` ($attr0 = *param, or the row's default

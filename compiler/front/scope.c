@@ -78,6 +78,30 @@ static int positional_arity(const Builtin *b) {
   return arity;
 }
 
+// "units, act and tied": a builtin's argument names, for messages.
+static void name_params(const Builtin *b, char *out, size_t size) {
+  int arity = builtin_arity(b);
+  size_t used = 0;
+  for (int p = 0; p < arity && used < size; p++) {
+    size_t length = strcspn(b->params[p], "?");
+    used += (size_t)snprintf(out + used, size - used, "%s%.*s", p == 0 ? "" : p + 1 == arity ? " and " : ", ",
+                             (int)length, b->params[p]);
+  }
+}
+
+// "; did you mean 'tied'?" when an argument's name is near one of the builtin's.
+static void nearest_param(const Builtin *b, const char *name, char *out, size_t size) {
+  char names[MAX_BUILTIN_ARGS][32];
+  const char *list[MAX_BUILTIN_ARGS];
+  int arity = builtin_arity(b);
+  for (int p = 0; p < arity; p++) {
+    snprintf(names[p], sizeof names[p], "%.*s", (int)strcspn(b->params[p], "?"), b->params[p]);
+    list[p] = names[p];
+  }
+  const char *near = diag_nearest(name, list, arity);
+  if (near) snprintf(out, size, "; did you mean '%s'?", near);
+}
+
 // pad=same | pad=valid: the number 0 or 1 (another name is an error value).
 static Value pad_value(const Expr *e) {
   if (strcmp(e->name, "same") == 0) return (Value){.kind = VAL_NUMBER, .number = 0};
@@ -118,11 +142,15 @@ bool bind_builtin_args(Lowerer *L, Scope *scope, const Builtin *b, const Expr *c
       for (int p = 0; p < arity; p++)
         if (param_named(b->params[p], arg->keyword)) slot = p;
       if (slot < 0) {
-        diag_error(arg->loc, "%s has no argument named '%s'%s", b->name, arg->keyword,
-                   strcmp(arg->keyword, "tied") == 0
-                       ? " (the layers that use another layer's kernel transposed are dense(units, tied=NET.LAYER) "
-                         "and deconv(filters, k, tied=NET.LAYER))"
-                       : "");
+        char known[256] = "", hint[320] = "";
+        name_params(b, known, sizeof known);
+        if (strcmp(arg->keyword, "tied") == 0)
+          snprintf(hint, sizeof hint, " (the layers that use another layer's kernel transposed are "
+                                      "dense(units, tied=NET.LAYER) and deconv(filters, k, tied=NET.LAYER))");
+        else
+          nearest_param(b, arg->keyword, hint, sizeof hint);
+        diag_error(arg->loc, "%s has no argument named '%s'; its arguments are %s%s", b->name, arg->keyword, known,
+                   hint);
         ok = false;
         continue;
       }
@@ -168,7 +196,7 @@ Value call_builtin(Lowerer *L, Scope *scope, const Builtin *b, const Expr *call,
     }
     return b->lower(L, b, call, &args);
   }
-  if (!bind_builtin_args(L, scope, b, call, implicit, &args)) return error_value;
+  if (!layer_inside_net(L, b, call) || !bind_builtin_args(L, scope, b, call, implicit, &args)) return error_value;
   return b->lower(L, b, call, &args);
 }
 
