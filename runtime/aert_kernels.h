@@ -415,5 +415,120 @@ static inline double aert_batch_mean(const aert_real *v, int n) {
   return n > 0 ? sum / n : 0;
 }
 
+// ---- batch normalization (aec's batchnorm, compiler/ops/norm.c)
+// A value of n samples, each `channels` channels of `spatial` positions
+// ([units]: spatial 1; [c, h, w]: h * w), normalized per channel over its
+// n * spatial elements. Threads take whole channels and each channel's sums
+// run in batch order, in double: the results do not depend on the number
+// of threads.
+
+// The batch's mean and biased variance (centred, two passes) of channel c.
+static inline void aert_batchnorm_moments(const aert_real *x, int n, int channels, int spatial, int c, double *mean,
+                                          double *var) {
+  double sum = 0, squares = 0;
+  for (int i = 0; i < n; i++) {
+    const aert_real *p = x + ((size_t)i * channels + c) * spatial;
+    for (int s = 0; s < spatial; s++) sum += p[s];
+  }
+  const double count = (double)n * spatial, m = count > 0 ? sum / count : 0;
+  for (int i = 0; i < n; i++) {
+    const aert_real *p = x + ((size_t)i * channels + c) * spatial;
+    for (int s = 0; s < spatial; s++) squares += (p[s] - m) * (p[s] - m);
+  }
+  *mean = m;
+  *var = count > 0 ? squares / count : 0;
+}
+
+// Training: y = (x - mean) / sqrt(var + eps) * scale + shift with the batch's
+// statistics, and running = (1 - momentum) * running + momentum * the
+// batch's, the variance unbiased (as PyTorch; a channel of one element keeps
+// its biased variance, 0).
+static inline void aert_batchnorm_train(int n, int channels, int spatial, const aert_real *restrict x,
+                                        const aert_real *restrict scale, const aert_real *restrict shift,
+                                        aert_real *restrict running_mean, aert_real *restrict running_var, double eps,
+                                        double momentum, aert_real *restrict y) {
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c = 0; c < channels; c++) {
+    double mean, var;
+    aert_batchnorm_moments(x, n, channels, spatial, c, &mean, &var);
+    const double count = (double)n * spatial;
+    const aert_real a = (aert_real)(scale[c] / sqrt(var + eps)), b = (aert_real)(shift[c] - mean * a);
+    for (int i = 0; i < n; i++) {
+      const size_t at = ((size_t)i * channels + c) * spatial;
+      for (int s = 0; s < spatial; s++) y[at + s] = x[at + s] * a + b;
+    }
+    running_mean[c] = (aert_real)((1 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = (aert_real)((1 - momentum) * running_var[c] + momentum * (count > 1 ? var * count / (count - 1) : var));
+  }
+}
+
+// Inference: the running statistics instead of the batch's; each sample on its own.
+static inline void aert_batchnorm_infer(int n, int channels, int spatial, const aert_real *restrict x,
+                                        const aert_real *restrict scale, const aert_real *restrict shift,
+                                        const aert_real *restrict running_mean, const aert_real *restrict running_var,
+                                        double eps, aert_real *restrict y) {
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < channels; c++) {
+      const aert_real a = (aert_real)(scale[c] / sqrt(running_var[c] + eps)), b = shift[c] - running_mean[c] * a;
+      const size_t at = ((size_t)i * channels + c) * spatial;
+      for (int s = 0; s < spatial; s++) y[at + s] = x[at + s] * a + b;
+    }
+}
+
+// The gradient of the input through the batch's mean and variance: with
+// xhat = (x - mean) / sqrt(var + eps), dx = scale / sqrt(var + eps) *
+// (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the channel.
+static inline void aert_batchnorm_grad_input(int n, int channels, int spatial, const aert_real *restrict x,
+                                             const aert_real *restrict scale, const aert_real *restrict dy, double eps,
+                                             aert_real *restrict dx) {
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c = 0; c < channels; c++) {
+    double mean, var, sum_dy = 0, sum_dy_xhat = 0;
+    aert_batchnorm_moments(x, n, channels, spatial, c, &mean, &var);
+    const double inv = 1 / sqrt(var + eps), count = (double)n * spatial;
+    for (int i = 0; i < n; i++) {
+      const size_t at = ((size_t)i * channels + c) * spatial;
+      for (int s = 0; s < spatial; s++) sum_dy += dy[at + s], sum_dy_xhat += dy[at + s] * ((x[at + s] - mean) * inv);
+    }
+    const double mean_dy = sum_dy / count, mean_dy_xhat = sum_dy_xhat / count, a = scale[c] * inv;
+    for (int i = 0; i < n; i++) {
+      const size_t at = ((size_t)i * channels + c) * spatial;
+      for (int s = 0; s < spatial; s++)
+        dx[at + s] = (aert_real)(a * (dy[at + s] - mean_dy - (x[at + s] - mean) * inv * mean_dy_xhat));
+    }
+  }
+}
+
+// The scale's gradient: the sum over the channel of dy * xhat.
+static inline void aert_batchnorm_grad_scale(int n, int channels, int spatial, const aert_real *restrict x,
+                                             const aert_real *restrict dy, double eps, aert_real *restrict dscale) {
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c = 0; c < channels; c++) {
+    double mean, var, sum = 0;
+    aert_batchnorm_moments(x, n, channels, spatial, c, &mean, &var);
+    const double inv = 1 / sqrt(var + eps);
+    for (int i = 0; i < n; i++) {
+      const size_t at = ((size_t)i * channels + c) * spatial;
+      for (int s = 0; s < spatial; s++) sum += dy[at + s] * ((x[at + s] - mean) * inv);
+    }
+    dscale[c] = (aert_real)sum;
+  }
+}
+
+// The shift's gradient: the sum over the channel of dy.
+static inline void aert_batchnorm_grad_shift(int n, int channels, int spatial, const aert_real *restrict dy,
+                                             aert_real *restrict dshift) {
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c = 0; c < channels; c++) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+      const aert_real *p = dy + ((size_t)i * channels + c) * spatial;
+      for (int s = 0; s < spatial; s++) sum += p[s];
+    }
+    dshift[c] = (aert_real)sum;
+  }
+}
+
 #endif  // AERT_KERNELS_SHARED_ONLY
 #endif  // AERT_KERNELS_H
