@@ -19,7 +19,8 @@ in tests/torch/*.ae), this script
   4. replays the same batches in PyTorch from the same initial weights, with
      torch.optim.Adam / torch.optim.SGD set as each step says, and compares
      every step's loss (relative difference at most 1e-4) and every weight
-     after the last batch (see WEIGHT_TOLERANCE).
+     after the last batch (see WEIGHT_TOLERANCE), batchnorm's running
+     statistics included (PyTorch's F.batch_norm moves them as it trains).
 
 A model that aec rejects with "... is not supported yet" is skipped (and
 named); it is covered as soon as it compiles. The first step or tensor that
@@ -107,6 +108,20 @@ def kl_sparsity(node, inputs, run):
     rho = node["attr"][0]
     mean = torch.clamp(inputs[0].mean(dim=0), 1e-7, 1 - 1e-7)
     return (rho * torch.log(rho / mean) + (1 - rho) * torch.log((1 - rho) / (1 - mean))).sum()
+
+
+def batchnorm(node, inputs, run):
+    """BatchNorm1d/2d in training mode: normalized by the batch's statistics,
+    moving the running ones (state tensors, updated in place) as PyTorch does."""
+    x, scale, shift, running_mean, running_var = inputs
+    return F.batch_norm(x, running_mean, running_var, scale, shift, training=True, momentum=node["attr"][1],
+                        eps=node["attr"][0])
+
+
+def batchnorm_eval(node, inputs, run):
+    """The same at inference: the running statistics."""
+    x, scale, shift, running_mean, running_var = inputs
+    return F.batch_norm(x, running_mean, running_var, scale, shift, training=False, eps=node["attr"][0])
 
 
 # Convolutional ops (compiler/ops/conv.c, pool.c). Images are NCHW; a conv kernel is
@@ -212,6 +227,8 @@ OPS = {
     "bce_logits": lambda node, x, run: F.binary_cross_entropy_with_logits(x[0], x[1].expand_as(x[0])),
     "clip": lambda node, x, run: torch.clamp(x[0], node["attr"][0], node["attr"][1]),
     "kl_sparsity": kl_sparsity,
+    "batchnorm": batchnorm,
+    "batchnorm_eval": batchnorm_eval,
     # tied layers: the description's `transposed` lists the inputs used transposed
     # (the kernel of the dense layer tied to); Replay.evaluate transposes them
     "dense_tied": lambda node, x, run: x[0] @ x[1] + x[2],
@@ -408,7 +425,9 @@ def batch_schedules(description, record, model, optimizers):
 
 def replay(description, data, trace, draws, init):
     """Trains in PyTorch along the trace; returns the final parameters."""
-    params = {name: t.clone().requires_grad_(True) for name, t in init.items() if not name.startswith("optimizer.")}
+    state = {p["name"] for p in description["params"] if p.get("state")}  # running statistics: no gradient
+    params = {name: t.clone().requires_grad_(name not in state) for name, t in init.items()
+              if not name.startswith("optimizer.")}
     model = Replay(description, params)
     steps = description["steps"]
     optimizers = [make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
