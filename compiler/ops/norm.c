@@ -11,6 +11,9 @@
 // (aert_batchnorm_*): each channel is summed by one thread, in batch order,
 // so the statistics do not depend on the number of threads. The gradients
 // recompute the batch's statistics from x, as kl_sparsity's does its mean.
+// Pure like a dense layer: a net applied twice to the same value (the code
+// that front/roles.c finds by applying `encoder` to the input) is one node,
+// which moves the running statistics once a batch.
 #include "ops.h"
 
 enum { BN_EPS, BN_MOMENTUM };  // attributes: eps, momentum
@@ -127,7 +130,7 @@ static double flops_batchnorm_grad(const Graph *g, const Node *node) {
 // ------------------------------------------------------------------- rows
 const OpInfo OP_BATCHNORM_row = {.n_inputs = 5, .kernel = KERNEL_CUSTOM, .emit = emit_batchnorm,
                                  .shape = shape_batchnorm, .vjp = vjp_batchnorm, .flops = flops_batchnorm,
-                                 .inference_op = OP_BATCHNORM_EVAL,
+                                 .inference_op = OP_BATCHNORM_EVAL, .pure = true,
                                  .batch_statistics = "the mean and variance of each unit or channel"};
 const OpInfo OP_BATCHNORM_EVAL_row = {.n_inputs = 5, .kernel = KERNEL_CUSTOM, .emit = emit_batchnorm_eval,
                                       .shape = shape_batchnorm, .flops = flops_batchnorm, .pure = true};
