@@ -324,16 +324,26 @@ def mixture_prior(node, d):
     return out.to(d["normal"].dtype)
 
 
+# At inference (eval, encode, ...): batchnorm with its running statistics,
+# and corruption, dropout and sampling pass their first input through.
+INFERENCE_OPS = {
+    "batchnorm": batchnorm_eval,
+    **{op: (lambda node, x, run: x[0]) for op in ("gaussian_noise", "masking_noise", "salt_pepper", "dropout",
+                                                  "sample_normal")},
+}
+
+
 # ------------------------------------------------------------ the replay
 class Replay:
     """Evaluates the described graph in PyTorch for one batch."""
 
-    def __init__(self, description, params):
+    def __init__(self, description, params, inference=False):
         self.d = description
         self.nodes = {node["id"]: node for node in description["nodes"]}
         self.params = params
         self.n = 0
         self.progress = 0.0  # the fractional epoch of the batch (schedules)
+        self.inference = inference  # as eval computes: batchnorm's running statistics, no corruption
 
     def batched(self, node_id):
         return self.nodes[node_id]["batched"]
@@ -359,7 +369,9 @@ class Replay:
                 inputs = [value(j) for j in node["inputs"]]
                 # an input the node uses transposed (a tied layer's kernel, in its owner's layout)
                 inputs = [v.t() if k in node.get("transposed", []) else v for k, v in enumerate(inputs)]
-                if "random" in node:
+                if self.inference and op in INFERENCE_OPS:
+                    v = INFERENCE_OPS[op](node, inputs, self)
+                elif "random" in node:
                     rule = RANDOM_OPS.get(op)
                     if rule is None:
                         raise Disagreement(f"no PyTorch rule for the random op '{op}' (node {i}, {node['name']}): "
@@ -552,10 +564,34 @@ def check_model(aec, source, work):
     final_torch, max_loss_rel = replay(description, data, trace, draws, init)
     order = [p["name"] for p in description["params"]]
     lines, max_diff = compare_weights(final_aec, final_torch, order, adam_travel(description, trace), batches)
+    if any(node["op"] == "batchnorm" for node in description["nodes"]):
+        lines.append(compare_inference(program, work, description, data, final_torch))
     steps = ", ".join(f"{s['optimizer']}({s['loss']})" for s in description["steps"])
     summary = (f"{batches} batches x {len(description['steps'])} steps [{steps}], largest loss relative difference "
                f"{max_loss_rel:.3g}, largest weight difference {max_diff:.3g}")
     return "pass", summary + "\n" + "\n".join(lines)
+
+
+def compare_inference(program, work, description, data, final_torch):
+    """A model with batchnorm: `eval` of the trained weights on the whole data
+    set, every loss against PyTorch's eval mode (the running statistics)."""
+    out = run([program, "eval", "--data", "data.npy", "--checkpoint", "final.safetensors", "--threads", "2"], work,
+              "eval")
+    figures = dict(line.split()[:2] for line in out.splitlines() if len(line.split()) == 2)
+    model = Replay(description, final_torch, inference=True)
+    worst = 0.0
+    with torch.no_grad():
+        for loss in description["losses"]:
+            ours = model.evaluate(loss["node"], data, {}).item()
+            if loss["name"] not in figures:
+                raise Disagreement(f"eval printed no '{loss['name']}':\n{out}")
+            theirs = float(figures[loss["name"]])
+            rel = abs(ours - theirs) / max(abs(theirs), 1e-30)
+            worst = max(worst, rel)
+            if not rel <= LOSS_TOLERANCE:
+                raise Disagreement(f"eval after training, '{loss['name']}': aec {theirs:.9g}, PyTorch's eval mode "
+                                   f"{ours:.9g}, relative difference {rel:.3g} > {LOSS_TOLERANCE:g}")
+    return f"    eval (running statistics): largest loss relative difference {worst:.3g}"
 
 
 def default_models():
