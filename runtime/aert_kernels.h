@@ -1,7 +1,7 @@
 // aert_kernels.h — the C that every program aec generates shares, whatever
 // its model: the matrix micro-kernel the dense layers' products call, the
 // optimizers' updates, exp_nonpositive for the losses on logits, the kernel
-// timer TIMED, and the mixture prior's sampler.
+// timer TIMED, the mixture prior's sampler, and batch normalization's loops.
 //
 // A generated model.c includes it after aert.h. Its functions are static
 // inline and compile in the model's own translation unit: the

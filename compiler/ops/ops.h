@@ -3,7 +3,7 @@
 // other op's row, KIND_row, is defined in its family file with the shape
 // rule, vector-Jacobian rule, FLOPs and kernel it points to (table.c:
 // storage, arithmetic, reshape; dense.c and gemm.c; conv.c; pool.c;
-// noise.c; losses.c; prior.c). table.c gathers the rows into the op table.
+// noise.c; norm.c; losses.c; prior.c). table.c gathers the rows into the op table.
 // Nodes enter the graph through build.c, which applies the shape rules.
 // Above writer/ (kernels are written through it), below front/ and passes/.
 #ifndef AEC_OPS_H
