@@ -331,14 +331,17 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
 }
 
 // --mpi splits each batch between processes, and a gradient is summed over
-// them: exact for a loss that is a mean over samples, not for one that reads
-// the whole batch at once.
+// them: exact for a loss that is a mean over samples, not for an op that
+// reads statistics of the whole batch at once (the op table's batch_statistics).
 static void refuse_batch_statistics(const Graph *g) {
-  for (int i = 0; i < g->n_nodes; i++)
-    if (g->nodes[i].op == OP_KL_SPARSITY)
+  for (int i = 0; i < g->n_nodes; i++) {
+    const char *reads = op_info(g->nodes[i].op)->batch_statistics;
+    if (reads && !g->nodes[i].is_backward)
       diag_error(g->nodes[i].loc,
-                 "kl_sparsity reads the mean activation of the whole batch, but under --mpi each process holds only "
-                 "its share of the batch; build this model without --mpi, or write the penalty per sample");
+                 "%s reads %s of the whole batch, but under --mpi each process holds only its share of the batch; "
+                 "build this model without --mpi, or leave %s out",
+                 op_name(g->nodes[i].op), reads, op_name(g->nodes[i].op));
+  }
 }
 
 // The whole pipeline: parse, lower, differentiate, plan, then write C (or

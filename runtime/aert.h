@@ -28,10 +28,19 @@ typedef AERT_REAL aert_real;
 typedef enum aert_init {
   AERT_INIT_ZEROS,           // biases
   AERT_INIT_GLOROT_UNIFORM,  // Keras's default kernel initializer: U(-l, l), l = sqrt(6 / (fan_in + fan_out))
+  AERT_INIT_ONES,            // a batchnorm's scale
+  // State that no step trains (a batchnorm's running mean and variance): no
+  // optimizer, no gradient, not counted as a parameter; starts at 0 or 1.
+  AERT_INIT_STATE_ZEROS,
+  AERT_INIT_STATE_ONES,
 } aert_init;
 
-// One trainable tensor. All parameters live in one buffer (ctx->params) at
-// their offsets; gradients use the same layout (ctx->grads).
+#define AERT_PARAM_IS_STATE(p) ((p)->init == AERT_INIT_STATE_ZEROS || (p)->init == AERT_INIT_STATE_ONES)
+
+// One trainable tensor, or one of state that no step trains (a batchnorm's
+// running statistics, which its kernel updates). All parameters live in one
+// buffer (ctx->params) at their offsets and checkpoints carry them all;
+// gradients use the same layout (ctx->grads).
 typedef struct aert_param {
   const char *name;  // "encoder.dense_1.kernel" — also its checkpoint tensor name
   int rank;

@@ -1,7 +1,7 @@
 // aert_kernels.h — the C that every program aec generates shares, whatever
 // its model: the matrix micro-kernel the dense layers' products call, the
 // optimizers' updates, exp_nonpositive for the losses on logits, the kernel
-// timer TIMED, and the mixture prior's sampler.
+// timer TIMED, the mixture prior's sampler, and batch normalization's loops.
 //
 // A generated model.c includes it after aert.h. Its functions are static
 // inline and compile in the model's own translation unit: the
@@ -454,6 +454,147 @@ static inline double aert_batch_mean(const aert_real *v, int n) {
   double sum = 0;
   for (int i = 0; i < n; i++) sum += v[i];
   return n > 0 ? sum / n : 0;
+}
+
+// ---- batch normalization (aec's batchnorm, compiler/ops/norm.c)
+// A value of n samples, each `channels` channels of `spatial` positions
+// ([units]: spatial 1; [c, h, w]: h * w), normalized per channel over its
+// n * spatial elements. Threads take blocks of channels (one channel where a
+// channel's positions make a contiguous run, else AERT_BATCHNORM_BLOCK
+// neighbouring units, so a row of a dense value is read in order), and each
+// channel's sums run in batch order, in double: the results do not depend on
+// the number of threads.
+enum { AERT_BATCHNORM_BLOCK = 16 };
+
+static inline int aert_batchnorm_block(int spatial) { return spatial >= AERT_BATCHNORM_BLOCK ? 1 : AERT_BATCHNORM_BLOCK; }
+
+// The sums over the batch of f(v) for channels c0..c1-1 of v (at most a block), into sum[c - c0].
+#define AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, sum, EXPR)  \
+  do {                                                                 \
+    for (int c_ = (c0); c_ < (c1); c_++) (sum)[c_ - (c0)] = 0;         \
+    for (int i_ = 0; i_ < (n); i_++)                                   \
+      for (int c_ = (c0); c_ < (c1); c_++) {                           \
+        const size_t at_ = ((size_t)i_ * (channels) + c_) * (spatial); \
+        double s_ = (sum)[c_ - (c0)];                                  \
+        for (int p_ = 0; p_ < (spatial); p_++) {                       \
+          const size_t at = at_ + (size_t)p_;                          \
+          const int k = c_ - (c0);                                     \
+          (void)k;                                                     \
+          s_ += (EXPR);                                                \
+        }                                                              \
+        (sum)[c_ - (c0)] = s_;                                         \
+      }                                                                \
+  } while (0)
+
+// The batch's mean and biased variance (centred, two passes) of channels c0..c1-1.
+static inline void aert_batchnorm_moments(const aert_real *x, int n, int channels, int spatial, int c0, int c1,
+                                          double *mean, double *var) {
+  const double count = (double)n * spatial;
+  AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, mean, x[at]);
+  for (int c = c0; c < c1; c++) mean[c - c0] = count > 0 ? mean[c - c0] / count : 0;
+  AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, var, (x[at] - mean[k]) * (x[at] - mean[k]));
+  for (int c = c0; c < c1; c++) var[c - c0] = count > 0 ? var[c - c0] / count : 0;
+}
+
+// Training: y = (x - mean) / sqrt(var + eps) * scale + shift with the batch's
+// statistics, and running = (1 - momentum) * running + momentum * the
+// batch's, the variance unbiased (as PyTorch; a channel of one element keeps
+// its biased variance, 0).
+static inline void aert_batchnorm_train(int n, int channels, int spatial, const aert_real *restrict x,
+                                        const aert_real *restrict scale, const aert_real *restrict shift,
+                                        aert_real *restrict running_mean, aert_real *restrict running_var, double eps,
+                                        double momentum, aert_real *restrict y) {
+  const int block = aert_batchnorm_block(spatial);
+  const double count = (double)n * spatial;
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c0 = 0; c0 < channels; c0 += block) {
+    const int c1 = c0 + block < channels ? c0 + block : channels;
+    double mean[AERT_BATCHNORM_BLOCK], var[AERT_BATCHNORM_BLOCK];
+    aert_real a[AERT_BATCHNORM_BLOCK], b[AERT_BATCHNORM_BLOCK];
+    aert_batchnorm_moments(x, n, channels, spatial, c0, c1, mean, var);
+    for (int c = c0; c < c1; c++) {
+      const int k = c - c0;
+      a[k] = (aert_real)(scale[c] / sqrt(var[k] + eps)), b[k] = (aert_real)(shift[c] - mean[k] * a[k]);
+      running_mean[c] = (aert_real)((1 - momentum) * running_mean[c] + momentum * mean[k]);
+      running_var[c] =
+          (aert_real)((1 - momentum) * running_var[c] + momentum * (count > 1 ? var[k] * count / (count - 1) : var[k]));
+    }
+    for (int i = 0; i < n; i++)
+      for (int c = c0; c < c1; c++) {
+        const size_t at = ((size_t)i * channels + c) * spatial;
+        for (int p = 0; p < spatial; p++) y[at + p] = x[at + p] * a[c - c0] + b[c - c0];
+      }
+  }
+}
+
+// Inference: the running statistics instead of the batch's; each sample on its own.
+static inline void aert_batchnorm_infer(int n, int channels, int spatial, const aert_real *restrict x,
+                                        const aert_real *restrict scale, const aert_real *restrict shift,
+                                        const aert_real *restrict running_mean, const aert_real *restrict running_var,
+                                        double eps, aert_real *restrict y) {
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < channels; c++) {
+      const aert_real a = (aert_real)(scale[c] / sqrt(running_var[c] + eps)), b = shift[c] - running_mean[c] * a;
+      const size_t at = ((size_t)i * channels + c) * spatial;
+      for (int p = 0; p < spatial; p++) y[at + p] = x[at + p] * a + b;
+    }
+}
+
+// The gradient of the input through the batch's mean and variance: with
+// xhat = (x - mean) / sqrt(var + eps), dx = scale / sqrt(var + eps) *
+// (dy - mean(dy) - xhat * mean(dy * xhat)), the means over the channel.
+static inline void aert_batchnorm_grad_input(int n, int channels, int spatial, const aert_real *restrict x,
+                                             const aert_real *restrict scale, const aert_real *restrict dy, double eps,
+                                             aert_real *restrict dx) {
+  const int block = aert_batchnorm_block(spatial);
+  const double count = (double)n * spatial;
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c0 = 0; c0 < channels; c0 += block) {
+    const int c1 = c0 + block < channels ? c0 + block : channels;
+    double mean[AERT_BATCHNORM_BLOCK], var[AERT_BATCHNORM_BLOCK], inv[AERT_BATCHNORM_BLOCK];
+    double sum_dy[AERT_BATCHNORM_BLOCK], sum_dy_xhat[AERT_BATCHNORM_BLOCK];
+    aert_batchnorm_moments(x, n, channels, spatial, c0, c1, mean, var);
+    for (int k = 0; k < c1 - c0; k++) inv[k] = 1 / sqrt(var[k] + eps);
+    AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, sum_dy, dy[at]);
+    AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, sum_dy_xhat, dy[at] * ((x[at] - mean[k]) * inv[k]));
+    for (int i = 0; i < n; i++)
+      for (int c = c0; c < c1; c++) {
+        const int k = c - c0;
+        const double a = scale[c] * inv[k], mean_dy = sum_dy[k] / count, mean_dy_xhat = sum_dy_xhat[k] / count;
+        const size_t at = ((size_t)i * channels + c) * spatial;
+        for (int p = 0; p < spatial; p++)
+          dx[at + p] = (aert_real)(a * (dy[at + p] - mean_dy - (x[at + p] - mean[k]) * inv[k] * mean_dy_xhat));
+      }
+  }
+}
+
+// The scale's gradient: the sum over the channel of dy * xhat.
+static inline void aert_batchnorm_grad_scale(int n, int channels, int spatial, const aert_real *restrict x,
+                                             const aert_real *restrict dy, double eps, aert_real *restrict dscale) {
+  const int block = aert_batchnorm_block(spatial);
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c0 = 0; c0 < channels; c0 += block) {
+    const int c1 = c0 + block < channels ? c0 + block : channels;
+    double mean[AERT_BATCHNORM_BLOCK], var[AERT_BATCHNORM_BLOCK], inv[AERT_BATCHNORM_BLOCK], sum[AERT_BATCHNORM_BLOCK];
+    aert_batchnorm_moments(x, n, channels, spatial, c0, c1, mean, var);
+    for (int k = 0; k < c1 - c0; k++) inv[k] = 1 / sqrt(var[k] + eps);
+    AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, sum, dy[at] * ((x[at] - mean[k]) * inv[k]));
+    for (int c = c0; c < c1; c++) dscale[c] = (aert_real)sum[c - c0];
+  }
+}
+
+// The shift's gradient: the sum over the channel of dy.
+static inline void aert_batchnorm_grad_shift(int n, int channels, int spatial, const aert_real *restrict dy,
+                                             aert_real *restrict dshift) {
+  const int block = aert_batchnorm_block(spatial);
+#pragma omp parallel for schedule(static) if ((size_t)n * channels * spatial >= 65536)
+  for (int c0 = 0; c0 < channels; c0 += block) {
+    const int c1 = c0 + block < channels ? c0 + block : channels;
+    double sum[AERT_BATCHNORM_BLOCK];
+    AERT_BATCHNORM_SUMS(n, channels, spatial, c0, c1, sum, dy[at]);
+    for (int c = c0; c < c1; c++) dshift[c] = (aert_real)sum[c - c0];
+  }
 }
 
 #endif  // AERT_KERNELS_SHARED_ONLY

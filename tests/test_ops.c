@@ -100,6 +100,14 @@ START_TEST(every_op_has_a_kernel_and_what_it_needs) {
 }
 END_TEST
 
+// Whether op stands for another at inference only (batchnorm_eval): a
+// training graph, which autodiff differentiates, never holds it.
+static bool is_inference_only(OpKind op) {
+  for (int other = 0; other < OP_COUNT; other++)
+    if (op_info(other)->inference_op == op && op != OP_INPUT) return true;
+  return false;
+}
+
 // A shape rule wherever the op has inputs (ops without inputs get their
 // shape when they are made: input, param, the priors), and a
 // vector-Jacobian rule for every op a forward graph can hold.
@@ -109,7 +117,13 @@ START_TEST(every_forward_op_has_a_shape_and_a_gradient_rule) {
     const char *name = op_name(op);
     ck_assert_msg(info->n_inputs >= 0 && info->n_inputs <= MAX_INPUTS, "%s: %d inputs", name, info->n_inputs);
     if (info->n_inputs > 0) ck_assert_msg(info->shape != NULL, "%s has inputs but no shape rule", name);
-    if (info->n_inputs > 0 && !is_gradient_op(op))
+    if (info->inference_op != OP_INPUT) {
+      const OpInfo *at_inference = op_info(info->inference_op);
+      ck_assert_msg(at_inference->n_inputs == info->n_inputs && at_inference->kernel != KERNEL_NONE,
+                    "%s's inference op %s must take the same inputs and have a kernel", name,
+                    op_name(info->inference_op));
+    }
+    if (info->n_inputs > 0 && !is_gradient_op(op) && !is_inference_only(op))
       ck_assert_msg(info->vjp != NULL, "%s can be in a forward graph but has no vector-Jacobian rule", name);
     if (info->n_inputs == 0) ck_assert_msg(!info->vjp, "%s has no input to differentiate", name);
   }

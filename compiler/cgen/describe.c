@@ -199,8 +199,8 @@ char *describe_graph(const Graph *g, const char *model_name, const char *source_
     json_string(f, g->nets[p->net].name);
     fprintf(f, ", \"shape\": ");
     json_shape(f, p->shape);
-    fprintf(f, ", \"kernel\": %s, \"offset\": %zu, \"size\": %zu}%s\n", p->is_kernel ? "true" : "false", p->offset,
-            p->size, i + 1 < g->n_params ? "," : "");
+    fprintf(f, ", \"kernel\": %s, \"offset\": %zu, \"size\": %zu%s}%s\n", p->is_kernel ? "true" : "false", p->offset,
+            p->size, p->state ? ", \"state\": true" : "", i + 1 < g->n_params ? "," : "");
   }
   fprintf(f, "  ],\n  \"nets\": [\n");
   for (int i = 0; i < g->n_nets; i++) {

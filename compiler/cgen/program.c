@@ -26,8 +26,11 @@ static void emit_tables(Emitter *e) {
     param_const(g, i, "SIZE", size, sizeof size);
     emit_format(e, "  {\"%s\", %d, {", p->name, p->shape.rank);
     for (int d = 0; d < p->shape.rank; d++) emit_format(e, d ? ", %d" : "%d", p->shape.dims[d]);
-    emit_format(e, "}, %s, %s, %s, %d, %d},\n", off, size, p->is_kernel ? "AERT_INIT_GLOROT_UNIFORM" : "AERT_INIT_ZEROS",
-            p->fan_in, p->fan_out);
+    const char *init = p->state ? (p->init_ones ? "AERT_INIT_STATE_ONES" : "AERT_INIT_STATE_ZEROS")
+                       : p->init_ones ? "AERT_INIT_ONES"
+                       : p->is_kernel ? "AERT_INIT_GLOROT_UNIFORM"
+                                      : "AERT_INIT_ZEROS";
+    emit_format(e, "}, %s, %s, %s, %d, %d},\n", off, size, init, p->fan_in, p->fan_out);
   }
   emit_line(e, "};");
   emit_blank(e);

@@ -29,7 +29,8 @@ static LayerSite *layer_site(Lowerer *L, const Expr *call, const char *kind, boo
     if (L->sites[i].net == L->current_net && L->sites[i].site == call) return *first = false, &L->sites[i];
   L->sites = grow_for(L->sites, L->n_sites, sizeof(LayerSite));
   LayerSite *site = &L->sites[L->n_sites++];
-  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1, .tied_to = -1};
+  *site = (LayerSite){.net = L->current_net, .site = call, .kernel = -1, .bias = -1, .tied_to = -1,
+                      .running_mean = -1, .running_var = -1};
   int index = 1;
   for (int i = 0; i + 1 < L->n_sites; i++)
     index += L->sites[i].net == L->current_net && strncmp(L->sites[i].layer, kind, strlen(kind)) == 0 &&
@@ -321,6 +322,52 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
              pad ? ", pad=valid" : "", tied_text);
     record_layer(L, site, description, y, z, call->loc);
   }
+  return tensor_value(y);
+}
+
+// ------------------------------------------------------------- batchnorm
+// batchnorm(): its scale (`<net>.batchnorm_<i>.scale`, ones) and shift
+// (zeros), trained, and its running mean (zeros) and variance (ones), which
+// no step trains (Param.state), one value a unit or channel each; the op
+// (ops/norm.c) with PyTorch's eps and momentum.
+Value lower_batchnorm(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
+  int x = -1;
+  if (!want_tensor(args, 0, b, call, &x)) return error_value;
+  if (!inside_net(L, b, call)) return error_value;
+  Graph *g = L->graph;
+  Shape in = g->nodes[x].shape;
+  if (!in.batched || (in.rank != 1 && in.rank != 3)) {
+    char s[64];
+    shape_format(in, s, sizeof s);
+    diag_error(call->loc,
+               "batchnorm normalizes the units of a flat value [units] or the channels of an image [channels, "
+               "height, width] per sample, but got %s%s",
+               s, in.batched ? "; flatten() or reshape([c, h, w]) it first" : "; apply it to a value with a batch");
+    return error_value;
+  }
+  bool first;
+  LayerSite *site = layer_site(L, call, b->name, &first);
+  if (first) {
+    const char *net = g->nets[L->current_net].name;
+    static const char *const parts[] = {"scale", "shift", "running_mean", "running_var"};
+    int *nodes[] = {&site->kernel, &site->bias, &site->running_mean, &site->running_var};
+    for (int i = 0; i < 4; i++) {
+      char name[300];
+      snprintf(name, sizeof name, "%s.%s.%s", net, site->layer, parts[i]);
+      *nodes[i] = graph_add_param(g, name, L->current_net, (Shape){.rank = 1, .dims = {in.dims[0]}}, false, 0, 0,
+                                  call->loc);
+      Param *p = &g->params[g->nodes[*nodes[i]].param_index];
+      p->init_ones = i == 0 || i == 3;
+      p->state = i >= 2;
+    }
+  }
+  int before = g->n_nodes;
+  double attr[MAX_ATTRS] = {1e-5, 0.1};  // eps, momentum: PyTorch's
+  int y = graph_add_attr(g, b->op, (int[]){x, site->kernel, site->bias, site->running_mean, site->running_var}, 5,
+                         attr, call->loc);
+  if (y < 0) return error_value;
+  name_after_layer(L, y, before, site);
+  if (first) record_layer(L, site, "batchnorm()", y, y, call->loc);
   return tensor_value(y);
 }
 

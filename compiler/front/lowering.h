@@ -66,13 +66,15 @@ void scope_free(Scope *scope);
 // and in its weights' names (`dense_1`, `conv_2`), and its weights (param
 // nodes, or -1), made on the net's first application and shared after.
 // A tied layer (dense(..., tied=NET.LAYER)) has no kernel of its own: its
-// kernel is the named layer's, tied_to that layer's site (else -1).
+// kernel is the named layer's, tied_to that layer's site (else -1). A
+// batchnorm's scale and shift stand as its kernel and bias.
 typedef struct LayerSite {
   int net;
   const Expr *site;
   char layer[48];
   int kernel, bias;
   int tied_to;
+  int running_mean, running_var;  // a batchnorm's (its scale is `kernel`, its shift `bias`), else -1
 } LayerSite;
 
 typedef struct Lowerer {

@@ -83,7 +83,8 @@ static void finish_step(Graph *g, Step *step) {
     Net *net = &g->nets[step->nets[i]];
     if (i) strcat(step->nets_text, ", ");
     strcat(step->nets_text, net->name);
-    for (int p = 0; p < net->n_params; p++) step->params[step->n_params++] = net->param_ids[p];
+    for (int p = 0; p < net->n_params; p++)  // a batchnorm's running statistics are not trained
+      if (!g->params[net->param_ids[p]].state) step->params[step->n_params++] = net->param_ids[p];
   }
   qsort(step->params, (size_t)step->n_params, sizeof(int), compare_ints);
   step->grad_nodes = malloc(((size_t)step->n_params + 1) * sizeof(int));

@@ -18,7 +18,7 @@
 // Shapes leave the batch axis out: a batched value of shape [784] holds
 // n x 784 elements at run time. Unbatched values are parameters, their
 // gradients, and scalars (rank 0: losses and numbers).
-enum { MAX_RANK = 4, MAX_INPUTS = 4, MAX_ATTRS = 3 };
+enum { MAX_RANK = 4, MAX_INPUTS = 5, MAX_ATTRS = 3 };
 
 typedef struct Shape {
   bool batched;
@@ -59,6 +59,11 @@ typedef struct Param {
   size_t offset;      // into the parameter buffer, in elements
   size_t size;
   bool is_kernel;     // kernels get Glorot init and count in l2(); biases don't
+  bool init_ones;     // starts at 1 (a batchnorm's scale and running variance), else Glorot or 0
+  // Not trained (a batchnorm's running mean and variance): no step updates
+  // it and no gradient reaches it; the op that reads it writes it, and
+  // checkpoints carry it like any parameter.
+  bool state;
   int fan_in, fan_out;
 } Param;
 

@@ -231,6 +231,7 @@ const OpInfo OP_BCE_LOGITS_GRAD_TARGET_row = {.n_inputs = 3, ELEMENTWISE("-$2 * 
 
 const OpInfo OP_KL_SPARSITY_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_kl_sparsity,
                                    .shape = shape_batched_to_scalar, .vjp = vjp_kl_sparsity,
-                                   .flops = flops_input_elements, .pure = true};
+                                   .flops = flops_input_elements, .pure = true,
+                                   .batch_statistics = "the mean activation"};
 const OpInfo OP_KL_SPARSITY_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .emit = emit_kl_sparsity_grad,
                                         .shape = shape_same, .flops = flops_elements, .pure = true};

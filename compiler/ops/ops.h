@@ -3,7 +3,7 @@
 // other op's row, KIND_row, is defined in its family file with the shape
 // rule, vector-Jacobian rule, FLOPs and kernel it points to (table.c:
 // storage, arithmetic, reshape; dense.c and gemm.c; conv.c; pool.c;
-// noise.c; losses.c; prior.c). table.c gathers the rows into the op table.
+// noise.c; norm.c; losses.c; prior.c). table.c gathers the rows into the op table.
 // Nodes enter the graph through build.c, which applies the shape rules.
 // Above writer/ (kernels are written through it), below front/ and passes/.
 #ifndef AEC_OPS_H
@@ -82,6 +82,13 @@ typedef struct OpInfo {
   bool identity_at_inference;  // corruption, sample_normal: in evaluation, encode and reconstruct it passes
                                // its input 0 through
   bool prior;   // a prior: one sample a batch row, drawn at inference too (prior.c)
+  // The op that stands for it at inference, on the same inputs (batchnorm's
+  // running statistics: batchnorm_eval), or OP_INPUT (0): the op itself.
+  OpKind inference_op;
+  // Reads statistics of the whole batch (what, for messages: "the mean
+  // activation"), or NULL: under --mpi each process holds a share of the
+  // batch only, so aec --mpi refuses it (compiler/main.c).
+  const char *batch_statistics;
   // A schedule (schedule.c): storage, a scalar that each generated function
   // sets at its start from the run's progress (emit_schedule_value).
   bool schedule;

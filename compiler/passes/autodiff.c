@@ -74,7 +74,8 @@ static bool differentiate_step(Graph *g, int s_index) {
       break;
     }
     bool needs[MAX_INPUTS] = {false};
-    int in_grads[MAX_INPUTS] = {-1, -1, -1, -1};
+    int in_grads[MAX_INPUTS];
+    for (int i = 0; i < MAX_INPUTS; i++) in_grads[i] = -1;
     for (int i = 0; i < node.n_inputs; i++) needs[i] = depends[node.inputs[i]];
     info->vjp(g, &node, grads[id], needs, in_grads);
     for (int i = 0; i < node.n_inputs; i++) {

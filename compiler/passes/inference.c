@@ -2,7 +2,8 @@
 // layer_output (the `activations` command) compute; decode (the
 // reconstruction from a given code) and the parts of each loss that is a sum.
 // Corruption is the identity at inference, so each such value is rebuilt
-// with every corruption node replaced by its input; hash-consing in
+// with every corruption node replaced by its input (and every op with an
+// inference_op, batchnorm, by that op); hash-consing in
 // graph_add makes the rebuilt nodes the existing ones wherever nothing was
 // corrupted (encoder(noisy) becomes the same node as encoder(x)).
 #include <ctype.h>
@@ -14,16 +15,18 @@
 // Node `id` rebuilt from its inputs' rebuilt nodes (all in memo already).
 static int rebuild_node(Graph *g, int id, const int *memo) {
   Node node = g->nodes[id];  // a copy: graph_add may move the array
-  if (op_info(node.op)->identity_at_inference) return memo[node.inputs[0]];
+  const OpInfo *info = op_info(node.op);
+  if (info->identity_at_inference) return memo[node.inputs[0]];
   int inputs[MAX_INPUTS];
-  bool changed = false;
+  bool changed = info->inference_op != OP_INPUT;  // batchnorm: batchnorm_eval
   for (int i = 0; i < node.n_inputs; i++) {
     inputs[i] = memo[node.inputs[i]];
     changed |= inputs[i] != node.inputs[i];
   }
   if (!changed) return id;
   int before = g->n_nodes;
-  int made = graph_add_attr(g, node.op, inputs, node.n_inputs, node.attr, node.loc);
+  OpKind op = info->inference_op != OP_INPUT ? info->inference_op : node.op;
+  int made = graph_add_attr(g, op, inputs, node.n_inputs, node.attr, node.loc);
   if (made >= before) {  // a new node: name it after the one it stands for
     char name[320];
     snprintf(name, sizeof name, "%s_eval", node.name);

@@ -20,6 +20,9 @@ void print_summary(FILE *out, const Graph *g) {
     flops += l->flops;
   }
   fprintf(out, "Total params: %ld (%zu in the parameter buffer)\n", params, g->n_param_elems);
+  size_t state = 0;  // a batchnorm's running statistics
+  for (int i = 0; i < g->n_params; i++) state += g->params[i].state ? g->params[i].size : 0;
+  if (state) fprintf(out, "Running statistics (not trained, in the buffer): %zu\n", state);
   fprintf(out, "Forward FLOPs per sample: %.0f\n", flops);
   for (int i = 0; i < g->n_steps; i++) {
     const Step *s = &g->steps[i];

@@ -132,6 +132,11 @@ void source_place(Loc loc, char *buf, size_t size) {
 }
 
 void emit_kernel_open(Emitter *e, const Node *node, const char *const *arg_names, const char *formula) {
+  emit_kernel_open_writing(e, node, arg_names, formula, 0);
+}
+
+void emit_kernel_open_writing(Emitter *e, const Node *node, const char *const *arg_names, const char *formula,
+                              unsigned written_inputs) {
   const Graph *g = e->graph;
   char line[160], place[1200], shape[64];
   source_line(node->loc, line, sizeof line);
@@ -149,7 +154,8 @@ void emit_kernel_open(Emitter *e, const Node *node, const char *const *arg_names
   bool batch = node_uses_batch(g, node);
   if (batch) fprintf(e->out, "int n, ");
   if (node->rng_node >= 0) fprintf(e->out, "uint64_t key, uint64_t row0, ");
-  for (int i = 0; i < node->n_inputs; i++) fprintf(e->out, "const real *restrict %s, ", arg_names[i]);
+  for (int i = 0; i < node->n_inputs; i++)
+    fprintf(e->out, "%sreal *restrict %s, ", written_inputs >> i & 1 ? "" : "const ", arg_names[i]);
   fprintf(e->out, "real *restrict %s) {\n", arg_names[node->n_inputs]);
 }
 

@@ -78,6 +78,11 @@ void param_const(const Graph *graph, int param, const char *suffix, char *buf, s
 // `static void NAME(int n, const real *restrict NAMES[0], ..., real *restrict
 // NAMES[n_inputs]) {`. `n` is there when anything is batched.
 void emit_kernel_open(Emitter *emitter, const Node *node, const char *const *arg_names, const char *formula);
+// The same, but the inputs whose bit is set in `written_inputs` (bit i: input
+// i) are `real *restrict`: the kernel also writes them (a batchnorm's running
+// statistics, parameters of the buffer that no step trains).
+void emit_kernel_open_writing(Emitter *emitter, const Node *node, const char *const *arg_names, const char *formula,
+                              unsigned written_inputs);
 
 // Expression templates (the mini-language of OpInfo.expr, ops/ops.h): writes
 // `tmpl` for `node` with $0..$3 as the inputs a, b, c, d at `index`.

@@ -94,7 +94,7 @@ static double check_step(const aert_model *model, aert_ctx *ctx, int s, const ae
   double max_error = 0;
   for (int i = 0; i < model->n_params; i++) {
     const aert_param *p = &model->params[i];
-    if (named && !param_in_step(p, step)) continue;
+    if (AERT_PARAM_IS_STATE(p) || (named && !param_in_step(p, step))) continue;  // no gradient reaches running statistics
     size_t count = p->size <= (size_t)samples ? p->size : (size_t)samples;
     uint64_t key = aert_stream_key(ctx->seed, STREAM_GRADCHECK, (uint64_t)(s + 1) << 32 | (uint64_t)i);
     for (size_t k = 0; k < count; k++) {

@@ -47,13 +47,16 @@ int aert_cmd_summary(const aert_model *model, const aert_options *options) {
     total_params += l->params;
   }
   fprintf(stderr, "%s\n", rule);
-  with_commas(params, sizeof params, (double)model->n_param_elems);
+  size_t trainable = 0, state = 0;  // state: a batchnorm's running statistics
+  for (int i = 0; i < model->n_params; i++) *(AERT_PARAM_IS_STATE(&model->params[i]) ? &state : &trainable) += model->params[i].size;
+  with_commas(params, sizeof params, (double)trainable);
   with_commas(flops, sizeof flops, total_flops);
   fprintf(stderr, "Total params: %s (%s)\n", params, sizeof(aert_real) == 8 ? "float64" : "float32");
+  if (state) fprintf(stderr, "Running statistics (not trained): %zu\n", state);
   fprintf(stderr, "Forward FLOPs per sample: %s\n", flops);
-  if (total_params != (long)model->n_param_elems)
-    aert_warning("the layers list %ld parameters, the model holds %zu", total_params, model->n_param_elems);
-  printf("params %zu\nflops_per_sample %.0f\n", model->n_param_elems, total_flops);
+  if (total_params != (long)trainable)
+    aert_warning("the layers list %ld parameters, the model holds %zu", total_params, trainable);
+  printf("params %zu\nflops_per_sample %.0f\n", trainable, total_flops);
   return AERT_EXIT_OK;
 }
 

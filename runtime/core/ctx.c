@@ -89,14 +89,23 @@ static void init_uniform(const aert_model *model, aert_ctx *ctx, int i, double l
 void aert_init_params(const aert_model *model, aert_ctx *ctx) {
   for (int i = 0; i < model->n_params; i++) {
     const aert_param *p = &model->params[i];
-    if (p->init == AERT_INIT_ZEROS) memset(ctx->params + p->offset, 0, p->size * sizeof *ctx->params);
+    if (p->init == AERT_INIT_ZEROS || p->init == AERT_INIT_STATE_ZEROS)
+      memset(ctx->params + p->offset, 0, p->size * sizeof *ctx->params);
+    else if (p->init == AERT_INIT_ONES || p->init == AERT_INIT_STATE_ONES)
+      for (size_t e = 0; e < p->size; e++) ctx->params[p->offset + e] = 1;
     else init_uniform(model, ctx, i, aert_glorot_limit(p));
   }
 }
 
+// PyTorch's Linear and Conv2d draw kernels and biases from U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)); its BatchNorm starts at ones and zeros, as aec does (a
+// batchnorm's parameters and state have no fans).
 void aert_init_params_pytorch(const aert_model *model, aert_ctx *ctx) {
+  aert_init_params(model, ctx);
   for (int i = 0; i < model->n_params; i++)
-    init_uniform(model, ctx, i, model->params[i].fan_in > 0 ? 1 / sqrt((double)model->params[i].fan_in) : 1);
+    if ((model->params[i].init == AERT_INIT_ZEROS || model->params[i].init == AERT_INIT_GLOROT_UNIFORM) &&
+        model->params[i].fan_in + model->params[i].fan_out > 0)
+      init_uniform(model, ctx, i, model->params[i].fan_in > 0 ? 1 / sqrt((double)model->params[i].fan_in) : 1);
 }
 
 aert_ctx *aert_ctx_create(const aert_model *model, int capacity, uint64_t seed) {

@@ -19,7 +19,8 @@ in tests/torch/*.ae), this script
   4. replays the same batches in PyTorch from the same initial weights, with
      torch.optim's Adam, AdamW, SGD or RMSprop set as each step says, and compares
      every step's loss (relative difference at most 1e-4) and every weight
-     after the last batch (see WEIGHT_TOLERANCE).
+     after the last batch (see WEIGHT_TOLERANCE), batchnorm's running
+     statistics included (PyTorch's F.batch_norm moves them as it trains).
 
 A model that aec rejects with "... is not supported yet" is skipped (and
 named); it is covered as soon as it compiles. The first step or tensor that
@@ -109,6 +110,20 @@ def kl_sparsity(node, inputs, run):
     rho = node["attr"][0]
     mean = torch.clamp(inputs[0].mean(dim=0), 1e-7, 1 - 1e-7)
     return (rho * torch.log(rho / mean) + (1 - rho) * torch.log((1 - rho) / (1 - mean))).sum()
+
+
+def batchnorm(node, inputs, run):
+    """BatchNorm1d/2d in training mode: normalized by the batch's statistics,
+    moving the running ones (state tensors, updated in place) as PyTorch does."""
+    x, scale, shift, running_mean, running_var = inputs
+    return F.batch_norm(x, running_mean, running_var, scale, shift, training=True, momentum=node["attr"][1],
+                        eps=node["attr"][0])
+
+
+def batchnorm_eval(node, inputs, run):
+    """The same at inference: the running statistics."""
+    x, scale, shift, running_mean, running_var = inputs
+    return F.batch_norm(x, running_mean, running_var, scale, shift, training=False, eps=node["attr"][0])
 
 
 # Convolutional ops (compiler/ops/conv.c, pool.c). Images are NCHW; a conv kernel is
@@ -214,6 +229,8 @@ OPS = {
     "bce_logits": lambda node, x, run: F.binary_cross_entropy_with_logits(x[0], x[1].expand_as(x[0])),
     "clip": lambda node, x, run: torch.clamp(x[0], node["attr"][0], node["attr"][1]),
     "kl_sparsity": kl_sparsity,
+    "batchnorm": batchnorm,
+    "batchnorm_eval": batchnorm_eval,
     # tied layers: the description's `transposed` lists the inputs used transposed
     # (the kernel of the dense layer tied to); Replay.evaluate transposes them
     "dense_tied": lambda node, x, run: x[0] @ x[1] + x[2],
@@ -309,16 +326,26 @@ def mixture_prior(node, d):
     return out.to(d["normal"].dtype)
 
 
+# At inference (eval, encode, ...): batchnorm with its running statistics,
+# and corruption, dropout and sampling pass their first input through.
+INFERENCE_OPS = {
+    "batchnorm": batchnorm_eval,
+    **{op: (lambda node, x, run: x[0]) for op in ("gaussian_noise", "masking_noise", "salt_pepper", "dropout",
+                                                  "sample_normal")},
+}
+
+
 # ------------------------------------------------------------ the replay
 class Replay:
     """Evaluates the described graph in PyTorch for one batch."""
 
-    def __init__(self, description, params):
+    def __init__(self, description, params, inference=False):
         self.d = description
         self.nodes = {node["id"]: node for node in description["nodes"]}
         self.params = params
         self.n = 0
         self.progress = 0.0  # the fractional epoch of the batch (schedules)
+        self.inference = inference  # as eval computes: batchnorm's running statistics, no corruption
 
     def batched(self, node_id):
         return self.nodes[node_id]["batched"]
@@ -344,7 +371,9 @@ class Replay:
                 inputs = [value(j) for j in node["inputs"]]
                 # an input the node uses transposed (a tied layer's kernel, in its owner's layout)
                 inputs = [v.t() if k in node.get("transposed", []) else v for k, v in enumerate(inputs)]
-                if "random" in node:
+                if self.inference and op in INFERENCE_OPS:
+                    v = INFERENCE_OPS[op](node, inputs, self)
+                elif "random" in node:
                     rule = RANDOM_OPS.get(op)
                     if rule is None:
                         raise Disagreement(f"no PyTorch rule for the random op '{op}' (node {i}, {node['name']}): "
@@ -418,7 +447,9 @@ def batch_schedules(description, record, model, optimizers):
 
 def replay(description, data, trace, draws, init):
     """Trains in PyTorch along the trace; returns the final parameters."""
-    params = {name: t.clone().requires_grad_(True) for name, t in init.items() if not name.startswith("optimizer.")}
+    state = {p["name"] for p in description["params"] if p.get("state")}  # running statistics: no gradient
+    params = {name: t.clone().requires_grad_(name not in state) for name, t in init.items()
+              if not name.startswith("optimizer.")}
     model = Replay(description, params)
     steps = description["steps"]
     optimizers = [make_optimizer(s, [params[p] for p in s["params"]]) for s in steps]
@@ -544,10 +575,34 @@ def check_model(aec, source, work):
     final_torch, max_loss_rel = replay(description, data, trace, draws, init)
     order = [p["name"] for p in description["params"]]
     lines, max_diff = compare_weights(final_aec, final_torch, order, adam_travel(description, trace), batches)
+    if any(node["op"] == "batchnorm" for node in description["nodes"]):
+        lines.append(compare_inference(program, work, description, data, final_torch))
     steps = ", ".join(f"{s['optimizer']}({s['loss']})" for s in description["steps"])
     summary = (f"{batches} batches x {len(description['steps'])} steps [{steps}], largest loss relative difference "
                f"{max_loss_rel:.3g}, largest weight difference {max_diff:.3g}")
     return "pass", summary + "\n" + "\n".join(lines)
+
+
+def compare_inference(program, work, description, data, final_torch):
+    """A model with batchnorm: `eval` of the trained weights on the whole data
+    set, every loss against PyTorch's eval mode (the running statistics)."""
+    out = run([program, "eval", "--data", "data.npy", "--checkpoint", "final.safetensors", "--threads", "2"], work,
+              "eval")
+    figures = dict(line.split()[:2] for line in out.splitlines() if len(line.split()) == 2)
+    model = Replay(description, final_torch, inference=True)
+    worst = 0.0
+    with torch.no_grad():
+        for loss in description["losses"]:
+            ours = model.evaluate(loss["node"], data, {}).item()
+            if loss["name"] not in figures:
+                raise Disagreement(f"eval printed no '{loss['name']}':\n{out}")
+            theirs = float(figures[loss["name"]])
+            rel = abs(ours - theirs) / max(abs(theirs), 1e-30)
+            worst = max(worst, rel)
+            if not rel <= LOSS_TOLERANCE:
+                raise Disagreement(f"eval after training, '{loss['name']}': aec {theirs:.9g}, PyTorch's eval mode "
+                                   f"{ours:.9g}, relative difference {rel:.3g} > {LOSS_TOLERANCE:g}")
+    return f"    eval (running statistics): largest loss relative difference {worst:.3g}"
 
 
 def default_models():
