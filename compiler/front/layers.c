@@ -83,7 +83,8 @@ static void record_layer(Lowerer *L, const LayerSite *site, const char *descript
 // A layer that makes weights must be inside a net (checked before its
 // arguments, so that it is said even when an argument is in error).
 bool layer_inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
-  if (L->current_net >= 0 || (b->lower != lower_dense && b->lower != lower_conv)) return true;
+  if (L->current_net >= 0 || (b->lower != lower_dense && b->lower != lower_conv && b->lower != lower_batchnorm))
+    return true;
   diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", b->name, b->name);
   return false;
 }
@@ -333,7 +334,6 @@ Value lower_conv(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
 Value lower_batchnorm(Lowerer *L, const Builtin *b, const Expr *call, Bound *args) {
   int x = -1;
   if (!want_tensor(args, 0, b, call, &x)) return error_value;
-  if (!inside_net(L, b, call)) return error_value;
   Graph *g = L->graph;
   Shape in = g->nodes[x].shape;
   if (!in.batched || (in.rank != 1 && in.rank != 3)) {
