@@ -383,6 +383,9 @@ int aert_checkpoint_load(const char *path, const aert_model *model, aert_ctx *ct
 // ------------------------------------------------------------ draw/image.c
 // Writes a grid of grey images (values in [0,1], each `height` x `width`,
 // `rows` x `cols` of them in row-major order) as a PNG through cairo.
+// Screen pixels a grid gives each image pixel: 3, or more for small images,
+// so that a tile is at least 42 pixels a side (a 3x3 kernel, an 8x8 image).
+int aert_image_scale(int height, int width);
 int aert_write_image_grid(const char *path, const aert_real *images, int rows, int cols,
                           int height, int width);
 

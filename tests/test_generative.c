@@ -90,7 +90,8 @@ static const char *const vae_text =
     "loss elbo = 16 * bce(decoder(code), x) + kl_normal(mean, logvar)\n"
     "train { data \"train.csv\" test \"train.csv\" batch 16 epochs 2 }\n";
 
-enum { N = 200, SIZE = 16, TILE = 4 * 3 + 2 };
+enum { N = 200, SIZE = 16 };
+#define TILE (4 * aert_image_scale(4, 4) + 2)  // a 4 x 4 image scaled up, and the gap
 
 static char *dir;  // m (the adversarial model, trained: k.safetensors), p, s and b with theirs
 

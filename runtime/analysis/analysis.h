@@ -54,14 +54,15 @@ double aert_softmax_probe(const aert_real *train, const int32_t *train_labels, s
 // ------------------------------------------------------------ neighbours.c
 // The k nearest rows of db (n_db x d) to each query (n_q x d), by Euclidean
 // or by cosine distance, into neighbours[q * k ..], nearest first;
-// `skip_self`: the query set is the database, and a query does not find itself.
+// `self` >= 0: the queries are the database's rows from `self` on, and a
+// query does not find itself; -1: they are not.
 void aert_knn_search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
-                     bool cosine, bool skip_self, uint32_t *neighbours);
+                     bool cosine, long self, uint32_t *neighbours);
 // Codes thresholded at 0.5, packed 64 to a word (`words` a row); NULL when memory runs out.
 uint64_t *aert_binary_codes(const aert_real *codes, size_t n, int d, int words);
 // The k nearest by Hamming distance; ties go to the earlier database row.
 void aert_knn_hamming(const uint64_t *db, size_t n_db, const uint64_t *queries, size_t n_q, int words, int k,
-                      bool skip_self, uint32_t *neighbours);
+                      long self, uint32_t *neighbours);
 // The mean over queries of the fraction of their k neighbours with the query's label.
 double aert_precision_at_k(const uint32_t *neighbours, size_t n_q, int k, const int32_t *db_labels,
                            const int32_t *query_labels);

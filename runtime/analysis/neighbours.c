@@ -13,9 +13,9 @@
 // for every row: Euclidean a = |x|^2, b = 1; cosine a = 0, b = 1 / (2 |x|)
 // (a zero row is at distance 0 from everything). Queries go 4 at a time
 // against each database row, so a row is read once per 4 queries.
-// `skip_self`: the query set is the database, and a query does not find itself.
+// `self` >= 0: query q is database row self + q, which it does not find.
 void aert_knn_search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
-                     bool cosine, bool skip_self, uint32_t *neighbours) {
+                     bool cosine, long self, uint32_t *neighbours) {
   float *norms = malloc((n_db ? n_db : 1) * sizeof *norms);
   float *scales = malloc((n_db ? n_db : 1) * sizeof *scales);
 #pragma omp parallel for schedule(static)
@@ -49,7 +49,7 @@ void aert_knn_search(const aert_real *db, size_t n_db, const aert_real *queries,
         float dist[4] = {norms[j] - b * s0, norms[j] - b * s1, norms[j] - b * s2, norms[j] - b * s3};
         for (int a = 0; a < m; a++) {
           float *b = best + (size_t)a * k;
-          if (!(dist[a] < b[k - 1]) || (skip_self && j == q0 + (size_t)a)) continue;
+          if (!(dist[a] < b[k - 1]) || (self >= 0 && j == (size_t)self + q0 + (size_t)a)) continue;
           uint32_t *ix = index + (size_t)a * k;
           int p = k - 1;
           for (; p > 0 && b[p - 1] > dist[a]; p--) b[p] = b[p - 1], ix[p] = ix[p - 1];
@@ -75,7 +75,7 @@ uint64_t *aert_binary_codes(const aert_real *codes, size_t n, int d, int words) 
 
 // The k nearest by Hamming distance; ties go to the earlier database row.
 void aert_knn_hamming(const uint64_t *db, size_t n_db, const uint64_t *queries, size_t n_q, int words, int k,
-                      bool skip_self, uint32_t *neighbours) {
+                      long self, uint32_t *neighbours) {
 #pragma omp parallel
   {
     int *best = malloc((size_t)k * sizeof *best);
@@ -85,7 +85,7 @@ void aert_knn_hamming(const uint64_t *db, size_t n_db, const uint64_t *queries, 
       const uint64_t *qb = queries + q * (size_t)words;
       for (int i = 0; i < k; i++) best[i] = INT32_MAX, index[i] = UINT32_MAX;
       for (size_t j = 0; j < n_db; j++) {
-        if (skip_self && j == q) continue;
+        if (self >= 0 && j == (size_t)self + q) continue;
         const uint64_t *x = db + j * (size_t)words;
         int dist = 0;
         for (int w = 0; w < words; w++) dist += __builtin_popcountll(x[w] ^ qb[w]);

@@ -186,6 +186,7 @@ int aert_pca_fit(const aert_real *x, size_t n, int d, int k, aert_pca *out) {
   orthonormalize(q, m, d, key);
   for (int i = 0; i < m; i++) previous[i] = 0;
   for (int iteration = 0; iteration < MAX_ITERATIONS; iteration++) {
+    aert_progress("pca: subspace iterations (at most)", (size_t)iteration, MAX_ITERATIONS);
     multiply(cov, d, q, m, z);  // z = C q, then q = orth(z)
     memcpy(q, z, (size_t)m * (size_t)d * sizeof *q);
     orthonormalize(q, m, d, key + 7);
@@ -214,6 +215,7 @@ int aert_pca_fit(const aert_real *x, size_t n, int d, int k, aert_pca *out) {
     memcpy(previous, values, (size_t)m * sizeof *previous);
     if (iteration > 2 && change < 1e-12) break;
   }
+  aert_progress("pca: subspace iterations (at most)", MAX_ITERATIONS, MAX_ITERATIONS);
   for (int i = 0; i < k; i++) {
     out->variances[i] = values[i];
     memcpy(out->components + (size_t)i * d, q + (size_t)i * d, (size_t)d * sizeof(double));

@@ -31,6 +31,7 @@ double aert_softmax_probe(const aert_real *train, const int32_t *train_labels, s
   for (int j = 0; j < d; j++) scale[j] = 1 / sqrt(scale[j] / (double)n_train + 1e-6);
   long t = 0;
   for (int epoch = 0; epoch < epochs; epoch++) {
+    aert_progress("probe: epochs of the classifier", (size_t)epoch, (size_t)epochs);
     aert_shuffle(order, n_train, seed, (uint64_t)epoch);
     for (size_t first = 0; first < n_train; first += BATCH) {
       size_t b = n_train - first < BATCH ? n_train - first : BATCH;
@@ -60,6 +61,7 @@ double aert_softmax_probe(const aert_real *train, const int32_t *train_labels, s
       }
     }
   }
+  aert_progress("probe: epochs of the classifier", (size_t)epochs, (size_t)epochs);
   size_t right = 0;
   for (size_t i = 0; i < n_test; i++) {
     int best = 0;

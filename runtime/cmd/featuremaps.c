@@ -146,10 +146,12 @@ static bool search_strongest(const aert_model *model, aert_ctx *ctx, int layer, 
   for (int c = 0; c < shape->channels; c++) s->lowest[c] = INFINITY, s->highest[c] = -INFINITY;
   s->max = -INFINITY, s->sum = 0;
   for (size_t first = 0; first < s->searched; first += (size_t)ctx->capacity) {
+    aert_progress("activations: samples searched", first, s->searched);
     int n = (int)(s->searched - first < (size_t)ctx->capacity ? s->searched - first : (size_t)ctx->capacity);
     model->layer_output(ctx, layer, data->x + first * data->sample_size, n, out);
     search_batch(shape, out, first, n, s);
   }
+  aert_progress("activations: samples searched", s->searched, s->searched);
   aert_free(out);
   return true;
 }

@@ -26,15 +26,21 @@ static void with_commas(char *out, size_t size, double v) {
 int aert_cmd_summary(const aert_model *model, const aert_options *options) {
   (void)options;
   char shape[96], params[32], flops[32];
-  const char *rule = "--------------------------------------------------------------------------------------------------";
-  fprintf(stderr, "Model: \"%s\" (%s)\n%s\n", model->name, model->source_file ? model->source_file : "?", rule);
-  int width = 26;  // the Op column, wider for a longer description (a tied layer's)
-  for (int i = 0; i < model->n_layers; i++)
+  int width = 26, names = 28;  // the Op and Layer columns, wider for longer texts (a tied layer's)
+  for (int i = 0; i < model->n_layers; i++) {
     if ((int)strlen(model->layers[i].op) > width) width = (int)strlen(model->layers[i].op);
-  fprintf(stderr, "%-28s %-*s %-18s %10s %12s\n", "Layer", width, "Op", "Output shape", "Params", "FLOPs");
+    if ((int)strlen(model->layers[i].name) > names) names = (int)strlen(model->layers[i].name);
+  }
+  char rule[512];  // as wide as the table
+  int rule_width = names + 1 + width + 1 + 18 + 1 + 10 + 1 + 12;
+  if (rule_width >= (int)sizeof rule) rule_width = (int)sizeof rule - 1;
+  memset(rule, '-', (size_t)rule_width);
+  rule[rule_width] = 0;
+  fprintf(stderr, "Model: \"%s\" (%s)\n%s\n", model->name, model->source_file ? model->source_file : "?", rule);
+  fprintf(stderr, "%-*s %-*s %-18s %10s %12s\n", names, "Layer", width, "Op", "Output shape", "Params", "FLOPs");
   fprintf(stderr, "%s\n", rule);
   shape_with_batch(shape, sizeof shape, model->input_rank, model->input_shape);
-  fprintf(stderr, "%-28s %-*s %-18s %10s %12s\n", "x", width, "input", shape, "0", "0");
+  fprintf(stderr, "%-*s %-*s %-18s %10s %12s\n", names, "x", width, "input", shape, "0", "0");
   double total_flops = 0;
   long total_params = 0;
   for (int i = 0; i < model->n_layers; i++) {
@@ -42,7 +48,7 @@ int aert_cmd_summary(const aert_model *model, const aert_options *options) {
     shape_with_batch(shape, sizeof shape, l->rank, l->shape);
     with_commas(params, sizeof params, (double)l->params);
     with_commas(flops, sizeof flops, l->flops);
-    fprintf(stderr, "%-28s %-*s %-18s %10s %12s\n", l->name, width, l->op, shape, params, flops);
+    fprintf(stderr, "%-*s %-*s %-18s %10s %12s\n", names, l->name, width, l->op, shape, params, flops);
     total_flops += l->flops;
     total_params += l->params;
   }

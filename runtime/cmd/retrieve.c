@@ -9,6 +9,19 @@
 #include "cmd.h"
 #include "analysis.h"
 
+// aert_knn_search in slices of queries, with a progress line on a terminal.
+static void search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k, bool cosine,
+                   bool same, uint32_t *neighbours, const char *what) {
+  const size_t slice = 512;
+  for (size_t first = 0; first < n_q; first += slice) {
+    aert_progress(what, first, n_q);
+    size_t m = n_q - first < slice ? n_q - first : slice;
+    aert_knn_search(db, n_db, queries + first * (size_t)d, m, d, k, cosine, same ? (long)first : -1,
+                    neighbours + first * (size_t)k);
+  }
+  aert_progress(what, n_q, n_q);
+}
+
 int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   if (!options->checkpoint) return aert_error("retrieve needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (options->binary && options->cosine)
@@ -55,14 +68,15 @@ int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
     db_bits = aert_binary_codes(db_codes, db->n, dims, words);
     query_bits = aert_binary_codes(query_codes, n_q, dims, words);
     if (!db_bits || !query_bits) goto done;
-    aert_knn_hamming(db_bits, db->n, query_bits, n_q, words, k, same, neighbours);
+    aert_knn_hamming(db_bits, db->n, query_bits, n_q, words, k, same ? 0 : -1, neighbours);
   } else {
-    aert_knn_search(db_codes, db->n, query_codes, n_q, dims, k, options->cosine, same, neighbours);
+    search(db_codes, db->n, query_codes, n_q, dims, k, options->cosine, same, neighbours, "searching the codes");
   }
   double search_s = aert_now() - start;
   double precision = aert_precision_at_k(neighbours, n_q, k, db->labels, queries->labels);
   start = aert_now();
-  aert_knn_search(db->x, db->n, queries->x, n_q, (int)db->sample_size, k, options->cosine, same, neighbours);
+  search(db->x, db->n, queries->x, n_q, (int)db->sample_size, k, options->cosine, same, neighbours,
+         "searching the raw inputs");
   double raw_search_s = aert_now() - start;
   double raw_precision = aert_precision_at_k(neighbours, n_q, k, db->labels, queries->labels);
   fprintf(stderr, "%s: %zu queries against %zu samples, k = %d\n", aert_program(), n_q, db->n, k);

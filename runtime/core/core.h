@@ -29,6 +29,10 @@ void aert_error(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_warning(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_note(const char *fmt, ...) AERT_PRINTF(1, 2);
 double aert_now(void);  // monotonic seconds
+// A live "what: done/total (P%)" line on stderr when it is a terminal, drawn
+// once the work (from done == 0) has taken half a second, at most ten times a
+// second; done == total clears it. Commands whose work is long call it.
+void aert_progress(const char *what, size_t done, size_t total);
 
 // ----------------------------------------------------------------- input.c
 // Opens a file to read: a regular file (symbolic links followed), never

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -48,4 +49,23 @@ double aert_now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void aert_progress(const char *what, size_t done, size_t total) {
+  static double last, start;
+  static bool shown;
+  static int tty = -1;
+  if (tty < 0) tty = isatty(2);
+  double now = aert_now();
+  if (done == 0) start = now;
+  if (!tty) return;
+  if (done >= total) {
+    if (shown) fputs("\r\033[K", stderr), fflush(stderr);
+    shown = false;
+    return;
+  }
+  if (now - last < 0.1 || now - start < 0.5) return;  // nothing for work that ends soon
+  last = now, shown = true;
+  fprintf(stderr, "\r%s: %zu/%zu (%.0f%%)\033[K", what, done, total, 100.0 * (double)done / (double)(total ? total : 1));
+  fflush(stderr);
 }

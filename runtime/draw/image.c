@@ -8,7 +8,7 @@
 
 #include "draw.h"
 
-#define SCALE 3  // screen pixels per image pixel
+#define MIN_TILE 42  // screen pixels a side a grid gives an image, at least
 #define GAP 2    // white pixels between images and around the grid
 #define MAX_SIDE 32767  // cairo's largest image surface
 
@@ -50,26 +50,32 @@ static unsigned char grey_level(aert_real v) {
   return (unsigned char)(v * 255 + (aert_real)0.5);
 }
 
-// Paints one image at (x0, y0), each pixel a SCALE x SCALE square.
+int aert_image_scale(int height, int width) {
+  int side = height > width ? height : width, scale = side > 0 ? (MIN_TILE + side - 1) / side : 1;
+  return scale < 3 ? 3 : scale > 16 ? 16 : scale;
+}
+
+// Paints one image at (x0, y0), each pixel a scale x scale square (aert_image_scale).
 static void paint_image(unsigned char *surface, int stride, int x0, int y0, const aert_real *image, int height,
-                        int width) {
-  for (int y = 0; y < height * SCALE; y++) {
+                        int width, const int scale) {
+  for (int y = 0; y < height * scale; y++) {
     uint32_t *row = (uint32_t *)(surface + (size_t)(y0 + y) * (size_t)stride) + x0;
-    for (int x = 0; x < width * SCALE; x++) {
-      uint32_t g = grey_level(image[(size_t)(y / SCALE) * (size_t)width + (size_t)(x / SCALE)]);
+    for (int x = 0; x < width * scale; x++) {
+      uint32_t g = grey_level(image[(size_t)(y / scale) * (size_t)width + (size_t)(x / scale)]);
       row[x] = 0xff000000u | g << 16 | g << 8 | g;
     }
   }
 }
 
 int aert_write_image_grid(const char *path, const aert_real *images, int rows, int cols, int height, int width) {
-  if (rows < 1 || cols < 1 || height < 1 || width < 1 || (long)cols * (width * SCALE + GAP) + GAP > MAX_SIDE ||
-      (long)rows * (height * SCALE + GAP) + GAP > MAX_SIDE) {
+  const int scale = aert_image_scale(height, width);
+  if (rows < 1 || cols < 1 || height < 1 || width < 1 || (long)cols * (width * scale + GAP) + GAP > MAX_SIDE ||
+      (long)rows * (height * scale + GAP) + GAP > MAX_SIDE) {
     aert_error("%s: cannot draw %d x %d images of %d x %d pixels (at most %d pixels a side)", path, rows, cols, height,
                width, MAX_SIDE);
     return -1;
   }
-  int W = cols * (width * SCALE + GAP) + GAP, H = rows * (height * SCALE + GAP) + GAP;
+  int W = cols * (width * scale + GAP) + GAP, H = rows * (height * scale + GAP) + GAP;
   cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
   if (cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS) {
     cairo_surface_flush(surface);
@@ -78,8 +84,9 @@ int aert_write_image_grid(const char *path, const aert_real *images, int rows, i
     memset(data, 0xff, (size_t)stride * (size_t)H);  // the white background
     for (int r = 0; r < rows; r++)
       for (int c = 0; c < cols; c++)
-        paint_image(data, stride, GAP + c * (width * SCALE + GAP), GAP + r * (height * SCALE + GAP),
-                    images + ((size_t)r * (size_t)cols + (size_t)c) * (size_t)height * (size_t)width, height, width);
+        paint_image(data, stride, GAP + c * (width * scale + GAP), GAP + r * (height * scale + GAP),
+                    images + ((size_t)r * (size_t)cols + (size_t)c) * (size_t)height * (size_t)width, height, width,
+                    scale);
     cairo_surface_mark_dirty(surface);
   }
   int rc = aert_png_save(surface, path);

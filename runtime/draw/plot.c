@@ -119,9 +119,16 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *xlabel, const char
     text_at(cr, 0, 0, ylabel, 0.5, 0.5);
     cairo_restore(cr);
   }
-  if (title) {
-    cairo_set_font_size(cr, 15);
-    text_at(cr, a->x0 + a->w / 2, a->y0 - 14, title, 0.5, 1);
+  if (title) {  // centred over the axes, smaller when it would not fit the picture, and never cut off
+    double width = cairo_image_surface_get_width(cairo_get_target(cr)), size = 15;
+    cairo_text_extents_t ext;
+    cairo_set_font_size(cr, size);
+    cairo_text_extents(cr, title, &ext);
+    if (ext.x_advance > width - 16) size = fmax(8, size * (width - 16) / ext.x_advance);
+    cairo_set_font_size(cr, size);
+    cairo_text_extents(cr, title, &ext);
+    double centre = fmin(fmax(a->x0 + a->w / 2, 8 + ext.width / 2), width - 8 - ext.width / 2);
+    text_at(cr, centre, a->y0 - 14, title, 0.5, 1);
   }
 }
 
