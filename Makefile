@@ -223,3 +223,60 @@ include fuzz/fuzz.mk
 
 clean:
 	rm -rf $(BUILD)
+
+# --- installing: make install [PREFIX=/usr/local] [DESTDIR=/staging/root];
+# make uninstall (same PREFIX and DESTDIR) removes exactly those files. aec,
+# installed as PREFIX/bin/aec, finds its runtime in PREFIX/lib and
+# PREFIX/include/aert (compiler/main.c). The man pages are written from the
+# programs' own --help (scripts/man-page.sh), so they list what the programs
+# take: aec(1) from aec's, aec-model(1) from a program compiled from
+# examples/simple.ae and named MODEL, as the page calls it.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+INSTALL     ?= install
+AEC_VERSION := $(shell sed -n 's/^\#define AEC_VERSION "\(.*\)"/\1/p' compiler/ir/ir.h)
+MAN_PAGES   := $(BUILD)/man/aec.1 $(BUILD)/man/aec-model.1
+INSTALL_LIBS     := $(filter %.a,$(LIBAERT))
+INSTALL_HEADERS  := $(filter-out %.a,$(LIBAERT))
+# The examples' models and any example folder's sources (examples/sweep.sh
+# runs from the repository, so it stays there).
+INSTALL_EXAMPLES := $(patsubst examples/%,%,$(wildcard examples/*.ae examples/*/*.ae examples/*/*.[ch] \
+                      examples/*/*.md examples/*/Makefile))
+I_BIN := $(DESTDIR)$(PREFIX)/bin
+I_LIB := $(DESTDIR)$(PREFIX)/lib
+I_INC := $(DESTDIR)$(PREFIX)/include/aert
+I_MAN := $(DESTDIR)$(PREFIX)/share/man/man1
+I_EX  := $(DESTDIR)$(PREFIX)/share/aec/examples
+
+.PHONY: man install uninstall
+man: $(MAN_PAGES)
+
+$(BUILD)/man/aec.1: $(AEC) scripts/man-page.sh
+	@mkdir -p $(dir $@)
+	sh scripts/man-page.sh aec $(AEC) $(AEC_VERSION) > $@.tmp && mv $@.tmp $@
+
+# Unoptimized (unless AEC_CFLAGS says otherwise): it only prints its help.
+$(BUILD)/man/MODEL: $(AEC) $(LIBAERT) examples/simple.ae
+	@mkdir -p $(dir $@)
+	AEC_CFLAGS="$${AEC_CFLAGS:--O0}" $(AEC) examples/simple.ae -o $@
+
+$(BUILD)/man/aec-model.1: $(BUILD)/man/MODEL scripts/man-page.sh
+	sh scripts/man-page.sh program $(BUILD)/man/MODEL $(AEC_VERSION) > $@.tmp && mv $@.tmp $@
+
+install: all man
+	$(INSTALL) -d $(I_BIN) $(I_LIB)/pkgconfig $(I_INC) $(I_MAN) $(I_EX)
+	$(INSTALL) -m 755 $(AEC) $(I_BIN)/aec
+	$(INSTALL) -m 644 $(INSTALL_LIBS) $(I_LIB)/
+	$(INSTALL) -m 644 $(INSTALL_HEADERS) $(I_INC)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(AEC_VERSION)|' -e 's|@LIBS@|$(strip $(PKG_LIBS))|' \
+	  runtime/aert.pc.in > $(I_LIB)/pkgconfig/aert.pc && chmod 644 $(I_LIB)/pkgconfig/aert.pc
+	$(INSTALL) -m 644 $(MAN_PAGES) $(I_MAN)/
+	for f in $(INSTALL_EXAMPLES); do $(INSTALL) -D -m 644 examples/$$f $(I_EX)/$$f || exit 1; done
+
+# The MPI libraries' names whether or not this machine builds them.
+uninstall:
+	rm -f $(I_BIN)/aec $(addprefix $(I_LIB)/,libaert.a libaert_f64.a libaert_mpi.a libaert_mpi_f64.a) \
+	  $(I_LIB)/pkgconfig/aert.pc $(addprefix $(I_INC)/,$(notdir $(INSTALL_HEADERS))) \
+	  $(addprefix $(I_MAN)/,$(notdir $(MAN_PAGES))) $(addprefix $(I_EX)/,$(INSTALL_EXAMPLES))
+	for d in $(sort $(dir $(addprefix $(I_EX)/,$(INSTALL_EXAMPLES)))) $(I_EX) $(DESTDIR)$(PREFIX)/share/aec $(I_INC); do \
+	  if [ -d "$$d" ]; then rmdir "$$d" 2>/dev/null || echo "uninstall: kept $$d, which holds other files"; fi; done

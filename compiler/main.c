@@ -63,7 +63,8 @@ static void usage(FILE *out) {
           "  -v               print the C compiler command\n"
           "  --version, --help\n"
           "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
-          "AEC_RUNTIME_DIR (where libaert.a and include/aert.h, aert_kernels.h are; default: next to aec).\n");
+          "AEC_RUNTIME_DIR (where libaert.a and include/aert.h, aert_kernels.h are; default: next to aec,\n"
+          "else PREFIX/lib and PREFIX/include/aert for aec installed as PREFIX/bin/aec).\n");
 }
 
 static bool parse_define(const char *text, Define *out) {
@@ -181,17 +182,49 @@ static char *canonical_options(const Options *o) {
   return text;
 }
 
-// Where libaert.a and include/aert.h, aert_kernels.h live: $AEC_RUNTIME_DIR or aec's own directory.
-static char *runtime_dir(void) {
+// Where the runtime is: the folder of libaert.a (and its _f64, _mpi kin) and
+// the folder of aert.h, aert_kernels.h and aert_optimizers.def.
+typedef struct RuntimePaths {
+  char *lib_dir, *include_dir;
+} RuntimePaths;
+
+static bool file_exists(const char *dir, const char *name) {
+  char *path = NULL;
+  struct stat st;
+  bool found = asprintf(&path, "%s/%s", dir, name) >= 0 && stat(path, &st) == 0;
+  free(path);
+  return found;
+}
+
+// $AEC_RUNTIME_DIR (libaert.a there, the headers in its include/); else next
+// to aec itself, as in the build folder (build/aec, build/libaert.a,
+// build/include/); else the install layout around aec's folder
+// (PREFIX/bin/aec, PREFIX/lib/libaert.a, PREFIX/include/aert/), which is also
+// what the error names when neither holds the library.
+static RuntimePaths runtime_paths(const char *library) {
+  RuntimePaths p = {NULL, NULL};
   const char *env = getenv("AEC_RUNTIME_DIR");
-  if (env && *env) return strdup(env);
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return strdup(".");
-  exe[n] = '\0';
-  char *slash = strrchr(exe, '/');
-  if (slash) *slash = '\0';
-  return strdup(exe);
+  char exe[PATH_MAX] = ".";
+  ssize_t n = env && *env ? 0 : readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+  }
+  const char *dir = env && *env ? env : exe;
+  if ((env && *env) || file_exists(dir, library)) {
+    if (asprintf(&p.lib_dir, "%s", dir) < 0 || asprintf(&p.include_dir, "%s/include", dir) < 0) exit(1);
+  } else {
+    // PREFIX is aec's folder less its last part ("/usr/bin" -> "/usr",
+    // "/bin" -> ""), spelled without "..", since aec -v prints it.
+    char *up = strrchr(exe, '/');
+    const char *prefix = up ? exe : "..";
+    int length = up ? (int)(up - exe) : 2;
+    if (asprintf(&p.lib_dir, "%.*s/lib", length, prefix) < 0 ||
+        asprintf(&p.include_dir, "%.*s/include/aert", length, prefix) < 0)
+      exit(1);
+  }
+  return p;
 }
 
 // Writes the program (aec --line: through a buffer, since the directives
@@ -279,20 +312,18 @@ static int split_flags(const char *flags, char **argv, int max) {
 }
 
 static int compile_program(const char *c_path, const char *output, DType dtype, bool verbose, bool mpi) {
-  char *dir = runtime_dir();
+  const char *library = dtype == DTYPE_F64 ? "libaert_f64.a" : "libaert.a";
+  RuntimePaths dir = runtime_paths(library);
   char *lib = NULL, *mpi_lib = NULL, *include = NULL;
-  if (asprintf(&lib, "%s/%s", dir, dtype == DTYPE_F64 ? "libaert_f64.a" : "libaert.a") < 0 ||
-      asprintf(&mpi_lib, "%s/%s", dir, dtype == DTYPE_F64 ? "libaert_mpi_f64.a" : "libaert_mpi.a") < 0 ||
-      asprintf(&include, "-I%s/include", dir) < 0)
+  if (asprintf(&lib, "%s/%s", dir.lib_dir, library) < 0 ||
+      asprintf(&mpi_lib, "%s/%s", dir.lib_dir, dtype == DTYPE_F64 ? "libaert_mpi_f64.a" : "libaert_mpi.a") < 0 ||
+      asprintf(&include, "-I%s", dir.include_dir) < 0)
     return 1;
   struct stat st;
   if (stat(lib, &st) != 0) {
-    diag_error_plain("cannot find the runtime library '%s'; build it with `make`, or set AEC_RUNTIME_DIR", lib);
-    return 1;
-  }
-  if (mpi && stat(mpi_lib, &st) != 0) {
-    diag_error_plain("cannot find '%s', which --mpi links; install Open MPI (openmpi-bin, libopenmpi-dev) and run `make`",
-                     mpi_lib);
+    diag_error_plain("cannot find the runtime library '%s' (nor %s next to aec); build it with `make`, install it with "
+                     "`make install`, or set AEC_RUNTIME_DIR to the folder that holds it",
+                     lib, library);
     return 1;
   }
   // --mpi: mpicc knows where Open MPI's headers and libraries are (CC still wins).
@@ -326,7 +357,7 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
     diag_error_plain("the C compiler failed on '%s' (the generated C is kept there)", c_path);
     return 1;
   }
-  free(lib), free(mpi_lib), free(include), free(dir);
+  free(lib), free(mpi_lib), free(include), free(dir.lib_dir), free(dir.include_dir);
   return 0;
 }
 

@@ -4,7 +4,8 @@
 # it also installs the PyTorch oracle's packages (`make check-torch`).
 set -e
 # Open MPI: aec --mpi's libaert_mpi.a, and the tests that train under mpirun.
-PACKAGES="gcc make re2c check pkg-config zlib1g-dev libcairo2-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev"
+# man-db: the install test renders the man pages with `man -l`.
+PACKAGES="gcc make re2c check pkg-config zlib1g-dev libcairo2-dev dataset-fashion-mnist openmpi-bin libopenmpi-dev man-db"
 # tests/torch/check_torch.py: Debian's PyTorch, and the OpenMP OpenBLAS it runs on.
 TORCH_PACKAGES="python3-torch libopenblas0-openmp"
 if [ "$1" = "--torch" ]; then PACKAGES="$PACKAGES $TORCH_PACKAGES"; fi
