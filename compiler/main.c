@@ -32,6 +32,7 @@ typedef struct Options {
   DType dtype;
   int opt_level;
   bool summary, dump_ir, stats, verbose;
+  bool keep_c;  // --keep-c (gcc's -save-temps): -o PROGRAM also leaves PROGRAM.c
   bool mpi;  // --mpi: compiled with mpicc against libaert_mpi.a
   bool dot, list_ops, line_directives;  // inspect.c
 } Options;
@@ -60,6 +61,7 @@ static void usage(FILE *out) {
           "                   and FLOPs per sample of each generated function; write nothing\n"
           "  --mpi            build a program that also trains data-parallel under mpirun\n"
           "                   (compiled with mpicc, default CC then; needs Open MPI and libaert_mpi.a)\n"
+          "  --keep-c         with -o PROGRAM, also keep the generated C as PROGRAM.c (-save-temps too)\n"
           "  -v               print the C compiler command\n"
           "  --version, --help\n"
           "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
@@ -121,6 +123,8 @@ static int parse_options(int argc, char **argv, Options *o) {
     } else if (strcmp(a, "--list-ops") == 0) {
       list_ops(stdout);
       exit(0);
+    } else if (strcmp(a, "--keep-c") == 0 || strcmp(a, "-save-temps") == 0) {
+      o->keep_c = true;
     } else if (strcmp(a, "-v") == 0) {
       o->verbose = true;
     } else if (strcmp(a, "--mpi") == 0) {
@@ -419,7 +423,7 @@ int main(int argc, char **argv) {
     EmitOptions eo = {.opt_level = o.opt_level, .source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
                       .command_line = command};
     bool compile = o.output && !ends_with(o.output, ".c");
-    char *final = NULL, *target = NULL, *c_path = NULL, *exe = NULL;
+    char *final = NULL, *target = NULL, *c_path = NULL, *exe = NULL, *kept = NULL;
     if (!o.output && asprintf(&final, "%s.c", name) < 0) return 1;
     if (o.output) final = strdup(o.output);
     if (!(target = output_target(final)) || !(c_path = create_temporary(target, compile ? ".c" : "")) ||
@@ -428,7 +432,8 @@ int main(int argc, char **argv) {
       status = 1;
     } else {
       eo.line_directives = o.line_directives;
-      eo.c_name = compile ? c_path : final;
+      if (compile && o.keep_c && asprintf(&kept, "%s.c", final) < 0) kept = NULL;
+      eo.c_name = compile ? (kept ? kept : c_path) : final;
       bool written = write_c_file(c_path, final, plan, &eo);
       status = !written ? 1 : compile ? compile_program(c_path, exe, o.dtype, o.verbose, o.mpi) : 0;
       bool keep_c = compile && written && status != 0;  // the C compiler failed on it: kept, and named
@@ -436,10 +441,20 @@ int main(int argc, char **argv) {
         diag_error_plain("cannot write '%s': %s", final, strerror(errno));
         status = 1;
       }
+      char *kept_target = kept && status == 0 ? output_target(kept) : NULL;
+      if (kept && status == 0 && !kept_target) {
+        status = 1;  // output_target said why
+      } else if (kept_target && rename(c_path, kept_target) != 0) {
+        diag_error_plain("cannot write '%s': %s", kept, strerror(errno));
+        status = 1;
+      } else if (kept_target) {
+        keep_c = true;  // renamed: nothing left to remove
+      }
+      free(kept_target);
       if (compile ? !keep_c : status != 0) unlink(c_path);
       if (exe && status != 0) unlink(exe);
     }
-    free(final), free(target), free(exe);
+    free(final), free(target), free(exe), free(kept);
     free(c_path), free(command), free(name);
   }
   program_plan_free(plan);

@@ -147,6 +147,12 @@ START_TEST(output_kinds) {
   CommandResult r = in_dir("cat prog.c && ls | grep -c aec- || true");
   ck_assert_str_eq(r.out, "int keep;\n0\n");  // a user's file of the same name is untouched
   command_result_free(&r);
+  // --keep-c (gcc's -save-temps) leaves the program's C beside it, and its build line works as printed.
+  must_succeed(AEC " " EXAMPLES "/simple.ae -o kept --keep-c && " AEC " " EXAMPLES "/simple.ae -o saved -save-temps");
+  ck_assert(file_exists("kept") && file_exists("kept.c") && file_exists("saved.c"));
+  r = in_dir("grep -c 'pkg-config --cflags --libs aert' kept.c; ls | grep -c aec- || true");
+  ck_assert_str_eq(r.out, "1\n0\n");
+  command_result_free(&r);
 }
 END_TEST
 

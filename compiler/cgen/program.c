@@ -194,7 +194,10 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
             o->source_hash);
   emit_line(e, "// Options: %s", o->command_line);
   emit_line(e, "// Element type: %s. Regenerate rather than edit; see the kernels below for what", o->dtype == DTYPE_F64 ? "double" : "float");
-  emit_line(e, "// each .ae line became. Build: cc -O3 -march=native -fopenmp -fno-math-errno -DAEC_LIBMVEC %s.c -laert -lcairo -lz -lmvec -lm", o->model_name);
+  emit_line(e, "// each .ae line became. Build (aec installed; from a build folder, -I BUILD/include -L BUILD for");
+  emit_line(e, "// pkg-config's flags):");
+  emit_line(e, "//   cc -O3 -march=native -fno-math-errno -DAEC_LIBMVEC %s.c $(pkg-config --cflags --libs aert) -lmvec -o %s",
+            o->model_name, o->model_name);
   emit_blank(e);
   if (o->dtype == DTYPE_F64) emit_line(e, "#define AERT_REAL double");
   emit_line(e, "#include <stddef.h>");
