@@ -144,10 +144,11 @@ START_TEST(a_missing_or_wrong_checkpoint_is_one_clear_error) {
   write_text("other.ae", "input x: [16]\nnet encoder = dense(3, relu)\nnet decoder = dense(16, sigmoid)\n"
                          "loss recon = mse(decoder(encoder(x)), x)\n");
   must_succeed(AEC " other.ae -o other && ./other train --data train.csv --test test.csv --epochs 0 --checkpoint other.safetensors");
+  must_succeed("cp tiny untrained");  // the same program, whose default checkpoint untrained.safetensors is not here
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
     char command[256];
-    snprintf(command, sizeof command, "./tiny %s", commands[i]);
-    expect_failure(command, 2, "needs --checkpoint");
+    snprintf(command, sizeof command, "./untrained %s", commands[i]);
+    expect_failure(command, 2, "needs --checkpoint FILE: a checkpoint train wrote (by default untrained.safetensors");
     snprintf(command, sizeof command, "./tiny %s --checkpoint nowhere.safetensors", commands[i]);
     expect_failure(command, 1, "nowhere.safetensors");
     snprintf(command, sizeof command, "./tiny %s --checkpoint other.safetensors", commands[i]);
@@ -159,6 +160,10 @@ START_TEST(a_missing_or_wrong_checkpoint_is_one_clear_error) {
   }
   expect_failure("./tiny pca --dim 2 --checkpoint nowhere.safetensors", 1, "nowhere.safetensors");
   expect_failure("./tiny pca", 2, "pca needs --dim");
+  // Without --checkpoint, a command reads train's default one when it is here, and says so.
+  CommandResult r = run_ok("./tiny histogram -o h.png");
+  ck_assert_msg(strstr(r.err, "reading tiny.safetensors, the checkpoint train writes by default"), "%s", r.err);
+  command_result_free(&r);
 }
 END_TEST
 

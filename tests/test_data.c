@@ -201,22 +201,6 @@ START_TEST(test_csv) {
 END_TEST
 
 // ----------------------------------------------------------------- npy data
-static void write_npy(const char *path, const char *descr, const char *shape, const void *data, size_t bytes) {
-  char header[256];
-  int n = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
-  int total = 10 + n + 1;
-  int pad = (64 - total % 64) % 64;
-  unsigned char *all = malloc((size_t)(total + pad) + bytes);
-  memcpy(all, "\x93NUMPY\x01\x00", 8);
-  uint16_t hl = (uint16_t)(n + pad + 1);
-  all[8] = (unsigned char)(hl & 0xff), all[9] = (unsigned char)(hl >> 8);
-  memcpy(all + 10, header, (size_t)n);
-  memset(all + 10 + n, ' ', (size_t)pad);
-  all[10 + n + pad] = '\n';
-  memcpy(all + total + pad, data, bytes);
-  write_file(path, all, (size_t)(total + pad) + bytes);
-  free(all);
-}
 
 START_TEST(test_npy) {
   char *dir = make_temp_dir("npy");

@@ -244,20 +244,6 @@ START_TEST(png_folder_errors_name_the_file) {
 END_TEST
 
 // -------------------------------------------------------------- .npy files
-static void write_npy(const char *path, const char *descr, const char *shape, const void *data, size_t bytes) {
-  char header[256];
-  int n = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
-  int total = 10 + n + 1, pad = (64 - total % 64) % 64;
-  unsigned char *all = malloc((size_t)(total + pad) + bytes);
-  memcpy(all, "\x93NUMPY\x01\x00", 8);
-  all[8] = (unsigned char)((n + pad + 1) & 0xff), all[9] = (unsigned char)((n + pad + 1) >> 8);
-  memcpy(all + 10, header, (size_t)n);
-  memset(all + 10 + n, ' ', (size_t)pad);
-  all[10 + n + pad] = '\n';
-  memcpy(all + total + pad, data, bytes);
-  write_file(path, all, (size_t)(total + pad) + bytes);
-  free(all);
-}
 
 START_TEST(npy_labels_beside_the_data) {
   char *dir = make_temp_dir("npylabels");

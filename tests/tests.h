@@ -48,6 +48,8 @@ void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndim,
 char *make_program_dir(const char *tag, const char *model_text, int n, int size);
 // Reads a `name value` figure from a program's standard output; NAN if absent.
 double figure(const char *stdout_text, const char *name);
+// Writes a .npy file: descr like "<f4", shape like "(6, 4)", then the data.
+void write_npy(const char *path, const char *descr, const char *shape, const void *data, size_t bytes);
 // The width and height of a PNG file, read back through cairo; false when it is not one.
 bool read_png_size(const char *path, int *width, int *height);
 
