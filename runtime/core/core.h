@@ -29,6 +29,12 @@ void aert_error(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_warning(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_note(const char *fmt, ...) AERT_PRINTF(1, 2);
 double aert_now(void);  // monotonic seconds
+// Until aert_capture_end, this thread's first error goes into buffer[size]
+// (without the "PROGRAM: error: " prefix) instead of stderr, and its notes and
+// warnings are dropped: the library aec --lib writes returns errors as values
+// (ckpt/embed.c). aert_capture_end says whether an error came.
+void aert_capture_begin(char *buffer, size_t size);
+bool aert_capture_end(void);
 
 // ----------------------------------------------------------------- input.c
 // Opens a file to read: a regular file (symbolic links followed), never
