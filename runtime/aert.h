@@ -348,6 +348,8 @@ void aert_dataset_free(aert_dataset *dataset);
 // ------------------------------------------------------- ckpt/checkpoint.c
 // Checkpoints are safetensors files: every parameter under its name, each
 // step's optimizer state as "optimizer.<loss>.state", and in __metadata__
+// format "aec", each parameter's axes ("layout.NAME": a dense kernel is
+// [in, out], the transpose of torch's Linear.weight; docs/checkpoints.md),
 // the model name, source hash, dtype, epoch, batches, each step's optimizer
 // ("optimizer.<loss>.optimizer") and update count (".t") and,
 // for one saved mid-epoch, "progress", the fractional epoch (schedules).
