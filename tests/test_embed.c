@@ -4,7 +4,8 @@
 // same bits; errors come back as values with their messages (nothing on
 // stderr from the library, no exit); the header names every shape, rank-3
 // ones by channel, height and width, and its names are C identifiers made
-// from the model's name.
+// from the model's name. And checkpoints' layout metadata (docs/checkpoints.md),
+// without which older checkpoints still load.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,60 @@ START_TEST(the_librarys_codes_equal_encodes_bit_for_bit) {
   ck_assert_uint_eq(b_data, a_data);
   ck_assert_msg(memcmp(x, y, a_data) == 0, "the library's codes differ from encode's");
   free(a), free(b), free(a_path), free(b_path);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
+// The checkpoint without the layout metadata, as aec wrote checkpoints
+// before it: "format":"pt", no "layout" or "layout.NAME" keys.
+static void write_old_checkpoint(const char *from, const char *to) {
+  size_t size;
+  char *file = read_whole_file(from, &size);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; i--) n = n << 8 | (unsigned char)file[i];
+  ck_assert(n + 8 <= size);
+  char *header = strndup(file + 8, n), *out = calloc(n + 16, 1), *at = header;
+  size_t length = 0;
+  const char *format = "\"format\":\"aec\"";
+  ck_assert_msg(strstr(header, format) != NULL, "no %s in %s", format, header);
+  while (*at) {
+    if (strncmp(at, ",\"layout", 8) == 0) {  // ,"layout...":"..." (no quotes inside)
+      at = strchr(at + 2, '"');                // the key's closing quote
+      at = strchr(strchr(at + 1, '"') + 1, '"') + 1;  // past the value
+    } else if (strncmp(at, format, strlen(format)) == 0) {
+      length += (size_t)sprintf(out + length, "\"format\":\"pt\"");
+      at += strlen(format);
+    } else {
+      out[length++] = *at++;
+    }
+  }
+  while (length > 0 && out[length - 1] == ' ') length--;
+  while (length % 8) out[length++] = ' ';
+  FILE *f = fopen(to, "wb");
+  ck_assert(f != NULL);
+  for (int i = 0; i < 8; i++) fputc((int)((uint64_t)length >> (8 * i) & 255), f);
+  fwrite(out, 1, length, f);
+  fwrite(file + 8 + n, 1, size - 8 - n, f);
+  fclose(f);
+  ck_assert_msg(strstr(out, "layout") == NULL && strstr(out, "\"format\":\"pt\"") != NULL, "%.*s", (int)length, out);
+  free(file), free(header), free(out);
+}
+
+START_TEST(checkpoints_say_their_layout_and_old_ones_still_load) {
+  char *dir = trained_simple(), *path = path_in(dir, "simple.safetensors"), *old = path_in(dir, "old.safetensors");
+  char *file = read_whole_file(path, NULL);
+  const char *want[] = {"\"format\":\"aec\"", "\"layout\":\"aec: dense kernels [in, out] (torch.nn.Linear.weight transposed)",
+                        "\"layout.encoder.dense_1.kernel\":\"in,out\"", "\"layout.decoder.dense_1.bias\":\"out\""};
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+    ck_assert_msg(strstr(file + 8, want[i]) != NULL, "no %s in the header:\n%s", want[i], file + 8);
+  write_old_checkpoint(path, old);
+  must_succeed_in(dir, "./simple encode --checkpoint old.safetensors --data train.csv -o old.npy");
+  char *a_path = path_in(dir, "codes.npy"), *b_path = path_in(dir, "old.npy");
+  size_t a_size, b_size;
+  char *a = read_whole_file(a_path, &a_size), *b = read_whole_file(b_path, &b_size);
+  ck_assert_msg(a_size == b_size && memcmp(a, b, a_size) == 0, "the old checkpoint's codes differ");
+  free(a), free(b), free(a_path), free(b_path), free(file), free(path), free(old);
   remove_tree(dir);
   free(dir);
 }
@@ -174,6 +229,7 @@ Suite *embed_suite(void) {
   tcase_add_test(c, the_librarys_codes_equal_encodes_bit_for_bit);
   tcase_add_test(c, errors_come_back_as_values_and_batches_do_not_change_the_codes);
   tcase_add_test(c, the_header_names_every_shape_with_the_models_name_as_prefix);
+  tcase_add_test(c, checkpoints_say_their_layout_and_old_ones_still_load);
   suite_add_tcase(s, c);
   return s;
 }
