@@ -34,6 +34,7 @@ typedef struct Options {
   bool summary, dump_ir, stats, verbose;
   bool mpi;  // --mpi: compiled with mpicc against libaert_mpi.a
   bool lib;  // --lib: NAME.h and NAME.c, a library for inference (cgen/library.c), no main
+  const char *weights;  // --lib --weights FILE: the checkpoint FILE's bytes go into NAME.c
   bool dot, list_ops, line_directives;  // inspect.c
 } Options;
 
@@ -48,6 +49,8 @@ static void usage(FILE *out) {
           "  --lib            write OUT.h and OUT.c (-o OUT, default MODEL): the model as a C library\n"
           "                   for inference from a checkpoint (open, encode, decode, reconstruct,\n"
           "                   score, close), no main; see docs/embedding.md\n"
+          "  --weights CKPT   with --lib: put the checkpoint CKPT in OUT.c as a constant array\n"
+          "                   (NAME_open_embedded, for targets with no file system)\n"
           "  -D NAME=VALUE    override `param NAME` of the file\n"
           "  --dtype f32|f64  element type of the generated code (f64 for gradient checks)\n"
           "  -O0              one plain kernel per node, no fusion, no buffer reuse: the reference\n"
@@ -130,6 +133,9 @@ static int parse_options(int argc, char **argv, Options *o) {
       o->mpi = true;
     } else if (strcmp(a, "--lib") == 0) {
       o->lib = true;
+    } else if (strcmp(a, "--weights") == 0) {
+      if (++i >= argc) return diag_error_plain("--weights needs a checkpoint file (with --lib)"), 2;
+      o->weights = argv[i];
     } else if (a[0] == '-' && a[1]) {
       return diag_error_plain("unknown option '%s' (see aec --help)", a), 2;
     } else if (o->input) {
@@ -142,6 +148,8 @@ static int parse_options(int argc, char **argv, Options *o) {
     usage(stderr);
     return 2;
   }
+  if (o->weights && !o->lib)
+    return diag_error_plain("--weights %s puts a checkpoint into the library --lib writes: add --lib", o->weights), 2;
   if (o->lib && o->mpi) return diag_error_plain("--lib writes a library for inference, and --mpi is for training: give one"), 2;
   return 0;
 }
@@ -340,6 +348,26 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
 
 // aec --lib: BASE.h and BASE.c (BASE: -o without its .c or .h, or the
 // model's name), each through a temporary renamed over it.
+// The bytes of the checkpoint --weights names (checked when the library opens it).
+static unsigned char *read_weights(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  struct stat st;
+  if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 8) {
+    diag_error_plain("--weights %s: %s; give the .safetensors file the model's program trained", path,
+                     !f ? strerror(errno) : "not a checkpoint (a regular file of 8 bytes or more)");
+    if (f) fclose(f);
+    return NULL;
+  }
+  unsigned char *data = malloc((size_t)st.st_size);
+  if (!data || fread(data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+    diag_error_plain("--weights %s: cannot read it: %s", path, data ? strerror(errno) : "out of memory");
+    free(data), data = NULL;
+  }
+  fclose(f);
+  *size = (size_t)st.st_size;
+  return data;
+}
+
 static int write_library(const Options *o, const ProgramPlan *plan, EmitOptions *eo) {
   char *base = strdup(o->output ? o->output : eo->model_name);
   if (ends_with(base, ".c") || ends_with(base, ".h")) base[strlen(base) - 2] = '\0';
@@ -349,12 +377,16 @@ static int write_library(const Options *o, const ProgramPlan *plan, EmitOptions 
       asprintf(&h_name, "%s.h", slash ? slash + 1 : base) < 0)
     return 1;
   int status = 1;
-  if (!include_name_ok(h_name)) {
+  unsigned char *weights = NULL;
+  if (o->weights && !(weights = read_weights(o->weights, &eo->weights_size))) {
+    // said why
+  } else if (!include_name_ok(h_name)) {
     diag_error_plain("--lib -o %s: the C includes the header by its name, so it takes letters, digits, '.', '_', "
                      "'-' and '+' only; give another name, like -o %s", base, eo->model_name);
   } else {
     eo->library_header = h_name;
     eo->c_name = c_final;
+    eo->weights = weights, eo->weights_name = o->weights;
     char *c_target = output_target(c_final), *h_target = c_target ? output_target(h_final) : NULL;
     char *c_tmp = h_target ? create_temporary(c_target, "") : NULL, *h_tmp = c_tmp ? create_temporary(h_target, "") : NULL;
     FILE *h = h_tmp ? fopen(h_tmp, "w") : NULL;
@@ -374,7 +406,7 @@ static int write_library(const Options *o, const ProgramPlan *plan, EmitOptions 
     status = ok ? 0 : 1;
     free(c_target), free(h_target), free(c_tmp), free(h_tmp);
   }
-  free(base), free(c_final), free(h_final), free(h_name);
+  free(base), free(c_final), free(h_final), free(h_name), free(weights);
   return status;
 }
 

@@ -385,6 +385,10 @@ typedef struct aert_embed {
 // The model with the checkpoint's parameters; NULL with the message in
 // err[err_size] when it cannot be loaded (a missing file, another model's).
 aert_embed *aert_embed_open(const aert_model *model, const char *checkpoint, char *err, size_t err_size);
+// The same from a checkpoint's bytes (aec --lib --weights FILE puts them in
+// the library), which messages call `name`.
+aert_embed *aert_embed_open_memory(const aert_model *model, const void *checkpoint, size_t size, const char *name,
+                                   char *err, size_t err_size);
 void aert_embed_close(aert_embed *e);
 // Batches of `batch` samples from now on; 0, or -1 with e->error.
 int aert_embed_set_batch(aert_embed *e, int batch);

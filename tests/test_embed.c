@@ -186,6 +186,61 @@ START_TEST(errors_come_back_as_values_and_batches_do_not_change_the_codes) {
 }
 END_TEST
 
+// aec --lib --weights: the checkpoint in the C, opened with no file, gives
+// encode's codes; a damaged one is an error value at open.
+static const char weights_test[] =
+    "#include <stdio.h>\n#include \"simple.h\"\n"
+    "static float x[300 * SIMPLE_INPUT_SIZE], codes[300 * SIMPLE_CODE_SIZE];\n"
+    "int main(void) {\n"
+    "  FILE *f = fopen(\"train.csv\", \"r\");\n"
+    "  for (int i = 0; i < 300 * SIMPLE_INPUT_SIZE; i++) if (fscanf(f, \" %f ,\", &x[i]) != 1) return 10;\n"
+    "  fclose(f);\n"
+    "  char err[256];\n"
+    "  simple_t *m = simple_open_embedded(err, sizeof err);\n"
+    "  if (!m) { printf(\"open: %s\\n\", err); return 1; }\n"
+    "  if (simple_encode(m, x, 300, codes) != 0) return 2;\n"
+    "  f = fopen(\"embedded.raw\", \"wb\");\n"
+    "  fwrite(codes, sizeof codes, 1, f);\n"
+    "  fclose(f);\n"
+    "  simple_close(m);\n"
+    "  return SIMPLE_EMBEDDED_WEIGHTS - 1;\n"
+    "}\n";
+
+START_TEST(weights_in_the_library_give_the_same_codes) {
+  char *dir = trained_simple(), *path = path_in(dir, "w.c");
+  write_file(path, weights_test, strlen(weights_test));
+  must_succeed_in(dir, "rm simple.c simple.h && " AEC_BUILD_DIR "/aec " AEC_SOURCE_DIR
+                       "/examples/simple.ae --lib --weights simple.safetensors -o simple");
+  must_succeed_in(dir, "mv simple.safetensors elsewhere.safetensors && cc " BUILD_LIB_FLAGS " -I" AEC_BUILD_DIR
+                       "/include -I. w.c simple.c " AEC_BUILD_DIR "/libaert.a " LINK_LIBS " -o w && ./w");
+  char *a_path = path_in(dir, "codes.npy"), *b_path = path_in(dir, "embedded.raw");
+  size_t a_size, b_size, a_data;
+  char *a = read_whole_file(a_path, &a_size), *b = read_whole_file(b_path, &b_size);
+  const char *x = npy_data(a, a_size, &a_data);
+  ck_assert_uint_eq(b_size, a_data);
+  ck_assert_msg(memcmp(x, b, a_data) == 0, "the embedded weights' codes differ from encode's");
+  // A damaged checkpoint compiles, and open says what is wrong.
+  char *bad = path_in(dir, "bad.safetensors");
+  write_file(bad, "\xff\0\0\0\0\0\0\0{}      ", 16);
+  must_succeed_in(dir, AEC_BUILD_DIR "/aec " AEC_SOURCE_DIR "/examples/simple.ae --lib --weights bad.safetensors -o simple");
+  must_succeed_in(dir, "cc " BUILD_LIB_FLAGS " -I" AEC_BUILD_DIR "/include -I. w.c simple.c " AEC_BUILD_DIR "/libaert.a "
+                       LINK_LIBS " -o w");
+  CommandResult r = run_in(dir, "./w");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.out, "open: bad.safetensors: truncated or not a checkpoint: the header length 255") != NULL, "%s",
+                r.out);
+  ck_assert_str_eq(r.err, "");
+  command_result_free(&r);
+  r = run_in(dir, AEC_BUILD_DIR "/aec " AEC_SOURCE_DIR "/examples/simple.ae --weights bad.safetensors");
+  ck_assert_int_eq(r.status, 2);
+  ck_assert_msg(strstr(r.err, "--weights bad.safetensors puts a checkpoint into the library --lib writes: add --lib"), "%s", r.err);
+  command_result_free(&r);
+  free(a), free(b), free(a_path), free(b_path), free(path), free(bad);
+  remove_tree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(the_header_names_every_shape_with_the_models_name_as_prefix) {
   char *dir = make_temp_dir("embed-header"), *path = path_in(dir, "my-conv.ae");
   const char *text = "input x: [1, 8, 8]\n"
@@ -230,6 +285,7 @@ Suite *embed_suite(void) {
   tcase_add_test(c, errors_come_back_as_values_and_batches_do_not_change_the_codes);
   tcase_add_test(c, the_header_names_every_shape_with_the_models_name_as_prefix);
   tcase_add_test(c, checkpoints_say_their_layout_and_old_ones_still_load);
+  tcase_add_test(c, weights_in_the_library_give_the_same_codes);
   suite_add_tcase(s, c);
   return s;
 }

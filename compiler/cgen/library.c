@@ -107,6 +107,14 @@ bool emit_library_header(FILE *out, const ProgramPlan *plan, const EmitOptions *
   emit_line(e, "// Opens the model with the parameters of `checkpoint` (the .safetensors file its program's");
   emit_line(e, "// train writes). NULL when it cannot, with the message in err[err_size] (err may be NULL).");
   emit_line(e, "%s_t *%s_open(const char *checkpoint, char *err, size_t err_size);", n.prefix, n.prefix);
+  if (o->weights) {
+    char file[1100];
+    comment_text(o->weights_name, strlen(o->weights_name), file, sizeof file);
+    emit_line(e, "// The same with the parameters of the checkpoint this file carries (aec --weights %s): no", file);
+    emit_line(e, "// file is read. NULL with the message in err when it is not a checkpoint of this model.");
+    emit_line(e, "%s_t *%s_open_embedded(char *err, size_t err_size);", n.prefix, n.prefix);
+    emit_line(e, "#define %s_EMBEDDED_WEIGHTS 1  // %s_open_embedded is there", n.upper, n.prefix);
+  }
   emit_line(e, "// Frees everything the model holds; NULL is fine.");
   emit_line(e, "void %s_close(%s_t *model);", n.prefix, n.prefix);
   emit_line(e, "// The message of the last call that failed on `model`.");
@@ -162,6 +170,26 @@ void emit_library_api(Emitter *e) {
   emit_line(e, "  return m;");
   emit_line(e, "}");
   emit_blank(e);
+  const EmitOptions *o = e->options;
+  if (o->weights) {  // the checkpoint's bytes, read by runtime/ckpt/checkpoint.c as it reads the file
+    const char *slash = strrchr(o->weights_name, '/');
+    emit_blank(e);
+    emit_byte_array(e, "embedded_weights", o->weights, o->weights_size);
+    emit_blank(e);
+    emit_line(e, "%s_t *%s_open_embedded(char *err, size_t err_size) {", p, p);
+    emit_line(e, "  %s_t *m = malloc(sizeof *m);", p);
+    emit_line(e, "  if (!m) {");
+    emit_line(e, "    if (err && err_size) snprintf(err, err_size, \"out of memory\");");
+    emit_line(e, "    return NULL;");
+    emit_line(e, "  }");
+    emit_format(e, "  m->embed = aert_embed_open_memory(&model, embedded_weights, sizeof embedded_weights, ");
+    emit_c_string(e, slash ? slash + 1 : o->weights_name);
+    emit_format(e, ", err, err_size);\n");
+    emit_line(e, "  if (!m->embed) free(m), m = NULL;");
+    emit_line(e, "  return m;");
+    emit_line(e, "}");
+    emit_blank(e);
+  }
   emit_line(e, "void %s_close(%s_t *m) {", p, p);
   emit_line(e, "  if (m) aert_embed_close(m->embed);");
   emit_line(e, "  free(m);");

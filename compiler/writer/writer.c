@@ -134,6 +134,12 @@ bool include_name_ok(const char *name) {
   return true;
 }
 
+void emit_byte_array(Emitter *e, const char *name, const unsigned char *data, size_t size) {
+  fprintf(e->out, "static const unsigned char %s[%zu] __attribute__((aligned(8))) = {", name, size ? size : 1);
+  for (size_t i = 0; i < size; i++) fprintf(e->out, "%s%u,", i % 24 ? "" : "\n  ", data[i]);
+  fprintf(e->out, "%s\n};\n", size ? "" : "0");
+}
+
 bool emit_include(Emitter *e, const char *name) {
   if (!include_name_ok(name)) return false;
   fprintf(e->out, "#include \"%s\"\n", name);

@@ -17,6 +17,9 @@ typedef struct EmitOptions {
   bool line_directives;      // aec --line: #line directives point each kernel at its .ae line
   const char *c_name;        // the .c file's name, for the #line directives that point back at it
   const char *library_header;  // aec --lib: the header NAME.h the C includes; the library's API instead of main
+  const unsigned char *weights;  // aec --lib --weights FILE: the checkpoint's bytes, put in the C; else NULL
+  size_t weights_size;
+  const char *weights_name;      // FILE, for messages
 } EmitOptions;
 
 typedef struct Emitter {
@@ -57,6 +60,9 @@ void c_identifier(const char *text, char *buf, size_t size);
 // `#include "NAME"` for a plain file name; false (nothing written) otherwise.
 bool include_name_ok(const char *name);
 bool emit_include(Emitter *emitter, const char *name);
+// `static const unsigned char NAME[] = {...};` holding size bytes of data,
+// 8-byte aligned (a checkpoint's bytes, aec --lib --weights).
+void emit_byte_array(Emitter *emitter, const char *name, const unsigned char *data, size_t size);
 // A .ae source line for a comment: trimmed, then through comment_text.
 void source_line(Loc loc, char *buf, size_t size);
 // `FILE:LINE` of a location for a comment (the file's base name, escaped).

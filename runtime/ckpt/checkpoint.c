@@ -206,6 +206,7 @@ typedef struct checkpoint_file {
   const json_value *metadata;
   tensor_info *tensors;
   size_t n_tensors;
+  bool in_memory;  // f reads a checkpoint in memory (fmemopen) of `size` bytes
 } checkpoint_file;
 
 static int dtype_size(const char *dtype) {
@@ -304,11 +305,11 @@ static bool check_layout(const checkpoint_file *c) {
 
 static bool read_header(checkpoint_file *c) {
   struct stat st;
-  if (fstat(fileno(c->f), &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (!c->in_memory && (fstat(fileno(c->f), &st) != 0 || !S_ISREG(st.st_mode))) {
     aert_error("%s: not a regular file", c->path);
     return false;
   }
-  c->size = (uint64_t)st.st_size;
+  if (!c->in_memory) c->size = (uint64_t)st.st_size;
   unsigned char length[8];
   if (c->size < 8 || fread(length, 1, 8, c->f) != 8) {
     aert_error("%s: not a checkpoint: %" PRIu64 " bytes, too short for a safetensors header", c->path, c->size);
@@ -555,11 +556,9 @@ static bool meta_best(const checkpoint_file *c, aert_progress_state *state) {
   return true;
 }
 
-int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
-                            bool want_optimizer) {
-  checkpoint_file c = {.path = path};
-  c.f = aert_fopen_input(path, "checkpoint", NULL);
-  if (!c.f) return -1;
+static int load_checkpoint(checkpoint_file c, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
+                           bool want_optimizer) {
+  const char *path = c.path;
   uint64_t epoch = 0, batches = 0, epoch_batch = 0, seed = ctx->seed;
   bool ok = read_header(&c) && read_entries(&c) && load_parameters(&c, model, ctx) &&
             load_optimizer(&c, model, ctx, want_optimizer) && check_all_used(&c, model) &&
@@ -584,6 +583,25 @@ int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx 
   free(c.tensors);
   fclose(c.f);
   return ok ? 0 : -1;
+}
+
+int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
+                            bool want_optimizer) {
+  checkpoint_file c = {.path = path};
+  c.f = aert_fopen_input(path, "checkpoint", NULL);
+  if (!c.f) return -1;
+  return load_checkpoint(c, model, ctx, state, want_optimizer);
+}
+
+int aert_checkpoint_load_memory(const void *data, size_t size, const char *name, const aert_model *model,
+                                aert_ctx *ctx) {
+  checkpoint_file c = {.path = name, .in_memory = true, .size = size};
+  c.f = size ? fmemopen((void *)data, size, "rb") : NULL;
+  if (!c.f) {
+    aert_error("%s: an empty checkpoint (%zu bytes)", name, size);
+    return -1;
+  }
+  return load_checkpoint(c, model, ctx, NULL, false);
 }
 
 int aert_checkpoint_load(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state) {

@@ -24,7 +24,9 @@ static int fail(aert_embed *e, const char *fmt, ...) {
   return -1;
 }
 
-aert_embed *aert_embed_open(const aert_model *model, const char *checkpoint, char *err, size_t err_size) {
+// From the file `checkpoint`, or from `size` bytes at `data` when data is not NULL.
+static aert_embed *open_model(const aert_model *model, const char *checkpoint, const void *data, size_t size, char *err,
+                              size_t err_size) {
   char message[sizeof ((aert_embed *)0)->error];
   aert_capture_begin(message, sizeof message);
   aert_embed *e = NULL;
@@ -38,7 +40,8 @@ aert_embed *aert_embed_open(const aert_model *model, const char *checkpoint, cha
     int batch = model->default_batch > 0 ? model->default_batch : DEFAULT_BATCH;
     e->ctx = aert_ctx_create(model, batch, model->default_seed);
     if (e->ctx) e->ctx->threads = omp_get_max_threads();
-    if (!e->ctx || aert_checkpoint_load_ex(checkpoint, model, e->ctx, NULL, false) != 0) {
+    if (!e->ctx || (data ? aert_checkpoint_load_memory(data, size, checkpoint, model, e->ctx)
+                         : aert_checkpoint_load_ex(checkpoint, model, e->ctx, NULL, false)) != 0) {
       aert_ctx_free(model, e->ctx);
       free(e), e = NULL;
     }
@@ -50,6 +53,15 @@ aert_embed *aert_embed_open(const aert_model *model, const char *checkpoint, cha
   if (!e && err && err_size) snprintf(err, err_size, "%s", message);
   if (e && err && err_size) err[0] = '\0';
   return e;
+}
+
+aert_embed *aert_embed_open(const aert_model *model, const char *checkpoint, char *err, size_t err_size) {
+  return open_model(model, checkpoint, NULL, 0, err, err_size);
+}
+
+aert_embed *aert_embed_open_memory(const aert_model *model, const void *checkpoint, size_t size, const char *name,
+                                   char *err, size_t err_size) {
+  return open_model(model, name, checkpoint, size, err, err_size);
 }
 
 void aert_embed_close(aert_embed *e) {
