@@ -180,6 +180,7 @@ check-torch:
 	@sh scripts/install-deps.sh --torch
 	@$(MAKE) --no-print-directory all
 	$(TORCH_PYTHON) tests/torch/check_torch.py --aec $(AEC)
+	$(TORCH_PYTHON) tests/torch/check_checkpoints.py --aec $(AEC)
 
 # --- the demo: train examples/simple.ae briefly and draw its reconstructions
 DEMO_EPOCHS ?= 2

@@ -34,6 +34,8 @@ typedef struct Options {
   bool summary, dump_ir, stats, verbose;
   bool keep_c;  // --keep-c (gcc's -save-temps): -o PROGRAM also leaves PROGRAM.c
   bool mpi;  // --mpi: compiled with mpicc against libaert_mpi.a
+  bool lib;  // --lib: NAME.h and NAME.c, a library for inference (cgen/library.c), no main
+  const char *weights;  // --lib --weights FILE: the checkpoint FILE's bytes go into NAME.c
   bool dot, list_ops, line_directives;  // inspect.c
 } Options;
 
@@ -45,6 +47,11 @@ static void usage(FILE *out) {
           "  -o OUT.c         write the generated C\n"
           "  -o OUT           write the C and compile it with the runtime into the program OUT\n"
           "                   (default: MODEL.c in the current directory)\n"
+          "  --lib            write OUT.h and OUT.c (-o OUT, default MODEL): the model as a C library\n"
+          "                   for inference from a checkpoint (open, encode, decode, reconstruct,\n"
+          "                   score, close), no main; see docs/embedding.md\n"
+          "  --weights CKPT   with --lib: put the checkpoint CKPT in OUT.c as a constant array\n"
+          "                   (NAME_open_embedded, for targets with no file system)\n"
           "  -D NAME=VALUE    override `param NAME` of the file\n"
           "  --dtype f32|f64  element type of the generated code (f64 for gradient checks)\n"
           "  -O0              one plain kernel per node, no fusion, no buffer reuse: the reference\n"
@@ -129,6 +136,11 @@ static int parse_options(int argc, char **argv, Options *o) {
       o->verbose = true;
     } else if (strcmp(a, "--mpi") == 0) {
       o->mpi = true;
+    } else if (strcmp(a, "--lib") == 0) {
+      o->lib = true;
+    } else if (strcmp(a, "--weights") == 0) {
+      if (++i >= argc) return diag_error_plain("--weights needs a checkpoint file (with --lib)"), 2;
+      o->weights = argv[i];
     } else if (a[0] == '-' && a[1]) {
       return diag_error_plain("unknown option '%s' (see aec --help)", a), 2;
     } else if (o->input) {
@@ -141,6 +153,9 @@ static int parse_options(int argc, char **argv, Options *o) {
     usage(stderr);
     return 2;
   }
+  if (o->weights && !o->lib)
+    return diag_error_plain("--weights %s puts a checkpoint into the library --lib writes: add --lib", o->weights), 2;
+  if (o->lib && o->mpi) return diag_error_plain("--lib writes a library for inference, and --mpi is for training: give one"), 2;
   return 0;
 }
 
@@ -182,6 +197,7 @@ static char *canonical_options(const Options *o) {
   fprintf(out, "-O%d --dtype %s", o->opt_level, o->dtype == DTYPE_F64 ? "f64" : "f32");
   for (int i = 0; i < o->n_defines; i++) fprintf(out, " -D %s=%.17g", o->defines[i].name, o->defines[i].value);
   if (o->line_directives) fprintf(out, " --line");
+  if (o->lib) fprintf(out, " --lib");
   fclose(out);
   return text;
 }
@@ -365,6 +381,70 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
   return 0;
 }
 
+// aec --lib: BASE.h and BASE.c (BASE: -o without its .c or .h, or the
+// model's name), each through a temporary renamed over it.
+// The bytes of the checkpoint --weights names (checked when the library opens it).
+static unsigned char *read_weights(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  struct stat st;
+  if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 8) {
+    diag_error_plain("--weights %s: %s; give the .safetensors file the model's program trained", path,
+                     !f ? strerror(errno) : "not a checkpoint (a regular file of 8 bytes or more)");
+    if (f) fclose(f);
+    return NULL;
+  }
+  unsigned char *data = malloc((size_t)st.st_size);
+  if (!data || fread(data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+    diag_error_plain("--weights %s: cannot read it: %s", path, data ? strerror(errno) : "out of memory");
+    free(data), data = NULL;
+  }
+  fclose(f);
+  *size = (size_t)st.st_size;
+  return data;
+}
+
+static int write_library(const Options *o, const ProgramPlan *plan, EmitOptions *eo) {
+  char *base = strdup(o->output ? o->output : eo->model_name);
+  if (ends_with(base, ".c") || ends_with(base, ".h")) base[strlen(base) - 2] = '\0';
+  const char *slash = strrchr(base, '/');
+  char *c_final = NULL, *h_final = NULL, *h_name = NULL;
+  if (asprintf(&c_final, "%s.c", base) < 0 || asprintf(&h_final, "%s.h", base) < 0 ||
+      asprintf(&h_name, "%s.h", slash ? slash + 1 : base) < 0)
+    return 1;
+  int status = 1;
+  unsigned char *weights = NULL;
+  if (o->weights && !(weights = read_weights(o->weights, &eo->weights_size))) {
+    // said why
+  } else if (!include_name_ok(h_name)) {
+    diag_error_plain("--lib -o %s: the C includes the header by its name, so it takes letters, digits, '.', '_', "
+                     "'-' and '+' only; give another name, like -o %s", base, eo->model_name);
+  } else {
+    eo->library_header = h_name;
+    eo->c_name = c_final;
+    eo->weights = weights, eo->weights_name = o->weights;
+    char *c_target = output_target(c_final), *h_target = c_target ? output_target(h_final) : NULL;
+    char *c_tmp = h_target ? create_temporary(c_target, "") : NULL, *h_tmp = c_tmp ? create_temporary(h_target, "") : NULL;
+    FILE *h = h_tmp ? fopen(h_tmp, "w") : NULL;
+    bool ok = h && write_c_file(c_tmp, c_final, plan, eo);
+    if (h) {
+      ok = ok && emit_library_header(h, plan, eo);  // cgen/library.c
+      ok &= fflush(h) == 0 && fsync(fileno(h)) == 0;
+      ok &= fclose(h) == 0;
+      if (!ok && diag_error_count() == 0) diag_error_plain("cannot write '%s': %s", h_final, strerror(errno));
+    }
+    if (ok && (rename(c_tmp, c_target) != 0 || rename(h_tmp, h_target) != 0)) {
+      diag_error_plain("cannot write '%s': %s", base, strerror(errno));
+      ok = false;
+    }
+    if (!ok && c_tmp) unlink(c_tmp);
+    if (!ok && h_tmp) unlink(h_tmp);
+    status = ok ? 0 : 1;
+    free(c_target), free(h_target), free(c_tmp), free(h_tmp);
+  }
+  free(base), free(c_final), free(h_final), free(h_name), free(weights);
+  return status;
+}
+
 // --mpi splits each batch between processes, and a gradient is summed over
 // them: exact for a loss that is a mean over samples, not for an op that
 // reads statistics of the whole batch at once (the op table's batch_statistics).
@@ -422,6 +502,12 @@ int main(int argc, char **argv) {
     char *command = canonical_options(&o);
     EmitOptions eo = {.opt_level = o.opt_level, .source_path = o.input, .model_name = name, .source_hash = hash, .dtype = o.dtype,
                       .command_line = command};
+    if (o.lib) {
+      eo.line_directives = o.line_directives;
+      status = write_library(&o, plan, &eo);
+      free(command), free(name);
+      goto done;
+    }
     bool compile = o.output && !ends_with(o.output, ".c");
     char *final = NULL, *target = NULL, *c_path = NULL, *exe = NULL, *kept = NULL;
     if (!o.output && asprintf(&final, "%s.c", name) < 0) return 1;
@@ -457,6 +543,7 @@ int main(int argc, char **argv) {
     free(final), free(target), free(exe), free(kept);
     free(c_path), free(command), free(name);
   }
+done:
   program_plan_free(plan);
   graph_free(g);
   ast_free_all();

@@ -357,6 +357,8 @@ void aert_dataset_free(aert_dataset *dataset);
 // ------------------------------------------------------- ckpt/checkpoint.c
 // Checkpoints are safetensors files: every parameter under its name, each
 // step's optimizer state as "optimizer.<loss>.state", and in __metadata__
+// format "aec", each parameter's axes ("layout.NAME": a dense kernel is
+// [in, out], the transpose of torch's Linear.weight; docs/checkpoints.md),
 // the model name, source hash, dtype, epoch, batches, each step's optimizer
 // ("optimizer.<loss>.optimizer") and update count (".t") and,
 // for one saved mid-epoch, "progress", the fractional epoch (schedules).
@@ -379,6 +381,35 @@ int aert_checkpoint_save(const char *path, const aert_model *model, const aert_c
 // and the file's bounds. Returns 0, or -1 after one message naming the file.
 int aert_checkpoint_load(const char *path, const aert_model *model, aert_ctx *ctx,
                          aert_progress_state *state);
+
+// ------------------------------------------------------------ ckpt/embed.c
+// The library `aec --lib` writes (NAME.h, NAME.c) runs on these: a model
+// opened for inference from a checkpoint, every error returned as a value
+// with its message, nothing printed, no exit. NAME.h documents them for users.
+typedef struct aert_embed {
+  const aert_model *model;
+  aert_ctx *ctx;     // batches of ctx->capacity samples (the train block's batch at first)
+  char error[1024];  // the last error's message
+} aert_embed;
+// The model with the checkpoint's parameters; NULL with the message in
+// err[err_size] when it cannot be loaded (a missing file, another model's).
+aert_embed *aert_embed_open(const aert_model *model, const char *checkpoint, char *err, size_t err_size);
+// The same from a checkpoint's bytes (aec --lib --weights FILE puts them in
+// the library), which messages call `name`.
+aert_embed *aert_embed_open_memory(const aert_model *model, const void *checkpoint, size_t size, const char *name,
+                                   char *err, size_t err_size);
+void aert_embed_close(aert_embed *e);
+// Batches of `batch` samples from now on; 0, or -1 with e->error.
+int aert_embed_set_batch(aert_embed *e, int batch);
+// fn (the model's encode, decode or reconstruct, named `what`; NULL when the
+// model has none) over n samples of x (in_size values each) in batches,
+// n * out_size values into out. 0, or -1 with e->error.
+int aert_embed_run(aert_embed *e, const char *what, void (*fn)(aert_ctx *, const aert_real *, int, aert_real *),
+                   const aert_real *x, int n, int in_size, aert_real *out, int out_size);
+// Each sample's reconstruction error, its loss's mean over the sample's values
+// (mse: (r - x)^2; bce: PyTorch's BCELoss, each log clamped at -100).
+typedef enum aert_score_kind { AERT_SCORE_MSE, AERT_SCORE_BCE } aert_score_kind;
+int aert_embed_score(aert_embed *e, aert_score_kind kind, const aert_real *x, int n, aert_real *scores);
 
 // ------------------------------------------------------------ draw/image.c
 // Writes a grid of grey images (values in [0,1], each `height` x `width`,

@@ -30,6 +30,12 @@ void emit_kernel_with_note(Emitter *emitter, const char *kernel, const Group *gr
 // it computes again and why, what it leaves for later ones.
 void emit_share_comment(Emitter *emitter, const SharePlan *plan, int step);
 
+// ----------------------------------------------------------- library.c
+// aec --lib: NAME.h, the library's API with every shape as a named constant;
+// and, in NAME.c in place of main, the API's functions.
+bool emit_library_header(FILE *out, const ProgramPlan *plan, const EmitOptions *options);
+void emit_library_api(Emitter *emitter);
+
 // ---------------------------------------------------------- describe.c
 // The model as JSON (format in describe.c): the forward graph, parameters,
 // losses, steps and random nodes; what `./model describe` prints and

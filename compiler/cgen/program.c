@@ -178,6 +178,10 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   }
   emit_line(e, "};");
   emit_blank(e);
+  if (o->library_header) {  // aec --lib: the API (library.c) instead of main
+    emit_library_api(e);
+    return;
+  }
   emit_line(e, "#ifdef AERT_MPI  // aec --mpi: trains data-parallel under mpirun (libaert_mpi.a)");
   emit_line(e, "int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert_comm_mpi); }");
   emit_line(e, "#else");
@@ -203,11 +207,13 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
   emit_line(e, "#include <stddef.h>");
   emit_line(e, "#include <stdint.h>");
   emit_line(e, "#include <string.h>");
+  if (o->library_header) emit_line(e, "#include <stdlib.h>");
   emit_line(e, "#include <tgmath.h>");
   emit_blank(e);
   emit_line(e, "#include \"aert.h\"");
   emit_line(e, "#include \"aert_kernels.h\"  // the C every generated program shares, whatever its model");
   emit_blank(e);
+  if (o->library_header && emit_include(e, o->library_header)) emit_blank(e);  // the API library.c's functions implement
   emit_line(e, "typedef aert_real real;");
   emit_blank(e);
   emit_line(e, "// ---- shapes: elements per sample of each batched value, or in all of an unbatched one");

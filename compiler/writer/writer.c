@@ -111,6 +111,41 @@ void comment_text(const char *text, size_t length, char *buf, size_t size) {
   if (size) buf[n] = '\0';
 }
 
+// Identifier context (aec --lib's function and constant names): letters,
+// digits and _ stay, every other byte becomes _, and a name that would start
+// with a digit (or be empty) starts with m_.
+void c_identifier(const char *text, char *buf, size_t size) {
+  size_t n = 0;
+  if (size == 0) return;
+  if (!isalpha((unsigned char)text[0]) && text[0] != '_' && size > 3) buf[n++] = 'm', buf[n++] = '_';
+  for (size_t i = 0; text[i] && n + 1 < size; i++) {
+    unsigned char c = (unsigned char)text[i];
+    buf[n++] = c < 0x80 && (isalnum(c) || c == '_') ? (char)c : '_';
+  }
+  buf[n] = '\0';
+}
+
+// Header-name context: `#include "NAME"` takes no escapes, so only plain
+// file names go there (letters, digits, . _ - +, not starting with a dot).
+bool include_name_ok(const char *name) {
+  if (!name[0] || name[0] == '.') return false;
+  for (const char *c = name; *c; c++)
+    if (!(((unsigned char)*c < 0x80 && isalnum((unsigned char)*c)) || strchr("._-+", *c))) return false;
+  return true;
+}
+
+void emit_byte_array(Emitter *e, const char *name, const unsigned char *data, size_t size) {
+  fprintf(e->out, "static const unsigned char %s[%zu] __attribute__((aligned(8))) = {", name, size ? size : 1);
+  for (size_t i = 0; i < size; i++) fprintf(e->out, "%s%u,", i % 24 ? "" : "\n  ", data[i]);
+  fprintf(e->out, "%s\n};\n", size ? "" : "0");
+}
+
+bool emit_include(Emitter *e, const char *name) {
+  if (!include_name_ok(name)) return false;
+  fprintf(e->out, "#include \"%s\"\n", name);
+  return true;
+}
+
 void source_line(Loc loc, char *buf, size_t size) {
   if (size) buf[0] = '\0';
   if (!loc.source) return;

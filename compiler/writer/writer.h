@@ -16,6 +16,10 @@ typedef struct EmitOptions {
   const char *command_line;  // the header's "Options:" line: what shapes the code, canonical (not argv)
   bool line_directives;      // aec --line: #line directives point each kernel at its .ae line
   const char *c_name;        // the .c file's name, for the #line directives that point back at it
+  const char *library_header;  // aec --lib: the header NAME.h the C includes; the library's API instead of main
+  const unsigned char *weights;  // aec --lib --weights FILE: the checkpoint's bytes, put in the C; else NULL
+  size_t weights_size;
+  const char *weights_name;      // FILE, for messages
 } EmitOptions;
 
 typedef struct Emitter {
@@ -51,6 +55,14 @@ void emit_c_string_bytes(Emitter *emitter, const char *text, size_t length);
 // Comments: `length` bytes of `text` made safe to stand in a // or /* */
 // comment, cut (between escapes) to fit `size`.
 void comment_text(const char *text, size_t length, char *buf, size_t size);
+// Identifiers (aec --lib's prefix): text made a C identifier (see writer.c).
+void c_identifier(const char *text, char *buf, size_t size);
+// `#include "NAME"` for a plain file name; false (nothing written) otherwise.
+bool include_name_ok(const char *name);
+bool emit_include(Emitter *emitter, const char *name);
+// `static const unsigned char NAME[] = {...};` holding size bytes of data,
+// 8-byte aligned (a checkpoint's bytes, aec --lib --weights).
+void emit_byte_array(Emitter *emitter, const char *name, const unsigned char *data, size_t size);
 // A .ae source line for a comment: trimmed, then through comment_text.
 void source_line(Loc loc, char *buf, size_t size);
 // `FILE:LINE` of a location for a comment (the file's base name, escaped).

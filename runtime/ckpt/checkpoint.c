@@ -50,10 +50,41 @@ static void add_tensor(aert_buf *h, const char *name, int rank, const int *shape
   *offset = end;
 }
 
+// Each parameter's axes, from the model's description (the op that reads
+// it): a dense kernel is [in, out], the transpose of torch.nn.Linear.weight;
+// a conv kernel [out, in, kh, kw] as Conv2d.weight; a deconv kernel [in,
+// out, kh, kw] as ConvTranspose2d.weight; a bias [out]. NULL where no layer
+// reads it as a kernel or a bias (the checkpoint then says nothing of it).
+static void param_layouts(const aert_model *model, const char **layouts) {
+  for (int i = 0; i < model->n_params; i++) layouts[i] = model->params[i].rank == 1 ? "out" : NULL;
+  char error[128];
+  json_value *d = model->description ? json_parse(model->description, strlen(model->description), error, sizeof error) : NULL;
+  const json_value *nodes = d ? json_get(d, "nodes") : NULL;
+  if (!nodes || nodes->type != JSON_ARRAY) return json_free(d);
+  for (size_t k = 0; k < nodes->count; k++) {
+    const json_value *op = json_get(&nodes->items[k], "op"), *inputs = json_get(&nodes->items[k], "inputs");
+    if (!op || op->type != JSON_STRING || !inputs || inputs->type != JSON_ARRAY || inputs->count < 2) continue;
+    const char *layout = strcmp(op->text, "dense") == 0    ? "in,out"
+                         : strcmp(op->text, "conv") == 0   ? "out,in,kh,kw"
+                         : strcmp(op->text, "deconv") == 0 ? "in,out,kh,kw"
+                                                           : NULL;
+    uint64_t id;
+    if (!layout || !json_as_u64(&inputs->items[1], &id) || id >= nodes->count) continue;
+    const json_value *param = json_get(&nodes->items[id], "param");
+    for (int i = 0; param && param->type == JSON_STRING && i < model->n_params; i++)
+      if (strcmp(model->params[i].name, param->text) == 0 && model->params[i].rank > 1) layouts[i] = layout;
+  }
+  json_free(d);
+}
+
 // The JSON header, padded with spaces to a multiple of 8 bytes.
 static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *ctx, const aert_progress_state *st) {
   char value[64], key[256];
-  aert_buf_printf(h, "{\"__metadata__\":{\"format\":\"pt\"");
+  // Not "pt": the tensors are aec's layout, not a PyTorch state_dict's (docs/checkpoints.md).
+  aert_buf_printf(h, "{\"__metadata__\":{\"format\":\"aec\"");
+  add_meta(h, "layout", "aec: dense kernels [in, out] (torch.nn.Linear.weight transposed), conv kernels "
+                        "[out, in, kh, kw] (Conv2d.weight), deconv kernels [in, out, kh, kw] "
+                        "(ConvTranspose2d.weight), biases [out]; each tensor's axes in layout.NAME");
   add_meta(h, "aec_model", model->name);
   add_meta(h, "source_hash", model->source_hash);
   add_meta(h, "aec_version", model->aec_version);
@@ -88,6 +119,15 @@ static bool build_header(aert_buf *h, const aert_model *model, const aert_ctx *c
     snprintf(key, sizeof key, "%s.optimizer", prefix);
     add_meta(h, key, optimizer_names[model->steps[s].optimizer]);
   }
+  const char **layouts = calloc((size_t)model->n_params + 1, sizeof *layouts);
+  if (!layouts) return false;
+  param_layouts(model, layouts);
+  for (int i = 0; i < model->n_params; i++)
+    if (layouts[i]) {
+      snprintf(key, sizeof key, "layout.%s", model->params[i].name);
+      add_meta(h, key, layouts[i]);
+    }
+  free(layouts);
   aert_buf_printf(h, "}");
   size_t offset = 0;
   for (int i = 0; i < model->n_params; i++) {
@@ -166,6 +206,7 @@ typedef struct checkpoint_file {
   const json_value *metadata;
   tensor_info *tensors;
   size_t n_tensors;
+  bool in_memory;  // f reads a checkpoint in memory (fmemopen) of `size` bytes
 } checkpoint_file;
 
 static int dtype_size(const char *dtype) {
@@ -264,11 +305,11 @@ static bool check_layout(const checkpoint_file *c) {
 
 static bool read_header(checkpoint_file *c) {
   struct stat st;
-  if (fstat(fileno(c->f), &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (!c->in_memory && (fstat(fileno(c->f), &st) != 0 || !S_ISREG(st.st_mode))) {
     aert_error("%s: not a regular file", c->path);
     return false;
   }
-  c->size = (uint64_t)st.st_size;
+  if (!c->in_memory) c->size = (uint64_t)st.st_size;
   unsigned char length[8];
   if (c->size < 8 || fread(length, 1, 8, c->f) != 8) {
     aert_error("%s: not a checkpoint: %" PRIu64 " bytes, too short for a safetensors header", c->path, c->size);
@@ -515,11 +556,9 @@ static bool meta_best(const checkpoint_file *c, aert_progress_state *state) {
   return true;
 }
 
-int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
-                            bool want_optimizer) {
-  checkpoint_file c = {.path = path};
-  c.f = aert_fopen_input(path, "checkpoint", NULL);
-  if (!c.f) return -1;
+static int load_checkpoint(checkpoint_file c, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
+                           bool want_optimizer) {
+  const char *path = c.path;
   uint64_t epoch = 0, batches = 0, epoch_batch = 0, seed = ctx->seed;
   bool ok = read_header(&c) && read_entries(&c) && load_parameters(&c, model, ctx) &&
             load_optimizer(&c, model, ctx, want_optimizer) && check_all_used(&c, model) &&
@@ -544,6 +583,25 @@ int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx 
   free(c.tensors);
   fclose(c.f);
   return ok ? 0 : -1;
+}
+
+int aert_checkpoint_load_ex(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state,
+                            bool want_optimizer) {
+  checkpoint_file c = {.path = path};
+  c.f = aert_fopen_input(path, "checkpoint", NULL);
+  if (!c.f) return -1;
+  return load_checkpoint(c, model, ctx, state, want_optimizer);
+}
+
+int aert_checkpoint_load_memory(const void *data, size_t size, const char *name, const aert_model *model,
+                                aert_ctx *ctx) {
+  checkpoint_file c = {.path = name, .in_memory = true, .size = size};
+  c.f = size ? fmemopen((void *)data, size, "rb") : NULL;
+  if (!c.f) {
+    aert_error("%s: an empty checkpoint (%zu bytes)", name, size);
+    return -1;
+  }
+  return load_checkpoint(c, model, ctx, NULL, false);
 }
 
 int aert_checkpoint_load(const char *path, const aert_model *model, aert_ctx *ctx, aert_progress_state *state) {

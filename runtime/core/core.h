@@ -25,6 +25,12 @@ enum { AERT_EXIT_OK = 0, AERT_EXIT_FAILURE = 1, AERT_EXIT_USAGE = 2 };
 // name is argv[0]'s basename once aert_main has run, "aert" before.
 void aert_set_program(const char *argv0);
 const char *aert_program(void);
+// Until aert_capture_end, this thread's first error goes into buffer[size]
+// (without the "PROGRAM: error: " prefix) instead of stderr, and its notes and
+// warnings are dropped: the library aec --lib writes returns errors as values
+// (ckpt/embed.c). aert_capture_end says whether an error came.
+void aert_capture_begin(char *buffer, size_t size);
+bool aert_capture_end(void);
 void aert_error(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_warning(const char *fmt, ...) AERT_PRINTF(1, 2);
 void aert_note(const char *fmt, ...) AERT_PRINTF(1, 2);

@@ -17,9 +17,30 @@ void aert_set_program(const char *argv0) {
 
 const char *aert_program(void) { return program_name; }
 
+// aert_capture_begin's buffer on this thread, or NULL: messages go to stderr.
+static _Thread_local char *capture_buffer;
+static _Thread_local size_t capture_size;
+static _Thread_local bool capture_has_error;
+
+void aert_capture_begin(char *buffer, size_t size) {
+  capture_buffer = size ? buffer : NULL, capture_size = size, capture_has_error = false;
+  if (capture_buffer) capture_buffer[0] = '\0';
+}
+
+bool aert_capture_end(void) {
+  bool had = capture_has_error;
+  capture_buffer = NULL, capture_size = 0, capture_has_error = false;
+  return had;
+}
+
 static void report(const char *kind, const char *fmt, va_list ap) {
   char line[2048];
   vsnprintf(line, sizeof line, fmt, ap);
+  if (capture_buffer) {  // the first error is kept; notes and warnings are dropped
+    if (kind[0] == 'e' && !capture_has_error) snprintf(capture_buffer, capture_size, "%s", line);
+    capture_has_error |= kind[0] == 'e';
+    return;
+  }
   fprintf(stderr, "%s: %s%s\n", program_name, kind, line);
   fflush(stderr);
 }
