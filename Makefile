@@ -274,10 +274,14 @@ install: all man
 	$(INSTALL) -m 644 $(MAN_PAGES) $(I_MAN)/
 	for f in $(INSTALL_EXAMPLES); do $(INSTALL) -D -m 644 examples/$$f $(I_EX)/$$f || exit 1; done
 
+# The words of $(1) last first: folders sorted, then reversed, so that each is
+# removed after the folders inside it.
+reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
+
 # The MPI libraries' names whether or not this machine builds them.
 uninstall:
 	rm -f $(I_BIN)/aec $(addprefix $(I_LIB)/,libaert.a libaert_f64.a libaert_mpi.a libaert_mpi_f64.a) \
 	  $(I_LIB)/pkgconfig/aert.pc $(addprefix $(I_INC)/,$(notdir $(INSTALL_HEADERS))) \
 	  $(addprefix $(I_MAN)/,$(notdir $(MAN_PAGES))) $(addprefix $(I_EX)/,$(INSTALL_EXAMPLES))
-	for d in $(sort $(dir $(addprefix $(I_EX)/,$(INSTALL_EXAMPLES)))) $(I_EX) $(DESTDIR)$(PREFIX)/share/aec $(I_INC); do \
+	for d in $(call reverse,$(sort $(dir $(addprefix $(I_EX)/,$(INSTALL_EXAMPLES))))) $(I_EX) $(DESTDIR)$(PREFIX)/share/aec $(I_INC); do \
 	  if [ -d "$$d" ]; then rmdir "$$d" 2>/dev/null || echo "uninstall: kept $$d, which holds other files"; fi; done
