@@ -139,10 +139,10 @@ static void train_tied(const char *steps, bool encoder_changes) {
   must_succeed_in(dir, "./m train --data train.csv --test none --epochs 1 --checkpoint final.safetensors");
   Tensors init = read_tensors(dir, "init.safetensors"), final = read_tensors(dir, "final.safetensors");
   // The kernels are held once, by their owner; the decoder has biases only.
-  ck_assert_int_eq(count_in_header(&final, ".kernel\""), 2);
-  ck_assert_int_eq(count_in_header(&final, "\"encoder.dense_1.kernel\""), 1);
-  ck_assert_int_eq(count_in_header(&final, "\"decoder.dense_1.kernel\""), 0);
-  ck_assert_int_eq(count_in_header(&final, "\"decoder.dense_2.bias\""), 1);
+  ck_assert_int_eq(count_in_header(&final, ".kernel\":{"), 2);
+  ck_assert_int_eq(count_in_header(&final, "\"encoder.dense_1.kernel\":{"), 1);
+  ck_assert_int_eq(count_in_header(&final, "\"decoder.dense_1.kernel\":{"), 0);
+  ck_assert_int_eq(count_in_header(&final, "\"decoder.dense_2.bias\":{"), 1);
   size_t bytes = 0;
   ck_assert_ptr_nonnull(tensor(&final, "encoder.dense_1.kernel", &bytes));
   ck_assert_uint_eq(bytes, 6 * 4 * 4);  // [6, 4] float32
