@@ -326,7 +326,7 @@ static const char *const reserved_names[] = {
     "n", "input", "ctx", "arena", "cap", "losses", "out", "a", "b", "c", "i", "j", "k", "m", "v", "t", "lr", "sum",
     "count", "real", "model", "params", "layers", "steps", "loss_names", "main", "NULL",
     "eval_losses", "encode", "reconstruct", "corrupt", "loss_and_grad", "apply_update", "layer_output", "layer",
-    "layer_nodes", "auto", "break", "case", "char",
+    "layer_nodes", "wrap", "embedded_weights", "err", "err_size", "embed", "auto", "break", "case", "char",
     "const", "continue", "default", "do", "double", "else", "enum", "extern", "float", "for", "goto", "if",
     "inline", "int", "long", "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
     "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "exp", "log", "tanh", "fabs", "fmax",
