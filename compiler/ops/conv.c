@@ -236,19 +236,29 @@ static PlaneSize plane_size(int oh, int pw, int k, size_t vl, size_t round) {
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
                         bool transposed, const char *bias, const char *in, const char *w, const char *out,
                         const Epilogue *epilogue) {
-  int ob = largest_divisor_at_most(co, 8);
-  int pb = 24 / ob > 4 ? 4 : 24 / ob;
+  // The register block: OB output channels x PB vectors of accumulators, 24
+  // of AVX-512's 32 registers; where the vectors are narrower (AVX2, SSE2:
+  // AERT_NATIVE_BYTES, aert_kernels.h) and there are 16 registers, 12 of
+  // them. Each output value sums the same terms in the same order either way.
+  int ob = largest_divisor_at_most(co, 8), ob_narrow = largest_divisor_at_most(co, 4);
+  int pb = 24 / ob > 4 ? 4 : 24 / ob, pb_narrow = 12 / ob_narrow > 4 ? 4 : 12 / ob_narrow;
   const size_t real_size = emit_real_bytes(e), vl = 64 / real_size;
-  PlaneSize p = plane_size(oh, ow + k - 1, k, vl, vl * pb);
+  // NP rounds up to whole blocks of any width (a block of 32-byte vectors is two of 16-byte ones).
+  size_t wide_block = vl * (size_t)pb, narrow_block = 32 / real_size * (size_t)pb_narrow, round = wide_block;
+  while (round % narrow_block != 0) round += wide_block;
+  PlaneSize p = plane_size(oh, ow + k - 1, k, vl, round);
   // Each thread's plane and wide below; the first thread's frame also holds wp.
   emit_stack_use(e, ((size_t)ci * p.plane + (size_t)ob * p.np + (size_t)co * ci * k * k) * real_size);
   emit_line(e, "  enum { CI = %d, IH = %d, IW = %d, CO = %d, OH = %d, OW = %d, K = %d, TOP = %d, LEFT = %d };", ci, ih,
             iw, co, oh, ow, k, top, left);
-  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real), OB = %d, PB = %d };", ob, pb);
-  emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole blocks of PB vectors;");
+  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = AERT_NATIVE_BYTES / (int)sizeof(real) };");
+  emit_line(e, "  enum { OB = AERT_NATIVE_BYTES == 64 ? %d : %d, PB = AERT_NATIVE_BYTES == 64 ? %d : %d };", ob, ob_narrow,
+            pb, pb_narrow);
+  emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole blocks of PB vectors");
+  emit_line(e, "  // of any width;");
   emit_line(e, "  // PLANE: NP and room past them for every tap's read, (K - 1) * PW + K - 1 + VL");
   emit_line(e, "  enum { NP = %zu, PLANE = %zu };", p.np, p.plane);
-  emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");
+  emit_line(e, "  typedef real vec __attribute__((vector_size(AERT_NATIVE_BYTES)));");
   emit_line(e, "  real wp[CO * CI * K * K];");
   emit_line(e, "  for (int o = 0; o < CO; o++)");
   emit_line(e, "    for (int c = 0; c < CI; c++)");
