@@ -31,7 +31,6 @@ static bool apply_in_batches(const aert_model *model, aert_ctx *ctx, const aert_
 }
 
 int aert_cmd_reconstruct(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("reconstruct needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("reconstruct needs -o FILE.png"), AERT_EXIT_USAGE;
   if (!model->reconstruct || model->recon_size != model->input_size) {
     aert_error("model '%s' has no reconstruction of its input", model->name);
@@ -172,7 +171,6 @@ static bool draw_codes(const aert_model *model, const aert_options *options, aer
 }
 
 int aert_cmd_encode(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("encode needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("encode needs -o FILE.csv"), AERT_EXIT_USAGE;
   if (!model->encode || model->code_size <= 0) {
     aert_error("model '%s' has no code (name a value 'code' or a net 'encoder')", model->name);
@@ -247,7 +245,6 @@ static void apply_noise(noise_kind kind, double amount, uint64_t seed, const aer
 static double psnr(double mse) { return 10 * log10(1 / fmax(mse, 1e-20)); }
 
 int aert_cmd_denoise(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("denoise needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("denoise needs -o FILE.png"), AERT_EXIT_USAGE;
   noise_kind kind = NOISE_GAUSSIAN;
   double amount = 0.5;

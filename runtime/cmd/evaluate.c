@@ -32,10 +32,6 @@ static bool evaluate_parts(const aert_model *model, aert_ctx *ctx, const aert_da
 }
 
 int aert_cmd_eval(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) {
-    aert_error("eval needs --checkpoint FILE");
-    return AERT_EXIT_USAGE;
-  }
   aert_ctx *ctx = aert_open_checkpoint(model, options);
   if (!ctx) return AERT_EXIT_FAILURE;
   if (options->has_seed) ctx->seed = options->seed;  // what the losses draw (a prior's samples), else the run's
@@ -60,7 +56,6 @@ int aert_cmd_eval(const aert_model *model, const aert_options *options) {
 
 // ------------------------------------------------------------------- probe
 int aert_cmd_probe(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("probe needs --checkpoint FILE"), AERT_EXIT_USAGE;
   double fraction = options->has_labels_fraction ? options->labels_fraction : 0.1;
   if (!(fraction > 0 && fraction <= 1)) return aert_error("--labels-fraction must be in (0, 1]"), AERT_EXIT_USAGE;
   int epochs = options->has_epochs ? options->epochs : 30;
@@ -254,7 +249,6 @@ static double checkpoint_distance(const aert_model *model, const aert_options *o
 }
 
 int aert_cmd_prior_match(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("prior-match needs --checkpoint FILE"), AERT_EXIT_USAGE;
   const aert_prior *prior = &model->prior;
   if (prior->kind == AERT_PRIOR_NONE) {
     aert_error("model '%s' has no prior to match: prior-match is for adversarial autoencoders (gaussian, uniform or "

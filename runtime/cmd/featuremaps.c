@@ -387,7 +387,6 @@ static void print_figures(const aert_layer *layer, const layer_shape *shape, con
 static bool check_arguments(const aert_model *model, const aert_options *options, int *status) {
   char names[4096];
   *status = AERT_EXIT_USAGE;
-  if (!options->checkpoint) return aert_error("activations needs --checkpoint FILE"), false;
   if (!options->output) return aert_error("activations needs -o FILE.png"), false;
   if (!options->layer) {
     layer_names(model, false, names, sizeof names);

@@ -99,7 +99,6 @@ static size_t grid_columns(size_t n) {
 
 // ------------------------------------------------------------------ decode
 int aert_cmd_decode(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("decode needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->codes)
     return aert_error("decode needs --codes FILE: a .csv as `encode -o codes.csv` writes it, or a .npy of [n, %d]",
                       model->code_size > 0 ? model->code_size : 1),
@@ -131,7 +130,6 @@ int aert_cmd_decode(const aert_model *model, const aert_options *options) {
 
 // ------------------------------------------------------------------ sample
 int aert_cmd_sample(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("sample needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("sample needs -o FILE.png or -o FILE.npy"), AERT_EXIT_USAGE;
   aert_prior prior;
   if (!need_decode(model, "sample") || !code_prior(model, "sample", &prior)) return AERT_EXIT_FAILURE;
@@ -163,7 +161,6 @@ int aert_cmd_sample(const aert_model *model, const aert_options *options) {
 
 // ------------------------------------------------------------- interpolate
 int aert_cmd_interpolate(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("interpolate needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("interpolate needs -o FILE.png or -o FILE.npy"), AERT_EXIT_USAGE;
   if (!options->has_from || !options->has_to)
     return aert_error("interpolate needs --from I and --to J: the indices (from 0) of two samples of the data"),
@@ -245,7 +242,6 @@ static double prior_quantile(const aert_prior *prior, int d, double p) {
 }
 
 int aert_cmd_manifold(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("manifold needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("manifold needs -o FILE.png or -o FILE.npy"), AERT_EXIT_USAGE;
   if (!need_decode(model, "manifold")) return AERT_EXIT_FAILURE;
   if (model->code_size != 2) {

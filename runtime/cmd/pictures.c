@@ -51,7 +51,6 @@ static int draw_conv_filters(const aert_model *model, const aert_options *option
 }
 
 int aert_cmd_filters(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("filters needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("filters needs -o FILE.png"), AERT_EXIT_USAGE;
   const aert_param *kernel = NULL;
   for (int i = 0; model->first_kernel && i < model->n_params; i++)
@@ -97,7 +96,6 @@ int aert_cmd_filters(const aert_model *model, const aert_options *options) {
 
 // --------------------------------------------------------------- histogram
 int aert_cmd_histogram(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("histogram needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (!options->output) return aert_error("histogram needs -o FILE.png"), AERT_EXIT_USAGE;
   if (!aert_need_code(model)) return AERT_EXIT_FAILURE;
   aert_ctx *ctx = aert_open_checkpoint(model, options);

@@ -23,7 +23,6 @@ static void search(const aert_real *db, size_t n_db, const aert_real *queries, s
 }
 
 int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
-  if (!options->checkpoint) return aert_error("retrieve needs --checkpoint FILE"), AERT_EXIT_USAGE;
   if (options->binary && options->cosine)
     return aert_error("retrieve: --binary (Hamming distance) and --cosine are two different distances; choose one"),
            AERT_EXIT_USAGE;
