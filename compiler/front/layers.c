@@ -83,8 +83,7 @@ static void record_layer(Lowerer *L, const LayerSite *site, const char *descript
 // A layer that makes weights must be inside a net (checked before its
 // arguments, so that it is said even when an argument is in error).
 bool layer_inside_net(Lowerer *L, const Builtin *b, const Expr *call) {
-  if (L->current_net >= 0 || (b->lower != lower_dense && b->lower != lower_conv && b->lower != lower_batchnorm))
-    return true;
+  if (L->current_net >= 0 || !op_info(b->op)->makes_weights) return true;
   diag_error(call->loc, "%s makes weights, so it must be inside a net: net name = %s(...)", b->name, b->name);
   return false;
 }

@@ -573,7 +573,8 @@ static bool conv_window(const Graph *g, const Node *node, int input, int axis, W
 // attr: {stride, pad (0 same, 1 valid), k (the gradients)}.
 const OpInfo OP_CONV_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_conv, .emit = emit_conv,
                             .vjp = vjp_conv, .flops = flops_conv_family, .pure = true, .window = conv_window,
-                            .takes_epilogue = conv_takes_epilogue, .emit_group = emit_conv_group};
+                            .takes_epilogue = conv_takes_epilogue, .emit_group = emit_conv_group,
+                            .makes_weights = true};
 const OpInfo OP_CONV_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_like_third,
                                        .emit = emit_conv_grad_input, .flops = flops_conv_family, .pure = true};
 const OpInfo OP_CONV_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_conv_grad_kernel,
@@ -581,6 +582,7 @@ const OpInfo OP_CONV_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, 
 const OpInfo OP_CONV_GRAD_BIAS_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_conv_grad_bias,
                                       .emit = emit_conv_grad_bias, .flops = flops_input_elements, .pure = true};
 const OpInfo OP_DECONV_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_deconv, .emit = emit_deconv,
-                              .vjp = vjp_deconv, .flops = flops_conv_family, .pure = true, .window = conv_window};
+                              .vjp = vjp_deconv, .flops = flops_conv_family, .pure = true, .window = conv_window,
+                              .makes_weights = true};
 const OpInfo OP_DECONV_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_like_third,
                                          .emit = emit_deconv_grad_input, .flops = flops_conv_family, .pure = true};

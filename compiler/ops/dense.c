@@ -232,7 +232,8 @@ static double flops_dense_tied(const Graph *g, const Node *node) {
 }
 // ------------------------------------------------------------------- rows
 const OpInfo OP_DENSE_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_dense, .emit = emit_dense,
-                             .vjp = vjp_dense, .flops = flops_dense, .pure = true};
+                             .vjp = vjp_dense, .flops = flops_dense, .pure = true,
+                             .makes_weights = true};
 const OpInfo OP_DENSE_GRAD_INPUT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_dense_grad_input,
                                         .emit = emit_dense_grad_input, .flops = flops_dense_grad, .pure = true};
 const OpInfo OP_DENSE_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_dense_grad_kernel,

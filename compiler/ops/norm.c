@@ -131,7 +131,8 @@ static double flops_batchnorm_grad(const Graph *g, const Node *node) {
 const OpInfo OP_BATCHNORM_row = {.n_inputs = 5, .kernel = KERNEL_CUSTOM, .emit = emit_batchnorm,
                                  .shape = shape_batchnorm, .vjp = vjp_batchnorm, .flops = flops_batchnorm,
                                  .inference_op = OP_BATCHNORM_EVAL, .pure = true,
-                                 .batch_statistics = "the mean and variance of each unit or channel"};
+                                 .batch_statistics = "the mean and variance of each unit or channel",
+                                 .makes_weights = true};
 const OpInfo OP_BATCHNORM_EVAL_row = {.n_inputs = 5, .kernel = KERNEL_CUSTOM, .emit = emit_batchnorm_eval,
                                       .shape = shape_batchnorm, .flops = flops_batchnorm, .pure = true};
 const OpInfo OP_BATCHNORM_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .emit = emit_batchnorm_grad_input,

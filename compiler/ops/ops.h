@@ -89,6 +89,9 @@ typedef struct OpInfo {
   // activation"), or NULL: under --mpi each process holds a share of the
   // batch only, so aec --mpi refuses it (compiler/main.c).
   const char *batch_statistics;
+  // A layer with weights of its own (dense, conv, deconv, batchnorm): it is
+  // written inside a net, which names them (front/layers.c).
+  bool makes_weights;
   // A schedule (schedule.c): storage, a scalar that each generated function
   // sets at its start from the run's progress (emit_schedule_value).
   bool schedule;
