@@ -13,7 +13,7 @@
 
 // Largest relative error accepted in double precision. The central
 // differences (h = 1e-6) carry about 1e-10 of absolute rounding error, and
-// the runtime divides by at least 1e-6, so correct gradients score up to
+// the runtime divides by at least 1e-5, so correct gradients score up to
 // ~1e-5; a wrong factor or sign scores 1e-3 and more.
 #define GRADCHECK_TOLERANCE 1e-4
 
@@ -152,6 +152,57 @@ START_TEST(a_wrong_gradient_is_caught) {
 }
 END_TEST
 
+// The second-order rules are checked too: a 2% error in sigmoid's second
+// derivative (sigmoid_grad2, which only a loss using grad() reaches) is
+// caught in second_activations.ae.
+START_TEST(a_wrong_second_derivative_is_caught) {
+  write_data();
+  CommandResult r = run_command("cd %s && %s/aec %s/tests/gradcheck/second_activations.ae --dtype f64 -o model.c && "
+                                "grep -q '(1 - 2 \\* c\\[i\\]);  // sigmoid_grad2' model.c && "
+                                "sed -i 's|(1 - 2 \\* c\\[i\\]);  // sigmoid_grad2|(1 - 2.04 * c[i]);|' model.c && "
+                                "${CC:-cc} $AEC_CFLAGS -std=gnu11 -fopenmp -I%s/include model.c %s/libaert_f64.a $(pkg-config --libs cairo zlib) -lm -o broken",
+                                work_dir, AEC_BUILD_DIR, AEC_SOURCE_DIR, AEC_BUILD_DIR, AEC_BUILD_DIR);
+  ck_assert_msg(r.status == 0, "could not build the sabotaged model:\n%s", r.err);
+  command_result_free(&r);
+  char *program = NULL, *log = NULL;
+  ck_assert_int_ge(asprintf(&program, "%s/broken", work_dir), 0);
+  double error = max_gradcheck_error(program, &log);
+  ck_assert_msg(error > 1e-3, "a 2%% error in sigmoid's second derivative went unnoticed (error %g)", error);
+  free(log);
+  free(program);
+  remove_tree(work_dir);
+}
+END_TEST
+
+// jacobian_norm's closed form (act(dense(x))) and its one-pass-per-element
+// form give the same value: the same layer, once as it is and once behind
+// `* 1`, which the closed form does not recognize.
+START_TEST(jacobian_norm_closed_form_matches_the_rows) {
+  write_data();
+  char *model = NULL;
+  ck_assert_int_ge(asprintf(&model, "%s/both.ae", work_dir), 0);
+  const char *text = "input x: [6]\nnet encoder = dense(4, softplus)\nnet decoder = dense(6, sigmoid)\n"
+                     "code = encoder(x)\nloss recon = bce(decoder(code), x)\n"
+                     "loss closed = jacobian_norm(code, x)\nloss rows = jacobian_norm(code * 1, x)\n"
+                     "train { step minimize recon over encoder, decoder with adam() }\n";
+  write_file(model, text, strlen(text));
+  CommandResult r = run_command("cd %s && %s/aec both.ae --dtype f64 -o both && ./both train --data data.csv --test none "
+                                "--epochs 1 --batch 4 && ./both eval --data data.csv",
+                                work_dir, AEC_BUILD_DIR);
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  const char *closed = strstr(r.out, "\nclosed "), *rows = strstr(r.out, "\nrows ");
+  ck_assert_msg(closed && rows, "no closed and rows figures in:\n%s", r.out);
+  double a = strtod(closed + 8, NULL), b = strtod(rows + 6, NULL);
+  ck_assert_msg(a > 0.01 && fabs(a - b) <= 1e-12 * a, "closed form %.17g, rows %.17g", a, b);
+  command_result_free(&r);
+  r = run_command("%s/aec %s --dump-ir | grep -c column_squares", AEC_BUILD_DIR, model);
+  ck_assert_msg(r.status == 0 && atoi(r.out) >= 1, "the closed form was not written:\n%s", r.out);
+  command_result_free(&r);
+  free(model);
+  remove_tree(work_dir);
+}
+END_TEST
+
 Suite *gradcheck_suite(void) {
   Suite *s = suite_create("gradcheck");
   TCase *t = tcase_create("finite differences");
@@ -159,6 +210,8 @@ Suite *gradcheck_suite(void) {
   find_models();
   tcase_add_loop_test(t, every_model_in_tests_gradcheck, 0, n_models > 0 ? n_models : 1);
   tcase_add_test(t, a_wrong_gradient_is_caught);
+  tcase_add_test(t, a_wrong_second_derivative_is_caught);
+  tcase_add_test(t, jacobian_norm_closed_form_matches_the_rows);
   suite_add_tcase(s, t);
   return s;
 }

@@ -20,19 +20,19 @@ static const struct {
 } builtin_rows[] = {
 #define BUILTIN_OP(kind, name, params, lowering, summary) {name, kind, false},
 #define BUILTIN(name, params, lowering, summary) {name, OP_INPUT, false},
-#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary) {name, kind, true},
+#define ACTIVATION(kind, name, forward, gradient, second, reads, param, fallback, summary) {name, kind, true},
 #include "ops.def"
 };
 enum { N_BUILTIN_ROWS = sizeof builtin_rows / sizeof *builtin_rows };
 
-// The ACTIVATION rows: an activation and its gradient op.
+// The ACTIVATION rows: an activation, its gradient op and that op's derivative.
 static const struct {
-  OpKind op, grad;
-  const char *name, *grad_name;
+  OpKind op, grad, grad2;
+  const char *name, *grad_name, *second;
   GradientReads reads;
 } activation_rows[] = {
-#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary) \
-  {kind, kind##_GRAD, name, name "_grad", reads},
+#define ACTIVATION(kind, name, forward, gradient, second, reads, param, fallback, summary) \
+  {kind, kind##_GRAD, kind##_GRAD2, name, name "_grad", second, reads},
 #include "ops.def"
 };
 
@@ -130,8 +130,10 @@ START_TEST(every_forward_op_has_a_shape_and_a_gradient_rule) {
 }
 END_TEST
 
-// Each ACTIVATION row gives the activation and its gradient op, one
-// elementwise input and two, named alike; the activation's vjp makes that op.
+// Each ACTIVATION row gives the activation, its gradient op and the
+// gradient's derivative, one elementwise input, two and two, named alike; the
+// activation's vjp makes the gradient op, whose own vjp (second derivatives)
+// makes the third op unless its expression is "0".
 START_TEST(every_activation_has_its_gradient_op) {
   for (size_t i = 0; i < sizeof activation_rows / sizeof *activation_rows; i++) {
     const OpInfo *act = op_info(activation_rows[i].op), *grad = op_info(activation_rows[i].grad);
@@ -141,8 +143,14 @@ START_TEST(every_activation_has_its_gradient_op) {
     ck_assert_msg(act->kernel == KERNEL_ELEMENTWISE && act->n_inputs == 1 && act->pure && act->vjp, "%s", name);
     ck_assert_msg(act->activation_gradient == activation_rows[i].grad, "%s's gradient op is not %s_grad", name, name);
     ck_assert_msg(act->gradient_reads_output == (activation_rows[i].reads == READS_OUTPUT), "%s", name);
-    ck_assert_msg(grad->kernel == KERNEL_ELEMENTWISE && grad->n_inputs == 2 && grad->pure && !grad->vjp, "%s_grad", name);
+    ck_assert_msg(grad->kernel == KERNEL_ELEMENTWISE && grad->n_inputs == 2 && grad->pure && grad->vjp, "%s_grad", name);
     ck_assert_msg(strstr(grad->expr, "$1") != NULL, "%s_grad does not read the incoming gradient ($1)", name);
+    const OpInfo *grad2 = op_info(activation_rows[i].grad2);
+    ck_assert_msg(grad->second_gradient == activation_rows[i].grad2, "%s_grad's derivative is not %s_grad2", name, name);
+    ck_assert_msg(grad2->kernel == KERNEL_ELEMENTWISE && grad2->n_inputs == 2 && grad2->pure && !grad2->vjp, "%s_grad2", name);
+    ck_assert_str_eq(grad2->expr, activation_rows[i].second);
+    ck_assert_msg(strcmp(grad2->expr, "0") == 0 || strstr(grad2->expr, "$1") != NULL,
+                  "%s_grad2 does not read the product of the gradients ($1)", name);
     // Only a gradient of the output may be applied at a maxpool's switches (pool.c).
     ck_assert_msg(grad->zero_where_gradient_is == act->gradient_reads_output, "%s_grad", name);
   }

@@ -137,6 +137,10 @@ static void describe_node(FILE *f, const Graph *g, const Node *n) {
   if (info->kernel == KERNEL_ELEMENTWISE) fprintf(f, ", \"elementwise\": true");
   if (info->window) json_windows(f, g, n, info);
   if (info->transposed_kernel) fprintf(f, ", \"transposed\": [1]");
+  if (n->derivative)
+    fprintf(f, ", \"derivative\": {\"of\": \"%s\", \"y\": %d, \"x\": %d}",
+            n->derivative == DERIVATIVE_GRAD ? "grad" : "jacobian_norm", n->derivative_of[0], n->derivative_of[1]);
+  if (n->inside >= 0) fprintf(f, ", \"inside\": %d", n->inside);
   if (info->random) {
     fprintf(f, ", \"random\": {\"rng_node\": %d, \"draws\": ", n->rng_node);
     json_draws(f, info);

@@ -17,7 +17,7 @@ static Value not_supported_yet(Lowerer *L, const Builtin *b, const Expr *call, B
 static const Builtin builtins[] = {
 #define BUILTIN_OP(kind, name, params, lowering, summary) {name, kind, {UNPACK params}, lowering, summary, 0},
 #define BUILTIN(name, params, lowering, summary) {name, OP_INPUT, {UNPACK params}, lowering, summary, 0},
-#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary) \
+#define ACTIVATION(kind, name, forward, gradient, second, reads, param, fallback, summary) \
   {name, kind, {"input", param}, lower_activation_call, summary, fallback},
 #include "ops.def"
 };

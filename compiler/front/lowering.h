@@ -168,7 +168,7 @@ bool want_activation(const Bound *args, int i, const Builtin *b, const Expr *cal
   Value lowering(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
 #define BUILTIN(name, params, lowering, summary) \
   Value lowering(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
-#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary)
+#define ACTIVATION(kind, name, forward, gradient, second, reads, param, fallback, summary)
 #include "ops.def"
 Value lower_activation_call(Lowerer *L, const Builtin *b, const Expr *call, Bound *args);
 

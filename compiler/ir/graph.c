@@ -264,6 +264,7 @@ Node *graph_reserve_node(Graph *graph, OpKind op, const int *inputs, int n_input
   node->param_index = -1;
   node->rng_node = -1;
   node->step = -1;
+  node->inside = -1;
   return node;
 }
 
@@ -335,7 +336,7 @@ static const char *const reserved_names[] = {
 // The activations' expressions (ops.def), whose functions (erf(...)) a
 // buffer must not shadow either.
 static const char *const activation_exprs[] = {
-#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary) forward, gradient,
+#define ACTIVATION(kind, name, forward, gradient, second, reads, param, fallback, summary) forward, gradient,
 #include "ops.def"
     NULL};
 

@@ -33,6 +33,8 @@ typedef enum OpKind {
   OP_COUNT
 } OpKind;
 
+typedef enum DerivativeKind { DERIVATIVE_NONE, DERIVATIVE_GRAD, DERIVATIVE_JACOBIAN_NORM } DerivativeKind;
+
 typedef struct Node {
   int id;
   OpKind op;
@@ -49,6 +51,13 @@ typedef struct Node {
   bool is_backward;   // made by autodiff
   bool from_batch;    // batched, or computed from a batched value (a loss: a mean over the batch)
   int step;           // backward nodes: the step that made them; -1 otherwise
+  // grad(y, x) and jacobian_norm(y, x) (front/derivatives.c): the result
+  // names its function and its y and x; the nodes made on the way to it name
+  // the result (`inside`, else -1). The description writes such a result as
+  // one node, so that a replay takes the derivative with its own autodiff.
+  DerivativeKind derivative;
+  int derivative_of[2];
+  int inside;
 } Node;
 
 typedef struct Param {

@@ -191,6 +191,24 @@ static void vjp_deconv(Graph *g, const Node *node, int grad, const bool *needs, 
   if (needs[2]) out[2] = graph_add(g, OP_CONV_GRAD_BIAS, (int[]){grad}, 1, node->loc);
 }
 
+// The input gradients are linear in the incoming gradient and the kernel
+// (second derivatives). conv_grad_input(dy, w, x) is the transposed conv of
+// dy: its gradient in dy is the conv of g with w, which is the deconv's
+// input gradient (deconv_grad_input), and in w the conv's kernel gradient
+// with g as the conv's input and dy as its output's gradient;
+// deconv_grad_input(dy, w, x), the conv of dy, is the mirror image. Input 2
+// gives only the shape.
+static void vjp_conv_grad_input(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int dy = node->inputs[0], w = node->inputs[1];
+  bool transposed = node->op == OP_CONV_GRAD_INPUT;
+  OpKind back = transposed ? OP_DECONV_GRAD_INPUT : OP_CONV_GRAD_INPUT;
+  if (needs[0]) out[0] = add_attr(g, back, (int[]){grad, w, dy}, 3, node->attr, node->loc);
+  if (needs[1])
+    out[1] = add_attr(g, OP_CONV_GRAD_KERNEL, transposed ? (int[]){grad, dy} : (int[]){dy, grad}, 2, node->attr,
+                      node->loc);
+  if (needs[2]) out[2] = VJP_ZERO;
+}
+
 // ---------------------------------------------------------------- kernels
 static void emit_geom_enum(Emitter *e, ConvGeom c) {
   emit_line(e, "  enum { C = %d, H = %d, W = %d, F = %d, OH = %d, OW = %d, K = %d, S = %d, PT = %d, PL = %d };", c.c,
@@ -576,7 +594,8 @@ const OpInfo OP_CONV_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = sha
                             .takes_epilogue = conv_takes_epilogue, .emit_group = emit_conv_group,
                             .makes_weights = true};
 const OpInfo OP_CONV_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_like_third,
-                                       .emit = emit_conv_grad_input, .flops = flops_conv_family, .pure = true};
+                                       .emit = emit_conv_grad_input, .vjp = vjp_conv_grad_input,
+                                       .flops = flops_conv_family, .pure = true};
 const OpInfo OP_CONV_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_conv_grad_kernel,
                                         .emit = emit_conv_grad_kernel, .flops = flops_conv_family, .pure = true};
 const OpInfo OP_CONV_GRAD_BIAS_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_conv_grad_bias,
@@ -585,4 +604,5 @@ const OpInfo OP_DECONV_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = s
                               .vjp = vjp_deconv, .flops = flops_conv_family, .pure = true, .window = conv_window,
                               .makes_weights = true};
 const OpInfo OP_DECONV_GRAD_INPUT_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = shape_like_third,
-                                         .emit = emit_deconv_grad_input, .flops = flops_conv_family, .pure = true};
+                                         .emit = emit_deconv_grad_input, .vjp = vjp_conv_grad_input,
+                                         .flops = flops_conv_family, .pure = true};

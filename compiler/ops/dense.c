@@ -68,6 +68,12 @@ static bool shape_dense_tied_grad_input(Graph *graph, Node *node, Shape *out) {
   return true;
 }
 
+// column_squares(kernel[K, N]) -> [N], no batch
+static bool shape_column_squares(Graph *graph, Node *node, Shape *out) {
+  *out = (Shape){.rank = 1, .dims = {input_shape(graph, node, 0).dims[1]}};
+  return true;
+}
+
 // ---------------------------------------------------------------- kernels
 static void emit_dense(Emitter *e, const Node *node) {
   char in[512], out[512];
@@ -196,6 +202,26 @@ static void emit_bias_grad(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
+// The squared norm of the weights into each unit, and its gradient.
+static void emit_column_squares(Emitter *e, const Node *node) {
+  Shape w = e->graph->nodes[node->inputs[0]].shape;
+  emit_kernel_open(e, node, (const char *const[]){"kernel", "c"}, "c[OUT] = sum over IN of kernel[IN][OUT]^2");
+  emit_line(e, "  enum { IN = %d, OUT = %d };", w.dims[0], w.dims[1]);
+  emit_line(e, "  for (int j = 0; j < OUT; j++) c[j] = 0;");
+  emit_line(e, "  for (int k = 0; k < IN; k++)");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) c[j] += kernel[(size_t)k * OUT + j] * kernel[(size_t)k * OUT + j];");
+  emit_line(e, "}");
+}
+
+static void emit_column_squares_grad(Emitter *e, const Node *node) {
+  Shape w = node->shape;
+  emit_kernel_open(e, node, (const char *const[]){"kernel", "g", "dkernel"}, "dkernel[IN][OUT] = 2 kernel[IN][OUT] g[OUT]");
+  emit_line(e, "  enum { IN = %d, OUT = %d };", w.dims[0], w.dims[1]);
+  emit_line(e, "  for (int k = 0; k < IN; k++)");
+  emit_line(e, "    for (int j = 0; j < OUT; j++) dkernel[(size_t)k * OUT + j] = 2 * kernel[(size_t)k * OUT + j] * g[j];");
+  emit_line(e, "}");
+}
+
 // ------------------------------------------------ vector-Jacobian rule
 static void vjp_dense(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   int x = node->inputs[0], w = node->inputs[1];
@@ -211,6 +237,26 @@ static void vjp_dense_tied(Graph *g, const Node *node, int grad, const bool *nee
   if (needs[0]) out[0] = add2(g, OP_DENSE_TIED_GRAD_INPUT, grad, w, node->loc);
   if (needs[1]) out[1] = add2(g, OP_DENSE_GRAD_KERNEL, grad, x, node->loc);
   if (needs[2]) out[2] = add1(g, OP_BIAS_GRAD, grad, node->loc);
+}
+
+// The input gradients are linear in both operands (second derivatives):
+// dense_grad_input(dy, W) = dy . W^T, whose gradient in dy is g . W (the
+// tied layer's input gradient) and in W is g^T . dy (dense_grad_kernel);
+// dense_tied_grad_input(dy, W) = dy . W, whose gradients are g . W^T and dy^T . g.
+static void vjp_dense_grad_input(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int dy = node->inputs[0], w = node->inputs[1];
+  if (needs[0]) out[0] = add2(g, OP_DENSE_TIED_GRAD_INPUT, grad, w, node->loc);
+  if (needs[1]) out[1] = add2(g, OP_DENSE_GRAD_KERNEL, grad, dy, node->loc);
+}
+static void vjp_dense_tied_grad_input(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int dy = node->inputs[0], w = node->inputs[1];
+  if (needs[0]) out[0] = add2(g, OP_DENSE_GRAD_INPUT, grad, w, node->loc);
+  if (needs[1]) out[1] = add2(g, OP_DENSE_GRAD_KERNEL, dy, grad, node->loc);
+}
+
+static void vjp_column_squares(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add2(g, OP_COLUMN_SQUARES_GRAD, node->inputs[0], grad, node->loc);
 }
 
 // ------------------------------------------------------------------ FLOPs
@@ -235,7 +281,8 @@ const OpInfo OP_DENSE_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape = sh
                              .vjp = vjp_dense, .flops = flops_dense, .pure = true,
                              .makes_weights = true};
 const OpInfo OP_DENSE_GRAD_INPUT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_dense_grad_input,
-                                        .emit = emit_dense_grad_input, .flops = flops_dense_grad, .pure = true};
+                                        .emit = emit_dense_grad_input, .vjp = vjp_dense_grad_input,
+                                        .flops = flops_dense_grad, .pure = true};
 const OpInfo OP_DENSE_GRAD_KERNEL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_dense_grad_kernel,
                                          .emit = emit_dense_grad_kernel, .flops = flops_dense_grad, .pure = true};
 const OpInfo OP_BIAS_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_bias_grad,
@@ -245,5 +292,11 @@ const OpInfo OP_DENSE_TIED_row = {.n_inputs = 3, .kernel = KERNEL_CUSTOM, .shape
                                   .pure = true, .transposed_kernel = true};
 const OpInfo OP_DENSE_TIED_GRAD_INPUT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM,
                                              .shape = shape_dense_tied_grad_input,
-                                             .emit = emit_dense_tied_grad_input, .flops = flops_dense_tied,
+                                             .emit = emit_dense_tied_grad_input,
+                                             .vjp = vjp_dense_tied_grad_input, .flops = flops_dense_tied,
                                              .pure = true};
+const OpInfo OP_COLUMN_SQUARES_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_column_squares,
+                                      .emit = emit_column_squares, .vjp = vjp_column_squares,
+                                      .flops = flops_input_elements, .pure = true};
+const OpInfo OP_COLUMN_SQUARES_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_same,
+                                           .emit = emit_column_squares_grad, .flops = flops_elements, .pure = true};

@@ -69,6 +69,7 @@ int reduce_to(Graph *g, int grad, int input, Loc loc) {
   Shape in = g->nodes[input].shape, out = g->nodes[grad].shape;
   if (shape_is_scalar(in) && !shape_is_scalar(out)) return add1(g, OP_SUM_ALL, grad, loc);
   if (shape_is_per_sample_scalar(in) && shape_size(out) > 1) return add1(g, OP_SUM, grad, loc);
+  if (!in.batched && out.batched) return add1(g, OP_BIAS_GRAD, grad, loc);  // summed over the batch
   return grad;
 }
 
@@ -88,14 +89,26 @@ static void shape_error(Graph *graph, const Node *node, int a, int b) {
              user_name(node->op), sa, sb);
 }
 
+// Whether `one` is a value without a batch shaped like each sample of
+// `batched` (a weight's column norms, front/derivatives.c): it is broadcast
+// over the batch, as a bias is.
+static bool over_batch(Shape one, Shape batched) {
+  if (one.batched || !batched.batched || one.rank == 0) return false;
+  one.batched = true;
+  return shapes_equal(one, batched);
+}
+
 // Elementwise on two values: equal shapes, or one side a scalar, or one side
-// a [1] value per sample (broadcast over the other's elements, as NumPy does).
+// a [1] value per sample (broadcast over the other's elements, as NumPy does),
+// or one side a value without a batch shaped like a sample of the other.
 static bool shape_broadcast(Graph *graph, Node *node, Shape *out) {
   Shape a = input_shape(graph, node, 0), b = input_shape(graph, node, 1);
   if (shapes_equal(a, b) || shape_is_scalar(b)) return *out = a, true;
   if (shape_is_scalar(a)) return *out = b, true;
   if (a.batched && shape_is_per_sample_scalar(b)) return *out = a, true;
   if (b.batched && shape_is_per_sample_scalar(a)) return *out = b, true;
+  if (over_batch(b, a)) return *out = a, true;
+  if (over_batch(a, b)) return *out = b, true;
   shape_error(graph, node, 0, 1);
   return false;
 }
@@ -211,6 +224,12 @@ static void vjp_slice(Graph *g, const Node *node, int grad, const bool *needs, i
   out[0] = graph_add_attr(g, OP_SLICE_GRAD, (int[]){grad, node->inputs[0]}, 2, node->attr, node->loc);
 }
 
+// slice_grad(g, like) places g in zeros: its gradient in g is the slice.
+static void vjp_slice_grad(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = graph_add_attr(g, OP_SLICE, (int[]){grad}, 1, node->attr, node->loc);
+  if (needs[1]) out[1] = VJP_ZERO;
+}
+
 static void emit_rows(Emitter *e, const Node *node, int width) {
   emit_line(e, "  enum { ROWS = %zu, WIDTH = %d };", shape_size(node->shape) / (size_t)width, width);
   emit_line(e, "  for (size_t r = 0; r < (size_t)n * ROWS; r++) {");
@@ -252,13 +271,15 @@ const OpInfo OP_CONCAT_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .emit = em
 const OpInfo OP_SLICE_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_slice, .shape = shape_slice,
                              .vjp = vjp_slice, .flops = flops_elements, .pure = true};
 const OpInfo OP_SLICE_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .emit = emit_slice_grad,
-                                  .shape = shape_like_second, .flops = flops_elements, .pure = true};
+                                  .shape = shape_like_second, .vjp = vjp_slice_grad, .flops = flops_elements,
+                                  .pure = true};
 
 // ------------------------------------------------------------ activations
-// Each ACTIVATION row of ops.def gives two ops: the activation, and its
+// Each ACTIVATION row of ops.def gives three ops: the activation; its
 // gradient (that row's expression of the activation's output or input, $0,
 // and the incoming gradient, $1), which keeps the activation's attributes
-// (leaky_relu's slope). A gradient read from the output is zero wherever the
+// (leaky_relu's slope); and the gradient's own derivative in $0, for second
+// derivatives. A gradient read from the output is zero wherever the
 // incoming gradient is, so a maxpool's gradient before it can apply it at the
 // switches alone (pool.c).
 static void vjp_activation(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
@@ -268,11 +289,28 @@ static void vjp_activation(Graph *g, const Node *node, int grad, const bool *nee
   out[0] = graph_add_attr(g, info->activation_gradient, (int[]){from, grad}, 2, node->attr, node->loc);
 }
 
-#define ACTIVATION(kind, name, forward, gradient, reads, param, fallback, summary)                                \
+// The gradient op d = f'(a) * g is linear in g, so its own gradient in g is
+// the same op applied to the incoming gradient; in a (the activation's
+// output or input), it is f''(a) * g times the incoming gradient: the
+// KIND_GRAD2 op, or nothing where f' is piecewise constant (relu, abs).
+static void vjp_activation_gradient(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  int a = node->inputs[0], incoming = node->inputs[1];
+  OpKind second = op_info(node->op)->second_gradient;
+  if (needs[0])
+    out[0] = strcmp(op_info(second)->expr, "0") == 0
+                 ? VJP_ZERO
+                 : graph_add_attr(g, second, (int[]){a, add2(g, OP_MUL, grad, incoming, node->loc)}, 2, node->attr,
+                                  node->loc);
+  if (needs[1]) out[1] = graph_add_attr(g, node->op, (int[]){a, grad}, 2, node->attr, node->loc);
+}
+
+#define ACTIVATION(kind, name, forward, gradient, second, reads, param, fallback, summary)                        \
   const OpInfo kind##_row = {.n_inputs = 1, ELEMENTWISE(forward), .shape = shape_same, .vjp = vjp_activation,       \
                              .activation_gradient = kind##_GRAD, .gradient_reads_output = (reads) == READS_OUTPUT}; \
   const OpInfo kind##_GRAD_row = {.n_inputs = 2, ELEMENTWISE(gradient), .shape = shape_same,                        \
-                                  .zero_where_gradient_is = (reads) == READS_OUTPUT};
+                                  .vjp = vjp_activation_gradient, .second_gradient = kind##_GRAD2,                \
+                                  .zero_where_gradient_is = (reads) == READS_OUTPUT};                              \
+  const OpInfo kind##_GRAD2_row = {.n_inputs = 2, ELEMENTWISE(second), .shape = shape_same};
 #include "ops.def"
 
 void expand_member(Emitter *e, const Group *group, int m, const int *inputs, int n_inputs) {

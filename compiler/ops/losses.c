@@ -127,6 +127,12 @@ static void vjp_mean(Graph *g, const Node *node, int grad, const bool *needs, in
   int scaled = add2(g, OP_MUL, grad, graph_add_constant(g, 1 / size, node->loc), node->loc);
   out[0] = add2(g, OP_SUM_GRAD, scaled, node->inputs[0], node->loc);
 }
+// sum_grad(g, like) broadcasts g, so its gradient in g sums the incoming
+// gradient back (a second derivative); like gives only the shape.
+static void vjp_sum_grad(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = reduce_to(g, grad, node->inputs[0], node->loc);
+  if (needs[1]) out[1] = VJP_ZERO;
+}
 static void vjp_batch_mean(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   (void)needs;
   out[0] = add2(g, OP_BATCH_MEAN_GRAD, grad, node->inputs[0], node->loc);
@@ -173,7 +179,7 @@ const OpInfo OP_SUM_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_
 const OpInfo OP_MEAN_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .emit = emit_per_sample_reduce,
                             .shape = shape_per_sample, .vjp = vjp_mean, .flops = flops_input_elements, .pure = true};
 // sum_grad(g, like): g broadcast to like's shape (g a scalar or [1] per sample)
-const OpInfo OP_SUM_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0"), .shape = shape_like_second};
+const OpInfo OP_SUM_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0"), .shape = shape_like_second, .vjp = vjp_sum_grad};
 // Every element, batch included, to a scalar: a broadcast scalar's gradient (reduce_to).
 const OpInfo OP_SUM_ALL_row = {.n_inputs = 1, REDUCE("$0", DIVIDE_BY_ONE), .shape = shape_scalar, .vjp = vjp_sum};
 // A loss of per-sample values: their mean over the batch.

@@ -36,6 +36,19 @@ static void vjp_clip(Graph *g, const Node *node, int grad, const bool *needs, in
   (void)needs;
   out[0] = graph_add_attr(g, OP_CLIP_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
 }
+// A mask's gradient is linear in the incoming gradient and applies the same
+// mask (the forward node's draws), so its own gradient does too.
+static void vjp_mask_gradient(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  int id = graph_add_attr(g, node->op, (int[]){grad}, 1, node->attr, node->loc);
+  if (id >= 0) g->nodes[id].rng_node = node->rng_node;
+  out[0] = id;
+}
+// clip_grad(x, g) passes g where x is inside [lo, hi]: the same in g, nothing in x.
+static void vjp_clip_grad(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = VJP_ZERO;
+  if (needs[1]) out[1] = graph_add_attr(g, OP_CLIP_GRAD, (int[]){node->inputs[0], grad}, 2, node->attr, node->loc);
+}
 // sample_normal(mean, logvar) = mean + exp(logvar / 2) * eps: the gradient
 // passes to the mean, and to logvar as g * (out - mean) / 2 (eps times the
 // standard deviation, halved), from the values the forward pass kept.
@@ -63,18 +76,20 @@ const OpInfo OP_MASKING_NOISE_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE
                                      .identity_at_inference = true};
 const OpInfo OP_MASKING_NOISE_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
                                           .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements,
-                                          .shape = shape_same, .random = true};
+                                          .shape = shape_same, .random = true,
+    .vjp = vjp_mask_gradient, .identity_at_inference = true};
 const OpInfo OP_SALT_PEPPER_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
                                    .expr = "$uniform0 < $attr0 ? ($uniform1 < (real)0.5 ? 0 : 1) : $0",
                                    .flops = flops_elements, .shape = shape_same, .vjp = vjp_salt_pepper,
                                    .random = true, .identity_at_inference = true};
 const OpInfo OP_SALT_PEPPER_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
                                         .expr = "$uniform0 < $attr0 ? 0 : $0", .flops = flops_elements,
-                                        .shape = shape_same, .random = true};
+                                        .shape = shape_same, .random = true,
+    .vjp = vjp_mask_gradient, .identity_at_inference = true};
 const OpInfo OP_CLIP_row = {.n_inputs = 1, ELEMENTWISE("fmin(fmax($0, $attr0), $attr1)"), .shape = shape_same,
                             .vjp = vjp_clip};
 const OpInfo OP_CLIP_GRAD_row = {.n_inputs = 2, ELEMENTWISE("$0 > $attr0 && $0 < $attr1 ? $1 : 0"),
-                                 .shape = shape_like_second};
+                                 .shape = shape_like_second, .vjp = vjp_clip_grad};
 // Inverted dropout, as PyTorch's and Keras's: attr {p, 1 / (1 - p)} (the
 // scale computed in double when lowering). In training each element is
 // zeroed with probability p and the others are scaled by 1 / (1 - p), so the
@@ -86,4 +101,5 @@ const OpInfo OP_DROPOUT_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
                                .identity_at_inference = true};
 const OpInfo OP_DROPOUT_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_ELEMENTWISE,
                                     .expr = "$uniform0 < $attr0 ? 0 : $0 * $attr1", .flops = flops_elements,
-                                    .shape = shape_same, .random = true};
+                                    .shape = shape_same, .random = true,
+    .vjp = vjp_mask_gradient, .identity_at_inference = true};

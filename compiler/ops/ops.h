@@ -20,6 +20,16 @@ int graph_add(Graph *graph, OpKind op, const int *inputs, int n_inputs, Loc loc)
 int graph_add_attr(Graph *graph, OpKind op, const int *inputs, int n_inputs, const double *attrs, Loc loc);
 int graph_add_constant(Graph *graph, double value, Loc loc);
 
+// --------------------------------------------------------- backward.c
+// The reverse sweep: the gradient of node `from`, given `seed` (the
+// gradient of what is differentiated with respect to `from`), with respect
+// to every node that depends on one of `wrt` and that `from` reads, each
+// op's vector-Jacobian rule adding nodes; gradients reaching a value by
+// several paths are summed. New nodes are named PREFIXgrad_NAME. Returns
+// an array of g->n_nodes (as it was) gradient nodes, -1 where none, to be
+// freed; NULL after reporting an op without a rule.
+int *backward_sweep(Graph *graph, int from, int seed, const int *wrt, int n_wrt, const char *prefix);
+
 // ------------------------------------------------------------ the op table
 typedef enum KernelKind {
   KERNEL_NONE,         // input, param, constant, schedules: storage only
@@ -103,6 +113,9 @@ typedef struct OpInfo {
   // incoming gradient. OP_INPUT for other ops.
   OpKind activation_gradient;
   bool gradient_reads_output;
+  // An activation's gradient op: the op of its derivative in the value it
+  // reads (KIND_GRAD2, whose expression is "0" where that is zero).
+  OpKind second_gradient;
   // An activation's gradient, zero wherever its incoming gradient ($1) is:
   // after a maxpool's gradient it changes only each window's switch
   // (takes_reader in pool.c).

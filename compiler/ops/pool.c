@@ -115,6 +115,20 @@ static void vjp_upsample(Graph *g, const Node *node, int grad, const bool *needs
   out[0] = add_attr(g, OP_UPSAMPLE_GRAD, (int[]){grad}, 1, node->attr, node->loc);
 }
 
+// The gradients are linear maps of the incoming gradient, each the
+// transpose of its forward op, so their own gradients (second derivatives)
+// are those forward ops: unpool_grad(g, x) gathers at x's switches, and
+// unpool scatters there; upsample_grad sums each window, and upsample
+// copies. The switches' source gives no gradient.
+static void vjp_unpool_grad(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = add_attr(g, OP_UNPOOL, (int[]){grad, node->inputs[1]}, 2, node->attr, node->loc);
+  if (needs[1]) out[1] = VJP_ZERO;
+}
+static void vjp_upsample_grad(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  (void)needs;
+  out[0] = add_attr(g, OP_UPSAMPLE, (int[]){grad}, 1, node->attr, node->loc);
+}
+
 // ---------------------------------------------------------------- kernels
 // The padding above and left of x that a maxpool/unpool/unpool_grad node's
 // windows reach, x being the pooled input.
@@ -354,12 +368,14 @@ const OpInfo OP_UNPOOL_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = s
                               .vjp = vjp_unpool, .flops = flops_pool, .pure = true, .window = spread_window,
                               .takes_reader = unpool_takes_gradient, .emit_group = emit_unpool_gradient_group};
 const OpInfo OP_UNPOOL_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_unpool_grad,
-                                   .emit = emit_unpool_grad, .flops = flops_pool, .pure = true};
+                                   .emit = emit_unpool_grad, .vjp = vjp_unpool_grad, .flops = flops_pool,
+                                   .pure = true};
 const OpInfo OP_UPSAMPLE_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_upsample,
                                 .emit = emit_upsample, .vjp = vjp_upsample, .flops = flops_pool, .pure = true,
                                 .window = spread_window};
 const OpInfo OP_UPSAMPLE_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_upsample_grad,
-                                     .emit = emit_upsample_grad, .flops = flops_pool, .pure = true};
+                                     .emit = emit_upsample_grad, .vjp = vjp_upsample_grad, .flops = flops_pool,
+                                     .pure = true};
 
 // ---------------------------------------------------------------- avgpool
 // avgpool(x, k, pad=valid): each K x K window's mean, stride K, as PyTorch's
@@ -372,6 +388,12 @@ const OpInfo OP_UPSAMPLE_GRAD_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .sh
 static void vjp_avgpool(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
   (void)needs;
   out[0] = add_attr(g, OP_AVGPOOL_GRAD, (int[]){grad, node->inputs[0]}, 2, node->attr, node->loc);
+}
+
+// avgpool_grad(g, x) spreads each window's mean: its gradient in g is the avgpool.
+static void vjp_avgpool_grad(Graph *g, const Node *node, int grad, const bool *needs, int *out) {
+  if (needs[0]) out[0] = add_attr(g, OP_AVGPOOL, (int[]){grad}, 1, node->attr, node->loc);
+  if (needs[1]) out[1] = VJP_ZERO;
 }
 
 // The loop over each plane's windows, y0..y1 x x0..x1 clipped to the image.
@@ -414,4 +436,5 @@ static void emit_avgpool_grad(Emitter *e, const Node *node) {
 const OpInfo OP_AVGPOOL_row = {.n_inputs = 1, .kernel = KERNEL_CUSTOM, .shape = shape_pool, .emit = emit_avgpool,
                                .vjp = vjp_avgpool, .flops = flops_pool, .pure = true, .window = pool_window};
 const OpInfo OP_AVGPOOL_GRAD_row = {.n_inputs = 2, .kernel = KERNEL_CUSTOM, .shape = shape_like_second,
-                                    .emit = emit_avgpool_grad, .flops = flops_pool, .pure = true};
+                                    .emit = emit_avgpool_grad, .vjp = vjp_avgpool_grad, .flops = flops_pool,
+                                    .pure = true};

@@ -56,6 +56,15 @@ static bool fits_epilogue(const Node *node) {
   return true;
 }
 
+// Whether an op's template reads its input i ($i): sum_grad(g, like) takes
+// only like's shape, and a kernel that computed like would not use it.
+static bool reads_operand(const Node *node, int i) {
+  const char *expr = op_info(node->op)->expr;
+  for (const char *p = strchr(expr, '$'); p; p = strchr(p + 1, '$'))
+    if (p[1] - '0' == i && !(p[2] >= '0' && p[2] <= '9')) return true;
+  return false;
+}
+
 // Extends a group with the elementwise ops that alone read its last value.
 static void extend_chain(Context *c, Group *group) {
   while (group->n_members < MAX_GROUP) {
@@ -67,6 +76,7 @@ static void extend_chain(Context *c, Group *group) {
     if ((group->kind == GROUP_GEMM || group->kind == GROUP_CONV) && !fits_epilogue(node)) return;
     for (int i = 0; i < node->n_inputs; i++) {
       int in = node->inputs[i];
+      if (in == tail && !reads_operand(node, i)) return;
       if (in == tail) continue;
       bool inside = false;
       for (int m = 0; m < group->n_members; m++) inside |= group->members[m] == in;

@@ -226,7 +226,8 @@ void emit_c_string_bytes(Emitter *e, const char *text, size_t length) { string_b
 // Expands an op's expression template (see OpInfo.expr in ops/ops.h).
 // Where an elementwise op reading input `in` at element `index` of its output
 // `node` reads: element 0 of a scalar, the sample's one element of a [1] value
-// per sample broadcast over a larger sample, else the same element.
+// per sample broadcast over a larger sample, the sample's element of a value
+// without a batch broadcast over the batch, else the same element.
 static void operand_index(const Graph *g, int in, const Node *node, const char *index, char *out, size_t size) {
   Shape shape = g->nodes[in].shape;
   size_t per_sample = shape_size(node->shape);
@@ -234,6 +235,8 @@ static void operand_index(const Graph *g, int in, const Node *node, const char *
     snprintf(out, size, "0");
   else if (shape_is_per_sample_scalar(shape) && node->shape.batched && per_sample > 1)
     snprintf(out, size, "%s / %zu", index, per_sample);
+  else if (!shape.batched && node->shape.batched && per_sample > 1)
+    snprintf(out, size, "%s %% %zu", index, per_sample);
   else
     snprintf(out, size, "%s", index);
 }

@@ -335,6 +335,22 @@ INFERENCE_OPS = {
 }
 
 
+# ---- derivatives: grad(y, x) and jacobian_norm(y, x) are one node each in the
+# description ("derivative": {"of", "y", "x"}; the nodes aec made for them say
+# "inside" and are not evaluated here). PyTorch takes them with its own
+# double backward: torch.autograd.grad(..., create_graph=True), so that the
+# step's loss.backward() differentiates them again.
+def derivative(node, y, x):
+    if node["derivative"]["of"] == "grad":
+        return torch.autograd.grad(y.sum(), x, create_graph=True)[0]
+    rows = y.reshape(y.shape[0], -1)
+    total = 0
+    for j in range(rows.shape[1]):  # one row of the Jacobian a pass, as the definition says
+        g = torch.autograd.grad(rows[:, j].sum(), x, create_graph=True)[0]
+        total = total + g.reshape(g.shape[0], -1).pow(2).sum(1, keepdim=True)
+    return total
+
+
 # ------------------------------------------------------------ the replay
 class Replay:
     """Evaluates the described graph in PyTorch for one batch."""
@@ -346,6 +362,8 @@ class Replay:
         self.n = 0
         self.progress = 0.0  # the fractional epoch of the batch (schedules)
         self.inference = inference  # as eval computes: batchnorm's running statistics, no corruption
+        # the x of every derivative: a value that must be part of the autograd graph
+        self.wrt = {node["derivative"]["x"] for node in description["nodes"] if "derivative" in node}
 
     def batched(self, node_id):
         return self.nodes[node_id]["batched"]
@@ -361,6 +379,11 @@ class Replay:
             if node is None:
                 raise Disagreement(f"node {i} is not in the description (a backward node used forward?)")
             op = node["op"]
+            if "derivative" in node:
+                ys, xs = node["derivative"]["y"], node["derivative"]["x"]
+                v = derivative(node, value(ys), value(xs))
+                memo[i] = v
+                return v
             if op == "input":
                 v = x.reshape([self.n] + node["shape"])
             elif op == "param":
@@ -385,6 +408,8 @@ class Replay:
                         raise Disagreement(f"no PyTorch rule for the op '{op}' (node {i}, {node['name']}): "
                                            "add one to OPS in tests/torch/check_torch.py")
                     v = rule(node, inputs, self)
+            if i in self.wrt and not v.requires_grad:  # (the input): a leaf the derivative starts from
+                v = v.detach().requires_grad_(True)
             memo[i] = v
             return v
 
