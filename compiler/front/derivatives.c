@@ -120,7 +120,9 @@ static int closed_form(Lowerer *L, int y, int x, Loc loc) {
   while (in != x && g->nodes[in].op == OP_RESHAPE) in = g->nodes[in].inputs[0];
   if (in != x) return -1;
   int kernel = g->nodes[dense].inputs[1];
-  int ones = graph_add(g, OP_SUM_GRAD, (int[]){number_node(L, 1, loc), dense}, 2, loc);
+  // ones shaped like y, the layer's output (reading its product instead
+  // would keep the activation from being the product's epilogue)
+  int ones = graph_add(g, OP_SUM_GRAD, (int[]){number_node(L, 1, loc), y}, 2, loc);
   int slopes = ones;  // act'(h) per unit
   if (act != OP_INPUT) {
     const OpInfo *info = op_info(act);

@@ -552,13 +552,29 @@ def run(command, cwd, what):
     return result.stdout
 
 
+# A model whose loss takes a jacobian_norm of a wide value (contractive.ae:
+# 1000 code units, each a backward pass here, over 784 inputs) is replayed
+# with batches of SMALL_BATCH instead of its own: PyTorch's passes cost the
+# batch times the Jacobian's size (20 steps of 128 x 1000 x 784 took
+# minutes), and a step's arithmetic per sample does not depend on the batch.
+WIDE_JACOBIAN = 64
+SMALL_BATCH = 8
+
+
+def replay_batch(description):
+    nodes = {node["id"]: node for node in description["nodes"]}
+    wide = any(node.get("derivative", {}).get("of") == "jacobian_norm"
+               and math.prod(nodes[node["derivative"]["y"]]["shape"]) > WIDE_JACOBIAN for node in description["nodes"])
+    return SMALL_BATCH if wide else description["train"]["batch"]
+
+
 def epoch_batches(description):
     return GAME_EPOCH_BATCHES if len(description["steps"]) > 1 else EPOCH_BATCHES
 
 
 def make_data(description, path):
     """A .npy of an epoch's batches (the last one partial) scaled to [0, 1]."""
-    batch = description["train"]["batch"]
+    batch = replay_batch(description)
     n = (epoch_batches(description) - 1) * batch + (3 * batch + 3) // 4
     shape = description["input"]["shape"]
     size = math.prod(shape)
@@ -585,7 +601,7 @@ def check_model(aec, source, work):
         raise Disagreement(f"aec failed ({compiled.returncode}) on {source}:\n{compiled.stderr.strip()}")
     description = json.loads(run([program, "describe"], work, "describe"))
     data = make_data(description, os.path.join(work, "data.npy"))
-    common = ["--data", "data.npy", "--test", "none", "--threads", "2"]
+    common = ["--data", "data.npy", "--test", "none", "--threads", "2", "--batch", str(replay_batch(description))]
     run([program, "train", "--epochs", "0", "--checkpoint", "init.safetensors"] + common, work, "train --epochs 0")
     batches = EPOCHS * epoch_batches(description)
     run([program, "train", "--epochs", str(EPOCHS), "--checkpoint", "final.safetensors", "--trace",
