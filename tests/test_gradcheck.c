@@ -131,24 +131,31 @@ START_TEST(every_model_in_tests_gradcheck) {
 }
 END_TEST
 
-// The check itself must be able to fail: a wrong factor in the emitted MSE
-// gradient is caught.
-START_TEST(a_wrong_gradient_is_caught) {
+// The largest gradcheck error of a model whose generated C had the text
+// `find` (a grep pattern) replaced by a sed expression, compiled in f64.
+static double sabotaged_error(const char *model, const char *find, const char *sed) {
   write_data();
-  CommandResult r = run_command("cd %s && %s/aec %s/tests/gradcheck/arithmetic.ae --dtype f64 -o model.c && "
-                                "grep -q '2 \\* (a\\[i\\] - b\\[i\\])' model.c && "
-                                "sed -i 's/2 \\* (a\\[i\\] - b\\[i\\])/2.02 * (a[i] - b[i])/' model.c && "
+  CommandResult r = run_command("cd %s && %s/aec %s/tests/gradcheck/%s.ae --dtype f64 -o model.c && "
+                                "grep -q '%s' model.c && sed -i '%s' model.c && "
                                 "${CC:-cc} $AEC_CFLAGS -std=gnu11 -fopenmp -I%s/include model.c %s/libaert_f64.a $(pkg-config --libs cairo zlib) -lm -o broken",
-                                work_dir, AEC_BUILD_DIR, AEC_SOURCE_DIR, AEC_BUILD_DIR, AEC_BUILD_DIR);
+                                work_dir, AEC_BUILD_DIR, AEC_SOURCE_DIR, model, find, sed, AEC_BUILD_DIR, AEC_BUILD_DIR);
   ck_assert_msg(r.status == 0, "could not build the sabotaged model:\n%s", r.err);
   command_result_free(&r);
   char *program = NULL, *log = NULL;
   ck_assert_int_ge(asprintf(&program, "%s/broken", work_dir), 0);
   double error = max_gradcheck_error(program, &log);
-  ck_assert_msg(error > 1e-3, "a 1%% error in mse's gradient went unnoticed (error %g)", error);
   free(log);
   free(program);
   remove_tree(work_dir);
+  return error;
+}
+
+// The check itself must be able to fail: a wrong factor in the emitted MSE
+// gradient is caught.
+START_TEST(a_wrong_gradient_is_caught) {
+  double error = sabotaged_error("arithmetic", "2 \\* (a\\[i\\] - b\\[i\\])",
+                                 "s/2 \\* (a\\[i\\] - b\\[i\\])/2.02 * (a[i] - b[i])/");
+  ck_assert_msg(error > 1e-3, "a 1%% error in mse's gradient went unnoticed (error %g)", error);
 }
 END_TEST
 
@@ -156,21 +163,9 @@ END_TEST
 // derivative (sigmoid_grad2, which only a loss using grad() reaches) is
 // caught in second_activations.ae.
 START_TEST(a_wrong_second_derivative_is_caught) {
-  write_data();
-  CommandResult r = run_command("cd %s && %s/aec %s/tests/gradcheck/second_activations.ae --dtype f64 -o model.c && "
-                                "grep -q '(1 - 2 \\* c\\[i\\]);  // sigmoid_grad2' model.c && "
-                                "sed -i 's|(1 - 2 \\* c\\[i\\]);  // sigmoid_grad2|(1 - 2.04 * c[i]);|' model.c && "
-                                "${CC:-cc} $AEC_CFLAGS -std=gnu11 -fopenmp -I%s/include model.c %s/libaert_f64.a $(pkg-config --libs cairo zlib) -lm -o broken",
-                                work_dir, AEC_BUILD_DIR, AEC_SOURCE_DIR, AEC_BUILD_DIR, AEC_BUILD_DIR);
-  ck_assert_msg(r.status == 0, "could not build the sabotaged model:\n%s", r.err);
-  command_result_free(&r);
-  char *program = NULL, *log = NULL;
-  ck_assert_int_ge(asprintf(&program, "%s/broken", work_dir), 0);
-  double error = max_gradcheck_error(program, &log);
+  double error = sabotaged_error("second_activations", "(1 - 2 \\* c\\[i\\]);  // sigmoid_grad2",
+                                 "s|(1 - 2 \\* c\\[i\\]);  // sigmoid_grad2|(1 - 2.04 * c[i]);|");
   ck_assert_msg(error > 1e-3, "a 2%% error in sigmoid's second derivative went unnoticed (error %g)", error);
-  free(log);
-  free(program);
-  remove_tree(work_dir);
 }
 END_TEST
 

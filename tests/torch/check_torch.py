@@ -343,12 +343,13 @@ INFERENCE_OPS = {
 def derivative(node, y, x):
     if node["derivative"]["of"] == "grad":
         return torch.autograd.grad(y.sum(), x, create_graph=True)[0]
+    # every row of the Jacobian, as the definition says: one backward pass
+    # for each element of y, batched (vmap) over the elements
     rows = y.reshape(y.shape[0], -1)
-    total = 0
-    for j in range(rows.shape[1]):  # one row of the Jacobian a pass, as the definition says
-        g = torch.autograd.grad(rows[:, j].sum(), x, create_graph=True)[0]
-        total = total + g.reshape(g.shape[0], -1).pow(2).sum(1, keepdim=True)
-    return total
+    d = rows.shape[1]
+    seeds = torch.eye(d, dtype=rows.dtype).unsqueeze(1).expand(d, rows.shape[0], d)
+    g = torch.autograd.grad(rows, x, grad_outputs=seeds, is_grads_batched=True, create_graph=True)[0]
+    return g.reshape(d, g.shape[1], -1).pow(2).sum((0, 2)).unsqueeze(1)
 
 
 # ------------------------------------------------------------ the replay
