@@ -5,7 +5,8 @@
 // vector width this processor has. The vectors hold small integers (cosine:
 // rows of 4 or 16 entries of +-1, whose 1 / |x| is a power of two), so every
 // distance is exact in any order of summation and ties are exact: among
-// equal distances the lower row must come first.
+// equal distances the lower row must come first. Hamming search on packed
+// bits against the same kind of loop.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,12 +134,60 @@ START_TEST(test_search_finds_the_nearest_row) {
 }
 END_TEST
 
+// Hamming on packed bits against a plain loop over every pair: few bits, so
+// most distances tie and the lower row must come first; 1 and 2 threads,
+// with and without the queries being database rows.
+START_TEST(test_hamming_matches_the_plain_loop) {
+  static const struct { size_t n_db, n_q; int bits, k; } sizes[] = {{157, 29, 9, 7}, {157, 29, 9, 40}, {60, 13, 130, 5}};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+    for (int threads = 1; threads <= 2; threads++)
+      for (int self = 0; self <= 1; self++) {
+        const size_t n_db = sizes[s].n_db, n_q = sizes[s].n_q;
+        const int bits = sizes[s].bits, words = (bits + 63) / 64, k = sizes[s].k;
+        aert_real *codes = malloc((n_db + n_q) * (size_t)bits * sizeof *codes);
+        for (size_t i = 0; i < (n_db + n_q) * (size_t)bits; i++) codes[i] = (aert_real)draw(2);
+        uint64_t *db = aert_binary_codes(codes, n_db, bits, words);
+        uint64_t *q = self ? aert_binary_codes(codes + 2 * (size_t)bits, n_q, bits, words)
+                           : aert_binary_codes(codes + n_db * (size_t)bits, n_q, bits, words);
+        uint32_t *got = malloc(n_q * (size_t)k * sizeof *got);
+        omp_set_num_threads(threads);
+        aert_knn_hamming(db, n_db, q, n_q, words, k, self ? 2 : -1, got);
+        omp_set_num_threads(2);
+        for (size_t i = 0; i < n_q; i++) {
+          int last = -1;
+          uint32_t last_row = 0;
+          for (int a = 0; a < k; a++) {
+            uint32_t j = got[i * (size_t)k + (size_t)a];
+            // The a-th neighbour: the least (distance, row) after the previous one.
+            int want_d = INT32_MAX;
+            uint32_t want = UINT32_MAX;
+            for (size_t r = 0; r < n_db; r++) {
+              if (self && r == 2 + i) continue;
+              int dist = 0;
+              for (int t = 0; t < bits; t++)
+                dist += (codes[r * (size_t)bits + (size_t)t] > (aert_real)0.5) !=
+                        (codes[(self ? 2 + i : n_db + i) * (size_t)bits + (size_t)t] > (aert_real)0.5);
+              bool after = dist > last || (dist == last && r > last_row);
+              if (after && (dist < want_d || (dist == want_d && r < want))) want_d = dist, want = (uint32_t)r;
+            }
+            ck_assert_msg(j == want, "%zu rows, %d bits, k %d, %d threads%s: query %zu's neighbour %d is %u, not %u", n_db,
+                          bits, k, threads, self ? ", self" : "", i, a, j, want);
+            if (want == UINT32_MAX) break;
+            last = want_d, last_row = want;
+          }
+        }
+        free(codes), free(db), free(q), free(got);
+      }
+}
+END_TEST
+
 Suite *neighbours_suite(void) {
   Suite *s = suite_create("neighbours");
   TCase *tc = tcase_create("neighbours");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_search_matches_the_plain_loop);
   tcase_add_test(tc, test_search_finds_the_nearest_row);
+  tcase_add_test(tc, test_hamming_matches_the_plain_loop);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -177,28 +177,74 @@ uint64_t *aert_binary_codes(const aert_real *codes, size_t n, int d, int words) 
   return bits;
 }
 
+// Hamming distances of up to 8 queries (qb, `m` of them, `words` words a
+// row) to every database row, offered to each query's k best (ties to the
+// lower row: rows go in order, and a row must be strictly nearer). A row is
+// read once for the 8 queries.
+typedef struct knn_hamming_job {
+  const uint64_t *db;
+  size_t n_db;
+  int words, k;
+  long self;
+} knn_hamming_job;
+
+static inline __attribute__((always_inline)) void hamming_block(const knn_hamming_job *job, const uint64_t *qb, int m,
+                                                                size_t q0, int *best, uint32_t *index) {
+  int kth[8];
+  for (int a = 0; a < 8; a++) kth[a] = a < m ? INT32_MAX : -1;
+  for (size_t j = 0; j < job->n_db; j++) {
+    const uint64_t *x = job->db + j * (size_t)job->words;
+    int dist[8] = {0};
+    for (int w = 0; w < job->words; w++)
+#pragma GCC unroll 8
+      for (int a = 0; a < 8; a++) dist[a] += __builtin_popcountll(x[w] ^ qb[(size_t)(a < m ? a : 0) * (size_t)job->words + (size_t)w]);
+    for (int a = 0; a < 8; a++) {
+      if (dist[a] >= kth[a] || (job->self >= 0 && j == (size_t)job->self + q0 + (size_t)a)) continue;
+      int *b = best + (size_t)a * (size_t)job->k;
+      uint32_t *ix = index + (size_t)a * (size_t)job->k;
+      int p = job->k - 1;
+      for (; p > 0 && b[p - 1] > dist[a]; p--) b[p] = b[p - 1], ix[p] = ix[p - 1];
+      b[p] = dist[a], ix[p] = (uint32_t)j;
+      kth[a] = b[job->k - 1];
+    }
+  }
+}
+
+static void hamming_block_plain(const knn_hamming_job *job, const uint64_t *qb, int m, size_t q0, int *best,
+                                uint32_t *index) {
+  hamming_block(job, qb, m, q0, best, index);
+}
+
+#if KNN_DISPATCH
+// With the POPCNT instruction (without it, each count is a call into libgcc).
+__attribute__((target("popcnt"))) static void hamming_block_popcnt(const knn_hamming_job *job, const uint64_t *qb,
+                                                                    int m, size_t q0, int *best, uint32_t *index) {
+  hamming_block(job, qb, m, q0, best, index);
+}
+#endif
+
 // The k nearest by Hamming distance; ties go to the earlier database row.
 void aert_knn_hamming(const uint64_t *db, size_t n_db, const uint64_t *queries, size_t n_q, int words, int k,
                       long self, uint32_t *neighbours) {
+  void (*block)(const knn_hamming_job *, const uint64_t *, int, size_t, int *, uint32_t *) = hamming_block_plain;
+#if KNN_DISPATCH
+  if (__builtin_cpu_supports("popcnt")) block = hamming_block_popcnt;
+#endif
+  const knn_hamming_job job = {db, n_db, words, k, self};
 #pragma omp parallel
   {
-    int *best = malloc((size_t)k * sizeof *best);
-    uint32_t *index = malloc((size_t)k * sizeof *index);
-#pragma omp for schedule(dynamic, 16)
-    for (size_t q = 0; q < n_q; q++) {
-      const uint64_t *qb = queries + q * (size_t)words;
-      for (int i = 0; i < k; i++) best[i] = INT32_MAX, index[i] = UINT32_MAX;
-      for (size_t j = 0; j < n_db; j++) {
-        if (self >= 0 && j == (size_t)self + q) continue;
-        const uint64_t *x = db + j * (size_t)words;
-        int dist = 0;
-        for (int w = 0; w < words; w++) dist += __builtin_popcountll(x[w] ^ qb[w]);
-        if (dist >= best[k - 1]) continue;
-        int p = k - 1;
-        for (; p > 0 && best[p - 1] > dist; p--) best[p] = best[p - 1], index[p] = index[p - 1];
-        best[p] = dist, index[p] = (uint32_t)j;
+    int *best = malloc(8 * (size_t)k * sizeof *best);
+    uint32_t *index = malloc(8 * (size_t)k * sizeof *index);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t q0 = 0; q0 < n_q; q0 += 8) {
+      const int m = n_q - q0 < 8 ? (int)(n_q - q0) : 8;
+      if (!best || !index) {  // out of memory: no neighbours
+        for (size_t i = q0 * (size_t)k; i < (q0 + (size_t)m) * (size_t)k; i++) neighbours[i] = UINT32_MAX;
+        continue;
       }
-      memcpy(neighbours + q * (size_t)k, index, (size_t)k * sizeof *index);
+      for (int i = 0; i < 8 * k; i++) best[i] = INT32_MAX, index[i] = UINT32_MAX;
+      block(&job, queries + q0 * (size_t)words, m, q0, best, index);
+      memcpy(neighbours + q0 * (size_t)k, index, (size_t)m * (size_t)k * sizeof *index);
     }
     free(best), free(index);
   }
