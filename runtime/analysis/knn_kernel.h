@@ -27,6 +27,16 @@
 typedef aert_real KNN_NAME(vec) __attribute__((vector_size(KNN_BYTES)));
 typedef __typeof__((KNN_NAME(vec)){0} < (KNN_NAME(vec)){0}) KNN_NAME(mask);
 
+// Whether any lane of a comparison is true.
+static inline __attribute__((always_inline)) bool KNN_NAME(any)(KNN_NAME(mask) m) {
+  int64_t folded[KNN_BYTES / 8];
+  __builtin_memcpy(folded, &m, sizeof folded);
+  int64_t some = 0;
+#pragma GCC unroll 8
+  for (int i = 0; i < KNN_BYTES / 8; i++) some |= folded[i];
+  return some != 0;
+}
+
 // acc[r][v] = sum over t < d of x[r * d + t] * panel[t * KNN_W + v * KNN_L ..]
 // (rows a literal at every call, so the loops unroll).
 static inline __attribute__((always_inline)) void KNN_NAME(tile)(int rows, const aert_real *restrict x, size_t d,
@@ -61,18 +71,17 @@ static inline __attribute__((always_inline)) void KNN_NAME(offer)(int rows, cons
     dist[r][0] = a - b * acc[r][0], dist[r][1] = a - b * acc[r][1];
     any[0] |= dist[r][0] < t0, any[1] |= dist[r][1] < t1;
   }
-  KNN_NAME(mask) either = any[0] | any[1];
-  int64_t folded[KNN_BYTES / 8];
-  __builtin_memcpy(folded, &either, sizeof folded);
-  int64_t some = 0;
-  for (int i = 0; i < KNN_BYTES / 8; i++) some |= folded[i];
-  if (!some) return;
+  if (!KNN_NAME(any)(any[0] | any[1])) return;
   for (int r = 0; r < rows; r++)
-    for (int w = 0; w < KNN_W; w++) {
-      const aert_real value = dist[r][w / KNN_L][w % KNN_L];
+    for (int v = 0; v < 2; v++) {  // the vectors with a lane that beats its query's k-th, against the k-th as it is now
+      const KNN_NAME(mask) beats = dist[r][v] < *(const KNN_NAME(vec) *)(thr + v * KNN_L);
+      if (!KNN_NAME(any)(beats)) continue;
       const size_t j = j0 + (size_t)r;
-      if (!(value < thr[w]) || (s->self >= 0 && j == (size_t)s->self + q_first + (size_t)w)) continue;
-      thr[w] = knn_insert(best + (size_t)w * s->k, index + (size_t)w * s->k, s->k, value, (uint32_t)j);
+      for (int l = 0; l < KNN_L; l++) {
+        const int w = v * KNN_L + l;
+        if (!beats[l] || (s->self >= 0 && j == (size_t)s->self + q_first + (size_t)w)) continue;
+        thr[w] = knn_insert(best + (size_t)w * s->k, index + (size_t)w * s->k, s->k, dist[r][v][l], (uint32_t)j);
+      }
     }
 }
 
