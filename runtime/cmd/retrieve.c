@@ -28,6 +28,10 @@ int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   if (options->binary && options->cosine)
     return aert_error("retrieve: --binary (Hamming distance) and --cosine are two different distances; choose one"),
            AERT_EXIT_USAGE;
+  if (options->output && !aert_is_npy_path(options->output)) {
+    aert_error("retrieve: -o %s: the neighbours go to a .npy file", options->output);
+    return AERT_EXIT_USAGE;
+  }
   int k = options->has_k ? options->k : 10;
   if (!aert_need_code(model)) return AERT_EXIT_FAILURE;
   aert_ctx *ctx = aert_open_checkpoint(model, options);
@@ -40,10 +44,6 @@ int aert_cmd_retrieve(const aert_model *model, const aert_options *options) {
   aert_real *db_codes = NULL, *query_codes = NULL;
   uint32_t *neighbours = NULL;
   uint64_t *db_bits = NULL, *query_bits = NULL;
-  if (options->output && !aert_is_npy_path(options->output)) {
-    aert_error("retrieve: -o %s: the neighbours go to a .npy file", options->output);
-    return AERT_EXIT_USAGE;
-  }
   if (!queries || !aert_fit_context(model, options, ctx, db->n > queries->n ? db->n : queries->n,
                                     db->n > queries->n ? db->path : queries->path))
     goto done;
