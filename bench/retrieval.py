@@ -113,8 +113,11 @@ def main():
     threads = str(args.threads)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = threads
-    import numpy as np  # after the thread counts, which OpenBLAS reads at load
-    import faiss
+    try:
+        import numpy as np  # after the thread counts, which OpenBLAS reads at load
+        import faiss
+    except ImportError as e:
+        sys.exit(f"retrieval.py: {e}: run it with a Python that has numpy and faiss-cpu (pip install faiss-cpu numpy)")
 
     faiss.omp_set_num_threads(args.threads)
     work = os.path.join(ROOT, args.dir)
