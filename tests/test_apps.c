@@ -180,9 +180,27 @@ START_TEST(retrieve_finds_neighbours_with_the_same_label) {
   ck_assert_msg(binary > 0.6 && binary <= 1, "binary precision@10 %g\n%s", binary, r.err);
   command_result_free(&r);
   // The query set searched against itself does not find each query itself.
-  r = run_ok("./tiny retrieve --checkpoint tiny.safetensors --db test.csv --queries test.csv -k 1");
+  r = run_ok("./tiny retrieve --checkpoint tiny.safetensors --db test.csv --queries test.csv -k 1 -o n.npy");
   ck_assert(figure(r.out, "raw_precision@1") > 0.99);
+  ck_assert(figure(r.out, "code_search_s") >= 0);
   command_result_free(&r);
+  // -o: both searches' neighbours, [2, queries, k]; none is the query itself.
+  char path[512];
+  snprintf(path, sizeof path, "%s/n.npy", dir);
+  size_t size = 0;
+  char *npy = read_whole_file(path, &size);
+  ck_assert(npy && size > 10);
+  size_t header = 10 + (size_t)(unsigned char)npy[8] + 256 * (size_t)(unsigned char)npy[9];
+  ck_assert_msg(strstr(npy + 10, "'descr': '<u4'") && strstr(npy + 10, "'shape': (2, "), "%.*s", (int)header, npy);
+  size_t n_q = strtoul(strstr(npy + 10, "'shape': (2, ") + strlen("'shape': (2, "), NULL, 10);
+  ck_assert_uint_eq(size, header + 2 * n_q * 4);
+  for (size_t i = 0; i < 2 * n_q; i++) {
+    uint32_t j;
+    memcpy(&j, npy + header + 4 * i, 4);
+    ck_assert_msg(j < n_q && j != i % n_q, "query %zu's neighbour %u", i % n_q, j);
+  }
+  free(npy);
+  expect_failure("./tiny retrieve --checkpoint tiny.safetensors -o n.csv", 2, "a .npy file");
   expect_failure("./tiny retrieve --checkpoint tiny.safetensors -k 1000", 1, "-k 1000");
   expect_failure("./tiny retrieve --checkpoint tiny.safetensors --binary --cosine", 2, "choose one");
   write_text("unlabelled.csv", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8\n");

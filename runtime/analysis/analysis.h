@@ -58,6 +58,13 @@ double aert_softmax_probe(const aert_real *train, const int32_t *train_labels, s
 // query does not find itself; -1: they are not.
 void aert_knn_search(const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q, int d, int k,
                      bool cosine, long self, uint32_t *neighbours);
+// Among equal distances the lower row comes first. The dot products go in
+// the widest vectors the processor has: aert_knn_vector_bytes() (64 with
+// AVX-512, 32 with AVX2 and FMA, else 16); aert_knn_search_with takes the
+// width (16, 32 or 64, which the processor must have) to compare them.
+int aert_knn_vector_bytes(void);
+void aert_knn_search_with(int vector_bytes, const aert_real *db, size_t n_db, const aert_real *queries, size_t n_q,
+                          int d, int k, bool cosine, long self, uint32_t *neighbours);
 // Codes thresholded at 0.5, packed 64 to a word (`words` a row); NULL when memory runs out.
 uint64_t *aert_binary_codes(const aert_real *codes, size_t n, int d, int words);
 // The k nearest by Hamming distance; ties go to the earlier database row.

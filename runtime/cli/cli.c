@@ -124,8 +124,8 @@ static const command_spec commands[] = {
      "corrupt images as in training (or by --noise), reconstruct them, and draw noisy / denoised / clean rows"},
     {"retrieve", aert_cmd_retrieve,
      BIT(OPT_CHECKPOINT) | BIT(OPT_DB) | BIT(OPT_QUERIES) | BIT(OPT_K) | BIT(OPT_BINARY) | BIT(OPT_COSINE) | BIT(OPT_COUNT) |
-         BIT(OPT_BATCH) | BIT(OPT_THREADS),
-     "--checkpoint C [--db F] [--queries F] [-k 10] [--binary | --cosine] [--count N queries]",
+         BIT(OPT_BATCH) | BIT(OPT_THREADS) | BIT(OPT_OUTPUT),
+     "--checkpoint C [--db F] [--queries F] [-k 10] [--binary | --cosine] [--count N queries] [-o neighbours.npy]",
      "find each query's nearest codes; precision@k by label, against the same search on raw inputs"},
     {"filters", aert_cmd_filters, BIT(OPT_CHECKPOINT) | BIT(OPT_OUTPUT) | BIT(OPT_COUNT),
      "--checkpoint C -o filters.png [--count N units, default all]", "draw each first-layer unit's incoming weights as a tile"},
