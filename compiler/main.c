@@ -68,10 +68,13 @@ static void usage(FILE *out) {
           "                   and FLOPs per sample of each generated function; write nothing\n"
           "  --mpi            build a program that also trains data-parallel under mpirun\n"
           "                   (compiled with mpicc, default CC then; needs Open MPI and libaert_mpi.a)\n"
-          "  --keep-c         with -o PROGRAM, also keep the generated C as PROGRAM.c (-save-temps too)\n"
+          "  --keep-c         with -o PROGRAM, also keep the generated C as PROGRAM.c (-save-temps too);\n"
+          "                   aec compiled it in two halves at once (cc -DAEC_PART=1 -c, -DAEC_PART=2 -c),\n"
+          "                   and it also compiles whole, as its first lines say\n"
           "  -v               print the C compiler command\n"
           "  --version, --help\n"
           "Environment: CC (the C compiler, default cc), AEC_CFLAGS (default -O3 -march=native),\n"
+          "AEC_JOBS=1 (compile the C whole, in one command, instead of two halves at once),\n"
           "AEC_RUNTIME_DIR (where libaert.a and include/aert.h, aert_kernels.h are; default: next to aec,\n"
           "else PREFIX/lib and PREFIX/include/aert for aec installed as PREFIX/bin/aec).\n");
 }
@@ -331,7 +334,31 @@ static int split_flags(const char *flags, char **argv, int max) {
   return n;
 }
 
-static int compile_program(const char *c_path, const char *output, DType dtype, bool verbose, bool mpi) {
+// Starts argv (printed first with -v); its process, or -1 after a message.
+static pid_t start_command(char **argv, bool verbose) {
+  if (verbose) {
+    for (int i = 0; argv[i]; i++) fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
+    fputc('\n', stderr);
+  }
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+  if (rc != 0) {
+    diag_error_plain("cannot run the C compiler '%s': %s", argv[0], strerror(rc));
+    return -1;
+  }
+  return pid;
+}
+
+static bool command_succeeded(pid_t pid) {
+  int status = 0;
+  return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// The generated C into the program `output`. The C is two halves under
+// AEC_PART (cgen/kernels.c): both compile at once, one a core, then link;
+// GCC's time on a model is most of aec's, and this machine's kind has 2 cores
+// or more. AEC_JOBS=1 compiles the file whole instead, in one command.
+static int compile_program(const char *c_path, const char *output, const char *target, DType dtype, bool verbose, bool mpi) {
   const char *library = dtype == DTYPE_F64 ? "libaert_f64.a" : "libaert.a";
   RuntimePaths dir = runtime_paths(library);
   char *lib = NULL, *mpi_lib = NULL, *include = NULL;
@@ -349,36 +376,62 @@ static int compile_program(const char *c_path, const char *output, DType dtype, 
   // --mpi: mpicc knows where Open MPI's headers and libraries are (CC still wins).
   const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : mpi ? "mpicc" : "cc";
   const char *cflags = getenv("AEC_CFLAGS") ? getenv("AEC_CFLAGS") : "-O3 -march=native";
-  char *argv[96];
-  int n = split_flags(cc, argv, 8);
-  n += split_flags("-std=gnu11 -fopenmp -fno-math-errno -DAEC_LIBMVEC -Wall -Wextra", argv + n, 8);
-  if (mpi) argv[n++] = "-DAERT_MPI";
-  n += split_flags(cflags, argv + n, 32);
-  argv[n++] = include;
-  argv[n++] = (char *)c_path;
-  if (mpi) argv[n++] = mpi_lib;
-  argv[n++] = lib;
-  n += split_flags(AEC_RUNTIME_LIBS " -lmvec -lm", argv + n, 24);
-  argv[n++] = "-o";
-  argv[n++] = (char *)output;
-  argv[n] = NULL;
-  if (verbose) {
-    for (int i = 0; i < n; i++) fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
-    fputc('\n', stderr);
+  const bool whole = getenv("AEC_JOBS") && strcmp(getenv("AEC_JOBS"), "1") == 0;
+  // The halves' objects, beside the program (`target`, its final name).
+  char *objects[2] = {NULL, NULL};
+  for (int h = 0; h < 2 && !whole; h++)
+    if (!(objects[h] = create_temporary(target, h ? ".2.o" : ".1.o"))) {
+      if (objects[0]) unlink(objects[0]), free(objects[0]);
+      return 1;
+    }
+  // cc FLAGS: then the C (-DAEC_PART=1 -c C -o HALF.o, each half) or the
+  // objects, then the libraries.
+  char *argv[3][112];
+  int n[3] = {0, 0, 0};
+  for (int c = 0; c < 3; c++) {
+    char **a = argv[c];
+    n[c] = split_flags(cc, a, 8);
+    n[c] += split_flags("-std=gnu11 -fopenmp -fno-math-errno -DAEC_LIBMVEC -Wall -Wextra", a + n[c], 8);
+    if (mpi) a[n[c]++] = "-DAERT_MPI";
+    n[c] += split_flags(cflags, a + n[c], 32);
   }
-  pid_t pid;
-  int status = 0;
-  int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-  if (rc != 0) {
-    diag_error_plain("cannot run the C compiler '%s': %s", argv[0], strerror(rc));
-    return 1;
+  for (int h = 0; h < 2; h++) {
+    char **a = argv[h];
+    a[n[h]++] = h ? "-DAEC_PART=2" : "-DAEC_PART=1";
+    a[n[h]++] = include;
+    a[n[h]++] = "-c";
+    a[n[h]++] = (char *)c_path;
+    a[n[h]++] = "-o";
+    a[n[h]++] = objects[h];
+    a[n[h]] = NULL;
   }
-  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  char **link = argv[2];
+  if (whole) {
+    link[n[2]++] = include;
+    link[n[2]++] = (char *)c_path;
+  } else {
+    link[n[2]++] = objects[0];
+    link[n[2]++] = objects[1];
+  }
+  if (mpi) link[n[2]++] = mpi_lib;
+  link[n[2]++] = lib;
+  n[2] += split_flags(AEC_RUNTIME_LIBS " -lmvec -lm", link + n[2], 24);
+  link[n[2]++] = "-o";
+  link[n[2]++] = (char *)output;
+  link[n[2]] = NULL;
+  bool ok = true;
+  if (!whole) {
+    pid_t first = start_command(argv[0], verbose), second = first > 0 ? start_command(argv[1], verbose) : -1;
+    ok = command_succeeded(first);
+    ok &= second > 0 && command_succeeded(second);
+  }
+  ok = ok && command_succeeded(start_command(link, verbose));
+  if (!ok && diag_error_count() == 0)
     diag_error_plain("the C compiler failed on '%s' (the generated C is kept there)", c_path);
-    return 1;
-  }
+  for (int h = 0; h < 2; h++)
+    if (objects[h]) unlink(objects[h]), free(objects[h]);
   free(lib), free(mpi_lib), free(include), free(dir.lib_dir), free(dir.include_dir);
-  return 0;
+  return ok ? 0 : 1;
 }
 
 // aec --lib: BASE.h and BASE.c (BASE: -o without its .c or .h, or the
@@ -521,7 +574,7 @@ int main(int argc, char **argv) {
       if (compile && o.keep_c && asprintf(&kept, "%s.c", final) < 0) kept = NULL;
       eo.c_name = compile ? (kept ? kept : c_path) : final;
       bool written = write_c_file(c_path, final, plan, &eo);
-      status = !written ? 1 : compile ? compile_program(c_path, exe, o.dtype, o.verbose, o.mpi) : 0;
+      status = !written ? 1 : compile ? compile_program(c_path, exe, target, o.dtype, o.verbose, o.mpi) : 0;
       bool keep_c = compile && written && status != 0;  // the C compiler failed on it: kept, and named
       if (status == 0 && rename(compile ? exe : c_path, target) != 0) {
         diag_error_plain("cannot write '%s': %s", final, strerror(errno));

@@ -299,6 +299,85 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
   }
 }
 
+// The micro-kernel out of line: one function for each number of rows a tile
+// has (14, 4, 2, 1 with AVX-512; 3, 2, 1 with AVX2; 1 with SSE2) and each
+// way of reading a (a row contiguous: forward and input-gradient products; a
+// column contiguous: kernel gradients), shared by every product of the
+// program. Inlined into each call, as before, a model's C spent most of its
+// build in dozens of copies of the same loops specialized per product (the
+// adversarial example: 16.7 s of GCC's time at -O3, 5.5 s out of line); the
+// strides and sizes of a call are arguments instead of constants, which
+// costs the k loop nothing it does per k (pointers step by a register
+// instead of a constant). noclone keeps GCC from specializing the copies
+// back per call. The sums, and with them the results, are the same bits.
+#define AERT_GEMM_ROWS_FUNCTIONS(R)                                                                                  \
+  static __attribute__((noinline, unused)) void gemm_rows_##R(                                              \
+      int cols, int readable, int depth, const aert_real *restrict a, size_t a_row, const aert_real *restrict b,    \
+      size_t b_k, aert_real *restrict c, size_t ldc, const aert_real *ahead, int ahead_rows, size_t ahead_stride,   \
+      int accumulate) {                                                                                              \
+    if (readable == GEMM_COLS && b_k == GEMM_COLS && !ahead)                                                         \
+      gemm_rows(R, cols, GEMM_COLS, depth, a, a_row, 1, b, GEMM_COLS, c, ldc, NULL, 0, 0, accumulate);               \
+    else                                                                                                             \
+      gemm_rows(R, cols, readable, depth, a, a_row, 1, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate); \
+  }                                                                                                                  \
+  static __attribute__((noinline, unused)) void gemm_columns_##R(int cols, int readable, int depth,         \
+      const aert_real *restrict a, size_t a_k, const aert_real *restrict b, size_t b_k, aert_real *restrict c,      \
+      size_t ldc, int accumulate) {                                                                                  \
+    if (readable == GEMM_COLS && b_k == GEMM_COLS)                                                                   \
+      gemm_rows(R, cols, GEMM_COLS, depth, a, 1, a_k, b, GEMM_COLS, c, ldc, NULL, 0, 0, accumulate);                 \
+    else                                                                                                             \
+      gemm_rows(R, cols, readable, depth, a, 1, a_k, b, b_k, c, ldc, NULL, 0, 0, accumulate);                        \
+  }
+#if AERT_TILE_ROWS == 14
+AERT_GEMM_ROWS_FUNCTIONS(14)
+AERT_GEMM_ROWS_FUNCTIONS(4)
+#elif AERT_TILE_ROWS == 3
+AERT_GEMM_ROWS_FUNCTIONS(3)
+#endif
+#if AERT_TILE_ROWS > 2
+AERT_GEMM_ROWS_FUNCTIONS(2)
+#endif
+AERT_GEMM_ROWS_FUNCTIONS(1)
+
+// rows (a literal) of a tile, by the function above for the way a is read:
+// every call of the generated code has a_k == 1 or a_row == 1, as literals;
+// any other a goes through the inlined loops.
+#define AERT_GEMM_CALL(R, a, c, ahead, ahead_rows, ahead_stride)                                                      \
+  do {                                                                                                               \
+    if (a_k == 1)                                                                                                    \
+      gemm_rows_##R(cols, readable, depth, a, a_row, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate);   \
+    else if (a_row == 1)                                                                                             \
+      gemm_columns_##R(cols, readable, depth, a, a_k, b, b_k, c, ldc, accumulate);                                   \
+    else                                                                                                             \
+      gemm_rows(R, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate); \
+  } while (0)
+
+// A full tile of a product whose a is read by rows (forward and input-gradient
+// products) keeps its row stride a constant: out of line with a stride in a
+// register, GCC kept the 14 rows' pointers on the stack and reloaded them every
+// k. The model's C lists the strides its products may have
+// (AERT_GEMM_STRIDES, before it includes this header): a full tile with one
+// of them calls that stride's function, shared by every product of the
+// stride; any other stride inlines the loops.
+#define AERT_GEMM_STRIDE_FUNCTION(S)                                                                                 \
+  static __attribute__((noinline, noclone, unused)) void gemm_stride_##S(int cols, int readable, int depth,          \
+      const aert_real *restrict a, const aert_real *restrict b, size_t b_k, aert_real *restrict c, size_t ldc,      \
+      const aert_real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {                                 \
+    if (readable == GEMM_COLS && b_k == GEMM_COLS)                                                                   \
+      gemm_rows(GEMM_ROWS, cols, GEMM_COLS, depth, a, S, 1, b, GEMM_COLS, c, ldc, ahead, ahead_rows, ahead_stride,  \
+                accumulate);                                                                                         \
+    else                                                                                                             \
+      gemm_rows(GEMM_ROWS, cols, readable, depth, a, S, 1, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride,         \
+                accumulate);                                                                                         \
+  }
+#define AERT_GEMM_STRIDE_CASE(S)                                                                                     \
+  case S:                                                                                                            \
+    gemm_stride_##S(cols, readable, depth, a, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate);         \
+    return;
+#ifdef AERT_GEMM_STRIDES
+AERT_GEMM_STRIDES(AERT_GEMM_STRIDE_FUNCTION)
+#endif
+
 // c[rows][cols] for rows <= 14, as gemm_rows: 14 rows at once, or the end of a
 // batch 4, 2 and 1 rows at a time (a row alone has only 2 chains of dependent
 // sums, a quarter of what keeps the multipliers busy). A 14-row tile also asks
@@ -310,23 +389,34 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
 static inline __attribute__((always_inline)) void gemm_tile_ahead(int rows, int cols, int readable, int depth,
     const aert_real *restrict a, size_t a_row, size_t a_k, const aert_real *restrict b, size_t b_k,
     aert_real *restrict c, size_t ldc, const aert_real *ahead, int ahead_rows, size_t ahead_stride, int accumulate) {
+  if (rows == GEMM_ROWS && a_k == 1) {
+#ifdef AERT_GEMM_STRIDES
+    switch (a_row) { AERT_GEMM_STRIDES(AERT_GEMM_STRIDE_CASE) }
+#endif
+    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, 1, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate);
+    return;
+  }
   if (rows == GEMM_ROWS) {
-    gemm_rows(GEMM_ROWS, cols, readable, depth, a, a_row, a_k, b, b_k, c, ldc, ahead, ahead_rows, ahead_stride, accumulate);
+#if AERT_TILE_ROWS == 14
+    AERT_GEMM_CALL(14, a, c, ahead, ahead_rows, ahead_stride);
+#elif AERT_TILE_ROWS == 3
+    AERT_GEMM_CALL(3, a, c, ahead, ahead_rows, ahead_stride);
+#else
+    AERT_GEMM_CALL(1, a, c, ahead, ahead_rows, ahead_stride);
+#endif
     return;
   }
   int r = 0;
 #if AERT_TILE_ROWS > 4
-  for (; r + 4 <= rows; r += 4)
-    gemm_rows(4, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
+  for (; r + 4 <= rows; r += 4) AERT_GEMM_CALL(4, a + (size_t)r * a_row, c + (size_t)r * ldc, NULL, 0, 0);
 #endif
 #if AERT_TILE_ROWS > 2
   if (r + 2 <= rows) {
-    gemm_rows(2, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
+    AERT_GEMM_CALL(2, a + (size_t)r * a_row, c + (size_t)r * ldc, NULL, 0, 0);
     r += 2;
   }
 #endif
-  if (r < rows)
-    gemm_rows(1, cols, readable, depth, a + (size_t)r * a_row, a_row, a_k, b, b_k, c + (size_t)r * ldc, ldc, NULL, 0, 0, accumulate);
+  if (r < rows) AERT_GEMM_CALL(1, a + (size_t)r * a_row, c + (size_t)r * ldc, NULL, 0, 0);
 }
 
 static inline __attribute__((always_inline)) void gemm_tile(int rows, int cols, int readable, int depth,
@@ -359,7 +449,7 @@ static inline __attribute__((always_inline)) void transpose_square(vreal r[VL]) 
 // from cols to GEMM_COLS: a column block of b^T, an input gradient's panel.
 // It goes VL x VL elements at a time, by squares of vectors: element by
 // element, this copy is a sizeable part of the product's time.
-static inline __attribute__((always_inline)) void pack_transposed(aert_real *restrict panel, const aert_real *restrict b,
+static __attribute__((noinline, unused)) void pack_transposed(aert_real *restrict panel, const aert_real *restrict b,
                                                                   int depth, int j0, int cols) {
   const int squares = depth / VL * VL;
   for (int k0 = 0; k0 < squares; k0 += VL)

@@ -11,7 +11,7 @@
 bool emit_program(FILE *out, const ProgramPlan *plan, const EmitOptions *options);
 
 // ----------------------------------------------------------- kernels.c
-void emit_kernels(Emitter *emitter, const ProgramPlan *plan);
+void emit_kernels(Emitter *emitter, const ProgramPlan *plan, bool split);  // split: in two halves under AEC_PART
 
 // --------------------------------------------------------- functions.c
 void emit_functions(Emitter *emitter, const ProgramPlan *plan);

@@ -3,6 +3,8 @@
 // elementwise ops and a loss with its gradient are written here from the
 // ops' expression templates; products, convolutions and pooling by their
 // families in ops/.
+#define _GNU_SOURCE  // asprintf
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,10 +188,36 @@ static void emit_loss_group(Emitter *e, const char *name, const Group *group) {
 }
 
 
+// A kernel's text with `static void NAME(` made `AEC_SHARED void NAME(`, and
+// its prototype; false (text untouched) where the text has no such line.
+static bool share_kernel(char **text, const char *name, char **prototype) {
+  char head[600];
+  snprintf(head, sizeof head, "static void %s(", name);
+  char *at = strstr(*text, head), *end = at ? strstr(at, ") {\n") : NULL;
+  if (!at || (at != *text && at[-1] != '\n') || !end) return false;
+  char *shared = NULL, *declared = NULL;
+  if (asprintf(&shared, "%.*sAEC_SHARED %s", (int)(at - *text), *text, at + strlen("static ")) < 0) return false;
+  if (asprintf(&declared, "AEC_SHARED %.*s);", (int)(end - at - strlen("static ")), at + strlen("static ")) < 0) {
+    free(shared);
+    return false;
+  }
+  free(*text);
+  *text = shared, *prototype = declared;
+  return true;
+}
+
 // Writes every kernel of the program once, in the order they first run,
-// each with its note (notes.c) above it.
-void emit_kernels(Emitter *e, const ProgramPlan *pp) {
+// each with its note (notes.c) above it. With `split` (a program, not aec
+// --lib's library), the kernels that first run, half the kernels' text,
+// are the first half of the file under AEC_PART, the rest of the file the
+// second: aec compiles both at once, one a core, and links them
+// (compiler/main.c); without AEC_PART the file is one program as before.
+// The first half's kernels lose `static` (AEC_SHARED) there, so that the
+// second half's functions can call them. The caller ends the second half.
+void emit_kernels(Emitter *e, const ProgramPlan *pp, bool split) {
   const Graph *g = e->graph;
+  char **texts = calloc((size_t)pp->n_kernels + 1, sizeof *texts);
+  size_t total = 0;
   for (int k = 0; k < pp->n_kernels; k++) {
     const KernelPlan *kernel = &pp->kernels[k];
     const Group *group = kernel->group;
@@ -205,9 +233,42 @@ void emit_kernels(Emitter *e, const ProgramPlan *pp) {
     case GROUP_CONV:  // the leader's row says who writes these (OpInfo.emit_group)
     case GROUP_UNPOOL_GRADIENT: op_info(g->nodes[group->members[0]].op)->emit_group(e, kernel->name, group); break;
     }
-    char *text = emit_capture_end(e, capture, NULL);
-    emit_kernel_with_note(e, kernel->name, group, text);
-    free(text);
+    texts[k] = emit_capture_end(e, capture, NULL);
+    total += strlen(texts[k]);
     e->kernel_name = NULL;
   }
+  // The first half: the kernels up to half their text (the second half also
+  // has the step functions, which take less of GCC's time than their text).
+  int first = 0;
+  char **prototypes = calloc((size_t)pp->n_kernels + 1, sizeof *prototypes);
+  for (size_t text = 0; split && first < pp->n_kernels && (text + strlen(texts[first])) * 2 <= total; first++) {
+    text += strlen(texts[first]);
+    if (!share_kernel(&texts[first], pp->kernels[first].name, &prototypes[first])) break;
+  }
+  if (split) {
+    emit_line(e, "// aec builds the program from this file in two halves at once, one a core, and links them:");
+    emit_line(e, "// cc -DAEC_PART=1 -c (the kernels that first run) and cc -DAEC_PART=2 -c (the rest). Without");
+    emit_line(e, "// AEC_PART the file is the whole program, every function static.");
+    emit_line(e, "#ifdef AEC_PART");
+    emit_line(e, "#define AEC_SHARED  // a kernel of the first half, which the second half calls");
+    for (int k = 0; k < first; k++) emit_line(e, "%s", prototypes[k]);
+    emit_line(e, "#else");
+    emit_line(e, "#define AEC_SHARED static");
+    emit_line(e, "#endif");
+    emit_line(e, "#if !defined(AEC_PART) || AEC_PART == 1");
+  }
+  for (int k = 0; k < pp->n_kernels; k++) {
+    if (split && k == first) {
+      emit_blank(e);
+      emit_line(e, "#endif  // AEC_PART == 1");
+      emit_line(e, "#if !defined(AEC_PART) || AEC_PART == 2");
+    }
+    emit_kernel_with_note(e, pp->kernels[k].name, pp->kernels[k].group, texts[k]);
+  }
+  if (split && first == pp->n_kernels) {
+    emit_line(e, "#endif  // AEC_PART == 1");
+    emit_line(e, "#if !defined(AEC_PART) || AEC_PART == 2");
+  }
+  for (int k = 0; k < pp->n_kernels; k++) free(texts[k]), free(prototypes[k]);
+  free(texts), free(prototypes);
 }

@@ -134,14 +134,14 @@ void emit_kernel_with_note(Emitter *e, const char *kernel, const Group *group, c
     emit_text(e, text);
     return;
   }
-  // Each line of the kernel's code (from its `static` line on) is preceded by
+  // Each line of the kernel's code (from its `static` or `AEC_SHARED` line on) is preceded by
   // a #line naming its .ae line, so every statement maps there; the marker
   // after it becomes the directive back to the .c file.
   bool in_code = false;
   for (const char *p = text; *p;) {
     const char *nl = strchr(p, '\n');
     size_t length = nl ? (size_t)(nl - p) : strlen(p);
-    if (!in_code && strncmp(p, "static ", 7) == 0) in_code = true;
+    if (!in_code && (strncmp(p, "static ", 7) == 0 || strncmp(p, "AEC_SHARED ", 11) == 0)) in_code = true;
     if (in_code && length > 0) {
       emit_line_directive(e, loc.line, loc.source->path);
     }

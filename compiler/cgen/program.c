@@ -189,6 +189,33 @@ static void emit_model(Emitter *e, bool has_layer_output) {
   emit_line(e, "#endif");
 }
 
+// The row strides a product's a may have, every distinct size of a batched
+// value over 1: aert_kernels.h gives each stride a product uses one shared
+// function for its full tiles, where a copy of the loops inlined into every
+// product made most of the program's build time (bench/NOTES.md, 2026-12-07).
+static void emit_gemm_strides(Emitter *e, const bool *used) {
+  const Graph *g = e->graph;
+  size_t *sizes = malloc(sizeof *sizes * (size_t)(g->n_nodes + 1));
+  int n = 0;
+  for (int id = 0; id < g->n_nodes; id++) {
+    const Node *node = &g->nodes[id];
+    size_t size = shape_size(node->shape);
+    if (!used[id] || !node->shape.batched || size <= 1) continue;
+    int at = 0;
+    while (at < n && sizes[at] < size) at++;
+    if (at < n && sizes[at] == size) continue;
+    memmove(sizes + at + 1, sizes + at, sizeof *sizes * (size_t)(n - at));
+    sizes[at] = size, n++;
+  }
+  if (n > 0) {
+    emit_line(e, "// The row strides of the products' full tiles, each compiled once (aert_kernels.h).");
+    emit_format(e, "#define AERT_GEMM_STRIDES(X)");
+    for (int i = 0; i < n; i++) emit_format(e, " X(%zu)", sizes[i]);
+    emit_format(e, "\n");
+  }
+  free(sizes);
+}
+
 static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, size_t arena_fixed) {
   Graph *g = e->graph;
   const EmitOptions *o = e->options;
@@ -210,6 +237,7 @@ static void emit_header(Emitter *e, const bool *used, size_t arena_per_sample, s
   if (o->library_header) emit_line(e, "#include <stdlib.h>");
   emit_line(e, "#include <tgmath.h>");
   emit_blank(e);
+  emit_gemm_strides(e, used);
   emit_line(e, "#include \"aert.h\"");
   emit_line(e, "#include \"aert_kernels.h\"  // the C every generated program shares, whatever its model");
   emit_blank(e);
@@ -250,7 +278,8 @@ bool emit_program(FILE *out, const ProgramPlan *plan, const EmitOptions *options
   Emitter e = {.out = out, .graph = graph, .options = options, .share = &plan->share};
   // The kernels go to a buffer first: writing them records the stack they need (the model table says it).
   Capture *capture = emit_capture_begin(&e);
-  emit_kernels(&e, plan);  // kernels.c
+  const bool split = !options->library_header;  // a program: two halves, built at once (kernels.c)
+  emit_kernels(&e, plan, split);  // kernels.c
   char *kernel_text = emit_capture_end(&e, capture, NULL);
   emit_header(&e, plan->used, plan->arena_per_sample, plan->arena_fixed);
   emit_blank(&e);
@@ -275,5 +304,6 @@ bool emit_program(FILE *out, const ProgramPlan *plan, const EmitOptions *options
   emit_description(&e);
   const FunctionPlan *layer_out = plan->functions[graph->n_steps + 4];
   emit_model(&e, layer_out != NULL);
+  if (split) emit_line(&e, "#endif  // AEC_PART == 2");
   return plan->fits && !emit_failed(&e);
 }

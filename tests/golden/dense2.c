@@ -10,6 +10,8 @@
 #include <string.h>
 #include <tgmath.h>
 
+// The row strides of the products' full tiles, each compiled once (aert_kernels.h).
+#define AERT_GEMM_STRIDES(X) X(8) X(16) X(48)
 #include "aert.h"
 #include "aert_kernels.h"  // the C every generated program shares, whatever its model
 
@@ -191,6 +193,21 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 //   decoder_dense_2_sigmoid [48]xN   arena + cap * 16                       compute_decoder_dense_2_sigmoid decoder.dense_2 4:34 forward
 
 // ---- kernels, in the order they first run
+// aec builds the program from this file in two halves at once, one a core, and links them:
+// cc -DAEC_PART=1 -c (the kernels that first run) and cc -DAEC_PART=2 -c (the rest). Without
+// AEC_PART the file is the whole program, every function static.
+#ifdef AEC_PART
+#define AEC_SHARED  // a kernel of the first half, which the second half calls
+AEC_SHARED void compute_encoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_encoder_dense_2_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_decoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_grad_decoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, const real *restrict d, const real *restrict e, real *restrict loss, real *restrict out);
+AEC_SHARED void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out);
+AEC_SHARED void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+#else
+#define AEC_SHARED static
+#endif
+#if !defined(AEC_PART) || AEC_PART == 1
 
 // ==== compute_encoder_dense_1_relu: forward, dense2.ae:3:15
 // nodes: %3 encoder_dense_1 = dense [dense2.ae:3:15, encoder.dense_1] [16]xN
@@ -200,7 +217,7 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 16 };
 // dense -> relu, 1552 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
 // reads a = x, b = encoder_dense_1_kernel, c = encoder_dense_1_bias
-static void compute_encoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_encoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
   enum { DEPTH = K };
 #pragma omp parallel
@@ -232,7 +249,7 @@ static void compute_encoder_dense_1_relu(int n, const real *restrict a, const re
 // dense -> relu, 264 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
 // reads a = encoder_dense_1_relu, b = encoder_dense_2_kernel, c = encoder_dense_2_bias
-static void compute_encoder_dense_2_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_encoder_dense_2_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_RELU_SIZE, N = ENCODER_DENSE_2_SIZE };
   enum { DEPTH = K };
 #pragma omp parallel
@@ -264,7 +281,7 @@ static void compute_encoder_dense_2_relu(int n, const real *restrict a, const re
 // dense -> relu, 272 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
 // reads a = encoder_dense_2_relu, b = decoder_dense_1_kernel, c = decoder_dense_1_bias
-static void compute_decoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_decoder_dense_1_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_2_RELU_SIZE, N = DECODER_DENSE_1_SIZE };
   enum { DEPTH = K };
 #pragma omp parallel
@@ -297,7 +314,7 @@ static void compute_decoder_dense_1_relu(int n, const real *restrict a, const re
 // dense -> bce_logits -> bce_logits_grad, 1584 FLOPs per sample
 // loss = sum of the loss over out[n][N] = a[n][K] . b[K][N] + c[N]; out = its gradient
 // reads a = decoder_dense_1_relu, b = decoder_dense_2_kernel, c = decoder_dense_2_bias, d = x, e = constant
-static void compute_grad_decoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, const real *restrict d, const real *restrict e, real *restrict loss, real *restrict out) {
+AEC_SHARED void compute_grad_decoder_dense_2(int n, const real *restrict a, const real *restrict b, const real *restrict c, const real *restrict d, const real *restrict e, real *restrict loss, real *restrict out) {
   enum { K = DECODER_DENSE_1_RELU_SIZE, N = DECODER_DENSE_2_SIZE };
   const size_t count = (size_t)n * N;
   const int row_blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
@@ -366,7 +383,7 @@ static void compute_grad_decoder_dense_2(int n, const real *restrict a, const re
 // backward: dense_grad_kernel -> bias_grad, 1536 FLOPs per sample
 // out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = decoder_dense_1_relu, b = grad_decoder_dense_2
-static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
+AEC_SHARED void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = DECODER_DENSE_1_RELU_SIZE, N = GRAD_DECODER_DENSE_2_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -421,7 +438,7 @@ static void compute_grad_decoder_dense_2_kernel(int n, const real *restrict a, c
 // backward: dense_grad_input -> relu_grad, 1536 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = grad_decoder_dense_2, b = decoder_dense_2_kernel, c = decoder_dense_1_relu
-static void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = GRAD_DECODER_DENSE_2_SIZE, N = GRAD_DECODER_DENSE_1_RELU_SIZE, DEPTH = K };
 #pragma omp parallel
   {
@@ -443,6 +460,9 @@ static void compute_grad_decoder_dense_1(int n, const real *restrict a, const re
   }
   }
 }
+
+#endif  // AEC_PART == 1
+#if !defined(AEC_PART) || AEC_PART == 2
 
 // ==== compute_grad_decoder_dense_1_kernel: backward (step 0), dense2.ae:4:15
 // nodes: %25 grad_decoder_dense_1_kernel = dense_grad_kernel [dense2.ae:4:15, decoder.dense_1] [8, 16], stored
@@ -1056,3 +1076,4 @@ int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert
 #else
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
 #endif
+#endif  // AEC_PART == 2

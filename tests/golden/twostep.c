@@ -10,6 +10,8 @@
 #include <string.h>
 #include <tgmath.h>
 
+// The row strides of the products' full tiles, each compiled once (aert_kernels.h).
+#define AERT_GEMM_STRIDES(X) X(4) X(8) X(32)
 #include "aert.h"
 #include "aert_kernels.h"  // the C every generated program shares, whatever its model
 
@@ -238,6 +240,32 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 //   recon_l2_2              []      arena + cap * ARENA_PER_SAMPLE + 32    compute_recon_l2_2              -               7:43 forward
 
 // ---- kernels, in the order they first run
+// aec builds the program from this file in two halves at once, one a core, and links them:
+// cc -DAEC_PART=1 -c (the kernels that first run) and cc -DAEC_PART=2 -c (the rest). Without
+// AEC_PART the file is the whole program, every function static.
+#ifdef AEC_PART
+#define AEC_SHARED  // a kernel of the first half, which the second half calls
+AEC_SHARED void compute_encoder_dense_1_tanh(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_recon_grad_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict loss, real *restrict out);
+AEC_SHARED void compute_recon_l2(const real *restrict a, real *restrict out);
+AEC_SHARED void compute_recon_l2_2(const real *restrict a, real *restrict out);
+AEC_SHARED void compute_recon_mul(const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_recon(const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_recon_grad_recon_l2_2(const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_recon_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_dense_grad_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out);
+AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+AEC_SHARED void compute_dense_grad_kernel_2(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out);
+AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out);
+AEC_SHARED void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out);
+#else
+#define AEC_SHARED static
+#endif
+#if !defined(AEC_PART) || AEC_PART == 1
 
 // ==== compute_encoder_dense_1_tanh: forward, twostep.ae:3:15
 // nodes: %3 encoder_dense_1 = dense [twostep.ae:3:15, encoder.dense_1] [8]xN
@@ -247,7 +275,7 @@ enum { ARENA_PER_SAMPLE = 112, ARENA_FIXED = 800 };
 // dense -> tanh, 520 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
 // reads a = x, b = encoder_dense_1_kernel, c = encoder_dense_1_bias
-static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_encoder_dense_1_tanh(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = X_SIZE, N = ENCODER_DENSE_1_SIZE };
   enum { DEPTH = K };
 #pragma omp parallel
@@ -279,7 +307,7 @@ static void compute_encoder_dense_1_tanh(int n, const real *restrict a, const re
 // dense -> sigmoid, 544 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
 // reads a = encoder_dense_1_tanh, b = decoder_dense_1_kernel, c = decoder_dense_1_bias
-static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_TANH_SIZE, N = DECODER_DENSE_1_SIZE };
   enum { DEPTH = K };
 #pragma omp parallel
@@ -310,7 +338,7 @@ static void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, const
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // fused: mse -> mse_grad
 // reads a = decoder_dense_1_sigmoid, b = x, c = constant_2
-static void compute_recon_grad_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict loss, real *restrict out) {
+AEC_SHARED void compute_recon_grad_decoder_dense_1_sigmoid(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict loss, real *restrict out) {
   const size_t count = (size_t)n * DECODER_DENSE_1_SIGMOID_SIZE;
   enum { CHUNKS = 64, TERMS = 64 };
   double partial[CHUNKS];
@@ -345,7 +373,7 @@ static void compute_recon_grad_decoder_dense_1_sigmoid(int n, const real *restri
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // sum_squares -> []
 // a scalar, accumulated in double
-static void compute_recon_l2(const real *restrict a, real *restrict out) {
+AEC_SHARED void compute_recon_l2(const real *restrict a, real *restrict out) {
   const size_t count = ENCODER_DENSE_1_KERNEL_SIZE;
   double sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -359,7 +387,7 @@ static void compute_recon_l2(const real *restrict a, real *restrict out) {
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // sum_squares -> []
 // a scalar, accumulated in double
-static void compute_recon_l2_2(const real *restrict a, real *restrict out) {
+AEC_SHARED void compute_recon_l2_2(const real *restrict a, real *restrict out) {
   const size_t count = DECODER_DENSE_1_KERNEL_SIZE;
   double sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -374,7 +402,7 @@ static void compute_recon_l2_2(const real *restrict a, real *restrict out) {
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // fused: add -> mul
 // reads a = recon_l2, b = recon_l2_2, c = constant
-static void compute_recon_mul(const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_recon_mul(const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   const size_t count = RECON_MUL_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -390,7 +418,7 @@ static void compute_recon_mul(const real *restrict a, const real *restrict b, co
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // fused: add
 // reads a = recon_mse, b = recon_mul
-static void compute_recon(const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -405,7 +433,7 @@ static void compute_recon(const real *restrict a, const real *restrict b, real *
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // fused (backward): mul
 // reads a = constant_2, b = constant
-static void compute_recon_grad_recon_l2_2(const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon_grad_recon_l2_2(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_RECON_L2_2_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -420,7 +448,7 @@ static void compute_recon_grad_recon_l2_2(const real *restrict a, const real *re
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // fused (backward): sum_squares_grad
 // reads a = decoder_dense_1_kernel, b = recon_grad_recon_l2_2
-static void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_DECODER_DENSE_1_KERNEL_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -435,7 +463,7 @@ static void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a, co
 // twostep.ae:7: loss recon = mse(decoder(z), x) + 0.001 * l2(encoder, decoder)
 // fused (backward): sum_squares_grad
 // reads a = encoder_dense_1_kernel, b = recon_grad_recon_l2_2
-static void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_ENCODER_DENSE_1_KERNEL_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -450,7 +478,7 @@ static void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a, co
 // twostep.ae:4: net decoder = dense(32, sigmoid)
 // fused (backward): sigmoid_grad
 // reads a = decoder_dense_1_sigmoid, b = recon_grad_decoder_dense_1_sigmoid
-static void compute_recon_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = (size_t)n * RECON_GRAD_DECODER_DENSE_1_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -467,7 +495,7 @@ static void compute_recon_grad_decoder_dense_1(int n, const real *restrict a, co
 // backward: dense_grad_kernel -> bias_grad, 512 FLOPs per sample
 // out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = encoder_dense_1_tanh, b = recon_grad_decoder_dense_1
-static void compute_dense_grad_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
+AEC_SHARED void compute_dense_grad_kernel(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = ENCODER_DENSE_1_TANH_SIZE, N = RECON_GRAD_DECODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -520,7 +548,7 @@ static void compute_dense_grad_kernel(int n, const real *restrict a, const real 
 // twostep.ae:4: net decoder = dense(32, sigmoid)
 // fused (backward): add
 // reads a = recon_grad_decoder_dense_1_kernel, b = dense_grad_kernel
-static void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_DECODER_DENSE_1_KERNEL_2_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -537,7 +565,7 @@ static void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, 
 // backward: dense_grad_input -> tanh_grad, 512 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[N][K]^T), b^T packed a column block at a time
 // reads a = recon_grad_decoder_dense_1, b = decoder_dense_1_kernel, c = encoder_dense_1_tanh
-static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = RECON_GRAD_DECODER_DENSE_1_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_TANH_SIZE, DEPTH = K };
 #pragma omp parallel
   {
@@ -568,7 +596,7 @@ static void compute_recon_grad_encoder_dense_1(int n, const real *restrict a, co
 // backward: dense_grad_kernel -> bias_grad, 512 FLOPs per sample
 // out[M][N] = a[n][M]^T . b[n][N], summed over the batch; bias[N] = b's column sums
 // reads a = x, b = recon_grad_encoder_dense_1
-static void compute_dense_grad_kernel_2(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
+AEC_SHARED void compute_dense_grad_kernel_2(int n, const real *restrict a, const real *restrict b, real *restrict bias, real *restrict out) {
   enum { M = X_SIZE, N = RECON_GRAD_ENCODER_DENSE_1_SIZE };
   enum { ROW_BLOCKS = (M + GEMM_ROWS - 1) / GEMM_ROWS };
   const int row_blocks = ROW_BLOCKS;
@@ -621,7 +649,7 @@ static void compute_dense_grad_kernel_2(int n, const real *restrict a, const rea
 // twostep.ae:3: net encoder = dense(8, tanh)
 // fused (backward): add
 // reads a = recon_grad_encoder_dense_1_kernel, b = dense_grad_kernel_2
-static void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out) {
+AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_ENCODER_DENSE_1_KERNEL_2_SIZE;
 #pragma omp parallel for simd schedule(static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
@@ -638,7 +666,7 @@ static void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, 
 // dense -> leaky_relu, 68 FLOPs per sample
 // out[n][N] = epilogue(a[n][K] . b[K][N] + c[N])
 // reads a = encoder_dense_1_tanh, b = critic_dense_1_kernel, c = critic_dense_1_bias
-static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
+AEC_SHARED void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   enum { K = ENCODER_DENSE_1_TANH_SIZE, N = CRITIC_DENSE_1_SIZE };
   enum { DEPTH = K };
 #pragma omp parallel
@@ -661,6 +689,9 @@ static void compute_critic_dense_1_leaky_relu(int n, const real *restrict a, con
   }
   }
 }
+
+#endif  // AEC_PART == 1
+#if !defined(AEC_PART) || AEC_PART == 2
 
 // ==== compute_gen_grad_critic_dense_2: forward + backward (step 1), twostep.ae:5:39
 // nodes: %22 critic_dense_2 = dense [twostep.ae:5:39, critic.dense_2] [1]xN
@@ -1478,3 +1509,4 @@ int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert
 #else
 int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
 #endif
+#endif  // AEC_PART == 2
