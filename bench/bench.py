@@ -7,7 +7,8 @@ examples/conv.ae, examples/conv_denoise.ae; a model aec cannot compile yet is
 named and skipped):
 
   * aec compiles it; the program writes its initial weights (train --epochs 0);
-  * aec trains a fixed number of batches of Fashion-MNIST (BATCHES of BATCH),
+  * aec trains a fixed number of batches of Fashion-MNIST (BATCHES of BATCH;
+    conv_denoise.ae, which trains at a few hundred samples/s, 40),
     with --profile for the time spent in its matrix kernels; a model whose
     run would end under MIN_SECONDS goes over those batches several times
     (as epochs, each in a new order), the count fixed from one unmeasured run
@@ -95,6 +96,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "torch"))
 MODELS = ["examples/simple.ae", "examples/deep.ae", "bench/big.ae", "examples/conv.ae", "examples/conv_denoise.ae"]
+# Models whose pass over BATCHES would take minutes a run train fewer batches:
+# conv_denoise.ae trains at a few hundred samples/s on 2 cores, on every side.
+FEWER_BATCHES = {"examples/conv_denoise.ae": 40}
 FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
@@ -360,6 +364,8 @@ def dense_shapes(description, batch):
 
 # ---------------------------------------------------------------- the bench
 def bench_model(args, source, work):
+    if source in FEWER_BATCHES and FEWER_BATCHES[source] < args.batches:
+        args = argparse.Namespace(**dict(vars(args), batches=FEWER_BATCHES[source]))
     name = os.path.splitext(os.path.basename(source))[0]
     program = os.path.join(work, name)
     compiled = subprocess.run([args.aec, os.path.join(ROOT, source), "-o", program], capture_output=True, text=True)
@@ -377,7 +383,9 @@ def bench_model(args, source, work):
         desc = json.load(f)
     init = os.path.join(work, f"{name}.init.safetensors")
     subprocess.run([program, "train", "--epochs", "0", "--checkpoint", init], capture_output=True, check=True)
-    data = os.path.join(work, "data.npy")
+    data = os.path.join(work, f"data{args.batches}.npy")
+    if not os.path.exists(data):
+        write_data(data, args.batch * args.batches)
 
     def aec_run(passes):
         return peak_mib_of([program, "train", "--data", data, "--test", "none", "--epochs", str(passes), "--batch",
@@ -462,7 +470,7 @@ def bench_model(args, source, work):
     gflops = aec_rate * flops / 1e9
     note(f"{name}: sgemm 2048^3 after each aec run: " + ", ".join(f"{rate:.0f}" for rate in sgemm_rates)
          + " GFLOP/s; aec's runs: " + ", ".join(f"{rate * flops / 1e9:.0f}" for rate in aec_rates) + " GFLOP/s")
-    return {"name": name, "aec": aec_rate, "torch": torch_rate, "ratio": aec_rate / torch_rate, "gflops": gflops,
+    return {"name": name, "batches": args.batches, "aec": aec_rate, "torch": torch_rate, "ratio": aec_rate / torch_rate, "gflops": gflops,
             "torch_gflops": torch_rate * flops / 1e9, "sgemm_runs": sgemm_rates, "aec_mib": max(aec_mem),
             "torch_mib": max(torch_mem), "gemm_aec": gemm_aec, "gemm_warm": gemm_warm,
             "gemm_blas": gemm_blas, "gemm_ratio": gemm_warm / gemm_blas if gemm_blas else 0.0,
@@ -515,7 +523,7 @@ def concurrent_share(args, work):
     subprocess.run([program, "train", "--epochs", "0", "--checkpoint", init], capture_output=True, check=True)
 
     def command(passes, k):
-        return [program, "train", "--data", os.path.join(work, "data.npy"), "--test", "none", "--epochs",
+        return [program, "train", "--data", os.path.join(work, f"data{args.batches}.npy"), "--test", "none", "--epochs",
                 str(passes), "--batch", str(args.batch), "--threads", str(CONCURRENT_THREADS), "--resume", init,
                 "--checkpoint", os.path.join(work, f"concurrent.{k}.safetensors")]
 
@@ -588,7 +596,7 @@ def main():
 
 
 def bench(args, work):
-    write_data(os.path.join(work, "data.npy"), args.batch * args.batches)
+    write_data(os.path.join(work, f"data{args.batches}.npy"), args.batch * args.batches)
     start = sgemm_peak(args.threads)
     note(f"bench: {args.threads} threads, batch {args.batch}, {args.batches} batches a pass, passes enough for "
          f"{args.min_seconds:g} s of aec, medians of {args.runs} alternating runs; "
@@ -612,13 +620,13 @@ def bench(args, work):
     def cell(value, width, fmt):
         return f"{value:>{width}{fmt}}" if value else f"{'-':>{width}}"
 
-    header = (f"{'model':<12} {'passes':>6} {'aec/s':>9} {'torch/s':>9} {'compile/s':>9} {'jax/s':>9} "
+    header = (f"{'model':<12} {'batches':>7} {'passes':>6} {'aec/s':>9} {'torch/s':>9} {'compile/s':>9} {'jax/s':>9} "
               f"{'best peer':>9} {'aec/best':>8} {'/torch':>6} {'/compile':>8} {'/jax':>6} {'aec GF/s':>8} "
               f"{'torch GF/s':>10} {'peak':>5} {'gemm GF/s':>9} {'warm GF/s':>9} {'BLAS GF/s':>9} {'MKL GF/s':>8} "
               f"{'gemm':>5} {'vs MKL':>6} {'in train':>8} {'MiB: aec':>8} {'torch':>6} {'compile':>7} {'jax':>5}")
     note(header)
     for r in results:
-        note(f"{r['name']:<12} {r['passes']:>6} {r['aec']:>9.0f} {r['torch']:>9.0f} {cell(r['compile'], 9, '.0f')} "
+        note(f"{r['name']:<12} {r['batches']:>7} {r['passes']:>6} {r['aec']:>9.0f} {r['torch']:>9.0f} {cell(r['compile'], 9, '.0f')} "
              f"{cell(r['jax'], 9, '.0f')} {r['best_peer']:>9} {r['best_ratio']:>8.2f} {r['ratio']:>6.2f} "
              f"{cell(r['compile_ratio'], 8, '.2f')} {cell(r['jax_ratio'], 6, '.2f')} {r['gflops']:>8.1f} "
              f"{r['torch_gflops']:>10.1f} {100 * r['peak']:>4.0f}% {r['gemm_aec']:>9.1f} {r['gemm_warm']:>9.1f} "
