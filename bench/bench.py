@@ -468,6 +468,12 @@ def bench_model(args, source, work):
     peers = {"torch": torch_rate, "compile": compile_rate, "jax": jax_rate}
     best_peer = max((p for p in peers if peers[p]), key=lambda p: peers[p])
     gflops = aec_rate * flops / 1e9
+    note(f"{name}: samples/s, run by run: aec " + ", ".join(f"{x:.0f}" for x in aec_rates)
+         + "; torch " + ", ".join(f"{x:.0f}" for x in torch_rates)
+         + "; compile " + (", ".join(f"{x:.0f}" for x in compile_rates) or "-")
+         + "; jax " + (", ".join(f"{x:.0f}" for x in jax_rates) or "-")
+         + f"; products GFLOP/s, warm: aec {gemm_warm:.1f}, OpenBLAS {gemm_blas:.1f}, MKL "
+         + (f"{gemm_mkl:.1f}" if gemm_mkl else "-"))
     note(f"{name}: sgemm 2048^3 after each aec run: " + ", ".join(f"{rate:.0f}" for rate in sgemm_rates)
          + " GFLOP/s; aec's runs: " + ", ".join(f"{rate * flops / 1e9:.0f}" for rate in aec_rates) + " GFLOP/s")
     return {"name": name, "batches": args.batches, "aec": aec_rate, "torch": torch_rate, "ratio": aec_rate / torch_rate, "gflops": gflops,
@@ -633,11 +639,6 @@ def bench(args, work):
              f"{r['gemm_blas']:>9.1f} {cell(r['gemm_mkl'], 8, '.1f')} {r['gemm_ratio']:>5.2f} "
              f"{cell(r['gemm_mkl_ratio'], 6, '.2f')} {r['gemm_training_ratio']:>8.2f} {r['aec_mib']:>8.0f} "
              f"{r['torch_mib']:>6.0f} {cell(r['compile_mib'], 7, '.0f')} {cell(r['jax_mib'], 5, '.0f')}")
-    for r in results:
-        note(f"{r['name']}: runs, samples/s: aec " + ", ".join(f"{x:.0f}" for x in r["aec_runs"])
-             + "; torch " + ", ".join(f"{x:.0f}" for x in r["torch_runs"])
-             + "; compile " + (", ".join(f"{x:.0f}" for x in r["compile_runs"]) or "-")
-             + "; jax " + (", ".join(f"{x:.0f}" for x in r["jax_runs"]) or "-"))
     for r in results:
         print(f"speedup_vs_best.{r['name']} {r['best_ratio']:.6g}")
         if r["compile"]:
