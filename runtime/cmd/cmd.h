@@ -114,6 +114,31 @@ void aert_parallel_end(void);
 void aert_parallel_step(int count);
 double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 
+// ----------------------------------------------------------------- cores.c
+// Training's threads while other programs want the cores: fewer when the main
+// thread waits in the run queue, all again when the cores are free (cores.c).
+typedef struct {
+  int most;            // the threads the run may use (--threads, OMP_NUM_THREADS or the cores)
+  int threads;         // the threads it uses now
+  int fewest;          // the fewest it has used
+  bool on;             // false: fixed (OMP_DYNAMIC=false, a single thread, no schedstat)
+  bool trying;         // this window tries `most` threads again
+  double window_start; // seconds
+  long long window_wait;  // the main thread's run-queue nanoseconds at window_start
+  double next_try, retry;
+} aert_cores;
+// The threads to use after a window in which the main thread spent the
+// fraction `waiting` of the wall time runnable but not running.
+int aert_cores_choose(int threads, double waiting);
+// False when OMP_DYNAMIC says false (or 0): the threads stay as set.
+bool aert_cores_adapt(void);
+void aert_cores_start(aert_cores *c);  // after aert_apply_threads
+void aert_cores_after_batch(aert_cores *c);
+// One window's end at `now` (seconds), when the main thread had spent
+// wait_ns in the run queue since it started: the threads to use next.
+int aert_cores_observe(aert_cores *c, double now, long long wait_ns);
+void aert_cores_end(aert_cores *c);  // the threads back to `most`
+
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.
 // Every value of it divided by aert_data_scale when that is set (--scale X).
