@@ -264,15 +264,8 @@ typedef struct aert_model {
 } aert_model;
 
 // The whole command line of a generated program: `int main(int argc, char
-// **argv) { aert_bound_spin(argv); return aert_main(&model, argc, argv); }`.
+// **argv) { return aert_main(&model, argc, argv); }`.
 int aert_main(const aert_model *model, int argc, char **argv);
-
-// A generated program's first call: unless the environment sets
-// OMP_WAIT_POLICY or GOMP_SPINCOUNT, the program runs itself again (the same
-// process, /proc/self/exe) with GOMP_SPINCOUNT=AERT_SPINCOUNT, since libgomp
-// reads it only as it loads. Returns when that cannot be done.
-#define AERT_SPINCOUNT "1000"
-void aert_bound_spin(char **argv);
 
 // The processes that train one model together (train under mpirun): `size`
 // of them, this one `rank`. Sums add the processes' values in rank order, so

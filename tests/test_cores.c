@@ -1,14 +1,12 @@
 // test_cores.c — training's threads while other programs want the cores
 // (runtime/cmd/cores.c): the count a window's run-queue share chooses, the
 // tries of all threads again and their back-off, OMP_DYNAMIC=false, and the
-// `fewest_threads` figure of a training that may not change its threads,
-// and the generated program's bound on libgomp's spin.
+// `fewest_threads` figure of a training that may not change its threads.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "aert.h"
@@ -119,33 +117,6 @@ START_TEST(test_train_reports_fewest_threads) {
 }
 END_TEST
 
-// libgomp's spin: a generated program runs itself again with GOMP_SPINCOUNT=1000
-// (libgomp shows its settings under OMP_DISPLAY_ENV, once for each start);
-// the user's GOMP_SPINCOUNT or OMP_WAIT_POLICY stays, without a second start.
-START_TEST(test_generated_program_bounds_the_spin) {
-  const char *text = "input x: [16]\nnet encoder = dense(4, relu)\nnet decoder = dense(16, sigmoid)\n"
-                     "loss recon = mse(decoder(encoder(x)), x)\n"
-                     "train { data \"train.csv\" test \"none\" batch 16 epochs 1\n"
-                     "        step minimize recon over encoder, decoder with adam(lr=0.01) }\n";
-  char *dir = make_program_dir("spin", text, 16, 16);
-  CommandResult r = run_in(dir, "OMP_DISPLAY_ENV=verbose ./m summary");
-  ck_assert_msg(r.status == 0, "%s", r.err);
-  const char *last = strstr(r.err, "GOMP_SPINCOUNT = '300000'");
-  ck_assert_msg(last && strstr(last, "GOMP_SPINCOUNT = '" AERT_SPINCOUNT "'"), "%s", r.err);
-  command_result_free(&r);
-  r = run_in(dir, "GOMP_SPINCOUNT=77 OMP_DISPLAY_ENV=verbose ./m summary");
-  ck_assert_msg(r.status == 0 && strstr(r.err, "GOMP_SPINCOUNT = '77'"), "%s", r.err);
-  ck_assert_msg(!strstr(strstr(r.err, "DISPLAY ENVIRONMENT BEGIN") + 1, "DISPLAY ENVIRONMENT BEGIN"), "%s", r.err);
-  command_result_free(&r);
-  r = run_in(dir, "OMP_WAIT_POLICY=passive OMP_DISPLAY_ENV=verbose ./m summary");
-  ck_assert_msg(r.status == 0 && strstr(r.err, "GOMP_SPINCOUNT = '0'"), "%s", r.err);
-  ck_assert_msg(!strstr(r.err, "GOMP_SPINCOUNT = '" AERT_SPINCOUNT "'"), "%s", r.err);
-  command_result_free(&r);
-  remove_tree(dir);
-  free(dir);
-}
-END_TEST
-
 Suite *cores_suite(void) {
   Suite *s = suite_create("cores");
   TCase *units = tcase_create("units");
@@ -154,7 +125,6 @@ Suite *cores_suite(void) {
   tcase_add_test(units, test_windows_give_up_and_retry);
   tcase_add_test(units, test_omp_dynamic_false_keeps_the_threads);
   tcase_add_test(units, test_train_reports_fewest_threads);
-  tcase_add_test(units, test_generated_program_bounds_the_spin);
   suite_add_tcase(s, units);
   return s;
 }

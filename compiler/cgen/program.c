@@ -183,15 +183,9 @@ static void emit_model(Emitter *e, bool has_layer_output) {
     return;
   }
   emit_line(e, "#ifdef AERT_MPI  // aec --mpi: trains data-parallel under mpirun (libaert_mpi.a)");
-  emit_line(e, "int main(int argc, char **argv) {");
-  emit_line(e, "  aert_bound_spin(argv);");
-  emit_line(e, "  return aert_main_with(&model, argc, argv, aert_comm_mpi);");
-  emit_line(e, "}");
+  emit_line(e, "int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert_comm_mpi); }");
   emit_line(e, "#else");
-  emit_line(e, "int main(int argc, char **argv) {");
-  emit_line(e, "  aert_bound_spin(argv);");
-  emit_line(e, "  return aert_main(&model, argc, argv);");
-  emit_line(e, "}");
+  emit_line(e, "int main(int argc, char **argv) { return aert_main(&model, argc, argv); }");
   emit_line(e, "#endif");
 }
 

@@ -1,23 +1,15 @@
-// cores.c — sharing the cores with other programs: libgomp's spin bounded,
-// and training's threads given up while others want the cores.
+// cores.c — training gives up threads while other programs want the cores.
 //
 // OpenMP's threads wait for each other at the end of every parallel region,
-// 7 of them a step of simple.ae. libgomp's waiting thread spins (300,000
-// pauses, about 40 ms on the AMD EPYC test machine) before it sleeps, so two
+// and a training step is dozens of short regions. libgomp's waiting thread
+// spins (up to 300,000 pauses, milliseconds here) before it sleeps, so two
 // trainings of 2 threads on 2 cores spent their time spinning while the
 // thread each waited for sat in the run queue: simple.ae trained at 36k
-// samples/s each, 72k together, against 289k alone. Two remedies:
+// samples/s each, 72k together, against 289k alone. The spin is read from
+// the environment when libgomp loads, before main, so the program cannot
+// shorten it; it can use fewer threads. A thread that waits neither spins
+// nor needs a partner.
 //
-// libgomp's spin is bounded by aert_bound_spin, which a generated program
-// calls before anything else: GOMP_SPINCOUNT=1000 (about 0.13 ms) still
-// covers the microseconds between one region and the next of a step, and a
-// waiting thread gives up a core after that. libgomp reads the setting as it
-// loads, before main, so the program sets it and runs itself again (exec: the
-// same process, arguments and files). OMP_WAIT_POLICY or GOMP_SPINCOUNT in the
-// environment are the user's choice and stay.
-//
-// Training uses fewer threads while the cores are shared: a run alone on a
-// core waits for no partner at all.
 // The measure is the main thread's time in the run queue, runnable but not
 // running (the second field of /proc/thread-self/schedstat), as a fraction of
 // the wall time: near 0 when the cores are free, about 1/2 when twice as many
@@ -36,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "cmd.h"
 
@@ -110,11 +101,4 @@ int aert_cores_observe(aert_cores *c, double now, long long wait_ns) {
 void aert_cores_end(aert_cores *c) {
   if (c->threads != c->most) omp_set_num_threads(c->most);
   c->threads = c->most;
-}
-
-void aert_bound_spin(char **argv) {
-  if (!argv || !argv[0] || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-  if (setenv("GOMP_SPINCOUNT", AERT_SPINCOUNT, 0) != 0) return;
-  execv("/proc/self/exe", argv);
-  unsetenv("GOMP_SPINCOUNT");  // no exec: libgomp's own spin
 }

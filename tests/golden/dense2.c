@@ -1052,13 +1052,7 @@ static const aert_model model = {
 };
 
 #ifdef AERT_MPI  // aec --mpi: trains data-parallel under mpirun (libaert_mpi.a)
-int main(int argc, char **argv) {
-  aert_bound_spin(argv);
-  return aert_main_with(&model, argc, argv, aert_comm_mpi);
-}
+int main(int argc, char **argv) { return aert_main_with(&model, argc, argv, aert_comm_mpi); }
 #else
-int main(int argc, char **argv) {
-  aert_bound_spin(argv);
-  return aert_main(&model, argc, argv);
-}
+int main(int argc, char **argv) { return aert_main(&model, argc, argv); }
 #endif
