@@ -1,7 +1,7 @@
 // test_cores.c — training's threads while other programs want the cores
-// (runtime/cmd/cores.c): the count a window's run-queue share chooses, the
-// tries of all threads again and their back-off, OMP_DYNAMIC=false, and the
-// `fewest_threads` figure of a training that may not change its threads.
+// (runtime/cmd/cores.c): the count a window's run-queue share tries, the
+// rates that keep it or not, the tries of all threads again and their
+// back-off, OMP_DYNAMIC=false, and the `fewest_threads` figure.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -27,45 +27,59 @@ START_TEST(test_choose) {
 }
 END_TEST
 
-START_TEST(test_windows_give_up_and_retry) {
+// One window of 0.125 s (a binary fraction: the sums are exact) at `rate`
+// samples/s, the main thread half of it in the run queue when `busy`.
+static int window(aert_cores *c, double *t, long long *wait, bool busy, double rate) {
+  *t += 0.125, *wait += busy ? 62500000 : 1000000;
+  c->window_samples = rate * 0.125, c->window_seconds = 0.125;
+  return aert_cores_observe(c, *t, *wait);
+}
+
+// Windows until the threads change (at most `limit`); how many.
+static int windows_until_change(aert_cores *c, double *t, long long *wait, bool busy, double rate, int limit) {
+  int n = 0, threads = c->threads;
+  while (n < limit && window(c, t, wait, busy, rate) == threads) n++;
+  return n + 1;
+}
+
+START_TEST(test_two_runs_keep_one_thread) {
   aert_cores c = {.most = 2, .threads = 2, .fewest = 2, .on = true, .retry = 2};  // as aert_cores_start leaves it
-  const long long half = 125000000;  // ns: half of a 0.25 s window
   double t = 0;
   long long wait = 0;
-  // Free cores: 2 threads stay.
-  t += 0.25, wait += 1000000;
-  ck_assert_int_eq(aert_cores_observe(&c, t, wait), 2);
-  // Busy: 1 thread, a try of 2 two seconds later.
-  t += 0.25, wait += half;
-  ck_assert_int_eq(aert_cores_observe(&c, t, wait), 1);
+  ck_assert_int_eq(window(&c, &t, &wait, false, 10000), 2);  // free cores: 2 threads stay
+  ck_assert_int_eq(window(&c, &t, &wait, false, 10000), 2);
+  ck_assert_int_eq(window(&c, &t, &wait, true, 10000), 1);  // busy: 1 is tried
+  ck_assert_int_eq(c.fewest, 2);
+  ck_assert_int_eq(window(&c, &t, &wait, false, 100000), 1);  // and kept: it trained faster
   ck_assert_int_eq(c.fewest, 1);
-  int windows = 0;
-  while (c.threads == 1 && windows < 100) t += 0.25, windows++, aert_cores_observe(&c, t, wait);
+  // 2 s later, 2 are tried; slower, so back to 1, and the next try after 4 s, then 8 s.
+  ck_assert_int_eq(windows_until_change(&c, &t, &wait, false, 100000, 1000), 16);
   ck_assert_int_eq(c.threads, 2);
-  ck_assert(c.trying);
-  ck_assert_int_eq(windows, 8);  // 2 s
-  // The try finds the cores busy: back to 1, the next try after 4 s.
-  t += 0.25, wait += half;
-  ck_assert_int_eq(aert_cores_observe(&c, t, wait), 1);
-  windows = 0;
-  while (c.threads == 1 && windows < 1000) t += 0.25, windows++, aert_cores_observe(&c, t, wait);
-  ck_assert_int_eq(windows, 16);
-  // Busy again and again: the waits double up to 32 s.
-  for (int i = 0; i < 8; i++) {
-    t += 0.25, wait += half;
-    ck_assert_int_eq(aert_cores_observe(&c, t, wait), 1);
-    while (c.threads == 1) t += 0.25, aert_cores_observe(&c, t, wait);
-  }
-  ck_assert_double_eq(c.retry, 32);
-  // This try finds the cores free: 2 threads stay, and the wait is 2 s again.
-  t += 0.25, wait += 1000000;
-  ck_assert_int_eq(aert_cores_observe(&c, t, wait), 2);
-  ck_assert(!c.trying);
+  ck_assert_int_eq(window(&c, &t, &wait, true, 10000), 1);
+  ck_assert_int_eq(windows_until_change(&c, &t, &wait, false, 100000, 1000), 32);
+  ck_assert_int_eq(window(&c, &t, &wait, true, 10000), 1);
+  ck_assert_int_eq(windows_until_change(&c, &t, &wait, false, 100000, 1000), 64);
+  // The other run has ended: 2 threads train at least as fast and stay.
+  ck_assert_int_eq(window(&c, &t, &wait, false, 150000), 2);
   ck_assert_double_eq(c.retry, 2);
-  for (int i = 0; i < 20; i++) {
-    t += 0.25;
-    ck_assert_int_eq(aert_cores_observe(&c, t, wait), 2);
-  }
+  for (int i = 0; i < 100; i++) ck_assert_int_eq(window(&c, &t, &wait, false, 150000), 2);
+}
+END_TEST
+
+// A run alone on a busy machine whose main thread waits but which trains
+// faster on both threads: 1 is tried, not kept, and tried again after 4 s.
+START_TEST(test_a_busy_machine_keeps_the_faster_count) {
+  aert_cores c = {.most = 2, .threads = 2, .fewest = 2, .on = true, .retry = 2};
+  double t = 0;
+  long long wait = 0;
+  ck_assert_int_eq(window(&c, &t, &wait, true, 300000), 1);
+  ck_assert_int_eq(window(&c, &t, &wait, true, 270000), 2);
+  ck_assert_int_eq(c.fewest, 2);
+  ck_assert_int_eq(windows_until_change(&c, &t, &wait, true, 300000, 1000), 32);
+  ck_assert_int_eq(c.threads, 1);
+  ck_assert_int_eq(window(&c, &t, &wait, true, 270000), 2);
+  ck_assert_int_eq(windows_until_change(&c, &t, &wait, true, 300000, 1000), 64);
+  ck_assert_int_eq(c.fewest, 2);
 }
 END_TEST
 
@@ -122,7 +136,8 @@ Suite *cores_suite(void) {
   TCase *units = tcase_create("units");
   tcase_set_timeout(units, 120);
   tcase_add_test(units, test_choose);
-  tcase_add_test(units, test_windows_give_up_and_retry);
+  tcase_add_test(units, test_two_runs_keep_one_thread);
+  tcase_add_test(units, test_a_busy_machine_keeps_the_faster_count);
   tcase_add_test(units, test_omp_dynamic_false_keeps_the_threads);
   tcase_add_test(units, test_train_reports_fewest_threads);
   suite_add_tcase(s, units);

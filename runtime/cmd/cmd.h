@@ -120,22 +120,27 @@ double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 typedef struct {
   int most;            // the threads the run may use (--threads, OMP_NUM_THREADS or the cores)
   int threads;         // the threads it uses now
-  int fewest;          // the fewest it has used
+  int fewest;          // the fewest it has kept
+  int before;          // the threads of the window before
   bool on;             // false: fixed (OMP_DYNAMIC=false, a single thread, no schedstat)
-  bool trying;         // this window tries `most` threads again
+  bool trying;         // this window tries another count
   double window_start; // seconds
   long long window_wait;  // the main thread's run-queue nanoseconds at window_start
+  double window_samples, window_seconds;  // trained in this window, and the batches' time
+  double rate;         // samples a second of the window before
   double next_try, retry;
 } aert_cores;
-// The threads to use after a window in which the main thread spent the
+// The threads to try after a window in which the main thread spent the
 // fraction `waiting` of the wall time runnable but not running.
 int aert_cores_choose(int threads, double waiting);
 // False when OMP_DYNAMIC says false (or 0): the threads stay as set.
 bool aert_cores_adapt(void);
 void aert_cores_start(aert_cores *c);  // after aert_apply_threads
-void aert_cores_after_batch(aert_cores *c);
+// After each batch: `samples` trained in `seconds`.
+void aert_cores_after_batch(aert_cores *c, int samples, double seconds);
 // One window's end at `now` (seconds), when the main thread had spent
-// wait_ns in the run queue since it started: the threads to use next.
+// wait_ns in the run queue since aert_cores_start, and the window's batches
+// are in window_samples and window_seconds: the threads to use next.
 int aert_cores_observe(aert_cores *c, double now, long long wait_ns);
 void aert_cores_end(aert_cores *c);  // the threads back to `most`
 

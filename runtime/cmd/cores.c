@@ -1,24 +1,31 @@
 // cores.c — training gives up threads while other programs want the cores.
 //
 // OpenMP's threads wait for each other at the end of every parallel region,
-// and a training step is dozens of short regions. libgomp's waiting thread
-// spins (up to 300,000 pauses, milliseconds here) before it sleeps, so two
+// 7 of them a step of simple.ae. libgomp's waiting thread spins (300,000
+// pauses, about 7 ms on the AMD EPYC test machine) before it sleeps, so two
 // trainings of 2 threads on 2 cores spent their time spinning while the
 // thread each waited for sat in the run queue: simple.ae trained at 36k
-// samples/s each, 72k together, against 289k alone. The spin is read from
-// the environment when libgomp loads, before main, so the program cannot
-// shorten it; it can use fewer threads. A thread that waits neither spins
-// nor needs a partner.
+// samples/s each, 72k together, against 289k alone. A shorter spin
+// (GOMP_SPINCOUNT, which libgomp reads as it loads, so the program would have
+// to run itself again to set it) made a run alone slower: 246k samples/s at
+// 1,000 spins and 211k passive against 280k (bench/NOTES.md). Fewer threads
+// do not: a run alone on a core waits for no partner at all.
 //
-// The measure is the main thread's time in the run queue, runnable but not
+// The signal is the main thread's time in the run queue, runnable but not
 // running (the second field of /proc/thread-self/schedstat), as a fraction of
 // the wall time: near 0 when the cores are free, about 1/2 when twice as many
-// threads as cores want to run. Every WINDOW seconds of training the threads
-// are set to aert_cores_choose's count; a run on fewer threads than it may use
-// tries them all again after `retry` seconds, which doubles each time the
-// cores are still busy. The steps' results do not depend on the number of
-// threads (every output is summed by one thread in a fixed order), so a run
-// that changes it trains bit for bit as one that does not.
+// threads as cores want to run. Every WINDOW of training: at all threads,
+// when that fraction is above BUSY, the run tries aert_cores_choose's count
+// for a window and keeps it only if it trained faster (samples a second of
+// batch time) than the window before, else goes back and waits `retry` before
+// it tries again; on fewer threads it tries all again after `retry`, and keeps
+// them if they train at least as fast. Each try that fails doubles `retry`
+// (2 s up to 32 s), one that succeeds resets it. The rates decide, not the
+// signal alone: on a busy machine a run alone may see its main thread wait a
+// fifth of the time and still train faster on both threads. The steps'
+// results do not depend on the number of threads (every output is summed by
+// one thread in a fixed order), so a run that changes it trains bit for bit
+// as one that does not.
 //
 // OMP_DYNAMIC=false (OpenMP's setting for "no dynamic adjustment of the number
 // of threads") keeps the threads fixed, and so does a kernel without the
@@ -31,7 +38,7 @@
 
 #include "cmd.h"
 
-enum { WINDOW_MS = 250, FIRST_RETRY_S = 2, LAST_RETRY_S = 32 };
+enum { WINDOW_MS = 100, FIRST_RETRY_S = 2, LAST_RETRY_S = 32 };
 static const double BUSY = 0.2;  // more of the wall time than this in the run queue: the cores are shared
 
 int aert_cores_choose(int threads, double waiting) {
@@ -66,8 +73,9 @@ void aert_cores_start(aert_cores *c) {
   c->window_start = aert_now();
 }
 
-void aert_cores_after_batch(aert_cores *c) {
+void aert_cores_after_batch(aert_cores *c, int samples, double seconds) {
   if (!c->on) return;
+  c->window_samples += samples, c->window_seconds += seconds;
   double now = aert_now();
   if ((now - c->window_start) * 1000 < WINDOW_MS) return;
   long long wait = run_queue_ns();
@@ -79,22 +87,37 @@ void aert_cores_after_batch(aert_cores *c) {
   if (threads != omp_get_max_threads()) omp_set_num_threads(threads);
 }
 
+// A try failed: back to `threads`, and the next try after twice the wait.
+static int back_to(aert_cores *c, int threads, double now) {
+  c->retry = c->retry * 2 < LAST_RETRY_S ? c->retry * 2 : LAST_RETRY_S;
+  c->next_try = now + c->retry;
+  return threads;
+}
+
 int aert_cores_observe(aert_cores *c, double now, long long wait_ns) {
   double wall = now - c->window_start;
   double waiting = wall > 0 ? (double)(wait_ns - c->window_wait) * 1e-9 / wall : 0;
-  int threads = aert_cores_choose(c->threads, waiting);
-  if (threads < c->threads) {
-    // A try that found the cores still busy waits twice as long for the next.
-    if (c->trying) c->retry = c->retry * 2 < LAST_RETRY_S ? c->retry * 2 : LAST_RETRY_S;
-    c->next_try = now + c->retry;
-    if (threads < c->fewest) c->fewest = threads;
-  } else if (c->trying) {
-    c->retry = FIRST_RETRY_S;
+  double rate = c->window_seconds > 0 ? c->window_samples / c->window_seconds : 0;
+  int threads = c->threads, before = c->before;
+  bool trying = c->trying;
+  c->trying = false, c->before = threads;
+  if (trying && threads < c->most) {  // fewer threads after a busy window at all of them
+    if (rate > c->rate) {
+      c->next_try = now + c->retry;
+      if (threads < c->fewest) c->fewest = threads;
+    } else {
+      threads = back_to(c, before, now);
+    }
+  } else if (trying) {  // all threads again, after windows on fewer
+    if (rate >= c->rate) c->retry = FIRST_RETRY_S;
+    else threads = back_to(c, before, now);
+  } else if (now >= c->next_try) {
+    int fewer = threads == c->most ? aert_cores_choose(threads, waiting) : c->most;
+    if (fewer != threads) threads = fewer, c->trying = true;
   }
-  c->trying = false;
-  if (threads < c->most && threads == c->threads && now >= c->next_try) threads = c->most, c->trying = true;
+  c->rate = rate;
   c->threads = threads;
-  c->window_start = now, c->window_wait = wait_ns;
+  c->window_start = now, c->window_wait = wait_ns, c->window_samples = 0, c->window_seconds = 0;
   return threads;
 }
 

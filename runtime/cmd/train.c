@@ -391,7 +391,7 @@ static bool train_epoch(train_run *r, int epoch) {
     r->batch_time += seconds;
     r->epoch_samples += (size_t)n;
     draw_progress(r, epoch, b + 1, false);
-    aert_cores_after_batch(&r->cores);
+    aert_cores_after_batch(&r->cores, n, seconds);
     int every = r->options->checkpoint_every;
     if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
       aert_progress_state state = {.epoch = epoch, .batch_counter = r->ctx->batch_counter, .epoch_batch = b + 1};
