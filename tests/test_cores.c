@@ -79,6 +79,7 @@ START_TEST(test_a_busy_machine_keeps_the_faster_count) {
   ck_assert_int_eq(c.threads, 1);
   ck_assert_int_eq(window(&c, &t, &wait, true, 270000), 2);
   ck_assert_int_eq(windows_until_change(&c, &t, &wait, true, 300000, 1000), 64);
+  ck_assert_int_eq(window(&c, &t, &wait, true, 320000), 2);  // 1 a little faster: not enough
   ck_assert_int_eq(c.fewest, 2);
 }
 END_TEST

@@ -16,16 +16,16 @@
 // the wall time: near 0 when the cores are free, about 1/2 when twice as many
 // threads as cores want to run. Every WINDOW of training: at all threads,
 // when that fraction is above BUSY, the run tries aert_cores_choose's count
-// for a window and keeps it only if it trained faster (samples a second of
-// batch time) than the window before, else goes back and waits `retry` before
-// it tries again; on fewer threads it tries all again after `retry`, and keeps
-// them if they train at least as fast. Each try that fails doubles `retry`
-// (2 s up to 32 s), one that succeeds resets it. The rates decide, not the
-// signal alone: on a busy machine a run alone may see its main thread wait a
-// fifth of the time and still train faster on both threads. The steps'
-// results do not depend on the number of threads (every output is summed by
-// one thread in a fixed order), so a run that changes it trains bit for bit
-// as one that does not.
+// for a window and keeps it only if it trained MARGIN times as fast (samples
+// a second of batch time) as the window before, else goes back and waits
+// `retry` before it tries again; on fewer threads it tries all again after
+// `retry`, and keeps them unless they train MARGIN times slower. Each try
+// that fails doubles `retry` (2 s up to 32 s), one that succeeds resets it.
+// The rates decide, not the signal alone: on a busy machine a run alone may
+// see its main thread wait a fifth of the time and still train faster on
+// both threads. The steps' results do not depend on the number of threads
+// (every output is summed by one thread in a fixed order), so a run that
+// changes it trains bit for bit as one that does not.
 //
 // OMP_DYNAMIC=false (OpenMP's setting for "no dynamic adjustment of the number
 // of threads") keeps the threads fixed, and so does a kernel without the
@@ -40,6 +40,11 @@
 
 enum { WINDOW_MS = 100, FIRST_RETRY_S = 2, LAST_RETRY_S = 32 };
 static const double BUSY = 0.2;  // more of the wall time than this in the run queue: the cores are shared
+// Fewer threads are kept only when they train this much faster than all of
+// them, and all of them again unless they train this much slower: between two
+// windows the rate moves by a few percent here, and a run alone that kept 1
+// thread on such noise lost 11-16% (3 of 10 runs of simple.ae).
+static const double MARGIN = 1.1;
 
 int aert_cores_choose(int threads, double waiting) {
   if (threads < 1) threads = 1;
@@ -102,14 +107,14 @@ int aert_cores_observe(aert_cores *c, double now, long long wait_ns) {
   bool trying = c->trying;
   c->trying = false, c->before = threads;
   if (trying && threads < c->most) {  // fewer threads after a busy window at all of them
-    if (rate > c->rate) {
+    if (rate > c->rate * MARGIN) {
       c->next_try = now + c->retry;
       if (threads < c->fewest) c->fewest = threads;
     } else {
       threads = back_to(c, before, now);
     }
   } else if (trying) {  // all threads again, after windows on fewer
-    if (rate >= c->rate) c->retry = FIRST_RETRY_S;
+    if (rate * MARGIN >= c->rate) c->retry = FIRST_RETRY_S;
     else threads = back_to(c, before, now);
   } else if (now >= c->next_try) {
     int fewer = threads == c->most ? aert_cores_choose(threads, waiting) : c->most;
