@@ -128,6 +128,7 @@ typedef struct {
   long long window_wait;  // the main thread's run-queue nanoseconds at window_start
   double window_samples, window_seconds;  // trained in this window, and the batches' time
   double rate;         // samples a second of the window before
+  int windows;         // windows so far
   double next_try, retry;
 } aert_cores;
 // The threads to try after a window in which the main thread spent the

@@ -106,7 +106,10 @@ int aert_cores_observe(aert_cores *c, double now, long long wait_ns) {
   int threads = c->threads, before = c->before;
   bool trying = c->trying;
   c->trying = false, c->before = threads;
-  if (trying && threads < c->most) {  // fewer threads after a busy window at all of them
+  if (c->windows++ == 0) {
+    // The first window holds the first batch (fresh memory, the threads
+    // started): slower than the next, so no rate to compare with.
+  } else if (trying && threads < c->most) {  // fewer threads after a busy window at all of them
     if (rate > c->rate * MARGIN) {
       c->next_try = now + c->retry;
       if (threads < c->fewest) c->fewest = threads;
