@@ -116,7 +116,8 @@ double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 
 // ----------------------------------------------------------------- cores.c
 // Training's threads while other programs want the cores: fewer when the main
-// thread waits in the run queue, all again when the cores are free (cores.c).
+// thread waits in the run queue and they train faster, all again when they
+// train about as fast (cores.c).
 typedef struct {
   int most;            // the threads the run may use (--threads, OMP_NUM_THREADS or the cores)
   int threads;         // the threads it uses now
