@@ -1,7 +1,7 @@
 // test_cores.c — training's threads while other programs want the cores
 // (runtime/cmd/cores.c): the count a window's run-queue share tries, the
 // rates that keep it or not, the tries of all threads again and their
-// back-off, OMP_DYNAMIC=false, and the `fewest_threads` figure.
+// back-off, AEC_SHARE_CORES, and the `fewest_threads` figure.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -85,42 +85,41 @@ START_TEST(test_a_busy_machine_keeps_the_faster_count) {
 }
 END_TEST
 
-START_TEST(test_omp_dynamic_false_keeps_the_threads) {
-  unsetenv("OMP_DYNAMIC");
-  ck_assert(aert_cores_adapt());
-  setenv("OMP_DYNAMIC", "true", 1);
-  ck_assert(aert_cores_adapt());
-  setenv("OMP_DYNAMIC", "FALSE", 1);
+START_TEST(test_only_aec_share_cores_changes_the_threads) {
+  unsetenv("AEC_SHARE_CORES");
   ck_assert(!aert_cores_adapt());
-  setenv("OMP_DYNAMIC", "false", 1);
+  setenv("AEC_SHARE_CORES", "0", 1);
   ck_assert(!aert_cores_adapt());
+  setenv("AEC_SHARE_CORES", "1", 1);
+  ck_assert(aert_cores_adapt());
   omp_set_num_threads(2);
   aert_cores c;
   aert_cores_start(&c);
-  ck_assert(!c.on);
-  ck_assert_int_eq(c.threads, 2);
-  unsetenv("OMP_DYNAMIC");
-  aert_cores_start(&c);
   ck_assert_int_eq(c.on, access("/proc/thread-self/schedstat", R_OK) == 0);
+  ck_assert_int_eq(c.threads, 2);
   omp_set_num_threads(1);
   aert_cores_start(&c);
   ck_assert(!c.on);  // one thread: nothing to give up
+  unsetenv("AEC_SHARE_CORES");
+  omp_set_num_threads(2);
+  aert_cores_start(&c);
+  ck_assert(!c.on);
 }
 END_TEST
 
-// A generated program under OMP_DYNAMIC=false trains on the threads asked
-// for, whatever else runs on the machine; without it, on 1 or 2.
+// A generated program trains on the threads asked for, whatever else runs on
+// the machine; under AEC_SHARE_CORES=1, on 1 or 2.
 START_TEST(test_train_reports_fewest_threads) {
   const char *text = "input x: [16]\nnet encoder = dense(4, relu)\nnet decoder = dense(16, sigmoid)\n"
                      "loss recon = mse(decoder(encoder(x)), x)\n"
                      "train { data \"train.csv\" test \"none\" batch 16 epochs 1\n"
                      "        step minimize recon over encoder, decoder with adam(lr=0.01) }\n";
   char *dir = make_program_dir("cores", text, 64, 16);
-  CommandResult r = run_in(dir, "OMP_DYNAMIC=false ./m train --threads 2");
+  CommandResult r = run_in(dir, "./m train --threads 2");
   ck_assert_msg(r.status == 0, "%s", r.err);
   ck_assert_msg(figure(r.out, "fewest_threads") == 2, "%s", r.out);
   command_result_free(&r);
-  r = run_in(dir, "./m train --threads 2");
+  r = run_in(dir, "AEC_SHARE_CORES=1 ./m train --threads 2");
   ck_assert_msg(r.status == 0, "%s", r.err);
   double fewest = figure(r.out, "fewest_threads");
   ck_assert_msg(fewest == 1 || fewest == 2, "%s", r.out);
@@ -140,7 +139,7 @@ Suite *cores_suite(void) {
   tcase_add_test(units, test_choose);
   tcase_add_test(units, test_two_runs_keep_one_thread);
   tcase_add_test(units, test_a_busy_machine_keeps_the_faster_count);
-  tcase_add_test(units, test_omp_dynamic_false_keeps_the_threads);
+  tcase_add_test(units, test_only_aec_share_cores_changes_the_threads);
   tcase_add_test(units, test_train_reports_fewest_threads);
   suite_add_tcase(s, units);
   return s;

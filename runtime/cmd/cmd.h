@@ -123,7 +123,7 @@ typedef struct {
   int threads;         // the threads it uses now
   int fewest;          // the fewest it has kept
   int before;          // the threads of the window before
-  bool on;             // false: fixed (OMP_DYNAMIC=false, a single thread, no schedstat)
+  bool on;             // false: fixed (no AEC_SHARE_CORES=1, a single thread, no schedstat)
   bool trying;         // this window tries another count
   double window_start; // seconds
   long long window_wait;  // the main thread's run-queue nanoseconds at window_start
@@ -135,7 +135,7 @@ typedef struct {
 // The threads to try after a window in which the main thread spent the
 // fraction `waiting` of the wall time runnable but not running.
 int aert_cores_choose(int threads, double waiting);
-// False when OMP_DYNAMIC says false (or 0): the threads stay as set.
+// True when AEC_SHARE_CORES=1; else the threads stay as set.
 bool aert_cores_adapt(void);
 void aert_cores_start(aert_cores *c);  // after aert_apply_threads
 // After each batch: `samples` trained in `seconds`.
