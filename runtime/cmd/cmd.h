@@ -114,6 +114,38 @@ void aert_parallel_end(void);
 void aert_parallel_step(int count);
 double aert_parallel_reduce(aert_ctx *ctx, int step, double loss, int n);
 
+// ----------------------------------------------------------------- cores.c
+// Training's threads while other programs want the cores: fewer when the main
+// thread waits in the run queue and they train faster, all again when they
+// train about as fast (cores.c).
+typedef struct {
+  int most;            // the threads the run may use (--threads, OMP_NUM_THREADS or the cores)
+  int threads;         // the threads it uses now
+  int fewest;          // the fewest it has kept
+  int before;          // the threads of the window before
+  bool on;             // false: fixed (no AEC_SHARE_CORES=1, a single thread, no schedstat)
+  bool trying;         // this window tries another count
+  double window_start; // seconds
+  long long window_wait;  // the main thread's run-queue nanoseconds at window_start
+  double window_samples, window_seconds;  // trained in this window, and the batches' time
+  double rate;         // samples a second of the window before
+  int windows;         // windows so far
+  double next_try, retry;
+} aert_cores;
+// The threads to try after a window in which the main thread spent the
+// fraction `waiting` of the wall time runnable but not running.
+int aert_cores_choose(int threads, double waiting);
+// True when AEC_SHARE_CORES=1; else the threads stay as set.
+bool aert_cores_adapt(void);
+void aert_cores_start(aert_cores *c);  // after aert_apply_threads
+// After each batch: `samples` trained in `seconds`.
+void aert_cores_after_batch(aert_cores *c, int samples, double seconds);
+// One window's end at `now` (seconds), when the main thread had spent
+// wait_ns in the run queue since aert_cores_start, and the window's batches
+// are in window_samples and window_seconds: the threads to use next.
+int aert_cores_observe(aert_cores *c, double now, long long wait_ns);
+void aert_cores_end(aert_cores *c);  // the threads back to `most`
+
 // ---------------------------------------------------------------- common.c
 // The data set a command works on, checked against the model's input.
 // Every value of it divided by aert_data_scale when that is set (--scale X).

@@ -50,6 +50,7 @@ typedef struct train_run {
   int stopped;  // SIGINT or SIGTERM stopped training (its number)
   int last_epoch;  // the epochs the checkpoint holds
   bool parallel;  // several processes: each step's gradients summed over them (parallel.c)
+  aert_cores cores;  // fewer threads while other programs want the cores (cores.c)
 } train_run;
 
 // -------------------------------------------------------------- progress
@@ -390,6 +391,7 @@ static bool train_epoch(train_run *r, int epoch) {
     r->batch_time += seconds;
     r->epoch_samples += (size_t)n;
     draw_progress(r, epoch, b + 1, false);
+    aert_cores_after_batch(&r->cores, n, seconds);
     int every = r->options->checkpoint_every;
     if (every > 0 && (b + 1) % (size_t)every == 0 && b + 1 < r->batches_per_epoch) {
       aert_progress_state state = {.epoch = epoch, .batch_counter = r->ctx->batch_counter, .epoch_batch = b + 1};
@@ -510,6 +512,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
     fprintf(stderr, "%s: training on %s (%zu samples), %s%d thread%s, batch %d, epochs %d to %d\n", aert_program(),
             r.train->path, r.train->n, processes, r.ctx->threads, r.ctx->threads == 1 ? "" : "s", r.batch,
             r.first_epoch + 1, r.epochs);
+  aert_cores_start(&r.cores);
   for (int epoch = r.first_epoch; epoch < r.epochs; epoch++) {
     r.epoch_start = aert_now();
     if (!train_epoch(&r, epoch) || !finish_epoch(&r, epoch)) goto done;
@@ -521,6 +524,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
       goto done;
     }
   }
+  aert_cores_end(&r.cores);
   if (aert_is_root())
     fprintf(stderr, "%s: the checkpoint %s holds %d epochs (other commands read it by default, or give --checkpoint %s)\n",
             aert_program(), r.checkpoint, r.last_epoch, r.checkpoint);
@@ -539,6 +543,7 @@ int aert_cmd_train(const aert_model *model, const aert_options *options) {
   double warm_seconds = r.train_seconds - r.first_batch_seconds;
   if (r.samples_trained > r.first_batch_samples && warm_seconds > 0)
     printf("warm_samples_per_s %.6g\n", (double)(r.samples_trained - r.first_batch_samples) / warm_seconds);
+  printf("fewest_threads %d\n", r.cores.fewest);
   if (options->profile) {
     r.ctx->kernel_seconds = r.profile[0], r.ctx->kernel_calls = r.profile[1], r.ctx->kernel_samples = r.profile[2];
     r.profile[0] = r.profile[1] = r.profile[2] = NULL;
