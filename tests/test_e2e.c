@@ -137,7 +137,8 @@ START_TEST(generated_c_is_warning_free) {
       }
     // The halves hold every function once: they link (a kernel missing from
     // both, or defined in both, would not).
-    snprintf(command, sizeof command, "cc -fopenmp deep1.o deep2.o %s/%s -lcairo -lz -lmvec -lm -o halves", AEC_BUILD_DIR,
+    // $AEC_CFLAGS: under make check-asan the runtime is instrumented, and the link needs the sanitizers' libraries.
+    snprintf(command, sizeof command, "cc -fopenmp $AEC_CFLAGS deep1.o deep2.o %s/%s -lcairo -lz -lmvec -lm -o halves", AEC_BUILD_DIR,
              d ? "libaert_f64.a" : "libaert.a");
     must_succeed(command);
   }
