@@ -9,9 +9,10 @@
 
 #include "passes.h"
 
-// Which nodes the loss reads (backward direction).
+// Which nodes the loss reads (backward direction), over every node: a net's
+// weights may have been made after the loss.
 static bool *ancestors_of(const Graph *g, int loss) {
-  bool *reach = calloc((size_t)loss + 1, sizeof(bool));
+  bool *reach = calloc((size_t)g->n_nodes + 1, sizeof(bool));
   reach[loss] = true;
   for (int id = loss; id >= 0; id--) {
     if (!reach[id]) continue;
