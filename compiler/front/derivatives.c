@@ -22,10 +22,7 @@ enum { MAX_JACOBIAN_ROWS = 128 };
 
 // Whether y depends on x through per-sample values alone; else reports.
 static bool per_sample_path(Graph *g, int y, int x, const char *what, Loc loc) {
-  bool *depends = calloc((size_t)y + 1, sizeof(bool)), *between = calloc((size_t)y + 1, sizeof(bool));
-  if (x <= y) depends[x] = true;
-  for (int id = x + 1; id <= y; id++)
-    for (int i = 0; i < g->nodes[id].n_inputs && !depends[id]; i++) depends[id] = depends[g->nodes[id].inputs[i]];
+  bool *depends = depending_on(g, &x, 1, y), *between = calloc((size_t)y + 1, sizeof(bool));
   bool ok = depends[y];
   if (!ok)
     diag_error(loc, "%s: y does not depend on x (x, '%s', is not a value y is computed from); give as x the input "

@@ -11,8 +11,7 @@
 
 #include "ops.h"
 
-// Nodes up to `last` that depend on one of `wrt` (forward direction).
-static bool *depending_on(const Graph *g, const int *wrt, int n_wrt, int last) {
+bool *depending_on(const Graph *g, const int *wrt, int n_wrt, int last) {
   bool *depends = calloc((size_t)last + 2, sizeof(bool));
   for (int i = 0; i < n_wrt; i++)
     if (wrt[i] >= 0 && wrt[i] <= last) depends[wrt[i]] = true;

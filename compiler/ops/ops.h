@@ -29,6 +29,9 @@ int graph_add_constant(Graph *graph, double value, Loc loc);
 // an array of g->n_nodes (as it was) gradient nodes, -1 where none, to be
 // freed; NULL after reporting an op without a rule.
 int *backward_sweep(Graph *graph, int from, int seed, const int *wrt, int n_wrt, const char *prefix);
+// Which nodes up to `last` depend on one of `wrt` (forward direction): an
+// array of last + 2 flags, to be freed.
+bool *depending_on(const Graph *graph, const int *wrt, int n_wrt, int last);
 
 // ------------------------------------------------------------ the op table
 typedef enum KernelKind {
