@@ -19,8 +19,9 @@
 // whose output it is given.
 //
 //
-// Kernels. -O0 gets plain loops (the reference). -O2 gets, for stride 1,
-// direct convolution specialized to the shapes (DESIGN.md part 5): each
+// Kernels. -O0 gets plain loops (the reference). -O2 gets direct
+// convolution specialized to the shapes (DESIGN.md part 5), at a stride over
+// phases of the input or output (Phases, below). At stride 1, each
 // input plane is copied into a zero-padded plane of width W + k - 1, the
 // output is computed over rows of that width (the extra columns are thrown
 // away), the k*k taps are shifted unaligned vector loads, and a block of
@@ -28,7 +29,8 @@
 // same kernel over the padded output gradient with flipped, transposed
 // weights. Weight gradients reduce, per (filter, channel, tap), over pixels and
 // samples in fixed chunks of the batch summed in order, so the result does
-// not depend on the number of threads.
+// not depend on the number of threads; a block of filters shares each load of
+// the input plane.
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,7 +217,13 @@ static void emit_geom_enum(Emitter *e, ConvGeom c) {
             c.h, c.w, c.f, c.oh, c.ow, c.k, c.s, c.pt, c.pl);
 }
 
-static bool fast(const Emitter *e, ConvGeom c) { return e->options->opt_level > 0 && c.s == 1; }
+// -O1 and up take the direct kernel, at a stride over phases (Phases below)
+// where the first output phase row lies within K' - 1 rows of the top (PT
+// under S * K', as Keras's paddings always are).
+static bool fast(const Emitter *e, ConvGeom c) {
+  int kp = ceil_div(c.k, c.s);
+  return e->options->opt_level > 0 && (c.s == 1 || (c.pt / c.s <= kp - 1 && c.pl / c.s <= kp - 1));
+}
 
 static int largest_divisor_at_most(int n, int cap) {
   for (int d = cap; d > 1; d--)
@@ -251,9 +259,29 @@ static PlaneSize plane_size(int oh, int pw, int k, size_t vl, size_t round) {
   return p;
 }
 
+// A strided convolution as a stride-1 one over phases (ph != NULL): with
+// ky = S * qy + ry, the taps of one phase (ry, rx) read every S-th row and
+// column of x, so a stride-S conv of C channels and K x K taps is a stride-1
+// conv of C * S * S phase planes and K' x K' taps, K' = ceil(K / S), the taps
+// with S * q + r >= K zero. Forward (a conv, a deconv's data gradient): the
+// planes are x's phases, gathered as each sample is copied in, and the output
+// is the conv's. Transposed (a deconv, a conv's data gradient): output row iy
+// with iy + PT = S * j + ry takes the taps ky = ry + S * q of input rows
+// j - q, so each output phase is a stride-1 conv of the whole input with the
+// phase's taps flipped, and the C * S * S output phases are scattered into
+// the output as they leave. For K = 3, S = 2 a phase computes 16 products
+// where 9 are taken (the zero taps); at stride 1 nothing changes.
+typedef struct Phases {
+  ConvGeom g;   // the conv's own geometry (K, S, PT, PL, both sides' sizes)
+  bool transposed;
+  int j0y, j0x;  // transposed: the first output phase row, column, (PT / S, PL / S)
+} Phases;
+
+static int phase_taps(ConvGeom g) { return ceil_div(g.k, g.s); }
+
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
                         bool transposed, const char *bias, const char *in, const char *w, const char *out,
-                        const Epilogue *epilogue) {
+                        const Epilogue *epilogue, const Phases *ph) {
   // The register block: OB output channels x PB vectors of accumulators, 24
   // of AVX-512's 32 registers; where the vectors are narrower (AVX2, SSE2:
   // AERT_NATIVE_BYTES, aert_kernels.h) and there are 16 registers, 12 of
@@ -278,13 +306,33 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "  enum { NP = %zu, PLANE = %zu };", p.np, p.plane);
   emit_line(e, "  typedef real vec __attribute__((vector_size(AERT_NATIVE_BYTES)));");
   emit_line(e, "  real wp[CO * CI * K * K];");
-  emit_line(e, "  for (int o = 0; o < CO; o++)");
-  emit_line(e, "    for (int c = 0; c < CI; c++)");
-  emit_line(e, "      for (int t = 0; t < K * K; t++)");
-  if (transposed)
-    emit_line(e, "        wp[(o * CI + c) * K * K + t] = %s[(c * CO + o) * K * K + K * K - 1 - t];", w);
-  else
-    emit_line(e, "        wp[(o * CI + c) * K * K + t] = %s[(o * CI + c) * K * K + t];", w);
+  if (ph) {
+    ConvGeom g = ph->g;
+    emit_line(e, "  // the conv's own sizes: x [C][H][W] -> [F][FH][FW], KF x KF taps at stride S");
+    emit_line(e, "  enum { C = %d, H = %d, W = %d, F = %d, FH = %d, FW = %d, KF = %d, S = %d, PT = %d, PL = %d };", g.c,
+              g.h, g.w, g.f, g.oh, g.ow, g.k, g.s, g.pt, g.pl);
+    if (ph->transposed)
+      emit_line(e, "  enum { J0Y = %d, J0X = %d };  // the first output phase row and column", ph->j0y, ph->j0x);
+    emit_line(e, "  for (int o = 0; o < CO; o++)");
+    emit_line(e, "    for (int c = 0; c < CI; c++)");
+    emit_line(e, "      for (int t = 0; t < K * K; t++) {");
+    if (ph->transposed) {  // o = (c * S + ry) * S + rx an output phase, c an input channel (the conv's f)
+      emit_line(e, "        const int ky = o / S %% S + S * (K - 1 - t / K), kx = o %% S + S * (K - 1 - t %% K);");
+      emit_line(e, "        wp[(o * CI + c) * K * K + t] = ky < KF && kx < KF ? %s[((c * C + o / (S * S)) * KF + ky) * KF + kx] : 0;", w);
+    } else {  // c = (c * S + ry) * S + rx an input phase
+      emit_line(e, "        const int ky = S * (t / K) + c / S %% S, kx = S * (t %% K) + c %% S;");
+      emit_line(e, "        wp[(o * CI + c) * K * K + t] = ky < KF && kx < KF ? %s[((o * C + c / (S * S)) * KF + ky) * KF + kx] : 0;", w);
+    }
+    emit_line(e, "      }");
+  } else {
+    emit_line(e, "  for (int o = 0; o < CO; o++)");
+    emit_line(e, "    for (int c = 0; c < CI; c++)");
+    emit_line(e, "      for (int t = 0; t < K * K; t++)");
+    if (transposed)
+      emit_line(e, "        wp[(o * CI + c) * K * K + t] = %s[(c * CO + o) * K * K + K * K - 1 - t];", w);
+    else
+      emit_line(e, "        wp[(o * CI + c) * K * K + t] = %s[(o * CI + c) * K * K + t];", w);
+  }
   emit_line(e, "#pragma omp parallel");
   emit_line(e, "  {");
   emit_line(e, "    real plane[CI][PLANE] __attribute__((aligned(64)));");
@@ -292,18 +340,42 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "    memset(plane, 0, sizeof plane);  // the borders stay zero");
   emit_line(e, "#pragma omp for schedule(static)");
   emit_line(e, "    for (int i = 0; i < n; i++) {");
-  emit_line(e, "      const real *restrict xi = %s + (size_t)i * CI * IH * IW;", in);
-  emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
-  emit_line(e, "      for (int c = 0; c < CI; c++)");
-  emit_line(e, "        for (int y = 0; y < IH; y++)");
-  emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW, sizeof(real) * IW);");
+  if (ph && !ph->transposed) {  // x's phases: x[c][iy][ix] goes to phase ((c * S + ry) * S + rx) at (j, jx)
+    emit_line(e, "      const real *restrict xi = %s + (size_t)i * C * H * W;", in);
+    emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
+    emit_line(e, "      for (int c = 0; c < C; c++)");
+    emit_line(e, "        for (int iy = 0; iy < H; iy++) {");
+    emit_line(e, "          const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
+    emit_line(e, "          if (j >= PH) break;");
+    emit_line(e, "          for (int ix = 0; ix < W; ix++) {");
+    emit_line(e, "            const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
+    emit_line(e, "            if (jx >= PW) break;");
+    emit_line(e, "            plane[(c * S + ry) * S + rx][j * PW + jx] = xi[(c * H + iy) * W + ix];");
+    emit_line(e, "          }");
+    emit_line(e, "        }");
+  } else if (ph) {  // the whole input, its rows past the last phase row left out
+    emit_line(e, "      const real *restrict xi = %s + (size_t)i * CI * IH * IW;", in);
+    emit_line(e, "      real *restrict yi = %s + (size_t)i * C * H * W;", out);
+    emit_line(e, "      for (int c = 0; c < CI; c++)");
+    emit_line(e, "        for (int y = 0; y < IH && y + TOP < PH; y++)");
+    emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW,");
+    emit_line(e, "                 sizeof(real) * (IW < PW - LEFT ? IW : PW - LEFT));");
+  } else {
+    emit_line(e, "      const real *restrict xi = %s + (size_t)i * CI * IH * IW;", in);
+    emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
+    emit_line(e, "      for (int c = 0; c < CI; c++)");
+    emit_line(e, "        for (int y = 0; y < IH; y++)");
+    emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW, sizeof(real) * IW);");
+  }
   emit_line(e, "      for (int o0 = 0; o0 < CO; o0 += OB) {");
   emit_line(e, "        for (int p0 = 0; p0 < NP; p0 += VL * PB) {");
   emit_line(e, "          vec acc[OB][PB];");
   emit_line(e, "#pragma GCC unroll 8");
   emit_line(e, "          for (int b = 0; b < OB; b++)");
   emit_line(e, "#pragma GCC unroll 8");
-  if (bias)
+  if (bias && ph && ph->transposed)  // the output phase's channel
+    emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s[(o0 + b) / (S * S)];", bias);
+  else if (bias)
     emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s[o0 + b];", bias);
   else
     emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0};");
@@ -328,6 +400,23 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "#pragma GCC unroll 8");
   emit_line(e, "            for (int j = 0; j < PB; j++) memcpy(&wide[b][p0 + j * VL], &acc[b][j], sizeof(vec));");
   emit_line(e, "        }");
+  if (ph && ph->transposed) {  // each output phase to its rows and columns
+    emit_line(e, "        for (int b = 0; b < OB; b++) {");
+    emit_line(e, "          const int c = (o0 + b) / (S * S), ry = (o0 + b) / S %% S, rx = (o0 + b) %% S;");
+    emit_line(e, "          for (int j = 0; j < OH; j++) {");
+    emit_line(e, "            const int iy = S * (j + J0Y) + ry - PT;");
+    emit_line(e, "            if (iy < 0 || iy >= H) continue;");
+    emit_line(e, "            for (int jx = 0; jx < OW; jx++) {");
+    emit_line(e, "              const int ix = S * (jx + J0X) + rx - PL;");
+    emit_line(e, "              if (ix >= 0 && ix < W) yi[(c * H + iy) * W + ix] = wide[b][j * PW + jx];");
+    emit_line(e, "            }");
+    emit_line(e, "          }");
+    emit_line(e, "        }");
+    emit_line(e, "      }");
+    emit_line(e, "    }");
+    emit_line(e, "  }");
+    return;
+  }
   emit_line(e, "        for (int b = 0; b < OB; b++)");
   emit_line(e, "          for (int y = 0; y < OH; y++)");
   if (!epilogue) {
@@ -402,21 +491,44 @@ static void emit_conv_transpose_ref(Emitter *e, ConvGeom c, const char *bias, co
   emit_line(e, "  }");
 }
 
+// The direct kernel of a forward convolution, at any stride.
+static void emit_direct_forward(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w,
+                                const char *out, const Epilogue *epilogue) {
+  if (c.s == 1) {
+    emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, bias, in, w, out, epilogue, NULL);
+    return;
+  }
+  Phases ph = {.g = c};
+  emit_direct(e, c.c * c.s * c.s, c.h, c.w, c.f, c.oh, c.ow, phase_taps(c), 0, 0, false, bias, in, w, out, epilogue,
+              &ph);
+}
+
 // A forward convolution (conv, or a deconv's data gradient).
 static void emit_forward(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
   if (fast(e, c))
-    emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, bias, in, w, out, NULL);
+    emit_direct_forward(e, c, bias, in, w, out, NULL);
   else
     emit_conv_ref(e, c, bias, in, w, out);
 }
 
 // A transposed convolution (a conv's data gradient, or a deconv): at stride
-// 1, the forward kernel over the output side padded by K - 1 - PT on top.
+// 1, the forward kernel over the output side padded by K - 1 - PT on top; at
+// a stride, over the input's phases (Phases): output phase row j (from
+// J0Y = PT / S) is input row j + J0Y - q for tap q, so the input is padded by
+// K' - 1 - J0Y on top.
 static void emit_transpose(Emitter *e, ConvGeom c, const char *bias, const char *in, const char *w, const char *out) {
-  if (fast(e, c))
-    emit_direct(e, c.f, c.oh, c.ow, c.c, c.h, c.w, c.k, c.k - 1 - c.pt, c.k - 1 - c.pl, true, bias, in, w, out, NULL);
-  else
+  if (!fast(e, c)) {
     emit_conv_transpose_ref(e, c, bias, in, w, out);
+  } else if (c.s == 1) {
+    emit_direct(e, c.f, c.oh, c.ow, c.c, c.h, c.w, c.k, c.k - 1 - c.pt, c.k - 1 - c.pl, true, bias, in, w, out, NULL,
+                NULL);
+  } else {
+    Phases ph = {.g = c, .transposed = true, .j0y = c.pt / c.s, .j0x = c.pl / c.s};
+    int kp = phase_taps(c);
+    int jh = (c.h + c.pt - 1) / c.s - ph.j0y + 1, jw = (c.w + c.pl - 1) / c.s - ph.j0x + 1;
+    emit_direct(e, c.f, c.oh, c.ow, c.c * c.s * c.s, jh, jw, kp, kp - 1 - ph.j0y, kp - 1 - ph.j0x, true, bias, in, w,
+                out, NULL, &ph);
+  }
 }
 
 static void emit_conv(Emitter *e, const Node *node) {
@@ -426,11 +538,13 @@ static void emit_conv(Emitter *e, const Node *node) {
   emit_line(e, "}");
 }
 
-static bool conv_takes_epilogue(const Node *node) { return node->op == OP_CONV && stride_of(node) == 1; }
+// At any stride: a strided conv's direct kernel writes the conv's own output
+// rows (only a transposed one scatters phases).
+static bool conv_takes_epilogue(const Node *node) { return node->op == OP_CONV; }
 
-// A stride-1 conv and the elementwise ops that alone read it (its
-// activation): the direct kernel applies them as each value leaves the
-// accumulators, so the conv's own output is never written.
+// A conv and the elementwise ops that alone read it (its activation): the
+// direct kernel applies them as each value leaves the accumulators, so the
+// conv's own output is never written.
 static void emit_conv_group(Emitter *e, const char *name, const Group *group) {
   const Graph *g = e->graph;
   int inputs[32];
@@ -442,7 +556,7 @@ static void emit_conv_group(Emitter *e, const char *name, const Group *group) {
   emit_format(e, "real *restrict out) {\n");
   ConvGeom c = node_geom(g, &g->nodes[group->members[0]]);
   Epilogue epilogue = {group, inputs, n_inputs};
-  emit_direct(e, c.c, c.h, c.w, c.f, c.oh, c.ow, c.k, c.pt, c.pl, false, "c", "a", "b", "out", &epilogue);
+  emit_direct_forward(e, c, "c", "a", "b", "out", &epilogue);
   emit_line(e, "}");
 }
 
@@ -497,59 +611,93 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
     emit_line(e, "}");
     return;
   }
+  // At a stride, over x's phases (Phases, above): CP = C * S * S phase planes
+  // and KP x KP taps, each phase tap's sum going to the tap S * q + r of the
+  // conv's kernel, those past K dropped. At stride 1, CP = C and KP = K.
+  const int kp = phase_taps(c), cp = c.c * c.s * c.s;
   const size_t real_size = emit_real_bytes(e), vl = 64 / real_size;
-  PlaneSize p = plane_size(c.oh, c.ow + c.k - 1, c.k, vl, vl);
-  emit_stack_use(e, ((size_t)c.c * p.plane + (size_t)c.f * p.np) * real_size);  // each thread's plane and wide
-  emit_line(e, "  enum { PH = OH + K - 1, PW = OW + K - 1, VL = 64 / (int)sizeof(real), CHUNKS = 16 };");
-  emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole vectors;");
-  emit_line(e, "  // PLANE: NP and room past them for every tap's read, (K - 1) * PW + K - 1 + VL");
+  PlaneSize p = plane_size(c.oh, c.ow + kp - 1, kp, vl, vl);
+  emit_stack_use(e, ((size_t)cp * p.plane + (size_t)c.f * p.np) * real_size);  // each thread's plane and wide
+  emit_line(e, "  enum { CP = %d, KP = %d };  // phase planes and taps", cp, kp);
+  // FB filters at once share each tap's load of the plane: FB * KP * KP
+  // accumulators, FB gradient vectors and one of the plane in the 32 vector
+  // registers of AVX-512 or the 16 of AVX2 and SSE2 (AERT_NATIVE_BYTES).
+  const int taps = kp * kp;
+  int fb_wide = largest_divisor_at_most(c.f, 29 / (taps + 1)), fb_narrow = largest_divisor_at_most(c.f, 13 / (taps + 1));
+  emit_line(e, "  enum { PH = OH + KP - 1, PW = OW + KP - 1, VL = AERT_NATIVE_BYTES / (int)sizeof(real), CHUNKS = 16 };");
+  emit_line(e, "  enum { FB = AERT_NATIVE_BYTES == 64 ? %d : %d };  // filters a block", fb_wide, fb_narrow);
+  emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole vectors of any width;");
+  emit_line(e, "  // PLANE: NP and room past them for every tap's read, (KP - 1) * PW + KP - 1 + VL");
   emit_line(e, "  enum { NP = %zu, PLANE = %zu };", p.np, p.plane);
-  emit_line(e, "  typedef real vec __attribute__((vector_size(64)));");
-  emit_line(e, "  static real partial[CHUNKS * F * C * K * K];  // each chunk's sums");
+  emit_line(e, "  typedef real vec __attribute__((vector_size(AERT_NATIVE_BYTES)));");
+  emit_line(e, "  static real partial[CHUNKS * F * CP * KP * KP];  // each chunk's sums");
   emit_line(e, "#pragma omp parallel");
   emit_line(e, "  {");
-  emit_line(e, "    real plane[C][PLANE] __attribute__((aligned(64)));");
+  emit_line(e, "    real plane[CP][PLANE] __attribute__((aligned(64)));");
   emit_line(e, "    real wide[F][NP] __attribute__((aligned(64)));");
   emit_line(e, "    memset(plane, 0, sizeof plane);  // the borders stay zero");
   emit_line(e, "    memset(wide, 0, sizeof wide);    // the columns past OW stay zero");
   emit_line(e, "#pragma omp for schedule(static)");
   emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) {");
-  emit_line(e, "      real *restrict sums = partial + (size_t)chunk * F * C * K * K;");
-  emit_line(e, "      memset(sums, 0, sizeof(real) * F * C * K * K);");
+  emit_line(e, "      real *restrict sums = partial + (size_t)chunk * F * CP * KP * KP;");
+  emit_line(e, "      memset(sums, 0, sizeof(real) * F * CP * KP * KP);");
   emit_line(e, "      for (int i = n * chunk / CHUNKS; i < n * (chunk + 1) / CHUNKS; i++) {");
   emit_line(e, "        for (int c = 0; c < C; c++)");
-  emit_line(e, "          for (int y = 0; y < H; y++)");
-  emit_line(e, "            memcpy(&plane[c][(y + PT) * PW + PL], x + (((size_t)i * C + c) * H + y) * W, sizeof(real) * W);");
+  if (c.s == 1) {
+    emit_line(e, "          for (int y = 0; y < H; y++)");
+    emit_line(e, "            memcpy(&plane[c][(y + PT) * PW + PL], x + (((size_t)i * C + c) * H + y) * W, sizeof(real) * W);");
+  } else {  // x[c][iy][ix] to phase ((c * S + ry) * S + rx) at (j, jx)
+    emit_line(e, "          for (int iy = 0; iy < H; iy++) {");
+    emit_line(e, "            const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
+    emit_line(e, "            if (j >= PH) break;");
+    emit_line(e, "            for (int ix = 0; ix < W; ix++) {");
+    emit_line(e, "              const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
+    emit_line(e, "              if (jx >= PW) break;");
+    emit_line(e, "              plane[(c * S + ry) * S + rx][j * PW + jx] = x[(((size_t)i * C + c) * H + iy) * W + ix];");
+    emit_line(e, "            }");
+    emit_line(e, "          }");
+  }
   emit_line(e, "        for (int f = 0; f < F; f++)");
   emit_line(e, "          for (int y = 0; y < OH; y++)");
   emit_line(e, "            memcpy(&wide[f][y * PW], dy + (((size_t)i * F + f) * OH + y) * OW, sizeof(real) * OW);");
-  emit_line(e, "        for (int f = 0; f < F; f++)");
-  emit_line(e, "          for (int c = 0; c < C; c++) {");
-  emit_line(e, "            vec acc[K * K];");
+  emit_line(e, "        for (int f0 = 0; f0 < F; f0 += FB)");
+  emit_line(e, "          for (int c = 0; c < CP; c++) {");
+  emit_line(e, "            vec acc[FB][KP * KP];");
+  emit_line(e, "#pragma GCC unroll 16");
+  emit_line(e, "            for (int b = 0; b < FB; b++)");
   emit_line(e, "#pragma GCC unroll 25");
-  emit_line(e, "            for (int t = 0; t < K * K; t++) acc[t] = (vec){0};");
+  emit_line(e, "              for (int t = 0; t < KP * KP; t++) acc[b][t] = (vec){0};");
   emit_line(e, "            for (int p = 0; p < NP; p += VL) {");
-  emit_line(e, "              vec g;");
-  emit_line(e, "              memcpy(&g, &wide[f][p], sizeof g);");
+  emit_line(e, "              vec g[FB];");
+  emit_line(e, "#pragma GCC unroll 16");
+  emit_line(e, "              for (int b = 0; b < FB; b++) memcpy(&g[b], &wide[f0 + b][p], sizeof(vec));");
   emit_line(e, "#pragma GCC unroll 25");
-  emit_line(e, "              for (int t = 0; t < K * K; t++) {");
+  emit_line(e, "              for (int t = 0; t < KP * KP; t++) {");
   emit_line(e, "                vec v;");
-  emit_line(e, "                memcpy(&v, &plane[c][p + t / K * PW + t %% K], sizeof v);");
-  emit_line(e, "                acc[t] += g * v;");
+  emit_line(e, "                memcpy(&v, &plane[c][p + t / KP * PW + t %% KP], sizeof v);");
+  emit_line(e, "#pragma GCC unroll 16");
+  emit_line(e, "                for (int b = 0; b < FB; b++) acc[b][t] += g[b] * v;");
   emit_line(e, "              }");
   emit_line(e, "            }");
-  emit_line(e, "            for (int t = 0; t < K * K; t++) {");
-  emit_line(e, "              real s = 0;");
-  emit_line(e, "              for (int l = 0; l < VL; l++) s += acc[t][l];");
-  emit_line(e, "              sums[(f * C + c) * K * K + t] += s;");
-  emit_line(e, "            }");
+  emit_line(e, "            for (int b = 0; b < FB; b++)");
+  emit_line(e, "              for (int t = 0; t < KP * KP; t++) {");
+  emit_line(e, "                real s = 0;");
+  emit_line(e, "                for (int l = 0; l < VL; l++) s += acc[b][t][l];");
+  emit_line(e, "                sums[((f0 + b) * CP + c) * KP * KP + t] += s;");
+  emit_line(e, "              }");
   emit_line(e, "          }");
   emit_line(e, "      }");
   emit_line(e, "    }");
   emit_line(e, "  }");
   emit_line(e, "  for (int j = 0; j < F * C * K * K; j++) {");
+  if (c.s == 1) {
+    emit_line(e, "    const size_t at = j;");
+  } else {  // tap (ky, kx) of (f, c) is phase tap (ky / S, kx / S) of phase plane (c * S + ky % S) * S + kx % S
+    emit_line(e, "    const int f = j / (C * K * K), c = j / (K * K) %% C, ky = j / K %% K, kx = j %% K;");
+    emit_line(e, "    const size_t at = ((size_t)(f * CP + (c * S + ky %% S) * S + kx %% S) * KP + ky / S) * KP + kx / S;");
+  }
   emit_line(e, "    real s = 0;");
-  emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) s += partial[(size_t)chunk * F * C * K * K + j];");
+  emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) s += partial[(size_t)chunk * F * CP * KP * KP + at];");
   emit_line(e, "    dkernel[j] = s;");
   emit_line(e, "  }");
   emit_line(e, "}");

@@ -152,7 +152,7 @@ static int reader_partner(Context *c, const Node *node) {
   return info->takes_reader(c->graph, node, &c->graph->nodes[reader]) ? reader : -1;
 }
 
-// A stride-1 conv takes the elementwise ops after it (OpInfo .takes_epilogue).
+// A conv takes the elementwise ops after it (OpInfo .takes_epilogue).
 static bool takes_epilogue(const Node *node) {
   const OpInfo *info = op_info(node->op);
   return info->takes_epilogue && info->takes_epilogue(node);
