@@ -61,7 +61,9 @@ Then, once for the run:
     threads each (4 threads on the machine's cores), their warm samples/s
     summed, over one such training alone; RUNS rounds alternating alone and
     together, each run long enough for twice MIN_SECONDS alone, medians (of
-    the rates and of each round's share);
+    the rates and of each round's share); each round also runs both with
+    AEC_SHARE_CORES=1, the opt-in that gives threads up to a busy machine
+    (concurrent_share.share_cores);
   * compile_s.<example>: for every examples/*.ae, the wall time of
     `aec EXAMPLE -o PROGRAM` (aec itself, then the C compiler, -O3
     -march=native, on the generated C with the runtime), median of 3 rounds
@@ -521,7 +523,10 @@ CONCURRENT_THREADS = 2  # each of the two trainings'
 def concurrent_share(args, work):
     """concurrent_share: two simple.ae trainings started together, 2 threads each,
     their summed samples/s over one run alone's; rounds alternate alone and
-    together (RUNS of each), medians. Each run's rate is its own warm rate."""
+    together (RUNS of each), medians. Each run's rate is its own warm rate.
+    Each round measures the default programs and then the same with
+    AEC_SHARE_CORES=1 (the opt-in that gives up threads to a busy machine):
+    concurrent_share and concurrent_share.share_cores."""
     program = os.path.join(work, "concurrent_simple")
     subprocess.run([args.aec, os.path.join(ROOT, "examples", "simple.ae"), "-o", program], capture_output=True,
                    check=True)
@@ -533,28 +538,37 @@ def concurrent_share(args, work):
                 str(passes), "--batch", str(args.batch), "--threads", str(CONCURRENT_THREADS), "--resume", init,
                 "--checkpoint", os.path.join(work, f"concurrent.{k}.safetensors")]
 
-    def run_together(passes, count):
+    def run_together(passes, count, share_cores):
+        env = dict(os.environ)
+        env.pop("AEC_SHARE_CORES", None)
+        if share_cores:
+            env["AEC_SHARE_CORES"] = "1"
         procs = [subprocess.Popen(command(passes, k), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                  cwd=work) for k in range(count)]
+                                  cwd=work, env=env) for k in range(count)]
         outs = [p.communicate()[0] for p in procs]
         if any(p.returncode for p in procs):
             raise RuntimeError("a concurrent simple.ae training failed")
         return [figure(out, "warm_samples_per_s") for out in outs]
 
-    rate = run_together(1, 1)[0]  # unmeasured: fixes the passes, as for the models
+    rate = run_together(1, 1, False)[0]  # unmeasured: fixes the passes, as for the models
     passes = max(1, math.ceil(2 * args.min_seconds / (args.batches * args.batch / rate)))
-    alone, together, shares = [], [], []
+    conditions = (("", False), (".share_cores", True))
+    alone = {name: [] for name, _ in conditions}
+    together = {name: [] for name, _ in conditions}
+    shares = {name: [] for name, _ in conditions}
     for _ in range(args.runs):
-        alone.append(run_together(passes, 1)[0])
-        both = run_together(passes, 2)
-        together.append(sum(both))
-        shares.append(together[-1] / alone[-1])
-    note(f"concurrent: simple.ae, {CONCURRENT_THREADS} threads each, {passes} passes; alone "
-         + ", ".join(f"{x:.0f}" for x in alone) + " samples/s; two together, summed "
-         + ", ".join(f"{x:.0f}" for x in together) + "; shares " + ", ".join(f"{x:.2f}" for x in shares))
-    print(f"concurrent_alone_samples_per_s {statistics.median(alone):.6g}")
-    print(f"concurrent_together_samples_per_s {statistics.median(together):.6g}")
-    print(f"concurrent_share {statistics.median(shares):.6g}")
+        for name, share_cores in conditions:
+            alone[name].append(run_together(passes, 1, share_cores)[0])
+            together[name].append(sum(run_together(passes, 2, share_cores)))
+            shares[name].append(together[name][-1] / alone[name][-1])
+    for name, _ in conditions:
+        note(f"concurrent{name or ' (default)'}: simple.ae, {CONCURRENT_THREADS} threads each, {passes} passes; alone "
+             + ", ".join(f"{x:.0f}" for x in alone[name]) + " samples/s; two together, summed "
+             + ", ".join(f"{x:.0f}" for x in together[name]) + "; shares "
+             + ", ".join(f"{x:.2f}" for x in shares[name]))
+        print(f"concurrent_alone_samples_per_s{name} {statistics.median(alone[name]):.6g}")
+        print(f"concurrent_together_samples_per_s{name} {statistics.median(together[name]):.6g}")
+        print(f"concurrent_share{name} {statistics.median(shares[name]):.6g}")
 
 
 def main():

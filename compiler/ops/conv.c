@@ -617,7 +617,15 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   const int kp = phase_taps(c), cp = c.c * c.s * c.s;
   const size_t real_size = emit_real_bytes(e), vl = 64 / real_size;
   PlaneSize p = plane_size(c.oh, c.ow + kp - 1, kp, vl, vl);
-  emit_stack_use(e, ((size_t)cp * p.plane + (size_t)c.f * p.np) * real_size);  // each thread's plane and wide
+  // G samples side by side, SLOT apart, go through the loop over pixels as
+  // one: on small images (7 x 7: 7 vectors a row of filters) the lane sums
+  // at its end cost as much as the loop. About 512 pixels a pass, in at most
+  // 1 MiB of each thread's stack.
+  const size_t slot = (p.plane + vl - 1) / vl * vl, per_sample = slot * (size_t)(cp + c.f) * real_size;
+  size_t groups = (512 + p.np - 1) / p.np;
+  if (groups > 8) groups = 8;
+  while (groups > 1 && groups * per_sample > ((size_t)1 << 20)) groups--;
+  emit_stack_use(e, groups * per_sample);  // each thread's plane and wide
   emit_line(e, "  enum { CP = %d, KP = %d };  // phase planes and taps", cp, kp);
   // FB filters at once share each tap's load of the plane: FB * KP * KP
   // accumulators, FB gradient vectors and one of the plane in the 32 vector
@@ -629,37 +637,46 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole vectors of any width;");
   emit_line(e, "  // PLANE: NP and room past them for every tap's read, (KP - 1) * PW + KP - 1 + VL");
   emit_line(e, "  enum { NP = %zu, PLANE = %zu };", p.np, p.plane);
+  emit_line(e, "  // G samples a pass over the pixels, each in a SLOT (PLANE rounded up to whole vectors)");
+  emit_line(e, "  enum { G = %zu, SLOT = %zu };", groups, slot);
   emit_line(e, "  typedef real vec __attribute__((vector_size(AERT_NATIVE_BYTES)));");
   emit_line(e, "  static real partial[CHUNKS * F * CP * KP * KP];  // each chunk's sums");
   emit_line(e, "#pragma omp parallel");
   emit_line(e, "  {");
-  emit_line(e, "    real plane[CP][PLANE] __attribute__((aligned(64)));");
-  emit_line(e, "    real wide[F][NP] __attribute__((aligned(64)));");
+  emit_line(e, "    real plane[CP][G * SLOT] __attribute__((aligned(64)));");
+  emit_line(e, "    real wide[F][G * SLOT] __attribute__((aligned(64)));");
   emit_line(e, "    memset(plane, 0, sizeof plane);  // the borders stay zero");
-  emit_line(e, "    memset(wide, 0, sizeof wide);    // the columns past OW stay zero");
+  emit_line(e, "    memset(wide, 0, sizeof wide);    // the columns past OW and the slots' tails stay zero");
   emit_line(e, "#pragma omp for schedule(static)");
   emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) {");
   emit_line(e, "      real *restrict sums = partial + (size_t)chunk * F * CP * KP * KP;");
   emit_line(e, "      memset(sums, 0, sizeof(real) * F * CP * KP * KP);");
-  emit_line(e, "      for (int i = n * chunk / CHUNKS; i < n * (chunk + 1) / CHUNKS; i++) {");
-  emit_line(e, "        for (int c = 0; c < C; c++)");
+  emit_line(e, "      const int last = n * (chunk + 1) / CHUNKS;");
+  emit_line(e, "      for (int i0 = n * chunk / CHUNKS; i0 < last; i0 += G) {");
+  emit_line(e, "        const int samples = last - i0 < G ? last - i0 : G;");
+  emit_line(e, "        for (int s = 0; s < samples; s++) {");
+  emit_line(e, "          const size_t i = (size_t)i0 + s;");
+  emit_line(e, "          for (int c = 0; c < C; c++)");
   if (c.s == 1) {
-    emit_line(e, "          for (int y = 0; y < H; y++)");
-    emit_line(e, "            memcpy(&plane[c][(y + PT) * PW + PL], x + (((size_t)i * C + c) * H + y) * W, sizeof(real) * W);");
+    emit_line(e, "            for (int y = 0; y < H; y++)");
+    emit_line(e, "              memcpy(&plane[c][s * SLOT + (y + PT) * PW + PL], x + ((i * C + c) * H + y) * W, sizeof(real) * W);");
   } else {  // x[c][iy][ix] to phase ((c * S + ry) * S + rx) at (j, jx)
-    emit_line(e, "          for (int iy = 0; iy < H; iy++) {");
-    emit_line(e, "            const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
-    emit_line(e, "            if (j >= PH) break;");
-    emit_line(e, "            for (int ix = 0; ix < W; ix++) {");
-    emit_line(e, "              const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
-    emit_line(e, "              if (jx >= PW) break;");
-    emit_line(e, "              plane[(c * S + ry) * S + rx][j * PW + jx] = x[(((size_t)i * C + c) * H + iy) * W + ix];");
+    emit_line(e, "            for (int iy = 0; iy < H; iy++) {");
+    emit_line(e, "              const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
+    emit_line(e, "              if (j >= PH) break;");
+    emit_line(e, "              for (int ix = 0; ix < W; ix++) {");
+    emit_line(e, "                const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
+    emit_line(e, "                if (jx >= PW) break;");
+    emit_line(e, "                plane[(c * S + ry) * S + rx][s * SLOT + j * PW + jx] = x[((i * C + c) * H + iy) * W + ix];");
+    emit_line(e, "              }");
     emit_line(e, "            }");
-    emit_line(e, "          }");
   }
-  emit_line(e, "        for (int f = 0; f < F; f++)");
-  emit_line(e, "          for (int y = 0; y < OH; y++)");
-  emit_line(e, "            memcpy(&wide[f][y * PW], dy + (((size_t)i * F + f) * OH + y) * OW, sizeof(real) * OW);");
+  emit_line(e, "          for (int f = 0; f < F; f++)");
+  emit_line(e, "            for (int y = 0; y < OH; y++)");
+  emit_line(e, "              memcpy(&wide[f][s * SLOT + y * PW], dy + ((i * F + f) * OH + y) * OW, sizeof(real) * OW);");
+  emit_line(e, "        }");
+  emit_line(e, "        // up to the last sample's pixels: its taps read no further than its slot");
+  emit_line(e, "        const int end = (samples - 1) * SLOT + NP;");
   emit_line(e, "        for (int f0 = 0; f0 < F; f0 += FB)");
   emit_line(e, "          for (int c = 0; c < CP; c++) {");
   emit_line(e, "            vec acc[FB][KP * KP];");
@@ -667,7 +684,7 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "            for (int b = 0; b < FB; b++)");
   emit_line(e, "#pragma GCC unroll 25");
   emit_line(e, "              for (int t = 0; t < KP * KP; t++) acc[b][t] = (vec){0};");
-  emit_line(e, "            for (int p = 0; p < NP; p += VL) {");
+  emit_line(e, "            for (int p = 0; p < end; p += VL) {");
   emit_line(e, "              vec g[FB];");
   emit_line(e, "#pragma GCC unroll 16");
   emit_line(e, "              for (int b = 0; b < FB; b++) memcpy(&g[b], &wide[f0 + b][p], sizeof(vec));");
