@@ -271,6 +271,8 @@ static PlaneSize plane_size(int oh, int pw, int k, size_t vl, size_t round) {
 // phase's taps flipped, and the C * S * S output phases are scattered into
 // the output as they leave. For K = 3, S = 2 a phase computes 16 products
 // where 9 are taken (the zero taps); at stride 1 nothing changes.
+// Phases are numbered ry * S + rx and their planes (outputs, transposed)
+// go phase by phase: plane (ry * S + rx) * C + c.
 typedef struct Phases {
   ConvGeom g;   // the conv's own geometry (K, S, PT, PL, both sides' sizes)
   bool transposed;
@@ -279,6 +281,25 @@ typedef struct Phases {
 
 static int phase_taps(ConvGeom g) { return ceil_div(g.k, g.s); }
 
+// The phases' taps that are not zero, a mask a phase (bit t for tap t of the
+// KP x KP): S * q + r < K on both axes, q counted from the top (forward) or
+// from the bottom (transposed: the taps flipped). The kernels skip the
+// others: for K = 3, S = 2, 9 products of 16. Up to 8 x 8 phase taps; past
+// that every tap is computed.
+static void emit_tap_masks(Emitter *e, ConvGeom g, bool transposed) {
+  int kp = phase_taps(g);
+  emit_format(e, "  static const uint64_t TAPS[S * S] = {");
+  for (int phase = 0; phase < g.s * g.s; phase++) {
+    uint64_t mask = 0;
+    for (int t = 0; t < kp * kp; t++) {
+      int qy = transposed ? kp - 1 - t / kp : t / kp, qx = transposed ? kp - 1 - t % kp : t % kp;
+      if (kp * kp > 64 || (g.s * qy + phase / g.s < g.k && g.s * qx + phase % g.s < g.k)) mask |= (uint64_t)1 << (t % 64);
+    }
+    emit_format(e, "%s%#llx", phase ? ", " : "", (unsigned long long)(kp * kp > 64 ? ~(uint64_t)0 : mask));
+  }
+  emit_format(e, "};  // the taps each phase computes\n");
+}
+
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
                         bool transposed, const char *bias, const char *in, const char *w, const char *out,
                         const Epilogue *epilogue, const Phases *ph) {
@@ -286,7 +307,9 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   // of AVX-512's 32 registers; where the vectors are narrower (AVX2, SSE2:
   // AERT_NATIVE_BYTES, aert_kernels.h) and there are 16 registers, 12 of
   // them. Each output value sums the same terms in the same order either way.
-  int ob = largest_divisor_at_most(co, 8), ob_narrow = largest_divisor_at_most(co, 4);
+  // (Over output phases, a block stays within one phase: OB divides C.)
+  int block_of = ph && ph->transposed ? ph->g.c : co;
+  int ob = largest_divisor_at_most(block_of, 8), ob_narrow = largest_divisor_at_most(block_of, 4);
   int pb = 24 / ob > 4 ? 4 : 24 / ob, pb_narrow = 12 / ob_narrow > 4 ? 4 : 12 / ob_narrow;
   const size_t real_size = emit_real_bytes(e), vl = 64 / real_size;
   // NP rounds up to whole blocks of any width (a block of 32-byte vectors is two of 16-byte ones).
@@ -316,14 +339,15 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
     emit_line(e, "  for (int o = 0; o < CO; o++)");
     emit_line(e, "    for (int c = 0; c < CI; c++)");
     emit_line(e, "      for (int t = 0; t < K * K; t++) {");
-    if (ph->transposed) {  // o = (c * S + ry) * S + rx an output phase, c an input channel (the conv's f)
-      emit_line(e, "        const int ky = o / S %% S + S * (K - 1 - t / K), kx = o %% S + S * (K - 1 - t %% K);");
-      emit_line(e, "        wp[(o * CI + c) * K * K + t] = ky < KF && kx < KF ? %s[((c * C + o / (S * S)) * KF + ky) * KF + kx] : 0;", w);
-    } else {  // c = (c * S + ry) * S + rx an input phase
-      emit_line(e, "        const int ky = S * (t / K) + c / S %% S, kx = S * (t %% K) + c %% S;");
-      emit_line(e, "        wp[(o * CI + c) * K * K + t] = ky < KF && kx < KF ? %s[((o * C + c / (S * S)) * KF + ky) * KF + kx] : 0;", w);
+    if (ph->transposed) {  // o = (ry * S + rx) * C + c an output phase, c an input channel (the conv's f)
+      emit_line(e, "        const int ky = o / C / S + S * (K - 1 - t / K), kx = o / C %% S + S * (K - 1 - t %% K);");
+      emit_line(e, "        wp[(o * CI + c) * K * K + t] = ky < KF && kx < KF ? %s[((c * C + o %% C) * KF + ky) * KF + kx] : 0;", w);
+    } else {  // c = (ry * S + rx) * C + c an input phase
+      emit_line(e, "        const int ky = S * (t / K) + c / C / S, kx = S * (t %% K) + c / C %% S;");
+      emit_line(e, "        wp[(o * CI + c) * K * K + t] = ky < KF && kx < KF ? %s[((o * C + c %% C) * KF + ky) * KF + kx] : 0;", w);
     }
     emit_line(e, "      }");
+    emit_tap_masks(e, g, ph->transposed);
   } else {
     emit_line(e, "  for (int o = 0; o < CO; o++)");
     emit_line(e, "    for (int c = 0; c < CI; c++)");
@@ -340,7 +364,7 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "    memset(plane, 0, sizeof plane);  // the borders stay zero");
   emit_line(e, "#pragma omp for schedule(static)");
   emit_line(e, "    for (int i = 0; i < n; i++) {");
-  if (ph && !ph->transposed) {  // x's phases: x[c][iy][ix] goes to phase ((c * S + ry) * S + rx) at (j, jx)
+  if (ph && !ph->transposed) {  // x's phases: x[c][iy][ix] goes to plane (ry * S + rx) * C + c at (j, jx)
     emit_line(e, "      const real *restrict xi = %s + (size_t)i * C * H * W;", in);
     emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
     emit_line(e, "      for (int c = 0; c < C; c++)");
@@ -350,7 +374,7 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
     emit_line(e, "          for (int ix = 0; ix < W; ix++) {");
     emit_line(e, "            const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
     emit_line(e, "            if (jx >= PW) break;");
-    emit_line(e, "            plane[(c * S + ry) * S + rx][j * PW + jx] = xi[(c * H + iy) * W + ix];");
+    emit_line(e, "            plane[(ry * S + rx) * C + c][j * PW + jx] = xi[(c * H + iy) * W + ix];");
     emit_line(e, "          }");
     emit_line(e, "        }");
   } else if (ph) {  // the whole input, its rows past the last phase row left out
@@ -374,15 +398,18 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "          for (int b = 0; b < OB; b++)");
   emit_line(e, "#pragma GCC unroll 8");
   if (bias && ph && ph->transposed)  // the output phase's channel
-    emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s[(o0 + b) / (S * S)];", bias);
+    emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s[(o0 + b) %% C];", bias);
   else if (bias)
     emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0} + %s[o0 + b];", bias);
   else
     emit_line(e, "            for (int j = 0; j < PB; j++) acc[b][j] = (vec){0};");
+  if (ph && ph->transposed) emit_line(e, "          const uint64_t taps = TAPS[o0 / C];  // the block's phase");
   emit_line(e, "          for (int c = 0; c < CI; c++) {");
   emit_line(e, "            const real *restrict wc = wp + (o0 * CI + c) * K * K;");
+  if (ph && !ph->transposed) emit_line(e, "            const uint64_t taps = TAPS[c / C];  // the plane's phase");
   emit_line(e, "#pragma GCC unroll 9");
   emit_line(e, "            for (int t = 0; t < K * K; t++) {");
+  if (ph) emit_line(e, "              if (!(taps >> t %% 64 & 1)) continue;");
   emit_line(e, "              const real *src = &plane[c][p0 + t / K * PW + t %% K];");
   emit_line(e, "              vec xv[PB];");
   emit_line(e, "#pragma GCC unroll 8");
@@ -402,7 +429,7 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   emit_line(e, "        }");
   if (ph && ph->transposed) {  // each output phase to its rows and columns
     emit_line(e, "        for (int b = 0; b < OB; b++) {");
-    emit_line(e, "          const int c = (o0 + b) / (S * S), ry = (o0 + b) / S %% S, rx = (o0 + b) %% S;");
+    emit_line(e, "          const int c = (o0 + b) %% C, ry = (o0 + b) / C / S, rx = (o0 + b) / C %% S;");
     emit_line(e, "          for (int j = 0; j < OH; j++) {");
     emit_line(e, "            const int iy = S * (j + J0Y) + ry - PT;");
     emit_line(e, "            if (iy < 0 || iy >= H) continue;");
@@ -640,7 +667,8 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "  // G samples a pass over the pixels, each in a SLOT (PLANE rounded up to whole vectors)");
   emit_line(e, "  enum { G = %zu, SLOT = %zu };", groups, slot);
   emit_line(e, "  typedef real vec __attribute__((vector_size(AERT_NATIVE_BYTES)));");
-  emit_line(e, "  static real partial[CHUNKS * F * CP * KP * KP];  // each chunk's sums");
+  emit_line(e, "  static real partial[CHUNKS * F * CP * KP * KP];  // each chunk's sums (those of zero taps stay 0)");
+  if (c.s > 1) emit_tap_masks(e, c, false);
   emit_line(e, "#pragma omp parallel");
   emit_line(e, "  {");
   emit_line(e, "    real plane[CP][G * SLOT] __attribute__((aligned(64)));");
@@ -660,14 +688,14 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   if (c.s == 1) {
     emit_line(e, "            for (int y = 0; y < H; y++)");
     emit_line(e, "              memcpy(&plane[c][s * SLOT + (y + PT) * PW + PL], x + ((i * C + c) * H + y) * W, sizeof(real) * W);");
-  } else {  // x[c][iy][ix] to phase ((c * S + ry) * S + rx) at (j, jx)
+  } else {  // x[c][iy][ix] to plane (ry * S + rx) * C + c at (j, jx)
     emit_line(e, "            for (int iy = 0; iy < H; iy++) {");
     emit_line(e, "              const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
     emit_line(e, "              if (j >= PH) break;");
     emit_line(e, "              for (int ix = 0; ix < W; ix++) {");
     emit_line(e, "                const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
     emit_line(e, "                if (jx >= PW) break;");
-    emit_line(e, "                plane[(c * S + ry) * S + rx][s * SLOT + j * PW + jx] = x[((i * C + c) * H + iy) * W + ix];");
+    emit_line(e, "                plane[(ry * S + rx) * C + c][s * SLOT + j * PW + jx] = x[((i * C + c) * H + iy) * W + ix];");
     emit_line(e, "              }");
     emit_line(e, "            }");
   }
@@ -679,6 +707,7 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "        const int end = (samples - 1) * SLOT + NP;");
   emit_line(e, "        for (int f0 = 0; f0 < F; f0 += FB)");
   emit_line(e, "          for (int c = 0; c < CP; c++) {");
+  if (c.s > 1) emit_line(e, "            const uint64_t taps = TAPS[c / C];  // the plane's phase");
   emit_line(e, "            vec acc[FB][KP * KP];");
   emit_line(e, "#pragma GCC unroll 16");
   emit_line(e, "            for (int b = 0; b < FB; b++)");
@@ -690,6 +719,7 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "              for (int b = 0; b < FB; b++) memcpy(&g[b], &wide[f0 + b][p], sizeof(vec));");
   emit_line(e, "#pragma GCC unroll 25");
   emit_line(e, "              for (int t = 0; t < KP * KP; t++) {");
+  if (c.s > 1) emit_line(e, "                if (!(taps >> t %% 64 & 1)) continue;");
   emit_line(e, "                vec v;");
   emit_line(e, "                memcpy(&v, &plane[c][p + t / KP * PW + t %% KP], sizeof v);");
   emit_line(e, "#pragma GCC unroll 16");
@@ -698,6 +728,7 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "            }");
   emit_line(e, "            for (int b = 0; b < FB; b++)");
   emit_line(e, "              for (int t = 0; t < KP * KP; t++) {");
+  if (c.s > 1) emit_line(e, "                if (!(taps >> t %% 64 & 1)) continue;");
   emit_line(e, "                real s = 0;");
   emit_line(e, "                for (int l = 0; l < VL; l++) s += acc[b][t][l];");
   emit_line(e, "                sums[((f0 + b) * CP + c) * KP * KP + t] += s;");
@@ -709,9 +740,9 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "  for (int j = 0; j < F * C * K * K; j++) {");
   if (c.s == 1) {
     emit_line(e, "    const size_t at = j;");
-  } else {  // tap (ky, kx) of (f, c) is phase tap (ky / S, kx / S) of phase plane (c * S + ky % S) * S + kx % S
+  } else {  // tap (ky, kx) of (f, c) is phase tap (ky / S, kx / S) of phase plane (ky % S * S + kx % S) * C + c
     emit_line(e, "    const int f = j / (C * K * K), c = j / (K * K) %% C, ky = j / K %% K, kx = j %% K;");
-    emit_line(e, "    const size_t at = ((size_t)(f * CP + (c * S + ky %% S) * S + kx %% S) * KP + ky / S) * KP + kx / S;");
+    emit_line(e, "    const size_t at = ((size_t)(f * CP + (ky %% S * S + kx %% S) * C + c) * KP + ky / S) * KP + kx / S;");
   }
   emit_line(e, "    real s = 0;");
   emit_line(e, "    for (int chunk = 0; chunk < CHUNKS; chunk++) s += partial[(size_t)chunk * F * CP * KP * KP + at];");
