@@ -314,10 +314,8 @@ static void emit_upsample(Emitter *e, const Node *node) {
   emit_line(e, "    for (int yy = 0; yy < H; yy++) {");
   emit_line(e, "      real *restrict row = y + ((size_t)ic * H + yy) * K * W * K;");
   emit_line(e, "      const real *restrict src = x + ((size_t)ic * H + yy) * W;");
-  emit_line(e, "      for (int xx = 0; xx < W; xx++)");
-  emit_line(e, "#pragma GCC unroll 64");
-  emit_line(e, "        for (int b = 0; b < K; b++) row[xx * K + b] = src[xx];");
-  emit_line(e, "      for (int a = 1; a < K; a++) memcpy(row + a * W * K, row, sizeof(real) * W * K);");
+  emit_line(e, "      for (int a = 0; a < K; a++)");
+  emit_line(e, "        for (int j = 0; j < W * K; j++) row[a * W * K + j] = src[j / K];");
   emit_line(e, "    }");
   emit_line(e, "}");
 }
