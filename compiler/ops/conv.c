@@ -291,11 +291,12 @@ static void emit_tap_masks(Emitter *e, ConvGeom g, bool transposed) {
   emit_format(e, "  static const uint64_t TAPS[S * S] = {");
   for (int phase = 0; phase < g.s * g.s; phase++) {
     uint64_t mask = 0;
-    for (int t = 0; t < kp * kp; t++) {
+    for (int t = 0; t < kp * kp && t < 64; t++) {
       int qy = transposed ? kp - 1 - t / kp : t / kp, qx = transposed ? kp - 1 - t % kp : t % kp;
-      if (kp * kp > 64 || (g.s * qy + phase / g.s < g.k && g.s * qx + phase % g.s < g.k)) mask |= (uint64_t)1 << (t % 64);
+      if (g.s * qy + phase / g.s < g.k && g.s * qx + phase % g.s < g.k) mask |= (uint64_t)1 << t;
     }
-    emit_format(e, "%s%#llx", phase ? ", " : "", (unsigned long long)(kp * kp > 64 ? ~(uint64_t)0 : mask));
+    if (kp * kp > 64) mask = ~(uint64_t)0;
+    emit_format(e, "%s%#llx", phase ? ", " : "", (unsigned long long)mask);
   }
   emit_format(e, "};  // the taps each phase computes\n");
 }
@@ -658,7 +659,8 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   // accumulators, FB gradient vectors and one of the plane in the 32 vector
   // registers of AVX-512 or the 16 of AVX2 and SSE2 (AERT_NATIVE_BYTES).
   const int taps = kp * kp;
-  int fb_wide = largest_divisor_at_most(c.f, 29 / (taps + 1)), fb_narrow = largest_divisor_at_most(c.f, 13 / (taps + 1));
+  int fb_wide = largest_divisor_at_most(c.f, 29 / (taps + 1));
+  int fb_narrow = largest_divisor_at_most(c.f, 13 / (taps + 1));
   emit_line(e, "  enum { PH = OH + KP - 1, PW = OW + KP - 1, VL = AERT_NATIVE_BYTES / (int)sizeof(real), CHUNKS = 16 };");
   emit_line(e, "  enum { FB = AERT_NATIVE_BYTES == 64 ? %d : %d };  // filters a block", fb_wide, fb_narrow);
   emit_line(e, "  // NP: the OH * PW output pixels on rows of width PW, rounded up to whole vectors of any width;");
