@@ -301,6 +301,22 @@ static void emit_tap_masks(Emitter *e, ConvGeom g, bool transposed) {
   emit_format(e, "};  // the taps each phase computes\n");
 }
 
+// Copies one sample of x [C][H][W] (`sample` points at it) into its phase
+// planes: x[c][iy][ix] to plane (ry * S + rx) * C + c at row j, column jx,
+// (iy + PT = S * j + ry), the plane's first element at `at` ("" or "s * SLOT + ").
+static void emit_phase_gather(Emitter *e, const char *indent, const char *at, const char *sample) {
+  emit_line(e, "%sfor (int c = 0; c < C; c++)", indent);
+  emit_line(e, "%s  for (int iy = 0; iy < H; iy++) {", indent);
+  emit_line(e, "%s    const int j = (iy + PT) / S, ry = (iy + PT) %% S;", indent);
+  emit_line(e, "%s    if (j >= PH) break;", indent);
+  emit_line(e, "%s    for (int ix = 0; ix < W; ix++) {", indent);
+  emit_line(e, "%s      const int jx = (ix + PL) / S, rx = (ix + PL) %% S;", indent);
+  emit_line(e, "%s      if (jx >= PW) break;", indent);
+  emit_line(e, "%s      plane[(ry * S + rx) * C + c][%sj * PW + jx] = %s[(c * H + iy) * W + ix];", indent, at, sample);
+  emit_line(e, "%s    }", indent);
+  emit_line(e, "%s  }", indent);
+}
+
 static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int ow, int k, int top, int left,
                         bool transposed, const char *bias, const char *in, const char *w, const char *out,
                         const Epilogue *epilogue, const Phases *ph) {
@@ -368,29 +384,19 @@ static void emit_direct(Emitter *e, int ci, int ih, int iw, int co, int oh, int 
   if (ph && !ph->transposed) {  // x's phases: x[c][iy][ix] goes to plane (ry * S + rx) * C + c at (j, jx)
     emit_line(e, "      const real *restrict xi = %s + (size_t)i * C * H * W;", in);
     emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
-    emit_line(e, "      for (int c = 0; c < C; c++)");
-    emit_line(e, "        for (int iy = 0; iy < H; iy++) {");
-    emit_line(e, "          const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
-    emit_line(e, "          if (j >= PH) break;");
-    emit_line(e, "          for (int ix = 0; ix < W; ix++) {");
-    emit_line(e, "            const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
-    emit_line(e, "            if (jx >= PW) break;");
-    emit_line(e, "            plane[(ry * S + rx) * C + c][j * PW + jx] = xi[(c * H + iy) * W + ix];");
-    emit_line(e, "          }");
-    emit_line(e, "        }");
-  } else if (ph) {  // the whole input, its rows past the last phase row left out
+    emit_phase_gather(e, "      ", "", "xi");
+  } else {  // over output phases (ph), the input's rows and columns past the last phase's left out
     emit_line(e, "      const real *restrict xi = %s + (size_t)i * CI * IH * IW;", in);
-    emit_line(e, "      real *restrict yi = %s + (size_t)i * C * H * W;", out);
+    emit_line(e, "      real *restrict yi = %s + (size_t)i * %s;", out, ph ? "C * H * W" : "CO * OH * OW");
     emit_line(e, "      for (int c = 0; c < CI; c++)");
-    emit_line(e, "        for (int y = 0; y < IH && y + TOP < PH; y++)");
-    emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW,");
-    emit_line(e, "                 sizeof(real) * (IW < PW - LEFT ? IW : PW - LEFT));");
-  } else {
-    emit_line(e, "      const real *restrict xi = %s + (size_t)i * CI * IH * IW;", in);
-    emit_line(e, "      real *restrict yi = %s + (size_t)i * CO * OH * OW;", out);
-    emit_line(e, "      for (int c = 0; c < CI; c++)");
-    emit_line(e, "        for (int y = 0; y < IH; y++)");
-    emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW, sizeof(real) * IW);");
+    if (ph) {
+      emit_line(e, "        for (int y = 0; y < IH && y + TOP < PH; y++)");
+      emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW,");
+      emit_line(e, "                 sizeof(real) * (IW < PW - LEFT ? IW : PW - LEFT));");
+    } else {
+      emit_line(e, "        for (int y = 0; y < IH; y++)");
+      emit_line(e, "          memcpy(&plane[c][(y + TOP) * PW + LEFT], xi + (c * IH + y) * IW, sizeof(real) * IW);");
+    }
   }
   emit_line(e, "      for (int o0 = 0; o0 < CO; o0 += OB) {");
   emit_line(e, "        for (int p0 = 0; p0 < NP; p0 += VL * PB) {");
@@ -686,20 +692,13 @@ static void emit_conv_grad_kernel(Emitter *e, const Node *node) {
   emit_line(e, "        const int samples = last - i0 < G ? last - i0 : G;");
   emit_line(e, "        for (int s = 0; s < samples; s++) {");
   emit_line(e, "          const size_t i = (size_t)i0 + s;");
-  emit_line(e, "          for (int c = 0; c < C; c++)");
+  emit_line(e, "          const real *restrict xi = x + i * C * H * W;");
   if (c.s == 1) {
+    emit_line(e, "          for (int c = 0; c < C; c++)");
     emit_line(e, "            for (int y = 0; y < H; y++)");
-    emit_line(e, "              memcpy(&plane[c][s * SLOT + (y + PT) * PW + PL], x + ((i * C + c) * H + y) * W, sizeof(real) * W);");
-  } else {  // x[c][iy][ix] to plane (ry * S + rx) * C + c at (j, jx)
-    emit_line(e, "            for (int iy = 0; iy < H; iy++) {");
-    emit_line(e, "              const int j = (iy + PT) / S, ry = (iy + PT) %% S;");
-    emit_line(e, "              if (j >= PH) break;");
-    emit_line(e, "              for (int ix = 0; ix < W; ix++) {");
-    emit_line(e, "                const int jx = (ix + PL) / S, rx = (ix + PL) %% S;");
-    emit_line(e, "                if (jx >= PW) break;");
-    emit_line(e, "                plane[(ry * S + rx) * C + c][s * SLOT + j * PW + jx] = x[((i * C + c) * H + iy) * W + ix];");
-    emit_line(e, "              }");
-    emit_line(e, "            }");
+    emit_line(e, "              memcpy(&plane[c][s * SLOT + (y + PT) * PW + PL], xi + (c * H + y) * W, sizeof(real) * W);");
+  } else {
+    emit_phase_gather(e, "          ", "s * SLOT + ", "xi");
   }
   emit_line(e, "          for (int f = 0; f < F; f++)");
   emit_line(e, "            for (int y = 0; y < OH; y++)");
