@@ -3,6 +3,12 @@
 # every bad file of tests/bad/ (the error paths); fails on any leak or memory
 # error. Usage: scripts/valgrind-aec.sh [path/to/aec]
 AEC=${1:-build/aec}
+# A path that is not a program would make every valgrind run fail in the same
+# way, with no leak to report: say so instead of passing.
+if [ ! -f "$AEC" ] || [ ! -x "$AEC" ]; then
+  echo "valgrind-aec: $AEC is not an executable file (give the path of aec, such as build/aec)" >&2
+  exit 1
+fi
 tmp=$(mktemp -d)
 status=0
 for f in examples/*.ae tests/bad/*.ae; do
@@ -10,7 +16,8 @@ for f in examples/*.ae tests/bad/*.ae; do
     valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
       "$AEC" "$f" $opts >/dev/null 2>"$tmp/err"
     rc=$?
-    if [ $rc -eq 9 ] || grep -q "==[0-9]*==" "$tmp/err"; then
+    # 9: valgrind found errors; 126, 127: valgrind could not start the program.
+    if [ $rc -eq 9 ] || [ $rc -ge 126 ] || grep -q "==[0-9]*==" "$tmp/err"; then
       echo "valgrind-aec: $f $opts:"; cat "$tmp/err"; status=1
     fi
   done
