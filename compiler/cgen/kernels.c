@@ -28,7 +28,10 @@ static void emit_elementwise(Emitter *e, const Node *node) {
     if (!strstr(info->expr, marker)) emit_line(e, "  (void)%s;  // gives the shape only", args[i]);
   }
   if (node_uses_batch(e->graph, node) && !node->shape.batched) emit_line(e, "  (void)n;");
-  emit_line(e, "#pragma omp parallel for simd schedule(static) if (count >= 65536)");
+  // simd: each thread's share starts at a whole vector, so how the elements
+  // split between threads does not move any of them between the vector and
+  // the scalar forms of a function (libmvec's expf and the scalar one differ).
+  emit_line(e, "#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)");
   emit_format(e, "  for (size_t i = 0; i < count; i++) out[i] = ");
   expand_template(e, node, info->expr, "i", "(real)count", node->shape.batched ? "(real)n" : "1");
   emit_format(e, ";\n}\n");
@@ -118,7 +121,7 @@ static void emit_elementwise_group(Emitter *e, const char *name, const Group *gr
   void_unused_batch(e, group, group->output);
   // The body goes to a buffer first so unused inputs can be voided above it.
   Capture *capture = emit_capture_begin(e);
-  emit_line(e, "#pragma omp parallel for simd schedule(static) if (count >= 65536)");
+  emit_line(e, "#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)");
   emit_line(e, "  for (size_t i = 0; i < count; i++) {");
   emit_member_chain(e, group, 0, group->n_members, inputs, n_inputs, "i", "    ");
   emit_line(e, "    out[i] = v%d;", group->n_members - 1);

@@ -169,11 +169,17 @@ static void emit_block_loop_end(Emitter *e, bool pack) {
 static const char *letter(int i) { return group_param_name(i); }
 
 // The epilogue: members 1.. of the group applied to v0 at element `at`, the
-// block's loops `indent` deeper than a kernel's body.
+// block's loops `indent` deeper than a kernel's body. Each row is one simd
+// loop over its columns, so an element's column alone decides whether it
+// goes through a vector or a scalar function (libmvec's expf differs from
+// the scalar one in the last bit): left to itself, GCC made versions of the
+// nest by the tile's row count, and a thread's last, shorter tile, which
+// depends on how the batch's rows split between threads, took another.
 static void emit_epilogue_at(Emitter *e, const Group *group, const int *inputs, int n_inputs, const char *first_value,
                              const char *indent) {
   const Graph *g = e->graph;
   emit_line(e, "%s    for (int r = 0; r < rows; r++)", indent);
+  emit_line(e, "#pragma omp simd");
   emit_line(e, "%s      for (int j = 0; j < cols; j++) {", indent);
   emit_line(e, "%s        const size_t at = (size_t)(i0 + r) * N + j0 + j;", indent);
   emit_line(e, "%s        const real v0 = %s;", indent, first_value);

@@ -231,6 +231,7 @@ AEC_SHARED void compute_encoder_dense_1_relu(int n, const real *restrict a, cons
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -263,6 +264,7 @@ AEC_SHARED void compute_encoder_dense_2_relu(int n, const real *restrict a, cons
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -295,6 +297,7 @@ AEC_SHARED void compute_decoder_dense_1_relu(int n, const real *restrict a, cons
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -451,6 +454,7 @@ AEC_SHARED void compute_grad_decoder_dense_1(int n, const real *restrict a, cons
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at];
@@ -540,6 +544,7 @@ static void compute_grad_encoder_dense_2(int n, const real *restrict a, const re
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at];
@@ -626,6 +631,7 @@ static void compute_grad_encoder_dense_1(int n, const real *restrict a, const re
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at];
@@ -717,6 +723,7 @@ static void compute_decoder_dense_2(int n, const real *restrict a, const real *r
     }
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -767,6 +774,7 @@ static void compute_decoder_dense_2_sigmoid(int n, const real *restrict a, const
     }
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];

@@ -289,6 +289,7 @@ AEC_SHARED void compute_encoder_dense_1_tanh(int n, const real *restrict a, cons
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -321,6 +322,7 @@ AEC_SHARED void compute_decoder_dense_1_sigmoid(int n, const real *restrict a, c
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -404,7 +406,7 @@ AEC_SHARED void compute_recon_l2_2(const real *restrict a, real *restrict out) {
 // reads a = recon_l2, b = recon_l2_2, c = constant
 AEC_SHARED void compute_recon_mul(const real *restrict a, const real *restrict b, const real *restrict c, real *restrict out) {
   const size_t count = RECON_MUL_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = a[0] + b[0];  // add
     const real v1 = c[0] * v0;  // mul
@@ -420,7 +422,7 @@ AEC_SHARED void compute_recon_mul(const real *restrict a, const real *restrict b
 // reads a = recon_mse, b = recon_mul
 AEC_SHARED void compute_recon(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = a[0] + b[0];  // add
     out[i] = v0;
@@ -435,7 +437,7 @@ AEC_SHARED void compute_recon(const real *restrict a, const real *restrict b, re
 // reads a = constant_2, b = constant
 AEC_SHARED void compute_recon_grad_recon_l2_2(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_RECON_L2_2_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = a[0] * b[0];  // mul
     out[i] = v0;
@@ -450,7 +452,7 @@ AEC_SHARED void compute_recon_grad_recon_l2_2(const real *restrict a, const real
 // reads a = decoder_dense_1_kernel, b = recon_grad_recon_l2_2
 AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_DECODER_DENSE_1_KERNEL_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = 2 * a[i] * b[0] * (1 / 1);  // sum_squares_grad
     out[i] = v0;
@@ -465,7 +467,7 @@ AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel(const real *restrict a
 // reads a = encoder_dense_1_kernel, b = recon_grad_recon_l2_2
 AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_ENCODER_DENSE_1_KERNEL_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = 2 * a[i] * b[0] * (1 / 1);  // sum_squares_grad
     out[i] = v0;
@@ -480,7 +482,7 @@ AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel(const real *restrict a
 // reads a = decoder_dense_1_sigmoid, b = recon_grad_decoder_dense_1_sigmoid
 AEC_SHARED void compute_recon_grad_decoder_dense_1(int n, const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = (size_t)n * RECON_GRAD_DECODER_DENSE_1_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = b[i] * a[i] * (1 - a[i]);  // sigmoid_grad
     out[i] = v0;
@@ -550,7 +552,7 @@ AEC_SHARED void compute_dense_grad_kernel(int n, const real *restrict a, const r
 // reads a = recon_grad_decoder_dense_1_kernel, b = dense_grad_kernel
 AEC_SHARED void compute_recon_grad_decoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_DECODER_DENSE_1_KERNEL_2_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = a[i] + b[i];  // add
     out[i] = v0;
@@ -578,6 +580,7 @@ AEC_SHARED void compute_recon_grad_encoder_dense_1(int n, const real *restrict a
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at];
@@ -651,7 +654,7 @@ AEC_SHARED void compute_dense_grad_kernel_2(int n, const real *restrict a, const
 // reads a = recon_grad_encoder_dense_1_kernel, b = dense_grad_kernel_2
 AEC_SHARED void compute_recon_grad_encoder_dense_1_kernel_2(const real *restrict a, const real *restrict b, real *restrict out) {
   const size_t count = RECON_GRAD_ENCODER_DENSE_1_KERNEL_2_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = a[i] + b[i];  // add
     out[i] = v0;
@@ -680,6 +683,7 @@ AEC_SHARED void compute_critic_dense_1_leaky_relu(int n, const real *restrict a,
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -839,6 +843,7 @@ static void compute_gen_grad_critic_dense_1(int n, const real *restrict a, const
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at];
@@ -925,6 +930,7 @@ static void compute_gen_grad_encoder_dense_1(int n, const real *restrict a, cons
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at];
@@ -1014,7 +1020,7 @@ static void compute_recon_mse(int n, const real *restrict a, const real *restric
 // reads a = recon_l2, b = recon_l2_2, c = constant, d = recon_mse
 static void compute_recon_v2(const real *restrict a, const real *restrict b, const real *restrict c, const real *restrict d, real *restrict out) {
   const size_t count = RECON_SIZE;
-#pragma omp parallel for simd schedule(static) if (count >= 65536)
+#pragma omp parallel for simd schedule(simd : static) if (count >= 65536)
   for (size_t i = 0; i < count; i++) {
     const real v0 = a[0] + b[0];  // add
     const real v1 = c[0] * v0;  // mul
@@ -1044,6 +1050,7 @@ static void compute_critic_dense_2(int n, const real *restrict a, const real *re
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
@@ -1089,6 +1096,7 @@ static void compute_critic_dense_2_sigmoid(int n, const real *restrict a, const 
     const int rows = last - i0 < GEMM_ROWS ? last - i0 : GEMM_ROWS;
     gemm_tile(rows, cols, GEMM_COLS, K, a + (size_t)i0 * K, K, 1, panel, GEMM_COLS, out + (size_t)i0 * N + j0, N);
     for (int r = 0; r < rows; r++)
+#pragma omp simd
       for (int j = 0; j < cols; j++) {
         const size_t at = (size_t)(i0 + r) * N + j0 + j;
         const real v0 = out[at] + c[j0 + j];
