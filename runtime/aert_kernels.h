@@ -308,8 +308,9 @@ static inline __attribute__((always_inline)) void gemm_rows(int rows, int cols, 
 // adversarial example: 16.7 s of GCC's time at -O3, 5.5 s out of line); the
 // strides and sizes of a call are arguments instead of constants, which
 // costs the k loop nothing it does per k (pointers step by a register
-// instead of a constant). noclone keeps GCC from specializing the copies
-// back per call. The sums, and with them the results, are the same bits.
+// instead of a constant); GCC may still clone one for constants its calls
+// share (gemm_rows_1.constprop), which noclone forbids only the strides'
+// functions below. The sums, and with them the results, are the same bits.
 #define AERT_GEMM_ROWS_FUNCTIONS(R)                                                                                  \
   static __attribute__((noinline, unused)) void gemm_rows_##R(                                              \
       int cols, int readable, int depth, const aert_real *restrict a, size_t a_row, const aert_real *restrict b,    \
