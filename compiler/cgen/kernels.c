@@ -260,17 +260,13 @@ void emit_kernels(Emitter *e, const ProgramPlan *pp, bool split) {
     emit_line(e, "#endif");
     emit_line(e, "#if !defined(AEC_PART) || AEC_PART == 1");
   }
-  for (int k = 0; k < pp->n_kernels; k++) {
+  for (int k = 0; k <= pp->n_kernels; k++) {  // the second half opens before kernel `first`, or after the last
     if (split && k == first) {
-      emit_blank(e);
+      if (k < pp->n_kernels) emit_blank(e);
       emit_line(e, "#endif  // AEC_PART == 1");
       emit_line(e, "#if !defined(AEC_PART) || AEC_PART == 2");
     }
-    emit_kernel_with_note(e, pp->kernels[k].name, pp->kernels[k].group, texts[k]);
-  }
-  if (split && first == pp->n_kernels) {
-    emit_line(e, "#endif  // AEC_PART == 1");
-    emit_line(e, "#if !defined(AEC_PART) || AEC_PART == 2");
+    if (k < pp->n_kernels) emit_kernel_with_note(e, pp->kernels[k].name, pp->kernels[k].group, texts[k]);
   }
   for (int k = 0; k < pp->n_kernels; k++) free(texts[k]), free(prototypes[k]);
   free(texts), free(prototypes);
